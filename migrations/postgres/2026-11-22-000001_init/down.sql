@@ -1,0 +1,16 @@
+DROP TABLE audit_events;
+DROP TABLE forms;
+DROP TABLE tags;
+DROP TABLE api_keys;
+DROP TABLE signing_keys;
+DROP TABLE revocation_events;
+DROP TABLE access_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE auth_codes;
+DROP TABLE authorizations;
+DROP TABLE consent_requests;
+DROP TABLE sessions;
+DROP TABLE clients;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE workspaces;

@@ -1,0 +1,330 @@
+//! Workspaces, people and their memberships.
+
+use crate::db::schema::{memberships, users, workspaces};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
+#[diesel(table_name = workspaces)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub plan: String,
+    pub created_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = memberships)]
+pub struct Membership {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+/// A workspace's plan says whether it includes API access (API keys on `/v1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Free,
+    Pro,
+}
+
+impl Plan {
+    pub const ALL: &'static str = "free|pro";
+
+    pub fn parse(s: &str) -> Result<Plan> {
+        match s {
+            "free" => Ok(Plan::Free),
+            "pro" => Ok(Plan::Pro),
+            other => Err(Error::invalid(format!(
+                "unknown plan {other:?}: expected {}",
+                Plan::ALL
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+        }
+    }
+    pub fn includes_api_access(self) -> bool {
+        self == Plan::Pro
+    }
+}
+
+pub fn plan_includes_api(plan: &str) -> bool {
+    Plan::parse(plan)
+        .map(Plan::includes_api_access)
+        .unwrap_or(false)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            other => Err(Error::invalid(format!(
+                "unknown role {other:?}: expected owner, admin or member"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+    /// Owners and admins authorize apps and manage keys.
+    pub fn can_manage(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+pub const MAX_NAME_LEN: usize = 100;
+
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+pub fn validate_name(what: &str, raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "{what} must be at most {MAX_NAME_LEN} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+pub fn create_workspace(conn: &mut DbConn, name: &str, plan: Plan) -> Result<Workspace> {
+    let ws = Workspace {
+        id: db::new_id(),
+        name: validate_name("workspace name", name)?,
+        plan: plan.as_str().to_string(),
+        created_at: db::now(),
+    };
+    diesel::insert_into(workspaces::table)
+        .values(&ws)
+        .execute(conn)?;
+    Ok(ws)
+}
+
+pub fn find_workspace(conn: &mut DbConn, id: &str) -> Result<Workspace> {
+    workspaces::table
+        .find(id)
+        .select(Workspace::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no workspace with id {id:?}")))
+}
+
+pub fn set_plan(conn: &mut DbConn, id: &str, plan: Plan) -> Result<Workspace> {
+    db::write_tx(conn, |conn| {
+        find_workspace(conn, id)?;
+        diesel::update(workspaces::table.find(id))
+            .set(workspaces::plan.eq(plan.as_str()))
+            .execute(conn)?;
+        // Cached API keys of this workspace must be looked at again, on every node.
+        crate::revocation::record(conn, &[crate::revocation::Event::workspace(id)])?;
+        find_workspace(conn, id)
+    })
+}
+
+/// A pragmatic address check: one `@`, something on each side, a dot in the domain.
+pub fn validate_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if ok {
+        Ok(email)
+    } else {
+        Err(Error::invalid(format!(
+            "invalid email address {:?}",
+            raw.trim()
+        )))
+    }
+}
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<User> {
+    let email = validate_email(email)?;
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::invalid(format!(
+            "the password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if password.len() > 1024 {
+        return Err(Error::invalid("the password must be at most 1024 bytes"));
+    }
+    let user = User {
+        id: db::new_id(),
+        email,
+        password_hash: crate::crypto::hash_password(password),
+        created_at: db::now(),
+    };
+    match diesel::insert_into(users::table)
+        .values(&user)
+        .execute(conn)
+    {
+        Ok(_) => Ok(user),
+        Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(format!(
+            "a user with email {:?} already exists",
+            user.email
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no user with id {id:?}")))
+}
+
+pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>> {
+    let email = email.trim().to_lowercase();
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Checks a password; the same work is done whether or not the account exists.
+pub fn authenticate(conn: &mut DbConn, email: &str, password: &str) -> Result<Option<User>> {
+    let user = find_user_by_email(conn, email)?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .unwrap_or_else(|| crate::crypto::dummy_password_hash());
+    let ok = crate::crypto::verify_password(password, hash);
+    Ok(user.filter(|_| ok))
+}
+
+pub fn add_member(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<Membership> {
+    db::write_tx(conn, |conn| {
+        find_workspace(conn, workspace_id)?;
+        find_user(conn, user_id)?;
+        let m = Membership {
+            workspace_id: workspace_id.to_string(),
+            user_id: user_id.to_string(),
+            role: role.as_str().to_string(),
+            created_at: db::now(),
+        };
+        match diesel::insert_into(memberships::table).values(&m).execute(conn) {
+            Ok(_) => Ok(m),
+            Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(
+                "that user is already a member of the workspace (remove them first to change the role)",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+pub fn membership(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<Membership>> {
+    Ok(memberships::table
+        .find((workspace_id, user_id))
+        .select(Membership::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The person's role in a workspace, if any.
+pub fn role_in(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<Option<Role>> {
+    Ok(membership(conn, workspace_id, user_id)?.and_then(|m| Role::parse(&m.role).ok()))
+}
+
+/// The workspaces a person belongs to, with their role, by name.
+pub fn workspaces_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<(Workspace, Role)>> {
+    let rows: Vec<(Workspace, String)> = memberships::table
+        .inner_join(workspaces::table)
+        .filter(memberships::user_id.eq(user_id))
+        .order(workspaces::name.asc())
+        .select((Workspace::as_select(), memberships::role))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(w, r)| Role::parse(&r).ok().map(|r| (w, r)))
+        .collect())
+}
+
+/// The workspaces where a person may authorize apps and manage keys.
+pub fn managed_workspaces(conn: &mut DbConn, user_id: &str) -> Result<Vec<Workspace>> {
+    Ok(workspaces_of(conn, user_id)?
+        .into_iter()
+        .filter(|(_, r)| r.can_manage())
+        .map(|(w, _)| w)
+        .collect())
+}
+
+/// Removes a person from a workspace and revokes the apps they authorized there.
+/// Returns how many authorizations were revoked.
+pub fn remove_member(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    actor: &str,
+) -> Result<usize> {
+    db::write_tx(conn, |conn| {
+        find_workspace(conn, workspace_id)?;
+        let n = diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
+        if n == 0 {
+            return Err(Error::not_found(
+                "that user is not a member of the workspace",
+            ));
+        }
+        let revoked =
+            crate::oauth::authorizations::revoke_approved_by(conn, workspace_id, user_id)?;
+        crate::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
+        Ok(revoked)
+    })
+}

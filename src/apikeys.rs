@@ -1,0 +1,464 @@
+//! API keys: workspace-scoped secrets for a workspace's own integrations.
+//!
+//! Format: `kgk_` + a 10-character public id + `_` + 32 random characters
+//! (about 190 bits) + a 6-character CRC-32 checksum, all base62, so a secret
+//! scanner can tell a real key from noise without asking keygate (as GitHub's
+//! tokens do). Only the SHA-256 of the whole key is stored. The displayable
+//! prefix is `kgk_` + the public id: it names the key and reveals nothing.
+
+use crate::accounts::{self, plan_includes_api};
+use crate::cache::CachedKey;
+use crate::crypto;
+use crate::db::schema::{api_keys, users, workspaces};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use crate::oauth::scopes;
+use crate::revocation::{self, Event};
+use diesel::prelude::*;
+use serde::Serialize;
+
+pub const KEY_PREFIX: &str = "kgk_";
+const PUBLIC_ID_LEN: usize = 10;
+const SECRET_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 6;
+pub const KEY_LEN: usize = KEY_PREFIX.len() + PUBLIC_ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+/// Who created a key from the command line.
+pub const CLI_ACTOR: &str = "cli";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Access {
+    pub fn parse(s: &str) -> Result<Access> {
+        match s {
+            "read_only" => Ok(Access::ReadOnly),
+            "read_write" => Ok(Access::ReadWrite),
+            other => Err(Error::invalid(format!(
+                "unknown access level {other:?}: expected read_only or read_write"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::ReadOnly => "read_only",
+            Access::ReadWrite => "read_write",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Access::ReadOnly => "Read only",
+            Access::ReadWrite => "Read and write",
+        }
+    }
+    /// `read_only`: every `*:read` scope; `read_write`: all scopes.
+    pub fn scopes(self) -> Vec<String> {
+        let names = match self {
+            Access::ReadOnly => scopes::read_names(),
+            Access::ReadWrite => scopes::all_names(),
+        };
+        names.into_iter().map(str::to_string).collect()
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub public_id: String,
+    #[serde(skip)]
+    pub secret_hash: String,
+    pub access: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub rotated_at: Option<i64>,
+    pub usage_count: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl ApiKey {
+    pub fn prefix(&self) -> String {
+        format!("{KEY_PREFIX}{}", self.public_id)
+    }
+    pub fn status_at(&self, now: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+    pub fn access_level(&self) -> Access {
+        Access::parse(&self.access).unwrap_or(Access::ReadOnly)
+    }
+}
+
+/// A key with its full secret, which exists only in this value.
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+fn checksum(body: &str) -> String {
+    crypto::base62_u32(crc32fast::hash(body.as_bytes()))
+}
+
+fn format_key(public_id: &str, secret: &str) -> String {
+    let body = format!("{KEY_PREFIX}{public_id}_{secret}");
+    let sum = checksum(&body);
+    body + &sum
+}
+
+/// The public id of a well-formed key whose checksum holds; `None` for anything
+/// else, without touching the database.
+pub fn parse(key: &str) -> Option<&str> {
+    if key.len() != KEY_LEN || !key.starts_with(KEY_PREFIX) {
+        return None;
+    }
+    let rest = &key[KEY_PREFIX.len()..];
+    let (public_id, tail) = rest.split_at(PUBLIC_ID_LEN);
+    let tail = tail.strip_prefix('_')?;
+    if !public_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        || !tail.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    let (body, sum) = key.split_at(key.len() - CHECKSUM_LEN);
+    crypto::ct_eq(&checksum(body), sum).then_some(public_id)
+}
+
+/// `--expires YYYY-MM-DD` is the last day the key works: it ends at 24:00 UTC
+/// that day. A day already past is refused.
+pub fn parse_expiry(raw: Option<&str>) -> Result<Option<i64>> {
+    let Some(raw) = raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "never")
+    else {
+        return Ok(None);
+    };
+    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| Error::invalid(format!("invalid expiry date {raw:?}: expected YYYY-MM-DD")))?;
+    let today = chrono::Utc::now().date_naive();
+    if day < today {
+        return Err(Error::invalid(format!(
+            "the expiry date {raw} is in the past"
+        )));
+    }
+    let end = day
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .ok_or_else(|| Error::invalid(format!("invalid expiry date {raw:?}")))?;
+    Ok(Some(end.and_utc().timestamp()))
+}
+
+/// Names describe the integration; a value that looks like a secret is refused so
+/// that nobody pastes a key where the list would show it to everyone.
+pub fn validate_key_name(raw: &str) -> Result<String> {
+    let name = accounts::validate_name("the key name", raw)?;
+    let lower = name.to_lowercase();
+    let looks_like_key = lower.contains(KEY_PREFIX) || lower.contains("kgs_");
+    let high_entropy = name.split_whitespace().any(|word| {
+        word.len() >= 24
+            && word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+            && (!word.contains('-') || word.len() >= 32)
+    });
+    if looks_like_key || high_entropy {
+        return Err(Error::invalid(
+            "the key name looks like a secret; name the system that will use the key instead",
+        ));
+    }
+    Ok(name)
+}
+
+fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts::Workspace> {
+    let ws = accounts::find_workspace(conn, workspace_id)?;
+    if !plan_includes_api(&ws.plan) {
+        return Err(Error::forbidden(format!(
+            "the workspace's plan ({}) does not include API access: upgrade required",
+            ws.plan
+        )));
+    }
+    Ok(ws)
+}
+
+fn name_taken() -> Error {
+    Error::conflict("an active key with that name already exists in this workspace")
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    name: &str,
+    access: Access,
+    expires_at: Option<i64>,
+    created_by: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    let name = validate_key_name(name)?;
+    db::write_tx(conn, |conn| {
+        require_api_access(conn, workspace_id)?;
+        let public_id = crypto::random_alphanumeric(PUBLIC_ID_LEN);
+        let secret = format_key(&public_id, &crypto::random_alphanumeric(SECRET_LEN));
+        let key = ApiKey {
+            id: db::new_id(),
+            workspace_id: workspace_id.to_string(),
+            name: name.clone(),
+            public_id,
+            secret_hash: crypto::sha256_hex(&secret),
+            access: access.as_str().to_string(),
+            created_by: created_by.to_string(),
+            created_at: db::now(),
+            expires_at,
+            revoked_at: None,
+            rotated_at: None,
+            usage_count: 0,
+            last_used_at: None,
+        };
+        match diesel::insert_into(api_keys::table)
+            .values(&key)
+            .execute(conn)
+        {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => return Err(name_taken()),
+            Err(e) => return Err(e.into()),
+        }
+        crate::audit::record(
+            conn,
+            workspace_id,
+            created_by,
+            "api_key.generated",
+            &key.id,
+            client_address,
+        )?;
+        Ok(IssuedKey { key, secret })
+    })
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {
+    api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no API key with id {id:?}")))
+}
+
+/// A key in the list, with who created it in words.
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    pub key: ApiKey,
+    pub creator: String,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct ListFilter {
+    /// Matches name, creator, workspace name or purpose (the name says the purpose).
+    pub query: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: Option<String>,
+}
+
+/// Newest first.
+pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Result<Vec<KeyRow>> {
+    let rows: Vec<(ApiKey, Option<String>, String)> = api_keys::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .order(api_keys::id.desc())
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            workspaces::name,
+        ))
+        .load(conn)?;
+    let now = db::now();
+    let query = filter
+        .query
+        .as_deref()
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
+    Ok(rows
+        .into_iter()
+        .map(|(key, email, ws_name)| {
+            let creator = email.unwrap_or_else(|| {
+                if key.created_by == CLI_ACTOR {
+                    "keygate CLI".to_string()
+                } else {
+                    key.created_by.clone()
+                }
+            });
+            (KeyRow { key, creator }, ws_name)
+        })
+        .filter(|(row, ws_name)| match &query {
+            None => true,
+            Some(q) => {
+                row.key.name.to_lowercase().contains(q)
+                    || row.creator.to_lowercase().contains(q)
+                    || ws_name.to_lowercase().contains(q)
+                    || row.key.prefix().to_lowercase().contains(q)
+            }
+        })
+        .filter(|(row, _)| {
+            filter
+                .status
+                .as_deref()
+                .is_none_or(|s| s.is_empty() || row.key.status_at(now) == s)
+        })
+        .map(|(row, _)| row)
+        .collect())
+}
+
+/// Gives the key a new secret; the old one stops at once. Revoked keys cannot be
+/// rotated (create a new key instead).
+pub fn rotate(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<(IssuedKey, Vec<Event>)> {
+    db::write_tx(conn, |conn| {
+        let key = find(conn, id)?;
+        if key.revoked_at.is_some() {
+            return Err(Error::conflict(
+                "a revoked key cannot be rotated; generate a new key instead",
+            ));
+        }
+        let secret = format_key(&key.public_id, &crypto::random_alphanumeric(SECRET_LEN));
+        let now = db::now();
+        let n = diesel::update(
+            api_keys::table
+                .find(id)
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set((
+            api_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
+            api_keys::rotated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(Error::conflict(
+                "a revoked key cannot be rotated; generate a new key instead",
+            ));
+        }
+        let events = vec![Event::api_key(id)];
+        revocation::record(conn, &events)?;
+        crate::audit::record(
+            conn,
+            &key.workspace_id,
+            actor,
+            "api_key.rotated",
+            id,
+            client_address,
+        )?;
+        Ok((
+            IssuedKey {
+                key: find(conn, id)?,
+                secret,
+            },
+            events,
+        ))
+    })
+}
+
+/// Revokes a key: immediate and final.
+pub fn revoke(
+    conn: &mut DbConn,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<(ApiKey, Vec<Event>)> {
+    db::write_tx(conn, |conn| {
+        let key = find(conn, id)?;
+        if key.revoked_at.is_some() {
+            return Err(Error::conflict("the key is already revoked"));
+        }
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        let events = vec![Event::api_key(id)];
+        revocation::record(conn, &events)?;
+        crate::audit::record(
+            conn,
+            &key.workspace_id,
+            actor,
+            "api_key.revoked",
+            id,
+            client_address,
+        )?;
+        Ok((find(conn, id)?, events))
+    })
+}
+
+/// The bearer check's database path: the key if it is well formed, known,
+/// matches in constant time, is active and its workspace's plan has API access.
+pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
+    let Some(public_id) = parse(presented) else {
+        return Ok(None);
+    };
+    let row: Option<(ApiKey, String)> = api_keys::table
+        .inner_join(workspaces::table)
+        .filter(api_keys::public_id.eq(public_id))
+        .select((ApiKey::as_select(), workspaces::plan))
+        .first(conn)
+        .optional()?;
+    let Some((key, plan)) = row else {
+        return Ok(None);
+    };
+    if !crypto::ct_eq(&crypto::sha256_hex(presented), &key.secret_hash)
+        || key.status_at(db::now()) != "active"
+        || !plan_includes_api(&plan)
+    {
+        return Ok(None);
+    }
+    Ok(Some(CachedKey {
+        id: key.id.clone(),
+        workspace_id: key.workspace_id.clone(),
+        scopes: key.access_level().scopes(),
+        expires_at: key.expires_at,
+    }))
+}
+
+/// Adds batched usage to the keys.
+pub fn add_usage(conn: &mut DbConn, id: &str, count: i64, last_used: i64) -> Result<()> {
+    diesel::update(api_keys::table.find(id))
+        .set((
+            api_keys::usage_count.eq(api_keys::usage_count + count),
+            api_keys::last_used_at.eq(last_used),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_parses_and_checksum_catches_typos() {
+        let key = format_key("AbCdEfGhIj", &crypto::random_alphanumeric(SECRET_LEN));
+        assert_eq!(key.len(), KEY_LEN);
+        assert_eq!(parse(&key), Some("AbCdEfGhIj"));
+        let mut broken = key.clone().into_bytes();
+        let i = KEY_PREFIX.len() + PUBLIC_ID_LEN + 5;
+        broken[i] = if broken[i] == b'a' { b'b' } else { b'a' };
+        assert_eq!(parse(&String::from_utf8(broken).unwrap()), None);
+        assert_eq!(parse("kgk_short"), None);
+    }
+
+    #[test]
+    fn names_that_look_like_secrets_are_refused() {
+        assert!(validate_key_name("CRM sync").is_ok());
+        assert!(validate_key_name("prod-main-app").is_ok());
+        assert!(validate_key_name("kgk_AbCdEfGhIj_x").is_err());
+        assert!(validate_key_name("a8F3kL0pQ9zX7mN2bV6cR1tY").is_err());
+        assert!(validate_key_name("  ").is_err());
+    }
+}

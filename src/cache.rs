@@ -1,0 +1,216 @@
+//! In-memory state that keeps the `/v1` bearer check off the database in the
+//! steady state: verified access tokens, revoked token ids, verified API keys,
+//! and batched usage counts. The database stays the authority: a cache miss reads
+//! it, and revocation events (local at once, remote by polling) correct the cache.
+
+use crate::revocation::{Event, EventKind};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+/// Beyond this many entries a map is emptied and refilled from the database.
+const MAX_ENTRIES: usize = 200_000;
+
+#[derive(Clone, Debug)]
+pub struct CachedToken {
+    pub jti: String,
+    pub authorization_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub workspace_id: String,
+    pub scopes: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct CachedKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Default)]
+pub struct CredentialCache {
+    /// By SHA-256 of the whole JWT, so that only the exact token verified hits.
+    tokens: RwLock<HashMap<[u8; 32], CachedToken>>,
+    /// Revoked `jti`s, until the token would have expired anyway.
+    revoked_jtis: RwLock<HashMap<String, i64>>,
+    /// By SHA-256 of the whole key.
+    keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+    last_seq: AtomicI64,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl CredentialCache {
+    pub fn new(start_seq: i64) -> Self {
+        let c = CredentialCache::default();
+        c.last_seq.store(start_seq, Ordering::Relaxed);
+        c
+    }
+
+    pub fn token(&self, hash: &[u8; 32]) -> Option<CachedToken> {
+        read(&self.tokens).get(hash).cloned()
+    }
+
+    pub fn put_token(&self, hash: [u8; 32], token: CachedToken) {
+        let mut map = write(&self.tokens);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(hash, token);
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        read(&self.revoked_jtis).contains_key(jti)
+    }
+
+    pub fn key(&self, hash: &[u8; 32]) -> Option<CachedKey> {
+        read(&self.keys).get(hash).cloned()
+    }
+
+    pub fn put_key(&self, hash: [u8; 32], key: CachedKey) {
+        let mut map = write(&self.keys);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(hash, key);
+    }
+
+    /// Applies revocation events (idempotent).
+    pub fn apply(&self, events: &[Event]) {
+        let now = crate::db::now();
+        for e in events {
+            match e.kind {
+                EventKind::AccessToken => {
+                    if e.expires_at >= now {
+                        write(&self.revoked_jtis).insert(e.subject.clone(), e.expires_at);
+                    }
+                }
+                EventKind::ApiKey => write(&self.keys).retain(|_, k| k.id != e.subject),
+                EventKind::Workspace => {
+                    write(&self.keys).retain(|_, k| k.workspace_id != e.subject)
+                }
+            }
+        }
+    }
+
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::Relaxed)
+    }
+
+    pub fn set_last_seq(&self, seq: i64) {
+        self.last_seq.store(seq, Ordering::Relaxed);
+    }
+
+    /// Drops what has expired.
+    pub fn prune(&self) {
+        let now = crate::db::now();
+        write(&self.tokens).retain(|_, t| t.exp > now);
+        write(&self.revoked_jtis).retain(|_, exp| *exp >= now);
+        write(&self.keys).retain(|_, k| k.expires_at.is_none_or(|e| e > now));
+    }
+}
+
+/// Usage of credentials, counted in memory and written in batches.
+#[derive(Default)]
+pub struct UsageRecorder {
+    keys: Mutex<HashMap<String, (i64, i64)>>,
+    authorizations: Mutex<HashMap<String, i64>>,
+}
+
+impl UsageRecorder {
+    pub fn key_used(&self, id: &str, at: i64) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(id.to_string()).or_insert((0, at));
+        entry.0 += 1;
+        entry.1 = entry.1.max(at);
+    }
+
+    pub fn authorization_used(&self, id: &str, at: i64) {
+        let mut map = self
+            .authorizations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(id.to_string()).or_insert(at);
+        *entry = (*entry).max(at);
+    }
+
+    /// Takes what was counted since the last call.
+    pub fn drain(&self) -> (HashMap<String, (i64, i64)>, HashMap<String, i64>) {
+        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()));
+        let apps = std::mem::take(
+            &mut *self
+                .authorizations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        (keys, apps)
+    }
+
+    /// Puts back counts that could not be written.
+    pub fn restore(&self, keys: HashMap<String, (i64, i64)>, apps: HashMap<String, i64>) {
+        for (id, (n, at)) in keys {
+            let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = map.entry(id).or_insert((0, at));
+            entry.0 += n;
+            entry.1 = entry.1.max(at);
+        }
+        for (id, at) in apps {
+            self.authorization_used(&id, at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_revoke_and_evict() {
+        let c = CredentialCache::new(0);
+        let now = crate::db::now();
+        c.put_key(
+            [1; 32],
+            CachedKey {
+                id: "k1".into(),
+                workspace_id: "w1".into(),
+                scopes: vec![],
+                expires_at: None,
+            },
+        );
+        c.put_key(
+            [2; 32],
+            CachedKey {
+                id: "k2".into(),
+                workspace_id: "w2".into(),
+                scopes: vec![],
+                expires_at: None,
+            },
+        );
+        c.apply(&[Event::api_key("k1"), Event::access_token("j1", now + 60)]);
+        assert!(c.key(&[1; 32]).is_none());
+        assert!(c.key(&[2; 32]).is_some());
+        assert!(c.is_revoked("j1"));
+        c.apply(&[Event::workspace("w2")]);
+        assert!(c.key(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn usage_batches_add_up() {
+        let u = UsageRecorder::default();
+        u.key_used("k", 10);
+        u.key_used("k", 12);
+        let (keys, _) = u.drain();
+        assert_eq!(keys["k"], (2, 12));
+        assert!(u.drain().0.is_empty());
+    }
+}

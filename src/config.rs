@@ -1,0 +1,145 @@
+//! Configuration from flags and environment (precedence: flag, `KEYGATE_…`,
+//! `DATABASE_URL`, default), resolved once at start.
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    /// Without a trailing slash.
+    pub issuer: String,
+    pub bind: String,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub code_ttl: i64,
+    pub session_ttl: i64,
+    pub consent_ttl: i64,
+    /// How often a node reads revocations made by other nodes (and the CLI).
+    pub revocation_poll_ms: u64,
+    /// How often batched usage counts are written.
+    pub usage_flush_ms: u64,
+    /// Abuse limits; `None` turns them off (tests).
+    pub rate_limits: Option<RateLimits>,
+    /// `keygate demo`: serve the demo client's callback page.
+    pub demo: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Failed logins per account or client address before back-off starts.
+    pub login_failures: u32,
+    /// Failed client authentications per client before back-off starts.
+    pub client_failures: u32,
+    /// Failed bearer checks per client address before back-off starts.
+    pub bearer_failures: u32,
+    /// The window, in seconds, over which failures count.
+    pub window_secs: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            login_failures: 5,
+            client_failures: 20,
+            bearer_failures: 50,
+            window_secs: 60,
+        }
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_i64(name: &str, default: i64) -> Result<i64, String> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{name} must be a positive number of seconds, not {v:?}"
+            )),
+        },
+    }
+}
+
+impl Config {
+    /// Resolves the configuration; flags win over the environment.
+    pub fn resolve(
+        database_url: Option<String>,
+        issuer: Option<String>,
+        bind: Option<String>,
+    ) -> Result<Config, String> {
+        let database_url = database_url
+            .or_else(|| env("KEYGATE_DATABASE_URL"))
+            .or_else(|| env("DATABASE_URL"))
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let issuer = issuer
+            .or_else(|| env("KEYGATE_ISSUER"))
+            .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
+        let issuer = normalise_issuer(&issuer)?;
+        let bind = bind
+            .or_else(|| env("KEYGATE_BIND"))
+            .unwrap_or_else(|| DEFAULT_BIND.to_string());
+        let rate_limits = match env("KEYGATE_RATE_LIMITS").as_deref() {
+            Some("off") | Some("false") | Some("0") => None,
+            _ => Some(RateLimits::default()),
+        };
+        Ok(Config {
+            database_url,
+            issuer,
+            bind,
+            access_token_ttl: env_i64("KEYGATE_ACCESS_TOKEN_TTL", 3600)?,
+            refresh_token_ttl: env_i64("KEYGATE_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
+            code_ttl: 60,
+            session_ttl: 12 * 3600,
+            consent_ttl: 600,
+            revocation_poll_ms: 100,
+            usage_flush_ms: 1000,
+            rate_limits,
+            demo: false,
+        })
+    }
+
+    pub fn https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The one protected resource: `{issuer}/v1`.
+    pub fn resource(&self) -> String {
+        format!("{}/v1", self.issuer)
+    }
+}
+
+/// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment,
+/// kept without a trailing slash.
+pub fn normalise_issuer(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let parsed = url::Url::parse(trimmed).map_err(|e| format!("invalid issuer {raw:?}: {e}"))?;
+    if parsed.scheme() != "https" && parsed.scheme() != "http" {
+        return Err(format!("invalid issuer {raw:?}: it must be an http(s) URL"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "invalid issuer {raw:?}: no query or fragment allowed"
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_loses_trailing_slash() {
+        assert_eq!(
+            normalise_issuer("https://id.example.com/").unwrap(),
+            "https://id.example.com"
+        );
+        assert!(normalise_issuer("ftp://x").is_err());
+        assert!(normalise_issuer("https://x/?a=b").is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! Storage: one diesel connection type over SQLite and PostgreSQL, an r2d2 pool
+//! whose manager picks the backend from the URL, and the embedded migrations.
+
+pub mod schema;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+pub use diesel::result::Error as DbError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Where the data lives, decided by the URL's scheme alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("the database URL is empty".into());
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err("the SQLite database URL names no file".into());
+        }
+        if path.contains("://") {
+            return Err(format!(
+                "unsupported database URL scheme in {url:?}: use sqlite://PATH or postgres://…"
+            ));
+        }
+        Ok(DatabaseUrl::Sqlite(path.to_string()))
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(_))
+    }
+}
+
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("{0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConn, ConnectError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => {
+                Ok(DbConn::Postgresql(diesel::PgConnection::establish(url)?))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // Per-connection settings: WAL lets readers run beside the one writer,
+                // busy_timeout makes writers queue instead of failing with "locked".
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Opens the pool, checks that the database answers and runs pending migrations.
+pub fn connect(url: &str) -> Result<Pool, String> {
+    let parsed = DatabaseUrl::parse(url)?;
+    let size = if parsed.is_sqlite() { 8 } else { 16 };
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build_unchecked(ConnectionManager {
+            url: parsed.clone(),
+        });
+    let mut conn = match pool.get_timeout(Duration::from_secs(10)) {
+        Ok(c) => c,
+        Err(_) => {
+            // r2d2 hides the cause; open one connection by hand to report it.
+            let mgr = ConnectionManager { url: parsed };
+            let err = r2d2::ManageConnection::connect(&mgr).err();
+            return Err(match err {
+                Some(e) => format!("cannot open the database: {e}"),
+                None => "cannot open the database: timed out".to_string(),
+            });
+        }
+    };
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// One connection without a pool, for short-lived commands: a pool's background
+/// threads could still be opening connections (and using libpq's TLS) while the
+/// process exits.
+pub fn connect_single(url: &str) -> Result<DbConn, String> {
+    let mgr = ConnectionManager {
+        url: DatabaseUrl::parse(url)?,
+    };
+    let mut conn = r2d2::ManageConnection::connect(&mgr)
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
+pub fn run_migrations(conn: &mut DbConn) -> Result<(), String> {
+    let result = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| format!("database migration failed: {e}"))
+}
+
+/// True when every embedded migration has been applied.
+pub fn migrations_current(conn: &mut DbConn) -> bool {
+    let pending = match conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConn::Postgresql(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    matches!(pending, Ok(false))
+}
+
+/// A write transaction. On SQLite it takes the write lock at BEGIN
+/// (`BEGIN IMMEDIATE`), so that a read followed by a write never fails with
+/// SQLITE_BUSY on the lock upgrade; writers queue on busy_timeout instead.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    match conn {
+        DbConn::Postgresql(_) => conn.transaction(f),
+        DbConn::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(v) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(v),
+                    Err(e) => {
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// True for a unique-constraint violation, on either backend.
+pub fn is_unique_violation(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// RFC 3339 UTC, as the contract writes times.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}

@@ -1,0 +1,209 @@
+// The tables of migrations/{sqlite,postgres}. Only the SQL types both backends
+// share: ids as Text, times as BigInt unix seconds.
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        name -> Text,
+        plan -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    memberships (workspace_id, user_id) {
+        workspace_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        is_public -> Bool,
+        redirect_uris -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consent_requests (id_hash) {
+        id_hash -> Text,
+        session_hash -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        scopes -> Text,
+        state -> Nullable<Text>,
+        code_challenge -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    authorizations (id) {
+        id -> Text,
+        client_id -> Text,
+        workspace_id -> Text,
+        user_id -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    auth_codes (code_hash) {
+        code_hash -> Text,
+        authorization_id -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        authorization_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_tokens (jti) {
+        jti -> Text,
+        authorization_id -> Text,
+        client_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revocation_events (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        expires_at -> BigInt,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        private_key -> Text,
+        public_key -> Text,
+        created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        public_id -> Text,
+        secret_hash -> Text,
+        access -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+        rotated_at -> Nullable<BigInt>,
+        usage_count -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    forms (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        workspace_id -> Text,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        client_address -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(memberships -> workspaces (workspace_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(authorizations -> clients (client_id));
+diesel::joinable!(authorizations -> workspaces (workspace_id));
+diesel::joinable!(authorizations -> users (user_id));
+diesel::joinable!(api_keys -> workspaces (workspace_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    workspaces,
+    users,
+    memberships,
+    clients,
+    sessions,
+    consent_requests,
+    authorizations,
+    auth_codes,
+    refresh_tokens,
+    access_tokens,
+    revocation_events,
+    signing_keys,
+    api_keys,
+    tags,
+    forms,
+    audit_events,
+);

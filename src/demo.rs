@@ -1,0 +1,151 @@
+//! `keygate demo`: a workspace, an owner and a public client to try the flow in a
+//! browser, plus a callback page that shows the code and how to exchange it.
+
+use crate::accounts::{self, Plan, Role};
+use crate::clients;
+use crate::config::Config;
+use crate::db::schema::clients as clients_t;
+use crate::db::DbConn;
+use crate::error::Result;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+pub const EMAIL: &str = "owner@demo.keygate.local";
+/// A demo account on the operator's own machine; printed by `keygate demo`.
+pub const PASSWORD: &str = "demo-owner-pw";
+const CLIENT_NAME: &str = "keygate demo app";
+/// A fixed verifier so the printed authorize URL and curl line fit together.
+pub const VERIFIER: &str = "keygate-demo-verifier-0123456789-abcdefghijklmnop";
+
+pub struct Demo {
+    pub workspace_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+}
+
+pub fn redirect_uri(config: &Config) -> String {
+    format!("{}/demo/callback", config.issuer)
+}
+
+pub fn challenge() -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()))
+}
+
+/// Creates what is absent; returns what exists.
+pub fn seed(conn: &mut DbConn, config: &Config) -> Result<Demo> {
+    let user = match accounts::find_user_by_email(conn, EMAIL)? {
+        Some(u) => u,
+        None => accounts::create_user(conn, EMAIL, PASSWORD)?,
+    };
+    let workspaces = accounts::workspaces_of(conn, &user.id)?;
+    let workspace_id = match workspaces.first() {
+        Some((w, _)) => w.id.clone(),
+        None => {
+            let ws = accounts::create_workspace(conn, "Demo workspace", Plan::Pro)?;
+            accounts::add_member(conn, &ws.id, &user.id, Role::Owner)?;
+            ws.id
+        }
+    };
+    let redirect = redirect_uri(config);
+    let existing: Option<String> = clients_t::table
+        .filter(clients_t::name.eq(CLIENT_NAME))
+        .filter(clients_t::redirect_uris.like(format!("%{redirect}%")))
+        .select(clients_t::id)
+        .first(conn)
+        .optional()?;
+    let client_id = match existing {
+        Some(id) => id,
+        None => {
+            clients::create(conn, CLIENT_NAME, std::slice::from_ref(&redirect), true)?
+                .client
+                .id
+        }
+    };
+    Ok(Demo {
+        workspace_id,
+        client_id,
+        redirect_uri: redirect,
+    })
+}
+
+pub fn authorize_url(config: &Config, demo: &Demo) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &demo.client_id)
+        .append_pair("redirect_uri", &demo.redirect_uri)
+        .append_pair("scope", "workspace:read tags:read tags:write")
+        .append_pair("state", "demo")
+        .append_pair("code_challenge", &challenge())
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("{}/oauth/authorize?{q}", config.issuer)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/demo/callback", web::get().to(callback));
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+async fn callback(svc: crate::http::Svc, req: HttpRequest) -> HttpResponse {
+    if !svc.config.demo {
+        return crate::http::pages::error_page(StatusCode::NOT_FOUND, "There is no such page.");
+    }
+    let params = crate::oauth::Params::parse(req.query_string().as_bytes());
+    let get = |n: &str| params.get(n).ok().flatten().unwrap_or("").to_string();
+    let issuer = &svc.config.issuer;
+    let body = if !get("error").is_empty() {
+        format!(
+            "<h1>The app was not authorized</h1><p><code>error={}</code></p><p>{}</p>",
+            escape(&get("error")),
+            escape(&get("error_description"))
+        )
+    } else {
+        let client_id = {
+            let svc = svc.clone();
+            crate::http::with_conn(&svc, |_, conn| {
+                Ok(clients_t::table
+                    .filter(clients_t::name.eq(CLIENT_NAME))
+                    .select(clients_t::id)
+                    .first::<String>(conn)
+                    .optional()?)
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        };
+        let cmd = format!(
+            "curl -s -X POST {issuer}/oauth/token -d grant_type=authorization_code -d client_id={} -d code={} -d code_verifier={VERIFIER} --data-urlencode redirect_uri={}",
+            client_id,
+            get("code"),
+            redirect_uri(&svc.config)
+        );
+        format!(
+            "<h1>Authorized</h1><p>keygate sent the app a code (valid for 60 seconds, once). \
+             The response came from issuer <code>{}</code>.</p>\
+             <label for=\"cmd\">Exchange it for tokens:</label><textarea id=\"cmd\" readonly rows=\"5\" class=\"secret\">{}</textarea>\
+             <div class=\"actions\"><button type=\"button\" data-copy=\"cmd\" class=\"primary\">Copy command</button>\
+             <a class=\"button\" href=\"/settings/authorized-apps\">See authorized apps</a></div>\
+             <p>Then call <code>curl -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/v1/workspace</code>.</p>",
+            escape(&get("iss")),
+            escape(&cmd)
+        )
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Demo app · keygate</title><link rel=\"stylesheet\" href=\"/static/keygate.css\"><script src=\"/static/keygate.js\" defer></script></head>\
+         <body><header class=\"top\"><span class=\"brand\">keygate demo app</span></header><main><section class=\"card narrow\">{body}</section></main></body></html>"
+    );
+    crate::http::html(StatusCode::OK, page)
+}

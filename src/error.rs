@@ -1,0 +1,48 @@
+//! The domain error every area returns. Each boundary maps it once: the CLI to
+//! one line on stderr, `/v1` to its envelope, OAuth endpoints to RFC 6749 errors,
+//! pages to an HTML error.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Pool(#[from] r2d2::Error),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Error::NotFound(msg.into())
+    }
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Error::Conflict(msg.into())
+    }
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        Error::Forbidden(msg.into())
+    }
+    /// A database that is away (pool timeout, lost connection) rather than a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Pool(_)
+                | Error::Db(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _,
+                ))
+                | Error::Db(diesel::result::Error::BrokenTransactionManager)
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,125 @@
+//! HTTP: thin handlers that parse, call one function of an area, and map the
+//! result. One `configure` serves `main` and the tests.
+
+pub mod oauth;
+pub mod pages;
+pub mod settings;
+pub mod v1;
+pub mod wellknown;
+
+use crate::state::Services;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+pub type Svc = web::Data<Services>;
+
+/// The largest request body any endpoint reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    wellknown::configure(cfg);
+    oauth::configure(cfg);
+    pages::configure(cfg);
+    settings::configure(cfg);
+    v1::configure(cfg);
+}
+
+/// Runs a blocking database closure off the async workers, with a pooled
+/// connection.
+pub async fn with_conn<T, F>(svc: &Svc, f: F) -> Result<T, crate::error::Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&Services, &mut crate::db::DbConn) -> Result<T, crate::error::Error> + Send + 'static,
+{
+    let svc: Arc<Services> = svc.clone().into_inner();
+    match web::block(move || {
+        let mut conn = svc.pool.get()?;
+        f(&svc, &mut conn)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(crate::error::Error::invalid("the worker pool failed")),
+    }
+}
+
+pub enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a request body up to `MAX_BODY`.
+pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, BodyError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The media type of the request, lower-cased, without parameters.
+pub fn media_type(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Headers for every HTML page: no framing, no referrer, a strict CSP.
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    let mut resp = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A redirect: 302 for GET flows, 303 after a form POST.
+pub fn redirect(status: StatusCode, location: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// Adds the headers every response carries; HSTS when the issuer is https.
+pub fn default_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
+    let mut h = actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"));
+    if https {
+        h = h.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    h
+}

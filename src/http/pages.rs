@@ -1,0 +1,405 @@
+//! The person's pages: sign in, sign out, consent, and error pages.
+
+use super::{client_address, html, read_body, redirect, Svc};
+use crate::accounts::Workspace;
+use crate::crypto;
+use crate::oauth::authorize::{self, AuthorizationRequest};
+use crate::oauth::{scopes, Params};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+pub const SESSION_COOKIE: &str = "keygate_session";
+const LOGIN_CSRF_COOKIE: &str = "keygate_login_csrf";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login")
+            .route(web::get().to(login_page))
+            .route(web::post().to(login_submit)),
+    )
+    .route("/logout", web::post().to(logout))
+    .route(
+        "/",
+        web::get().to(|| async { redirect(StatusCode::FOUND, "/settings") }),
+    );
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
+    let title = match status.as_u16() {
+        403 => "Not allowed",
+        404 => "Not found",
+        413 => "Too large",
+        500..=599 => "Something went wrong",
+        _ => "This request cannot be completed",
+    };
+    let body = ErrorTemplate { title, message }
+        .render()
+        .unwrap_or_else(|_| message.to_string());
+    html(status, body)
+}
+
+pub fn internal_error(e: &crate::error::Error) -> HttpResponse {
+    if e.is_unavailable() {
+        log::warn!("storage unavailable: {e}");
+        let mut r = error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keygate cannot reach its database right now. Try again in a moment.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return r;
+    }
+    log::error!("internal error: {e}");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "An internal error occurred.",
+    )
+}
+
+pub fn session_cookie(req: &HttpRequest) -> Option<String> {
+    req.cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn cookie<'a>(name: &'a str, value: String, secure: bool) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish()
+}
+
+fn removal(name: &str, secure: bool) -> Cookie<'_> {
+    let mut c = cookie(name, String::new(), secure);
+    c.make_removal();
+    c
+}
+
+/// Only local paths of keygate's own flows, never another origin.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control)
+                && (n.starts_with("/oauth/authorize?") || n.starts_with("/settings")) =>
+        {
+            n.to_string()
+        }
+        _ => "/settings".to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTemplate<'a> {
+    csrf_token: &'a str,
+    next: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+fn render_login(
+    svc: &Svc,
+    status: StatusCode,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let csrf = crypto::random_token(24);
+    let body = LoginTemplate {
+        csrf_token: &csrf,
+        next,
+        email,
+        error,
+    }
+    .render()
+    .unwrap_or_default();
+    let mut resp = html(status, body);
+    let _ = resp.add_cookie(&cookie(LOGIN_CSRF_COOKIE, csrf, svc.config.https()));
+    resp
+}
+
+#[derive(serde::Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(svc: Svc, req: HttpRequest, q: web::Query<NextQuery>) -> HttpResponse {
+    let next = safe_next(q.next.as_deref());
+    if let Some(c) = session_cookie(&req) {
+        if let Ok(Some(_)) =
+            super::with_conn(&svc, move |_, conn| crate::sessions::resolve(conn, &c)).await
+        {
+            return redirect(StatusCode::FOUND, &next);
+        }
+    }
+    render_login(&svc, StatusCode::OK, &next, "", None)
+}
+
+fn form_of(body: &[u8]) -> Params {
+    Params::parse(body)
+}
+
+fn field<'a>(p: &'a Params, name: &str) -> &'a str {
+    p.get(name).ok().flatten().unwrap_or("")
+}
+
+async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Ok(body) = read_body(payload).await else {
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
+    };
+    let form = form_of(&body);
+    let next = safe_next(Some(field(&form, "next")));
+    let email = field(&form, "email").trim().to_lowercase();
+    let password = field(&form, "password").to_string();
+    let expected = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let presented = field(&form, "csrf_token");
+    if expected.is_empty() || !crypto::ct_eq(&expected, presented) {
+        return render_login(
+            &svc,
+            StatusCode::FORBIDDEN,
+            &next,
+            &email,
+            Some("The form expired. Please sign in again."),
+        );
+    }
+    let address = client_address(&req);
+    let account_key = format!("login:{email}");
+    let address_key = format!("login-ip:{address}");
+    if let Some(limits) = &svc.limits {
+        let blocked = limits
+            .login_account
+            .check(&account_key)
+            .err()
+            .or(limits.login_address.check(&address_key).err());
+        if let Some(secs) = blocked {
+            let mut r = render_login(
+                &svc,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &email,
+                Some("Too many failed sign-in attempts. Wait a moment and try again."),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            return r;
+        }
+    }
+    let email2 = email.clone();
+    let result = super::with_conn(&svc, move |svc, conn| match crate::accounts::authenticate(
+        conn, &email2, &password,
+    )? {
+        Some(user) => Ok(Some(crate::sessions::start(
+            conn,
+            &user.id,
+            svc.config.session_ttl,
+        )?)),
+        None => Ok(None),
+    })
+    .await;
+    match result {
+        Ok(Some((cookie_value, _))) => {
+            if let Some(limits) = &svc.limits {
+                limits.login_account.success(&account_key);
+            }
+            let mut resp = redirect(StatusCode::SEE_OTHER, &next);
+            let secure = svc.config.https();
+            let _ = resp.add_cookie(&cookie(SESSION_COOKIE, cookie_value, secure));
+            let _ = resp.add_removal_cookie(&removal(LOGIN_CSRF_COOKIE, secure));
+            resp
+        }
+        Ok(None) => {
+            if let Some(limits) = &svc.limits {
+                limits.login_account.failure(&account_key);
+                limits.login_address.failure(&address_key);
+            }
+            render_login(
+                &svc,
+                StatusCode::UNAUTHORIZED,
+                &next,
+                &email,
+                Some("Incorrect email or password."),
+            )
+        }
+        Err(e) => internal_error(&e),
+    }
+}
+
+async fn logout(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Ok(body) = read_body(payload).await else {
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
+    };
+    let form = form_of(&body);
+    let next = field(&form, "next").to_string();
+    let presented = field(&form, "csrf_token").to_string();
+    let Some(c) = session_cookie(&req) else {
+        return redirect(StatusCode::SEE_OTHER, "/login");
+    };
+    let ended = super::with_conn(&svc, move |_, conn| {
+        let Some((session, _)) = crate::sessions::resolve(conn, &c)? else {
+            return Ok(true);
+        };
+        if !crypto::ct_eq(&session.csrf_token, &presented) {
+            return Ok(false);
+        }
+        crate::sessions::end(conn, &session.id_hash)?;
+        Ok(true)
+    })
+    .await;
+    match ended {
+        Ok(true) => {
+            let target = if next.is_empty() {
+                "/login".to_string()
+            } else {
+                let n = safe_next(Some(&next));
+                format!(
+                    "/login?{}",
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("next", &n)
+                        .finish()
+                )
+            };
+            let mut resp = redirect(StatusCode::SEE_OTHER, &target);
+            let _ = resp.add_removal_cookie(&removal(SESSION_COOKIE, svc.config.https()));
+            resp
+        }
+        Ok(false) => error_page(
+            StatusCode::FORBIDDEN,
+            "The sign-out form expired. Reload the page and try again.",
+        ),
+        Err(e) => internal_error(&e),
+    }
+}
+
+/// What the consent page shows.
+pub struct ConsentView {
+    pub request: AuthorizationRequest,
+    pub consent_id: String,
+    pub csrf_token: String,
+    pub user_email: String,
+    pub workspaces: Vec<Workspace>,
+}
+
+struct ScopeLine {
+    name: &'static str,
+    description: &'static str,
+    writes: bool,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentTemplate<'a> {
+    app_name: &'a str,
+    redirect_host: String,
+    scopes: Vec<ScopeLine>,
+    workspaces: &'a [Workspace],
+    consent_id: &'a str,
+    csrf_token: &'a str,
+    user_email: &'a str,
+    switch_next: String,
+}
+
+pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
+    let redirect_host = url::Url::parse(&view.request.redirect_uri)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(str::to_string)
+                .or_else(|| Some(u.scheme().to_string()))
+        })
+        .unwrap_or_default();
+    let lines = view
+        .request
+        .scopes
+        .iter()
+        .filter_map(|s| scopes::info(s))
+        .map(|s| ScopeLine {
+            name: s.name,
+            description: s.description,
+            writes: s.writes,
+        })
+        .collect();
+    let body = ConsentTemplate {
+        app_name: &view.request.client.name,
+        redirect_host,
+        scopes: lines,
+        workspaces: &view.workspaces,
+        consent_id: &view.consent_id,
+        csrf_token: &view.csrf_token,
+        user_email: &view.user_email,
+        switch_next: format!("/oauth/authorize?{query}"),
+    }
+    .render()
+    .unwrap_or_default();
+    html(StatusCode::OK, body)
+}
+
+enum Decision {
+    Redirect(String),
+    Page(StatusCode, String),
+}
+
+/// The person's answer on the consent page: the held request is taken (once),
+/// the CSRF token and workspace checked, then a code or `access_denied`.
+pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpResponse {
+    let Some(cookie_value) = session_cookie(&req) else {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Your session has ended. Return to the application and start again.",
+        );
+    };
+    let consent_id = field(&form, "consent_id").to_string();
+    let csrf = field(&form, "csrf_token").to_string();
+    let decision = field(&form, "decision").to_string();
+    let workspace_id = field(&form, "workspace_id").to_string();
+    let result = super::with_conn(&svc, move |svc, conn| {
+        let Some((session, user)) = crate::sessions::resolve(conn, &cookie_value)? else {
+            return Ok(Decision::Page(StatusCode::FORBIDDEN, "Your session has ended. Return to the application and start again.".into()));
+        };
+        if !crypto::ct_eq(&session.csrf_token, &csrf) {
+            return Ok(Decision::Page(StatusCode::FORBIDDEN, "The form could not be verified (CSRF). Return to the application and start again.".into()));
+        }
+        let Some(held) = authorize::take(conn, &consent_id, &session.id_hash)? else {
+            return Ok(Decision::Page(
+                StatusCode::BAD_REQUEST,
+                "This authorization request has expired or was already answered. Return to the application and start again.".into(),
+            ));
+        };
+        let issuer = &svc.config.issuer;
+        match decision.as_str() {
+            "approve" => match authorize::approve(conn, &svc.config, &held, &user.id, &workspace_id) {
+                Ok(approved) => Ok(Decision::Redirect(authorize::code_redirect(issuer, &held, &approved.code))),
+                Err(crate::error::Error::Forbidden(msg)) => Ok(Decision::Page(StatusCode::FORBIDDEN, msg)),
+                Err(e) => Err(e),
+            },
+            _ => Ok(Decision::Redirect(authorize::error_redirect(
+                issuer,
+                &held.redirect_uri,
+                held.state.as_deref(),
+                &crate::oauth::error::OAuthError::access_denied("the person denied the request"),
+            ))),
+        }
+    })
+    .await;
+    match result {
+        Ok(Decision::Redirect(location)) => redirect(StatusCode::SEE_OTHER, &location),
+        Ok(Decision::Page(status, msg)) => error_page(status, &msg),
+        Err(e) => internal_error(&e),
+    }
+}

@@ -1,0 +1,415 @@
+//! `/v1`: the one bearer check (API key or access token, only from
+//! `Authorization: Bearer`) and the workspace resources, with the contract's
+//! error envelopes for every outcome.
+
+use super::{client_address, read_body, BodyError, Svc};
+use crate::bearer::{self, Lookup, Principal};
+use crate::v1::{self as logic, Resource};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .service(
+                web::resource("/workspace")
+                    .route(web::get().to(workspace))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/tags")
+                    .route(web::get().to(list_tags))
+                    .route(web::post().to(create_tag))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/forms")
+                    .route(web::get().to(list_forms))
+                    .route(web::post().to(create_form))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// The contract's error envelope.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    code: &'static str,
+    message: String,
+    www_authenticate: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.code)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut b = HttpResponse::build(self.status);
+        b.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(w) = &self.www_authenticate {
+            b.insert_header((header::WWW_AUTHENTICATE, w.as_str()));
+        }
+        if let Some(s) = self.retry_after {
+            b.insert_header((header::RETRY_AFTER, s));
+        }
+        b.json(
+            json!({ "error": { "type": self.kind, "code": self.code, "message": self.message } }),
+        )
+    }
+}
+
+fn invalid_request(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        kind: "invalid_request_error",
+        code,
+        message: message.into(),
+        www_authenticate: None,
+        retry_after: None,
+    }
+}
+
+fn unauthenticated(svc: &Svc, credential_sent: bool) -> ApiError {
+    let metadata = format!("{}/.well-known/oauth-protected-resource", svc.config.issuer);
+    let www = if credential_sent {
+        format!(
+            "Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"The credential is invalid, expired or revoked\", resource_metadata=\"{metadata}\""
+        )
+    } else {
+        format!("Bearer realm=\"keygate\", resource_metadata=\"{metadata}\"")
+    };
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        kind: "authentication_error",
+        code: "invalid_api_key",
+        message: "A valid workspace API key is required.".into(),
+        www_authenticate: Some(www),
+        retry_after: None,
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        kind: "api_error",
+        code: "service_unavailable",
+        message: "The service is temporarily unavailable. Retry shortly.".into(),
+        www_authenticate: None,
+        retry_after: Some(1),
+    }
+}
+
+fn internal() -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        kind: "api_error",
+        code: "internal_error",
+        message: "An internal error occurred.".into(),
+        www_authenticate: None,
+        retry_after: None,
+    }
+}
+
+fn from_domain(e: crate::error::Error) -> ApiError {
+    match e {
+        crate::error::Error::Conflict(m) => {
+            invalid_request(StatusCode::CONFLICT, "resource_already_exists", m)
+        }
+        crate::error::Error::Invalid(m) => {
+            invalid_request(StatusCode::BAD_REQUEST, "parameter_invalid", m)
+        }
+        crate::error::Error::NotFound(m) => {
+            invalid_request(StatusCode::NOT_FOUND, "resource_missing", m)
+        }
+        e if e.is_unavailable() => unavailable(),
+        e => {
+            log::error!("internal error on /v1: {e}");
+            internal()
+        }
+    }
+}
+
+/// The credential, only from `Authorization: Bearer <credential>`.
+fn bearer_credential(req: &HttpRequest) -> Result<Option<String>, ()> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, credential) = value.split_once(' ').ok_or(())?;
+    let credential = credential.trim();
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || credential.is_empty()
+        || credential.contains(' ')
+        || credential.len() > 4096
+    {
+        return Err(());
+    }
+    Ok(Some(credential.to_string()))
+}
+
+/// An authenticated `/v1` caller.
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let svc = req.app_data::<Svc>().cloned().ok_or_else(internal)?;
+            let credential = match bearer_credential(&req) {
+                Ok(Some(c)) => c,
+                Ok(None) => return Err(unauthenticated(&svc, false)),
+                Err(()) => return Err(fail(&svc, &req)),
+            };
+            let found = match bearer::check_cached(&svc, &credential) {
+                Lookup::Found(p) => Some(p),
+                Lookup::Invalid => None,
+                Lookup::Miss => {
+                    // Failed callers do not get to make the database work for them.
+                    if let Some(limits) = &svc.limits {
+                        if let Err(secs) = limits.bearer_address.check(&client_address(&req)) {
+                            return Err(rate_limited(secs));
+                        }
+                    }
+                    super::with_conn(&svc, move |svc, conn| {
+                        bearer::check_stored(svc, conn, &credential)
+                    })
+                    .await
+                    .map_err(from_domain)?
+                }
+            };
+            match found {
+                Some(p) => {
+                    bearer::record_use(&svc, &p);
+                    Ok(Caller(p))
+                }
+                None => Err(fail(&svc, &req)),
+            }
+        })
+    }
+}
+
+fn rate_limited(secs: u64) -> ApiError {
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        kind: "rate_limit_error",
+        code: "rate_limited",
+        message: "Too many failed authentication attempts. Retry later.".into(),
+        www_authenticate: None,
+        retry_after: Some(secs),
+    }
+}
+
+fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
+    if let Some(limits) = &svc.limits {
+        let address = client_address(req);
+        limits.bearer_address.failure(&address);
+    }
+    unauthenticated(svc, true)
+}
+
+fn require(caller: &Caller, scope: &str) -> Result<(), ApiError> {
+    if caller.0.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "permission_error",
+            code: "insufficient_scope",
+            message: format!("This credential does not have the {scope} scope."),
+            www_authenticate: Some(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+            retry_after: None,
+        })
+    }
+}
+
+async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
+    require(&caller, "workspace:read")?;
+    let id = caller.0.workspace_id().to_string();
+    let ws = super::with_conn(&svc, move |_, conn| {
+        crate::accounts::find_workspace(conn, &id)
+    })
+    .await
+    .map_err(from_domain)?;
+    Ok(HttpResponse::Ok().json(json!({ "id": ws.id, "name": ws.name })))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+}
+
+async fn list(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    resource: Resource,
+) -> Result<HttpResponse, ApiError> {
+    require(&caller, resource.read_scope())?;
+    let q = web::Query::<ListQuery>::from_query(req.query_string()).map_err(|_| {
+        invalid_request(
+            StatusCode::BAD_REQUEST,
+            "parameter_invalid",
+            "The query string could not be read.",
+        )
+    })?;
+    let limit = match q.limit.as_deref() {
+        None => logic::DEFAULT_LIMIT,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=logic::MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(invalid_request(
+                    StatusCode::BAD_REQUEST,
+                    "parameter_invalid",
+                    format!(
+                        "limit must be a whole number from 1 to {}.",
+                        logic::MAX_LIMIT
+                    ),
+                ))
+            }
+        },
+    };
+    let after = match q.starting_after.as_deref() {
+        None | Some("") => None,
+        Some(a) if uuid::Uuid::parse_str(a).is_ok() => Some(a.to_string()),
+        Some(_) => {
+            return Err(invalid_request(
+                StatusCode::BAD_REQUEST,
+                "parameter_invalid",
+                "starting_after must be an id from a previous page.",
+            ))
+        }
+    };
+    let ws = caller.0.workspace_id().to_string();
+    let page = super::with_conn(&svc, move |_, conn| {
+        logic::list(conn, resource, &ws, limit, after.as_deref())
+    })
+    .await
+    .map_err(from_domain)?;
+    Ok(HttpResponse::Ok().json(json!({ "data": page.data, "has_more": page.has_more })))
+}
+
+/// Reads `{"name": "…"}` with a clear error for every way it can be wrong.
+async fn read_name(req: &HttpRequest, payload: web::Payload) -> Result<String, ApiError> {
+    let bad = |code, msg: &str| invalid_request(StatusCode::BAD_REQUEST, code, msg);
+    if super::media_type(req).as_deref() != Some("application/json") {
+        return Err(bad(
+            "invalid_content_type",
+            "The request body must be JSON (Content-Type: application/json).",
+        ));
+    }
+    let body = match read_body(payload).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(invalid_request(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ))
+        }
+        Err(BodyError::Broken) => {
+            return Err(bad("invalid_json", "The request body could not be read."))
+        }
+    };
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| bad("invalid_json", "The request body is not valid JSON."))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| bad("invalid_body", "The request body must be a JSON object."))?;
+    let name = match object.get("name") {
+        None | Some(serde_json::Value::Null) => {
+            return Err(bad("parameter_missing", "name is required."))
+        }
+        Some(serde_json::Value::String(s)) => s.trim().to_string(),
+        Some(_) => return Err(bad("parameter_invalid", "name must be a string.")),
+    };
+    if name.is_empty() {
+        return Err(bad("parameter_invalid", "name must not be empty."));
+    }
+    if name.chars().count() > crate::accounts::MAX_NAME_LEN {
+        return Err(bad(
+            "parameter_invalid",
+            "name must be at most 100 characters.",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad(
+            "parameter_invalid",
+            "name must not contain control characters.",
+        ));
+    }
+    Ok(name)
+}
+
+async fn create(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+    resource: Resource,
+) -> Result<HttpResponse, ApiError> {
+    require(&caller, resource.write_scope())?;
+    let name = read_name(&req, payload).await?;
+    let ws = caller.0.workspace_id().to_string();
+    let item = super::with_conn(&svc, move |_, conn| {
+        logic::create(conn, resource, &ws, &name)
+    })
+    .await
+    .map_err(from_domain)?;
+    Ok(HttpResponse::Created().json(item))
+}
+
+async fn list_tags(svc: Svc, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    list(svc, caller, req, Resource::Tags).await
+}
+async fn create_tag(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    create(svc, caller, req, payload, Resource::Tags).await
+}
+async fn list_forms(svc: Svc, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    list(svc, caller, req, Resource::Forms).await
+}
+async fn create_form(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    create(svc, caller, req, payload, Resource::Forms).await
+}
+
+async fn not_found() -> HttpResponse {
+    invalid_request(StatusCode::NOT_FOUND, "not_found", "No such endpoint.").error_response()
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    invalid_request(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This method is not allowed on this endpoint.",
+    )
+    .error_response()
+}

@@ -1,0 +1,79 @@
+//! Discovery, keys and health.
+
+use super::Svc;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(authorization_server),
+    )
+    .route("/.well-known/jwks.json", web::get().to(jwks))
+    .route(
+        "/.well-known/oauth-protected-resource",
+        web::get().to(protected_resource),
+    )
+    .route(
+        "/.well-known/oauth-protected-resource/v1",
+        web::get().to(protected_resource),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/static/keygate.css", web::get().to(stylesheet))
+    .route("/static/keygate.js", web::get().to(script));
+}
+
+fn public_json(value: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .json(value)
+}
+
+async fn authorization_server(svc: Svc) -> HttpResponse {
+    public_json(crate::oauth::metadata::authorization_server(&svc.config))
+}
+
+async fn protected_resource(svc: Svc) -> HttpResponse {
+    public_json(crate::oauth::metadata::protected_resource(&svc.config))
+}
+
+async fn jwks(svc: Svc) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .content_type("application/jwk-set+json")
+        .body(svc.keys.jwks().to_string())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and its migrations are current.
+async fn readyz(svc: Svc) -> HttpResponse {
+    let ready = super::with_conn(&svc, |_, conn| Ok(crate::db::migrations_current(conn))).await;
+    match ready {
+        Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Ok(false) => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "not_ready", "database": "migrations pending" })),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "not_ready", "database": "unavailable" })),
+    }
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/keygate.css"))
+}
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/keygate.js"))
+}

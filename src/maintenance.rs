@@ -1,0 +1,141 @@
+//! The background task of a serving node: applies other nodes' revocations,
+//! writes batched usage, and keeps the tables bounded.
+
+use crate::db::schema::{
+    access_tokens, auth_codes, authorizations, consent_requests, refresh_tokens, sessions,
+};
+use crate::db::{self, DbConn};
+use crate::error::Result;
+use crate::state::Services;
+use diesel::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Rows deleted per statement, so housekeeping never holds the write lock long.
+const BATCH: i64 = 500;
+
+pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("keygate-maintenance".into())
+        .spawn(move || run(&svc, &stop))
+        .expect("spawn maintenance thread")
+}
+
+fn run(svc: &Services, stop: &AtomicBool) {
+    let poll = Duration::from_millis(svc.config.revocation_poll_ms);
+    let flush_every = Duration::from_millis(svc.config.usage_flush_ms);
+    let housekeeping_every = Duration::from_secs(30);
+    let mut last_flush = Instant::now();
+    let mut last_housekeeping = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(poll);
+        poll_revocations(svc);
+        if last_flush.elapsed() >= flush_every {
+            flush_usage(svc);
+            last_flush = Instant::now();
+        }
+        if last_housekeeping.elapsed() >= housekeeping_every {
+            if let Ok(mut conn) = svc.pool.get() {
+                if let Err(e) = housekeeping(&mut conn) {
+                    log::warn!("housekeeping failed: {e}");
+                }
+                if let Err(e) = svc.keys.reload(&mut conn, svc.config.access_token_ttl) {
+                    log::warn!("reloading signing keys failed: {e}");
+                }
+            }
+            svc.cache.prune();
+            last_housekeeping = Instant::now();
+        }
+    }
+    flush_usage(svc);
+}
+
+pub fn poll_revocations(svc: &Services) {
+    let Ok(mut conn) = svc.pool.get() else { return };
+    match crate::revocation::since(&mut conn, svc.cache.last_seq()) {
+        Ok((events, max)) => {
+            svc.cache.apply(&events);
+            svc.cache.set_last_seq(max);
+        }
+        Err(e) => log::warn!("reading revocations failed: {e}"),
+    }
+}
+
+/// Writes the usage counted since the last flush; on failure keeps it for later.
+pub fn flush_usage(svc: &Services) {
+    let (keys, apps) = svc.usage.drain();
+    if keys.is_empty() && apps.is_empty() {
+        return;
+    }
+    let written = svc
+        .pool
+        .get()
+        .map_err(crate::error::Error::from)
+        .and_then(|mut conn| {
+            db::write_tx(&mut conn, |conn| {
+                for (id, (count, at)) in &keys {
+                    crate::apikeys::add_usage(conn, id, *count, *at)?;
+                }
+                for (id, at) in &apps {
+                    diesel::update(authorizations::table.find(id))
+                        .set(authorizations::last_used_at.eq(*at))
+                        .execute(conn)?;
+                }
+                Ok::<_, crate::error::Error>(())
+            })
+        });
+    if let Err(e) = written {
+        log::warn!("writing usage counts failed, will retry: {e}");
+        svc.usage.restore(keys, apps);
+    }
+}
+
+/// Deletes what can no longer be used, in small batches.
+pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
+    let now = db::now();
+    let mut total = 0;
+    // Codes are kept an hour past expiry so that a replay is still recognised.
+    loop {
+        let ids: Vec<String> = auth_codes::table
+            .filter(auth_codes::expires_at.lt(now - 3600))
+            .select(auth_codes::code_hash)
+            .limit(BATCH)
+            .load(conn)?;
+        if ids.is_empty() {
+            break;
+        }
+        total += diesel::delete(auth_codes::table.filter(auth_codes::code_hash.eq_any(&ids)))
+            .execute(conn)?;
+    }
+    loop {
+        let ids: Vec<String> = refresh_tokens::table
+            .filter(refresh_tokens::expires_at.lt(now))
+            .select(refresh_tokens::token_hash)
+            .limit(BATCH)
+            .load(conn)?;
+        if ids.is_empty() {
+            break;
+        }
+        total +=
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::token_hash.eq_any(&ids)))
+                .execute(conn)?;
+    }
+    loop {
+        let ids: Vec<String> = access_tokens::table
+            .filter(access_tokens::expires_at.lt(now))
+            .select(access_tokens::jti)
+            .limit(BATCH)
+            .load(conn)?;
+        if ids.is_empty() {
+            break;
+        }
+        total += diesel::delete(access_tokens::table.filter(access_tokens::jti.eq_any(&ids)))
+            .execute(conn)?;
+    }
+    total += diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?;
+    total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
+        .execute(conn)?;
+    total += crate::revocation::prune(conn)?;
+    Ok(total)
+}

@@ -1,0 +1,136 @@
+//! Authorizations: one row per approval of an app for a workspace (the
+//! authorized-apps table), and their revocation with every token under them.
+
+use crate::db::schema::{
+    access_tokens, auth_codes, authorizations, clients, refresh_tokens, users,
+};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use crate::revocation::{self, Event};
+use diesel::prelude::*;
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = authorizations)]
+pub struct Authorization {
+    pub id: String,
+    pub client_id: String,
+    pub workspace_id: String,
+    pub user_id: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl Authorization {
+    pub fn status(&self) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// A row of the authorized-apps table, with the names people read.
+#[derive(Clone, Debug)]
+pub struct AppRow {
+    pub authorization: Authorization,
+    pub app_name: String,
+    pub authorized_by: String,
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Authorization> {
+    authorizations::table
+        .find(id)
+        .select(Authorization::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no authorization with id {id:?}")))
+}
+
+/// Newest first.
+pub fn list_for_workspace(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<AppRow>> {
+    let rows: Vec<(Authorization, String, String)> = authorizations::table
+        .inner_join(clients::table)
+        .inner_join(users::table)
+        .filter(authorizations::workspace_id.eq(workspace_id))
+        .order(authorizations::id.desc())
+        .select((Authorization::as_select(), clients::name, users::email))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(authorization, app_name, authorized_by)| AppRow {
+            authorization,
+            app_name,
+            authorized_by,
+        })
+        .collect())
+}
+
+/// Inside a transaction: marks the authorization revoked, ends its refresh tokens
+/// and unredeemed codes, and its live access tokens by event. Deletes nothing.
+pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {
+    let now = db::now();
+    diesel::update(
+        authorizations::table
+            .find(id)
+            .filter(authorizations::revoked_at.is_null()),
+    )
+    .set(authorizations::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::authorization_id.eq(id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        auth_codes::table
+            .filter(auth_codes::authorization_id.eq(id))
+            .filter(auth_codes::used_at.is_null()),
+    )
+    .set(auth_codes::used_at.eq(now))
+    .execute(conn)?;
+    let live = access_tokens::table
+        .filter(access_tokens::authorization_id.eq(id))
+        .filter(access_tokens::revoked_at.is_null())
+        .filter(access_tokens::expires_at.gt(now));
+    let tokens: Vec<(String, i64)> = live
+        .select((access_tokens::jti, access_tokens::expires_at))
+        .load(conn)?;
+    diesel::update(live)
+        .set(access_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+    let events: Vec<Event> = tokens
+        .iter()
+        .map(|(jti, exp)| Event::access_token(jti, *exp))
+        .collect();
+    revocation::record(conn, &events)?;
+    Ok(events)
+}
+
+/// Revokes one authorization (idempotent). Returns the events to apply locally.
+pub fn revoke(conn: &mut DbConn, id: &str) -> Result<(Authorization, Vec<Event>)> {
+    db::write_tx(conn, |conn| {
+        find(conn, id)?;
+        let events = revoke_in_tx(conn, id)?;
+        Ok((find(conn, id)?, events))
+    })
+}
+
+/// Inside a transaction: revokes every active authorization a person approved in
+/// a workspace (they were removed from it).
+pub fn revoke_approved_by(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<usize> {
+    let ids: Vec<String> = authorizations::table
+        .filter(authorizations::workspace_id.eq(workspace_id))
+        .filter(authorizations::user_id.eq(user_id))
+        .filter(authorizations::revoked_at.is_null())
+        .select(authorizations::id)
+        .load(conn)?;
+    for id in &ids {
+        revoke_in_tx(conn, id)?;
+    }
+    Ok(ids.len())
+}

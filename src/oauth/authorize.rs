@@ -1,0 +1,270 @@
+//! The authorization endpoint (RFC 6749 §4.1.1–4.1.2): validating the request,
+//! binding it server-side while the person decides, and issuing the code.
+
+use super::error::OAuthError;
+use super::{authorizations::Authorization, engine, redirect_with, scopes, Params};
+use crate::accounts;
+use crate::clients::{self, Client};
+use crate::config::Config;
+use crate::crypto;
+use crate::db::schema::{auth_codes, authorizations, consent_requests};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use diesel::prelude::*;
+
+/// A request that passed validation.
+#[derive(Clone, Debug)]
+pub struct AuthorizationRequest {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub scopes: Vec<&'static str>,
+    pub state: Option<String>,
+    /// The PKCE challenge as the engine stores it.
+    pub code_challenge: String,
+}
+
+/// Why a request was refused, and how the person learns of it.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The client or redirect URI cannot be trusted: never redirect (RFC 6749 §4.1.2.1).
+    Page(String),
+    /// Everything else goes back to the client.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+    /// Storage failed.
+    Internal(Error),
+}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Self {
+        Rejection::Internal(e)
+    }
+}
+
+/// Validates in the order of RFC 6749 §4.1.2.1: client and redirect URI first
+/// (errors shown as a page), then the rest (errors redirected).
+pub fn validate(
+    conn: &mut DbConn,
+    config: &Config,
+    params: &Params,
+) -> std::result::Result<AuthorizationRequest, Rejection> {
+    let page = |msg: &str| Rejection::Page(msg.to_string());
+    let client_id = params
+        .get("client_id")
+        .map_err(|_| page("The client_id parameter is repeated."))?
+        .ok_or_else(|| page("The request has no client_id."))?;
+    let client = clients::find(conn, client_id)?.ok_or_else(|| {
+        page("The application is not registered with keygate (unknown client_id).")
+    })?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .map_err(|_| page("The redirect_uri parameter is repeated."))?
+        .ok_or_else(|| page("The request has no redirect_uri."))?;
+    if !client.redirect_uri_matches(redirect_uri) {
+        return Err(page(
+            "The redirect_uri does not match any URI registered for this application.",
+        ));
+    }
+    let redirect_uri = redirect_uri.to_string();
+    // The state goes back with every error; if it is repeated, none is trusted.
+    let state = params.get("state").ok().flatten().map(str::to_string);
+    let fail = |error: OAuthError| Rejection::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+    };
+    if let Some(name) = params.first_of_any_repeated(&["resource"]) {
+        return Err(fail(OAuthError::invalid_request(format!(
+            "the {name} parameter must not be repeated"
+        ))));
+    }
+    match params.get("response_type").map_err(fail)? {
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is required",
+            )))
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::unsupported_response_type(
+                "only response_type=code is supported",
+            )))
+        }
+    }
+    if params
+        .get("response_mode")
+        .map_err(fail)?
+        .is_some_and(|m| m != "query")
+    {
+        return Err(fail(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        )));
+    }
+    let code_challenge = engine::challenge(
+        params.get("code_challenge_method").map_err(fail)?,
+        params.get("code_challenge").map_err(fail)?,
+    )
+    .map_err(fail)?;
+    let scopes = scopes::parse(params.get("scope").map_err(fail)?).map_err(fail)?;
+    super::check_resource(params, &config.resource()).map_err(fail)?;
+    Ok(AuthorizationRequest {
+        client,
+        redirect_uri,
+        scopes,
+        state,
+        code_challenge,
+    })
+}
+
+/// The redirect that carries an error back to the client (with `iss`, RFC 9207).
+pub fn error_redirect(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &OAuthError,
+) -> String {
+    let mut params = vec![
+        ("error", error.error),
+        ("error_description", error.error_description.as_str()),
+    ];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    redirect_with(redirect_uri, &params)
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = consent_requests)]
+pub struct ConsentRequest {
+    pub id_hash: String,
+    pub session_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Holds a validated request server-side while the person decides, bound to their
+/// session. The form carries only the returned id, so nothing in it can widen the
+/// request.
+pub fn hold(
+    conn: &mut DbConn,
+    config: &Config,
+    session_hash: &str,
+    req: &AuthorizationRequest,
+) -> Result<String> {
+    let id = crypto::random_token(24);
+    let now = db::now();
+    diesel::insert_into(consent_requests::table)
+        .values(&ConsentRequest {
+            id_hash: crypto::sha256_hex(&id),
+            session_hash: session_hash.to_string(),
+            client_id: req.client.id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scopes: scopes::join(&req.scopes),
+            state: req.state.clone(),
+            code_challenge: req.code_challenge.clone(),
+            created_at: now,
+            expires_at: now + config.consent_ttl,
+        })
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Takes the held request out (single use), if it belongs to this session and is fresh.
+pub fn take(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<ConsentRequest>> {
+    let id_hash = crypto::sha256_hex(id);
+    let held: Option<ConsentRequest> = consent_requests::table
+        .find(&id_hash)
+        .select(ConsentRequest::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(held) = held else { return Ok(None) };
+    if !crypto::ct_eq(&held.session_hash, session_hash) {
+        return Ok(None);
+    }
+    let n = diesel::delete(consent_requests::table.find(&id_hash)).execute(conn)?;
+    if n == 0 || held.expires_at < db::now() {
+        return Ok(None);
+    }
+    Ok(Some(held))
+}
+
+pub struct Approved {
+    pub authorization: Authorization,
+    pub code: String,
+}
+
+/// Records the authorization (the authorized-apps row) and issues a single-use
+/// code bound to client, redirect URI, PKCE challenge, scopes, user and workspace.
+pub fn approve(
+    conn: &mut DbConn,
+    config: &Config,
+    held: &ConsentRequest,
+    user_id: &str,
+    workspace_id: &str,
+) -> Result<Approved> {
+    db::write_tx(conn, |conn| {
+        let role = accounts::role_in(conn, workspace_id, user_id)?;
+        if !role.is_some_and(accounts::Role::can_manage) {
+            return Err(Error::forbidden(
+                "only owners and admins of a workspace may authorize apps for it",
+            ));
+        }
+        let now = db::now();
+        let authorization = Authorization {
+            id: db::new_id(),
+            client_id: held.client_id.clone(),
+            workspace_id: workspace_id.to_string(),
+            user_id: user_id.to_string(),
+            scopes: held.scopes.clone(),
+            created_at: now,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        diesel::insert_into(authorizations::table)
+            .values(&authorization)
+            .execute(conn)?;
+        let code = crypto::random_token(32);
+        diesel::insert_into(auth_codes::table)
+            .values((
+                auth_codes::code_hash.eq(crypto::sha256_hex(&code)),
+                auth_codes::authorization_id.eq(&authorization.id),
+                auth_codes::client_id.eq(&held.client_id),
+                auth_codes::redirect_uri.eq(&held.redirect_uri),
+                auth_codes::code_challenge.eq(&held.code_challenge),
+                auth_codes::created_at.eq(now),
+                auth_codes::expires_at.eq(now + config.code_ttl),
+            ))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            workspace_id,
+            user_id,
+            "app.authorized",
+            &authorization.id,
+            None,
+        )?;
+        Ok(Approved {
+            authorization,
+            code,
+        })
+    })
+}
+
+/// The success redirect (RFC 6749 §4.1.2, `iss` per RFC 9207).
+pub fn code_redirect(issuer: &str, held: &ConsentRequest, code: &str) -> String {
+    let mut params = vec![("code", code)];
+    if let Some(s) = held.state.as_deref() {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    redirect_with(&held.redirect_uri, &params)
+}

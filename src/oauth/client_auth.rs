@@ -1,0 +1,103 @@
+//! Client authentication at the token, revocation and introspection endpoints
+//! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for
+//! public clients, which identify themselves with `client_id`.
+
+use super::error::OAuthError;
+use super::Params;
+use crate::clients::{self, Client};
+use crate::db::DbConn;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Public clients may identify themselves with `client_id` alone.
+    PublicToo,
+    /// Confidential clients only (introspection).
+    ConfidentialOnly,
+}
+
+/// The credentials of an HTTP Basic header. RFC 6749 §2.3.1: id and secret are
+/// form-urlencoded before base64, so both are decoded after it.
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((unescape(id), unescape(secret)))
+}
+
+/// Who is calling. `Err` carries `invalid_client` (401) or `invalid_request`.
+pub fn authenticate(
+    conn: &mut DbConn,
+    authorization_header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Result<Client, OAuthError> {
+    let body_id = params.get("client_id")?;
+    let body_secret = params.get("client_secret")?;
+    let failed = || OAuthError::invalid_client("client authentication failed");
+
+    let (client_id, secret) = match authorization_header {
+        Some(h) => {
+            let (id, secret) = basic_credentials(h).ok_or_else(|| {
+                OAuthError::invalid_client("unsupported or malformed Authorization header")
+            })?;
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not several",
+                ));
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            (id, Some(secret))
+        }
+        None => match body_id {
+            Some(id) => (id.to_string(), body_secret.map(str::to_string)),
+            None => {
+                return Err(OAuthError::invalid_client(
+                    "client authentication is required",
+                ))
+            }
+        },
+    };
+    let client = clients::find(conn, &client_id)?.ok_or_else(failed)?;
+    match (client.is_public, secret) {
+        (false, Some(secret)) if client.secret_matches(&secret) => Ok(client),
+        (false, _) => Err(failed()),
+        (true, None) if allow == Allow::PublicToo => Ok(client),
+        (true, None) => Err(OAuthError::invalid_client(
+            "public clients cannot use this endpoint",
+        )),
+        (true, Some(_)) => Err(failed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_is_form_decoded() {
+        // "my%2Did:s%7Ecret" base64
+        let h = format!("Basic {}", STANDARD.encode("my%2Did:s%7Ecret+x"));
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("my-id".into(), "s~cret x".into()))
+        );
+        assert_eq!(basic_credentials("Bearer abc"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+    }
+}

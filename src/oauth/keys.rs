@@ -1,0 +1,245 @@
+//! Access-token signing keys: Ed25519 (EdDSA), generated on first start and kept in
+//! the database so that every node signs and verifies with the same set. Older keys
+//! stay published until every token they signed has expired.
+
+use crate::db::schema::signing_keys;
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use diesel::prelude::*;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+pub const ALGORITHM: &str = "EdDSA";
+
+#[derive(Queryable, Selectable, Insertable, Clone)]
+#[diesel(table_name = signing_keys)]
+struct SigningKeyRow {
+    kid: String,
+    algorithm: String,
+    private_key: String,
+    public_key: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+/// The claims of an RFC 9068 access token.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub workspace_id: String,
+}
+
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+struct Published {
+    kid: String,
+    /// Raw 32-byte public key, base64url (the JWK `x`).
+    x: String,
+    decoding: DecodingKey,
+}
+
+struct Inner {
+    signer: Signer,
+    published: Vec<Published>,
+}
+
+pub struct KeyRing {
+    inner: RwLock<Inner>,
+    validation: Validation,
+}
+
+fn generate() -> Result<SigningKeyRow> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| Error::invalid("could not generate a signing key"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| Error::invalid("could not read the generated signing key"))?;
+    Ok(SigningKeyRow {
+        kid: crate::crypto::random_token(12),
+        algorithm: ALGORITHM.to_string(),
+        private_key: STANDARD.encode(pkcs8.as_ref()),
+        public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        created_at: db::now(),
+        retired_at: None,
+    })
+}
+
+/// Adds a new signing key; older ones stop signing but stay published for
+/// `keep_secs` (the access token lifetime). Returns the new key id.
+pub fn rotate(conn: &mut DbConn) -> Result<String> {
+    let row = generate()?;
+    db::write_tx(conn, |conn| {
+        diesel::update(signing_keys::table.filter(signing_keys::retired_at.is_null()))
+            .set(signing_keys::retired_at.eq(db::now()))
+            .execute(conn)?;
+        diesel::insert_into(signing_keys::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok::<_, Error>(())
+    })?;
+    Ok(row.kid)
+}
+
+fn load_rows(conn: &mut DbConn, keep_secs: i64) -> Result<Vec<SigningKeyRow>> {
+    let cutoff = db::now() - keep_secs;
+    Ok(signing_keys::table
+        .filter(
+            signing_keys::retired_at
+                .is_null()
+                .or(signing_keys::retired_at.gt(cutoff)),
+        )
+        .order(signing_keys::created_at.desc())
+        .select(SigningKeyRow::as_select())
+        .load(conn)?)
+}
+
+fn build(rows: Vec<SigningKeyRow>) -> Result<Inner> {
+    let active = rows
+        .iter()
+        .find(|r| r.retired_at.is_none())
+        .or(rows.first())
+        .ok_or_else(|| Error::not_found("no signing key"))?;
+    let der = STANDARD
+        .decode(&active.private_key)
+        .map_err(|_| Error::invalid("a stored signing key is corrupt"))?;
+    let signer = Signer {
+        kid: active.kid.clone(),
+        key: EncodingKey::from_ed_der(&der),
+    };
+    let mut published = Vec::new();
+    for r in &rows {
+        if r.algorithm != ALGORITHM {
+            continue;
+        }
+        let decoding = DecodingKey::from_ed_components(&r.public_key)
+            .map_err(|_| Error::invalid("a stored public key is corrupt"))?;
+        published.push(Published {
+            kid: r.kid.clone(),
+            x: r.public_key.clone(),
+            decoding,
+        });
+    }
+    Ok(Inner { signer, published })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    Malformed,
+    UnknownKey,
+    Invalid,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one when there is none.
+    pub fn load(conn: &mut DbConn, issuer: &str, keep_secs: i64) -> Result<KeyRing> {
+        let mut rows = load_rows(conn, keep_secs)?;
+        if rows.iter().all(|r| r.retired_at.is_some()) {
+            rotate(conn)?;
+            rows = load_rows(conn, keep_secs)?;
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[format!("{issuer}/v1")]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 0;
+        Ok(KeyRing {
+            inner: RwLock::new(build(rows)?),
+            validation,
+        })
+    }
+
+    /// Re-reads the key set (after a rotation on another node).
+    pub fn reload(&self, conn: &mut DbConn, keep_secs: i64) -> Result<()> {
+        let rows = load_rows(conn, keep_secs)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let inner = build(rows)?;
+        if let Ok(mut guard) = self.inner.write() {
+            *guard = inner;
+        }
+        Ok(())
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String> {
+        let guard = self
+            .inner
+            .read()
+            .map_err(|_| Error::invalid("key ring poisoned"))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".to_string());
+        header.kid = Some(guard.signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &guard.signer.key)
+            .map_err(|e| Error::invalid(format!("signing failed: {e}")))
+    }
+
+    /// Verifies signature, `typ` (RFC 9068 §4), issuer, audience and expiry.
+    pub fn verify(&self, token: &str) -> std::result::Result<AccessClaims, VerifyError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        if header.alg != Algorithm::EdDSA
+            || !header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            })
+        {
+            return Err(VerifyError::Invalid);
+        }
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let guard = self.inner.read().map_err(|_| VerifyError::Invalid)?;
+        let key = guard
+            .published
+            .iter()
+            .find(|p| p.kid == kid)
+            .ok_or(VerifyError::UnknownKey)?;
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| VerifyError::Invalid)
+    }
+
+    /// The JWK Set (RFC 7517): public keys only.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = match self.inner.read() {
+            Ok(guard) => guard
+                .published
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "kty": "OKP",
+                        "crv": "Ed25519",
+                        "x": p.x,
+                        "kid": p.kid,
+                        "use": "sig",
+                        "alg": ALGORITHM,
+                    })
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        serde_json::json!({ "keys": keys })
+    }
+
+    pub fn kids(&self) -> HashMap<String, bool> {
+        match self.inner.read() {
+            Ok(g) => g
+                .published
+                .iter()
+                .map(|p| (p.kid.clone(), p.kid == g.signer.kid))
+                .collect(),
+            Err(_) => HashMap::new(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Discovery documents: RFC 8414 (authorization server) and RFC 9728 (the `/v1`
+//! protected resource).
+
+use super::scopes;
+use crate::config::Config;
+use serde_json::{json, Value};
+
+pub fn authorization_server(config: &Config) -> Value {
+    let i = &config.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/oauth/authorize"),
+        "token_endpoint": format!("{i}/oauth/token"),
+        "revocation_endpoint": format!("{i}/oauth/revoke"),
+        "introspection_endpoint": format!("{i}/oauth/introspect"),
+        "jwks_uri": format!("{i}/.well-known/jwks.json"),
+        "scopes_supported": scopes::all_names(),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "authorization_response_iss_parameter_supported": true,
+        "service_documentation": format!("{i}/openapi.json"),
+    })
+}
+
+pub fn protected_resource(config: &Config) -> Value {
+    let i = &config.issuer;
+    json!({
+        "resource": config.resource(),
+        "authorization_servers": [i],
+        "jwks_uri": format!("{i}/.well-known/jwks.json"),
+        "scopes_supported": scopes::all_names(),
+        "bearer_methods_supported": ["header"],
+        "resource_signing_alg_values_supported": [super::keys::ALGORITHM],
+        "resource_name": "keygate workspace API",
+    })
+}

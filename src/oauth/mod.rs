@@ -1,0 +1,111 @@
+//! OAuth 2.0: the authorization-code flow with PKCE, refresh, revocation and
+//! introspection. Logic only; `crate::http` maps it onto HTTP.
+
+pub mod authorizations;
+pub mod authorize;
+pub mod client_auth;
+pub mod engine;
+pub mod error;
+pub mod introspect;
+pub mod keys;
+pub mod metadata;
+pub mod revoke;
+pub mod scopes;
+pub mod token;
+
+use error::OAuthError;
+
+/// Form or query parameters, read by the rule of RFC 6749 §3.1 and §3.2:
+/// a parameter sent without a value is as if omitted, and none may repeat.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(encoded: &[u8]) -> Params {
+        Params(url::form_urlencoded::parse(encoded).into_owned().collect())
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params(pairs)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut found = None;
+        for (k, v) in &self.0 {
+            if k == name && !v.is_empty() {
+                if found.is_some() {
+                    return Err(OAuthError::invalid_request(format!(
+                        "the {name} parameter must not be repeated"
+                    )));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every value of a parameter that may repeat (RFC 8707 `resource`).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn first_of_any_repeated(&self, except: &[&str]) -> Option<&str> {
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if v.is_empty() || except.contains(&k.as_str()) {
+                continue;
+            }
+            if self.0[i + 1..]
+                .iter()
+                .any(|(k2, v2)| k2 == k && !v2.is_empty())
+            {
+                return Some(k.as_str());
+            }
+        }
+        None
+    }
+}
+
+/// RFC 8707: every `resource` named must be keygate's one protected resource.
+pub fn check_resource(params: &Params, resource: &str) -> Result<(), OAuthError> {
+    for r in params.all("resource") {
+        if r != resource {
+            return Err(OAuthError::invalid_target(format!(
+                "unknown resource {r:?}; the only resource is {resource}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends parameters to a redirect URI's query (keeping the query it has).
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => {
+            let mut out = redirect_uri.to_string();
+            let mut sep = if out.contains('?') { '&' } else { '?' };
+            for (k, v) in params {
+                out.push(sep);
+                out.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair(k, v)
+                        .finish(),
+                );
+                sep = '&';
+            }
+            out
+        }
+    }
+}

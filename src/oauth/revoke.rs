@@ -1,0 +1,87 @@
+//! Token revocation (RFC 7009). The hint orders the search but is not trusted;
+//! unknown, invalid or foreign tokens are a silent success.
+
+use super::authorizations;
+use super::Params;
+use crate::clients::Client;
+use crate::crypto;
+use crate::db::schema::{access_tokens, refresh_tokens};
+use crate::db::{self, DbConn};
+use crate::error::Result;
+use crate::revocation::{self, Event};
+use crate::state::Services;
+use diesel::prelude::*;
+
+/// Revokes what the client may revoke; returns the events to apply locally.
+pub fn revoke(
+    svc: &Services,
+    conn: &mut DbConn,
+    client: &Client,
+    token: &str,
+    params: &Params,
+) -> Result<Vec<Event>> {
+    let refresh_first = params.get("token_type_hint").ok().flatten() == Some("refresh_token");
+    if refresh_first {
+        if let Some(events) = revoke_refresh(conn, client, token)? {
+            return Ok(events);
+        }
+        return revoke_access(svc, conn, client, token);
+    }
+    let events = revoke_access(svc, conn, client, token)?;
+    if !events.is_empty() {
+        return Ok(events);
+    }
+    Ok(revoke_refresh(conn, client, token)?.unwrap_or_default())
+}
+
+/// An access token ends alone; nothing else issued under its authorization stops.
+fn revoke_access(
+    svc: &Services,
+    conn: &mut DbConn,
+    client: &Client,
+    token: &str,
+) -> Result<Vec<Event>> {
+    if token.bytes().filter(|b| *b == b'.').count() != 2 {
+        return Ok(Vec::new());
+    }
+    let Ok(claims) = svc.keys.verify(token) else {
+        return Ok(Vec::new());
+    };
+    if claims.client_id != client.id {
+        return Ok(Vec::new());
+    }
+    db::write_tx(conn, |conn| {
+        let n = diesel::update(
+            access_tokens::table
+                .find(&claims.jti)
+                .filter(access_tokens::client_id.eq(&client.id))
+                .filter(access_tokens::revoked_at.is_null()),
+        )
+        .set(access_tokens::revoked_at.eq(db::now()))
+        .execute(conn)?;
+        let events = if n > 0 {
+            vec![Event::access_token(&claims.jti, claims.exp)]
+        } else {
+            Vec::new()
+        };
+        revocation::record(conn, &events)?;
+        Ok(events)
+    })
+}
+
+/// A refresh token ends with every token issued under its grant (RFC 7009 §2.1).
+/// `None` when the token is not a refresh token of this client.
+fn revoke_refresh(conn: &mut DbConn, client: &Client, token: &str) -> Result<Option<Vec<Event>>> {
+    let row: Option<(String, String)> = refresh_tokens::table
+        .find(crypto::sha256_hex(token))
+        .select((refresh_tokens::authorization_id, refresh_tokens::client_id))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((authorization_id, owner)) if owner == client.id => {
+            let (_, events) = authorizations::revoke(conn, &authorization_id)?;
+            Ok(Some(events))
+        }
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,115 @@
+//! The scopes keygate grants, and what each means in plain words.
+
+use super::error::OAuthError;
+
+pub struct ScopeInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub writes: bool,
+}
+
+pub const SCOPES: &[ScopeInfo] = &[
+    ScopeInfo {
+        name: "workspace:read",
+        description: "See the workspace's name and details",
+        writes: false,
+    },
+    ScopeInfo {
+        name: "tags:read",
+        description: "See your tags",
+        writes: false,
+    },
+    ScopeInfo {
+        name: "tags:write",
+        description: "Create and change tags",
+        writes: true,
+    },
+    ScopeInfo {
+        name: "forms:read",
+        description: "See your forms",
+        writes: false,
+    },
+    ScopeInfo {
+        name: "forms:write",
+        description: "Create and change forms",
+        writes: true,
+    },
+];
+
+pub const DEFAULT_SCOPE: &str = "workspace:read";
+
+pub fn info(name: &str) -> Option<&'static ScopeInfo> {
+    SCOPES.iter().find(|s| s.name == name)
+}
+
+pub fn all_names() -> Vec<&'static str> {
+    SCOPES.iter().map(|s| s.name).collect()
+}
+
+/// Every `*:read` scope: what a read-only API key may do.
+pub fn read_names() -> Vec<&'static str> {
+    SCOPES
+        .iter()
+        .filter(|s| !s.writes)
+        .map(|s| s.name)
+        .collect()
+}
+
+/// Parses a `scope` parameter (RFC 6749 §3.3): space-delimited, each one known.
+/// No parameter (or an empty one) means the default scope. The result is in
+/// keygate's canonical order without duplicates.
+pub fn parse(param: Option<&str>) -> Result<Vec<&'static str>, OAuthError> {
+    let raw = param.unwrap_or("").trim();
+    if raw.is_empty() {
+        return Ok(vec![DEFAULT_SCOPE]);
+    }
+    let mut wanted = Vec::new();
+    for token in raw.split(' ') {
+        if token.is_empty() {
+            continue;
+        }
+        match info(token) {
+            Some(s) => wanted.push(s.name),
+            None => {
+                return Err(OAuthError::invalid_scope(format!(
+                    "unknown scope {token:?}; supported: {}",
+                    all_names().join(" ")
+                )))
+            }
+        }
+    }
+    Ok(SCOPES
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| wanted.contains(n))
+        .collect())
+}
+
+pub fn join(scopes: &[&str]) -> String {
+    scopes.join(" ")
+}
+
+/// Splits a stored scope string.
+pub fn split(stored: &str) -> Vec<String> {
+    stored
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_canonical_order() {
+        assert_eq!(parse(None).unwrap(), vec!["workspace:read"]);
+        assert_eq!(parse(Some("  ")).unwrap(), vec!["workspace:read"]);
+        assert_eq!(
+            parse(Some("tags:write workspace:read tags:write")).unwrap(),
+            vec!["workspace:read", "tags:write"]
+        );
+        assert_eq!(parse(Some("admin")).unwrap_err().error, "invalid_scope");
+    }
+}

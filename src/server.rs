@@ -1,0 +1,50 @@
+//! Starting and stopping a serving node.
+
+use crate::config::Config;
+use crate::state::Services;
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpServer};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Opens the database, loads keys, binds, serves until SIGTERM/SIGINT, drains
+/// in-flight requests, and writes the last usage counts.
+pub fn run(config: Config) -> Result<(), String> {
+    let pool = crate::db::connect(&config.database_url)?;
+    let listener = TcpListener::bind(&config.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let services = Arc::new(Services::new(config, pool)?);
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    log::info!(
+        "keygate listening on http://{addr} (issuer {})",
+        services.config.issuer
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let maintenance = crate::maintenance::spawn(services.clone(), stop.clone());
+    let result = actix_web::rt::System::new().block_on(async move {
+        let data = web::Data::from(services.clone());
+        let https = services.config.https();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(crate::http::default_headers(https))
+                .wrap(
+                    // The path only: query strings can carry codes and state.
+                    Logger::new("%{method}xi %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .configure(crate::http::configure)
+                .configure(crate::demo::configure)
+        })
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|e| format!("cannot serve: {e}"))?
+        .run();
+        server.await.map_err(|e| format!("server error: {e}"))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = maintenance.join();
+    log::info!("keygate stopped");
+    result
+}

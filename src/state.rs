@@ -1,0 +1,48 @@
+//! What every request handler and background task shares.
+
+use crate::cache::{CredentialCache, UsageRecorder};
+use crate::config::Config;
+use crate::db::Pool;
+use crate::oauth::keys::KeyRing;
+use crate::ratelimit::FailureLimiter;
+
+pub struct Limits {
+    pub login_account: FailureLimiter,
+    pub login_address: FailureLimiter,
+    pub client: FailureLimiter,
+    pub bearer_address: FailureLimiter,
+}
+
+pub struct Services {
+    pub config: Config,
+    pub pool: Pool,
+    pub keys: KeyRing,
+    pub cache: CredentialCache,
+    pub usage: UsageRecorder,
+    pub limits: Option<Limits>,
+}
+
+impl Services {
+    pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
+        let mut conn = pool
+            .get()
+            .map_err(|e| format!("cannot open the database: {e}"))?;
+        let keys = KeyRing::load(&mut conn, &config.issuer, config.access_token_ttl)
+            .map_err(|e| format!("cannot load signing keys: {e}"))?;
+        let start_seq = crate::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
+        let limits = config.rate_limits.as_ref().map(|r| Limits {
+            login_account: FailureLimiter::new(r.login_failures, r.window_secs),
+            login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
+            client: FailureLimiter::new(r.client_failures, r.window_secs),
+            bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
+        });
+        Ok(Services {
+            config,
+            pool,
+            keys,
+            cache: CredentialCache::new(start_seq),
+            usage: UsageRecorder::default(),
+            limits,
+        })
+    }
+}

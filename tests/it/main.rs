@@ -1,0 +1,7 @@
+//! One integration-test binary: each module drives a real keygate process over
+//! HTTP and its CLI, on SQLite and (with KEYGATE_TEST_POSTGRES_URL) PostgreSQL.
+
+#[macro_use]
+pub mod support;
+
+mod oauth_flow;
