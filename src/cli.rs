@@ -253,9 +253,23 @@ pub fn main() -> i32 {
 fn init_logging(serving: bool) {
     // Admin commands stay quiet at the default level: stderr holds only errors.
     let default = if serving { "info" } else { "error" };
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .try_init();
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    if std::env::var("KEYGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        // One JSON object per line, for log shippers.
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let line = json!({
+                "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    } else {
+        builder.format_timestamp_millis();
+    }
+    let _ = builder.try_init();
 }
 
 /// After a change other running nodes must honour (a revocation), wait until

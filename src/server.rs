@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::state::Services;
-use actix_web::middleware::Logger;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,7 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let maintenance = crate::maintenance::spawn(services.clone(), stop.clone());
+    let metrics_bind = std::env::var("KEYGATE_METRICS_BIND").ok().filter(|v| !v.is_empty());
     let result = actix_web::rt::System::new().block_on(async move {
         let data = web::Data::from(services.clone());
         let https = services.config.https();
@@ -29,11 +30,7 @@ pub fn run(config: Config) -> Result<(), String> {
             App::new()
                 .app_data(data.clone())
                 .wrap(crate::http::default_headers(https))
-                .wrap(
-                    // The path only: query strings can carry codes and state.
-                    Logger::new("%{method}xi %U %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
+                .wrap(from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure)
                 .configure(crate::demo::configure)
         })
@@ -41,6 +38,22 @@ pub fn run(config: Config) -> Result<(), String> {
         .listen(listener)
         .map_err(|e| format!("cannot serve: {e}"))?
         .run();
+        if let Some(bind) = metrics_bind {
+            // Metrics on their own listener, away from the public one.
+            let data = web::Data::from(services.clone());
+            let metrics = HttpServer::new(move || {
+                App::new().app_data(data.clone()).route("/metrics", web::get().to(crate::http::metrics))
+            })
+            .workers(1)
+            .bind(&bind)
+            .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?
+            .run();
+            let handle = metrics.handle();
+            actix_web::rt::spawn(metrics);
+            let result = server.await.map_err(|e| format!("server error: {e}"));
+            handle.stop(true).await;
+            return result;
+        }
         server.await.map_err(|e| format!("server error: {e}"))
     });
     stop.store(true, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! result. One `configure` serves `main` and the tests.
 
 pub mod oauth;
+pub mod observe;
 pub mod pages;
 pub mod settings;
 pub mod v1;
@@ -20,6 +21,9 @@ pub type Svc = web::Data<Services>;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    if std::env::var("KEYGATE_METRICS_BIND").map(|v| v.is_empty()).unwrap_or(true) {
+        cfg.route("/metrics", web::get().to(metrics));
+    }
     wellknown::configure(cfg);
     oauth::configure(cfg);
     pages::configure(cfg);
@@ -122,4 +126,11 @@ pub fn default_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
         ));
     }
     h
+}
+
+/// Prometheus text format.
+pub async fn metrics(svc: Svc) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&svc.pool))
 }

@@ -137,6 +137,11 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
     if let Some(r) = limited(&svc, &key) {
         return r;
     }
+    let grant = match params.get("grant_type").ok().flatten() {
+        Some(g @ ("authorization_code" | "refresh_token")) => g.to_string(),
+        Some(_) => "other".to_string(),
+        None => "none".to_string(),
+    };
     let svc2 = svc.clone();
     let result = web::block(move || {
         let mut conn = svc2
@@ -166,9 +171,14 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
         }
     })
     .await;
+    let grants = &crate::metrics::METRICS.grants;
     match result {
-        Ok(Ok(resp)) => no_store_json(&resp),
+        Ok(Ok(resp)) => {
+            grants.with_label_values(&[&grant, "ok"]).inc();
+            no_store_json(&resp)
+        }
         Ok(Err((e, events))) => {
+            grants.with_label_values(&[&grant, e.error]).inc();
             svc.cache.apply(&events);
             count_failure(&svc, &key, &e);
             error_response(&e)
@@ -205,6 +215,9 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
     .await;
     match result {
         Ok(Ok(events)) => {
+            if !events.is_empty() {
+                crate::metrics::METRICS.revocations.with_label_values(&["token"]).inc();
+            }
             svc.cache.apply(&events);
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))

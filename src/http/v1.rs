@@ -177,10 +177,15 @@ impl FromRequest for Caller {
                 Ok(None) => return Err(unauthenticated(&svc, false)),
                 Err(()) => return Err(fail(&svc, &req)),
             };
+            let m = &crate::metrics::METRICS;
             let found = match bearer::check_cached(&svc, &credential) {
-                Lookup::Found(p) => Some(p),
+                Lookup::Found(p) => {
+                    m.cache.with_label_values(&["hit"]).inc();
+                    Some(p)
+                }
                 Lookup::Invalid => None,
                 Lookup::Miss => {
+                    m.cache.with_label_values(&["miss"]).inc();
                     // Failed callers do not get to make the database work for them.
                     if let Some(limits) = &svc.limits {
                         if let Err(secs) = limits.bearer_address.check(&client_address(&req)) {
@@ -196,10 +201,14 @@ impl FromRequest for Caller {
             };
             match found {
                 Some(p) => {
+                    m.v1_auth.with_label_values(&[p.kind(), "ok"]).inc();
                     bearer::record_use(&svc, &p);
                     Ok(Caller(p))
                 }
-                None => Err(fail(&svc, &req)),
+                None => {
+                    m.v1_auth.with_label_values(&["unknown", "invalid"]).inc();
+                    Err(fail(&svc, &req))
+                }
             }
         })
     }

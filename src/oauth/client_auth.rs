@@ -77,7 +77,10 @@ pub fn authenticate(
     match (client.is_public, secret) {
         (false, Some(secret)) if client.secret_matches(&secret) => Ok(client),
         (false, _) => Err(failed()),
+        // A public client has no secret; some libraries still send Basic with an
+        // empty one, which identifies the client just as `client_id` does.
         (true, None) if allow == Allow::PublicToo => Ok(client),
+        (true, Some(s)) if s.is_empty() && allow == Allow::PublicToo => Ok(client),
         (true, None) => Err(OAuthError::invalid_client(
             "public clients cannot use this endpoint",
         )),

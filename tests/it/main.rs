@@ -5,3 +5,7 @@
 pub mod support;
 
 mod oauth_flow;
+mod cli;
+mod apikeys;
+mod v1_api;
+mod revocation;
