@@ -253,7 +253,8 @@ pub fn main() -> i32 {
 fn init_logging(serving: bool) {
     // Admin commands stay quiet at the default level: stderr holds only errors.
     let default = if serving { "info" } else { "error" };
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
     if std::env::var("KEYGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         // One JSON object per line, for log shippers.
         builder.format(|buf, record| {

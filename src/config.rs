@@ -37,10 +37,10 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            login_failures: 5,
-            client_failures: 20,
-            bearer_failures: 50,
-            window_secs: 60,
+            login_failures: 10,
+            client_failures: 100,
+            bearer_failures: 200,
+            window_secs: 300,
         }
     }
 }
@@ -85,7 +85,18 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_BIND.to_string());
         let rate_limits = match env("KEYGATE_RATE_LIMITS").as_deref() {
             Some("off") | Some("false") | Some("0") => None,
-            _ => Some(RateLimits::default()),
+            _ => {
+                let d = RateLimits::default();
+                let n = |name: &str, default: u32| -> Result<u32, String> {
+                    Ok(env_i64(name, default as i64)?.min(u32::MAX as i64) as u32)
+                };
+                Some(RateLimits {
+                    login_failures: n("KEYGATE_LOGIN_FAILURE_LIMIT", d.login_failures)?,
+                    client_failures: n("KEYGATE_CLIENT_FAILURE_LIMIT", d.client_failures)?,
+                    bearer_failures: n("KEYGATE_BEARER_FAILURE_LIMIT", d.bearer_failures)?,
+                    window_secs: env_i64("KEYGATE_FAILURE_WINDOW", d.window_secs as i64)? as u64,
+                })
+            }
         };
         Ok(Config {
             database_url,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod revocation;
+pub mod sealing;
 pub mod server;
 pub mod sessions;
 pub mod state;

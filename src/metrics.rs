@@ -1,7 +1,9 @@
 //! Prometheus metrics. Labels carry routes, outcomes and kinds: never an id or a
 //! secret.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::LazyLock;
 
 pub struct Metrics {
@@ -17,28 +19,70 @@ pub struct Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
-    registry.register(Box::new(c.clone())).expect("register metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("register metric");
     c
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
     let latency = HistogramVec::new(
-        HistogramOpts::new("keygate_http_request_duration_seconds", "Request latency by route.")
-            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        HistogramOpts::new(
+            "keygate_http_request_duration_seconds",
+            "Request latency by route.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]),
         &["route", "method"],
     )
     .expect("metric definition");
-    registry.register(Box::new(latency.clone())).expect("register metric");
-    let pool = IntGaugeVec::new(Opts::new("keygate_db_pool_connections", "Database pool connections by state."), &["state"])
-        .expect("metric definition");
-    registry.register(Box::new(pool.clone())).expect("register metric");
+    registry
+        .register(Box::new(latency.clone()))
+        .expect("register metric");
+    let pool = IntGaugeVec::new(
+        Opts::new(
+            "keygate_db_pool_connections",
+            "Database pool connections by state.",
+        ),
+        &["state"],
+    )
+    .expect("metric definition");
+    registry
+        .register(Box::new(pool.clone()))
+        .expect("register metric");
     Metrics {
-        requests: counter(&registry, "keygate_http_requests_total", "HTTP requests by route, method and status.", &["route", "method", "status"]),
-        grants: counter(&registry, "keygate_token_grants_total", "Token endpoint results by grant type and outcome (ok or the error code).", &["grant_type", "outcome"]),
-        v1_auth: counter(&registry, "keygate_v1_authentications_total", "/v1 bearer checks by credential kind and outcome.", &["kind", "outcome"]),
-        revocations: counter(&registry, "keygate_revocations_total", "Revocations by what was revoked.", &["what"]),
-        cache: counter(&registry, "keygate_credential_cache_lookups_total", "Credential cache lookups by result.", &["result"]),
+        requests: counter(
+            &registry,
+            "keygate_http_requests_total",
+            "HTTP requests by route, method and status.",
+            &["route", "method", "status"],
+        ),
+        grants: counter(
+            &registry,
+            "keygate_token_grants_total",
+            "Token endpoint results by grant type and outcome (ok or the error code).",
+            &["grant_type", "outcome"],
+        ),
+        v1_auth: counter(
+            &registry,
+            "keygate_v1_authentications_total",
+            "/v1 bearer checks by credential kind and outcome.",
+            &["kind", "outcome"],
+        ),
+        revocations: counter(
+            &registry,
+            "keygate_revocations_total",
+            "Revocations by what was revoked.",
+            &["what"],
+        ),
+        cache: counter(
+            &registry,
+            "keygate_credential_cache_lookups_total",
+            "Credential cache lookups by result.",
+            &["result"],
+        ),
         latency,
         pool,
         registry,
@@ -47,7 +91,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 pub fn render(pool: &crate::db::Pool) -> String {
     let state = pool.state();
-    METRICS.pool.with_label_values(&["idle"]).set(state.idle_connections as i64);
+    METRICS
+        .pool
+        .with_label_values(&["idle"])
+        .set(state.idle_connections as i64);
     METRICS
         .pool
         .with_label_values(&["in_use"])

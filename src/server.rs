@@ -11,6 +11,12 @@ use std::sync::Arc;
 /// Opens the database, loads keys, binds, serves until SIGTERM/SIGINT, drains
 /// in-flight requests, and writes the last usage counts.
 pub fn run(config: Config) -> Result<(), String> {
+    if crate::sealing::master_key().is_none() {
+        log::warn!(
+            "KEYGATE_MASTER_KEY is not set: signing keys are stored unencrypted in the database. \
+             Set it to a long random value to encrypt them at rest."
+        );
+    }
     let pool = crate::db::connect(&config.database_url)?;
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -22,7 +28,9 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let maintenance = crate::maintenance::spawn(services.clone(), stop.clone());
-    let metrics_bind = std::env::var("KEYGATE_METRICS_BIND").ok().filter(|v| !v.is_empty());
+    let metrics_bind = std::env::var("KEYGATE_METRICS_BIND")
+        .ok()
+        .filter(|v| !v.is_empty());
     let result = actix_web::rt::System::new().block_on(async move {
         let data = web::Data::from(services.clone());
         let https = services.config.https();
@@ -42,7 +50,9 @@ pub fn run(config: Config) -> Result<(), String> {
             // Metrics on their own listener, away from the public one.
             let data = web::Data::from(services.clone());
             let metrics = HttpServer::new(move || {
-                App::new().app_data(data.clone()).route("/metrics", web::get().to(crate::http::metrics))
+                App::new()
+                    .app_data(data.clone())
+                    .route("/metrics", web::get().to(crate::http::metrics))
             })
             .workers(1)
             .bind(&bind)

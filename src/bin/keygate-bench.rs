@@ -50,7 +50,8 @@ const PASSWORD: &str = "bench password 1";
 fn main() {
     let opts = Opts::parse();
     if opts.serve {
-        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).try_init();
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+            .try_init();
         let config = keygate::config::Config::resolve(None, None, None).expect("config");
         if let Err(e) = keygate::server::run(config) {
             eprintln!("error: {e}");
@@ -79,7 +80,10 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
@@ -90,7 +94,10 @@ impl Conn {
     fn open(addr: &str) -> Conn {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_nodelay(true).ok();
-        Conn { stream: BufReader::new(s), addr: addr.to_string() }
+        Conn {
+            stream: BufReader::new(s),
+            addr: addr.to_string(),
+        }
     }
 
     fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
@@ -104,8 +111,18 @@ impl Conn {
         }
     }
 
-    fn try_send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Reply> {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+    fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Reply> {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         for (k, v) in headers {
             req.push_str(k);
             req.push_str(": ");
@@ -119,7 +136,11 @@ impl Conn {
         if self.stream.read_line(&mut line)? == 0 {
             return Err(std::io::Error::other("closed"));
         }
-        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut headers = Vec::new();
         let mut len = 0usize;
         loop {
@@ -138,7 +159,11 @@ impl Conn {
         }
         let mut body = vec![0; len];
         self.stream.read_exact(&mut body)?;
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -175,7 +200,13 @@ fn load<S: Send + 'static>(
     let start = Instant::now();
     let mut handles = Vec::new();
     for mut state in states.into_iter().take(connections) {
-        let (stop, work, latencies, errors, addr) = (stop.clone(), work.clone(), latencies.clone(), errors.clone(), addr.to_string());
+        let (stop, work, latencies, errors, addr) = (
+            stop.clone(),
+            work.clone(),
+            latencies.clone(),
+            errors.clone(),
+            addr.to_string(),
+        );
         handles.push(std::thread::spawn(move || {
             let mut conn = Conn::open(&addr);
             let mut mine = Vec::with_capacity(100_000);
@@ -200,19 +231,38 @@ fn load<S: Send + 'static>(
     let elapsed = start.elapsed().as_secs_f64();
     let mut l = std::mem::take(&mut *latencies.lock().unwrap());
     l.sort_unstable();
-    let pct = |p: f64| if l.is_empty() { 0.0 } else { l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0 };
+    let pct = |p: f64| {
+        if l.is_empty() {
+            0.0
+        } else {
+            l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        }
+    };
     let errors = *errors.lock().unwrap();
-    Stats { name: name.to_string(), requests: l.len(), errors, elapsed, p50_ms: pct(0.5), p99_ms: pct(0.99) }
+    Stats {
+        name: name.to_string(),
+        requests: l.len(),
+        errors,
+        elapsed,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
 }
 
 fn pkce() -> (String, String) {
-    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 fn hidden(html: &str, name: &str) -> Option<String> {
@@ -241,25 +291,46 @@ fn flow(conn: &mut Conn, f: &Flow) -> Option<Value> {
         ("code_challenge", &challenge),
         ("code_challenge_method", "S256"),
     ]);
-    let page = conn.send("GET", &format!("/oauth/authorize?{q}"), &[("Cookie", &f.cookie)], "");
+    let page = conn.send(
+        "GET",
+        &format!("/oauth/authorize?{q}"),
+        &[("Cookie", &f.cookie)],
+        "",
+    );
     let html = String::from_utf8_lossy(&page.body);
     let consent_id = hidden(&html, "consent_id")?;
     let csrf = hidden(&html, "csrf_token")?;
-    let body = form(&[("consent_id", &consent_id), ("csrf_token", &csrf), ("workspace_id", &f.workspace_id), ("decision", "approve")]);
+    let body = form(&[
+        ("consent_id", &consent_id),
+        ("csrf_token", &csrf),
+        ("workspace_id", &f.workspace_id),
+        ("decision", "approve"),
+    ]);
     let r = conn.send(
         "POST",
         "/oauth/authorize",
-        &[("Cookie", &f.cookie), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Cookie", &f.cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         &body,
     );
     let location = r.header("location")?.to_string();
     let url = url::Url::parse(&location).ok()?;
     let code = url.query_pairs().find(|(k, _)| k == "code")?.1.into_owned();
-    let body = form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]);
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ]);
     let t = conn.send(
         "POST",
         "/oauth/token",
-        &[("Authorization", &f.basic), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Authorization", &f.basic),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         &body,
     );
     (t.status == 200).then(|| t.json())
@@ -276,13 +347,42 @@ fn seed_bulk(conn: &mut DbConn, scale: usize) -> Result<(), String> {
     while i < scale {
         let n = chunk.min(scale - i);
         let ids: Vec<(String, String, String, String, String)> = (0..n)
-            .map(|_| (db::new_id(), db::new_id(), db::new_id(), db::new_id(), db::new_id()))
+            .map(|_| {
+                (
+                    db::new_id(),
+                    db::new_id(),
+                    db::new_id(),
+                    db::new_id(),
+                    db::new_id(),
+                )
+            })
             .collect();
-        let ws: Vec<String> = ids.iter().enumerate().map(|(k, t)| format!("('{}','bench {}','pro',{now})", t.0, i + k)).collect();
-        let us: Vec<String> = ids.iter().map(|t| format!("('{}','{}@bench.example','{hash}',{now})", t.1, t.1)).collect();
-        let ms: Vec<String> = ids.iter().map(|t| format!("('{}','{}','owner',{now})", t.0, t.1)).collect();
-        let cs: Vec<String> = ids.iter().map(|t| format!("('{}','bench app',NULL,true,'[\"{REDIRECT}\"]',{now})", t.2)).collect();
-        let az: Vec<String> = ids.iter().map(|t| format!("('{}','{}','{}','{}','workspace:read',{now},NULL,NULL)", t.3, t.2, t.0, t.1)).collect();
+        let ws: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, t)| format!("('{}','bench {}','pro',{now})", t.0, i + k))
+            .collect();
+        let us: Vec<String> = ids
+            .iter()
+            .map(|t| format!("('{}','{}@bench.example','{hash}',{now})", t.1, t.1))
+            .collect();
+        let ms: Vec<String> = ids
+            .iter()
+            .map(|t| format!("('{}','{}','owner',{now})", t.0, t.1))
+            .collect();
+        let cs: Vec<String> = ids
+            .iter()
+            .map(|t| format!("('{}','bench app',NULL,true,'[\"{REDIRECT}\"]',{now})", t.2))
+            .collect();
+        let az: Vec<String> = ids
+            .iter()
+            .map(|t| {
+                format!(
+                    "('{}','{}','{}','{}','workspace:read',{now},NULL,NULL)",
+                    t.3, t.2, t.0, t.1
+                )
+            })
+            .collect();
         let ks: Vec<String> = ids
             .iter()
             .map(|t| format!("('{}','{}','bench key','{}','{}','read_only','cli',{now},NULL,NULL,NULL,0,NULL)", t.4, t.0, &t.4[24..], keygate::crypto::sha256_hex(&t.4)))
@@ -291,39 +391,84 @@ fn seed_bulk(conn: &mut DbConn, scale: usize) -> Result<(), String> {
         stmts.push(format!("INSERT INTO users VALUES {};", us.join(",")));
         stmts.push(format!("INSERT INTO memberships VALUES {};", ms.join(",")));
         stmts.push(format!("INSERT INTO clients VALUES {};", cs.join(",")));
-        stmts.push(format!("INSERT INTO authorizations VALUES {};", az.join(",")));
+        stmts.push(format!(
+            "INSERT INTO authorizations VALUES {};",
+            az.join(",")
+        ));
         stmts.push(format!("INSERT INTO api_keys VALUES {};", ks.join(",")));
         i += n;
     }
     let sql = stmts.join("\n");
-    db::write_tx(conn, |c| c.batch_execute(&sql).map_err(keygate::error::Error::from)).map_err(|e| e.to_string())
+    db::write_tx(conn, |c| {
+        c.batch_execute(&sql).map_err(keygate::error::Error::from)
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn run(opts: Opts) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("keygate-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let url = opts.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let url = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let issuer = format!("http://{addr}");
 
     // Seed before the server starts.
-    eprintln!("seeding {} of each (database {})…", opts.scale, if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" });
+    eprintln!(
+        "seeding {} of each (database {})…",
+        opts.scale,
+        if url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let mut conn = db::connect_single(&url)?;
     seed_bulk(&mut conn, opts.scale)?;
     let e = |e: keygate::error::Error| e.to_string();
     let ws = accounts::create_workspace(&mut conn, "Bench workspace", Plan::Pro).map_err(e)?;
     let user = accounts::create_user(&mut conn, "owner@bench.example", PASSWORD).map_err(e)?;
     accounts::add_member(&mut conn, &ws.id, &user.id, Role::Owner).map_err(e)?;
-    let client = keygate::clients::create(&mut conn, "Bench client", &[REDIRECT.to_string()], false).map_err(e)?;
-    let api_key = apikeys::create(&mut conn, &ws.id, "bench", Access::ReadOnly, None, "cli", None).map_err(e)?.secret;
+    let client =
+        keygate::clients::create(&mut conn, "Bench client", &[REDIRECT.to_string()], false)
+            .map_err(e)?;
+    let api_key = apikeys::create(
+        &mut conn,
+        &ws.id,
+        "bench",
+        Access::ReadOnly,
+        None,
+        "cli",
+        None,
+    )
+    .map_err(e)?
+    .secret;
     drop(conn);
-    let basic = format!("Basic {}", STANDARD.encode(format!("{}:{}", client.client.id, client.secret.clone().unwrap_or_default())));
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            client.client.id,
+            client.secret.clone().unwrap_or_default()
+        ))
+    );
 
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(exe)
@@ -350,75 +495,189 @@ fn run(opts: Opts) -> Result<(), String> {
         .headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.strip_prefix("keygate_login_csrf=").map(|v| v.split(';').next().unwrap_or("").to_string()))
+        .find_map(|(_, v)| {
+            v.strip_prefix("keygate_login_csrf=")
+                .map(|v| v.split(';').next().unwrap_or("").to_string())
+        })
         .ok_or("no login CSRF cookie")?;
     let r = c.send(
         "POST",
         "/login",
-        &[("Cookie", &format!("keygate_login_csrf={csrf_cookie}")), ("Content-Type", "application/x-www-form-urlencoded")],
-        &form(&[("email", "owner@bench.example"), ("password", PASSWORD), ("csrf_token", &csrf_cookie), ("next", "/settings")]),
+        &[
+            ("Cookie", &format!("keygate_login_csrf={csrf_cookie}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form(&[
+            ("email", "owner@bench.example"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_cookie),
+            ("next", "/settings"),
+        ]),
     );
     let session = r
         .headers
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.strip_prefix("keygate_session=").map(|v| v.split(';').next().unwrap_or("").to_string()))
+        .find_map(|(_, v)| {
+            v.strip_prefix("keygate_session=")
+                .map(|v| v.split(';').next().unwrap_or("").to_string())
+        })
         .ok_or("login failed")?;
-    let flow_cfg = Arc::new(Flow { cookie: format!("keygate_session={session}"), client_id: client.client.id.clone(), basic: basic.clone(), workspace_id: ws.id.clone() });
+    let flow_cfg = Arc::new(Flow {
+        cookie: format!("keygate_session={session}"),
+        client_id: client.client.id.clone(),
+        basic: basic.clone(),
+        workspace_id: ws.id.clone(),
+    });
 
     // One authorization per connection, for the JWT and refresh scenarios.
     let mut token_pairs = Vec::new();
     for _ in 0..opts.connections {
         let t = flow(&mut c, &flow_cfg).ok_or("could not complete the flow")?;
-        token_pairs.push((t["access_token"].as_str().unwrap_or("").to_string(), t["refresh_token"].as_str().unwrap_or("").to_string()));
+        token_pairs.push((
+            t["access_token"].as_str().unwrap_or("").to_string(),
+            t["refresh_token"].as_str().unwrap_or("").to_string(),
+        ));
     }
     let dur = Duration::from_secs(opts.duration);
     let n = opts.connections;
     let mut results = Vec::new();
 
-    results.push(load("/healthz", &addr, n, dur, vec![(); n], |c, _| Some(c.send("GET", "/healthz", &[], "").status == 200)));
+    results.push(load("/healthz", &addr, n, dur, vec![(); n], |c, _| {
+        Some(c.send("GET", "/healthz", &[], "").status == 200)
+    }));
     let key_header = format!("Bearer {api_key}");
-    results.push(load("/v1/workspace (API key)", &addr, n, dur, vec![key_header; n], |c, h| {
-        Some(c.send("GET", "/v1/workspace", &[("Authorization", h)], "").status == 200)
-    }));
-    let jwt_headers: Vec<String> = token_pairs.iter().map(|(a, _)| format!("Bearer {a}")).collect();
-    results.push(load("/v1/workspace (JWT)", &addr, n, dur, jwt_headers, |c, h| {
-        Some(c.send("GET", "/v1/workspace", &[("Authorization", h)], "").status == 200)
-    }));
-    let introspect_states: Vec<(String, String)> = token_pairs.iter().map(|(a, _)| (basic.clone(), form(&[("token", a)]))).collect();
-    results.push(load("introspection", &addr, n, dur, introspect_states, |c, (b, body)| {
-        let r = c.send("POST", "/oauth/introspect", &[("Authorization", b), ("Content-Type", "application/x-www-form-urlencoded")], body);
-        Some(r.status == 200 && r.body.starts_with(b"{\"active\":true"))
-    }));
+    results.push(load(
+        "/v1/workspace (API key)",
+        &addr,
+        n,
+        dur,
+        vec![key_header; n],
+        |c, h| {
+            Some(
+                c.send("GET", "/v1/workspace", &[("Authorization", h)], "")
+                    .status
+                    == 200,
+            )
+        },
+    ));
+    let jwt_headers: Vec<String> = token_pairs
+        .iter()
+        .map(|(a, _)| format!("Bearer {a}"))
+        .collect();
+    results.push(load(
+        "/v1/workspace (JWT)",
+        &addr,
+        n,
+        dur,
+        jwt_headers,
+        |c, h| {
+            Some(
+                c.send("GET", "/v1/workspace", &[("Authorization", h)], "")
+                    .status
+                    == 200,
+            )
+        },
+    ));
+    let introspect_states: Vec<(String, String)> = token_pairs
+        .iter()
+        .map(|(a, _)| (basic.clone(), form(&[("token", a)])))
+        .collect();
+    results.push(load(
+        "introspection",
+        &addr,
+        n,
+        dur,
+        introspect_states,
+        |c, (b, body)| {
+            let r = c.send(
+                "POST",
+                "/oauth/introspect",
+                &[
+                    ("Authorization", b),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                body,
+            );
+            Some(r.status == 200 && r.body.starts_with(b"{\"active\":true"))
+        },
+    ));
     let minted = Arc::new(Mutex::new(Vec::new()));
-    let refresh_states: Vec<(String, String, Arc<Mutex<Vec<String>>>)> =
-        token_pairs.iter().map(|(_, r)| (basic.clone(), r.clone(), minted.clone())).collect();
-    results.push(load("refresh grant", &addr, n, dur, refresh_states, |c, (b, rt, out)| {
-        let body = form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
-        let r = c.send("POST", "/oauth/token", &[("Authorization", b), ("Content-Type", "application/x-www-form-urlencoded")], &body);
-        if r.status != 200 {
-            return Some(false);
-        }
-        let v = r.json();
-        *rt = v["refresh_token"].as_str().unwrap_or("").to_string();
-        out.lock().unwrap().push(v["access_token"].as_str().unwrap_or("").to_string());
-        Some(true)
-    }));
+    let refresh_states: Vec<(String, String, Arc<Mutex<Vec<String>>>)> = token_pairs
+        .iter()
+        .map(|(_, r)| (basic.clone(), r.clone(), minted.clone()))
+        .collect();
+    results.push(load(
+        "refresh grant",
+        &addr,
+        n,
+        dur,
+        refresh_states,
+        |c, (b, rt, out)| {
+            let body = form(&[("grant_type", "refresh_token"), ("refresh_token", rt)]);
+            let r = c.send(
+                "POST",
+                "/oauth/token",
+                &[
+                    ("Authorization", b),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                &body,
+            );
+            if r.status != 200 {
+                return Some(false);
+            }
+            let v = r.json();
+            *rt = v["refresh_token"].as_str().unwrap_or("").to_string();
+            out.lock()
+                .unwrap()
+                .push(v["access_token"].as_str().unwrap_or("").to_string());
+            Some(true)
+        },
+    ));
     let flows: Vec<Arc<Flow>> = (0..n).map(|_| flow_cfg.clone()).collect();
-    results.push(load("authorize → consent → token", &addr, n, dur, flows, |c, f| Some(flow(c, f).is_some())));
+    results.push(load(
+        "authorize → consent → token",
+        &addr,
+        n,
+        dur,
+        flows,
+        |c, f| Some(flow(c, f).is_some()),
+    ));
     // Revoke the access tokens minted by the refresh scenario, each once.
     let tokens = std::mem::take(&mut *minted.lock().unwrap());
     let per = tokens.len() / n.max(1);
-    let revoke_states: Vec<(String, Vec<String>)> = tokens.chunks(per.max(1)).map(|c| (basic.clone(), c.to_vec())).collect();
+    let revoke_states: Vec<(String, Vec<String>)> = tokens
+        .chunks(per.max(1))
+        .map(|c| (basic.clone(), c.to_vec()))
+        .collect();
     let revoke_n = revoke_states.len().min(n);
-    results.push(load("revocation", &addr, revoke_n, dur, revoke_states, |c, (b, list)| {
-        let token = list.pop()?;
-        let r = c.send("POST", "/oauth/revoke", &[("Authorization", b), ("Content-Type", "application/x-www-form-urlencoded")], &form(&[("token", &token)]));
-        Some(r.status == 200)
-    }));
+    results.push(load(
+        "revocation",
+        &addr,
+        revoke_n,
+        dur,
+        revoke_states,
+        |c, (b, list)| {
+            let token = list.pop()?;
+            let r = c.send(
+                "POST",
+                "/oauth/revoke",
+                &[
+                    ("Authorization", b),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                &form(&[("token", &token)]),
+            );
+            Some(r.status == 200)
+        },
+    ));
 
     let rss = peak_rss_kib(child.id());
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -428,13 +687,37 @@ fn run(opts: Opts) -> Result<(), String> {
             .iter()
             .map(|s| json!({"scenario": s.name, "requests": s.requests, "errors": s.errors, "req_per_s": s.rate(), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "ratio_to_healthz": s.rate() / base}))
             .collect();
-        println!("{}", json!({"backend": if url.starts_with("postgres") {"postgresql"} else {"sqlite"}, "scale": opts.scale, "connections": n, "duration_s": opts.duration, "peak_rss_kib": rss, "results": rows}));
+        println!(
+            "{}",
+            json!({"backend": if url.starts_with("postgres") {"postgresql"} else {"sqlite"}, "scale": opts.scale, "connections": n, "duration_s": opts.duration, "peak_rss_kib": rss, "results": rows})
+        );
     } else {
-        println!("backend {}, scale {}, {} connections, {} s per scenario, {} cores", if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" }, opts.scale, n, opts.duration, std::thread::available_parallelism().map(|p| p.get()).unwrap_or(0));
+        println!(
+            "backend {}, scale {}, {} connections, {} s per scenario, {} cores",
+            if url.starts_with("postgres") {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            opts.scale,
+            n,
+            opts.duration,
+            std::thread::available_parallelism()
+                .map(|p| p.get())
+                .unwrap_or(0)
+        );
         println!("| scenario | req/s | p50 ms | p99 ms | vs /healthz | errors |");
         println!("|---|---:|---:|---:|---:|---:|");
         for s in &results {
-            println!("| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |", s.name, s.rate(), s.p50_ms, s.p99_ms, s.rate() / base, s.errors);
+            println!(
+                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                s.name,
+                s.rate(),
+                s.p50_ms,
+                s.p99_ms,
+                s.rate() / base,
+                s.errors
+            );
         }
         if let Some(kib) = rss {
             println!("server peak RSS: {:.1} MiB", kib as f64 / 1024.0);

@@ -21,7 +21,10 @@ pub type Svc = web::Data<Services>;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    if std::env::var("KEYGATE_METRICS_BIND").map(|v| v.is_empty()).unwrap_or(true) {
+    if std::env::var("KEYGATE_METRICS_BIND")
+        .map(|v| v.is_empty())
+        .unwrap_or(true)
+    {
         cfg.route("/metrics", web::get().to(metrics));
     }
     wellknown::configure(cfg);

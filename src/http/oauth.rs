@@ -216,7 +216,10 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
     match result {
         Ok(Ok(events)) => {
             if !events.is_empty() {
-                crate::metrics::METRICS.revocations.with_label_values(&["token"]).inc();
+                crate::metrics::METRICS
+                    .revocations
+                    .with_label_values(&["token"])
+                    .inc();
             }
             svc.cache.apply(&events);
             HttpResponse::Ok()

@@ -13,23 +13,38 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
-    (v.len() <= 64 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then(|| v.to_string())
+    (v.len() <= 64
+        && !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| v.to_string())
 }
 
-pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = req.method().to_string();
     let mut res = next.call(req).await?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
-    METRICS.requests.with_label_values(&[&route, &method, &status.to_string()]).inc();
-    METRICS.latency.with_label_values(&[&route, &method]).observe(elapsed.as_secs_f64());
+    METRICS
+        .requests
+        .with_label_values(&[&route, &method, &status.to_string()])
+        .inc();
+    METRICS
+        .latency
+        .with_label_values(&[&route, &method])
+        .observe(elapsed.as_secs_f64());
     if route != "/metrics" && route != "/healthz" {
         log::info!(
             target: "keygate::request",

@@ -663,7 +663,10 @@ async fn revoke_app(
         }
         let (_, events) = authorizations::revoke(conn, &id)?;
         svc.cache.apply(&events);
-        crate::metrics::METRICS.revocations.with_label_values(&["authorization"]).inc();
+        crate::metrics::METRICS
+            .revocations
+            .with_label_values(&["authorization"])
+            .inc();
         crate::audit::record(
             conn,
             &authorization.workspace_id,

@@ -21,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
+    .route("/openapi.json", web::get().to(openapi))
     .route("/static/keygate.css", web::get().to(stylesheet))
     .route("/static/keygate.js", web::get().to(script));
 }
@@ -76,4 +77,12 @@ async fn script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/keygate.js"))
+}
+
+/// The OpenAPI 3.1 document of `/v1` and the OAuth endpoints.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(include_str!("../../static/openapi.json"))
 }

@@ -6,7 +6,7 @@ use crate::db::schema::signing_keys;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -72,7 +72,7 @@ fn generate() -> Result<SigningKeyRow> {
     Ok(SigningKeyRow {
         kid: crate::crypto::random_token(12),
         algorithm: ALGORITHM.to_string(),
-        private_key: STANDARD.encode(pkcs8.as_ref()),
+        private_key: crate::sealing::seal(pkcs8.as_ref()).map_err(Error::Invalid)?,
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: db::now(),
         retired_at: None,
@@ -114,9 +114,7 @@ fn build(rows: Vec<SigningKeyRow>) -> Result<Inner> {
         .find(|r| r.retired_at.is_none())
         .or(rows.first())
         .ok_or_else(|| Error::not_found("no signing key"))?;
-    let der = STANDARD
-        .decode(&active.private_key)
-        .map_err(|_| Error::invalid("a stored signing key is corrupt"))?;
+    let der = crate::sealing::open(&active.private_key).map_err(Error::Invalid)?;
     let signer = Signer {
         kid: active.kid.clone(),
         key: EncodingKey::from_ed_der(&der),

@@ -1,0 +1,62 @@
+//! Encryption at rest for signing keys: AES-256-GCM under `KEYGATE_MASTER_KEY`
+//! (any high-entropy string; its SHA-256 is the key). Without a master key the
+//! private keys are stored as they are, and the server warns at start.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+const SEALED_PREFIX: &str = "enc1:";
+
+pub fn master_key() -> Option<[u8; 32]> {
+    std::env::var("KEYGATE_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| crate::crypto::sha256(v.trim().as_bytes()))
+}
+
+fn cipher(key: &[u8; 32]) -> Result<LessSafeKey, String> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| "invalid master key".to_string())
+}
+
+/// Seals with the master key when one is set.
+pub fn seal(plain: &[u8]) -> Result<String, String> {
+    let Some(key) = master_key() else {
+        return Ok(STANDARD.encode(plain));
+    };
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness".to_string())?;
+    let mut data = plain.to_vec();
+    cipher(&key)?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
+        .map_err(|_| "sealing failed".to_string())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&data);
+    Ok(format!("{SEALED_PREFIX}{}", STANDARD.encode(out)))
+}
+
+/// Opens what `seal` wrote (sealed, or plain from a time without a master key).
+pub fn open(stored: &str) -> Result<Vec<u8>, String> {
+    let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
+        return STANDARD
+            .decode(stored)
+            .map_err(|_| "a stored key is corrupt".to_string());
+    };
+    let key = master_key().ok_or("the signing keys are encrypted: set KEYGATE_MASTER_KEY")?;
+    let raw = STANDARD
+        .decode(sealed)
+        .map_err(|_| "a stored key is corrupt".to_string())?;
+    if raw.len() < NONCE_LEN {
+        return Err("a stored key is corrupt".into());
+    }
+    let (nonce, data) = raw.split_at(NONCE_LEN);
+    let mut data = data.to_vec();
+    let nonce = Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|_| "a stored key is corrupt".to_string())?;
+    let plain = cipher(&key)?
+        .open_in_place(nonce, Aad::empty(), &mut data)
+        .map_err(|_| "cannot decrypt the signing keys: wrong KEYGATE_MASTER_KEY".to_string())?;
+    Ok(plain.to_vec())
+}
