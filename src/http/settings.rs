@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/settings/api-keys/{id}/rotate", web::post().to(rotate_key))
     .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key))
     .route("/settings/authorized-apps", web::get().to(apps_page))
+    .route("/settings/security-log", web::get().to(log_page))
     .route(
         "/settings/authorized-apps/{id}/revoke",
         web::post().to(revoke_app),
@@ -697,6 +698,99 @@ async fn revoke_app(
         Ok(AppOutcome::Done(url)) => redirect(StatusCode::SEE_OTHER, &url),
         Ok(AppOutcome::Refused(status, msg)) => error_page(status, &msg),
         Ok(AppOutcome::NoAccess(a)) => no_access(a, "/settings/authorized-apps"),
+        Err(e) => internal_error(&e),
+    }
+}
+
+struct LogLine {
+    when: String,
+    action: &'static str,
+    subject: String,
+    actor: String,
+    address: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings_log.html")]
+struct LogTemplate<'a> {
+    tab: &'a str,
+    workspaces: &'a [Workspace],
+    current: &'a Workspace,
+    user_email: &'a str,
+    csrf_token: &'a str,
+    can_manage: bool,
+    events: Vec<LogLine>,
+}
+
+fn action_words(action: &str) -> &'static str {
+    match action {
+        "api_key.generated" => "API key generated",
+        "api_key.rotated" => "API key rotated",
+        "api_key.revoked" => "API key revoked",
+        "app.authorized" => "App authorized",
+        "app.revoked" => "App revoked",
+        "member.removed" => "Member removed",
+        _ => "Other",
+    }
+}
+
+async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    let q = web::Query::<KeysQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let cookie = session_cookie(&req);
+    let result = super::with_conn(&svc, move |_, conn| {
+        let ctx = match context(conn, cookie, q.workspace.as_deref())? {
+            Access_::Ok(ctx) => ctx,
+            other => return Ok(Err(other)),
+        };
+        let events = if ctx.role.can_manage() {
+            crate::audit::list(conn, &ctx.current.id, 200)?
+        } else {
+            Vec::new()
+        };
+        // Actors are user ids (or "cli"): show addresses people recognise.
+        let mut lines = Vec::with_capacity(events.len());
+        for e in events {
+            let actor = match accounts::find_user(conn, &e.actor) {
+                Ok(u) => u.email,
+                Err(_) if e.actor == apikeys::CLI_ACTOR => "keygate CLI".to_string(),
+                Err(_) => e.actor.clone(),
+            };
+            lines.push(LogLine {
+                when: day(Some(e.created_at), ""),
+                action: action_words(&e.action),
+                subject: e.subject,
+                actor,
+                address: e.client_address.unwrap_or_default(),
+            });
+        }
+        Ok(Ok((ctx, lines)))
+    })
+    .await;
+    match result {
+        Ok(Ok((ctx, events))) => {
+            let body = LogTemplate {
+                tab: "log",
+                workspaces: &ctx.workspaces,
+                current: &ctx.current,
+                user_email: &ctx.user.email,
+                csrf_token: &ctx.session.csrf_token,
+                can_manage: ctx.role.can_manage(),
+                events,
+            }
+            .render()
+            .unwrap_or_default();
+            html(
+                if ctx.role.can_manage() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::FORBIDDEN
+                },
+                body,
+            )
+        }
+        Ok(Err(a)) => no_access(a, "/settings/security-log"),
         Err(e) => internal_error(&e),
     }
 }
