@@ -4,8 +4,8 @@
 #[macro_use]
 pub mod support;
 
-mod oauth_flow;
-mod cli;
 mod apikeys;
-mod v1_api;
+mod cli;
+mod oauth_flow;
 mod revocation;
+mod v1_api;
