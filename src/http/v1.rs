@@ -178,7 +178,17 @@ impl FromRequest for Caller {
                 Err(()) => return Err(fail(&svc, &req)),
             };
             let m = &crate::metrics::METRICS;
-            let found = match bearer::check_cached(&svc, &credential) {
+            let cached = bearer::check_cached(&svc, &credential);
+            if !matches!(cached, Lookup::Found(_)) {
+                // An address that keeps failing is refused before any more work;
+                // a credential already verified (cached) is never slowed.
+                if let Some(limits) = &svc.limits {
+                    if let Err(secs) = limits.bearer_address.check(&client_address(&req)) {
+                        return Err(rate_limited(secs));
+                    }
+                }
+            }
+            let found = match cached {
                 Lookup::Found(p) => {
                     m.cache.with_label_values(&["hit"]).inc();
                     Some(p)
@@ -186,12 +196,6 @@ impl FromRequest for Caller {
                 Lookup::Invalid => None,
                 Lookup::Miss => {
                     m.cache.with_label_values(&["miss"]).inc();
-                    // Failed callers do not get to make the database work for them.
-                    if let Some(limits) = &svc.limits {
-                        if let Err(secs) = limits.bearer_address.check(&client_address(&req)) {
-                            return Err(rate_limited(secs));
-                        }
-                    }
                     super::with_conn(&svc, move |svc, conn| {
                         bearer::check_stored(svc, conn, &credential)
                     })

@@ -9,3 +9,4 @@ mod cli;
 mod oauth_flow;
 mod revocation;
 mod v1_api;
+mod security;

@@ -1,0 +1,322 @@
+//! Security properties that cut across endpoints: headers, abuse limits, size
+//! limits, secrets in logs and at rest, clean shutdown.
+
+use crate::support::*;
+use std::time::Duration;
+
+fn html_pages_carry_strict_headers(b: Backend) {
+    let f = Fixture::new(b);
+    let mut http = f.server.client();
+    let login = http.get("/login");
+    assert_eq!(login.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(login.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(login.header("x-frame-options"), Some("DENY"));
+    let csp = login.header("content-security-policy").expect("CSP");
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(
+        login.header("strict-transport-security").is_none(),
+        "no HSTS on an http issuer"
+    );
+    // JSON endpoints carry the same no-referrer / nosniff headers.
+    let meta = http.get("/.well-known/oauth-authorization-server");
+    assert_eq!(meta.header("referrer-policy"), Some("no-referrer"));
+    // Every response has a request id.
+    assert!(meta.header("x-request-id").is_some_and(|v| !v.is_empty()));
+}
+
+fn https_issuer_gets_hsts_and_secure_cookies(b: Backend) {
+    let port = free_port();
+    // The issuer is https (as behind a TLS-terminating proxy); keygate itself listens on http.
+    let s = Server::spawn(
+        TestDb::new(b),
+        port,
+        &[("KEYGATE_ISSUER", "https://id.example.test")],
+    );
+    let mut http = s.client();
+    let login = http.get("/login");
+    assert!(login
+        .header("strict-transport-security")
+        .is_some_and(|h| h.contains("max-age=")));
+    let cookie = login.header("set-cookie").unwrap();
+    assert!(cookie.to_lowercase().contains("secure"), "{cookie}");
+    let meta = http.get("/.well-known/oauth-authorization-server").json();
+    assert_eq!(meta["issuer"], "https://id.example.test");
+    assert_eq!(
+        meta["token_endpoint"],
+        "https://id.example.test/oauth/token"
+    );
+}
+
+fn failed_logins_are_slowed_without_enumeration(b: Backend) {
+    let db = TestDb::new(b);
+    let s = Server::start_with(
+        db,
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_LOGIN_FAILURE_LIMIT", "3"),
+        ],
+    );
+    let f = Fixture::with_server(s);
+    let mut http = f.server.client();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(http.login(&f.owner_email, "wrong password").status);
+    }
+    assert_eq!(&statuses[..2], &[401, 401]);
+    let limited = http.login(&f.owner_email, "wrong password");
+    assert_eq!(limited.status, 429, "{statuses:?}");
+    assert!(limited.header("retry-after").is_some());
+    // An unknown account is treated the same way: no enumeration.
+    let mut other = f.server.client();
+    let mut unknown = Vec::new();
+    for _ in 0..5 {
+        unknown.push(other.login("nobody@example.com", "wrong password").status);
+    }
+    assert_eq!(unknown.last(), Some(&429), "{unknown:?}");
+    // Another account is not affected by this one's failures.
+    let (_, admin_email) = f.add_user("admin");
+    assert_eq!(f.server.client().login(&admin_email, PASSWORD).status, 303);
+}
+
+fn failed_bearer_checks_are_limited_per_address(b: Backend) {
+    let db = TestDb::new(b);
+    let s = Server::start_with(
+        db,
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_BEARER_FAILURE_LIMIT", "5"),
+        ],
+    );
+    let f = Fixture::with_server(s);
+    let key = f.api_key("read_only");
+    let mut http = f.server.client();
+    // A client that keeps succeeding is never slowed.
+    for _ in 0..20 {
+        assert_eq!(http.bearer_get("/v1/workspace", &key).status, 200);
+    }
+    // Five failures (the configured limit) lock the address out…
+    for i in 0..5 {
+        let fake = format!("kgk_AAAAAAAAAA_{}{:06}", "B".repeat(32), i);
+        http.bearer_get("/v1/workspace", &fake).assert_v1_error(
+            401,
+            "authentication_error",
+            "invalid_api_key",
+        );
+    }
+    // …for unknown credentials of every kind.
+    for fake in ["kgk_x", "a.b.c", &format!("{}x", &key[..key.len() - 1])] {
+        let r = http.bearer_get("/v1/workspace", fake);
+        r.assert_v1_error(429, "rate_limit_error", "rate_limited");
+        assert!(r
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok()));
+    }
+    // The good key, already verified, still works from the same address.
+    assert_eq!(http.bearer_get("/v1/workspace", &key).status, 200);
+}
+
+fn token_endpoint_limits_failing_clients(b: Backend) {
+    let db = TestDb::new(b);
+    let s = Server::start_with(
+        db,
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_CLIENT_FAILURE_LIMIT", "3"),
+        ],
+    );
+    let f = Fixture::with_server(s);
+    let mut http = f.server.client();
+    let wrong = basic(&f.client_id, "wrong");
+    let mut last = 0;
+    for _ in 0..6 {
+        last = http
+            .post_form_with(
+                "/oauth/token",
+                &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+                &[("Authorization", &wrong)],
+            )
+            .status;
+    }
+    assert_eq!(last, 429);
+    // Another client is not slowed.
+    let (code, verifier) = {
+        let (verifier, challenge) = pkce();
+        let mut owner = f.owner();
+        let params = f.approve(
+            &mut owner,
+            &f.public_client_id,
+            "workspace:read",
+            &challenge,
+        );
+        (param(&params, "code").unwrap().to_string(), verifier)
+    };
+    let r = http.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+            ("client_id", &f.public_client_id),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn oversized_requests_get_clear_errors(b: Backend) {
+    let f = Fixture::new(b);
+    let key = f.api_key("read_write");
+    let mut http = f.server.client();
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(70_000));
+    http.bearer_post_json("/v1/tags", &key, &big)
+        .assert_v1_error(413, "invalid_request_error", "payload_too_large");
+    let big_form = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        "x".repeat(70_000)
+    );
+    let auth = f.basic();
+    let r = http.send(
+        "POST",
+        "/oauth/token",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &big_form,
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "invalid_request");
+    // A very long URL is refused, not a crash; the server still answers after.
+    let long = format!("/v1/tags?limit={}", "1".repeat(40_000));
+    let r = http.bearer_get(&long, &key);
+    assert!((400..500).contains(&r.status), "status {}", r.status);
+    assert_eq!(http.get("/healthz").status, 200);
+    // Nothing was written by the refused requests.
+    assert_eq!(f.db().count("tags"), 0);
+}
+
+fn logs_hold_no_secrets(b: Backend) {
+    let s = Server::start_with(TestDb::new(b), &[("RUST_LOG", "debug")]);
+    let f = Fixture::with_server(s);
+    let (verifier, challenge) = pkce();
+    let mut owner = f.owner();
+    let params = f.approve(
+        &mut owner,
+        &f.client_id,
+        "workspace:read tags:read",
+        &challenge,
+    );
+    let code = param(&params, "code").unwrap().to_string();
+    let t = f.exchange(&code, &verifier).json();
+    let access = t["access_token"].as_str().unwrap().to_string();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    let refreshed = f.refresh(&refresh).json();
+    let key = f.api_key("read_only");
+    assert_eq!(
+        f.server.client().bearer_get("/v1/workspace", &key).status,
+        200
+    );
+    assert_eq!(
+        f.server
+            .client()
+            .bearer_get("/v1/workspace", &access)
+            .status,
+        200
+    );
+    let _ = f.introspect(&access);
+    let session = owner.cookie("keygate_session").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = f.server.logs();
+    assert!(
+        logs.contains("/oauth/token"),
+        "request lines are logged: {logs}"
+    );
+    for secret in [
+        code.as_str(),
+        verifier.as_str(),
+        access.as_str(),
+        refresh.as_str(),
+        refreshed["refresh_token"].as_str().unwrap(),
+        key.as_str(),
+        f.client_secret.as_str(),
+        PASSWORD,
+        session.as_str(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret appears in the logs: {secret}"
+        );
+    }
+}
+
+fn signing_keys_sealed_with_master_key(b: Backend) {
+    let db = TestDb::new(b);
+    let url = db.url.clone();
+    let mut s = Server::start_with(
+        db,
+        &[(
+            "KEYGATE_MASTER_KEY",
+            "a long random master key for the test",
+        )],
+    );
+    let stored =
+        s.db.text("SELECT private_key AS v FROM signing_keys")
+            .unwrap();
+    assert!(
+        stored.starts_with("enc1:"),
+        "private key stored in clear: {}",
+        &stored[..10]
+    );
+    let jwks = s.client().get("/.well-known/jwks.json").body;
+    assert!(!jwks.contains(&stored[5..20]));
+    assert!(s.terminate().success());
+    // The wrong master key is refused at start, with a clear error.
+    let out = std::process::Command::new(BIN)
+        .arg("serve")
+        .env("KEYGATE_DATABASE_URL", &url)
+        .env("KEYGATE_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("KEYGATE_MASTER_KEY", "not the same key")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEYGATE_MASTER_KEY"));
+}
+
+fn sigterm_drains_and_exits_cleanly(b: Backend) {
+    let f = Fixture::new(b);
+    let key = f.api_key("read_only");
+    let mut http = f.server.client();
+    for _ in 0..5 {
+        assert_eq!(http.bearer_get("/v1/workspace", &key).status, 200);
+    }
+    let Fixture {
+        mut server,
+        workspace_id,
+        ..
+    } = f;
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    // Usage counted in memory was written on the way out.
+    let rows = server
+        .db
+        .json_lines(&["apikey", "list", "--workspace", &workspace_id]);
+    assert_eq!(rows[0]["usage_count"], 5);
+}
+
+both_backends!(
+    html_pages_carry_strict_headers,
+    https_issuer_gets_hsts_and_secure_cookies,
+    failed_logins_are_slowed_without_enumeration,
+    failed_bearer_checks_are_limited_per_address,
+    token_endpoint_limits_failing_clients,
+    oversized_requests_get_clear_errors,
+    logs_hold_no_secrets,
+    signing_keys_sealed_with_master_key,
+    sigterm_drains_and_exits_cleanly,
+);
