@@ -10,3 +10,4 @@ mod oauth_flow;
 mod revocation;
 mod v1_api;
 mod security;
+mod oauth2_client;
