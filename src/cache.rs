@@ -3,9 +3,11 @@
 //! and batched usage counts. The database stays the authority: a cache miss reads
 //! it, and revocation events (local at once, remote by polling) correct the cache.
 
+use crate::clients::Client;
 use crate::revocation::{Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, RwLock};
 
 /// Beyond this many entries a map is emptied and refilled from the database.
@@ -39,6 +41,10 @@ pub struct CredentialCache {
     revoked_jtis: RwLock<HashMap<String, i64>>,
     /// By SHA-256 of the whole key.
     keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+    /// Workspace names by id, for `/v1/workspace`.
+    workspaces: RwLock<HashMap<String, String>>,
+    /// OAuth clients by id (clients are never changed once registered).
+    clients: RwLock<HashMap<String, Arc<Client>>>,
     last_seq: AtomicI64,
 }
 
@@ -85,6 +91,30 @@ impl CredentialCache {
         map.insert(hash, key);
     }
 
+    pub fn workspace_name(&self, id: &str) -> Option<String> {
+        read(&self.workspaces).get(id).cloned()
+    }
+
+    pub fn put_workspace_name(&self, id: &str, name: &str) {
+        let mut map = write(&self.workspaces);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(id.to_string(), name.to_string());
+    }
+
+    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
+        read(&self.clients).get(id).cloned()
+    }
+
+    pub fn put_client(&self, client: &Client) {
+        let mut map = write(&self.clients);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(client.id.clone(), Arc::new(client.clone()));
+    }
+
     /// Applies revocation events (idempotent).
     pub fn apply(&self, events: &[Event]) {
         let now = crate::db::now();
@@ -97,7 +127,8 @@ impl CredentialCache {
                 }
                 EventKind::ApiKey => write(&self.keys).retain(|_, k| k.id != e.subject),
                 EventKind::Workspace => {
-                    write(&self.keys).retain(|_, k| k.workspace_id != e.subject)
+                    write(&self.keys).retain(|_, k| k.workspace_id != e.subject);
+                    write(&self.workspaces).remove(&e.subject);
                 }
             }
         }

@@ -110,6 +110,9 @@ pub fn connect(url: &str) -> Result<Pool, String> {
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
+        // A SQLite connection cannot go away under us; a PostgreSQL one can (a
+        // restarted server), and is checked before use so the pool replaces it.
+        .test_on_check_out(!parsed.is_sqlite())
         .connection_timeout(Duration::from_secs(10))
         .build_unchecked(ConnectionManager {
             url: parsed.clone(),
@@ -160,6 +163,8 @@ pub fn migrations_current(conn: &mut DbConn) -> bool {
     matches!(pending, Ok(false))
 }
 
+static SQLITE_WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A write transaction. On SQLite it takes the write lock at BEGIN
 /// (`BEGIN IMMEDIATE`), so that a read followed by a write never fails with
 /// SQLITE_BUSY on the lock upgrade; writers queue on busy_timeout instead.
@@ -171,6 +176,10 @@ where
     match conn {
         DbConn::Postgresql(_) => conn.transaction(f),
         DbConn::Sqlite(_) => {
+            // Writers of this process queue on a mutex, which wakes the next at
+            // once; SQLite's own busy handler (left for other processes) sleeps
+            // in steps of milliseconds.
+            let _gate = SQLITE_WRITE_GATE.lock().unwrap_or_else(|p| p.into_inner());
             conn.batch_execute("BEGIN IMMEDIATE")?;
             match f(conn) {
                 Ok(v) => match conn.batch_execute("COMMIT") {

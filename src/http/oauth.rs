@@ -100,6 +100,53 @@ fn authorization_header(req: &HttpRequest) -> Result<Option<String>, OAuthError>
     }
 }
 
+/// Client authentication with the client looked up in memory first, then in the
+/// database (and remembered).
+fn authenticate(
+    svc: &Services,
+    conn: &mut crate::db::DbConn,
+    header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Result<crate::clients::Client, OAuthError> {
+    client_auth::authenticate_with(
+        |id| {
+            if let Some(c) = svc.cache.client(id) {
+                return Ok(Some((*c).clone()));
+            }
+            let found = crate::clients::find(conn, id)?;
+            if let Some(c) = &found {
+                svc.cache.put_client(c);
+            }
+            Ok(found)
+        },
+        header,
+        params,
+        allow,
+    )
+}
+
+/// Client authentication from memory only; `None` when the client is not cached.
+fn authenticate_cached(
+    svc: &Services,
+    header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Option<Result<crate::clients::Client, OAuthError>> {
+    let mut missed = false;
+    let result = client_auth::authenticate_with(
+        |id| {
+            let c = svc.cache.client(id).map(|c| (*c).clone());
+            missed = c.is_none();
+            Ok(c)
+        },
+        header,
+        params,
+        allow,
+    );
+    (!missed).then_some(result)
+}
+
 /// The key failures of a client are counted under: its id, however it was sent.
 fn client_key(header: Option<&str>, params: &Params) -> String {
     if let Some(id) = params.get("client_id").ok().flatten() {
@@ -148,9 +195,8 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
             .pool
             .get()
             .map_err(|e| (OAuthError::from(crate::error::Error::from(e)), vec![]))?;
-        let client =
-            client_auth::authenticate(&mut conn, auth.as_deref(), &params, Allow::PublicToo)
-                .map_err(|e| (e, vec![]))?;
+        let client = authenticate(&svc2, &mut conn, auth.as_deref(), &params, Allow::PublicToo)
+            .map_err(|e| (e, vec![]))?;
         match params.get("grant_type").map_err(|e| (e, vec![]))? {
             Some("authorization_code") => {
                 token::authorization_code(&mut conn, &svc2.config, &svc2.keys, &client, &params)
@@ -205,7 +251,7 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
         move || -> Result<Vec<crate::revocation::Event>, OAuthError> {
             let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
             let client =
-                client_auth::authenticate(&mut conn, auth.as_deref(), &params, Allow::PublicToo)?;
+                authenticate(&svc2, &mut conn, auth.as_deref(), &params, Allow::PublicToo)?;
             let token = params
                 .get("token")?
                 .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -247,10 +293,30 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
     if let Some(r) = limited(&svc, &key) {
         return r;
     }
+    // The steady state needs no database: a known client and a verified token.
+    if let Some(auth_result) =
+        authenticate_cached(&svc, auth.as_deref(), &params, Allow::ConfidentialOnly)
+    {
+        let client = match auth_result {
+            Ok(c) => c,
+            Err(e) => {
+                count_failure(&svc, &key, &e);
+                return error_response(&e);
+            }
+        };
+        if let Ok(Some(token)) = params.get("token") {
+            if params.get("token_type_hint").ok().flatten() != Some("refresh_token") {
+                if let Some(v) = introspect::cached(&svc, &client, token) {
+                    return no_store_json(&v);
+                }
+            }
+        }
+    }
     let svc2 = svc.clone();
     let result = web::block(move || -> Result<serde_json::Value, OAuthError> {
         let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
-        let client = client_auth::authenticate(
+        let client = authenticate(
+            &svc2,
             &mut conn,
             auth.as_deref(),
             &params,

@@ -36,9 +36,25 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((unescape(id), unescape(secret)))
 }
 
-/// Who is calling. `Err` carries `invalid_client` (401) or `invalid_request`.
+/// Who is calling, looking the client up in the database.
 pub fn authenticate(
     conn: &mut DbConn,
+    authorization_header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Result<Client, OAuthError> {
+    authenticate_with(
+        |id| Ok(clients::find(conn, id)?),
+        authorization_header,
+        params,
+        allow,
+    )
+}
+
+/// Who is calling, with the client found by `find`. `Err` carries
+/// `invalid_client` (401) or `invalid_request`.
+pub fn authenticate_with(
+    find: impl FnOnce(&str) -> Result<Option<Client>, OAuthError>,
     authorization_header: Option<&str>,
     params: &Params,
     allow: Allow,
@@ -73,7 +89,7 @@ pub fn authenticate(
             }
         },
     };
-    let client = clients::find(conn, &client_id)?.ok_or_else(failed)?;
+    let client = find(&client_id)?.ok_or_else(failed)?;
     match (client.is_public, secret) {
         (false, Some(secret)) if client.secret_matches(&secret) => Ok(client),
         (false, _) => Err(failed()),
