@@ -5,11 +5,13 @@ document.addEventListener("click", function (ev) {
   var el = document.getElementById(b.getAttribute("data-copy"));
   if (!el) return;
   var text = el.value || el.textContent;
-  if (navigator.clipboard) {
-    navigator.clipboard.writeText(text).then(function () { b.textContent = "Copied"; });
-  } else {
+  function fallback() {
     el.select && el.select();
-    document.execCommand("copy");
-    b.textContent = "Copied";
+    try { document.execCommand("copy"); b.textContent = "Copied"; } catch (e) { b.textContent = "Select and copy the key"; }
+  }
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(text).then(function () { b.textContent = "Copied"; }, fallback);
+  } else {
+    fallback();
   }
 });

@@ -84,9 +84,9 @@ impl r2d2::ManageConnection for ConnectionManager {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // Per-connection settings: WAL lets readers run beside the one writer,
                 // busy_timeout makes writers queue instead of failing with "locked".
+                // (journal_mode = WAL persists in the file: `connect` sets it once.)
                 conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -106,6 +106,9 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// Opens the pool, checks that the database answers and runs pending migrations.
 pub fn connect(url: &str) -> Result<Pool, String> {
     let parsed = DatabaseUrl::parse(url)?;
+    // Switch to WAL and migrate on one connection before the pool opens others,
+    // so that no connection races the schema change for the lock.
+    drop(connect_single(url)?);
     let size = if parsed.is_sqlite() { 8 } else { 16 };
     let pool = r2d2::Pool::builder()
         .max_size(size)
@@ -113,24 +116,24 @@ pub fn connect(url: &str) -> Result<Pool, String> {
         // A SQLite connection cannot go away under us; a PostgreSQL one can (a
         // restarted server), and is checked before use so the pool replaces it.
         .test_on_check_out(!parsed.is_sqlite())
-        .connection_timeout(Duration::from_secs(10))
+        // A request waits at most this long for a connection before it is
+        // answered 503 (the database is away or saturated).
+        .connection_timeout(Duration::from_secs(3))
         .build_unchecked(ConnectionManager {
             url: parsed.clone(),
         });
-    let mut conn = match pool.get_timeout(Duration::from_secs(10)) {
-        Ok(c) => c,
+    match pool.get_timeout(Duration::from_secs(10)) {
+        Ok(_) => Ok(pool),
         Err(_) => {
             // r2d2 hides the cause; open one connection by hand to report it.
             let mgr = ConnectionManager { url: parsed };
             let err = r2d2::ManageConnection::connect(&mgr).err();
-            return Err(match err {
+            Err(match err {
                 Some(e) => format!("cannot open the database: {e}"),
                 None => "cannot open the database: timed out".to_string(),
-            });
+            })
         }
-    };
-    run_migrations(&mut conn)?;
-    Ok(pool)
+    }
 }
 
 /// One connection without a pool, for short-lived commands: a pool's background

@@ -293,6 +293,7 @@ struct SecretTemplate<'a> {
     secret: &'a str,
     workspace_id: &'a str,
     notice: &'a str,
+    rotated: bool,
 }
 
 fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
@@ -303,6 +304,7 @@ fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
         secret: &issued.secret,
         workspace_id: &issued.key.workspace_id,
         notice,
+        rotated: notice == "key_rotated",
     }
     .render()
     .unwrap_or_default();
