@@ -143,8 +143,25 @@ pub fn parse_expiry(raw: Option<&str>) -> Result<Option<i64>> {
     else {
         return Ok(None);
     };
+    let well_formed = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| Error::invalid(format!("invalid expiry date {raw:?}: expected YYYY-MM-DD")))?;
+        .ok()
+        .filter(|_| well_formed)
+        .ok_or_else(|| {
+            Error::invalid(format!("invalid expiry date {raw:?}: expected YYYY-MM-DD"))
+        })?;
+    if day.format("%Y").to_string().as_str() > "9998" {
+        return Err(Error::invalid(format!(
+            "the expiry date {raw} is too far in the future"
+        )));
+    }
     let today = chrono::Utc::now().date_naive();
     if day < today {
         return Err(Error::invalid(format!(
@@ -189,8 +206,21 @@ fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts:
     Ok(ws)
 }
 
-fn name_taken() -> Error {
-    Error::conflict("an active key with that name already exists in this workspace")
+/// Names are unique among keys that are not revoked; say which kind holds it.
+fn name_taken(conn: &mut DbConn, workspace_id: &str, name: &str) -> Error {
+    let holder: Option<ApiKey> = api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::name.eq(name))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKey::as_select())
+        .first(conn)
+        .ok();
+    match holder {
+        Some(k) if k.status_at(db::now()) == "expired" => Error::conflict(
+            "an expired key has that name; revoke it to use the name again, or choose another name",
+        ),
+        _ => Error::conflict("an active key with that name already exists in this workspace"),
+    }
 }
 
 pub fn create(
@@ -227,7 +257,9 @@ pub fn create(
             .execute(conn)
         {
             Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => return Err(name_taken()),
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(name_taken(conn, workspace_id, &name))
+            }
             Err(e) => return Err(e.into()),
         }
         crate::audit::record(

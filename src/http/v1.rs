@@ -18,19 +18,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/workspace")
                     .route(web::get().to(workspace))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(web::to(|| async { not_allowed("GET") })),
             )
             .service(
                 web::resource("/tags")
                     .route(web::get().to(list_tags))
                     .route(web::post().to(create_tag))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(web::to(|| async { not_allowed("GET, POST") })),
             )
             .service(
                 web::resource("/forms")
                     .route(web::get().to(list_forms))
                     .route(web::post().to(create_form))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(web::to(|| async { not_allowed("GET, POST") })),
             )
             .default_service(web::to(not_found)),
     );
@@ -206,7 +206,6 @@ impl FromRequest for Caller {
             match found {
                 Some(p) => {
                     m.v1_auth.with_label_values(&[p.kind(), "ok"]).inc();
-                    bearer::record_use(&svc, &p);
                     Ok(Caller(p))
                 }
                 None => {
@@ -237,8 +236,10 @@ fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
     unauthenticated(svc, true)
 }
 
-fn require(caller: &Caller, scope: &str) -> Result<(), ApiError> {
+/// The scope check; a request that passes it counts as a use of the credential.
+fn require(svc: &Svc, caller: &Caller, scope: &str) -> Result<(), ApiError> {
     if caller.0.has_scope(scope) {
+        bearer::record_use(svc, &caller.0);
         Ok(())
     } else {
         Err(ApiError {
@@ -255,7 +256,7 @@ fn require(caller: &Caller, scope: &str) -> Result<(), ApiError> {
 }
 
 async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
-    require(&caller, "workspace:read")?;
+    require(&svc, &caller, "workspace:read")?;
     let id = caller.0.workspace_id().to_string();
     let ws = super::with_conn(&svc, move |_, conn| {
         crate::accounts::find_workspace(conn, &id)
@@ -277,7 +278,7 @@ async fn list(
     req: HttpRequest,
     resource: Resource,
 ) -> Result<HttpResponse, ApiError> {
-    require(&caller, resource.read_scope())?;
+    require(&svc, &caller, resource.read_scope())?;
     let q = web::Query::<ListQuery>::from_query(req.query_string()).map_err(|_| {
         invalid_request(
             StatusCode::BAD_REQUEST,
@@ -380,7 +381,7 @@ async fn create(
     payload: web::Payload,
     resource: Resource,
 ) -> Result<HttpResponse, ApiError> {
-    require(&caller, resource.write_scope())?;
+    require(&svc, &caller, resource.write_scope())?;
     let name = read_name(&req, payload).await?;
     let ws = caller.0.workspace_id().to_string();
     let item = super::with_conn(&svc, move |_, conn| {
@@ -418,11 +419,17 @@ async fn not_found() -> HttpResponse {
     invalid_request(StatusCode::NOT_FOUND, "not_found", "No such endpoint.").error_response()
 }
 
-async fn method_not_allowed() -> HttpResponse {
+fn not_allowed(allow: &'static str) -> HttpResponse {
+    let mut r = method_not_allowed_error().error_response();
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
+}
+
+fn method_not_allowed_error() -> ApiError {
     invalid_request(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "This method is not allowed on this endpoint.",
     )
-    .error_response()
 }

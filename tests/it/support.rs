@@ -266,12 +266,33 @@ impl Server {
     }
 
     pub fn start_with(db: TestDb, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        Server::spawn(db, port, env)
+        // A port found free can be taken by another test before keygate binds
+        // it: try again on another port when that happens.
+        let mut db = Some(db);
+        for attempt in 0..3 {
+            let port = free_port();
+            match Server::try_spawn(db.take().expect("db"), port, env) {
+                Ok(s) => return s,
+                Err((returned, logs)) => {
+                    if attempt == 2 || !logs.contains("cannot listen") {
+                        panic!("keygate did not start: {logs}");
+                    }
+                    db = Some(returned);
+                }
+            }
+        }
+        unreachable!()
     }
 
     /// Another node on the same database.
     pub fn spawn(db: TestDb, port: u16, env: &[(&str, &str)]) -> Server {
+        match Server::try_spawn(db, port, env) {
+            Ok(s) => s,
+            Err((_, logs)) => panic!("keygate did not start: {logs}"),
+        }
+    }
+
+    fn try_spawn(db: TestDb, port: u16, env: &[(&str, &str)]) -> Result<Server, (TestDb, String)> {
         let base = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -297,15 +318,9 @@ impl Server {
                 l.push('\n');
             }
         });
-        let server = Server {
-            db,
-            base,
-            child,
-            logs,
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = ureq::get(&format!("{}/healthz", server.base))
+            if let Ok(r) = ureq::get(&format!("{base}/healthz"))
                 .timeout(Duration::from_secs(1))
                 .call()
             {
@@ -313,12 +328,22 @@ impl Server {
                     break;
                 }
             }
-            if Instant::now() > deadline {
-                panic!("keygate did not start: {}", server.logs());
+            let exited = child.try_wait().ok().flatten().is_some();
+            if exited || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(50));
+                let text = logs.lock().unwrap().clone();
+                return Err((db, text));
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        server
+        Ok(Server {
+            db,
+            base,
+            child,
+            logs,
+        })
     }
 
     pub fn logs(&self) -> String {
