@@ -1,1 +1,369 @@
-//! Browser tests (being written).
+//! Real-browser tests: headless Chromium, driven through chromedriver, signs in,
+//! answers the consent page, and manages API keys and authorized apps in the
+//! settings pages of a real `keygate serve`. Each test saves a screenshot of the
+//! page it checked under `target/screenshots/<test>.png` (and of the steps on the
+//! way, `<test>-<step>.png`).
+//!
+//! Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian's `chromium` and
+//! `chromium-driver`); without them the tests fail.
+
+mod support;
+
+use support::{
+    authorize_url, bearer_get, bearer_post_json, browser_test, exchange, param, pkce, refresh,
+    Browser, Fixture, APP_NAME, CALLBACK_TEXT, WORKSPACE_NAME,
+};
+
+const SCOPE: &str = "workspace:read tags:write";
+
+/// Opens the authorization request, signs in on the login page it leads to, and
+/// waits for the consent page; checks what the consent page says.
+async fn reach_consent(fx: &Fixture, b: &Browser, state: &str, challenge: &str, shots: bool) {
+    b.goto(&authorize_url(fx, SCOPE, state, challenge)).await;
+    let login = b.wait_url("the login page", |u| u.path() == "/login").await;
+    let next = param(&login, "next").unwrap_or_default();
+    assert!(
+        next.starts_with("/oauth/authorize?"),
+        "the login page does not lead back to the request: next={next:?}"
+    );
+    b.wait_css("#email").await;
+    if shots {
+        b.screenshot("-login").await;
+    }
+    b.sign_in(fx).await;
+
+    b.wait_css("button[name='decision'][value='approve']").await;
+    let app = b.wait_css(".consent .app-name").await;
+    assert_eq!(app.text().await.unwrap(), APP_NAME);
+    let scopes = b.wait_css(".consent ul.scopes").await.text().await.unwrap();
+    assert!(
+        scopes.contains("Create and change tags"),
+        "consent page scopes: {scopes:?}"
+    );
+    assert!(
+        scopes.contains("See the workspace's name and details"),
+        "consent page scopes: {scopes:?}"
+    );
+    let choice = b
+        .wait_css(&format!(
+            "input[type='radio'][name='workspace_id'][value='{}']",
+            fx.workspace_id
+        ))
+        .await;
+    assert!(
+        choice.is_selected().await.unwrap(),
+        "the only workspace is not preselected"
+    );
+    let label = b.wait_css("label.choice").await.text().await.unwrap();
+    assert!(
+        label.contains(WORKSPACE_NAME),
+        "workspace choice: {label:?}"
+    );
+    b.wait_text("button[name='decision'][value='deny']", "Deny")
+        .await;
+}
+
+/// Waits for the browser to land on the client's redirect URI; returns that URL.
+async fn landed(fx: &Fixture, b: &Browser) -> url::Url {
+    let uri = fx.redirect_uri.clone();
+    let at = b
+        .wait_url("the client's redirect URI", move |u| {
+            u.as_str().starts_with(&format!("{uri}?"))
+        })
+        .await;
+    b.wait_text("#callback", CALLBACK_TEXT).await;
+    at
+}
+
+/// Runs the whole browser part of an approval; returns (code, verifier).
+async fn approve(fx: &Fixture, b: &Browser, shots: bool) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    reach_consent(fx, b, "st-approve", &challenge, shots).await;
+    if shots {
+        b.screenshot("").await;
+    }
+    b.click("button[name='decision'][value='approve']").await;
+    let at = landed(fx, b).await;
+    if shots {
+        b.screenshot("-callback").await;
+    }
+    assert_eq!(param(&at, "state").as_deref(), Some("st-approve"), "{at}");
+    assert_eq!(param(&at, "iss").as_deref(), Some(fx.base.as_str()), "{at}");
+    assert_eq!(param(&at, "error"), None, "{at}");
+    let code = param(&at, "code").unwrap_or_else(|| panic!("no code in {at}"));
+    assert!(!code.is_empty());
+    (code, verifier)
+}
+
+/// Exchanges a code as the client; returns (access token, refresh token).
+fn tokens(fx: &Fixture, code: &str, verifier: &str) -> (String, String) {
+    let r = exchange(fx, code, verifier);
+    assert_eq!(r.status, 200, "token response: {}", r.body);
+    let v = r.json();
+    assert_eq!(v["token_type"], "Bearer", "{v}");
+    assert_eq!(v["workspace_id"], fx.workspace_id.as_str(), "{v}");
+    let scope = v["scope"].as_str().unwrap_or_default();
+    assert!(
+        scope.split(' ').any(|s| s == "tags:write"),
+        "granted scope: {scope:?}"
+    );
+    (
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string(),
+        v["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_string(),
+    )
+}
+
+fn assert_workspace(fx: &Fixture, credential: &str) {
+    let r = bearer_get(fx, "/v1/workspace", credential);
+    assert_eq!(r.status, 200, "/v1/workspace: {}", r.body);
+    let v = r.json();
+    assert_eq!(v["id"], fx.workspace_id.as_str(), "{v}");
+    assert_eq!(v["name"], WORKSPACE_NAME, "{v}");
+}
+
+fn assert_rejected(fx: &Fixture, credential: &str, what: &str) {
+    let r = bearer_get(fx, "/v1/workspace", credential);
+    assert_eq!(r.status, 401, "{what} still works on /v1: {}", r.body);
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key", "{}", r.body);
+}
+
+#[test]
+fn browser_login_consent_approve() {
+    browser_test("browser_login_consent_approve", |fx, b| async move {
+        let (code, verifier) = approve(&fx, &b, true).await;
+        let (access, _) = tokens(&fx, &code, &verifier);
+        assert_workspace(&fx, &access);
+    });
+}
+
+#[test]
+fn browser_deny() {
+    browser_test("browser_deny", |fx, b| async move {
+        let (_, challenge) = pkce();
+        reach_consent(&fx, &b, "st-deny", &challenge, false).await;
+        b.screenshot("-consent").await;
+        b.click("button[name='decision'][value='deny']").await;
+        let at = landed(&fx, &b).await;
+        b.screenshot("").await;
+        assert_eq!(
+            param(&at, "error").as_deref(),
+            Some("access_denied"),
+            "{at}"
+        );
+        assert_eq!(param(&at, "state").as_deref(), Some("st-deny"), "{at}");
+        assert_eq!(param(&at, "iss").as_deref(), Some(fx.base.as_str()), "{at}");
+        assert_eq!(param(&at, "code"), None, "{at}");
+    });
+}
+
+/// The row of the keys table for a key name.
+fn key_row(name: &str) -> String {
+    format!("//table//tr[td[1][normalize-space()='{name}']]")
+}
+
+/// Reads the show-once page: the key, from #new-key.
+async fn shown_key(b: &Browser, name: &str) -> String {
+    let input = b.wait_css("#new-key").await;
+    b.wait_text("#save-title", "Save your API key").await;
+    b.wait_text("main", name).await;
+    let key = input.prop("value").await.unwrap().unwrap_or_default();
+    assert!(key.len() >= 20, "the page shows no usable key: {key:?}");
+    let readonly = input.attr("readonly").await.unwrap();
+    assert!(readonly.is_some(), "the key field is editable");
+    b.wait_css("[data-copy='new-key']").await;
+    key
+}
+
+/// Leaves the show-once page through its close link; waits for the list with a notice.
+async fn close_secret(b: &Browser, notice: &'static str) {
+    b.wait_xpath("//a[normalize-space()='I saved it, close']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_url("the API keys list", move |u| {
+        u.path() == "/settings/api-keys" && param(u, "notice").as_deref() == Some(notice)
+    })
+    .await;
+    b.wait_css("p.flash.ok").await;
+}
+
+#[test]
+fn browser_api_key_lifecycle() {
+    browser_test("browser_api_key_lifecycle", |fx, b| async move {
+        let name = "crm-sync";
+
+        // Signed out, the settings page sends the person to sign in and back.
+        b.goto(&format!("{}/settings/api-keys", fx.base)).await;
+        b.wait_url("the login page", |u| u.path() == "/login").await;
+        b.sign_in(&fx).await;
+        b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+            .await;
+
+        // Generate a read-write key.
+        b.type_into("#key-name", name).await;
+        b.wait_css("#key-access")
+            .await
+            .select_by_value("read_write")
+            .await
+            .unwrap();
+        b.screenshot("-form").await;
+        b.click("form[method='post'][action='/settings/api-keys'] button[type='submit']")
+            .await;
+        let first = shown_key(&b, name).await;
+        b.click("[data-copy='new-key']").await;
+        b.wait_text("[data-copy='new-key']", "Copied").await;
+        b.screenshot("-created").await;
+        assert_workspace(&fx, &first);
+        let r = bearer_post_json(&fx, "/v1/tags", &first, r#"{"name":"from-browser"}"#);
+        assert_eq!(r.status, 201, "a read_write key cannot write: {}", r.body);
+
+        // The list shows it, active, under its prefix.
+        close_secret(&b, "key_created").await;
+        let row = b.wait_xpath(&key_row(name)).await;
+        let status = row
+            .find(fantoccini::Locator::Css("td[class^='status-']"))
+            .await;
+        assert_eq!(status.unwrap().text().await.unwrap(), "active");
+        let prefix = row
+            .find(fantoccini::Locator::Css("code"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !prefix.is_empty() && first.starts_with(&prefix),
+            "prefix {prefix:?} is not the start of the key"
+        );
+        let action = row
+            .find(fantoccini::Locator::Css("form[action$='/rotate']"))
+            .await
+            .unwrap()
+            .attr("action")
+            .await
+            .unwrap()
+            .unwrap();
+        let id = action
+            .trim_start_matches("/settings/api-keys/")
+            .trim_end_matches("/rotate")
+            .to_string();
+        b.screenshot("-list").await;
+
+        // Rotate: a new secret, the old one stops working.
+        b.click(&format!(
+            "form[action='/settings/api-keys/{id}/rotate'] button[type='submit']"
+        ))
+        .await;
+        let second = shown_key(&b, name).await;
+        b.screenshot("-rotated").await;
+        assert_ne!(first, second, "rotation showed the same secret");
+        assert_rejected(&fx, &first, "the rotated-away key");
+        assert_workspace(&fx, &second);
+        close_secret(&b, "key_rotated").await;
+
+        // Revoking needs the key's name typed: a wrong one changes nothing.
+        let revoke_button =
+            format!("form[action='/settings/api-keys/{id}/revoke'] button[type='submit']");
+        b.type_into(&format!("#confirm-{id}"), "not-the-name").await;
+        b.click(&revoke_button).await;
+        b.wait_text("p.flash.error", "type the key's name exactly")
+            .await;
+        assert_workspace(&fx, &second);
+
+        b.type_into(&format!("#confirm-{id}"), name).await;
+        b.click(&revoke_button).await;
+        b.wait_url("the API keys list", |u| {
+            param(u, "notice").as_deref() == Some("key_revoked")
+        })
+        .await;
+        let row = b.wait_xpath(&key_row(name)).await;
+        let status = row
+            .find(fantoccini::Locator::Css("td.status-revoked"))
+            .await
+            .unwrap_or_else(|e| panic!("the row does not show the key revoked: {e}"));
+        assert_eq!(status.text().await.unwrap(), "revoked");
+        let forms = row
+            .find_all(fantoccini::Locator::Css("form"))
+            .await
+            .unwrap();
+        assert!(forms.is_empty(), "a revoked key still offers actions");
+
+        // Usage is written in batches (about every second): the list catches up
+        // with the four successful calls, and the failed ones do not count.
+        let usage = b.wait_usage(&key_row(name), 4).await;
+        assert_eq!(usage, 4, "usage count of the key");
+        let last_used = b
+            .wait_xpath(&format!("{}/td[7]", key_row(name)))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_ne!(last_used, "never", "the key was used");
+        b.screenshot("").await;
+        assert_rejected(&fx, &second, "the revoked key");
+    });
+}
+
+#[test]
+fn browser_revoke_authorized_app() {
+    browser_test("browser_revoke_authorized_app", |fx, b| async move {
+        let (code, verifier) = approve(&fx, &b, false).await;
+        let (access, refresh_token) = tokens(&fx, &code, &verifier);
+        assert_workspace(&fx, &access);
+
+        b.goto(&format!("{}/settings/authorized-apps", fx.base))
+            .await;
+        let row_xpath = format!("//table//tr[td[1][normalize-space()='{APP_NAME}']]");
+        let row = b.wait_xpath(&row_xpath).await;
+        let text = row.text().await.unwrap();
+        assert!(text.contains("Create and change tags"), "app row: {text:?}");
+        assert!(text.contains(&fx.email), "app row: {text:?}");
+        b.screenshot("-list").await;
+        row.find(fantoccini::Locator::XPath(
+            ".//button[normalize-space()='Revoke']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+        // A confirmation page first; nothing is revoked yet.
+        b.wait_text("#confirm-title", &format!("Revoke {APP_NAME}?"))
+            .await;
+        b.wait_text("main", WORKSPACE_NAME).await;
+        b.screenshot("-confirm").await;
+        assert_workspace(&fx, &access);
+        b.wait_xpath("//button[normalize-space()='Revoke access']")
+            .await
+            .click()
+            .await
+            .unwrap();
+
+        b.wait_url("the authorized apps list", |u| {
+            u.path() == "/settings/authorized-apps"
+                && param(u, "notice").as_deref() == Some("app_revoked")
+        })
+        .await;
+        b.wait_text("p.flash.ok", "revoked").await;
+        let row = b.wait_xpath(&row_xpath).await;
+        let status = row
+            .find(fantoccini::Locator::Css("td.status-revoked"))
+            .await
+            .unwrap_or_else(|e| panic!("the row does not show the app revoked: {e}"));
+        assert_eq!(status.text().await.unwrap(), "revoked");
+        b.screenshot("").await;
+
+        assert_rejected(&fx, &access, "the revoked app's access token");
+        let r = refresh(&fx, &refresh_token);
+        assert_eq!(r.status, 400, "refresh after revocation: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
+    });
+}

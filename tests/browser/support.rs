@@ -1,0 +1,804 @@
+//! Harness of the browser tests: a real `keygate serve` on a free port over a
+//! fresh SQLite database, set up with its own CLI; a tiny HTTP server that plays
+//! the OAuth client's redirect URI; chromedriver driving a headless Chromium; and
+//! a plain HTTP client for what a client application does without a browser.
+//!
+//! Chromium and chromedriver are taken from `/usr/bin` (or `KEYGATE_CHROMIUM`,
+//! `KEYGATE_CHROMEDRIVER`); nothing is ever downloaded. When they are missing
+//! the tests fail and say so.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const APP_NAME: &str = "Acme Browser CRM";
+pub const WORKSPACE_NAME: &str = "Acme";
+
+/// How long any one wait for the browser or a process may take.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// One browser at a time: the tests share a small machine with the build.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("keygate-browser-{what}-{}", unique()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process in its own process group; the whole group is killed on drop
+/// (chromedriver's Chromium included, should the session not have ended).
+struct Guarded {
+    child: Child,
+}
+
+impl Guarded {
+    fn spawn(cmd: &mut Command) -> std::io::Result<Guarded> {
+        cmd.process_group(0).spawn().map(|child| Guarded { child })
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // The group's id is the child's id (process_group(0)).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `keygate serve`, with a workspace, its owner and a confidential client.
+pub struct Keygate {
+    process: Guarded,
+    dir: TempDir,
+    db_url: String,
+    pub fx: Fixture,
+}
+
+/// What the tests need to know about the server's data (owned, cheap to clone).
+#[derive(Clone, Debug)]
+pub struct Fixture {
+    pub base: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+}
+
+impl Keygate {
+    pub fn start(redirect_uri: &str) -> Keygate {
+        let dir = TempDir::new("server");
+        let db_url = format!("sqlite://{}", dir.0.join("k.db").display());
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = File::create(dir.0.join("keygate.log")).expect("keygate log file");
+        let process = Guarded::spawn(
+            Command::new(BIN)
+                .arg("serve")
+                .env_remove("DATABASE_URL")
+                .env("KEYGATE_DATABASE_URL", &db_url)
+                .env("KEYGATE_ISSUER", &base)
+                .env("KEYGATE_BIND", format!("127.0.0.1:{port}"))
+                .env("KEYGATE_RATE_LIMITS", "off")
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        )
+        .expect("start keygate serve");
+        let mut server = Keygate {
+            process,
+            dir,
+            db_url,
+            fx: Fixture {
+                base: base.clone(),
+                workspace_id: String::new(),
+                email: format!("owner-{}@example.com", &unique()[..8]),
+                client_id: String::new(),
+                client_secret: String::new(),
+                redirect_uri: redirect_uri.to_string(),
+            },
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let up = ureq::get(&format!("{base}/healthz"))
+                .timeout(Duration::from_secs(1))
+                .call()
+                .is_ok_and(|r| r.status() == 200);
+            if up {
+                break;
+            }
+            if let Some(status) = server.process.exited() {
+                panic!("keygate serve exited ({status}): {}", server.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "keygate did not start: {}",
+                server.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server.seed();
+        server
+    }
+
+    /// A workspace, its owner, and a confidential client, made with the CLI.
+    fn seed(&mut self) {
+        let ws = self.cli(&["workspace", "create", "--name", WORKSPACE_NAME], None);
+        let email = self.fx.email.clone();
+        let user = self.cli(
+            &["user", "create", "--email", &email, "--password-stdin"],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        let ws_id = text(&ws, "id");
+        let user_id = text(&user, "id");
+        self.cli(
+            &[
+                "member",
+                "add",
+                "--workspace",
+                &ws_id,
+                "--user",
+                &user_id,
+                "--role",
+                "owner",
+            ],
+            None,
+        );
+        let redirect = self.fx.redirect_uri.clone();
+        let client = self.cli(
+            &[
+                "client",
+                "create",
+                "--name",
+                APP_NAME,
+                "--redirect-uri",
+                &redirect,
+            ],
+            None,
+        );
+        self.fx.workspace_id = ws_id;
+        self.fx.client_id = text(&client, "client_id");
+        self.fx.client_secret = text(&client, "client_secret");
+    }
+
+    /// Runs a `keygate --json` command that must succeed; returns its JSON line.
+    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let mut child = Command::new(BIN)
+            .arg("--json")
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("DATABASE_URL")
+            .env("KEYGATE_DATABASE_URL", &self.db_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run keygate");
+        {
+            let mut input = child.stdin.take().expect("stdin");
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).expect("write stdin");
+            }
+        }
+        let out = child.wait_with_output().expect("wait for keygate");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "keygate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("keygate {args:?} printed no JSON object ({e}): {stdout:?}"))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("keygate.log")).unwrap_or_default()
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {v}"))
+        .to_string()
+}
+
+/// The OAuth client's redirect URI: answers every request with a small page.
+pub struct Callback {
+    pub uri: String,
+    stop: Arc<AtomicBool>,
+    port: u16,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub const CALLBACK_TEXT: &str = "callback received";
+
+impl Callback {
+    pub fn start() -> Callback {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind callback listener");
+        let port = listener.local_addr().expect("callback address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    answer(stream);
+                }
+            }
+        });
+        Callback {
+            uri: format!("http://127.0.0.1:{port}/callback"),
+            stop,
+            port,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn answer(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    // The request line, shown so that screenshots say what the client received.
+    let head = String::from_utf8_lossy(&request);
+    let target = head.split(' ').nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let shown: String = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Client app</title></head>\
+         <body><h1 id=\"callback\">{CALLBACK_TEXT}</h1><pre id=\"query\">{shown}</pre></body></html>"
+    );
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// chromedriver on a free port, with a fresh Chromium profile.
+struct ChromeDriver {
+    process: Guarded,
+    dir: TempDir,
+    url: String,
+    chromium: String,
+}
+
+fn tool(var: &str, default: &str, what: &str) -> String {
+    let path = std::env::var(var)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_string());
+    assert!(
+        Path::new(&path).is_file(),
+        "{what} not found at {path}: the browser tests need Debian's chromium and \
+         chromium-driver packages (apt-get install chromium chromium-driver), or {var} \
+         pointing at the binary"
+    );
+    path
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let chromium = tool("KEYGATE_CHROMIUM", "/usr/bin/chromium", "Chromium");
+        let driver = tool(
+            "KEYGATE_CHROMEDRIVER",
+            "/usr/bin/chromedriver",
+            "chromedriver",
+        );
+        let dir = TempDir::new("chrome");
+        let port = free_port();
+        let process = Guarded::spawn(
+            Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .arg(format!(
+                    "--log-path={}",
+                    dir.0.join("chromedriver.log").display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap_or_else(|e| panic!("cannot run {driver}: {e}"));
+        let mut cd = ChromeDriver {
+            process,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            chromium,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ready = ureq::get(&format!("{}/status", cd.url))
+                .timeout(Duration::from_secs(1))
+                .call()
+                .ok()
+                .and_then(|r| r.into_json::<Value>().ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                break;
+            }
+            if let Some(status) = cd.process.exited() {
+                panic!("chromedriver exited ({status}): {}", cd.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start: {}",
+                cd.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cd
+    }
+
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.0.join("chromedriver.log")).unwrap_or_default();
+        // The end says why a session could not start.
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    async fn connect(&self) -> Client {
+        let profile = self.dir.0.join("profile");
+        let caps = json!({
+            "browserName": "chrome",
+            "timeouts": { "pageLoad": 30000, "script": 30000, "implicit": 0 },
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                    "--window-size=1200,900",
+                ],
+                // No password-manager bubbles over the pages under test.
+                "prefs": {
+                    "credentials_enable_service": false,
+                    "profile.password_manager_enabled": false,
+                    "profile.password_manager_leak_detection": false,
+                },
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start a Chromium session through chromedriver: {e}\n{}",
+                    self.log()
+                )
+            })
+    }
+}
+
+/// The browser of one test, and where its screenshots go.
+#[derive(Clone)]
+pub struct Browser {
+    pub client: Client,
+    test: &'static str,
+}
+
+pub fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+impl Browser {
+    pub async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Waits for an element matching a CSS selector.
+    pub async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => panic!(
+                "no element {css:?} on {} within {WAIT:?}: {e}\n{}",
+                self.url().await,
+                self.body_text().await
+            ),
+        }
+    }
+
+    /// Waits for an element matching an XPath expression.
+    pub async fn wait_xpath(&self, xpath: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(xpath))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => panic!(
+                "no element {xpath:?} on {} within {WAIT:?}: {e}\n{}",
+                self.url().await,
+                self.body_text().await
+            ),
+        }
+    }
+
+    pub async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_else(|e| format!("<no URL: {e}>"))
+    }
+
+    /// Waits until the browser is at a URL that passes `ok`; returns it.
+    pub async fn wait_url(&self, what: &str, ok: impl Fn(&url::Url) -> bool) -> url::Url {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(u) = self.client.current_url().await {
+                if ok(&u) {
+                    return u;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the browser did not reach {what} within {WAIT:?}; it is at {u}\n{}",
+                    self.body_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the element found by `css` has text containing `needle`.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                if let Ok(t) = e.text().await {
+                    if t.contains(needle) {
+                        return t;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css:?} never contained {needle:?} on {}:\n{}",
+                self.url().await,
+                self.body_text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn body_text(&self) -> String {
+        match self.client.find(Locator::Css("body")).await {
+            Ok(b) => b.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let e = self.wait_css(css).await;
+        e.click()
+            .await
+            .unwrap_or_else(|err| panic!("click {css:?}: {err}"));
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let e = self.wait_css(css).await;
+        e.clear()
+            .await
+            .unwrap_or_else(|err| panic!("clear {css:?}: {err}"));
+        e.send_keys(text)
+            .await
+            .unwrap_or_else(|err| panic!("type into {css:?}: {err}"));
+    }
+
+    /// Saves a PNG of the whole page as `target/screenshots/<test><suffix>.png`:
+    /// the window is made as tall as the page for the shot, then restored.
+    pub async fn screenshot(&self, suffix: &str) {
+        let heights = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollHeight, window.innerHeight];",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| Some((v[0].as_u64()?, v[1].as_u64()?)));
+        let size = self.client.get_window_size().await.ok();
+        let mut resized = false;
+        if let (Some((page, inner)), Some((width, outer))) = (heights, size) {
+            if page > inner {
+                let tall = (page + outer.saturating_sub(inner)).min(8000);
+                resized = self
+                    .client
+                    .set_window_size(width as u32, tall as u32)
+                    .await
+                    .is_ok();
+            }
+        }
+        let png = self.client.screenshot().await;
+        if let (true, Some((width, outer))) = (resized, size) {
+            let _ = self
+                .client
+                .set_window_size(width as u32, outer as u32)
+                .await;
+        }
+        let png = png.unwrap_or_else(|e| panic!("screenshot: {e}"));
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("create target/screenshots");
+        let path = dir.join(format!("{}{suffix}.png", self.test));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    /// Reloads the API keys page until the usage column of a row reaches `at_least`;
+    /// returns the count shown then.
+    pub async fn wait_usage(&self, row_xpath: &str, at_least: i64) -> i64 {
+        let cell = format!("{row_xpath}/td[6]");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let shown = self
+                .wait_xpath(&cell)
+                .await
+                .text()
+                .await
+                .unwrap_or_default();
+            let n: i64 = shown
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("usage cell is not a number: {shown:?}"));
+            if n >= at_least {
+                return n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usage stayed at {n} (expected {at_least}) for {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.client.refresh().await.expect("reload the page");
+        }
+    }
+
+    /// Signs in on the login page the browser is at.
+    pub async fn sign_in(&self, fx: &Fixture) {
+        self.type_into("#email", &fx.email).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("form[action='/login'] button[type='submit']")
+            .await;
+    }
+}
+
+/// Runs one browser test: a fresh keygate, callback server, chromedriver and
+/// Chromium. Whatever happens, the session is closed and every process ended; on
+/// failure a `<test>-failure.png` and keygate's log are kept for diagnosis.
+pub fn browser_test<F, Fut>(test: &'static str, body: F)
+where
+    F: FnOnce(Fixture, Browser) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let driver = ChromeDriver::start();
+    let callback = Callback::start();
+    let server = Keygate::start(&callback.uri);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let outcome = runtime.block_on(async {
+        let client = driver.connect().await;
+        let browser = Browser {
+            client: client.clone(),
+            test,
+        };
+        let local = tokio::task::LocalSet::new();
+        let task = local.spawn_local(body(server.fx.clone(), browser.clone()));
+        let result = local.run_until(task).await;
+        if result.is_err() {
+            let _ = tokio::time::timeout(WAIT, browser.screenshot("-failure")).await;
+            eprintln!("the browser was at {}", browser.url().await);
+        }
+        let _ = tokio::time::timeout(WAIT, client.close()).await;
+        result
+    });
+    if let Err(e) = outcome {
+        eprintln!("--- keygate log ---\n{}", server.logs());
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("{test}: {e}");
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    let verifier = format!("{}{}", unique(), unique());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+pub fn authorize_url(fx: &Fixture, scope: &str, state: &str, challenge: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &fx.client_id)
+        .append_pair("redirect_uri", &fx.redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", state)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("{}/oauth/authorize?{q}", fx.base)
+}
+
+pub fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// An HTTP response, whatever its status.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}) (status {}): {}", self.status, self.body))
+    }
+}
+
+fn finish(result: Result<ureq::Response, ureq::Error>) -> Resp {
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    Resp {
+        status: resp.status(),
+        body: resp.into_string().unwrap_or_default(),
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+/// What the client application does with a code: the token request
+/// (client_secret_post, with the PKCE verifier).
+pub fn exchange(fx: &Fixture, code: &str, verifier: &str) -> Resp {
+    finish(
+        agent()
+            .post(&format!("{}/oauth/token", fx.base))
+            .send_form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &fx.redirect_uri),
+                ("code_verifier", verifier),
+                ("client_id", &fx.client_id),
+                ("client_secret", &fx.client_secret),
+            ]),
+    )
+}
+
+pub fn refresh(fx: &Fixture, refresh_token: &str) -> Resp {
+    finish(
+        agent()
+            .post(&format!("{}/oauth/token", fx.base))
+            .send_form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", &fx.client_id),
+                ("client_secret", &fx.client_secret),
+            ]),
+    )
+}
+
+/// `GET {base}{path}` with `Authorization: Bearer <credential>`.
+pub fn bearer_get(fx: &Fixture, path: &str, credential: &str) -> Resp {
+    finish(
+        agent()
+            .get(&format!("{}{path}", fx.base))
+            .set("Authorization", &format!("Bearer {credential}"))
+            .call(),
+    )
+}
+
+/// `POST {base}{path}` with a JSON body and `Authorization: Bearer <credential>`.
+pub fn bearer_post_json(fx: &Fixture, path: &str, credential: &str, body: &str) -> Resp {
+    finish(
+        agent()
+            .post(&format!("{}{path}", fx.base))
+            .set("Authorization", &format!("Bearer {credential}"))
+            .set("Content-Type", "application/json")
+            .send_string(body),
+    )
+}
