@@ -16,6 +16,8 @@ pub struct Config {
     pub revocation_poll_ms: u64,
     /// How often batched usage counts are written.
     pub usage_flush_ms: u64,
+    /// How often expired codes, sessions and tokens are deleted.
+    pub housekeeping_secs: u64,
     /// Abuse limits; `None` turns them off (tests).
     pub rate_limits: Option<RateLimits>,
     /// `keygate demo`: serve the demo client's callback page.
@@ -109,6 +111,7 @@ impl Config {
             consent_ttl: 600,
             revocation_poll_ms: 100,
             usage_flush_ms: 1000,
+            housekeeping_secs: env_i64("KEYGATE_HOUSEKEEPING_SECS", 30)? as u64,
             rate_limits,
             demo: false,
         })

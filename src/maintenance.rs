@@ -25,7 +25,7 @@ pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHand
 fn run(svc: &Services, stop: &AtomicBool) {
     let poll = Duration::from_millis(svc.config.revocation_poll_ms);
     let flush_every = Duration::from_millis(svc.config.usage_flush_ms);
-    let housekeeping_every = Duration::from_secs(30);
+    let housekeeping_every = Duration::from_secs(svc.config.housekeeping_secs);
     let mut last_flush = Instant::now();
     let mut last_housekeeping = Instant::now();
     while !stop.load(Ordering::Relaxed) {

@@ -11,3 +11,4 @@ mod revocation;
 mod v1_api;
 mod security;
 mod oauth2_client;
+mod faults;

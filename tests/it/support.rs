@@ -45,6 +45,15 @@ macro_rules! both_backends {
     };
 }
 
+/// A direct SQLite connection that waits for the server's writers.
+fn sqlite_conn(url: &str) -> diesel::SqliteConnection {
+    let mut c = diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://"))
+        .expect("open sqlite");
+    c.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("busy_timeout");
+    c
+}
+
 pub fn postgres_admin_url() -> Option<String> {
     std::env::var("KEYGATE_TEST_POSTGRES_URL")
         .ok()
@@ -81,6 +90,16 @@ impl TestDb {
             }
         };
         TestDb { url, backend, dir }
+    }
+
+    /// A second handle on the same database (for a restarted node); it does
+    /// not remove the files when dropped.
+    pub fn reuse(other: &TestDb) -> TestDb {
+        TestDb {
+            url: other.url.clone(),
+            backend: other.backend,
+            dir: PathBuf::new(),
+        }
     }
 
     /// Runs `keygate` against this database.
@@ -150,8 +169,7 @@ impl TestDb {
         let q = format!("SELECT COUNT(*) AS n FROM {table}");
         let rows: Vec<N> = match self.backend {
             Backend::Sqlite => {
-                let path = self.url.trim_start_matches("sqlite://");
-                let mut c = diesel::SqliteConnection::establish(path).expect("open sqlite");
+                let mut c = sqlite_conn(&self.url);
                 diesel::RunQueryDsl::load(diesel::sql_query(q), &mut c).expect("count")
             }
             Backend::Postgres => {
@@ -166,8 +184,7 @@ impl TestDb {
     pub fn execute(&self, sql: &str) {
         match self.backend {
             Backend::Sqlite => {
-                let path = self.url.trim_start_matches("sqlite://");
-                let mut c = diesel::SqliteConnection::establish(path).expect("open sqlite");
+                let mut c = sqlite_conn(&self.url);
                 c.batch_execute(sql).expect("execute");
             }
             Backend::Postgres => {
@@ -187,9 +204,7 @@ impl TestDb {
         let q = diesel::sql_query(sql.to_string());
         let rows: Vec<T> = match self.backend {
             Backend::Sqlite => {
-                let mut c =
-                    diesel::SqliteConnection::establish(self.url.trim_start_matches("sqlite://"))
-                        .expect("open");
+                let mut c = sqlite_conn(&self.url);
                 diesel::RunQueryDsl::load(q, &mut c).expect("query")
             }
             Backend::Postgres => {
@@ -203,7 +218,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -344,6 +361,10 @@ impl Server {
             child,
             logs,
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn logs(&self) -> String {
