@@ -155,28 +155,36 @@ impl CredentialCache {
 #[derive(Default)]
 pub struct UsageRecorder {
     keys: Mutex<HashMap<String, (i64, i64)>>,
-    authorizations: Mutex<HashMap<String, i64>>,
+    authorizations: Mutex<HashMap<String, (i64, i64)>>,
 }
 
+/// Uses counted since the last flush: id → (count, last used).
+pub type Counts = HashMap<String, (i64, i64)>;
+
 impl UsageRecorder {
+    fn bump(map: &Mutex<Counts>, id: &str, n: i64, at: i64) {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(id) {
+            Some(entry) => {
+                entry.0 += n;
+                entry.1 = entry.1.max(at);
+            }
+            None => {
+                map.insert(id.to_string(), (n, at));
+            }
+        }
+    }
+
     pub fn key_used(&self, id: &str, at: i64) {
-        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(id.to_string()).or_insert((0, at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(at);
+        Self::bump(&self.keys, id, 1, at);
     }
 
     pub fn authorization_used(&self, id: &str, at: i64) {
-        let mut map = self
-            .authorizations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(id.to_string()).or_insert(at);
-        *entry = (*entry).max(at);
+        Self::bump(&self.authorizations, id, 1, at);
     }
 
     /// Takes what was counted since the last call.
-    pub fn drain(&self) -> (HashMap<String, (i64, i64)>, HashMap<String, i64>) {
+    pub fn drain(&self) -> (Counts, Counts) {
         let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()));
         let apps = std::mem::take(
             &mut *self
@@ -188,15 +196,12 @@ impl UsageRecorder {
     }
 
     /// Puts back counts that could not be written.
-    pub fn restore(&self, keys: HashMap<String, (i64, i64)>, apps: HashMap<String, i64>) {
+    pub fn restore(&self, keys: Counts, apps: Counts) {
         for (id, (n, at)) in keys {
-            let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = map.entry(id).or_insert((0, at));
-            entry.0 += n;
-            entry.1 = entry.1.max(at);
+            Self::bump(&self.keys, &id, n, at);
         }
-        for (id, at) in apps {
-            self.authorization_used(&id, at);
+        for (id, (n, at)) in apps {
+            Self::bump(&self.authorizations, &id, n, at);
         }
     }
 }

@@ -27,4 +27,5 @@ pub mod sealing;
 pub mod server;
 pub mod sessions;
 pub mod state;
+pub mod usage;
 pub mod v1;

@@ -74,13 +74,16 @@ pub fn flush_usage(svc: &Services) {
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| {
             db::write_tx(&mut conn, |conn| {
+                use crate::usage::{self, day_of};
                 for (id, (count, at)) in &keys {
                     crate::apikeys::add_usage(conn, id, *count, *at)?;
+                    usage::add(conn, usage::API_KEY, id, day_of(*at), *count)?;
                 }
-                for (id, at) in &apps {
+                for (id, (count, at)) in &apps {
                     diesel::update(authorizations::table.find(id))
                         .set(authorizations::last_used_at.eq(*at))
                         .execute(conn)?;
+                    usage::add(conn, usage::AUTHORIZATION, id, day_of(*at), *count)?;
                 }
                 Ok::<_, crate::error::Error>(())
             })
@@ -137,5 +140,6 @@ pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
     total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
         .execute(conn)?;
     total += crate::revocation::prune(conn)?;
+    total += crate::usage::prune(conn, crate::usage::day_of(now))?;
     Ok(total)
 }

@@ -207,3 +207,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     forms,
     audit_events,
 );
+
+diesel::table! {
+    usage_daily (kind, subject_id, day) {
+        kind -> Text,
+        subject_id -> Text,
+        day -> BigInt,
+        count -> BigInt,
+    }
+}

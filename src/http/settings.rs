@@ -119,6 +119,7 @@ struct KeyLine {
     creator: String,
     created: String,
     usage_count: i64,
+    chart: String,
     last_used: String,
     expires: String,
     status: &'static str,
@@ -153,6 +154,28 @@ struct KeysQuery {
 struct KeysView {
     ctx: Context,
     rows: Vec<apikeys::KeyRow>,
+    usage: Vec<(String, i64, i64)>,
+}
+
+const CHART_DAYS: i64 = 30;
+
+/// The 30-day usage chart of one subject from rows loaded for many.
+fn chart(usage: &[(String, i64, i64)], id: &str) -> String {
+    let points: Vec<(i64, i64)> = usage
+        .iter()
+        .filter(|u| u.0 == id)
+        .map(|u| (u.1, u.2))
+        .collect();
+    crate::usage::sparkline(&points, crate::usage::day_of(db::now()), CHART_DAYS)
+}
+
+fn load_usage(
+    conn: &mut DbConn,
+    kind: &str,
+    ids: Vec<String>,
+) -> Result<Vec<(String, i64, i64)>, Error> {
+    let since = crate::usage::day_of(db::now()) - CHART_DAYS + 1;
+    crate::usage::series_many(conn, kind, &ids, since)
 }
 
 fn render_keys(
@@ -174,6 +197,7 @@ fn render_keys(
             creator: r.creator.clone(),
             created: day(Some(r.key.created_at), ""),
             usage_count: r.key.usage_count,
+            chart: chart(&view.usage, &r.key.id),
             last_used: day(r.key.last_used_at, "never"),
             expires: last_day(r.key.expires_at),
             status: r.key.status_at(now),
@@ -224,7 +248,16 @@ fn load_keys(
             } else {
                 Vec::new()
             };
-            Ok(Ok(KeysView { ctx: *ctx, rows }))
+            let usage = load_usage(
+                conn,
+                crate::usage::API_KEY,
+                rows.iter().map(|r| r.key.id.clone()).collect(),
+            )?;
+            Ok(Ok(KeysView {
+                ctx: *ctx,
+                rows,
+                usage,
+            }))
         }
         other => Ok(Err(other)),
     }
@@ -511,6 +544,7 @@ struct AppLine {
     authorized_by: String,
     authorized_at: String,
     last_used: String,
+    chart: String,
     status: &'static str,
 }
 
@@ -554,11 +588,16 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
         } else {
             Vec::new()
         };
-        Ok(Ok((ctx, rows)))
+        let usage = load_usage(
+            conn,
+            crate::usage::AUTHORIZATION,
+            rows.iter().map(|r| r.authorization.id.clone()).collect(),
+        )?;
+        Ok(Ok((ctx, rows, usage)))
     })
     .await;
     match result {
-        Ok(Ok((ctx, rows))) => {
+        Ok(Ok((ctx, rows, usage))) => {
             let apps = rows
                 .into_iter()
                 .map(|r| AppLine {
@@ -568,6 +607,7 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                     authorized_by: r.authorized_by,
                     authorized_at: day(Some(r.authorization.created_at), ""),
                     last_used: day(r.authorization.last_used_at, "never"),
+                    chart: chart(&usage, &r.authorization.id),
                     status: r.authorization.status(),
                 })
                 .collect();

@@ -1,0 +1,123 @@
+//! Usage over time: daily request counts per API key and per authorization,
+//! kept for 90 days, written in batches by the maintenance task.
+
+use crate::db::schema::usage_daily;
+use crate::db::DbConn;
+use crate::error::Result;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+pub const RETENTION_DAYS: i64 = 90;
+pub const API_KEY: &str = "api_key";
+pub const AUTHORIZATION: &str = "authorization";
+
+/// The day number (days since 1970-01-01, UTC) of a unix time.
+pub fn day_of(t: i64) -> i64 {
+    t.div_euclid(86_400)
+}
+
+pub fn date_of(day: i64) -> String {
+    crate::db::rfc3339(day * 86_400)[..10].to_string()
+}
+
+/// Adds `count` to a day's total (an upsert both backends understand).
+pub fn add(conn: &mut DbConn, kind: &str, subject_id: &str, day: i64, count: i64) -> Result<()> {
+    diesel::sql_query(
+        "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
+    )
+    .bind::<Text, _>(kind)
+    .bind::<Text, _>(subject_id)
+    .bind::<BigInt, _>(day)
+    .bind::<BigInt, _>(count)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Daily counts of one subject from `since_day` on, oldest first (days with no
+/// use are absent).
+pub fn series(
+    conn: &mut DbConn,
+    kind: &str,
+    subject_id: &str,
+    since_day: i64,
+) -> Result<Vec<(i64, i64)>> {
+    Ok(usage_daily::table
+        .filter(usage_daily::kind.eq(kind))
+        .filter(usage_daily::subject_id.eq(subject_id))
+        .filter(usage_daily::day.ge(since_day))
+        .order(usage_daily::day.asc())
+        .select((usage_daily::day, usage_daily::count))
+        .load(conn)?)
+}
+
+/// Daily counts of many subjects at once: (subject, day, count).
+pub fn series_many(
+    conn: &mut DbConn,
+    kind: &str,
+    subjects: &[String],
+    since_day: i64,
+) -> Result<Vec<(String, i64, i64)>> {
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(usage_daily::table
+        .filter(usage_daily::kind.eq(kind))
+        .filter(usage_daily::subject_id.eq_any(subjects))
+        .filter(usage_daily::day.ge(since_day))
+        .select((
+            usage_daily::subject_id,
+            usage_daily::day,
+            usage_daily::count,
+        ))
+        .load(conn)?)
+}
+
+pub fn prune(conn: &mut DbConn, today: i64) -> Result<usize> {
+    Ok(
+        diesel::delete(usage_daily::table.filter(usage_daily::day.lt(today - RETENTION_DAYS)))
+            .execute(conn)?,
+    )
+}
+
+/// A small bar chart of the last `days` days as inline SVG (numbers only, no
+/// script), with a text alternative.
+pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
+    let start = today - days + 1;
+    let max = points.iter().map(|p| p.1).max().unwrap_or(0).max(1);
+    let total: i64 = points.iter().filter(|p| p.0 >= start).map(|p| p.1).sum();
+    let (w, h, bar) = (days * 4, 24, 3);
+    let mut svg = format!(
+        "<svg class=\"spark\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" \
+         aria-label=\"{total} requests in the last {days} days\"><title>{total} requests in the last {days} days</title>\
+         <rect x=\"0\" y=\"{}\" width=\"{w}\" height=\"1\" fill=\"#d5d9e0\"/>",
+        h - 1
+    );
+    for &(day, count) in points.iter().filter(|p| p.0 >= start && p.0 <= today) {
+        let bh = ((count as f64 / max as f64) * (h - 2) as f64)
+            .ceil()
+            .max(1.0) as i64;
+        let x = (day - start) * 4;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{bh}\" fill=\"#1f4fd1\"/>",
+            h - 1 - bh
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_chart() {
+        assert_eq!(day_of(86_399), 0);
+        assert_eq!(day_of(86_400), 1);
+        assert_eq!(date_of(1), "1970-01-02");
+        let svg = sparkline(&[(100, 5), (101, 10)], 101, 30);
+        assert!(svg.contains("15 requests in the last 30 days"));
+        assert_eq!(svg.matches("fill=\"#1f4fd1\"").count(), 2);
+    }
+}
