@@ -57,20 +57,33 @@ pub fn introspect(
     let Ok(Some(token)) = params.get("token") else {
         return Ok(inactive());
     };
-    let hint = params.get("token_type_hint").ok().flatten();
-    let refresh_first = hint == Some("refresh_token");
-    if !refresh_first {
-        if let Some(v) = cached(svc, client, token) {
+    // RFC 7662 §2.1: the hint orders the search; a token not found under it is
+    // looked for under the other type.
+    if params.get("token_type_hint").ok().flatten() == Some("refresh_token") {
+        let v = refresh(svc, conn, client, token)?;
+        if v["active"] == true {
             return Ok(v);
         }
-        if token.contains('.') {
-            return Ok(match bearer::check_stored(svc, conn, token)? {
-                Some(p) => describe(svc, client, &p),
-                None => inactive(),
-            });
-        }
+        return access(svc, conn, client, token);
+    }
+    let v = access(svc, conn, client, token)?;
+    if v["active"] == true || token.contains('.') {
+        return Ok(v);
     }
     refresh(svc, conn, client, token)
+}
+
+fn access(svc: &Services, conn: &mut DbConn, client: &Client, token: &str) -> Result<Value> {
+    if let Some(v) = cached(svc, client, token) {
+        return Ok(v);
+    }
+    if !token.contains('.') {
+        return Ok(inactive());
+    }
+    Ok(match bearer::check_stored(svc, conn, token)? {
+        Some(p) => describe(svc, client, &p),
+        None => inactive(),
+    })
 }
 
 /// client, scopes, iat, exp, used, revoked, authorization revoked, user, workspace

@@ -209,6 +209,13 @@ pub fn authorization_code(
         ));
     }
     let outcome = db::write_tx(conn, |conn| {
+        // The authorization row first: a revocation locks it first too, so the
+        // two never wait on each other in opposite orders.
+        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
+            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+                "the authorization has been revoked",
+            )));
+        };
         let now = db::now();
         let n = diesel::update(
             auth_codes::table
@@ -220,11 +227,6 @@ pub fn authorization_code(
         if n == 0 {
             return Ok(Redeemed::Replayed);
         }
-        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        };
         let granted = authorization.scopes.clone();
         issue(conn, config, keys, &authorization, &granted, &granted).map(Redeemed::Issued)
     })
@@ -290,6 +292,12 @@ pub fn refresh_token(
         }
     };
     let outcome = db::write_tx(conn, |conn| {
+        // Lock order as in the code exchange: authorization, then token.
+        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
+            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+                "the authorization has been revoked",
+            )));
+        };
         let now = db::now();
         let n = diesel::update(
             refresh_tokens::table
@@ -302,11 +310,6 @@ pub fn refresh_token(
         if n == 0 {
             return Ok(Redeemed::Replayed);
         }
-        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        };
         issue(
             conn,
             config,
