@@ -62,6 +62,12 @@ fn internal(e: impl Into<OAuthError>) -> (OAuthError, Vec<Event>) {
 /// Revokes the authorization behind a replayed code or refresh token and answers
 /// `invalid_grant`.
 fn replayed(conn: &mut DbConn, authorization_id: &str, what: &str) -> (OAuthError, Vec<Event>) {
+    // Lost to a revocation rather than replayed: nothing more to revoke.
+    if let Ok(a) = authorizations::find(conn, authorization_id) {
+        if a.revoked_at.is_some() {
+            return plain(OAuthError::invalid_grant("the authorization has been revoked"));
+        }
+    }
     log::warn!("{what} replayed: revoking authorization {authorization_id}");
     let events = match authorizations::revoke(conn, authorization_id) {
         Ok((_, events)) => events,
