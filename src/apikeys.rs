@@ -116,6 +116,11 @@ fn format_key(public_id: &str, secret: &str) -> String {
     body + &sum
 }
 
+#[cfg(test)]
+pub(crate) fn format_for_tests(public_id: &str, secret: &str) -> String {
+    format_key(public_id, secret)
+}
+
 /// The public id of a well-formed key whose checksum holds; `None` for anything
 /// else, without touching the database.
 pub fn parse(key: &str) -> Option<&str> {

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod error;
+mod fuzz;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;

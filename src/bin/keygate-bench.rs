@@ -416,6 +416,10 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Per connection: client credentials, the current refresh token, and where the
+/// minted access tokens go (the revocation scenario spends them).
+type RefreshState = (String, String, Arc<Mutex<Vec<String>>>);
+
 fn run(opts: Opts) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("keygate-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -603,7 +607,7 @@ fn run(opts: Opts) -> Result<(), String> {
         },
     ));
     let minted = Arc::new(Mutex::new(Vec::new()));
-    let refresh_states: Vec<(String, String, Arc<Mutex<Vec<String>>>)> = token_pairs
+    let refresh_states: Vec<RefreshState> = token_pairs
         .iter()
         .map(|(_, r)| (basic.clone(), r.clone(), minted.clone()))
         .collect();

@@ -19,7 +19,7 @@ pub enum Allow {
 
 /// The credentials of an HTTP Basic header. RFC 6749 §2.3.1: id and secret are
 /// form-urlencoded before base64, so both are decoded after it.
-fn basic_credentials(header: &str) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
     let (scheme, rest) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

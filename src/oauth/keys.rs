@@ -142,6 +142,16 @@ pub enum VerifyError {
     Invalid,
 }
 
+/// RFC 9068 §4: signature, issuer, audience and expiry, with no leeway.
+fn validation(issuer: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[format!("{issuer}/v1")]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 0;
+    validation
+}
+
 impl KeyRing {
     /// Loads the keys, creating the first one when there is none.
     pub fn load(conn: &mut DbConn, issuer: &str, keep_secs: i64) -> Result<KeyRing> {
@@ -150,14 +160,17 @@ impl KeyRing {
             rotate(conn)?;
             rows = load_rows(conn, keep_secs)?;
         }
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[format!("{issuer}/v1")]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 0;
         Ok(KeyRing {
             inner: RwLock::new(build(rows)?),
-            validation,
+            validation: validation(issuer),
+        })
+    }
+
+    /// A key ring with one fresh key and no database (for tests and fuzzing).
+    pub fn ephemeral(issuer: &str) -> Result<KeyRing> {
+        Ok(KeyRing {
+            inner: RwLock::new(build(vec![generate()?])?),
+            validation: validation(issuer),
         })
     }
 

@@ -1,0 +1,129 @@
+//! Property tests of the parsers on the attack surface: they never panic, and
+//! accept only what they should. `PROPTEST_CASES` sets how many cases run
+//! (`.ci/fuzz-long` runs many more than the test suite).
+
+#[cfg(test)]
+mod tests {
+    use crate::apikeys;
+    use crate::oauth::client_auth::basic_credentials;
+    use crate::oauth::keys::{AccessClaims, KeyRing};
+    use crate::oauth::{engine, scopes, Params};
+    use proptest::prelude::*;
+
+    const ISSUER: &str = "https://id.example.test";
+
+    fn claims(exp_offset: i64) -> AccessClaims {
+        let now = crate::db::now();
+        AccessClaims {
+            iss: ISSUER.into(),
+            sub: "user".into(),
+            aud: format!("{ISSUER}/v1"),
+            client_id: "client".into(),
+            scope: "workspace:read".into(),
+            jti: "jti".into(),
+            iat: now,
+            exp: now + exp_offset,
+            workspace_id: "ws".into(),
+        }
+    }
+
+    fn ring() -> &'static KeyRing {
+        static RING: std::sync::OnceLock<KeyRing> = std::sync::OnceLock::new();
+        RING.get_or_init(|| KeyRing::ephemeral(ISSUER).expect("key ring"))
+    }
+
+    proptest! {
+        // The authorize query and the token request: any bytes parse, and every
+        // lookup answers without panicking.
+        #[test]
+        fn params_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512), name in "[a-z_]{1,20}") {
+            let p = Params::parse(&body);
+            let _ = p.get(&name);
+            let _ = p.all(&name);
+            let _ = p.first_of_any_repeated(&["resource"]);
+            let _ = scopes::parse(p.get("scope").ok().flatten());
+            let _ = engine::challenge(p.get("code_challenge_method").ok().flatten(), p.get("code_challenge").ok().flatten());
+        }
+
+        #[test]
+        fn repeated_parameters_are_refused(name in "[a-z_]{1,12}", a in "[a-z0-9]{1,8}", b in "[a-z0-9]{1,8}") {
+            let body = format!("{name}={a}&{name}={b}");
+            prop_assert!(Params::parse(body.as_bytes()).get(&name).is_err());
+        }
+
+        #[test]
+        fn pkce_verifier_matches_only_itself(v in "[A-Za-z0-9._~-]{43,128}", other in "[A-Za-z0-9._~-]{43,128}") {
+            use base64::Engine;
+            use sha2::Digest;
+            let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v.as_bytes()));
+            let stored = engine::challenge(Some("S256"), Some(&challenge)).unwrap();
+            prop_assert!(engine::verify(&stored, &v));
+            prop_assert_eq!(engine::verify(&stored, &other), v == other);
+        }
+
+        // Client credentials from an Authorization header.
+        #[test]
+        fn basic_header_never_panics(header in ".{0,300}") {
+            let _ = basic_credentials(&header);
+        }
+
+        // The bearer credential: an API key only parses when well formed with its checksum.
+        #[test]
+        fn api_key_parse_never_panics(s in ".{0,80}") {
+            if let Some(id) = apikeys::parse(&s) {
+                prop_assert!(s.starts_with("kgk_") && s.len() == apikeys::KEY_LEN);
+                prop_assert!(s[4..].starts_with(id));
+            }
+        }
+
+        #[test]
+        fn api_key_mutations_fail_the_checksum(pos in 14usize..apikeys::KEY_LEN, c in "[A-Za-z0-9]") {
+            let key = apikeys::format_for_tests("AbCdEfGhIj", "0123456789abcdefghijABCDEFGHIJ01");
+            prop_assert!(apikeys::parse(&key).is_some());
+            let mut bytes = key.clone().into_bytes();
+            let c = c.as_bytes()[0];
+            prop_assume!(bytes[pos] != c && bytes[pos] != b'_');
+            bytes[pos] = c;
+            let mutated = String::from_utf8(bytes).unwrap();
+            prop_assert!(apikeys::parse(&mutated).is_none() || mutated[..14] != key[..14]);
+        }
+
+        // JWT validation: garbage, and any change to a valid token, is refused.
+        #[test]
+        fn jwt_garbage_is_refused(s in ".{0,400}") {
+            prop_assert!(ring().verify(&s).is_err());
+        }
+
+        #[test]
+        fn jwt_any_byte_change_is_refused(pos in 0usize..2000, c in "[A-Za-z0-9_-]") {
+            let token = ring().sign(&claims(3600)).unwrap();
+            prop_assert!(ring().verify(&token).is_ok());
+            let pos = pos % token.len();
+            let mut bytes = token.clone().into_bytes();
+            let c = c.as_bytes()[0];
+            prop_assume!(bytes[pos] != c && bytes[pos] != b'.');
+            bytes[pos] = c;
+            let mutated = String::from_utf8(bytes).unwrap();
+            // base64url's last character may carry unused bits: only a change
+            // that alters the decoded bytes must fail.
+            let decoded_same = {
+                use base64::Engine;
+                let d = |t: &str| -> Vec<Vec<u8>> {
+                    t.split('.').map(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap_or_default()).collect()
+                };
+                d(&token) == d(&mutated)
+            };
+            prop_assert!(decoded_same || ring().verify(&mutated).is_err());
+        }
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        assert!(ring().verify(&ring().sign(&claims(-5)).unwrap()).is_err());
+        let other = KeyRing::ephemeral(ISSUER).unwrap();
+        assert!(ring().verify(&other.sign(&claims(60)).unwrap()).is_err());
+        let mut wrong_aud = claims(60);
+        wrong_aud.aud = "https://elsewhere.example/api".into();
+        assert!(ring().verify(&ring().sign(&wrong_aud).unwrap()).is_err());
+    }
+}
