@@ -7,9 +7,10 @@ use crate::config::Config;
 use crate::db::{self, rfc3339, DbConn};
 use crate::error::Error;
 use crate::oauth::{authorizations, keys, scopes};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{json, Value};
 use std::io::BufRead;
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,29 +54,76 @@ enum Command {
     )]
     Migrate,
     /// Workspaces.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate --json workspace create --name Acme\n  keygate workspace set-plan WS_ID --plan free"
+    )]
     Workspace(WorkspaceCmd),
     /// People who sign in.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  echo 'a long password' | keygate user create --email ada@example.com --password-stdin"
+    )]
     User(UserCmd),
     /// Workspace memberships.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate member add --workspace WS_ID --user USER_ID --role owner\n  keygate member remove --workspace WS_ID --user USER_ID"
+    )]
     Member(MemberCmd),
     /// OAuth clients (third-party apps).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  keygate client create --name 'Acme CRM' --redirect-uri https://crm.example.com/callback"
+    )]
     Client(ClientCmd),
     /// Workspace API keys.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only\n  keygate --json apikey list --workspace WS_ID\n  keygate apikey revoke KEY_ID"
+    )]
     Apikey(ApikeyCmd),
     /// Authorized apps (OAuth authorizations) of a workspace.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate --json apps list --workspace WS_ID\n  keygate apps revoke AUTHORIZATION_ID"
+    )]
     Apps(AppsCmd),
     /// Access-token signing keys.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  keygate keys rotate")]
     Keys(KeysCmd),
     /// A workspace's security log.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  keygate --json audit list --workspace WS_ID --limit 20"
+    )]
     Audit(AuditCmd),
+    /// Copy the SQLite database to a new file; safe while keygate serves.
+    #[command(
+        after_help = "Example:\n  keygate --json backup --to /var/backups/keygate-2027-01-31.db\n\nSQLite only; for PostgreSQL use pg_dump -Fc."
+    )]
+    Backup {
+        /// The backup file to write; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the SQLite database with a backup. Stop keygate first.
+    #[command(
+        after_help = "Example:\n  keygate restore --from /var/backups/keygate-2027-01-31.db\n\nThe backup is checked (a SQLite database that passes its integrity check and has\nkeygate's tables) before the configured database is replaced. SQLite only; for\nPostgreSQL use pg_restore."
+    )]
+    Restore {
+        /// The backup to restore (made by keygate backup).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Print a shell completion script on stdout.
+    #[command(
+        after_help = "Examples:\n  keygate completions bash > /etc/bash_completion.d/keygate\n  keygate completions zsh > \"${fpath[1]}/_keygate\"\n  keygate completions fish > ~/.config/fish/completions/keygate.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,7 +292,13 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(()) => 0,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            // One line, whatever the cause wrote (libpq's messages span several).
+            let line: Vec<&str> = msg
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", line.join(" "));
             1
         }
     }
@@ -305,6 +359,10 @@ fn time_or_null(t: Option<i64>) -> Value {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    // Completions need no configuration or database.
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
     let mut config = Config::resolve(cli.database_url, cli.issuer, cli.bind)?;
     let out = Out { json: cli.json };
     let e = |e: Error| e.to_string();
@@ -406,7 +464,32 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Backup { to } => {
+            let bytes = crate::ops::backup(&config.database_url, &to)?;
+            out.emit(
+                json!({"backup": to.display().to_string(), "bytes": bytes}),
+                format!("backed up to {} ({bytes} bytes)", to.display()),
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let (database, bytes) = crate::ops::restore(&config.database_url, &from)?;
+            out.emit(
+                json!({"restored": from.display().to_string(), "database": database.display().to_string(), "bytes": bytes}),
+                format!(
+                    "restored {} into {} ({bytes} bytes)",
+                    from.display(),
+                    database.display()
+                ),
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => completions(shell),
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<(), String> {
+    crate::ops::completions(shell, &mut Cli::command(), &mut std::io::stdout())
 }
 
 fn read_password() -> Result<String, String> {
@@ -502,6 +585,11 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
             expires,
         } => {
             let access = Access::parse(&access)?;
+            if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                return Err(Error::invalid(
+                    "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
+                ));
+            }
             let expires_at = apikeys::parse_expiry(expires.as_deref())?;
             let issued = apikeys::create(
                 conn,
@@ -617,15 +705,18 @@ fn apps(conn: &mut DbConn, config: &Config, out: &Out, cmd: AppsCmd) -> Result<(
             }
         }
         AppsCmd::Revoke { id } => {
+            let was_active = authorizations::find(conn, &id)?.revoked_at.is_none();
             let (a, _) = authorizations::revoke(conn, &id)?;
-            crate::audit::record(
-                conn,
-                &a.workspace_id,
-                apikeys::CLI_ACTOR,
-                "app.revoked",
-                &a.id,
-                None,
-            )?;
+            if was_active {
+                crate::audit::record(
+                    conn,
+                    &a.workspace_id,
+                    apikeys::CLI_ACTOR,
+                    "app.revoked",
+                    &a.id,
+                    None,
+                )?;
+            }
             await_propagation(config);
             out.emit(
                 json!({"id": a.id, "status": "revoked"}),

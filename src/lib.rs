@@ -22,6 +22,7 @@ pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod oauth;
+pub mod ops;
 pub mod ratelimit;
 pub mod revocation;
 pub mod sealing;

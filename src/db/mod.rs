@@ -84,7 +84,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // Per-connection settings: WAL lets readers run beside the one writer,
                 // busy_timeout makes writers queue instead of failing with "locked".
-                // (journal_mode = WAL persists in the file: `connect` sets it once.)
+                // (journal_mode = WAL persists in the file: `connect_single` sets it.)
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
@@ -145,6 +145,11 @@ pub fn connect_single(url: &str) -> Result<DbConn, String> {
     };
     let mut conn = r2d2::ManageConnection::connect(&mgr)
         .map_err(|e| format!("cannot open the database: {e}"))?;
+    if let DbConn::Sqlite(_) = conn {
+        // WAL lets readers run beside the one writer; the mode persists in the file.
+        conn.batch_execute("PRAGMA journal_mode = WAL")
+            .map_err(|e| format!("cannot open the database: {e}"))?;
+    }
     run_migrations(&mut conn)?;
     Ok(conn)
 }

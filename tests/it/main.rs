@@ -12,3 +12,4 @@ mod v1_api;
 mod security;
 mod oauth2_client;
 mod faults;
+mod ops;
