@@ -240,6 +240,14 @@ enum ApikeyCmd {
     /// Revoke a key: immediate and final.
     #[command(after_help = "Example:\n  keygate apikey revoke KEY_ID")]
     Revoke { id: String },
+    /// Daily request counts of a key (kept for 90 days), oldest first.
+    #[command(after_help = "Example:\n  keygate --json apikey usage KEY_ID --days 30")]
+    Usage {
+        id: String,
+        /// How many days back, up to 90.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -662,6 +670,24 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
                     issued.secret, issued.key.id
                 ),
             );
+        }
+        ApikeyCmd::Usage { id, days } => {
+            if !(1..=crate::usage::RETENTION_DAYS).contains(&days) {
+                return Err(Error::invalid("--days must be from 1 to 90"));
+            }
+            let key = apikeys::find(conn, &id)?;
+            let today = crate::usage::day_of(db::now());
+            let series =
+                crate::usage::series(conn, crate::usage::API_KEY, &key.id, today - days + 1)?;
+            let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
+            for day in (today - days + 1)..=today {
+                let n = counts.get(&day).copied().unwrap_or(0);
+                let date = crate::usage::date_of(day);
+                out.emit(
+                    json!({"id": key.id, "date": date, "count": n}),
+                    format!("{date}  {n}"),
+                );
+            }
         }
         ApikeyCmd::Revoke { id } => {
             let (key, _) = apikeys::revoke(conn, &id, apikeys::CLI_ACTOR, None)?;

@@ -107,15 +107,17 @@ pub fn create(
     name: &str,
 ) -> Result<Item> {
     let row = (db::new_id(), name.to_string(), db::now());
-    let inserted = with_table!(resource, t => {
-        diesel::insert_into(t::table)
-            .values((
-                t::id.eq(&row.0),
-                t::workspace_id.eq(workspace_id),
-                t::name.eq(&row.1),
-                t::created_at.eq(row.2),
-            ))
-            .execute(conn)
+    let inserted = db::write_tx(conn, |conn| {
+        with_table!(resource, t => {
+            diesel::insert_into(t::table)
+                .values((
+                    t::id.eq(&row.0),
+                    t::workspace_id.eq(workspace_id),
+                    t::name.eq(&row.1),
+                    t::created_at.eq(row.2),
+                ))
+                .execute(conn)
+        })
     });
     match inserted {
         Ok(_) => Ok(item(row)),

@@ -162,19 +162,23 @@ pub fn hold(
 ) -> Result<String> {
     let id = crypto::random_token(24);
     let now = db::now();
-    diesel::insert_into(consent_requests::table)
-        .values(&ConsentRequest {
-            id_hash: crypto::sha256_hex(&id),
-            session_hash: session_hash.to_string(),
-            client_id: req.client.id.clone(),
-            redirect_uri: req.redirect_uri.clone(),
-            scopes: scopes::join(&req.scopes),
-            state: req.state.clone(),
-            code_challenge: req.code_challenge.clone(),
-            created_at: now,
-            expires_at: now + config.consent_ttl,
-        })
-        .execute(conn)?;
+    let row = ConsentRequest {
+        id_hash: crypto::sha256_hex(&id),
+        session_hash: session_hash.to_string(),
+        client_id: req.client.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scopes: scopes::join(&req.scopes),
+        state: req.state.clone(),
+        code_challenge: req.code_challenge.clone(),
+        created_at: now,
+        expires_at: now + config.consent_ttl,
+    };
+    db::write_tx(conn, |conn| {
+        diesel::insert_into(consent_requests::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok::<_, Error>(())
+    })?;
     Ok(id)
 }
 
@@ -190,7 +194,9 @@ pub fn take(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<Co
     if !crypto::ct_eq(&held.session_hash, session_hash) {
         return Ok(None);
     }
-    let n = diesel::delete(consent_requests::table.find(&id_hash)).execute(conn)?;
+    let n = db::write_tx(conn, |conn| {
+        Ok::<_, Error>(diesel::delete(consent_requests::table.find(&id_hash)).execute(conn)?)
+    })?;
     if n == 0 || held.expires_at < db::now() {
         return Ok(None);
     }

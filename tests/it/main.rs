@@ -13,3 +13,4 @@ mod security;
 mod oauth2_client;
 mod faults;
 mod ops;
+mod openapi;
