@@ -547,6 +547,7 @@ fn run(opts: Opts) -> Result<(), String> {
     let n = opts.connections;
     let mut results = Vec::new();
 
+
     results.push(load("/healthz", &addr, n, dur, vec![(); n], |c, _| {
         Some(c.send("GET", "/healthz", &[], "").status == 200)
     }));
@@ -678,6 +679,13 @@ fn run(opts: Opts) -> Result<(), String> {
     ));
 
     let rss = peak_rss_kib(child.id());
+    // The server's own view of the run: cache hits and misses of the bearer check.
+    let metrics = Conn::open(&addr).send("GET", "/metrics", &[], "");
+    let cache_lines: Vec<String> = String::from_utf8_lossy(&metrics.body)
+        .lines()
+        .filter(|l| l.starts_with("keygate_credential_cache_lookups_total"))
+        .map(str::to_string)
+        .collect();
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -725,6 +733,9 @@ fn run(opts: Opts) -> Result<(), String> {
         }
         if let Some(kib) = rss {
             println!("server peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+        }
+        for l in &cache_lines {
+            println!("{l}");
         }
     }
     Ok(())

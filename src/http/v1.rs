@@ -258,12 +258,22 @@ fn require(svc: &Svc, caller: &Caller, scope: &str) -> Result<(), ApiError> {
 async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
     require(&svc, &caller, "workspace:read")?;
     let id = caller.0.workspace_id().to_string();
-    let ws = super::with_conn(&svc, move |_, conn| {
-        crate::accounts::find_workspace(conn, &id)
-    })
-    .await
-    .map_err(from_domain)?;
-    Ok(HttpResponse::Ok().json(json!({ "id": ws.id, "name": ws.name })))
+    // Names never change once a workspace exists: read it from memory after
+    // the first time.
+    let name = match svc.cache.workspace_name(&id) {
+        Some(name) => name,
+        None => {
+            let ws_id = id.clone();
+            let ws = super::with_conn(&svc, move |_, conn| {
+                crate::accounts::find_workspace(conn, &ws_id)
+            })
+            .await
+            .map_err(from_domain)?;
+            svc.cache.put_workspace_name(&ws.id, &ws.name);
+            ws.name
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "name": name })))
 }
 
 #[derive(serde::Deserialize)]
