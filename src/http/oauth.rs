@@ -147,6 +147,31 @@ fn authenticate_cached(
     (!missed).then_some(result)
 }
 
+/// What the token, revocation and introspection endpoints all start from.
+struct ClientRequest {
+    params: Params,
+    /// The Authorization header, if any.
+    auth: Option<String>,
+    /// The key this client's failures are counted under.
+    key: String,
+}
+
+/// Reads the form, the Authorization header, and refuses a client that is
+/// locked out for failing too often.
+async fn client_request(
+    svc: &Services,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<ClientRequest, HttpResponse> {
+    let params = form_params(req, payload).await?;
+    let auth = authorization_header(req).map_err(|e| error_response(&e))?;
+    let key = client_key(auth.as_deref(), &params);
+    if let Some(r) = limited(svc, &key) {
+        return Err(r);
+    }
+    Ok(ClientRequest { params, auth, key })
+}
+
 /// The key failures of a client are counted under: its id, however it was sent.
 fn client_key(header: Option<&str>, params: &Params) -> String {
     if let Some(id) = params.get("client_id").ok().flatten() {
@@ -172,18 +197,10 @@ fn count_failure(svc: &Services, key: &str, e: &OAuthError) {
 }
 
 async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let params = match form_params(&req, payload).await {
-        Ok(p) => p,
+    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let auth = match authorization_header(&req) {
-        Ok(a) => a,
-        Err(e) => return error_response(&e),
-    };
-    let key = client_key(auth.as_deref(), &params);
-    if let Some(r) = limited(&svc, &key) {
-        return r;
-    }
     let grant = match params.get("grant_type").ok().flatten() {
         Some(g @ ("authorization_code" | "refresh_token")) => g.to_string(),
         Some(_) => "other".to_string(),
@@ -234,18 +251,10 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
 }
 
 async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let params = match form_params(&req, payload).await {
-        Ok(p) => p,
+    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let auth = match authorization_header(&req) {
-        Ok(a) => a,
-        Err(e) => return error_response(&e),
-    };
-    let key = client_key(auth.as_deref(), &params);
-    if let Some(r) = limited(&svc, &key) {
-        return r;
-    }
     let svc2 = svc.clone();
     let result = web::block(
         move || -> Result<Vec<crate::revocation::Event>, OAuthError> {
@@ -281,18 +290,10 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
 }
 
 async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let params = match form_params(&req, payload).await {
-        Ok(p) => p,
+    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let auth = match authorization_header(&req) {
-        Ok(a) => a,
-        Err(e) => return error_response(&e),
-    };
-    let key = client_key(auth.as_deref(), &params);
-    if let Some(r) = limited(&svc, &key) {
-        return r;
-    }
     // The steady state needs no database: a known client and a verified token.
     if let Some(auth_result) =
         authenticate_cached(&svc, auth.as_deref(), &params, Allow::ConfidentialOnly)

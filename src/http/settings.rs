@@ -466,33 +466,64 @@ fn conflict_to_page(r: Result<Outcome, Error>) -> Result<Outcome, Error> {
     }
 }
 
+/// A POST on one API key by a manager of its workspace: the session, CSRF token
+/// and role are checked before `act` runs.
+async fn key_action<F>(
+    svc: Svc,
+    req: HttpRequest,
+    id: String,
+    payload: web::Payload,
+    act: F,
+) -> HttpResponse
+where
+    F: FnOnce(
+            &Services,
+            &mut DbConn,
+            &FormPost,
+            Box<Context>,
+            apikeys::ApiKey,
+        ) -> Result<Outcome, Error>
+        + Send
+        + 'static,
+{
+    let post = match form_post(&req, payload).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = super::with_conn(&svc, move |svc: &Services, conn| {
+        let (ctx, key) = match managed_key(conn, &post, &id)? {
+            Ok(found) => found,
+            Err(outcome) => return Ok(outcome),
+        };
+        act(svc, conn, &post, ctx, key)
+    })
+    .await;
+    finish(result)
+}
+
 async fn rotate_key(
     svc: Svc,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let post = match form_post(&req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = path.into_inner();
-    let result = super::with_conn(&svc, move |svc: &Services, conn| {
-        let (ctx, key) = match managed_key(conn, &post, &id)? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
-        };
-        conflict_to_page(
-            apikeys::rotate(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
-                |(issued, events)| {
-                    svc.cache.apply(&events);
-                    Outcome::Secret(issued, "key_rotated")
-                },
-            ),
-        )
-    })
-    .await;
-    finish(result)
+    key_action(
+        svc,
+        req,
+        path.into_inner(),
+        payload,
+        |svc, conn, post, ctx, key| {
+            conflict_to_page(
+                apikeys::rotate(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
+                    |(issued, events)| {
+                        svc.cache.apply(&events);
+                        Outcome::Secret(issued, "key_rotated")
+                    },
+                ),
+            )
+        },
+    )
+    .await
 }
 
 async fn revoke_key(
@@ -501,40 +532,42 @@ async fn revoke_key(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let post = match form_post(&req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = path.into_inner();
-    let result = super::with_conn(&svc, move |svc: &Services, conn| {
-        let (ctx, key) = match managed_key(conn, &post, &id)? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
-        };
-        if field(&post.form, "confirm_name").trim() != key.name {
-            let q = KeysQuery {
-                workspace: Some(key.workspace_id.clone()),
-                ..Default::default()
-            };
-            return match load_keys(conn, post.cookie.clone(), &q)? {
-                Ok(view) => Ok(Outcome::Form(
-                    view,
-                    q,
-                    format!("To revoke, type the key's name exactly: {}", key.name),
-                    String::new(),
-                )),
-                Err(a) => Ok(Outcome::NoAccess(a)),
-            };
-        }
-        conflict_to_page(
-            apikeys::revoke(conn, &key.id, &ctx.user.id, Some(&post.address)).map(|(_, events)| {
-                svc.cache.apply(&events);
-                Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))
-            }),
-        )
-    })
-    .await;
-    finish(result)
+    key_action(
+        svc,
+        req,
+        path.into_inner(),
+        payload,
+        |svc, conn, post, ctx, key| {
+            if field(&post.form, "confirm_name").trim() != key.name {
+                let q = KeysQuery {
+                    workspace: Some(key.workspace_id.clone()),
+                    ..Default::default()
+                };
+                return match load_keys(conn, post.cookie.clone(), &q)? {
+                    Ok(view) => Ok(Outcome::Form(
+                        view,
+                        q,
+                        format!("To revoke, type the key's name exactly: {}", key.name),
+                        String::new(),
+                    )),
+                    Err(a) => Ok(Outcome::NoAccess(a)),
+                };
+            }
+            conflict_to_page(
+                apikeys::revoke(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
+                    |(_, events)| {
+                        svc.cache.apply(&events);
+                        crate::metrics::METRICS
+                            .revocations
+                            .with_label_values(&["api_key"])
+                            .inc();
+                        Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))
+                    },
+                ),
+            )
+        },
+    )
+    .await
 }
 
 struct AppLine {
