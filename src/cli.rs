@@ -383,6 +383,21 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             config.demo = true;
             print_demo(&config, &demo);
+            if out.json {
+                // The same, for scripts: one line on stdout before serving.
+                println!(
+                    "{}",
+                    json!({
+                        "workspace_id": demo.workspace_id,
+                        "client_id": demo.client_id,
+                        "redirect_uri": demo.redirect_uri,
+                        "email": crate::demo::EMAIL,
+                        "password": crate::demo::PASSWORD,
+                        "code_verifier": crate::demo::VERIFIER,
+                        "authorize_url": crate::demo::authorize_url(&config, &demo),
+                    })
+                );
+            }
             crate::server::run(config)
         }
         Command::Migrate => {
