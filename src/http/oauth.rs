@@ -156,48 +156,44 @@ struct ClientRequest {
     key: String,
 }
 
-/// Reads the form, the Authorization header, and refuses a client that is
-/// locked out for failing too often.
+/// Reads the form and the Authorization header.
 async fn client_request(
-    svc: &Services,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<ClientRequest, HttpResponse> {
     let params = form_params(req, payload).await?;
     let auth = authorization_header(req).map_err(|e| error_response(&e))?;
     let key = client_key(auth.as_deref(), &params);
-    if let Some(r) = limited(svc, &key) {
-        return Err(r);
-    }
     Ok(ClientRequest { params, auth, key })
 }
 
 /// The key failures of a client are counted under: its id, however it was sent.
 fn client_key(header: Option<&str>, params: &Params) -> String {
-    if let Some(id) = params.get("client_id").ok().flatten() {
-        return format!("client:{id}");
-    }
-    format!(
-        "client-header:{}",
-        crate::crypto::sha256_hex(header.unwrap_or(""))
-    )
+    let id = header
+        .and_then(client_auth::basic_credentials)
+        .map(|(id, _)| id)
+        .or_else(|| params.get("client_id").ok().flatten().map(str::to_string))
+        .unwrap_or_default();
+    format!("client:{id}")
 }
 
-fn limited(svc: &Services, key: &str) -> Option<HttpResponse> {
-    let limits = svc.limits.as_ref()?;
-    limits.client.check(key).err().map(too_many)
-}
-
-fn count_failure(svc: &Services, key: &str, e: &OAuthError) {
+/// The answer to a failed request. Failures are counted per client; a client
+/// over its limit gets 429 for further failures, while requests that succeed
+/// are never slowed (nor can someone else's failures lock a working client out).
+fn failure_response(svc: &Services, key: &str, e: &OAuthError) -> HttpResponse {
     if let Some(limits) = &svc.limits {
         if matches!(e.error, "invalid_client" | "invalid_grant") {
             limits.client.failure(key);
+            if let Err(secs) = limits.client.check(key) {
+                return too_many(secs);
+            }
         }
     }
+    error_response(e)
 }
 
 async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -243,15 +239,14 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
         Ok(Err((e, events))) => {
             grants.with_label_values(&[&grant, e.error]).inc();
             svc.cache.apply(&events);
-            count_failure(&svc, &key, &e);
-            error_response(&e)
+            failure_response(&svc, &key, &e)
         }
         Err(_) => error_response(&OAuthError::server_error("internal error")),
     }
 }
 
 async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -281,16 +276,13 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        Ok(Err(e)) => {
-            count_failure(&svc, &key, &e);
-            error_response(&e)
-        }
+        Ok(Err(e)) => failure_response(&svc, &key, &e),
         Err(_) => error_response(&OAuthError::server_error("internal error")),
     }
 }
 
 async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&svc, &req, payload).await {
+    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -301,8 +293,7 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
         let client = match auth_result {
             Ok(c) => c,
             Err(e) => {
-                count_failure(&svc, &key, &e);
-                return error_response(&e);
+                return failure_response(&svc, &key, &e);
             }
         };
         if let Ok(Some(token)) = params.get("token") {
@@ -331,10 +322,7 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
     .await;
     match result {
         Ok(Ok(v)) => no_store_json(&v),
-        Ok(Err(e)) => {
-            count_failure(&svc, &key, &e);
-            error_response(&e)
-        }
+        Ok(Err(e)) => failure_response(&svc, &key, &e),
         Err(_) => error_response(&OAuthError::server_error("internal error")),
     }
 }

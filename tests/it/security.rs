@@ -144,6 +144,18 @@ fn token_endpoint_limits_failing_clients(b: Backend) {
             .status;
     }
     assert_eq!(last, 429);
+    // Failures made in a client's name do not lock the real client out: a
+    // request that authenticates and succeeds is never slowed.
+    let (code, verifier) = f.code("workspace:read");
+    assert_eq!(f.exchange(&code, &verifier).status, 200);
+    // Varying the wrong secret does not escape the count.
+    let r = http.post_form_with(
+        "/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        &[("Authorization", &basic(&f.client_id, "another wrong one"))],
+    );
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
     // Another client is not slowed.
     let (code, verifier) = {
         let (verifier, challenge) = pkce();
