@@ -547,7 +547,6 @@ fn run(opts: Opts) -> Result<(), String> {
     let n = opts.connections;
     let mut results = Vec::new();
 
-
     results.push(load("/healthz", &addr, n, dur, vec![(); n], |c, _| {
         Some(c.send("GET", "/healthz", &[], "").status == 200)
     }));

@@ -65,7 +65,9 @@ fn replayed(conn: &mut DbConn, authorization_id: &str, what: &str) -> (OAuthErro
     // Lost to a revocation rather than replayed: nothing more to revoke.
     if let Ok(a) = authorizations::find(conn, authorization_id) {
         if a.revoked_at.is_some() {
-            return plain(OAuthError::invalid_grant("the authorization has been revoked"));
+            return plain(OAuthError::invalid_grant(
+                "the authorization has been revoked",
+            ));
         }
     }
     log::warn!("{what} replayed: revoking authorization {authorization_id}");

@@ -880,7 +880,8 @@ fn usage_counts_and_last_used(b: Backend) {
     let page = keys_page(&mut f.owner(), &ws);
     assert!(page.body.contains(&format!(">{n}<br>")), "{}", page.body);
     assert!(
-        page.body.contains(&format!("{n} requests in the last 30 days")),
+        page.body
+            .contains(&format!("{n} requests in the last 30 days")),
         "{}",
         page.body
     );

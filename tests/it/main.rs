@@ -6,11 +6,11 @@ pub mod support;
 
 mod apikeys;
 mod cli;
-mod oauth_flow;
-mod revocation;
-mod v1_api;
-mod security;
-mod oauth2_client;
 mod faults;
-mod ops;
+mod oauth2_client;
+mod oauth_flow;
 mod openapi;
+mod ops;
+mod revocation;
+mod security;
+mod v1_api;
