@@ -94,6 +94,17 @@ fn context(
     })))
 }
 
+/// A settings page: 200 for owners and admins, 403 (with the page's refusal)
+/// for members.
+fn role_page(ctx: &Context, body: String) -> HttpResponse {
+    let status = if ctx.role.can_manage() {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    html(status, body)
+}
+
 fn login_redirect(next: &str) -> HttpResponse {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("next", next)
@@ -656,14 +667,7 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
             }
             .render()
             .unwrap_or_default();
-            html(
-                if ctx.role.can_manage() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::FORBIDDEN
-                },
-                body,
-            )
+            role_page(&ctx, body)
         }
         Ok(Err(a)) => no_access(a, "/settings/authorized-apps"),
         Err(e) => internal_error(&e),
@@ -856,14 +860,7 @@ async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
             }
             .render()
             .unwrap_or_default();
-            html(
-                if ctx.role.can_manage() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::FORBIDDEN
-                },
-                body,
-            )
+            role_page(&ctx, body)
         }
         Ok(Err(a)) => no_access(a, "/settings/security-log"),
         Err(e) => internal_error(&e),
