@@ -220,6 +220,9 @@ fn health_and_readiness(b: Backend) {
         return;
     }
 
+    let (_, refresh) = f.tokens("workspace:read");
+    assert_eq!(s.client().bearer_get("/v1/tags", &key).status, 200);
+
     // Take the database away: no new connections, and the open ones ended.
     let name = url::Url::parse(&s.db.url).unwrap().path()[1..].to_string();
     let mut admin = diesel::PgConnection::establish(&postgres_admin_url().unwrap()).unwrap();
@@ -240,8 +243,17 @@ fn health_and_readiness(b: Backend) {
     let r = last.unwrap();
     assert!(down, "/readyz stayed {} with the database away", r.status);
     assert_eq!(r.json()["status"], "not_ready", "{}", r.body);
-    // The process is up all the same.
+    // The process is up all the same, and requests that need the database get
+    // 503 in their own error shape.
     assert_eq!(s.client().get("/healthz").status, 200);
+    s.client().bearer_get("/v1/tags", &key).assert_v1_error(
+        503,
+        "api_error",
+        "service_unavailable",
+    );
+    let r = f.refresh(&refresh);
+    r.assert_oauth_error(503, "temporarily_unavailable");
+    assert!(r.header("retry-after").is_some());
 
     // Bring it back: ready again, without a restart.
     admin
