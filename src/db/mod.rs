@@ -17,7 +17,6 @@ pub enum DbConn {
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
-pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

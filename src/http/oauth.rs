@@ -1,6 +1,6 @@
 //! The OAuth endpoints: authorize (GET and POST), token, revoke, introspect.
 
-use super::{client_address, pages, read_body, redirect, BodyError, Svc};
+use super::{pages, read_body, redirect, BodyError, Svc};
 use crate::oauth::authorize::{self, Rejection};
 use crate::oauth::client_auth::{self, Allow};
 use crate::oauth::error::OAuthError;
@@ -403,8 +403,4 @@ async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> Htt
         ),
         Ok(Err(Rejection::Internal(e))) | Err(e) => pages::internal_error(&e),
     }
-}
-
-pub fn address(req: &HttpRequest) -> String {
-    client_address(req)
 }

@@ -11,7 +11,6 @@ use base64::Engine;
 use diesel::prelude::*;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 pub const ALGORITHM: &str = "EdDSA";
@@ -241,16 +240,5 @@ impl KeyRing {
             Err(_) => Vec::new(),
         };
         serde_json::json!({ "keys": keys })
-    }
-
-    pub fn kids(&self) -> HashMap<String, bool> {
-        match self.inner.read() {
-            Ok(g) => g
-                .published
-                .iter()
-                .map(|p| (p.kid.clone(), p.kid == g.signer.kid))
-                .collect(),
-            Err(_) => HashMap::new(),
-        }
     }
 }

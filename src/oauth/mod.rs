@@ -25,10 +25,6 @@ impl Params {
         Params(url::form_urlencoded::parse(encoded).into_owned().collect())
     }
 
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
-        Params(pairs)
-    }
-
     pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         let mut found = None;
         for (k, v) in &self.0 {

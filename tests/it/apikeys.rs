@@ -145,20 +145,7 @@ fn new_user(db: &TestDb) -> (String, String) {
         "user-{}@example.com",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let out = db.cli_stdin(
-        &[
-            "--json",
-            "user",
-            "create",
-            "--email",
-            &email,
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    (s(&v, "id"), email)
+    (db.create_user(&email), email)
 }
 
 fn secret_hash(db: &TestDb, id: &str) -> String {

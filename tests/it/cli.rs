@@ -95,20 +95,8 @@ fn workspace(db: &TestDb, name: &str) -> String {
 }
 
 fn user(db: &TestDb, email: &str) -> String {
-    let out = db.cli_stdin(
-        &[
-            "--json",
-            "user",
-            "create",
-            "--email",
-            email,
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert_eq!(out.code, 0, "user create: {}", out.stderr);
-    let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
-    assert_uuid(&v["id"])
+    let id = db.create_user(email);
+    assert_uuid(&serde_json::json!(id))
 }
 
 fn member(db: &TestDb, ws: &str, user: &str, role: &str) -> Value {

@@ -32,11 +32,12 @@ fn html_pages_carry_strict_headers(b: Backend) {
 
 fn https_issuer_gets_hsts_and_secure_cookies(b: Backend) {
     let port = free_port();
-    // The issuer is https (as behind a TLS-terminating proxy); keygate itself listens on http.
+    // The issuer is https (as behind a TLS-terminating proxy); keygate itself listens on
+    // http. A trailing slash is dropped from the issuer.
     let s = Server::spawn(
         TestDb::new(b),
         port,
-        &[("KEYGATE_ISSUER", "https://id.example.test")],
+        &[("KEYGATE_ISSUER", "https://id.example.test/")],
     );
     let mut http = s.client();
     let login = http.get("/login");

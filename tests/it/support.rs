@@ -102,6 +102,24 @@ impl TestDb {
         }
     }
 
+    /// Creates a user with the test password through the CLI; returns its id.
+    pub fn create_user(&self, email: &str) -> String {
+        let out = self.cli_stdin(
+            &[
+                "--json",
+                "user",
+                "create",
+                "--email",
+                email,
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert_eq!(out.code, 0, "user create: {}", out.stderr);
+        let v: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+        v["id"].as_str().expect("id").to_string()
+    }
+
     /// Runs `keygate` against this database.
     pub fn cli(&self, args: &[&str]) -> CliOut {
         self.cli_stdin(args, None)
@@ -679,23 +697,8 @@ impl Fixture {
         let db = &server.db;
         let ws = db.json(&["workspace", "create", "--name", "Acme"]);
         let email = format!("owner-{}@example.com", &unique()[..8]);
-        let user = {
-            let out = db.cli_stdin(
-                &[
-                    "--json",
-                    "user",
-                    "create",
-                    "--email",
-                    &email,
-                    "--password-stdin",
-                ],
-                Some(&format!("{PASSWORD}\n")),
-            );
-            assert_eq!(out.code, 0, "{}", out.stderr);
-            serde_json::from_str::<Value>(out.stdout.trim()).unwrap()
-        };
         let ws_id = ws["id"].as_str().unwrap().to_string();
-        let user_id = user["id"].as_str().unwrap().to_string();
+        let user_id = db.create_user(&email);
         db.json(&[
             "member",
             "add",
@@ -753,22 +756,7 @@ impl Fixture {
     /// Adds a user with a role in the fixture's workspace; returns (id, email).
     pub fn add_user(&self, role: &str) -> (String, String) {
         let email = format!("{role}-{}@example.com", &unique()[..8]);
-        let out = self.db().cli_stdin(
-            &[
-                "--json",
-                "user",
-                "create",
-                "--email",
-                &email,
-                "--password-stdin",
-            ],
-            Some(PASSWORD),
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        let id = serde_json::from_str::<Value>(out.stdout.trim()).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = self.db().create_user(&email);
         self.db().json(&[
             "member",
             "add",
