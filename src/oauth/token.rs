@@ -135,24 +135,18 @@ fn issue(
     })
 }
 
-/// Inside a transaction: marks the authorization used if it is still active (the
-/// row lock orders this against a concurrent revocation) and returns it.
-fn touch_active(
-    conn: &mut DbConn,
-    authorization_id: &str,
-) -> Result<Option<Authorization>, OAuthError> {
-    let now = db::now();
+/// Inside a transaction: marks the authorization used if it is still active.
+/// The row lock this takes orders the grant against a concurrent revocation,
+/// which locks the same row first.
+fn touch_active(conn: &mut DbConn, authorization_id: &str) -> Result<bool, OAuthError> {
     let n = diesel::update(
         authz::table
             .find(authorization_id)
             .filter(authz::revoked_at.is_null()),
     )
-    .set(authz::last_used_at.eq(now))
+    .set(authz::last_used_at.eq(db::now()))
     .execute(conn)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    Ok(Some(authorizations::find(conn, authorization_id)?))
+    Ok(n == 1)
 }
 
 enum Redeemed {
@@ -185,14 +179,16 @@ pub fn authorization_code(
     super::check_resource(params, &config.resource()).map_err(plain)?;
 
     let code_hash = crypto::sha256_hex(code);
-    let row: Option<CodeRow> = auth_codes::table
+    // The authorization comes along: what a grant needs of it never changes.
+    let row: Option<(CodeRow, Authorization)> = auth_codes::table
         .find(&code_hash)
-        .select(CodeRow::as_select())
+        .inner_join(authz::table.on(authz::id.eq(auth_codes::authorization_id)))
+        .select((CodeRow::as_select(), Authorization::as_select()))
         .first(conn)
         .optional()
         .map_err(internal)?;
     let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
-    let Some(row) = row else {
+    let Some((row, authorization)) = row else {
         return Err(invalid("the authorization code is invalid"));
     };
     if row.client_id != client.id {
@@ -219,11 +215,11 @@ pub fn authorization_code(
     let outcome = db::write_tx(conn, |conn| {
         // The authorization row first: a revocation locks it first too, so the
         // two never wait on each other in opposite orders.
-        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
+        if !touch_active(conn, &authorization.id)? {
             return Ok(Redeemed::Refused(OAuthError::invalid_grant(
                 "the authorization has been revoked",
             )));
-        };
+        }
         let now = db::now();
         let n = diesel::update(
             auth_codes::table
@@ -263,14 +259,16 @@ pub fn refresh_token(
     super::check_resource(params, &config.resource()).map_err(plain)?;
 
     let hash = crypto::sha256_hex(token);
-    let row: Option<RefreshRow> = refresh_tokens::table
+    // The authorization comes along: what a grant needs of it never changes.
+    let row: Option<(RefreshRow, Authorization)> = refresh_tokens::table
         .find(&hash)
-        .select(RefreshRow::as_select())
+        .inner_join(authz::table.on(authz::id.eq(refresh_tokens::authorization_id)))
+        .select((RefreshRow::as_select(), Authorization::as_select()))
         .first(conn)
         .optional()
         .map_err(internal)?;
     let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
-    let Some(row) = row else {
+    let Some((row, authorization)) = row else {
         return Err(invalid("the refresh token is invalid"));
     };
     if row.client_id != client.id {
@@ -301,11 +299,11 @@ pub fn refresh_token(
     };
     let outcome = db::write_tx(conn, |conn| {
         // Lock order as in the code exchange: authorization, then token.
-        let Some(authorization) = touch_active(conn, &row.authorization_id)? else {
+        if !touch_active(conn, &authorization.id)? {
             return Ok(Redeemed::Refused(OAuthError::invalid_grant(
                 "the authorization has been revoked",
             )));
-        };
+        }
         let now = db::now();
         let n = diesel::update(
             refresh_tokens::table
