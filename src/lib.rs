@@ -1,33 +1,29 @@
 //! keygate: an OAuth 2.0 authorization server and API-key service for a
 //! workspace product.
 //!
-//! Layers, top to bottom: `cli` and `http` (parse, call, map) → `oauth`,
-//! `apikeys`, `bearer`, `v1`, `accounts`, `clients`, `sessions` (the logic) →
-//! `db` (schema, connections, migrations).
+//! Layers, top to bottom; a module imports only from layers below it:
+//!
+//! - `cli`: the commands, and `serve`, which starts the listeners;
+//! - `http`: thin handlers that parse, call one area function, and map the result;
+//! - `node`: what one running node holds (services, caches, abuse limits) and
+//!   its background tasks;
+//! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources);
+//! - `credentials` (what a presented credential is: key formats, signing keys,
+//!   the one bearer check, its cache, revocation events, usage) and `accounts`
+//!   (workspaces, people, roles, sessions, the security log);
+//! - `db`: connections, schema, migrations, backups;
+//! - shared by all: `error`, `crypto`, `config`, `metrics`.
 
 pub mod accounts;
 pub mod apikeys;
-pub mod audit;
-pub mod bearer;
-pub mod cache;
 pub mod cli;
-pub mod clients;
 pub mod config;
+pub mod credentials;
 pub mod crypto;
 pub mod db;
-pub mod demo;
 pub mod error;
-mod fuzz;
 pub mod http;
-pub mod maintenance;
 pub mod metrics;
+pub mod node;
 pub mod oauth;
-pub mod ops;
-pub mod ratelimit;
-pub mod revocation;
-pub mod sealing;
-pub mod server;
-pub mod sessions;
-pub mod state;
-pub mod usage;
 pub mod v1;

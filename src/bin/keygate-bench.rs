@@ -53,7 +53,7 @@ fn main() {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
             .try_init();
         let config = keygate::config::Config::resolve(None, None, None).expect("config");
-        if let Err(e) = keygate::server::run(config) {
+        if let Err(e) = keygate::cli::serve::run(config) {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
@@ -451,7 +451,7 @@ fn run(opts: Opts) -> Result<(), String> {
     let user = accounts::create_user(&mut conn, "owner@bench.example", PASSWORD).map_err(e)?;
     accounts::add_member(&mut conn, &ws.id, &user.id, Role::Owner).map_err(e)?;
     let client =
-        keygate::clients::create(&mut conn, "Bench client", &[REDIRECT.to_string()], false)
+        keygate::oauth::clients::create(&mut conn, "Bench client", &[REDIRECT.to_string()], false)
             .map_err(e)?;
     let api_key = apikeys::create(
         &mut conn,

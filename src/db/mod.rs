@@ -1,6 +1,7 @@
 //! Storage: one diesel connection type over SQLite and PostgreSQL, an r2d2 pool
 //! whose manager picks the backend from the URL, and the embedded migrations.
 
+pub mod backup;
 pub mod schema;
 
 use diesel::connection::SimpleConnection;

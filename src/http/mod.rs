@@ -8,7 +8,7 @@ pub mod settings;
 pub mod v1;
 pub mod wellknown;
 
-use crate::state::Services;
+use crate::node::state::Services;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

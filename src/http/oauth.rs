@@ -5,7 +5,7 @@ use crate::oauth::authorize::{self, Rejection};
 use crate::oauth::client_auth::{self, Allow};
 use crate::oauth::error::OAuthError;
 use crate::oauth::{introspect, revoke, token, Params};
-use crate::state::Services;
+use crate::node::state::Services;
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -38,11 +38,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// RFC 6749 §5.2: JSON error, 401 with `WWW-Authenticate` for `invalid_client`.
 pub fn error_response(e: &OAuthError) -> HttpResponse {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    error_response_as(e, status_of(e))
+}
+
+/// The HTTP status of each OAuth error: RFC 6749 §5.2 (400, and 401 for
+/// `invalid_client`), 429 for `slow_down`, 500 and 503 for the server's own.
+pub fn status_of(e: &OAuthError) -> StatusCode {
+    match e {
+        OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        OAuthError::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
+        OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn error_response_as(e: &OAuthError, status: StatusCode) -> HttpResponse {
     let mut b = HttpResponse::build(status);
     b.insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"));
-    if e.error == "invalid_client" {
+    if matches!(e, OAuthError::InvalidClient(_)) {
         b.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"keygate\""));
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -59,11 +74,7 @@ fn no_store_json(value: &impl serde::Serialize) -> HttpResponse {
 }
 
 fn too_many(retry_after: u64) -> HttpResponse {
-    let e = OAuthError {
-        error: "slow_down",
-        error_description: "too many failed requests; retry later".into(),
-        status: 429,
-    };
+    let e = OAuthError::slow_down("too many failed requests; retry later");
     let mut r = error_response(&e);
     r.headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
@@ -79,11 +90,10 @@ async fn form_params(req: &HttpRequest, payload: web::Payload) -> Result<Params,
     }
     match read_body(payload).await {
         Ok(body) => Ok(Params::parse(&body)),
-        Err(BodyError::TooLarge) => Err(error_response(&OAuthError {
-            error: "invalid_request",
-            error_description: "the request body is too large".into(),
-            status: 413,
-        })),
+        Err(BodyError::TooLarge) => Err(error_response_as(
+            &OAuthError::invalid_request("the request body is too large"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )),
         Err(BodyError::Broken) => Err(error_response(&OAuthError::invalid_request(
             "unreadable request body",
         ))),
@@ -108,13 +118,13 @@ fn authenticate(
     header: Option<&str>,
     params: &Params,
     allow: Allow,
-) -> Result<crate::clients::Client, OAuthError> {
+) -> Result<crate::oauth::clients::Client, OAuthError> {
     client_auth::authenticate_with(
         |id| {
             if let Some(c) = svc.cache.client(id) {
                 return Ok(Some((*c).clone()));
             }
-            let found = crate::clients::find(conn, id)?;
+            let found = crate::oauth::clients::find(conn, id)?;
             if let Some(c) = &found {
                 svc.cache.put_client(c);
             }
@@ -132,7 +142,7 @@ fn authenticate_cached(
     header: Option<&str>,
     params: &Params,
     allow: Allow,
-) -> Option<Result<crate::clients::Client, OAuthError>> {
+) -> Option<Result<crate::oauth::clients::Client, OAuthError>> {
     let mut missed = false;
     let result = client_auth::authenticate_with(
         |id| {
@@ -182,7 +192,7 @@ fn client_key(header: Option<&str>, params: &Params) -> String {
 /// are never slowed (nor can someone else's failures lock a working client out).
 fn failure_response(svc: &Services, key: &str, e: &OAuthError) -> HttpResponse {
     if let Some(limits) = &svc.limits {
-        if matches!(e.error, "invalid_client" | "invalid_grant") {
+        if matches!(e, OAuthError::InvalidClient(_) | OAuthError::InvalidGrant(_)) {
             limits.client.failure(key);
             if let Err(secs) = limits.client.check(key) {
                 return too_many(secs);
@@ -237,7 +247,7 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
             no_store_json(&resp)
         }
         Ok(Err((e, events))) => {
-            grants.with_label_values(&[&grant, e.error]).inc();
+            grants.with_label_values(&[&grant, e.code()]).inc();
             svc.cache.apply(&events);
             failure_response(&svc, &key, &e)
         }
@@ -252,7 +262,7 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
     };
     let svc2 = svc.clone();
     let result = web::block(
-        move || -> Result<Vec<crate::revocation::Event>, OAuthError> {
+        move || -> Result<Vec<crate::credentials::revocation::Event>, OAuthError> {
             let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
             let client =
                 authenticate(&svc2, &mut conn, auth.as_deref(), &params, Allow::PublicToo)?;
@@ -363,7 +373,7 @@ async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> Htt
             Err(rejection) => return Ok(Err(rejection)),
         };
         let session = match cookie {
-            Some(c) => crate::sessions::resolve(conn, &c)?,
+            Some(c) => crate::accounts::sessions::resolve(conn, &c)?,
             None => None,
         };
         let Some((session, user)) = session else {

@@ -4,7 +4,8 @@ use super::{client_address, html, read_body, redirect, Svc};
 use crate::accounts::Workspace;
 use crate::crypto;
 use crate::oauth::authorize::{self, AuthorizationRequest};
-use crate::oauth::{scopes, Params};
+use crate::credentials::scopes;
+use crate::oauth::Params;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -141,7 +142,7 @@ async fn login_page(svc: Svc, req: HttpRequest, q: web::Query<NextQuery>) -> Htt
     let next = safe_next(q.next.as_deref());
     if let Some(c) = session_cookie(&req) {
         if let Ok(Some(_)) =
-            super::with_conn(&svc, move |_, conn| crate::sessions::resolve(conn, &c)).await
+            super::with_conn(&svc, move |_, conn| crate::accounts::sessions::resolve(conn, &c)).await
         {
             return redirect(StatusCode::FOUND, &next);
         }
@@ -205,7 +206,7 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     let result = super::with_conn(&svc, move |svc, conn| match crate::accounts::authenticate(
         conn, &email2, &password,
     )? {
-        Some(user) => Ok(Some(crate::sessions::start(
+        Some(user) => Ok(Some(crate::accounts::sessions::start(
             conn,
             &user.id,
             svc.config.session_ttl,
@@ -252,13 +253,13 @@ async fn logout(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpRespon
         return redirect(StatusCode::SEE_OTHER, "/login");
     };
     let ended = super::with_conn(&svc, move |_, conn| {
-        let Some((session, _)) = crate::sessions::resolve(conn, &c)? else {
+        let Some((session, _)) = crate::accounts::sessions::resolve(conn, &c)? else {
             return Ok(true);
         };
         if !crypto::ct_eq(&session.csrf_token, &presented) {
             return Ok(false);
         }
-        crate::sessions::end(conn, &session.id_hash)?;
+        crate::accounts::sessions::end(conn, &session.id_hash)?;
         Ok(true)
     })
     .await;
@@ -369,7 +370,7 @@ pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpR
     let decision = field(&form, "decision").to_string();
     let workspace_id = field(&form, "workspace_id").to_string();
     let result = super::with_conn(&svc, move |svc, conn| {
-        let Some((session, user)) = crate::sessions::resolve(conn, &cookie_value)? else {
+        let Some((session, user)) = crate::accounts::sessions::resolve(conn, &cookie_value)? else {
             return Ok(Decision::Page(StatusCode::FORBIDDEN, "Your session has ended. Return to the application and start again.".into()));
         };
         if !crypto::ct_eq(&session.csrf_token, &csrf) {

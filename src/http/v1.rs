@@ -3,7 +3,7 @@
 //! error envelopes for every outcome.
 
 use super::{client_address, read_body, BodyError, Svc};
-use crate::bearer::{self, Lookup, Principal};
+use crate::credentials::bearer::{self, Lookup, Principal};
 use crate::v1::{self as logic, Resource};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};

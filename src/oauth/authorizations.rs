@@ -6,7 +6,7 @@ use crate::db::schema::{
 };
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use crate::revocation::{self, Event};
+use crate::credentials::revocation::{self, Event};
 use diesel::prelude::*;
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]

@@ -2,9 +2,10 @@
 //! binding it server-side while the person decides, and issuing the code.
 
 use super::error::OAuthError;
-use super::{authorizations::Authorization, engine, redirect_with, scopes, Params};
+use super::{authorizations::Authorization, engine, redirect_with, Params};
+use crate::credentials::scopes;
 use crate::accounts;
-use crate::clients::{self, Client};
+use crate::oauth::clients::{self, Client};
 use crate::config::Config;
 use crate::crypto;
 use crate::db::schema::{auth_codes, authorizations, consent_requests};
@@ -108,7 +109,7 @@ pub fn validate(
         params.get("code_challenge").map_err(fail)?,
     )
     .map_err(fail)?;
-    let scopes = scopes::parse(params.get("scope").map_err(fail)?).map_err(fail)?;
+    let scopes = scopes::parse(params.get("scope").map_err(fail)?).map_err(|e| fail(e.into()))?;
     super::check_resource(params, &config.resource()).map_err(fail)?;
     Ok(AuthorizationRequest {
         client,
@@ -127,8 +128,8 @@ pub fn error_redirect(
     error: &OAuthError,
 ) -> String {
     let mut params = vec![
-        ("error", error.error),
-        ("error_description", error.error_description.as_str()),
+        ("error", error.code()),
+        ("error_description", error.description()),
     ];
     if let Some(s) = state {
         params.push(("state", s));
@@ -250,7 +251,7 @@ pub fn approve(
                 auth_codes::expires_at.eq(now + config.code_ttl),
             ))
             .execute(conn)?;
-        crate::audit::record(
+        crate::accounts::audit::record(
             conn,
             workspace_id,
             user_id,

@@ -4,7 +4,7 @@
 
 use super::error::OAuthError;
 use super::Params;
-use crate::clients::{self, Client};
+use crate::oauth::clients::{self, Client};
 use crate::db::DbConn;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

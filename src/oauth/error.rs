@@ -1,39 +1,78 @@
-//! RFC 6749 errors: the `error` codes of §4.1.2.1 and §5.2 (and RFC 7009, 8707).
+//! OAuth errors, named after their codes: RFC 6749 §4.1.2.1 and §5.2, RFC 7009
+//! §2.2.1 (`unsupported_token_type`), RFC 8707 §2 (`invalid_target`), and
+//! RFC 8628 §3.5's `slow_down` for a caller held back by the abuse limits.
+//! Each variant carries its `error_description`. The HTTP status of each is
+//! chosen in `http::oauth` only.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OAuthError {
-    pub error: &'static str,
-    pub error_description: String,
-    /// 401 for `invalid_client`, 503 when storage is away, 400 otherwise.
-    #[serde(skip)]
-    pub status: u16,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    UnsupportedResponseType(String),
+    UnsupportedTokenType(String),
+    InvalidScope(String),
+    InvalidTarget(String),
+    AccessDenied(String),
+    SlowDown(String),
+    ServerError(String),
+    TemporarilyUnavailable(String),
 }
 
 macro_rules! codes {
-    ($($fn:ident => $code:literal, $status:literal;)*) => {
+    ($($fn:ident => $variant:ident, $code:literal;)*) => {
         impl OAuthError {
             $(pub fn $fn(description: impl Into<String>) -> Self {
-                OAuthError { error: $code, error_description: description.into(), status: $status }
+                OAuthError::$variant(description.into())
             })*
+
+            /// The `error` code on the wire.
+            pub fn code(&self) -> &'static str {
+                match self { $(OAuthError::$variant(_) => $code,)* }
+            }
+
+            /// The `error_description` on the wire.
+            pub fn description(&self) -> &str {
+                match self { $(OAuthError::$variant(d) => d,)* }
+            }
         }
     };
 }
 
 codes! {
-    invalid_request => "invalid_request", 400;
-    invalid_client => "invalid_client", 401;
-    invalid_grant => "invalid_grant", 400;
-    unauthorized_client => "unauthorized_client", 400;
-    unsupported_grant_type => "unsupported_grant_type", 400;
-    unsupported_response_type => "unsupported_response_type", 400;
-    unsupported_token_type => "unsupported_token_type", 400;
-    invalid_scope => "invalid_scope", 400;
-    invalid_target => "invalid_target", 400;
-    access_denied => "access_denied", 400;
-    server_error => "server_error", 500;
-    temporarily_unavailable => "temporarily_unavailable", 503;
+    invalid_request => InvalidRequest, "invalid_request";
+    invalid_client => InvalidClient, "invalid_client";
+    invalid_grant => InvalidGrant, "invalid_grant";
+    unauthorized_client => UnauthorizedClient, "unauthorized_client";
+    unsupported_grant_type => UnsupportedGrantType, "unsupported_grant_type";
+    unsupported_response_type => UnsupportedResponseType, "unsupported_response_type";
+    unsupported_token_type => UnsupportedTokenType, "unsupported_token_type";
+    invalid_scope => InvalidScope, "invalid_scope";
+    invalid_target => InvalidTarget, "invalid_target";
+    access_denied => AccessDenied, "access_denied";
+    slow_down => SlowDown, "slow_down";
+    server_error => ServerError, "server_error";
+    temporarily_unavailable => TemporarilyUnavailable, "temporarily_unavailable";
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.description())
+    }
+}
+
+/// RFC 6749 §5.2: `{"error": …, "error_description": …}`.
+impl Serialize for OAuthError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("OAuthError", 2)?;
+        st.serialize_field("error", self.code())?;
+        st.serialize_field("error_description", self.description())?;
+        st.end()
+    }
 }
 
 impl From<crate::error::Error> for OAuthError {
@@ -51,5 +90,11 @@ impl From<crate::error::Error> for OAuthError {
 impl From<diesel::result::Error> for OAuthError {
     fn from(e: diesel::result::Error) -> Self {
         crate::error::Error::from(e).into()
+    }
+}
+
+impl From<crate::credentials::scopes::UnknownScope> for OAuthError {
+    fn from(e: crate::credentials::scopes::UnknownScope) -> Self {
+        OAuthError::InvalidScope(e.0)
     }
 }

@@ -2,13 +2,13 @@
 //! its own tokens as active; everything else is `{"active": false}`.
 
 use super::Params;
-use crate::bearer::{self, Lookup, Principal};
-use crate::clients::Client;
+use crate::credentials::bearer::{self, Lookup, Principal};
+use crate::oauth::clients::Client;
 use crate::crypto;
 use crate::db::schema::{authorizations, refresh_tokens};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::state::Services;
+use crate::node::state::Services;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! Discovery documents: RFC 8414 (authorization server) and RFC 9728 (the `/v1`
 //! protected resource).
 
-use super::scopes;
+use crate::credentials::scopes;
 use crate::config::Config;
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ pub fn protected_resource(config: &Config) -> Value {
         "jwks_uri": format!("{i}/.well-known/jwks.json"),
         "scopes_supported": scopes::all_names(),
         "bearer_methods_supported": ["header"],
-        "resource_signing_alg_values_supported": [super::keys::ALGORITHM],
+        "resource_signing_alg_values_supported": [crate::credentials::signing_keys::ALGORITHM],
         "resource_name": "keygate workspace API",
     })
 }

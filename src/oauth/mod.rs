@@ -4,14 +4,16 @@
 pub mod authorizations;
 pub mod authorize;
 pub mod client_auth;
+pub mod clients;
 pub mod engine;
 pub mod error;
 pub mod introspect;
-pub mod keys;
 pub mod metadata;
 pub mod revoke;
-pub mod scopes;
 pub mod token;
+
+#[cfg(test)]
+mod proptests;
 
 use error::OAuthError;
 

@@ -3,13 +3,13 @@
 
 use super::authorizations;
 use super::Params;
-use crate::clients::Client;
+use crate::oauth::clients::Client;
 use crate::crypto;
 use crate::db::schema::{access_tokens, refresh_tokens};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::revocation::{self, Event};
-use crate::state::Services;
+use crate::credentials::revocation::{self, Event};
+use crate::node::state::Services;
 use diesel::prelude::*;
 
 /// Revokes what the client may revoke; returns the events to apply locally.

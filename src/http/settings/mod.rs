@@ -7,9 +7,10 @@ use crate::accounts::{self, Role, User, Workspace};
 use crate::apikeys::{self, Access, ListFilter};
 use crate::db::{self, DbConn};
 use crate::error::Error;
-use crate::oauth::{authorizations, scopes, Params};
-use crate::sessions::Session;
-use crate::state::Services;
+use crate::credentials::scopes;
+use crate::oauth::{authorizations, Params};
+use crate::accounts::sessions::Session;
+use crate::node::state::Services;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -72,7 +73,7 @@ fn context(
     let Some(cookie) = cookie else {
         return Ok(Access_::Login);
     };
-    let Some((session, user)) = crate::sessions::resolve(conn, &cookie)? else {
+    let Some((session, user)) = crate::accounts::sessions::resolve(conn, &cookie)? else {
         return Ok(Access_::Login);
     };
     let all = accounts::workspaces_of(conn, &user.id)?;
@@ -177,7 +178,7 @@ fn chart(usage: &[(String, i64, i64)], id: &str) -> String {
         .filter(|u| u.0 == id)
         .map(|u| (u.1, u.2))
         .collect();
-    crate::usage::sparkline(&points, crate::usage::day_of(db::now()), CHART_DAYS)
+    crate::credentials::usage::sparkline(&points, crate::credentials::usage::day_of(db::now()), CHART_DAYS)
 }
 
 fn load_usage(
@@ -185,8 +186,8 @@ fn load_usage(
     kind: &str,
     ids: Vec<String>,
 ) -> Result<Vec<(String, i64, i64)>, Error> {
-    let since = crate::usage::day_of(db::now()) - CHART_DAYS + 1;
-    crate::usage::series_many(conn, kind, &ids, since)
+    let since = crate::credentials::usage::day_of(db::now()) - CHART_DAYS + 1;
+    crate::credentials::usage::series_many(conn, kind, &ids, since)
 }
 
 fn render_keys(
@@ -261,7 +262,7 @@ fn load_keys(
             };
             let usage = load_usage(
                 conn,
-                crate::usage::API_KEY,
+                crate::credentials::usage::API_KEY,
                 rows.iter().map(|r| r.key.id.clone()).collect(),
             )?;
             Ok(Ok(KeysView {
@@ -634,7 +635,7 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
         };
         let usage = load_usage(
             conn,
-            crate::usage::AUTHORIZATION,
+            crate::credentials::usage::AUTHORIZATION,
             rows.iter().map(|r| r.authorization.id.clone()).collect(),
         )?;
         Ok(Ok((ctx, rows, usage)))
@@ -730,7 +731,7 @@ async fn revoke_app(
             ));
         }
         if field(&post.form, "confirm") != "yes" {
-            let app = crate::clients::find(conn, &authorization.client_id)?
+            let app = crate::oauth::clients::find(conn, &authorization.client_id)?
                 .map(|c| c.name)
                 .unwrap_or_default();
             return Ok(AppOutcome::Confirm(
@@ -747,7 +748,7 @@ async fn revoke_app(
             .revocations
             .with_label_values(&["authorization"])
             .inc();
-        crate::audit::record(
+        crate::accounts::audit::record(
             conn,
             &authorization.workspace_id,
             &ctx.user.id,
@@ -824,7 +825,7 @@ async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
             other => return Ok(Err(other)),
         };
         let events = if ctx.role.can_manage() {
-            crate::audit::list(conn, &ctx.current.id, 200)?
+            crate::accounts::audit::list(conn, &ctx.current.id, 200)?
         } else {
             Vec::new()
         };

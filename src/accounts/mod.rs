@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use diesel::prelude::*;
 use serde::Serialize;
 
+pub mod audit;
+pub mod sessions;
+
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = workspaces)]
 pub struct Workspace {
@@ -151,7 +154,7 @@ pub fn set_plan(conn: &mut DbConn, id: &str, plan: Plan) -> Result<Workspace> {
             .set(workspaces::plan.eq(plan.as_str()))
             .execute(conn)?;
         // Cached API keys of this workspace must be looked at again, on every node.
-        crate::revocation::record(conn, &[crate::revocation::Event::workspace(id)])?;
+        crate::credentials::revocation::record(conn, &[crate::credentials::revocation::Event::workspace(id)])?;
         find_workspace(conn, id)
     })
 }
@@ -324,7 +327,7 @@ pub fn remove_member(
         }
         let revoked =
             crate::oauth::authorizations::revoke_approved_by(conn, workspace_id, user_id)?;
-        crate::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
+        crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
         Ok(revoked)
     })
 }

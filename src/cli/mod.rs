@@ -1,12 +1,15 @@
 //! The `keygate` command line: serving, and the admin commands of the contract.
 //! Bad input exits non-zero with one line on stderr and changes nothing.
 
+pub mod serve;
+
 use crate::accounts::{self, Plan, Role};
 use crate::apikeys::{self, Access, ListFilter};
 use crate::config::Config;
 use crate::db::{self, rfc3339, DbConn};
 use crate::error::Error;
-use crate::oauth::{authorizations, keys, scopes};
+use crate::credentials::{scopes, signing_keys as keys};
+use crate::oauth::authorizations;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{json, Value};
 use std::io::BufRead;
@@ -375,11 +378,11 @@ fn run(cli: Cli) -> Result<(), String> {
     let out = Out { json: cli.json };
     let e = |e: Error| e.to_string();
     match cli.command {
-        Command::Serve => crate::server::run(config),
+        Command::Serve => crate::cli::serve::run(config),
         Command::Demo => {
             let demo = {
                 let mut conn = conn_for(&config)?;
-                crate::demo::seed(&mut conn, &config).map_err(e)?
+                crate::node::demo::seed(&mut conn, &config).map_err(e)?
             };
             config.demo = true;
             print_demo(&config, &demo);
@@ -391,14 +394,14 @@ fn run(cli: Cli) -> Result<(), String> {
                         "workspace_id": demo.workspace_id,
                         "client_id": demo.client_id,
                         "redirect_uri": demo.redirect_uri,
-                        "email": crate::demo::EMAIL,
-                        "password": crate::demo::PASSWORD,
-                        "code_verifier": crate::demo::VERIFIER,
-                        "authorize_url": crate::demo::authorize_url(&config, &demo),
+                        "email": crate::node::demo::EMAIL,
+                        "password": crate::node::demo::PASSWORD,
+                        "code_verifier": crate::node::demo::VERIFIER,
+                        "authorize_url": crate::node::demo::authorize_url(&config, &demo),
                     })
                 );
             }
-            crate::server::run(config)
+            crate::cli::serve::run(config)
         }
         Command::Migrate => {
             conn_for(&config)?;
@@ -436,7 +439,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }) => {
             let mut conn = conn_for(&config)?;
             let created =
-                crate::clients::create(&mut conn, &name, &redirect_uris, public).map_err(e)?;
+                crate::oauth::clients::create(&mut conn, &name, &redirect_uris, public).map_err(e)?;
             let mut v = json!({"client_id": created.client.id});
             if let Some(secret) = &created.secret {
                 v["client_secret"] = json!(secret);
@@ -477,7 +480,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut conn = conn_for(&config)?;
             accounts::find_workspace(&mut conn, &a.workspace).map_err(e)?;
             for ev in
-                crate::audit::list(&mut conn, &a.workspace, a.limit.clamp(1, 10_000)).map_err(e)?
+                crate::accounts::audit::list(&mut conn, &a.workspace, a.limit.clamp(1, 10_000)).map_err(e)?
             {
                 out.emit(
                     json!({"id": ev.id, "workspace_id": ev.workspace_id, "actor": ev.actor, "action": ev.action,
@@ -488,7 +491,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Backup { to } => {
-            let bytes = crate::ops::backup(&config.database_url, &to)?;
+            let bytes = crate::db::backup::backup(&config.database_url, &to)?;
             out.emit(
                 json!({"backup": to.display().to_string(), "bytes": bytes}),
                 format!("backed up to {} ({bytes} bytes)", to.display()),
@@ -496,7 +499,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Restore { from } => {
-            let (database, bytes) = crate::ops::restore(&config.database_url, &from)?;
+            let (database, bytes) = crate::db::backup::restore(&config.database_url, &from)?;
             out.emit(
                 json!({"restored": from.display().to_string(), "database": database.display().to_string(), "bytes": bytes}),
                 format!(
@@ -512,7 +515,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn completions(shell: clap_complete::Shell) -> Result<(), String> {
-    crate::ops::completions(shell, &mut Cli::command(), &mut std::io::stdout())
+    crate::db::backup::completions(shell, &mut Cli::command(), &mut std::io::stdout())
 }
 
 fn read_password() -> Result<String, String> {
@@ -687,17 +690,17 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
             );
         }
         ApikeyCmd::Usage { id, days } => {
-            if !(1..=crate::usage::RETENTION_DAYS).contains(&days) {
+            if !(1..=crate::credentials::usage::RETENTION_DAYS).contains(&days) {
                 return Err(Error::invalid("--days must be from 1 to 90"));
             }
             let key = apikeys::find(conn, &id)?;
-            let today = crate::usage::day_of(db::now());
+            let today = crate::credentials::usage::day_of(db::now());
             let series =
-                crate::usage::series(conn, crate::usage::API_KEY, &key.id, today - days + 1)?;
+                crate::credentials::usage::series(conn, crate::credentials::usage::API_KEY, &key.id, today - days + 1)?;
             let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
             for day in (today - days + 1)..=today {
                 let n = counts.get(&day).copied().unwrap_or(0);
-                let date = crate::usage::date_of(day);
+                let date = crate::credentials::usage::date_of(day);
                 out.emit(
                     json!({"id": key.id, "date": date, "count": n}),
                     format!("{date}  {n}"),
@@ -749,7 +752,7 @@ fn apps(conn: &mut DbConn, config: &Config, out: &Out, cmd: AppsCmd) -> Result<(
             let was_active = authorizations::find(conn, &id)?.revoked_at.is_none();
             let (a, _) = authorizations::revoke(conn, &id)?;
             if was_active {
-                crate::audit::record(
+                crate::accounts::audit::record(
                     conn,
                     &a.workspace_id,
                     apikeys::CLI_ACTOR,
@@ -768,7 +771,7 @@ fn apps(conn: &mut DbConn, config: &Config, out: &Out, cmd: AppsCmd) -> Result<(
     Ok(())
 }
 
-fn print_demo(config: &Config, demo: &crate::demo::Demo) {
+fn print_demo(config: &Config, demo: &crate::node::demo::Demo) {
     eprintln!(
         "\nkeygate demo\n\
          ------------\n\
@@ -778,11 +781,11 @@ fn print_demo(config: &Config, demo: &crate::demo::Demo) {
          1. Open this authorization request in a browser, sign in and approve:\n   {url}\n\
          2. The demo callback page shows the code and the curl command that exchanges it.\n\
          3. Manage API keys and authorized apps at {issuer}/settings\n",
-        email = crate::demo::EMAIL,
-        password = crate::demo::PASSWORD,
+        email = crate::node::demo::EMAIL,
+        password = crate::node::demo::PASSWORD,
         ws = demo.workspace_id,
         client = demo.client_id,
-        url = crate::demo::authorize_url(config, demo),
+        url = crate::node::demo::authorize_url(config, demo),
         issuer = config.issuer,
     );
 }

@@ -4,14 +4,15 @@
 
 use super::authorizations::{self, Authorization};
 use super::error::OAuthError;
-use super::keys::{AccessClaims, KeyRing};
-use super::{engine, scopes, Params};
-use crate::clients::Client;
+use crate::credentials::signing_keys::{AccessClaims, KeyRing};
+use super::{engine, Params};
+use crate::credentials::scopes;
+use crate::oauth::clients::Client;
 use crate::config::Config;
 use crate::crypto;
 use crate::db::schema::{access_tokens, auth_codes, authorizations as authz, refresh_tokens};
 use crate::db::{self, DbConn};
-use crate::revocation::Event;
+use crate::credentials::revocation::Event;
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -288,7 +289,7 @@ pub fn refresh_token(
     let access_scopes = match requested_scope {
         None => row.scopes.clone(),
         Some(s) => {
-            let wanted = scopes::parse(Some(s)).map_err(plain)?;
+            let wanted = scopes::parse(Some(s)).map_err(|e| plain(e.into()))?;
             if let Some(extra) = wanted.iter().find(|w| !granted.iter().any(|g| g == *w)) {
                 return Err(plain(OAuthError::invalid_scope(format!(
                     "scope {extra:?} was not granted to this refresh token"

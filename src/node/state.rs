@@ -1,10 +1,10 @@
 //! What every request handler and background task shares.
 
-use crate::cache::{CredentialCache, UsageRecorder};
+use crate::credentials::cache::{CredentialCache, UsageRecorder};
 use crate::config::Config;
 use crate::db::Pool;
-use crate::oauth::keys::KeyRing;
-use crate::ratelimit::FailureLimiter;
+use crate::credentials::signing_keys::KeyRing;
+use crate::node::ratelimit::FailureLimiter;
 
 pub struct Limits {
     pub login_account: FailureLimiter,
@@ -29,7 +29,7 @@ impl Services {
             .map_err(|e| format!("cannot open the database: {e}"))?;
         let keys = KeyRing::load(&mut conn, &config.issuer, config.access_token_ttl)
             .map_err(|e| format!("cannot load signing keys: {e}"))?;
-        let start_seq = crate::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
+        let start_seq = crate::credentials::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
         let limits = config.rate_limits.as_ref().map(|r| Limits {
             login_account: FailureLimiter::new(r.login_failures, r.window_secs),
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),

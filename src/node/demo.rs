@@ -2,7 +2,7 @@
 //! browser, plus a callback page that shows the code and how to exchange it.
 
 use crate::accounts::{self, Plan, Role};
-use crate::clients;
+use crate::oauth::clients;
 use crate::config::Config;
 use crate::db::schema::clients as clients_t;
 use crate::db::DbConn;

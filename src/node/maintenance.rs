@@ -6,7 +6,7 @@ use crate::db::schema::{
 };
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::state::Services;
+use crate::node::state::Services;
 use diesel::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
 
 pub fn poll_revocations(svc: &Services) {
     let Ok(mut conn) = svc.pool.get() else { return };
-    match crate::revocation::since(&mut conn, svc.cache.last_seq()) {
+    match crate::credentials::revocation::since(&mut conn, svc.cache.last_seq()) {
         Ok((events, max)) => {
             svc.cache.apply(&events);
             svc.cache.set_last_seq(max);
@@ -74,7 +74,7 @@ pub fn flush_usage(svc: &Services) {
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| {
             db::write_tx(&mut conn, |conn| {
-                use crate::usage::{self, day_of};
+                use crate::credentials::usage::{self, day_of};
                 for (id, (count, at)) in &keys {
                     crate::apikeys::add_usage(conn, id, *count, *at)?;
                     usage::add(conn, usage::API_KEY, id, day_of(*at), *count)?;
@@ -139,7 +139,7 @@ pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
     total += diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?;
     total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
         .execute(conn)?;
-    total += crate::revocation::prune(conn)?;
-    total += crate::usage::prune(conn, crate::usage::day_of(now))?;
+    total += crate::credentials::revocation::prune(conn)?;
+    total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     Ok(total)
 }

@@ -71,7 +71,7 @@ fn generate() -> Result<SigningKeyRow> {
     Ok(SigningKeyRow {
         kid: crate::crypto::random_token(12),
         algorithm: ALGORITHM.to_string(),
-        private_key: crate::sealing::seal(pkcs8.as_ref()).map_err(Error::Invalid)?,
+        private_key: crate::credentials::sealing::seal(pkcs8.as_ref()).map_err(Error::Invalid)?,
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: db::now(),
         retired_at: None,
@@ -113,7 +113,7 @@ fn build(rows: Vec<SigningKeyRow>) -> Result<Inner> {
         .find(|r| r.retired_at.is_none())
         .or(rows.first())
         .ok_or_else(|| Error::not_found("no signing key"))?;
-    let der = crate::sealing::open(&active.private_key).map_err(Error::Invalid)?;
+    let der = crate::credentials::sealing::open(&active.private_key).map_err(Error::Invalid)?;
     let signer = Signer {
         kid: active.kid.clone(),
         key: EncodingKey::from_ed_der(&der),

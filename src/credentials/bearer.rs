@@ -1,13 +1,13 @@
 //! The one bearer check, for API keys and OAuth access tokens alike. The cached
 //! path touches no database; a miss reads the authoritative rows once.
 
-use crate::cache::{CachedKey, CachedToken};
+use crate::credentials::cache::{CachedKey, CachedToken};
 use crate::crypto;
 use crate::db::schema::{access_tokens, authorizations};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::oauth::keys::VerifyError;
-use crate::state::Services;
+use crate::credentials::signing_keys::VerifyError;
+use crate::node::state::Services;
 use diesel::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -126,7 +126,7 @@ pub fn check_stored(
         client_id: claims.client_id,
         sub: claims.sub,
         workspace_id: claims.workspace_id,
-        scopes: crate::oauth::scopes::split(&claims.scope),
+        scopes: crate::credentials::scopes::split(&claims.scope),
         iat: claims.iat,
         exp: claims.exp,
     };

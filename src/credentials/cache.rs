@@ -3,8 +3,8 @@
 //! and batched usage counts. The database stays the authority: a cache miss reads
 //! it, and revocation events (local at once, remote by polling) correct the cache.
 
-use crate::clients::Client;
-use crate::revocation::{Event, EventKind};
+use crate::oauth::clients::Client;
+use crate::credentials::revocation::{Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 mod tests {
     use crate::apikeys;
     use crate::oauth::client_auth::basic_credentials;
-    use crate::oauth::keys::{AccessClaims, KeyRing};
-    use crate::oauth::{engine, scopes, Params};
+    use crate::credentials::signing_keys::{AccessClaims, KeyRing};
+    use crate::credentials::scopes;
+    use crate::oauth::{engine, Params};
     use proptest::prelude::*;
 
     const ISSUER: &str = "https://id.example.test";

@@ -1,7 +1,7 @@
 //! Starting and stopping a serving node.
 
 use crate::config::Config;
-use crate::state::Services;
+use crate::node::state::Services;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Opens the database, loads keys, binds, serves until SIGTERM/SIGINT, drains
 /// in-flight requests, and writes the last usage counts.
 pub fn run(config: Config) -> Result<(), String> {
-    if crate::sealing::master_key().is_none() {
+    if crate::credentials::sealing::master_key().is_none() {
         log::warn!(
             "KEYGATE_MASTER_KEY is not set: signing keys are stored unencrypted in the database. \
              Set it to a long random value to encrypt them at rest."
@@ -27,7 +27,7 @@ pub fn run(config: Config) -> Result<(), String> {
         services.config.issuer
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let maintenance = crate::maintenance::spawn(services.clone(), stop.clone());
+    let maintenance = crate::node::maintenance::spawn(services.clone(), stop.clone());
     let metrics_bind = std::env::var("KEYGATE_METRICS_BIND")
         .ok()
         .filter(|v| !v.is_empty());
@@ -40,7 +40,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 .wrap(crate::http::default_headers(https))
                 .wrap(from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure)
-                .configure(crate::demo::configure)
+                .configure(crate::node::demo::configure)
         })
         .shutdown_timeout(10)
         .listen(listener)

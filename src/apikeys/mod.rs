@@ -7,13 +7,13 @@
 //! prefix is `kgk_` + the public id: it names the key and reveals nothing.
 
 use crate::accounts::{self, plan_includes_api};
-use crate::cache::CachedKey;
+use crate::credentials::cache::CachedKey;
 use crate::crypto;
 use crate::db::schema::{api_keys, users, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use crate::oauth::scopes;
-use crate::revocation::{self, Event};
+use crate::credentials::scopes;
+use crate::credentials::revocation::{self, Event};
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -267,7 +267,7 @@ pub fn create(
             }
             Err(e) => return Err(e.into()),
         }
-        crate::audit::record(
+        crate::accounts::audit::record(
             conn,
             workspace_id,
             created_by,
@@ -387,7 +387,7 @@ pub fn rotate(
         }
         let events = vec![Event::api_key(id)];
         revocation::record(conn, &events)?;
-        crate::audit::record(
+        crate::accounts::audit::record(
             conn,
             &key.workspace_id,
             actor,
@@ -422,7 +422,7 @@ pub fn revoke(
             .execute(conn)?;
         let events = vec![Event::api_key(id)];
         revocation::record(conn, &events)?;
-        crate::audit::record(
+        crate::accounts::audit::record(
             conn,
             &key.workspace_id,
             actor,

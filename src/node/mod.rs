@@ -1,0 +1,7 @@
+//! One running keygate node: the services every handler shares, the abuse
+//! limits, and the background tasks (revocation feed, usage flush, housekeeping).
+
+pub mod demo;
+pub mod maintenance;
+pub mod ratelimit;
+pub mod state;
