@@ -147,16 +147,14 @@ pub fn find_workspace(conn: &mut DbConn, id: &str) -> Result<Workspace> {
         .ok_or_else(|| Error::not_found(format!("no workspace with id {id:?}")))
 }
 
-pub fn set_plan(conn: &mut DbConn, id: &str, plan: Plan) -> Result<Workspace> {
-    db::write_tx(conn, |conn| {
-        find_workspace(conn, id)?;
-        diesel::update(workspaces::table.find(id))
-            .set(workspaces::plan.eq(plan.as_str()))
-            .execute(conn)?;
-        // Cached API keys of this workspace must be looked at again, on every node.
-        crate::credentials::revocation::record(conn, &[crate::credentials::revocation::Event::workspace(id)])?;
-        find_workspace(conn, id)
-    })
+/// Inside a transaction: changes the plan. What follows from it for API
+/// access is `apikeys::set_plan`'s concern.
+pub fn set_plan_in_tx(conn: &mut DbConn, id: &str, plan: Plan) -> Result<Workspace> {
+    find_workspace(conn, id)?;
+    diesel::update(workspaces::table.find(id))
+        .set(workspaces::plan.eq(plan.as_str()))
+        .execute(conn)?;
+    find_workspace(conn, id)
 }
 
 /// A pragmatic address check: one `@`, something on each side, a dot in the domain.
@@ -309,25 +307,15 @@ pub fn managed_workspaces(conn: &mut DbConn, user_id: &str) -> Result<Vec<Worksp
         .collect())
 }
 
-/// Removes a person from a workspace and revokes the apps they authorized there.
-/// Returns how many authorizations were revoked.
-pub fn remove_member(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    user_id: &str,
-    actor: &str,
-) -> Result<usize> {
-    db::write_tx(conn, |conn| {
-        find_workspace(conn, workspace_id)?;
-        let n = diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
-        if n == 0 {
-            return Err(Error::not_found(
-                "that user is not a member of the workspace",
-            ));
-        }
-        let revoked =
-            crate::oauth::authorizations::revoke_approved_by(conn, workspace_id, user_id)?;
-        crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
-        Ok(revoked)
-    })
+/// Inside a transaction: removes a person's membership. Removing a member also
+/// ends the apps they approved: `oauth::authorizations::remove_member` does both.
+pub fn remove_membership(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<()> {
+    find_workspace(conn, workspace_id)?;
+    let n = diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
+    if n == 0 {
+        return Err(Error::not_found(
+            "that user is not a member of the workspace",
+        ));
+    }
+    Ok(())
 }

@@ -7,61 +7,18 @@
 //! prefix is `kgk_` + the public id: it names the key and reveals nothing.
 
 use crate::accounts::{self, plan_includes_api};
-use crate::credentials::cache::CachedKey;
+pub use crate::credentials::api_key::{Access, KeyStatus};
+use crate::credentials::api_key::{API_KEY, KEY_PREFIX};
+use crate::credentials::revocation::{self, Event};
 use crate::crypto;
 use crate::db::schema::{api_keys, users, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use crate::credentials::scopes;
-use crate::credentials::revocation::{self, Event};
 use diesel::prelude::*;
 use serde::Serialize;
 
-pub const KEY_PREFIX: &str = "kgk_";
-const PUBLIC_ID_LEN: usize = 10;
-const SECRET_LEN: usize = 32;
-const CHECKSUM_LEN: usize = 6;
-pub const KEY_LEN: usize = KEY_PREFIX.len() + PUBLIC_ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
 /// Who created a key from the command line.
 pub const CLI_ACTOR: &str = "cli";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    ReadOnly,
-    ReadWrite,
-}
-
-impl Access {
-    pub fn parse(s: &str) -> Result<Access> {
-        match s {
-            "read_only" => Ok(Access::ReadOnly),
-            "read_write" => Ok(Access::ReadWrite),
-            other => Err(Error::invalid(format!(
-                "unknown access level {other:?}: expected read_only or read_write"
-            ))),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::ReadOnly => "read_only",
-            Access::ReadWrite => "read_write",
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Access::ReadOnly => "Read only",
-            Access::ReadWrite => "Read and write",
-        }
-    }
-    /// `read_only`: every `*:read` scope; `read_write`: all scopes.
-    pub fn scopes(self) -> Vec<String> {
-        let names = match self {
-            Access::ReadOnly => scopes::read_names(),
-            Access::ReadWrite => scopes::all_names(),
-        };
-        names.into_iter().map(str::to_string).collect()
-    }
-}
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = api_keys)]
@@ -84,16 +41,10 @@ pub struct ApiKey {
 
 impl ApiKey {
     pub fn prefix(&self) -> String {
-        format!("{KEY_PREFIX}{}", self.public_id)
+        API_KEY.display_prefix(&self.public_id)
     }
-    pub fn status_at(&self, now: i64) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.expires_at.is_some_and(|e| e <= now) {
-            "expired"
-        } else {
-            "active"
-        }
+    pub fn status_at(&self, now: i64) -> KeyStatus {
+        KeyStatus::of(self.revoked_at, self.expires_at, now)
     }
     pub fn access_level(&self) -> Access {
         Access::parse(&self.access).unwrap_or(Access::ReadOnly)
@@ -106,37 +57,18 @@ pub struct IssuedKey {
     pub secret: String,
 }
 
-fn checksum(body: &str) -> String {
-    crypto::base62_u32(crc32fast::hash(body.as_bytes()))
-}
-
-fn format_key(public_id: &str, secret: &str) -> String {
-    let body = format!("{KEY_PREFIX}{public_id}_{secret}");
-    let sum = checksum(&body);
-    body + &sum
-}
-
-#[cfg(test)]
-pub(crate) fn format_for_tests(public_id: &str, secret: &str) -> String {
-    format_key(public_id, secret)
-}
-
-/// The public id of a well-formed key whose checksum holds; `None` for anything
-/// else, without touching the database.
-pub fn parse(key: &str) -> Option<&str> {
-    if key.len() != KEY_LEN || !key.starts_with(KEY_PREFIX) {
-        return None;
-    }
-    let rest = &key[KEY_PREFIX.len()..];
-    let (public_id, tail) = rest.split_at(PUBLIC_ID_LEN);
-    let tail = tail.strip_prefix('_')?;
-    if !public_id.bytes().all(|b| b.is_ascii_alphanumeric())
-        || !tail.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return None;
-    }
-    let (body, sum) = key.split_at(key.len() - CHECKSUM_LEN);
-    crypto::ct_eq(&checksum(body), sum).then_some(public_id)
+/// Changes a workspace's plan. Its cached API keys are looked at again on every
+/// node, since the plan decides whether they work at all.
+pub fn set_plan(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    plan: accounts::Plan,
+) -> Result<accounts::Workspace> {
+    db::write_tx(conn, |conn| {
+        let ws = accounts::set_plan_in_tx(conn, workspace_id, plan)?;
+        revocation::record(conn, &[Event::workspace(workspace_id)])?;
+        Ok(ws)
+    })
 }
 
 /// `--expires YYYY-MM-DD` is the last day the key works: it ends at 24:00 UTC
@@ -221,7 +153,7 @@ fn name_taken(conn: &mut DbConn, workspace_id: &str, name: &str) -> Error {
         .first(conn)
         .ok();
     match holder {
-        Some(k) if k.status_at(db::now()) == "expired" => Error::conflict(
+        Some(k) if k.status_at(db::now()) == KeyStatus::Expired => Error::conflict(
             "an expired key has that name; revoke it to use the name again, or choose another name",
         ),
         _ => Error::conflict("an active key with that name already exists in this workspace"),
@@ -240,8 +172,8 @@ pub fn create(
     let name = validate_key_name(name)?;
     db::write_tx(conn, |conn| {
         require_api_access(conn, workspace_id)?;
-        let public_id = crypto::random_alphanumeric(PUBLIC_ID_LEN);
-        let secret = format_key(&public_id, &crypto::random_alphanumeric(SECRET_LEN));
+        let public_id = API_KEY.new_public_id();
+        let secret = API_KEY.new_secret(&public_id);
         let key = ApiKey {
             id: db::new_id(),
             workspace_id: workspace_id.to_string(),
@@ -347,7 +279,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
             filter
                 .status
                 .as_deref()
-                .is_none_or(|s| s.is_empty() || row.key.status_at(now) == s)
+                .is_none_or(|s| s.is_empty() || row.key.status_at(now).as_str() == s)
         })
         .map(|(row, _)| row)
         .collect())
@@ -368,7 +300,7 @@ pub fn rotate(
                 "a revoked key cannot be rotated; generate a new key instead",
             ));
         }
-        let secret = format_key(&key.public_id, &crypto::random_alphanumeric(SECRET_LEN));
+        let secret = API_KEY.new_secret(&key.public_id);
         let now = db::now();
         let n = diesel::update(
             api_keys::table
@@ -434,61 +366,9 @@ pub fn revoke(
     })
 }
 
-/// The bearer check's database path: the key if it is well formed, known,
-/// matches in constant time, is active and its workspace's plan has API access.
-pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
-    let Some(public_id) = parse(presented) else {
-        return Ok(None);
-    };
-    let row: Option<(ApiKey, String)> = api_keys::table
-        .inner_join(workspaces::table)
-        .filter(api_keys::public_id.eq(public_id))
-        .select((ApiKey::as_select(), workspaces::plan))
-        .first(conn)
-        .optional()?;
-    let Some((key, plan)) = row else {
-        return Ok(None);
-    };
-    if !crypto::ct_eq(&crypto::sha256_hex(presented), &key.secret_hash)
-        || key.status_at(db::now()) != "active"
-        || !plan_includes_api(&plan)
-    {
-        return Ok(None);
-    }
-    Ok(Some(CachedKey {
-        id: key.id.clone(),
-        workspace_id: key.workspace_id.clone(),
-        scopes: key.access_level().scopes(),
-        expires_at: key.expires_at,
-    }))
-}
-
-/// Adds batched usage to the keys.
-pub fn add_usage(conn: &mut DbConn, id: &str, count: i64, last_used: i64) -> Result<()> {
-    diesel::update(api_keys::table.find(id))
-        .set((
-            api_keys::usage_count.eq(api_keys::usage_count + count),
-            api_keys::last_used_at.eq(last_used),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_parses_and_checksum_catches_typos() {
-        let key = format_key("AbCdEfGhIj", &crypto::random_alphanumeric(SECRET_LEN));
-        assert_eq!(key.len(), KEY_LEN);
-        assert_eq!(parse(&key), Some("AbCdEfGhIj"));
-        let mut broken = key.clone().into_bytes();
-        let i = KEY_PREFIX.len() + PUBLIC_ID_LEN + 5;
-        broken[i] = if broken[i] == b'a' { b'b' } else { b'a' };
-        assert_eq!(parse(&String::from_utf8(broken).unwrap()), None);
-        assert_eq!(parse("kgk_short"), None);
-    }
 
     #[test]
     fn names_that_look_like_secrets_are_refused() {

@@ -6,9 +6,9 @@ pub mod serve;
 use crate::accounts::{self, Plan, Role};
 use crate::apikeys::{self, Access, ListFilter};
 use crate::config::Config;
+use crate::credentials::{scopes, signing_keys as keys};
 use crate::db::{self, rfc3339, DbConn};
 use crate::error::Error;
-use crate::credentials::{scopes, signing_keys as keys};
 use crate::oauth::authorizations;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::{json, Value};
@@ -438,8 +438,8 @@ fn run(cli: Cli) -> Result<(), String> {
             public,
         }) => {
             let mut conn = conn_for(&config)?;
-            let created =
-                crate::oauth::clients::create(&mut conn, &name, &redirect_uris, public).map_err(e)?;
+            let created = crate::oauth::clients::create(&mut conn, &name, &redirect_uris, public)
+                .map_err(e)?;
             let mut v = json!({"client_id": created.client.id});
             if let Some(secret) = &created.secret {
                 v["client_secret"] = json!(secret);
@@ -480,7 +480,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut conn = conn_for(&config)?;
             accounts::find_workspace(&mut conn, &a.workspace).map_err(e)?;
             for ev in
-                crate::accounts::audit::list(&mut conn, &a.workspace, a.limit.clamp(1, 10_000)).map_err(e)?
+                crate::accounts::audit::list(&mut conn, &a.workspace, a.limit.clamp(1, 10_000))
+                    .map_err(e)?
             {
                 out.emit(
                     json!({"id": ev.id, "workspace_id": ev.workspace_id, "actor": ev.actor, "action": ev.action,
@@ -549,7 +550,7 @@ fn workspace(
             );
         }
         WorkspaceCmd::SetPlan { id, plan } => {
-            let ws = accounts::set_plan(conn, &id, Plan::parse(&plan)?)?;
+            let ws = apikeys::set_plan(conn, &id, Plan::parse(&plan)?)?;
             await_propagation(config);
             out.emit(
                 json!({"id": ws.id, "name": ws.name, "plan": ws.plan}),
@@ -578,7 +579,8 @@ fn member(conn: &mut DbConn, config: &Config, out: &Out, cmd: MemberCmd) -> Resu
             );
         }
         MemberCmd::Remove { workspace, user } => {
-            let revoked = accounts::remove_member(conn, &workspace, &user, apikeys::CLI_ACTOR)?;
+            let revoked =
+                authorizations::remove_member(conn, &workspace, &user, apikeys::CLI_ACTOR)?;
             await_propagation(config);
             out.emit(
                 json!({"workspace_id": workspace, "user_id": user, "removed": true, "revoked_authorizations": revoked}),
@@ -664,7 +666,7 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
                 v["created_at"] = json!(rfc3339(k.created_at));
                 v["usage_count"] = json!(k.usage_count);
                 v["last_used_at"] = time_or_null(k.last_used_at);
-                v["status"] = json!(k.status_at(now));
+                v["status"] = json!(k.status_at(now).as_str());
                 out.emit(
                     v,
                     format!(
@@ -672,7 +674,7 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
                         k.prefix(),
                         k.name,
                         k.access,
-                        k.status_at(now),
+                        k.status_at(now).as_str(),
                         k.usage_count
                     ),
                 );
@@ -695,8 +697,12 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
             }
             let key = apikeys::find(conn, &id)?;
             let today = crate::credentials::usage::day_of(db::now());
-            let series =
-                crate::credentials::usage::series(conn, crate::credentials::usage::API_KEY, &key.id, today - days + 1)?;
+            let series = crate::credentials::usage::series(
+                conn,
+                crate::credentials::usage::API_KEY,
+                &key.id,
+                today - days + 1,
+            )?;
             let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
             for day in (today - days + 1)..=today {
                 let n = counts.get(&day).copied().unwrap_or(0);

@@ -40,7 +40,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 .wrap(crate::http::default_headers(https))
                 .wrap(from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure)
-                .configure(crate::node::demo::configure)
+                .configure(crate::http::demo::configure)
         })
         .shutdown_timeout(10)
         .listen(listener)

@@ -1,14 +1,12 @@
-//! The one bearer check, for API keys and OAuth access tokens alike. The cached
-//! path touches no database; a miss reads the authoritative rows once.
+//! The one bearer check of the protected resource, for API keys and OAuth
+//! access tokens alike. The cached path touches no database; a miss reads the
+//! authoritative rows once.
 
-use crate::credentials::cache::{CachedKey, CachedToken};
+use super::cache::{CachedKey, CachedToken};
+use super::{access_token, api_key, Credentials};
 use crate::crypto;
-use crate::db::schema::{access_tokens, authorizations};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::credentials::signing_keys::VerifyError;
-use crate::node::state::Services;
-use diesel::prelude::*;
 
 #[derive(Clone, Debug)]
 pub enum Principal {
@@ -47,98 +45,49 @@ pub enum Lookup {
     Miss,
 }
 
-fn looks_like_jwt(s: &str) -> bool {
-    s.bytes().filter(|b| *b == b'.').count() == 2
-}
-
 /// The fast path: memory only.
-pub fn check_cached(svc: &Services, credential: &str) -> Lookup {
-    let now = db::now();
-    let hash = crypto::sha256(credential.as_bytes());
-    if credential.starts_with(crate::apikeys::KEY_PREFIX) {
-        return match svc.cache.key(&hash) {
-            Some(k) if k.expires_at.is_none_or(|e| e > now) => Lookup::Found(Principal::ApiKey(k)),
+pub fn check_cached(creds: &Credentials, credential: &str) -> Lookup {
+    if credential.starts_with(api_key::KEY_PREFIX) {
+        let hash = crypto::sha256(credential.as_bytes());
+        return match creds.cache.key(&hash) {
+            Some(k) if k.expires_at.is_none_or(|e| e > db::now()) => {
+                Lookup::Found(Principal::ApiKey(k))
+            }
             Some(_) => Lookup::Invalid,
-            None if crate::apikeys::parse(credential).is_none() => Lookup::Invalid,
+            None if api_key::API_KEY.parse(credential).is_none() => Lookup::Invalid,
             None => Lookup::Miss,
         };
     }
-    if !looks_like_jwt(credential) {
-        return Lookup::Invalid;
-    }
-    match svc.cache.token(&hash) {
-        Some(t) if t.exp > now && !svc.cache.is_revoked(&t.jti) => {
-            Lookup::Found(Principal::AccessToken(t))
-        }
-        Some(_) => Lookup::Invalid,
-        None => Lookup::Miss,
+    match access_token::cached(creds, credential) {
+        access_token::Cached::Valid(t) => Lookup::Found(Principal::AccessToken(t)),
+        access_token::Cached::Invalid => Lookup::Invalid,
+        access_token::Cached::Miss => Lookup::Miss,
     }
 }
 
 /// The slow path: verify and read the rows, then cache what is valid.
 pub fn check_stored(
-    svc: &Services,
+    creds: &Credentials,
     conn: &mut DbConn,
     credential: &str,
 ) -> Result<Option<Principal>> {
-    let hash = crypto::sha256(credential.as_bytes());
-    if credential.starts_with(crate::apikeys::KEY_PREFIX) {
-        let found = crate::apikeys::lookup(conn, credential)?;
+    if credential.starts_with(api_key::KEY_PREFIX) {
+        let found = api_key::lookup(conn, credential)?;
         if let Some(k) = &found {
-            svc.cache.put_key(hash, k.clone());
+            creds
+                .cache
+                .put_key(crypto::sha256(credential.as_bytes()), k.clone());
         }
         return Ok(found.map(Principal::ApiKey));
     }
-    let claims = match svc.keys.verify(credential) {
-        Ok(c) => c,
-        Err(VerifyError::UnknownKey) => {
-            // Perhaps another node rotated the signing key: read the key set again.
-            svc.keys.reload(conn, svc.config.access_token_ttl)?;
-            match svc.keys.verify(credential) {
-                Ok(c) => c,
-                Err(_) => return Ok(None),
-            }
-        }
-        Err(_) => return Ok(None),
-    };
-    if svc.cache.is_revoked(&claims.jti) {
-        return Ok(None);
-    }
-    // No token without its record, and none under a revoked authorization.
-    let row: Option<(String, Option<i64>, Option<i64>)> = access_tokens::table
-        .inner_join(
-            authorizations::table.on(authorizations::id.eq(access_tokens::authorization_id)),
-        )
-        .filter(access_tokens::jti.eq(&claims.jti))
-        .select((
-            access_tokens::authorization_id,
-            access_tokens::revoked_at,
-            authorizations::revoked_at,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((authorization_id, None, None)) = row else {
-        return Ok(None);
-    };
-    let token = CachedToken {
-        jti: claims.jti,
-        authorization_id,
-        client_id: claims.client_id,
-        sub: claims.sub,
-        workspace_id: claims.workspace_id,
-        scopes: crate::credentials::scopes::split(&claims.scope),
-        iat: claims.iat,
-        exp: claims.exp,
-    };
-    svc.cache.put_token(hash, token.clone());
-    Ok(Some(Principal::AccessToken(token)))
+    Ok(access_token::stored(creds, conn, credential)?.map(Principal::AccessToken))
 }
 
-/// Counts a successful use (batched; written by the maintenance task).
-pub fn record_use(svc: &Services, principal: &Principal) {
+/// Counts a successful use (batched; written by the node's background task).
+pub fn record_use(creds: &Credentials, principal: &Principal) {
     let now = db::now();
     match principal {
-        Principal::ApiKey(k) => svc.usage.key_used(&k.id, now),
-        Principal::AccessToken(t) => svc.usage.authorization_used(&t.authorization_id, now),
+        Principal::ApiKey(k) => creds.usage.key_used(&k.id, now),
+        Principal::AccessToken(t) => creds.usage.authorization_used(&t.authorization_id, now),
     }
 }

@@ -3,12 +3,10 @@
 //! and batched usage counts. The database stays the authority: a cache miss reads
 //! it, and revocation events (local at once, remote by polling) correct the cache.
 
-use crate::oauth::clients::Client;
 use crate::credentials::revocation::{Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 /// Beyond this many entries a map is emptied and refilled from the database.
 const MAX_ENTRIES: usize = 200_000;
@@ -43,8 +41,6 @@ pub struct CredentialCache {
     keys: RwLock<HashMap<[u8; 32], CachedKey>>,
     /// Workspace names by id, for `/v1/workspace`.
     workspaces: RwLock<HashMap<String, String>>,
-    /// OAuth clients by id (clients are never changed once registered).
-    clients: RwLock<HashMap<String, Arc<Client>>>,
     last_seq: AtomicI64,
 }
 
@@ -103,18 +99,6 @@ impl CredentialCache {
         map.insert(id.to_string(), name.to_string());
     }
 
-    pub fn client(&self, id: &str) -> Option<Arc<Client>> {
-        read(&self.clients).get(id).cloned()
-    }
-
-    pub fn put_client(&self, client: &Client) {
-        let mut map = write(&self.clients);
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(client.id.clone(), Arc::new(client.clone()));
-    }
-
     /// Applies revocation events (idempotent).
     pub fn apply(&self, events: &[Event]) {
         let now = crate::db::now();
@@ -151,61 +135,6 @@ impl CredentialCache {
     }
 }
 
-/// Usage of credentials, counted in memory and written in batches.
-#[derive(Default)]
-pub struct UsageRecorder {
-    keys: Mutex<HashMap<String, (i64, i64)>>,
-    authorizations: Mutex<HashMap<String, (i64, i64)>>,
-}
-
-/// Uses counted since the last flush: id → (count, last used).
-pub type Counts = HashMap<String, (i64, i64)>;
-
-impl UsageRecorder {
-    fn bump(map: &Mutex<Counts>, id: &str, n: i64, at: i64) {
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(id) {
-            Some(entry) => {
-                entry.0 += n;
-                entry.1 = entry.1.max(at);
-            }
-            None => {
-                map.insert(id.to_string(), (n, at));
-            }
-        }
-    }
-
-    pub fn key_used(&self, id: &str, at: i64) {
-        Self::bump(&self.keys, id, 1, at);
-    }
-
-    pub fn authorization_used(&self, id: &str, at: i64) {
-        Self::bump(&self.authorizations, id, 1, at);
-    }
-
-    /// Takes what was counted since the last call.
-    pub fn drain(&self) -> (Counts, Counts) {
-        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()));
-        let apps = std::mem::take(
-            &mut *self
-                .authorizations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        (keys, apps)
-    }
-
-    /// Puts back counts that could not be written.
-    pub fn restore(&self, keys: Counts, apps: Counts) {
-        for (id, (n, at)) in keys {
-            Self::bump(&self.keys, &id, n, at);
-        }
-        for (id, (n, at)) in apps {
-            Self::bump(&self.authorizations, &id, n, at);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,15 +167,5 @@ mod tests {
         assert!(c.is_revoked("j1"));
         c.apply(&[Event::workspace("w2")]);
         assert!(c.key(&[2; 32]).is_none());
-    }
-
-    #[test]
-    fn usage_batches_add_up() {
-        let u = UsageRecorder::default();
-        u.key_used("k", 10);
-        u.key_used("k", 12);
-        let (keys, _) = u.drain();
-        assert_eq!(keys["k"], (2, 12));
-        assert!(u.drain().0.is_empty());
     }
 }

@@ -2,6 +2,8 @@
 //! keys, the one bearer check with its cache, the revocation events that keep
 //! the cache true, and usage counting.
 
+pub mod access_token;
+pub mod api_key;
 pub mod bearer;
 pub mod cache;
 pub mod revocation;
@@ -9,3 +11,16 @@ pub mod scopes;
 pub mod sealing;
 pub mod signing_keys;
 pub mod usage;
+
+use cache::CredentialCache;
+use signing_keys::KeyRing;
+use usage::UsageRecorder;
+
+/// What checking a credential needs: the signing keys, the cache kept true by
+/// revocation events, and the usage counters.
+pub struct Credentials {
+    pub keys: KeyRing,
+    pub cache: CredentialCache,
+    pub usage: UsageRecorder,
+    pub access_token_ttl: i64,
+}

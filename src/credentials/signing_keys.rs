@@ -60,7 +60,12 @@ struct Inner {
 pub struct KeyRing {
     inner: RwLock<Inner>,
     validation: Validation,
+    /// Unix seconds of the last reload for an unknown `kid`.
+    last_reload: std::sync::atomic::AtomicI64,
 }
+
+/// The least time between two reloads of the key set for unknown `kid`s.
+const RELOAD_INTERVAL_SECS: i64 = 1;
 
 fn generate() -> Result<SigningKeyRow> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -162,6 +167,7 @@ impl KeyRing {
         Ok(KeyRing {
             inner: RwLock::new(build(rows)?),
             validation: validation(issuer),
+            last_reload: Default::default(),
         })
     }
 
@@ -170,7 +176,31 @@ impl KeyRing {
         Ok(KeyRing {
             inner: RwLock::new(build(vec![generate()?])?),
             validation: validation(issuer),
+            last_reload: Default::default(),
         })
+    }
+
+    /// Re-reads the key set for a token signed with an unknown `kid`, at most
+    /// once per `RELOAD_INTERVAL_SECS`: made-up `kid`s cannot turn every request
+    /// into a database read. `false` when a reload was not due.
+    pub fn reload_if_due(&self, conn: &mut DbConn, keep_secs: i64) -> Result<bool> {
+        let now = db::now();
+        let last = self.last_reload.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last < RELOAD_INTERVAL_SECS
+            || self
+                .last_reload
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return Ok(false);
+        }
+        self.reload(conn, keep_secs)?;
+        Ok(true)
     }
 
     /// Re-reads the key set (after a rotation on another node).

@@ -6,6 +6,8 @@ use crate::db::DbConn;
 use crate::error::Result;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub const RETENTION_DAYS: i64 = 90;
 pub const API_KEY: &str = "api_key";
@@ -107,8 +109,72 @@ pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
     svg
 }
 
+/// Usage of credentials, counted in memory and written in batches.
+#[derive(Default)]
+pub struct UsageRecorder {
+    keys: Mutex<HashMap<String, (i64, i64)>>,
+    authorizations: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+/// Uses counted since the last flush: id → (count, last used).
+pub type Counts = HashMap<String, (i64, i64)>;
+
+impl UsageRecorder {
+    fn bump(map: &Mutex<Counts>, id: &str, n: i64, at: i64) {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(id) {
+            Some(entry) => {
+                entry.0 += n;
+                entry.1 = entry.1.max(at);
+            }
+            None => {
+                map.insert(id.to_string(), (n, at));
+            }
+        }
+    }
+
+    pub fn key_used(&self, id: &str, at: i64) {
+        Self::bump(&self.keys, id, 1, at);
+    }
+
+    pub fn authorization_used(&self, id: &str, at: i64) {
+        Self::bump(&self.authorizations, id, 1, at);
+    }
+
+    /// Takes what was counted since the last call.
+    pub fn drain(&self) -> (Counts, Counts) {
+        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()));
+        let apps = std::mem::take(
+            &mut *self
+                .authorizations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        (keys, apps)
+    }
+
+    /// Puts back counts that could not be written.
+    pub fn restore(&self, keys: Counts, apps: Counts) {
+        for (id, (n, at)) in keys {
+            Self::bump(&self.keys, &id, n, at);
+        }
+        for (id, (n, at)) in apps {
+            Self::bump(&self.authorizations, &id, n, at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn usage_batches_add_up() {
+        let u = UsageRecorder::default();
+        u.key_used("k", 10);
+        u.key_used("k", 12);
+        let (keys, _) = u.drain();
+        assert_eq!(keys["k"], (2, 12));
+        assert!(u.drain().0.is_empty());
+    }
     use super::*;
 
     #[test]

@@ -1,6 +1,7 @@
 //! HTTP: thin handlers that parse, call one function of an area, and map the
 //! result. One `configure` serves `main` and the tests.
 
+pub mod demo;
 pub mod oauth;
 pub mod observe;
 pub mod pages;
@@ -136,4 +137,16 @@ pub async fn metrics(svc: Svc) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render(&svc.pool))
+}
+
+/// A page whose template failed to render: a 500 with a fixed page, never an
+/// empty one.
+pub fn render_failed() -> HttpResponse {
+    log::error!("a page template failed to render");
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Something went wrong · keygate</title></head>\
+         <body><h1>Something went wrong</h1><p>keygate could not show this page. Try again in a moment.</p></body></html>"
+            .to_string(),
+    )
 }

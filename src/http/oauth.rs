@@ -1,11 +1,14 @@
 //! The OAuth endpoints: authorize (GET and POST), token, revoke, introspect.
 
 use super::{pages, read_body, redirect, BodyError, Svc};
-use crate::oauth::authorize::{self, Rejection};
-use crate::oauth::client_auth::{self, Allow};
-use crate::oauth::error::OAuthError;
-use crate::oauth::{introspect, revoke, token, Params};
+use crate::db::DbConn;
 use crate::node::state::Services;
+use crate::oauth::authorize::{self, Rejection};
+use crate::oauth::client_auth;
+use crate::oauth::error::OAuthError;
+use crate::oauth::introspect::{self, Introspection};
+use crate::oauth::token::{self, TokenResponse};
+use crate::oauth::{revoke, Params};
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -110,53 +113,6 @@ fn authorization_header(req: &HttpRequest) -> Result<Option<String>, OAuthError>
     }
 }
 
-/// Client authentication with the client looked up in memory first, then in the
-/// database (and remembered).
-fn authenticate(
-    svc: &Services,
-    conn: &mut crate::db::DbConn,
-    header: Option<&str>,
-    params: &Params,
-    allow: Allow,
-) -> Result<crate::oauth::clients::Client, OAuthError> {
-    client_auth::authenticate_with(
-        |id| {
-            if let Some(c) = svc.cache.client(id) {
-                return Ok(Some((*c).clone()));
-            }
-            let found = crate::oauth::clients::find(conn, id)?;
-            if let Some(c) = &found {
-                svc.cache.put_client(c);
-            }
-            Ok(found)
-        },
-        header,
-        params,
-        allow,
-    )
-}
-
-/// Client authentication from memory only; `None` when the client is not cached.
-fn authenticate_cached(
-    svc: &Services,
-    header: Option<&str>,
-    params: &Params,
-    allow: Allow,
-) -> Option<Result<crate::oauth::clients::Client, OAuthError>> {
-    let mut missed = false;
-    let result = client_auth::authenticate_with(
-        |id| {
-            let c = svc.cache.client(id).map(|c| (*c).clone());
-            missed = c.is_none();
-            Ok(c)
-        },
-        header,
-        params,
-        allow,
-    );
-    (!missed).then_some(result)
-}
-
 /// What the token, revocation and introspection endpoints all start from.
 struct ClientRequest {
     params: Params,
@@ -192,7 +148,10 @@ fn client_key(header: Option<&str>, params: &Params) -> String {
 /// are never slowed (nor can someone else's failures lock a working client out).
 fn failure_response(svc: &Services, key: &str, e: &OAuthError) -> HttpResponse {
     if let Some(limits) = &svc.limits {
-        if matches!(e, OAuthError::InvalidClient(_) | OAuthError::InvalidGrant(_)) {
+        if matches!(
+            e,
+            OAuthError::InvalidClient(_) | OAuthError::InvalidGrant(_)
+        ) {
             limits.client.failure(key);
             if let Err(secs) = limits.client.check(key) {
                 return too_many(secs);
@@ -202,138 +161,95 @@ fn failure_response(svc: &Services, key: &str, e: &OAuthError) -> HttpResponse {
     error_response(e)
 }
 
-async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let grant = match params.get("grant_type").ok().flatten() {
-        Some(g @ ("authorization_code" | "refresh_token")) => g.to_string(),
-        Some(_) => "other".to_string(),
-        None => "none".to_string(),
-    };
+/// Runs one client endpoint's area function off the async workers and maps
+/// its answer; a failed or panicked worker is a 500 in RFC 6749's shape.
+async fn client_endpoint<T, F>(svc: Svc, request: ClientRequest, f: F) -> HttpResponse
+where
+    T: Send + 'static,
+    F: FnOnce(&Services, &mut DbConn, Option<&str>, &Params) -> Result<T, OAuthError>
+        + Send
+        + 'static,
+    T: ClientAnswer,
+{
+    let ClientRequest { params, auth, key } = request;
     let svc2 = svc.clone();
     let result = web::block(move || {
-        let mut conn = svc2
-            .pool
-            .get()
-            .map_err(|e| (OAuthError::from(crate::error::Error::from(e)), vec![]))?;
-        let client = authenticate(&svc2, &mut conn, auth.as_deref(), &params, Allow::PublicToo)
-            .map_err(|e| (e, vec![]))?;
-        match params.get("grant_type").map_err(|e| (e, vec![]))? {
-            Some("authorization_code") => {
-                token::authorization_code(&mut conn, &svc2.config, &svc2.keys, &client, &params)
-            }
-            Some("refresh_token") => {
-                token::refresh_token(&mut conn, &svc2.config, &svc2.keys, &client, &params)
-            }
-            Some(other) => Err((
-                OAuthError::unsupported_grant_type(format!(
-                    "grant_type {other:?} is not supported"
-                )),
-                vec![],
-            )),
-            None => Err((
-                OAuthError::invalid_request("grant_type is required"),
-                vec![],
-            )),
-        }
+        let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
+        f(&svc2, &mut conn, auth.as_deref(), &params)
     })
     .await;
-    let grants = &crate::metrics::METRICS.grants;
     match result {
-        Ok(Ok(resp)) => {
-            grants.with_label_values(&[&grant, "ok"]).inc();
-            no_store_json(&resp)
-        }
-        Ok(Err((e, events))) => {
-            grants.with_label_values(&[&grant, e.code()]).inc();
-            svc.cache.apply(&events);
-            failure_response(&svc, &key, &e)
-        }
+        Ok(Ok(answer)) => answer.respond(),
+        Ok(Err(e)) => failure_response(&svc, &key, &e),
         Err(_) => error_response(&OAuthError::server_error("internal error")),
+    }
+}
+
+/// How a client endpoint's success is answered.
+trait ClientAnswer {
+    fn respond(self) -> HttpResponse;
+}
+
+impl ClientAnswer for TokenResponse {
+    fn respond(self) -> HttpResponse {
+        no_store_json(&self)
+    }
+}
+
+impl ClientAnswer for Introspection {
+    fn respond(self) -> HttpResponse {
+        no_store_json(&self)
+    }
+}
+
+/// RFC 7009 §2.2: 200 with an empty body.
+impl ClientAnswer for () {
+    fn respond(self) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()
+    }
+}
+
+async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    match client_request(&req, payload).await {
+        Ok(r) => {
+            client_endpoint(svc, r, |svc, conn, auth, params| {
+                token::grant(&svc.issuer(), conn, auth, params)
+            })
+            .await
+        }
+        Err(r) => r,
     }
 }
 
 async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let svc2 = svc.clone();
-    let result = web::block(
-        move || -> Result<Vec<crate::credentials::revocation::Event>, OAuthError> {
-            let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
-            let client =
-                authenticate(&svc2, &mut conn, auth.as_deref(), &params, Allow::PublicToo)?;
-            let token = params
-                .get("token")?
-                .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-            Ok(revoke::revoke(&svc2, &mut conn, &client, token, &params)?)
-        },
-    )
-    .await;
-    match result {
-        Ok(Ok(events)) => {
-            if !events.is_empty() {
-                crate::metrics::METRICS
-                    .revocations
-                    .with_label_values(&["token"])
-                    .inc();
-            }
-            svc.cache.apply(&events);
-            HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish()
+    match client_request(&req, payload).await {
+        Ok(r) => {
+            client_endpoint(svc, r, |svc, conn, auth, params| {
+                revoke::request(&svc.issuer(), conn, auth, params)
+            })
+            .await
         }
-        Ok(Err(e)) => failure_response(&svc, &key, &e),
-        Err(_) => error_response(&OAuthError::server_error("internal error")),
+        Err(r) => r,
     }
 }
 
 async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let ClientRequest { params, auth, key } = match client_request(&req, payload).await {
+    let r = match client_request(&req, payload).await {
         Ok(r) => r,
         Err(r) => return r,
     };
     // The steady state needs no database: a known client and a verified token.
-    if let Some(auth_result) =
-        authenticate_cached(&svc, auth.as_deref(), &params, Allow::ConfidentialOnly)
-    {
-        let client = match auth_result {
-            Ok(c) => c,
-            Err(e) => {
-                return failure_response(&svc, &key, &e);
-            }
-        };
-        if let Ok(Some(token)) = params.get("token") {
-            if params.get("token_type_hint").ok().flatten() != Some("refresh_token") {
-                if let Some(v) = introspect::cached(&svc, &client, token) {
-                    return no_store_json(&v);
-                }
-            }
+    match introspect::from_memory(&svc.issuer(), r.auth.as_deref(), &r.params) {
+        Some(Ok(v)) => v.respond(),
+        Some(Err(e)) => failure_response(&svc, &r.key, &e),
+        None => {
+            client_endpoint(svc, r, |svc, conn, auth, params| {
+                introspect::request(&svc.issuer(), conn, auth, params)
+            })
+            .await
         }
-    }
-    let svc2 = svc.clone();
-    let result = web::block(move || -> Result<serde_json::Value, OAuthError> {
-        let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
-        let client = authenticate(
-            &svc2,
-            &mut conn,
-            auth.as_deref(),
-            &params,
-            Allow::ConfidentialOnly,
-        )?;
-        if params.get("token")?.is_none() {
-            return Err(OAuthError::invalid_request("token is required"));
-        }
-        Ok(introspect::introspect(&svc2, &mut conn, &client, &params)?)
-    })
-    .await;
-    match result {
-        Ok(Ok(v)) => no_store_json(&v),
-        Ok(Err(e)) => failure_response(&svc, &key, &e),
-        Err(_) => error_response(&OAuthError::server_error("internal error")),
     }
 }
 

@@ -2,9 +2,9 @@
 
 use super::{client_address, html, read_body, redirect, Svc};
 use crate::accounts::Workspace;
+use crate::credentials::scopes;
 use crate::crypto;
 use crate::oauth::authorize::{self, AuthorizationRequest};
-use crate::credentials::scopes;
 use crate::oauth::Params;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
@@ -42,9 +42,9 @@ pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
         500..=599 => "Something went wrong",
         _ => "This request cannot be completed",
     };
-    let body = ErrorTemplate { title, message }
-        .render()
-        .unwrap_or_else(|_| message.to_string());
+    let Ok(body) = (ErrorTemplate { title, message }).render() else {
+        return super::render_failed();
+    };
     html(status, body)
 }
 
@@ -120,14 +120,15 @@ fn render_login(
     error: Option<&str>,
 ) -> HttpResponse {
     let csrf = crypto::random_token(24);
-    let body = LoginTemplate {
+    let Ok(body) = LoginTemplate {
         csrf_token: &csrf,
         next,
         email,
         error,
     }
-    .render()
-    .unwrap_or_default();
+    .render() else {
+        return crate::http::render_failed();
+    };
     let mut resp = html(status, body);
     let _ = resp.add_cookie(&cookie(LOGIN_CSRF_COOKIE, csrf, svc.config.https()));
     resp
@@ -141,8 +142,10 @@ struct NextQuery {
 async fn login_page(svc: Svc, req: HttpRequest, q: web::Query<NextQuery>) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
     if let Some(c) = session_cookie(&req) {
-        if let Ok(Some(_)) =
-            super::with_conn(&svc, move |_, conn| crate::accounts::sessions::resolve(conn, &c)).await
+        if let Ok(Some(_)) = super::with_conn(&svc, move |_, conn| {
+            crate::accounts::sessions::resolve(conn, &c)
+        })
+        .await
         {
             return redirect(StatusCode::FOUND, &next);
         }
@@ -336,7 +339,7 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
             writes: s.writes,
         })
         .collect();
-    let body = ConsentTemplate {
+    let Ok(body) = ConsentTemplate {
         app_name: &view.request.client.name,
         redirect_host,
         scopes: lines,
@@ -346,8 +349,9 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
         user_email: &view.user_email,
         switch_next: format!("/oauth/authorize?{query}"),
     }
-    .render()
-    .unwrap_or_default();
+    .render() else {
+        return crate::http::render_failed();
+    };
     html(StatusCode::OK, body)
 }
 

@@ -178,7 +178,7 @@ impl FromRequest for Caller {
                 Err(()) => return Err(fail(&svc, &req)),
             };
             let m = &crate::metrics::METRICS;
-            let cached = bearer::check_cached(&svc, &credential);
+            let cached = bearer::check_cached(&svc.credentials, &credential);
             if !matches!(cached, Lookup::Found(_)) {
                 // An address that keeps failing is refused before any more work;
                 // a credential already verified (cached) is never slowed.
@@ -197,7 +197,7 @@ impl FromRequest for Caller {
                 Lookup::Miss => {
                     m.cache.with_label_values(&["miss"]).inc();
                     super::with_conn(&svc, move |svc, conn| {
-                        bearer::check_stored(svc, conn, &credential)
+                        bearer::check_stored(&svc.credentials, conn, &credential)
                     })
                     .await
                     .map_err(from_domain)?
@@ -239,7 +239,7 @@ fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
 /// The scope check; a request that passes it counts as a use of the credential.
 fn require(svc: &Svc, caller: &Caller, scope: &str) -> Result<(), ApiError> {
     if caller.0.has_scope(scope) {
-        bearer::record_use(svc, &caller.0);
+        bearer::record_use(&svc.credentials, &caller.0);
         Ok(())
     } else {
         Err(ApiError {
@@ -260,7 +260,7 @@ async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
     let id = caller.0.workspace_id().to_string();
     // Names never change once a workspace exists: read it from memory after
     // the first time.
-    let name = match svc.cache.workspace_name(&id) {
+    let name = match svc.credentials.cache.workspace_name(&id) {
         Some(name) => name,
         None => {
             let ws_id = id.clone();
@@ -269,7 +269,7 @@ async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
             })
             .await
             .map_err(from_domain)?;
-            svc.cache.put_workspace_name(&ws.id, &ws.name);
+            svc.credentials.cache.put_workspace_name(&ws.id, &ws.name);
             ws.name
         }
     };

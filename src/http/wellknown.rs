@@ -46,7 +46,7 @@ async fn jwks(svc: Svc) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/jwk-set+json")
-        .body(svc.keys.jwks().to_string())
+        .body(svc.credentials.keys.jwks().to_string())
 }
 
 async fn healthz() -> HttpResponse {

@@ -2,13 +2,11 @@
 //! browser, plus a callback page that shows the code and how to exchange it.
 
 use crate::accounts::{self, Plan, Role};
-use crate::oauth::clients;
 use crate::config::Config;
 use crate::db::schema::clients as clients_t;
 use crate::db::DbConn;
 use crate::error::Result;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use crate::oauth::clients;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use diesel::prelude::*;
@@ -85,67 +83,11 @@ pub fn authorize_url(config: &Config, demo: &Demo) -> String {
     format!("{}/oauth/authorize?{q}", config.issuer)
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/demo/callback", web::get().to(callback));
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-async fn callback(svc: crate::http::Svc, req: HttpRequest) -> HttpResponse {
-    if !svc.config.demo {
-        return crate::http::pages::error_page(StatusCode::NOT_FOUND, "There is no such page.");
-    }
-    let params = crate::oauth::Params::parse(req.query_string().as_bytes());
-    let get = |n: &str| params.get(n).ok().flatten().unwrap_or("").to_string();
-    let issuer = &svc.config.issuer;
-    let body = if !get("error").is_empty() {
-        format!(
-            "<h1>The app was not authorized</h1><p><code>error={}</code></p><p>{}</p>",
-            escape(&get("error")),
-            escape(&get("error_description"))
-        )
-    } else {
-        let client_id = {
-            let svc = svc.clone();
-            crate::http::with_conn(&svc, |_, conn| {
-                Ok(clients_t::table
-                    .filter(clients_t::name.eq(CLIENT_NAME))
-                    .select(clients_t::id)
-                    .first::<String>(conn)
-                    .optional()?)
-            })
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-        };
-        let cmd = format!(
-            "curl -s -X POST {issuer}/oauth/token -d grant_type=authorization_code -d client_id={} -d code={} -d code_verifier={VERIFIER} --data-urlencode redirect_uri={}",
-            client_id,
-            get("code"),
-            redirect_uri(&svc.config)
-        );
-        format!(
-            "<h1>Authorized</h1><p>keygate sent the app a code (valid for 60 seconds, once). \
-             The response came from issuer <code>{}</code>.</p>\
-             <label for=\"cmd\">Exchange it for tokens:</label><textarea id=\"cmd\" readonly rows=\"5\" class=\"secret\">{}</textarea>\
-             <div class=\"actions\"><button type=\"button\" data-copy=\"cmd\" class=\"primary\">Copy command</button>\
-             <a class=\"button\" href=\"/settings/authorized-apps\">See authorized apps</a></div>\
-             <p>Then call <code>curl -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/v1/workspace</code>.</p>",
-            escape(&get("iss")),
-            escape(&cmd)
-        )
-    };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Demo app · keygate</title><link rel=\"stylesheet\" href=\"/static/keygate.css\"><script src=\"/static/keygate.js\" defer></script></head>\
-         <body><header class=\"top\"><span class=\"brand\">keygate demo app</span></header><main><section class=\"card narrow\">{body}</section></main></body></html>"
-    );
-    crate::http::html(StatusCode::OK, page)
+/// The demo client's id, if it was seeded.
+pub fn client_id(conn: &mut DbConn) -> Result<Option<String>> {
+    Ok(clients_t::table
+        .filter(clients_t::name.eq(CLIENT_NAME))
+        .select(clients_t::id)
+        .first::<String>(conn)
+        .optional()?)
 }

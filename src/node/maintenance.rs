@@ -40,11 +40,15 @@ fn run(svc: &Services, stop: &AtomicBool) {
                 if let Err(e) = housekeeping(&mut conn) {
                     log::warn!("housekeeping failed: {e}");
                 }
-                if let Err(e) = svc.keys.reload(&mut conn, svc.config.access_token_ttl) {
+                if let Err(e) = svc
+                    .credentials
+                    .keys
+                    .reload(&mut conn, svc.config.access_token_ttl)
+                {
                     log::warn!("reloading signing keys failed: {e}");
                 }
             }
-            svc.cache.prune();
+            svc.credentials.cache.prune();
             last_housekeeping = Instant::now();
         }
     }
@@ -53,10 +57,10 @@ fn run(svc: &Services, stop: &AtomicBool) {
 
 pub fn poll_revocations(svc: &Services) {
     let Ok(mut conn) = svc.pool.get() else { return };
-    match crate::credentials::revocation::since(&mut conn, svc.cache.last_seq()) {
+    match crate::credentials::revocation::since(&mut conn, svc.credentials.cache.last_seq()) {
         Ok((events, max)) => {
-            svc.cache.apply(&events);
-            svc.cache.set_last_seq(max);
+            svc.credentials.cache.apply(&events);
+            svc.credentials.cache.set_last_seq(max);
         }
         Err(e) => log::warn!("reading revocations failed: {e}"),
     }
@@ -64,7 +68,7 @@ pub fn poll_revocations(svc: &Services) {
 
 /// Writes the usage counted since the last flush; on failure keeps it for later.
 pub fn flush_usage(svc: &Services) {
-    let (keys, apps) = svc.usage.drain();
+    let (keys, apps) = svc.credentials.usage.drain();
     if keys.is_empty() && apps.is_empty() {
         return;
     }
@@ -76,7 +80,7 @@ pub fn flush_usage(svc: &Services) {
             db::write_tx(&mut conn, |conn| {
                 use crate::credentials::usage::{self, day_of};
                 for (id, (count, at)) in &keys {
-                    crate::apikeys::add_usage(conn, id, *count, *at)?;
+                    crate::credentials::api_key::add_usage(conn, id, *count, *at)?;
                     usage::add(conn, usage::API_KEY, id, day_of(*at), *count)?;
                 }
                 for (id, (count, at)) in &apps {
@@ -90,7 +94,7 @@ pub fn flush_usage(svc: &Services) {
         });
     if let Err(e) = written {
         log::warn!("writing usage counts failed, will retry: {e}");
-        svc.usage.restore(keys, apps);
+        svc.credentials.usage.restore(keys, apps);
     }
 }
 

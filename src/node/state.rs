@@ -1,10 +1,13 @@
-//! What every request handler and background task shares.
+//! What every request handler and background task of a node shares.
 
-use crate::credentials::cache::{CredentialCache, UsageRecorder};
+use super::ratelimit::FailureLimiter;
 use crate::config::Config;
-use crate::db::Pool;
+use crate::credentials::cache::CredentialCache;
 use crate::credentials::signing_keys::KeyRing;
-use crate::node::ratelimit::FailureLimiter;
+use crate::credentials::usage::UsageRecorder;
+use crate::credentials::Credentials;
+use crate::db::Pool;
+use crate::oauth::clients::ClientCache;
 
 pub struct Limits {
     pub login_account: FailureLimiter,
@@ -16,9 +19,8 @@ pub struct Limits {
 pub struct Services {
     pub config: Config,
     pub pool: Pool,
-    pub keys: KeyRing,
-    pub cache: CredentialCache,
-    pub usage: UsageRecorder,
+    pub credentials: Credentials,
+    pub clients: ClientCache,
     pub limits: Option<Limits>,
 }
 
@@ -29,20 +31,37 @@ impl Services {
             .map_err(|e| format!("cannot open the database: {e}"))?;
         let keys = KeyRing::load(&mut conn, &config.issuer, config.access_token_ttl)
             .map_err(|e| format!("cannot load signing keys: {e}"))?;
-        let start_seq = crate::credentials::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
+        let start_seq =
+            crate::credentials::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
         let limits = config.rate_limits.as_ref().map(|r| Limits {
             login_account: FailureLimiter::new(r.login_failures, r.window_secs),
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
             client: FailureLimiter::new(r.client_failures, r.window_secs),
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
         });
-        Ok(Services {
-            config,
-            pool,
+        let credentials = Credentials {
             keys,
             cache: CredentialCache::new(start_seq),
             usage: UsageRecorder::default(),
+            access_token_ttl: config.access_token_ttl,
+        };
+        Ok(Services {
+            config,
+            pool,
+            credentials,
+            clients: ClientCache::default(),
             limits,
         })
+    }
+}
+
+impl Services {
+    /// The issuer's view of this node.
+    pub fn issuer(&self) -> crate::oauth::Issuer<'_> {
+        crate::oauth::Issuer {
+            config: &self.config,
+            credentials: &self.credentials,
+            clients: &self.clients,
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! Authorizations: one row per approval of an app for a workspace (the
 //! authorized-apps table), and their revocation with every token under them.
 
+use crate::credentials::revocation::{self, Event};
 use crate::db::schema::{
     access_tokens, auth_codes, authorizations, clients, refresh_tokens, users,
 };
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use crate::credentials::revocation::{self, Event};
 use diesel::prelude::*;
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -133,4 +133,21 @@ pub fn revoke_approved_by(conn: &mut DbConn, workspace_id: &str, user_id: &str) 
         revoke_in_tx(conn, id)?;
     }
     Ok(ids.len())
+}
+
+/// Removes a person from a workspace and, in the same transaction, revokes the
+/// apps they authorized there, with the security-log row. Returns how many
+/// authorizations were revoked.
+pub fn remove_member(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    actor: &str,
+) -> Result<usize> {
+    db::write_tx(conn, |conn| {
+        crate::accounts::remove_membership(conn, workspace_id, user_id)?;
+        let revoked = revoke_approved_by(conn, workspace_id, user_id)?;
+        crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
+        Ok(revoked)
+    })
 }

@@ -3,14 +3,14 @@
 
 use super::error::OAuthError;
 use super::{authorizations::Authorization, engine, redirect_with, Params};
-use crate::credentials::scopes;
 use crate::accounts;
-use crate::oauth::clients::{self, Client};
 use crate::config::Config;
+use crate::credentials::scopes;
 use crate::crypto;
 use crate::db::schema::{auth_codes, authorizations, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
+use crate::oauth::clients::{self, Client};
 use diesel::prelude::*;
 
 /// A request that passed validation.

@@ -2,9 +2,9 @@
 //! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for
 //! public clients, which identify themselves with `client_id`.
 
+use super::clients::{self, Client, ClientCache};
 use super::error::OAuthError;
 use super::Params;
-use crate::oauth::clients::{self, Client};
 use crate::db::DbConn;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -119,4 +119,51 @@ mod tests {
         assert_eq!(basic_credentials("Bearer abc"), None);
         assert_eq!(basic_credentials("Basic !!!"), None);
     }
+}
+
+/// Client authentication with the client looked up in memory first, then in the
+/// database (and remembered).
+pub fn authenticate_with_cache(
+    cache: &ClientCache,
+    conn: &mut crate::db::DbConn,
+    header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Result<Client, OAuthError> {
+    authenticate_with(
+        |id| {
+            if let Some(c) = cache.get(id) {
+                return Ok(Some((*c).clone()));
+            }
+            let found = super::clients::find(conn, id)?;
+            if let Some(c) = &found {
+                cache.put(c);
+            }
+            Ok(found)
+        },
+        header,
+        params,
+        allow,
+    )
+}
+
+/// Client authentication from memory only; `None` when the client is not cached.
+pub fn authenticate_from_memory(
+    cache: &ClientCache,
+    header: Option<&str>,
+    params: &Params,
+    allow: Allow,
+) -> Option<Result<Client, OAuthError>> {
+    let mut missed = false;
+    let result = authenticate_with(
+        |id| {
+            let c = cache.get(id).map(|c| (*c).clone());
+            missed = c.is_none();
+            Ok(c)
+        },
+        header,
+        params,
+        allow,
+    );
+    (!missed).then_some(result)
 }

@@ -229,3 +229,39 @@ mod tests {
         assert!(validate_redirect_uri("https://u:p@app.example/cb").is_err());
     }
 }
+
+/// Clients by id, in memory, so that client authentication on the token,
+/// revocation and introspection endpoints needs no database read. Bounded:
+/// beyond `MAX_CACHED` entries the map is emptied and refilled from the
+/// database. An entry is dropped when its client changes or is deleted.
+#[derive(Default)]
+pub struct ClientCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Client>>>,
+}
+
+const MAX_CACHED: usize = 100_000;
+
+impl ClientCache {
+    pub fn get(&self, id: &str) -> Option<std::sync::Arc<Client>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn put(&self, client: &Client) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED {
+            map.clear();
+        }
+        map.insert(client.id.clone(), std::sync::Arc::new(client.clone()));
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}

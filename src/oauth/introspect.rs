@@ -1,88 +1,154 @@
 //! Token introspection (RFC 7662), for confidential clients. A client sees only
 //! its own tokens as active; everything else is `{"active": false}`.
 
-use super::Params;
-use crate::credentials::bearer::{self, Lookup, Principal};
-use crate::oauth::clients::Client;
+use super::clients::Client;
+use super::error::OAuthError;
+use super::{Issuer, Params};
+use crate::credentials::access_token::{self, Cached};
+use crate::credentials::cache::CachedToken;
 use crate::crypto;
 use crate::db::schema::{authorizations, refresh_tokens};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::node::state::Services;
 use diesel::prelude::*;
-use serde_json::{json, Value};
+use serde::Serialize;
 
-fn inactive() -> Value {
-    json!({ "active": false })
+/// RFC 7662 §2.2; an inactive token carries `active` alone.
+#[derive(Serialize, Debug, Default, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
 }
 
-/// The fast path for access tokens: memory only. `None` means ask the database.
-pub fn cached(svc: &Services, client: &Client, token: &str) -> Option<Value> {
-    match bearer::check_cached(svc, token) {
-        Lookup::Found(p) => Some(describe(svc, client, &p)),
-        Lookup::Invalid
-            if !token.starts_with(crate::apikeys::KEY_PREFIX) && token.contains('.') =>
-        {
-            Some(inactive())
+impl Introspection {
+    pub fn inactive() -> Self {
+        Introspection::default()
+    }
+}
+
+fn describe(issuer: &Issuer, client: &Client, t: &CachedToken) -> Introspection {
+    if t.client_id != client.id {
+        return Introspection::inactive();
+    }
+    Introspection {
+        active: true,
+        scope: Some(t.scopes.join(" ")),
+        client_id: Some(t.client_id.clone()),
+        sub: Some(t.sub.clone()),
+        exp: Some(t.exp),
+        iat: Some(t.iat),
+        iss: Some(issuer.config.issuer.clone()),
+        aud: Some(issuer.config.resource()),
+        jti: Some(t.jti.clone()),
+        token_type: Some("Bearer"),
+        workspace_id: Some(t.workspace_id.clone()),
+    }
+}
+
+/// The steady state, from memory alone: a cached client and a cached (or
+/// certainly invalid) access token. `None` means the database must be asked.
+pub fn from_memory(
+    issuer: &Issuer,
+    authorization_header: Option<&str>,
+    params: &Params,
+) -> Option<std::result::Result<Introspection, OAuthError>> {
+    let client = match super::client_auth::authenticate_from_memory(
+        issuer.clients,
+        authorization_header,
+        params,
+        super::client_auth::Allow::ConfidentialOnly,
+    )? {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e)),
+    };
+    let token = params.get("token").ok().flatten()?;
+    if params.get("token_type_hint").ok().flatten() == Some("refresh_token") {
+        return None;
+    }
+    match access_token::cached(issuer.credentials, token) {
+        Cached::Valid(t) => Some(Ok(describe(issuer, &client, &t))),
+        Cached::Invalid if access_token::looks_like_jwt(token) => {
+            Some(Ok(Introspection::inactive()))
         }
         _ => None,
     }
 }
 
-fn describe(svc: &Services, client: &Client, principal: &Principal) -> Value {
-    match principal {
-        Principal::AccessToken(t) if t.client_id == client.id => json!({
-            "active": true,
-            "scope": t.scopes.join(" "),
-            "client_id": t.client_id,
-            "sub": t.sub,
-            "exp": t.exp,
-            "iat": t.iat,
-            "iss": svc.config.issuer,
-            "aud": svc.config.resource(),
-            "jti": t.jti,
-            "token_type": "Bearer",
-            "workspace_id": t.workspace_id,
-        }),
-        _ => inactive(),
-    }
+/// The introspection endpoint (RFC 7662 §2.1).
+pub fn request(
+    issuer: &Issuer,
+    conn: &mut DbConn,
+    authorization_header: Option<&str>,
+    params: &Params,
+) -> std::result::Result<Introspection, OAuthError> {
+    let client = super::client_auth::authenticate_with_cache(
+        issuer.clients,
+        conn,
+        authorization_header,
+        params,
+        super::client_auth::Allow::ConfidentialOnly,
+    )?;
+    let token = params
+        .get("token")?
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    Ok(introspect(issuer, conn, &client, token, params)?)
 }
 
-pub fn introspect(
-    svc: &Services,
+fn introspect(
+    issuer: &Issuer,
     conn: &mut DbConn,
     client: &Client,
+    token: &str,
     params: &Params,
-) -> Result<Value> {
-    let Ok(Some(token)) = params.get("token") else {
-        return Ok(inactive());
-    };
+) -> Result<Introspection> {
     // RFC 7662 §2.1: the hint orders the search; a token not found under it is
     // looked for under the other type.
     if params.get("token_type_hint").ok().flatten() == Some("refresh_token") {
-        let v = refresh(svc, conn, client, token)?;
-        if v["active"] == true {
+        let v = refresh(issuer, conn, client, token)?;
+        if v.active {
             return Ok(v);
         }
-        return access(svc, conn, client, token);
+        return access(issuer, conn, client, token);
     }
-    let v = access(svc, conn, client, token)?;
-    if v["active"] == true || token.contains('.') {
+    let v = access(issuer, conn, client, token)?;
+    if v.active || access_token::looks_like_jwt(token) {
         return Ok(v);
     }
-    refresh(svc, conn, client, token)
+    refresh(issuer, conn, client, token)
 }
 
-fn access(svc: &Services, conn: &mut DbConn, client: &Client, token: &str) -> Result<Value> {
-    if let Some(v) = cached(svc, client, token) {
-        return Ok(v);
-    }
-    if !token.contains('.') {
-        return Ok(inactive());
-    }
-    Ok(match bearer::check_stored(svc, conn, token)? {
-        Some(p) => describe(svc, client, &p),
-        None => inactive(),
+fn access(
+    issuer: &Issuer,
+    conn: &mut DbConn,
+    client: &Client,
+    token: &str,
+) -> Result<Introspection> {
+    Ok(match access_token::cached(issuer.credentials, token) {
+        Cached::Valid(t) => describe(issuer, client, &t),
+        Cached::Invalid => Introspection::inactive(),
+        Cached::Miss => match access_token::stored(issuer.credentials, conn, token)? {
+            Some(t) => describe(issuer, client, &t),
+            None => Introspection::inactive(),
+        },
     })
 }
 
@@ -99,7 +165,12 @@ type RefreshState = (
     String,
 );
 
-fn refresh(svc: &Services, conn: &mut DbConn, client: &Client, token: &str) -> Result<Value> {
+fn refresh(
+    issuer: &Issuer,
+    conn: &mut DbConn,
+    client: &Client,
+    token: &str,
+) -> Result<Introspection> {
     let now = db::now();
     let row: Option<RefreshState> = refresh_tokens::table
         .inner_join(
@@ -123,19 +194,20 @@ fn refresh(svc: &Services, conn: &mut DbConn, client: &Client, token: &str) -> R
         Some((client_id, scopes, iat, exp, None, None, None, sub, workspace_id))
             if client_id == client.id && exp > now =>
         {
-            json!({
-                "active": true,
-                "scope": scopes,
-                "client_id": client_id,
-                "sub": sub,
-                "exp": exp,
-                "iat": iat,
-                "iss": svc.config.issuer,
-                "aud": svc.config.resource(),
-                "token_type": "refresh_token",
-                "workspace_id": workspace_id,
-            })
+            Introspection {
+                active: true,
+                scope: Some(scopes),
+                client_id: Some(client_id),
+                sub: Some(sub),
+                exp: Some(exp),
+                iat: Some(iat),
+                iss: Some(issuer.config.issuer.clone()),
+                aud: Some(issuer.config.resource()),
+                jti: None,
+                token_type: Some("refresh_token"),
+                workspace_id: Some(workspace_id),
+            }
         }
-        _ => inactive(),
+        _ => Introspection::inactive(),
     })
 }

@@ -1,8 +1,8 @@
 //! Discovery documents: RFC 8414 (authorization server) and RFC 9728 (the `/v1`
 //! protected resource).
 
-use crate::credentials::scopes;
 use crate::config::Config;
+use crate::credentials::scopes;
 use serde_json::{json, Value};
 
 pub fn authorization_server(config: &Config) -> Value {

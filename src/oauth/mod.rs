@@ -17,6 +17,13 @@ mod proptests;
 
 use error::OAuthError;
 
+/// What the issuer's endpoints need from the node they run on.
+pub struct Issuer<'a> {
+    pub config: &'a crate::config::Config,
+    pub credentials: &'a crate::credentials::Credentials,
+    pub clients: &'a clients::ClientCache,
+}
+
 /// Form or query parameters, read by the rule of RFC 6749 §3.1 and §3.2:
 /// a parameter sent without a value is as if omitted, and none may repeat.
 #[derive(Debug, Default, Clone)]

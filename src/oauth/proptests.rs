@@ -4,10 +4,10 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::apikeys;
-    use crate::oauth::client_auth::basic_credentials;
-    use crate::credentials::signing_keys::{AccessClaims, KeyRing};
+    use crate::credentials::api_key::API_KEY;
     use crate::credentials::scopes;
+    use crate::credentials::signing_keys::{AccessClaims, KeyRing};
+    use crate::oauth::client_auth::basic_credentials;
     use crate::oauth::{engine, Params};
     use proptest::prelude::*;
 
@@ -71,22 +71,38 @@ mod tests {
         // The bearer credential: an API key only parses when well formed with its checksum.
         #[test]
         fn api_key_parse_never_panics(s in ".{0,80}") {
-            if let Some(id) = apikeys::parse(&s) {
-                prop_assert!(s.starts_with("kgk_") && s.len() == apikeys::KEY_LEN);
+            if let Some(id) = API_KEY.parse(&s) {
+                prop_assert!(s.starts_with("kgk_") && s.len() == API_KEY.len());
                 prop_assert!(s[4..].starts_with(id));
             }
         }
 
+        // Keys of the right byte length with multi-byte characters anywhere:
+        // the parser works on bytes and must never split a character.
         #[test]
-        fn api_key_mutations_fail_the_checksum(pos in 14usize..apikeys::KEY_LEN, c in "[A-Za-z0-9]") {
-            let key = apikeys::format_for_tests("AbCdEfGhIj", "0123456789abcdefghijABCDEFGHIJ01");
-            prop_assert!(apikeys::parse(&key).is_some());
+        fn api_key_of_right_length_with_unicode_never_panics(
+            parts in proptest::collection::vec(prop_oneof![Just("a"), Just("\u{e9}"), Just("\u{20ac}"), Just("\u{1f600}"), Just("_")], 0..60)
+        ) {
+            let mut s = String::from("kgk_");
+            for p in parts {
+                if s.len() + p.len() > API_KEY.len() { break; }
+                s.push_str(p);
+            }
+            while s.len() < API_KEY.len() { s.push('a'); }
+            let _ = API_KEY.parse(&s);
+            let _ = crate::credentials::access_token::looks_like_jwt(&s);
+        }
+
+        #[test]
+        fn api_key_mutations_fail_the_checksum(pos in 14usize..API_KEY.len(), c in "[A-Za-z0-9]") {
+            let key = API_KEY.compose("AbCdEfGhIj", "0123456789abcdefghijABCDEFGHIJ01");
+            prop_assert!(API_KEY.parse(&key).is_some());
             let mut bytes = key.clone().into_bytes();
             let c = c.as_bytes()[0];
             prop_assume!(bytes[pos] != c && bytes[pos] != b'_');
             bytes[pos] = c;
             let mutated = String::from_utf8(bytes).unwrap();
-            prop_assert!(apikeys::parse(&mutated).is_none() || mutated[..14] != key[..14]);
+            prop_assert!(API_KEY.parse(&mutated).is_none() || mutated[..14] != key[..14]);
         }
 
         // JWT validation: garbage, and any change to a valid token, is refused.

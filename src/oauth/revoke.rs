@@ -2,19 +2,52 @@
 //! unknown, invalid or foreign tokens are a silent success.
 
 use super::authorizations;
+use super::error::OAuthError;
+use super::Issuer;
 use super::Params;
-use crate::oauth::clients::Client;
+use crate::credentials::revocation::{self, Event};
+use crate::credentials::signing_keys::KeyRing;
 use crate::crypto;
 use crate::db::schema::{access_tokens, refresh_tokens};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use crate::credentials::revocation::{self, Event};
-use crate::node::state::Services;
+use crate::oauth::clients::Client;
 use diesel::prelude::*;
 
-/// Revokes what the client may revoke; returns the events to apply locally.
-pub fn revoke(
-    svc: &Services,
+/// The revocation endpoint (RFC 7009 §2): authenticates the client, revokes
+/// what it may revoke, and applies the revocation to this node's cache at once
+/// (other nodes read it from the database). An unknown or foreign token is no
+/// error (§2.2).
+pub fn request(
+    issuer: &Issuer,
+    conn: &mut DbConn,
+    authorization_header: Option<&str>,
+    params: &Params,
+) -> std::result::Result<(), OAuthError> {
+    let client = super::client_auth::authenticate_with_cache(
+        issuer.clients,
+        conn,
+        authorization_header,
+        params,
+        super::client_auth::Allow::PublicToo,
+    )?;
+    let token = params
+        .get("token")?
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let events = revoke(&issuer.credentials.keys, conn, &client, token, params)?;
+    if !events.is_empty() {
+        crate::metrics::METRICS
+            .revocations
+            .with_label_values(&["token"])
+            .inc();
+    }
+    issuer.credentials.cache.apply(&events);
+    Ok(())
+}
+
+/// Revokes what the client may revoke; returns the events recorded.
+fn revoke(
+    keys: &KeyRing,
     conn: &mut DbConn,
     client: &Client,
     token: &str,
@@ -25,9 +58,9 @@ pub fn revoke(
         if let Some(events) = revoke_refresh(conn, client, token)? {
             return Ok(events);
         }
-        return revoke_access(svc, conn, client, token);
+        return revoke_access(keys, conn, client, token);
     }
-    let events = revoke_access(svc, conn, client, token)?;
+    let events = revoke_access(keys, conn, client, token)?;
     if !events.is_empty() {
         return Ok(events);
     }
@@ -36,7 +69,7 @@ pub fn revoke(
 
 /// An access token ends alone; nothing else issued under its authorization stops.
 fn revoke_access(
-    svc: &Services,
+    keys: &KeyRing,
     conn: &mut DbConn,
     client: &Client,
     token: &str,
@@ -44,7 +77,7 @@ fn revoke_access(
     if token.bytes().filter(|b| *b == b'.').count() != 2 {
         return Ok(Vec::new());
     }
-    let Ok(claims) = svc.keys.verify(token) else {
+    let Ok(claims) = keys.verify(token) else {
         return Ok(Vec::new());
     };
     if claims.client_id != client.id {

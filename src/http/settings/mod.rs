@@ -3,14 +3,14 @@
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
+use crate::accounts::sessions::Session;
 use crate::accounts::{self, Role, User, Workspace};
 use crate::apikeys::{self, Access, ListFilter};
+use crate::credentials::scopes;
 use crate::db::{self, DbConn};
 use crate::error::Error;
-use crate::credentials::scopes;
-use crate::oauth::{authorizations, Params};
-use crate::accounts::sessions::Session;
 use crate::node::state::Services;
+use crate::oauth::{authorizations, Params};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -178,7 +178,11 @@ fn chart(usage: &[(String, i64, i64)], id: &str) -> String {
         .filter(|u| u.0 == id)
         .map(|u| (u.1, u.2))
         .collect();
-    crate::credentials::usage::sparkline(&points, crate::credentials::usage::day_of(db::now()), CHART_DAYS)
+    crate::credentials::usage::sparkline(
+        &points,
+        crate::credentials::usage::day_of(db::now()),
+        CHART_DAYS,
+    )
 }
 
 fn load_usage(
@@ -212,10 +216,10 @@ fn render_keys(
             chart: chart(&view.usage, &r.key.id),
             last_used: day(r.key.last_used_at, "never"),
             expires: last_day(r.key.expires_at),
-            status: r.key.status_at(now),
+            status: r.key.status_at(now).as_str(),
         })
         .collect();
-    let body = KeysTemplate {
+    let Ok(body) = KeysTemplate {
         tab: "keys",
         workspaces: &ctx.workspaces,
         current: &ctx.current,
@@ -230,8 +234,9 @@ fn render_keys(
         error,
         form_name,
     }
-    .render()
-    .unwrap_or_default();
+    .render() else {
+        return crate::http::render_failed();
+    };
     let status = if ctx.role.can_manage() {
         if error.is_some() {
             StatusCode::BAD_REQUEST
@@ -342,7 +347,7 @@ struct SecretTemplate<'a> {
 }
 
 fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
-    let body = SecretTemplate {
+    let Ok(body) = SecretTemplate {
         name: &issued.key.name,
         access: issued.key.access_level().label(),
         expires: last_day(issued.key.expires_at),
@@ -351,8 +356,9 @@ fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
         notice,
         rotated: notice == "key_rotated",
     }
-    .render()
-    .unwrap_or_default();
+    .render() else {
+        return crate::http::render_failed();
+    };
     html(StatusCode::OK, body)
 }
 
@@ -528,7 +534,7 @@ async fn rotate_key(
             conflict_to_page(
                 apikeys::rotate(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
                     |(issued, events)| {
-                        svc.cache.apply(&events);
+                        svc.credentials.cache.apply(&events);
                         Outcome::Secret(issued, "key_rotated")
                     },
                 ),
@@ -568,7 +574,7 @@ async fn revoke_key(
             conflict_to_page(
                 apikeys::revoke(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
                     |(_, events)| {
-                        svc.cache.apply(&events);
+                        svc.credentials.cache.apply(&events);
                         crate::metrics::METRICS
                             .revocations
                             .with_label_values(&["api_key"])
@@ -656,7 +662,7 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                     status: r.authorization.status(),
                 })
                 .collect();
-            let body = AppsTemplate {
+            let Ok(body) = AppsTemplate {
                 tab: "apps",
                 workspaces: &ctx.workspaces,
                 current: &ctx.current,
@@ -666,8 +672,9 @@ async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                 apps,
                 notice: notice_text(q.notice.as_deref()),
             }
-            .render()
-            .unwrap_or_default();
+            .render() else {
+                return crate::http::render_failed();
+            };
             role_page(&ctx, body)
         }
         Ok(Err(a)) => no_access(a, "/settings/authorized-apps"),
@@ -743,7 +750,7 @@ async fn revoke_app(
             ));
         }
         let (_, events) = authorizations::revoke(conn, &id)?;
-        svc.cache.apply(&events);
+        svc.credentials.cache.apply(&events);
         crate::metrics::METRICS
             .revocations
             .with_label_values(&["authorization"])
@@ -764,15 +771,16 @@ async fn revoke_app(
     .await;
     match result {
         Ok(AppOutcome::Confirm(id, app_name, workspace_name, workspace_id, csrf)) => {
-            let body = ConfirmTemplate {
+            let Ok(body) = ConfirmTemplate {
                 id: &id,
                 app_name: &app_name,
                 workspace_name: &workspace_name,
                 workspace_id: &workspace_id,
                 csrf_token: &csrf,
             }
-            .render()
-            .unwrap_or_default();
+            .render() else {
+                return crate::http::render_failed();
+            };
             html(StatusCode::OK, body)
         }
         Ok(AppOutcome::Done(url)) => redirect(StatusCode::SEE_OTHER, &url),
@@ -850,7 +858,7 @@ async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
     .await;
     match result {
         Ok(Ok((ctx, events))) => {
-            let body = LogTemplate {
+            let Ok(body) = LogTemplate {
                 tab: "log",
                 workspaces: &ctx.workspaces,
                 current: &ctx.current,
@@ -859,8 +867,9 @@ async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                 can_manage: ctx.role.can_manage(),
                 events,
             }
-            .render()
-            .unwrap_or_default();
+            .render() else {
+                return crate::http::render_failed();
+            };
             role_page(&ctx, body)
         }
         Ok(Err(a)) => no_access(a, "/settings/security-log"),

@@ -4,17 +4,22 @@
 
 use super::authorizations::{self, Authorization};
 use super::error::OAuthError;
-use crate::credentials::signing_keys::{AccessClaims, KeyRing};
 use super::{engine, Params};
-use crate::credentials::scopes;
-use crate::oauth::clients::Client;
 use crate::config::Config;
+use crate::credentials::revocation::Event;
+use crate::credentials::scopes;
+use crate::credentials::signing_keys::{AccessClaims, KeyRing};
 use crate::crypto;
 use crate::db::schema::{access_tokens, auth_codes, authorizations as authz, refresh_tokens};
 use crate::db::{self, DbConn};
-use crate::credentials::revocation::Event;
+use crate::oauth::clients::Client;
 use diesel::prelude::*;
 use serde::Serialize;
+
+mod authorization_code;
+mod refresh_token;
+pub use authorization_code::authorization_code;
+pub use refresh_token::refresh_token;
 
 #[derive(Serialize, Debug)]
 pub struct TokenResponse {
@@ -156,181 +161,52 @@ enum Redeemed {
     Refused(OAuthError),
 }
 
-/// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
-pub fn authorization_code(
+/// The token endpoint (RFC 6749 §3.2): authenticates the client, dispatches on
+/// `grant_type`, applies what a refused grant revoked (a replayed code or
+/// refresh token) to this node's cache, and counts the outcome.
+pub fn grant(
+    issuer: &super::Issuer,
     conn: &mut DbConn,
-    config: &Config,
-    keys: &KeyRing,
-    client: &Client,
+    authorization_header: Option<&str>,
     params: &Params,
-) -> GrantResult {
-    let code = params
-        .get("code")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("code is required")))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("redirect_uri is required")))?;
-    let verifier = params.get("code_verifier").map_err(plain)?.ok_or_else(|| {
-        plain(OAuthError::invalid_request(
-            "code_verifier is required (PKCE)",
-        ))
-    })?;
-    super::check_resource(params, &config.resource()).map_err(plain)?;
-
-    let code_hash = crypto::sha256_hex(code);
-    // The authorization comes along: what a grant needs of it never changes.
-    let row: Option<(CodeRow, Authorization)> = auth_codes::table
-        .find(&code_hash)
-        .inner_join(authz::table.on(authz::id.eq(auth_codes::authorization_id)))
-        .select((CodeRow::as_select(), Authorization::as_select()))
-        .first(conn)
-        .optional()
-        .map_err(internal)?;
-    let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
-    let Some((row, authorization)) = row else {
-        return Err(invalid("the authorization code is invalid"));
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type = params.get("grant_type").ok().flatten();
+    let label = match grant_type {
+        Some(g @ ("authorization_code" | "refresh_token")) => g,
+        Some(_) => "other",
+        None => "none",
     };
-    if row.client_id != client.id {
-        return Err(invalid(
-            "the authorization code was issued to another client",
-        ));
-    }
-    if row.used_at.is_some() {
-        return Err(replayed(conn, &row.authorization_id, "authorization code"));
-    }
-    if row.expires_at < db::now() {
-        return Err(invalid("the authorization code has expired"));
-    }
-    if row.redirect_uri != redirect_uri {
-        return Err(invalid(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    if !engine::verify(&row.code_challenge, verifier) {
-        return Err(invalid(
-            "the code_verifier does not match the code_challenge",
-        ));
-    }
-    let outcome = db::write_tx(conn, |conn| {
-        // The authorization row first: a revocation locks it first too, so the
-        // two never wait on each other in opposite orders.
-        if !touch_active(conn, &authorization.id)? {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        }
-        let now = db::now();
-        let n = diesel::update(
-            auth_codes::table
-                .find(&code_hash)
-                .filter(auth_codes::used_at.is_null()),
-        )
-        .set(auth_codes::used_at.eq(now))
-        .execute(conn)?;
-        if n == 0 {
-            return Ok(Redeemed::Replayed);
-        }
-        let granted = authorization.scopes.clone();
-        issue(conn, config, keys, &authorization, &granted, &granted).map(Redeemed::Issued)
-    })
-    .map_err(plain)?;
-    match outcome {
-        Redeemed::Issued(r) => Ok(r),
-        Redeemed::Refused(e) => Err(plain(e)),
-        Redeemed::Replayed => Err(replayed(conn, &row.authorization_id, "authorization code")),
-    }
-}
-
-/// `grant_type=refresh_token` (RFC 6749 §6): rotates on every use; a used one
-/// presented again revokes the whole authorization (RFC 9700 §4.14.2).
-pub fn refresh_token(
-    conn: &mut DbConn,
-    config: &Config,
-    keys: &KeyRing,
-    client: &Client,
-    params: &Params,
-) -> GrantResult {
-    let token = params
-        .get("refresh_token")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("refresh_token is required")))?;
-    let requested_scope = params.get("scope").map_err(plain)?;
-    super::check_resource(params, &config.resource()).map_err(plain)?;
-
-    let hash = crypto::sha256_hex(token);
-    // The authorization comes along: what a grant needs of it never changes.
-    let row: Option<(RefreshRow, Authorization)> = refresh_tokens::table
-        .find(&hash)
-        .inner_join(authz::table.on(authz::id.eq(refresh_tokens::authorization_id)))
-        .select((RefreshRow::as_select(), Authorization::as_select()))
-        .first(conn)
-        .optional()
-        .map_err(internal)?;
-    let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
-    let Some((row, authorization)) = row else {
-        return Err(invalid("the refresh token is invalid"));
-    };
-    if row.client_id != client.id {
-        return Err(invalid("the refresh token was issued to another client"));
-    }
-    if row.revoked_at.is_some() {
-        return Err(invalid("the refresh token has been revoked"));
-    }
-    if row.used_at.is_some() {
-        return Err(replayed(conn, &row.authorization_id, "refresh token"));
-    }
-    if row.expires_at < db::now() {
-        return Err(invalid("the refresh token has expired"));
-    }
-    // RFC 6749 §6: a narrower scope may be asked for; never a wider one.
-    let granted = scopes::split(&row.scopes);
-    let access_scopes = match requested_scope {
-        None => row.scopes.clone(),
-        Some(s) => {
-            let wanted = scopes::parse(Some(s)).map_err(|e| plain(e.into()))?;
-            if let Some(extra) = wanted.iter().find(|w| !granted.iter().any(|g| g == *w)) {
-                return Err(plain(OAuthError::invalid_scope(format!(
-                    "scope {extra:?} was not granted to this refresh token"
-                ))));
-            }
-            scopes::join(&wanted)
-        }
-    };
-    let outcome = db::write_tx(conn, |conn| {
-        // Lock order as in the code exchange: authorization, then token.
-        if !touch_active(conn, &authorization.id)? {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        }
-        let now = db::now();
-        let n = diesel::update(
-            refresh_tokens::table
-                .find(&hash)
-                .filter(refresh_tokens::used_at.is_null())
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::used_at.eq(now))
-        .execute(conn)?;
-        if n == 0 {
-            return Ok(Redeemed::Replayed);
-        }
-        issue(
+    let result = (|| {
+        let client = super::client_auth::authenticate_with_cache(
+            issuer.clients,
             conn,
-            config,
-            keys,
-            &authorization,
-            &row.scopes,
-            &access_scopes,
+            authorization_header,
+            params,
+            super::client_auth::Allow::PublicToo,
         )
-        .map(Redeemed::Issued)
-    })
-    .map_err(plain)?;
-    match outcome {
-        Redeemed::Issued(r) => Ok(r),
-        Redeemed::Refused(e) => Err(plain(e)),
-        Redeemed::Replayed => Err(replayed(conn, &row.authorization_id, "refresh token")),
+        .map_err(plain)?;
+        let keys = &issuer.credentials.keys;
+        match params.get("grant_type").map_err(plain)? {
+            Some("authorization_code") => {
+                authorization_code(conn, issuer.config, keys, &client, params)
+            }
+            Some("refresh_token") => refresh_token(conn, issuer.config, keys, &client, params),
+            Some(other) => Err(plain(OAuthError::unsupported_grant_type(format!(
+                "grant_type {other:?} is not supported"
+            )))),
+            None => Err(plain(OAuthError::invalid_request("grant_type is required"))),
+        }
+    })();
+    let grants = &crate::metrics::METRICS.grants;
+    match result {
+        Ok(resp) => {
+            grants.with_label_values(&[label, "ok"]).inc();
+            Ok(resp)
+        }
+        Err((e, events)) => {
+            grants.with_label_values(&[label, e.code()]).inc();
+            issuer.credentials.cache.apply(&events);
+            Err(e)
+        }
     }
 }

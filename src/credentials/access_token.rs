@@ -1,0 +1,91 @@
+//! The OAuth access token as a presented credential: a JWT (RFC 9068) that is
+//! verified with the signing keys, and honoured only while its record and its
+//! authorization stand. The issuer's introspection and the `/v1` check both
+//! use this; neither imports the other.
+
+use super::cache::CachedToken;
+use super::signing_keys::VerifyError;
+use super::Credentials;
+use crate::crypto;
+use crate::db::schema::{access_tokens, authorizations};
+use crate::db::{self, DbConn};
+use crate::error::Result;
+use diesel::prelude::*;
+
+/// What the memory-only path found.
+pub enum Cached {
+    Valid(CachedToken),
+    /// Certainly not valid (expired or revoked).
+    Invalid,
+    /// Not cached: ask the database.
+    Miss,
+}
+
+pub fn looks_like_jwt(s: &str) -> bool {
+    s.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Memory only.
+pub fn cached(creds: &Credentials, token: &str) -> Cached {
+    if !looks_like_jwt(token) {
+        return Cached::Invalid;
+    }
+    let hash = crypto::sha256(token.as_bytes());
+    match creds.cache.token(&hash) {
+        Some(t) if t.exp > db::now() && !creds.cache.is_revoked(&t.jti) => Cached::Valid(t),
+        Some(_) => Cached::Invalid,
+        None => Cached::Miss,
+    }
+}
+
+/// Verifies the signature and claims, then reads the record; caches what is valid.
+pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Option<CachedToken>> {
+    let claims = match creds.keys.verify(token) {
+        Ok(c) => c,
+        Err(VerifyError::UnknownKey) => {
+            // Perhaps another node rotated the signing key: read the key set
+            // again, at most once a second whatever callers send.
+            if !creds.keys.reload_if_due(conn, creds.access_token_ttl)? {
+                return Ok(None);
+            }
+            match creds.keys.verify(token) {
+                Ok(c) => c,
+                Err(_) => return Ok(None),
+            }
+        }
+        Err(_) => return Ok(None),
+    };
+    if creds.cache.is_revoked(&claims.jti) {
+        return Ok(None);
+    }
+    // No token without its record, and none under a revoked authorization.
+    let row: Option<(String, Option<i64>, Option<i64>)> = access_tokens::table
+        .inner_join(
+            authorizations::table.on(authorizations::id.eq(access_tokens::authorization_id)),
+        )
+        .filter(access_tokens::jti.eq(&claims.jti))
+        .select((
+            access_tokens::authorization_id,
+            access_tokens::revoked_at,
+            authorizations::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((authorization_id, None, None)) = row else {
+        return Ok(None);
+    };
+    let token_row = CachedToken {
+        jti: claims.jti,
+        authorization_id,
+        client_id: claims.client_id,
+        sub: claims.sub,
+        workspace_id: claims.workspace_id,
+        scopes: super::scopes::split(&claims.scope),
+        iat: claims.iat,
+        exp: claims.exp,
+    };
+    creds
+        .cache
+        .put_token(crypto::sha256(token.as_bytes()), token_row.clone());
+    Ok(Some(token_row))
+}

@@ -1,0 +1,91 @@
+//! `grant_type=authorization_code`: RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6).
+
+#[allow(unused_imports)]
+use super::*;
+
+/// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
+pub fn authorization_code(
+    conn: &mut DbConn,
+    config: &Config,
+    keys: &KeyRing,
+    client: &Client,
+    params: &Params,
+) -> GrantResult {
+    let code = params
+        .get("code")
+        .map_err(plain)?
+        .ok_or_else(|| plain(OAuthError::invalid_request("code is required")))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .map_err(plain)?
+        .ok_or_else(|| plain(OAuthError::invalid_request("redirect_uri is required")))?;
+    let verifier = params.get("code_verifier").map_err(plain)?.ok_or_else(|| {
+        plain(OAuthError::invalid_request(
+            "code_verifier is required (PKCE)",
+        ))
+    })?;
+    crate::oauth::check_resource(params, &config.resource()).map_err(plain)?;
+
+    let code_hash = crypto::sha256_hex(code);
+    // The authorization comes along: what a grant needs of it never changes.
+    let row: Option<(CodeRow, Authorization)> = auth_codes::table
+        .find(&code_hash)
+        .inner_join(authz::table.on(authz::id.eq(auth_codes::authorization_id)))
+        .select((CodeRow::as_select(), Authorization::as_select()))
+        .first(conn)
+        .optional()
+        .map_err(internal)?;
+    let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
+    let Some((row, authorization)) = row else {
+        return Err(invalid("the authorization code is invalid"));
+    };
+    if row.client_id != client.id {
+        return Err(invalid(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if row.used_at.is_some() {
+        return Err(replayed(conn, &row.authorization_id, "authorization code"));
+    }
+    if row.expires_at < db::now() {
+        return Err(invalid("the authorization code has expired"));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(invalid(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    if !engine::verify(&row.code_challenge, verifier) {
+        return Err(invalid(
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    let outcome = db::write_tx(conn, |conn| {
+        // The authorization row first: a revocation locks it first too, so the
+        // two never wait on each other in opposite orders.
+        if !touch_active(conn, &authorization.id)? {
+            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+                "the authorization has been revoked",
+            )));
+        }
+        let now = db::now();
+        let n = diesel::update(
+            auth_codes::table
+                .find(&code_hash)
+                .filter(auth_codes::used_at.is_null()),
+        )
+        .set(auth_codes::used_at.eq(now))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(Redeemed::Replayed);
+        }
+        let granted = authorization.scopes.clone();
+        issue(conn, config, keys, &authorization, &granted, &granted).map(Redeemed::Issued)
+    })
+    .map_err(plain)?;
+    match outcome {
+        Redeemed::Issued(r) => Ok(r),
+        Redeemed::Refused(e) => Err(plain(e)),
+        Redeemed::Replayed => Err(replayed(conn, &row.authorization_id, "authorization code")),
+    }
+}
