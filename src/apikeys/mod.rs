@@ -9,6 +9,7 @@
 use crate::accounts::{self, plan_includes_api};
 pub use crate::credentials::api_key::{Access, KeyStatus};
 use crate::credentials::api_key::{API_KEY, KEY_PREFIX};
+use crate::credentials::cache::CredentialCache;
 use crate::credentials::revocation::{self, Event};
 use crate::crypto;
 use crate::db::schema::{api_keys, users, workspaces};
@@ -289,11 +290,12 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
 /// rotated (create a new key instead).
 pub fn rotate(
     conn: &mut DbConn,
+    cache: &CredentialCache,
     id: &str,
     actor: &str,
     client_address: Option<&str>,
-) -> Result<(IssuedKey, Vec<Event>)> {
-    db::write_tx(conn, |conn| {
+) -> Result<IssuedKey> {
+    let (issued, events) = db::write_tx(conn, |conn| {
         let key = find(conn, id)?;
         if key.revoked_at.is_some() {
             return Err(Error::conflict(
@@ -334,17 +336,20 @@ pub fn rotate(
             },
             events,
         ))
-    })
+    })?;
+    cache.apply(&events);
+    Ok(issued)
 }
 
 /// Revokes a key: immediate and final.
 pub fn revoke(
     conn: &mut DbConn,
+    cache: &CredentialCache,
     id: &str,
     actor: &str,
     client_address: Option<&str>,
-) -> Result<(ApiKey, Vec<Event>)> {
-    db::write_tx(conn, |conn| {
+) -> Result<ApiKey> {
+    let (key, events) = db::write_tx(conn, |conn| {
         let key = find(conn, id)?;
         if key.revoked_at.is_some() {
             return Err(Error::conflict("the key is already revoked"));
@@ -363,7 +368,13 @@ pub fn revoke(
             client_address,
         )?;
         Ok((find(conn, id)?, events))
-    })
+    })?;
+    cache.apply(&events);
+    crate::metrics::METRICS
+        .revocations
+        .with_label_values(&["api_key"])
+        .inc();
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod serve;
 use crate::accounts::{self, Plan, Role};
 use crate::apikeys::{self, Access, ListFilter};
 use crate::config::Config;
+use crate::credentials::cache::CredentialCache;
 use crate::credentials::{scopes, signing_keys as keys};
 use crate::db::{self, rfc3339, DbConn};
 use crate::error::Error;
@@ -681,7 +682,13 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
             }
         }
         ApikeyCmd::Rotate { id } => {
-            let (issued, _) = apikeys::rotate(conn, &id, apikeys::CLI_ACTOR, None)?;
+            let issued = apikeys::rotate(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
             await_propagation(config);
             out.emit(
                 key_json(&issued.key, Some(&issued.secret)),
@@ -714,7 +721,13 @@ fn apikey(conn: &mut DbConn, config: &Config, out: &Out, cmd: ApikeyCmd) -> Resu
             }
         }
         ApikeyCmd::Revoke { id } => {
-            let (key, _) = apikeys::revoke(conn, &id, apikeys::CLI_ACTOR, None)?;
+            let key = apikeys::revoke(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
             await_propagation(config);
             out.emit(
                 json!({"id": key.id, "status": "revoked"}),
@@ -755,18 +768,15 @@ fn apps(conn: &mut DbConn, config: &Config, out: &Out, cmd: AppsCmd) -> Result<(
             }
         }
         AppsCmd::Revoke { id } => {
-            let was_active = authorizations::find(conn, &id)?.revoked_at.is_none();
-            let (a, _) = authorizations::revoke(conn, &id)?;
-            if was_active {
-                crate::accounts::audit::record(
-                    conn,
-                    &a.workspace_id,
-                    apikeys::CLI_ACTOR,
-                    "app.revoked",
-                    &a.id,
-                    None,
-                )?;
-            }
+            let a = authorizations::revoke(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                authorizations::Cause::Person {
+                    actor: apikeys::CLI_ACTOR,
+                    address: None,
+                },
+            )?;
             await_propagation(config);
             out.emit(
                 json!({"id": a.id, "status": "revoked"}),

@@ -59,6 +59,12 @@ impl CredentialCache {
         c
     }
 
+    /// The cache of a process that serves nothing (the CLI): what it records
+    /// reaches the serving nodes through the database's revocation events.
+    pub fn detached() -> Self {
+        CredentialCache::new(0)
+    }
+
     pub fn token(&self, hash: &[u8; 32]) -> Option<CachedToken> {
         read(&self.tokens).get(hash).cloned()
     }

@@ -8,7 +8,6 @@ use crate::v1::{self as logic, Resource};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -47,6 +46,20 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
+/// The contract's error envelope: `{"error": {"type", "code", "message"}}`.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    message: &'a str,
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status, self.code)
@@ -66,9 +79,13 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             b.insert_header((header::RETRY_AFTER, s));
         }
-        b.json(
-            json!({ "error": { "type": self.kind, "code": self.code, "message": self.message } }),
-        )
+        b.json(Envelope {
+            error: ErrorBody {
+                kind: self.kind,
+                code: self.code,
+                message: &self.message,
+            },
+        })
     }
 }
 
@@ -273,7 +290,7 @@ async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
             ws.name
         }
     };
-    Ok(HttpResponse::Ok().json(json!({ "id": id, "name": name })))
+    Ok(HttpResponse::Ok().json(logic::WorkspaceBody { id, name }))
 }
 
 #[derive(serde::Deserialize)]
@@ -329,7 +346,7 @@ async fn list(
     })
     .await
     .map_err(from_domain)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": page.data, "has_more": page.has_more })))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Reads `{"name": "…"}` with a clear error for every way it can be wrong.
@@ -363,24 +380,12 @@ async fn read_name(req: &HttpRequest, payload: web::Payload) -> Result<String, A
         None | Some(serde_json::Value::Null) => {
             return Err(bad("parameter_missing", "name is required."))
         }
-        Some(serde_json::Value::String(s)) => s.trim().to_string(),
+        Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err(bad("parameter_invalid", "name must be a string.")),
     };
-    if name.is_empty() {
-        return Err(bad("parameter_invalid", "name must not be empty."));
-    }
-    if name.chars().count() > crate::accounts::MAX_NAME_LEN {
-        return Err(bad(
-            "parameter_invalid",
-            "name must be at most 100 characters.",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(bad(
-            "parameter_invalid",
-            "name must not contain control characters.",
-        ));
-    }
+    // One rule for names, the accounts' own.
+    let name = crate::accounts::validate_name("name", name)
+        .map_err(|e| bad("parameter_invalid", &format!("{e}.")))?;
     Ok(name)
 }
 

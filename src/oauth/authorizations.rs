@@ -111,13 +111,85 @@ pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Revokes one authorization (idempotent). Returns the events to apply locally.
-pub fn revoke(conn: &mut DbConn, id: &str) -> Result<(Authorization, Vec<Event>)> {
+/// Why an authorization ends: each cause is its own security-log action.
+#[derive(Clone, Copy, Debug)]
+pub enum Cause<'a> {
+    /// A workspace owner or admin, in the settings pages or with the CLI.
+    Person {
+        actor: &'a str,
+        address: Option<&'a str>,
+    },
+    /// An authorization code presented twice (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
+    CodeReplay,
+    /// A used refresh token presented again (RFC 9700 §4.14.2).
+    RefreshReuse,
+    /// The client revoked a refresh token (RFC 7009 §2.1).
+    ClientRevocation,
+}
+
+impl Cause<'_> {
+    fn action(&self) -> &'static str {
+        match self {
+            Cause::Person { .. } => "app.revoked",
+            Cause::CodeReplay => "app.revoked_code_replay",
+            Cause::RefreshReuse => "app.revoked_refresh_reuse",
+            Cause::ClientRevocation => "app.revoked_by_client",
+        }
+    }
+    fn actor<'b>(&'b self, authorization: &'b Authorization) -> &'b str {
+        match self {
+            Cause::Person { actor, .. } => actor,
+            _ => &authorization.client_id,
+        }
+    }
+    fn address(&self) -> Option<&str> {
+        match self {
+            Cause::Person { address, .. } => *address,
+            _ => None,
+        }
+    }
+}
+
+/// Revokes one authorization (idempotent) and, when it was active, writes the
+/// security-log row in the same transaction. Returns the events recorded, for
+/// the caller to apply to its cache.
+pub fn revoke_recorded(
+    conn: &mut DbConn,
+    id: &str,
+    cause: Cause,
+) -> Result<(Authorization, Vec<Event>)> {
     db::write_tx(conn, |conn| {
-        find(conn, id)?;
+        let before = find(conn, id)?;
         let events = revoke_in_tx(conn, id)?;
+        if before.revoked_at.is_none() {
+            crate::accounts::audit::record(
+                conn,
+                &before.workspace_id,
+                cause.actor(&before),
+                cause.action(),
+                id,
+                cause.address(),
+            )?;
+            crate::metrics::METRICS
+                .revocations
+                .with_label_values(&["authorization"])
+                .inc();
+        }
         Ok((find(conn, id)?, events))
     })
+}
+
+/// Revokes one authorization: recorded, logged, and applied to this node's
+/// cache at once (other nodes read the events from the database).
+pub fn revoke(
+    conn: &mut DbConn,
+    cache: &crate::credentials::cache::CredentialCache,
+    id: &str,
+    cause: Cause,
+) -> Result<Authorization> {
+    let (authorization, events) = revoke_recorded(conn, id, cause)?;
+    cache.apply(&events);
+    Ok(authorization)
 }
 
 /// Inside a transaction: revokes every active authorization a person approved in

@@ -93,6 +93,14 @@ fn revoke_access(
         .set(access_tokens::revoked_at.eq(db::now()))
         .execute(conn)?;
         let events = if n > 0 {
+            crate::accounts::audit::record(
+                conn,
+                &claims.workspace_id,
+                &client.id,
+                "access_token.revoked_by_client",
+                &claims.jti,
+                None,
+            )?;
             vec![Event::access_token(&claims.jti, claims.exp)]
         } else {
             Vec::new()
@@ -112,7 +120,11 @@ fn revoke_refresh(conn: &mut DbConn, client: &Client, token: &str) -> Result<Opt
         .optional()?;
     match row {
         Some((authorization_id, owner)) if owner == client.id => {
-            let (_, events) = authorizations::revoke(conn, &authorization_id)?;
+            let (_, events) = authorizations::revoke_recorded(
+                conn,
+                &authorization_id,
+                authorizations::Cause::ClientRevocation,
+            )?;
             Ok(Some(events))
         }
         _ => Ok(None),

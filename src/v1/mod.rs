@@ -13,9 +13,18 @@ pub struct Item {
     pub created_at: String,
 }
 
+/// A list: `{"data": [...], "has_more": bool}`, newest first.
+#[derive(Serialize, Debug)]
 pub struct Page {
     pub data: Vec<Item>,
     pub has_more: bool,
+}
+
+/// `GET /v1/workspace`.
+#[derive(Serialize, Debug)]
+pub struct WorkspaceBody {
+    pub id: String,
+    pub name: String,
 }
 
 pub const DEFAULT_LIMIT: i64 = 10;

@@ -381,22 +381,10 @@ async fn generate_key(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     };
     let result = super::with_conn(&svc, move |_, conn| {
         let ws = field(&post.form, "workspace_id");
-        let ctx = match context(conn, post.cookie.clone(), Some(&ws))? {
-            Access_::Ok(ctx) => ctx,
-            other => return Ok(Outcome::NoAccess(other)),
+        let ctx = match manager_of(conn, &post, &ws, "generate API keys")? {
+            Ok(ctx) => ctx,
+            Err(refusal) => return Ok(refusal.into()),
         };
-        if !csrf_ok(&ctx, &post.form) {
-            return Ok(Outcome::Refused(
-                StatusCode::FORBIDDEN,
-                "The form could not be verified (CSRF). Reload the page and try again.".into(),
-            ));
-        }
-        if ctx.current.id != ws || !ctx.role.can_manage() {
-            return Ok(Outcome::Refused(
-                StatusCode::FORBIDDEN,
-                "Only owners and admins of the workspace can generate API keys.".into(),
-            ));
-        }
         let name = field(&post.form, "name");
         let attempt = Access::parse(&field(&post.form, "access")).and_then(|access| {
             let expires = apikeys::parse_expiry(Some(&field(&post.form, "expires")))?;
@@ -458,23 +446,63 @@ fn managed_key(
         }
         Err(e) => return Err(e),
     };
-    let ctx = match context(conn, post.cookie.clone(), Some(&key.workspace_id))? {
+    Ok(
+        manager_of(conn, post, &key.workspace_id, "manage its API keys")?
+            .map(|ctx| (ctx, key))
+            .map_err(Outcome::from),
+    )
+}
+
+impl From<Refusal> for Outcome {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NoAccess(a) => Outcome::NoAccess(a),
+            Refusal::Refused(status, msg) => Outcome::Refused(status, msg),
+        }
+    }
+}
+
+impl From<Refusal> for AppOutcome {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NoAccess(a) => AppOutcome::NoAccess(a),
+            Refusal::Refused(status, msg) => AppOutcome::Refused(status, msg),
+        }
+    }
+}
+
+/// Why a form post on a workspace's settings was refused.
+enum Refusal {
+    NoAccess(Access_),
+    Refused(StatusCode, String),
+}
+
+/// The one guard of every settings action: a signed-in person with a valid
+/// CSRF token who is an owner or admin of `workspace_id`. `what` completes
+/// "Only owners and admins of the workspace can …".
+fn manager_of(
+    conn: &mut DbConn,
+    post: &FormPost,
+    workspace_id: &str,
+    what: &str,
+) -> Result<Result<Box<Context>, Refusal>, Error> {
+    let ctx = match context(conn, post.cookie.clone(), Some(workspace_id))? {
         Access_::Ok(ctx) => ctx,
-        other => return Ok(Err(Outcome::NoAccess(other))),
+        other => return Ok(Err(Refusal::NoAccess(other))),
     };
     if !csrf_ok(&ctx, &post.form) {
-        return Ok(Err(Outcome::Refused(
+        return Ok(Err(Refusal::Refused(
             StatusCode::FORBIDDEN,
             "The form could not be verified (CSRF). Reload the page and try again.".into(),
         )));
     }
-    if ctx.current.id != key.workspace_id || !ctx.role.can_manage() {
-        return Ok(Err(Outcome::Refused(
+    if ctx.current.id != workspace_id || !ctx.role.can_manage() {
+        return Ok(Err(Refusal::Refused(
             StatusCode::FORBIDDEN,
-            "Only owners and admins of the workspace can manage its API keys.".into(),
+            format!("Only owners and admins of the workspace can {what}."),
         )));
     }
-    Ok(Ok((ctx, key)))
+    Ok(Ok(ctx))
 }
 
 fn conflict_to_page(r: Result<Outcome, Error>) -> Result<Outcome, Error> {
@@ -532,12 +560,14 @@ async fn rotate_key(
         payload,
         |svc, conn, post, ctx, key| {
             conflict_to_page(
-                apikeys::rotate(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
-                    |(issued, events)| {
-                        svc.credentials.cache.apply(&events);
-                        Outcome::Secret(issued, "key_rotated")
-                    },
-                ),
+                apikeys::rotate(
+                    conn,
+                    &svc.credentials.cache,
+                    &key.id,
+                    &ctx.user.id,
+                    Some(&post.address),
+                )
+                .map(|issued| Outcome::Secret(issued, "key_rotated")),
             )
         },
     )
@@ -572,16 +602,14 @@ async fn revoke_key(
                 };
             }
             conflict_to_page(
-                apikeys::revoke(conn, &key.id, &ctx.user.id, Some(&post.address)).map(
-                    |(_, events)| {
-                        svc.credentials.cache.apply(&events);
-                        crate::metrics::METRICS
-                            .revocations
-                            .with_label_values(&["api_key"])
-                            .inc();
-                        Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))
-                    },
-                ),
+                apikeys::revoke(
+                    conn,
+                    &svc.credentials.cache,
+                    &key.id,
+                    &ctx.user.id,
+                    Some(&post.address),
+                )
+                .map(|_| Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))),
             )
         },
     )
@@ -721,22 +749,10 @@ async fn revoke_app(
             }
             Err(e) => return Err(e),
         };
-        let ctx = match context(conn, post.cookie.clone(), Some(&authorization.workspace_id))? {
-            Access_::Ok(ctx) => ctx,
-            other => return Ok(AppOutcome::NoAccess(other)),
+        let ctx = match manager_of(conn, &post, &authorization.workspace_id, "revoke its apps")? {
+            Ok(ctx) => ctx,
+            Err(refusal) => return Ok(refusal.into()),
         };
-        if !csrf_ok(&ctx, &post.form) {
-            return Ok(AppOutcome::Refused(
-                StatusCode::FORBIDDEN,
-                "The form could not be verified (CSRF). Reload the page and try again.".into(),
-            ));
-        }
-        if ctx.current.id != authorization.workspace_id || !ctx.role.can_manage() {
-            return Ok(AppOutcome::Refused(
-                StatusCode::FORBIDDEN,
-                "Only owners and admins of the workspace can revoke its apps.".into(),
-            ));
-        }
         if field(&post.form, "confirm") != "yes" {
             let app = crate::oauth::clients::find(conn, &authorization.client_id)?
                 .map(|c| c.name)
@@ -749,19 +765,14 @@ async fn revoke_app(
                 ctx.session.csrf_token.clone(),
             ));
         }
-        let (_, events) = authorizations::revoke(conn, &id)?;
-        svc.credentials.cache.apply(&events);
-        crate::metrics::METRICS
-            .revocations
-            .with_label_values(&["authorization"])
-            .inc();
-        crate::accounts::audit::record(
+        authorizations::revoke(
             conn,
-            &authorization.workspace_id,
-            &ctx.user.id,
-            "app.revoked",
+            &svc.credentials.cache,
             &id,
-            Some(&post.address),
+            authorizations::Cause::Person {
+                actor: &ctx.user.id,
+                address: Some(&post.address),
+            },
         )?;
         Ok(AppOutcome::Done(format!(
             "/settings/authorized-apps?workspace={}&notice=app_revoked",
@@ -817,6 +828,10 @@ fn action_words(action: &str) -> &'static str {
         "api_key.revoked" => "API key revoked",
         "app.authorized" => "App authorized",
         "app.revoked" => "App revoked",
+        "app.revoked_code_replay" => "App revoked: a code was used twice",
+        "app.revoked_refresh_reuse" => "App revoked: a used refresh token came back",
+        "app.revoked_by_client" => "App revoked by the app itself",
+        "access_token.revoked_by_client" => "Access token revoked by the app",
         "member.removed" => "Member removed",
         _ => "Other",
     }

@@ -45,7 +45,12 @@ pub fn authorization_code(
         ));
     }
     if row.used_at.is_some() {
-        return Err(replayed(conn, &row.authorization_id, "authorization code"));
+        return Err(replayed(
+            conn,
+            &row.authorization_id,
+            "authorization code",
+            authorizations::Cause::CodeReplay,
+        ));
     }
     if row.expires_at < db::now() {
         return Err(invalid("the authorization code has expired"));
@@ -86,6 +91,11 @@ pub fn authorization_code(
     match outcome {
         Redeemed::Issued(r) => Ok(r),
         Redeemed::Refused(e) => Err(plain(e)),
-        Redeemed::Replayed => Err(replayed(conn, &row.authorization_id, "authorization code")),
+        Redeemed::Replayed => Err(replayed(
+            conn,
+            &row.authorization_id,
+            "authorization code",
+            authorizations::Cause::CodeReplay,
+        )),
     }
 }

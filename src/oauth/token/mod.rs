@@ -67,7 +67,12 @@ fn internal(e: impl Into<OAuthError>) -> (OAuthError, Vec<Event>) {
 
 /// Revokes the authorization behind a replayed code or refresh token and answers
 /// `invalid_grant`.
-fn replayed(conn: &mut DbConn, authorization_id: &str, what: &str) -> (OAuthError, Vec<Event>) {
+fn replayed(
+    conn: &mut DbConn,
+    authorization_id: &str,
+    what: &str,
+    cause: authorizations::Cause,
+) -> (OAuthError, Vec<Event>) {
     // Lost to a revocation rather than replayed: nothing more to revoke.
     if let Ok(a) = authorizations::find(conn, authorization_id) {
         if a.revoked_at.is_some() {
@@ -77,7 +82,7 @@ fn replayed(conn: &mut DbConn, authorization_id: &str, what: &str) -> (OAuthErro
         }
     }
     log::warn!("{what} replayed: revoking authorization {authorization_id}");
-    let events = match authorizations::revoke(conn, authorization_id) {
+    let events = match authorizations::revoke_recorded(conn, authorization_id, cause) {
         Ok((_, events)) => events,
         Err(e) => return internal(e),
     };

@@ -40,7 +40,12 @@ pub fn refresh_token(
         return Err(invalid("the refresh token has been revoked"));
     }
     if row.used_at.is_some() {
-        return Err(replayed(conn, &row.authorization_id, "refresh token"));
+        return Err(replayed(
+            conn,
+            &row.authorization_id,
+            "refresh token",
+            authorizations::Cause::RefreshReuse,
+        ));
     }
     if row.expires_at < db::now() {
         return Err(invalid("the refresh token has expired"));
@@ -92,6 +97,11 @@ pub fn refresh_token(
     match outcome {
         Redeemed::Issued(r) => Ok(r),
         Redeemed::Refused(e) => Err(plain(e)),
-        Redeemed::Replayed => Err(replayed(conn, &row.authorization_id, "refresh token")),
+        Redeemed::Replayed => Err(replayed(
+            conn,
+            &row.authorization_id,
+            "refresh token",
+            authorizations::Cause::RefreshReuse,
+        )),
     }
 }
