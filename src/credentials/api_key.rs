@@ -33,6 +33,7 @@ fn checksum(body: &str) -> String {
 }
 
 impl SecretFormat {
+    #[allow(clippy::len_without_is_empty)]
     pub const fn len(&self) -> usize {
         self.prefix.len() + PUBLIC_ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN
     }

@@ -28,7 +28,7 @@ async fn callback(svc: Svc, req: HttpRequest) -> HttpResponse {
     }
     let params = Params::parse(req.query_string().as_bytes());
     let get = |n: &str| params.get(n).ok().flatten().unwrap_or("");
-    let client_id = super::with_conn(&svc, |_, conn| Ok(demo::client_id(conn)?))
+    let client_id = super::with_conn(&svc, |_, conn| demo::client_id(conn))
         .await
         .ok()
         .flatten()

@@ -104,23 +104,6 @@ pub fn authenticate_with(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_is_form_decoded() {
-        // "my%2Did:s%7Ecret" base64
-        let h = format!("Basic {}", STANDARD.encode("my%2Did:s%7Ecret+x"));
-        assert_eq!(
-            basic_credentials(&h),
-            Some(("my-id".into(), "s~cret x".into()))
-        );
-        assert_eq!(basic_credentials("Bearer abc"), None);
-        assert_eq!(basic_credentials("Basic !!!"), None);
-    }
-}
-
 /// Client authentication with the client looked up in memory first, then in the
 /// database (and remembered).
 pub fn authenticate_with_cache(
@@ -166,4 +149,21 @@ pub fn authenticate_from_memory(
         allow,
     );
     (!missed).then_some(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_is_form_decoded() {
+        // "my%2Did:s%7Ecret" base64
+        let h = format!("Basic {}", STANDARD.encode("my%2Did:s%7Ecret+x"));
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("my-id".into(), "s~cret x".into()))
+        );
+        assert_eq!(basic_credentials("Bearer abc"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+    }
 }
