@@ -4,9 +4,12 @@
 //! page it checked under `target/screenshots/<test>.png` (and of the steps on the
 //! way, `<test>-<step>.png`).
 //!
-//! Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian's `chromium` and
-//! `chromium-driver`); without them the tests fail.
+//! Needs chromium and chromedriver on PATH (Debian's `chromium` and
+//! `chromium-driver`; `./scripts/test` installs them); without them each test
+//! fails with one line saying so.
 
+#[path = "../it/require.rs"]
+mod require;
 mod support;
 
 use support::{

@@ -3,10 +3,11 @@
 //! the OAuth client's redirect URI; chromedriver driving a headless Chromium; and
 //! a plain HTTP client for what a client application does without a browser.
 //!
-//! Chromium and chromedriver are taken from `/usr/bin` (or `KEYGATE_CHROMIUM`,
+//! Chromium and chromedriver are taken from `PATH` (or `KEYGATE_CHROMIUM`,
 //! `KEYGATE_CHROMEDRIVER`); nothing is ever downloaded. When they are missing
-//! the tests fail and say so.
+//! each test fails with one line that says so and names `./scripts/test`.
 
+use crate::require::require_program;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -335,28 +336,12 @@ struct ChromeDriver {
     chromium: String,
 }
 
-fn tool(var: &str, default: &str, what: &str) -> String {
-    let path = std::env::var(var)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| default.to_string());
-    assert!(
-        Path::new(&path).is_file(),
-        "{what} not found at {path}: the browser tests need Debian's chromium and \
-         chromium-driver packages (apt-get install chromium chromium-driver), or {var} \
-         pointing at the binary"
-    );
-    path
-}
-
 impl ChromeDriver {
     fn start() -> ChromeDriver {
-        let chromium = tool("KEYGATE_CHROMIUM", "/usr/bin/chromium", "Chromium");
-        let driver = tool(
-            "KEYGATE_CHROMEDRIVER",
-            "/usr/bin/chromedriver",
-            "chromedriver",
-        );
+        let driver = require_program("chromedriver", "the browser tests");
+        let chromium = require_program("chromium", "the browser tests")
+            .display()
+            .to_string();
         let dir = TempDir::new("chrome");
         let port = free_port();
         let process = Guarded::spawn(
@@ -370,7 +355,7 @@ impl ChromeDriver {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )
-        .unwrap_or_else(|e| panic!("cannot run {driver}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", driver.display()));
         let mut cd = ChromeDriver {
             process,
             dir,
