@@ -49,6 +49,11 @@ fn run(svc: &Services, stop: &AtomicBool) {
                 }
             }
             svc.credentials.cache.prune();
+            if let Some(l) = &svc.limits {
+                for limiter in [&l.login_account, &l.login_address, &l.client, &l.bearer_address] {
+                    limiter.prune();
+                }
+            }
             last_housekeeping = Instant::now();
         }
     }

@@ -3,6 +3,7 @@
 //! doubles a lock-out (1 s, 2 s, 4 s … up to 15 min).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,27 +13,50 @@ struct Entry {
     blocked_until: Option<Instant>,
 }
 
+/// Failures by key, in shards so that callers rarely wait on one lock. Each
+/// shard holds at most `MAX_TRACKED / SHARDS` keys: a caller sending endless
+/// distinct keys (any string can be a client id) evicts an entry, which can
+/// only make the limit laxer for that key, never lock anyone out, and costs
+/// O(1) per failure.
 pub struct FailureLimiter {
     threshold: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<String, Entry>>>,
 }
 
 const MAX_BLOCK: Duration = Duration::from_secs(900);
-const MAX_TRACKED: usize = 100_000;
+/// The most keys a limiter tracks.
+pub const MAX_TRACKED: usize = 65_536;
+const SHARDS: usize = 16;
+const PER_SHARD: usize = MAX_TRACKED / SHARDS;
 
 impl FailureLimiter {
     pub fn new(threshold: u32, window_secs: u64) -> Self {
         FailureLimiter {
             threshold: threshold.max(1),
             window: Duration::from_secs(window_secs.max(1)),
-            entries: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
+    }
+
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many keys are tracked now (at most `MAX_TRACKED`).
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     /// `Err(seconds)` while the key is locked out.
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.shard(key);
         if let Some(until) = map.get(key).and_then(|e| e.blocked_until) {
             let now = Instant::now();
             if until > now {
@@ -44,12 +68,12 @@ impl FailureLimiter {
 
     pub fn failure(&self, key: &str) {
         let now = Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            map.retain(|_, e| {
-                now.duration_since(e.window_start) < self.window
-                    || e.blocked_until.is_some_and(|u| u > now)
-            });
+        let mut map = self.shard(key);
+        if map.len() >= PER_SHARD && !map.contains_key(key) {
+            // Any entry will do: the first one the table yields.
+            if let Some(victim) = map.keys().next().cloned() {
+                map.remove(&victim);
+            }
         }
         let e = map.entry(key.to_string()).or_insert(Entry {
             failures: 0,
@@ -62,7 +86,7 @@ impl FailureLimiter {
             e.failures = 0;
             e.window_start = now;
         }
-        e.failures += 1;
+        e.failures = e.failures.saturating_add(1);
         if e.failures >= self.threshold {
             let exp = (e.failures - self.threshold).min(20);
             let block = Duration::from_secs(1u64 << exp).min(MAX_BLOCK);
@@ -72,10 +96,18 @@ impl FailureLimiter {
 
     /// A success clears the count (for logins: the right password was known).
     pub fn success(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.shard(key).remove(key);
+    }
+
+    /// Drops entries whose window and block have both passed.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| {
+                now.duration_since(e.window_start) < self.window
+                    || e.blocked_until.is_some_and(|u| u > now)
+            });
+        }
     }
 }
 
@@ -94,5 +126,19 @@ mod tests {
         assert!(l.check("b").is_ok());
         l.success("a");
         assert!(l.check("a").is_ok());
+    }
+
+    #[test]
+    fn distinct_keys_stay_under_the_cap() {
+        let l = FailureLimiter::new(3, 60);
+        for i in 0..100_000 {
+            l.failure(&format!("client:made-up-{i}"));
+        }
+        assert!(l.tracked() <= MAX_TRACKED);
+        // A key failing now is still tracked and limited.
+        for _ in 0..3 {
+            l.failure("client:victim");
+        }
+        assert!(l.check("client:victim").is_err());
     }
 }
