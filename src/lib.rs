@@ -13,6 +13,9 @@ pub mod cache;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod credentials {
+    pub mod grace;
+}
 pub mod crypto;
 pub mod db;
 pub mod demo;
