@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod credentials {
+    pub mod address;
     pub mod grace;
 }
 pub mod crypto;
