@@ -6,6 +6,8 @@
 //! tokens do). Only the SHA-256 of the whole key is stored. The displayable
 //! prefix is `kgk_` + the public id: it names the key and reveals nothing.
 
+pub mod leaks;
+
 use crate::accounts::{self, plan_includes_api};
 pub use crate::credentials::api_key::{Access, KeyStatus};
 use crate::credentials::api_key::{API_KEY, KEY_PREFIX};

@@ -3,9 +3,11 @@
 //! the cache true, and usage counting.
 
 pub mod access_token;
+pub mod address;
 pub mod api_key;
 pub mod bearer;
 pub mod cache;
+pub mod grace;
 pub mod revocation;
 pub mod scopes;
 pub mod sealing;
