@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 mod fuzz;
 pub mod http;
+pub mod mailboxes;
 pub mod maintenance;
 pub mod metrics;
 pub mod oauth;
