@@ -11,6 +11,7 @@ mod oauth2_client;
 mod oauth_flow;
 mod openapi;
 mod ops;
+mod postfix;
 mod revocation;
 mod security;
 mod v1_api;
