@@ -13,5 +13,6 @@ mod openapi;
 mod ops;
 mod postfix;
 mod revocation;
+mod sasl;
 mod security;
 mod v1_api;
