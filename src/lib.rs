@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod mailboxes;
 pub mod metrics;
 pub mod node;
 pub mod oauth;
