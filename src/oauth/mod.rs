@@ -9,6 +9,7 @@ pub mod error;
 pub mod introspect;
 pub mod keys;
 pub mod metadata;
+pub mod registration;
 pub mod revoke;
 pub mod scopes;
 pub mod token;
