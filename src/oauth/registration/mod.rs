@@ -12,6 +12,7 @@
 //! This module is self-contained: it depends on no other keygate module, so it
 //! can be wired in wherever storage and the HTTP layer end up.
 
+pub mod cimd;
 pub mod metadata;
 
 pub use metadata::{
