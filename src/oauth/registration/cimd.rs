@@ -48,7 +48,6 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
@@ -603,19 +602,31 @@ impl Fetcher {
                 .clone()
         };
 
-        let result = cell.get_or_init(|| self.load(url, client_id)).await.clone();
+        // If every caller is dropped before the fetch ends, the guard removes
+        // the unfinished entry, so cancelled fetches leave nothing behind.
+        let guard = InFlightGuard {
+            fetcher: self,
+            client_id,
+            cell,
+        };
+        let result = guard
+            .cell
+            .get_or_init(|| self.load(url, client_id))
+            .await
+            .clone();
 
         let mut state = self.lock();
         if state
             .in_flight
             .get(client_id)
-            .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            .is_some_and(|c| Arc::ptr_eq(c, &guard.cell))
         {
             state.in_flight.remove(client_id);
             if let Ok((doc, ttl)) = &result {
                 self.store(&mut state, client_id, doc.clone(), *ttl);
             }
         }
+        drop(state);
         result.map(|(doc, _)| doc)
     }
 
@@ -627,6 +638,11 @@ impl Fetcher {
     /// How many documents are cached (expired ones included until evicted).
     pub fn cached_len(&self) -> usize {
         self.lock().cache.len()
+    }
+
+    /// How many fetches are under way (distinct URLs).
+    pub fn in_flight_len(&self) -> usize {
+        self.lock().in_flight.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -748,7 +764,11 @@ impl Fetcher {
                 reason: e.to_string(),
             })?;
 
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        // Small buffers: a document is at most a few KiB, and so are its headers.
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_header_size(8 * 1024)
+            .max_buf_size(16 * 1024)
+            .handshake(TokioIo::new(tls))
             .await
             .map_err(|e| CimdError::Http(e.to_string()))?;
         let authority = match url.port() {
@@ -812,6 +832,28 @@ impl Fetcher {
     }
 }
 
+/// Removes an in-flight entry nobody else waits on when its caller goes away.
+struct InFlightGuard<'a> {
+    fetcher: &'a Fetcher,
+    client_id: &'a str,
+    cell: Arc<OnceCell<Shared>>,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.fetcher.lock();
+        // New waiters clone the entry only under this lock, so the count is
+        // exact here: 2 means the map's and ours.
+        let abandoned = state.in_flight.get(self.client_id).is_some_and(|c| {
+            Arc::ptr_eq(c, &self.cell)
+                && (self.cell.initialized() || Arc::strong_count(&self.cell) <= 2)
+        });
+        if abandoned {
+            state.in_flight.remove(self.client_id);
+        }
+    }
+}
+
 /// Runs `work` while also polling the HTTP connection `conn` that serves it,
 /// without spawning: dropping this future (a timeout) closes the connection.
 async fn drive<C, W, T>(conn: C, work: W) -> T
@@ -827,10 +869,7 @@ where
             // Finished or failed; a failure reaches `work` as a request error.
             conn_done = true;
         }
-        match work.as_mut().poll(cx) {
-            Poll::Ready(t) => Poll::Ready(t),
-            Poll::Pending => Poll::Pending,
-        }
+        work.as_mut().poll(cx)
     })
     .await
 }

@@ -410,7 +410,7 @@ pub fn classify_redirect_uri(uri: &str) -> Result<RedirectKind, RegistrationErro
     if uri.contains('#') {
         return Err(bad("must not contain a fragment (RFC 6749 §3.1.2)"));
     }
-    check_uri_chars(uri).map_err(|why| bad(why))?;
+    check_uri_chars(uri).map_err(bad)?;
 
     let url = url::Url::parse(uri).map_err(|e| bad(&format!("not an absolute URI ({e})")))?;
     let scheme = url.scheme();
@@ -648,7 +648,7 @@ pub(crate) fn validate_web_uri(
     if value.len() > MAX_URI_BYTES {
         return Err(bad(&format!("must be at most {MAX_URI_BYTES} bytes")));
     }
-    check_uri_chars(value).map_err(|why| bad(why))?;
+    check_uri_chars(value).map_err(bad)?;
     let rest = value.strip_prefix("https://").unwrap_or("");
     if rest.is_empty() || rest.starts_with('/') {
         return Err(bad("must be an https URL"));
