@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod introspect;
 pub mod metadata;
+pub mod registration;
 pub mod revoke;
 pub mod token;
 

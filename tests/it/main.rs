@@ -5,8 +5,10 @@
 pub mod support;
 
 mod apikeys;
+mod cimd;
 mod cli;
 mod faults;
+mod https_server;
 mod oauth2_client;
 mod oauth_flow;
 mod openapi;
