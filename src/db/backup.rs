@@ -5,7 +5,7 @@ use crate::db::{self, DatabaseUrl};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 /// Tables every keygate database has; a file without them is not one.
@@ -267,24 +267,6 @@ fn refuse_if_in_use(target: &Path) -> Result<(), String> {
             "{} is in use: stop keygate before restoring",
             target.display()
         )),
-        _ => Ok(()),
-    }
-}
-
-/// Writes the completion script of `cmd` for `shell`. A reader that stops
-/// early (`| head`) is no error.
-pub fn completions(
-    shell: clap_complete::Shell,
-    cmd: &mut clap::Command,
-    out: &mut dyn Write,
-) -> Result<(), String> {
-    // clap_complete panics on a failed write: generate in memory, write here.
-    let mut script = Vec::new();
-    clap_complete::generate(shell, cmd, "keygate", &mut script);
-    match out.write_all(&script).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
-            Err(format!("cannot write the completion script: {e}"))
-        }
         _ => Ok(()),
     }
 }

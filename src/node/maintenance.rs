@@ -50,7 +50,12 @@ fn run(svc: &Services, stop: &AtomicBool) {
             }
             svc.credentials.cache.prune();
             if let Some(l) = &svc.limits {
-                for limiter in [&l.login_account, &l.login_address, &l.client, &l.bearer_address] {
+                for limiter in [
+                    &l.login_account,
+                    &l.login_address,
+                    &l.client,
+                    &l.bearer_address,
+                ] {
                     limiter.prune();
                 }
             }

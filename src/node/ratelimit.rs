@@ -103,10 +103,13 @@ impl FailureLimiter {
     pub fn prune(&self) {
         let now = Instant::now();
         for shard in &self.shards {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| {
-                now.duration_since(e.window_start) < self.window
-                    || e.blocked_until.is_some_and(|u| u > now)
-            });
+            shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, e| {
+                    now.duration_since(e.window_start) < self.window
+                        || e.blocked_until.is_some_and(|u| u > now)
+                });
         }
     }
 }

@@ -1,0 +1,202 @@
+//! `keygate apikey`.
+
+use super::*;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ApikeyCmd {
+    /// Generate a key; the full key is printed once.
+    #[command(
+        after_help = "Example:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only --expires 2027-01-31"
+    )]
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: String,
+        /// read_only or read_write.
+        #[arg(long)]
+        access: String,
+        /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a workspace's keys, newest first.
+    #[command(
+        after_help = "Example:\n  keygate --json apikey list --workspace WS_ID --status active"
+    )]
+    List {
+        #[arg(long)]
+        workspace: String,
+        /// Search name, creator, workspace or purpose.
+        #[arg(long)]
+        search: Option<String>,
+        /// active, expired or revoked.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Give a key a new secret (printed once); the old one stops at once.
+    #[command(after_help = "Example:\n  keygate apikey rotate KEY_ID")]
+    Rotate { id: String },
+    /// Revoke a key: immediate and final.
+    #[command(after_help = "Example:\n  keygate apikey revoke KEY_ID")]
+    Revoke { id: String },
+    /// Daily request counts of a key (kept for 90 days), oldest first.
+    #[command(after_help = "Example:\n  keygate --json apikey usage KEY_ID --days 30")]
+    Usage {
+        id: String,
+        /// How many days back, up to 90.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+}
+
+pub(super) fn key_json(key: &apikeys::ApiKey, secret: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": key.id,
+        "prefix": key.prefix(),
+        "access": key.access,
+        "expires_at": time_or_null(key.expires_at),
+    });
+    if let Some(s) = secret {
+        v["key"] = json!(s);
+    }
+    v
+}
+
+pub(super) fn apikey(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    cmd: ApikeyCmd,
+) -> Result<(), Error> {
+    match cmd {
+        ApikeyCmd::Create {
+            workspace,
+            name,
+            access,
+            expires,
+        } => {
+            let access = Access::parse(&access)?;
+            if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                return Err(Error::invalid(
+                    "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
+                ));
+            }
+            let expires_at = apikeys::parse_expiry(expires.as_deref())?;
+            let issued = apikeys::create(
+                conn,
+                &workspace,
+                &name,
+                access,
+                expires_at,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
+            out.emit(
+                key_json(&issued.key, Some(&issued.secret)),
+                format!(
+                    "{}\n(key {} \"{}\"; shown only now: store it safely)",
+                    issued.secret, issued.key.id, issued.key.name
+                ),
+            );
+        }
+        ApikeyCmd::List {
+            workspace,
+            search,
+            status,
+        } => {
+            if let Some(s) = status.as_deref() {
+                if !["active", "expired", "revoked"].contains(&s) {
+                    return Err(Error::invalid(format!(
+                        "unknown status {s:?}: expected active, expired or revoked"
+                    )));
+                }
+            }
+            accounts::find_workspace(conn, &workspace)?;
+            let now = db::now();
+            for row in apikeys::list(
+                conn,
+                &workspace,
+                &ListFilter {
+                    query: search,
+                    status,
+                },
+            )? {
+                let k = &row.key;
+                let mut v = key_json(k, None);
+                v["name"] = json!(k.name);
+                v["workspace_id"] = json!(k.workspace_id);
+                v["created_by"] = json!(row.creator);
+                v["created_at"] = json!(rfc3339(k.created_at));
+                v["usage_count"] = json!(k.usage_count);
+                v["last_used_at"] = time_or_null(k.last_used_at);
+                v["status"] = json!(k.status_at(now).as_str());
+                out.emit(
+                    v,
+                    format!(
+                        "{}  {:<24} {:<10} {:<8} used {}",
+                        k.prefix(),
+                        k.name,
+                        k.access,
+                        k.status_at(now).as_str(),
+                        k.usage_count
+                    ),
+                );
+            }
+        }
+        ApikeyCmd::Rotate { id } => {
+            let issued = apikeys::rotate(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
+            await_propagation(config);
+            out.emit(
+                key_json(&issued.key, Some(&issued.secret)),
+                format!(
+                    "{}\n(new secret for key {}; the old one no longer works)",
+                    issued.secret, issued.key.id
+                ),
+            );
+        }
+        ApikeyCmd::Usage { id, days } => {
+            if !(1..=crate::credentials::usage::RETENTION_DAYS).contains(&days) {
+                return Err(Error::invalid("--days must be from 1 to 90"));
+            }
+            let key = apikeys::find(conn, &id)?;
+            let today = crate::credentials::usage::day_of(db::now());
+            let series = crate::credentials::usage::series(
+                conn,
+                crate::credentials::usage::API_KEY,
+                &key.id,
+                today - days + 1,
+            )?;
+            let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
+            for day in (today - days + 1)..=today {
+                let n = counts.get(&day).copied().unwrap_or(0);
+                let date = crate::credentials::usage::date_of(day);
+                out.emit(
+                    json!({"id": key.id, "date": date, "count": n}),
+                    format!("{date}  {n}"),
+                );
+            }
+        }
+        ApikeyCmd::Revoke { id } => {
+            let key = apikeys::revoke(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
+            await_propagation(config);
+            out.emit(
+                json!({"id": key.id, "status": "revoked"}),
+                format!("revoked key {} ({})", key.id, key.name),
+            );
+        }
+    }
+    Ok(())
+}

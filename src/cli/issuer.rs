@@ -1,0 +1,119 @@
+//! `keygate client`, `apps` and `keys`: the issuer's commands.
+
+use super::*;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ClientCmd {
+    /// Register an OAuth client.
+    #[command(
+        after_help = "Example:\n  keygate client create --name 'Acme CRM' --redirect-uri https://crm.example.com/callback"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE only), for native and browser apps.
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum AppsCmd {
+    /// List a workspace's authorizations, newest first.
+    #[command(after_help = "Example:\n  keygate --json apps list --workspace WS_ID")]
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revoke an authorization and every token issued under it.
+    #[command(after_help = "Example:\n  keygate apps revoke AUTHORIZATION_ID")]
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum KeysCmd {
+    /// Add a new signing key; older keys stay published until their tokens expire.
+    #[command(after_help = "Example:\n  keygate keys rotate")]
+    Rotate,
+}
+
+pub(super) fn apps(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    cmd: AppsCmd,
+) -> Result<(), Error> {
+    match cmd {
+        AppsCmd::List { workspace } => {
+            accounts::find_workspace(conn, &workspace)?;
+            for row in authorizations::list_for_workspace(conn, &workspace)? {
+                let a = &row.authorization;
+                out.emit(
+                    json!({
+                        "id": a.id,
+                        "app_name": row.app_name,
+                        "client_id": a.client_id,
+                        "workspace_id": a.workspace_id,
+                        "scopes": scopes::split(&a.scopes),
+                        "authorized_at": rfc3339(a.created_at),
+                        "status": a.status(),
+                        "authorized_by": row.authorized_by,
+                        "last_used_at": time_or_null(a.last_used_at),
+                    }),
+                    format!(
+                        "{}  {:<24} {:<8} {}  {}",
+                        a.id,
+                        row.app_name,
+                        a.status(),
+                        rfc3339(a.created_at),
+                        a.scopes
+                    ),
+                );
+            }
+        }
+        AppsCmd::Revoke { id } => {
+            let a = authorizations::revoke(
+                conn,
+                &CredentialCache::detached(),
+                &id,
+                authorizations::Cause::Person {
+                    actor: apikeys::CLI_ACTOR,
+                    address: None,
+                },
+            )?;
+            await_propagation(config);
+            out.emit(
+                json!({"id": a.id, "status": "revoked"}),
+                format!("revoked authorization {}", a.id),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn client(conn: &mut DbConn, out: &Out, cmd: ClientCmd) -> Result<(), Error> {
+    let ClientCmd::Create {
+        name,
+        redirect_uris,
+        public,
+    } = cmd;
+    let created = crate::oauth::clients::create(conn, &name, &redirect_uris, public)?;
+    let mut v = json!({"client_id": created.client.id});
+    if let Some(secret) = &created.secret {
+        v["client_secret"] = json!(secret);
+    }
+    let human = match &created.secret {
+        Some(s) => format!(
+            "client_id: {}\nclient_secret: {s}\n(the secret is shown only now)",
+            created.client.id
+        ),
+        None => format!(
+            "client_id: {} (public client: no secret, PKCE only)",
+            created.client.id
+        ),
+    };
+    out.emit(v, human);
+    Ok(())
+}
