@@ -22,6 +22,9 @@ pub struct Config {
     pub rate_limits: Option<RateLimits>,
     /// `keygate demo`: serve the demo client's callback page.
     pub demo: bool,
+    /// `KEYGATE_TRUSTED_PROXIES`: CIDRs of the proxies whose `X-Forwarded-For`
+    /// is believed (parsed and checked when the node starts).
+    pub trusted_proxies: String,
 }
 
 #[derive(Clone, Debug)]
@@ -114,6 +117,7 @@ impl Config {
             housekeeping_secs: env_i64("KEYGATE_HOUSEKEEPING_SECS", 30)? as u64,
             rate_limits,
             demo: false,
+            trusted_proxies: env("KEYGATE_TRUSTED_PROXIES").unwrap_or_default(),
         })
     }
 

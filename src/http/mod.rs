@@ -86,9 +86,32 @@ pub fn media_type(req: &HttpRequest) -> Option<String> {
         })
 }
 
-pub fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
+/// The client's address: the TCP peer, or, only when the peer is a trusted
+/// proxy (`KEYGATE_TRUSTED_PROXIES`), the right-most untrusted
+/// `X-Forwarded-For` entry. The abuse limits, the security log and the key
+/// allowlists all take it from here.
+pub fn client_ip(svc: &Services, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if svc.trusted_proxies.is_empty() {
+        return Some(crate::credentials::address::normalise(peer));
+    }
+    let values: Vec<String> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    Some(crate::credentials::address::client_ip(
+        peer,
+        &values,
+        &svc.trusted_proxies,
+    ))
+}
+
+/// `client_ip` as text, for logs and limiter keys.
+pub fn client_address(svc: &Services, req: &HttpRequest) -> String {
+    client_ip(svc, req)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

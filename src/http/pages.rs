@@ -183,7 +183,7 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
             Some("The form expired. Please sign in again."),
         );
     }
-    let address = client_address(&req);
+    let address = client_address(&svc, &req);
     let account_key = format!("login:{email}");
     let address_key = format!("login-ip:{address}");
     if let Some(limits) = &svc.limits {

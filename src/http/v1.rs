@@ -200,7 +200,7 @@ impl FromRequest for Caller {
                 // An address that keeps failing is refused before any more work;
                 // a credential already verified (cached) is never slowed.
                 if let Some(limits) = &svc.limits {
-                    if let Err(secs) = limits.bearer_address.check(&client_address(&req)) {
+                    if let Err(secs) = limits.bearer_address.check(&client_address(&svc, &req)) {
                         return Err(rate_limited(secs));
                     }
                 }
@@ -247,7 +247,7 @@ fn rate_limited(secs: u64) -> ApiError {
 
 fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
     if let Some(limits) = &svc.limits {
-        let address = client_address(req);
+        let address = client_address(svc, req);
         limits.bearer_address.failure(&address);
     }
     unauthenticated(svc, true)

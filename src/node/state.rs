@@ -2,6 +2,7 @@
 
 use super::ratelimit::FailureLimiter;
 use crate::config::Config;
+use crate::credentials::address::TrustedProxies;
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::signing_keys::KeyRing;
 use crate::credentials::usage::UsageRecorder;
@@ -22,10 +23,14 @@ pub struct Services {
     pub credentials: Credentials,
     pub clients: ClientCache,
     pub limits: Option<Limits>,
+    /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
         let mut conn = pool
             .get()
             .map_err(|e| format!("cannot open the database: {e}"))?;
@@ -51,6 +56,7 @@ impl Services {
             credentials,
             clients: ClientCache::default(),
             limits,
+            trusted_proxies,
         })
     }
 }

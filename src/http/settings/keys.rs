@@ -1,0 +1,388 @@
+//! The API keys page: generate, rotate, revoke.
+
+use super::*;
+
+struct KeyLine {
+    id: String,
+    name: String,
+    prefix: String,
+    access: &'static str,
+    creator: String,
+    created: String,
+    usage_count: i64,
+    chart: String,
+    last_used: String,
+    expires: String,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "settings_keys.html")]
+struct KeysTemplate<'a> {
+    tab: &'a str,
+    workspaces: &'a [Workspace],
+    current: &'a Workspace,
+    user_email: &'a str,
+    csrf_token: &'a str,
+    can_manage: bool,
+    api_access: bool,
+    keys: Vec<KeyLine>,
+    query: &'a str,
+    status: &'a str,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+    form_name: &'a str,
+}
+
+struct KeysView {
+    ctx: Context,
+    rows: Vec<apikeys::KeyRow>,
+    usage: Vec<(String, i64, i64)>,
+}
+
+fn render_keys(
+    view: &KeysView,
+    q: &KeysQuery,
+    error: Option<&str>,
+    form_name: &str,
+) -> HttpResponse {
+    let ctx = &view.ctx;
+    let now = db::now();
+    let keys = view
+        .rows
+        .iter()
+        .map(|r| KeyLine {
+            id: r.key.id.clone(),
+            name: r.key.name.clone(),
+            prefix: r.key.prefix(),
+            access: r.key.access_level().label(),
+            creator: r.creator.clone(),
+            created: day(Some(r.key.created_at), ""),
+            usage_count: r.key.usage_count,
+            chart: chart(&view.usage, &r.key.id),
+            last_used: day(r.key.last_used_at, "never"),
+            expires: last_day(r.key.expires_at),
+            status: r.key.status_at(now).as_str(),
+        })
+        .collect();
+    let Ok(body) = KeysTemplate {
+        tab: "keys",
+        workspaces: &ctx.workspaces,
+        current: &ctx.current,
+        user_email: &ctx.user.email,
+        csrf_token: &ctx.session.csrf_token,
+        can_manage: ctx.role.can_manage(),
+        api_access: accounts::plan_includes_api(&ctx.current.plan),
+        keys,
+        query: q.q.as_deref().unwrap_or(""),
+        status: q.status.as_deref().unwrap_or(""),
+        notice: notice_text(q.notice.as_deref()),
+        error,
+        form_name,
+    }
+    .render() else {
+        return crate::http::render_failed();
+    };
+    let status = if ctx.role.can_manage() {
+        if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        }
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    html(status, body)
+}
+
+fn load_keys(
+    conn: &mut DbConn,
+    cookie: Option<String>,
+    q: &KeysQuery,
+) -> Result<Result<KeysView, Access_>, Error> {
+    match context(conn, cookie, q.workspace.as_deref())? {
+        Access_::Ok(ctx) => {
+            let rows = if ctx.role.can_manage() {
+                let filter = ListFilter {
+                    query: q.q.clone(),
+                    status: q.status.clone(),
+                };
+                apikeys::list(conn, &ctx.current.id, &filter)?
+            } else {
+                Vec::new()
+            };
+            let usage = load_usage(
+                conn,
+                crate::credentials::usage::API_KEY,
+                rows.iter().map(|r| r.key.id.clone()).collect(),
+            )?;
+            Ok(Ok(KeysView {
+                ctx: *ctx,
+                rows,
+                usage,
+            }))
+        }
+        other => Ok(Err(other)),
+    }
+}
+
+pub(super) async fn keys_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    let q = web::Query::<KeysQuery>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let cookie = session_cookie(&req);
+    let q2 = KeysQuery {
+        workspace: q.workspace.clone(),
+        q: q.q.clone(),
+        status: q.status.clone(),
+        notice: None,
+    };
+    match crate::http::with_conn(&svc, move |_, conn| load_keys(conn, cookie, &q2)).await {
+        Ok(Ok(view)) => render_keys(&view, &q, None, ""),
+        Ok(Err(a)) => no_access(a, "/settings/api-keys"),
+        Err(e) => internal_error(&e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "key_secret.html")]
+struct SecretTemplate<'a> {
+    name: &'a str,
+    access: &'a str,
+    expires: String,
+    secret: &'a str,
+    workspace_id: &'a str,
+    notice: &'a str,
+    rotated: bool,
+}
+
+fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
+    let Ok(body) = SecretTemplate {
+        name: &issued.key.name,
+        access: issued.key.access_level().label(),
+        expires: last_day(issued.key.expires_at),
+        secret: &issued.secret,
+        workspace_id: &issued.key.workspace_id,
+        notice,
+        rotated: notice == "key_rotated",
+    }
+    .render() else {
+        return crate::http::render_failed();
+    };
+    html(StatusCode::OK, body)
+}
+
+enum Outcome {
+    Secret(apikeys::IssuedKey, &'static str),
+    Back(String),
+    Form(KeysView, KeysQuery, String, String),
+    Refused(StatusCode, String),
+    NoAccess(Access_),
+}
+
+fn keys_url(workspace_id: &str, notice: &str) -> String {
+    format!("/settings/api-keys?workspace={workspace_id}&notice={notice}")
+}
+
+pub(super) async fn generate_key(
+    svc: Svc,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let post = match form_post(&svc, &req, payload).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = crate::http::with_conn(&svc, move |_, conn| {
+        let ws = field(&post.form, "workspace_id");
+        let ctx = match manager_of(conn, &post, &ws, "generate API keys")? {
+            Ok(ctx) => ctx,
+            Err(refusal) => return Ok(refusal.into()),
+        };
+        let name = field(&post.form, "name");
+        let attempt = Access::parse(&field(&post.form, "access")).and_then(|access| {
+            let expires = apikeys::parse_expiry(Some(&field(&post.form, "expires")))?;
+            apikeys::create(
+                conn,
+                &ws,
+                &name,
+                access,
+                expires,
+                &ctx.user.id,
+                Some(&post.address),
+            )
+        });
+        match attempt {
+            Ok(issued) => Ok(Outcome::Secret(issued, "key_created")),
+            Err(Error::Db(e)) => Err(Error::Db(e)),
+            Err(Error::Pool(e)) => Err(Error::Pool(e)),
+            Err(e) => {
+                let q = KeysQuery {
+                    workspace: Some(ws.clone()),
+                    ..Default::default()
+                };
+                let view = load_keys(conn, post.cookie.clone(), &q)?;
+                match view {
+                    Ok(view) => Ok(Outcome::Form(view, q, e.to_string(), name)),
+                    Err(a) => Ok(Outcome::NoAccess(a)),
+                }
+            }
+        }
+    })
+    .await;
+    finish(result)
+}
+
+fn finish(result: Result<Outcome, Error>) -> HttpResponse {
+    match result {
+        Ok(Outcome::Secret(issued, notice)) => show_secret(&issued, notice),
+        Ok(Outcome::Back(url)) => redirect(StatusCode::SEE_OTHER, &url),
+        Ok(Outcome::Form(view, q, error, name)) => render_keys(&view, &q, Some(&error), &name),
+        Ok(Outcome::Refused(status, msg)) => error_page(status, &msg),
+        Ok(Outcome::NoAccess(a)) => no_access(a, "/settings/api-keys"),
+        Err(e) => internal_error(&e),
+    }
+}
+
+/// Loads a key for an action by a manager of its workspace.
+fn managed_key(
+    conn: &mut DbConn,
+    post: &FormPost,
+    id: &str,
+) -> Result<Result<(Box<Context>, apikeys::ApiKey), Outcome>, Error> {
+    let key = match apikeys::find(conn, id) {
+        Ok(k) => k,
+        Err(Error::NotFound(_)) => {
+            return Ok(Err(Outcome::Refused(
+                StatusCode::NOT_FOUND,
+                "No such API key.".into(),
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(
+        manager_of(conn, post, &key.workspace_id, "manage its API keys")?
+            .map(|ctx| (ctx, key))
+            .map_err(Outcome::from),
+    )
+}
+
+impl From<Refusal> for Outcome {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NoAccess(a) => Outcome::NoAccess(a),
+            Refusal::Refused(status, msg) => Outcome::Refused(status, msg),
+        }
+    }
+}
+
+fn conflict_to_page(r: Result<Outcome, Error>) -> Result<Outcome, Error> {
+    match r {
+        Err(Error::Conflict(m)) => Ok(Outcome::Refused(StatusCode::CONFLICT, m)),
+        other => other,
+    }
+}
+
+/// A POST on one API key by a manager of its workspace: the session, CSRF token
+/// and role are checked before `act` runs.
+async fn key_action<F>(
+    svc: Svc,
+    req: HttpRequest,
+    id: String,
+    payload: web::Payload,
+    act: F,
+) -> HttpResponse
+where
+    F: FnOnce(
+            &Services,
+            &mut DbConn,
+            &FormPost,
+            Box<Context>,
+            apikeys::ApiKey,
+        ) -> Result<Outcome, Error>
+        + Send
+        + 'static,
+{
+    let post = match form_post(&svc, &req, payload).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = crate::http::with_conn(&svc, move |svc: &Services, conn| {
+        let (ctx, key) = match managed_key(conn, &post, &id)? {
+            Ok(found) => found,
+            Err(outcome) => return Ok(outcome),
+        };
+        act(svc, conn, &post, ctx, key)
+    })
+    .await;
+    finish(result)
+}
+
+pub(super) async fn rotate_key(
+    svc: Svc,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    key_action(
+        svc,
+        req,
+        path.into_inner(),
+        payload,
+        |svc, conn, post, ctx, key| {
+            conflict_to_page(
+                apikeys::rotate(
+                    conn,
+                    &svc.credentials.cache,
+                    &key.id,
+                    &ctx.user.id,
+                    Some(&post.address),
+                )
+                .map(|issued| Outcome::Secret(issued, "key_rotated")),
+            )
+        },
+    )
+    .await
+}
+
+pub(super) async fn revoke_key(
+    svc: Svc,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    key_action(
+        svc,
+        req,
+        path.into_inner(),
+        payload,
+        |svc, conn, post, ctx, key| {
+            if field(&post.form, "confirm_name").trim() != key.name {
+                let q = KeysQuery {
+                    workspace: Some(key.workspace_id.clone()),
+                    ..Default::default()
+                };
+                return match load_keys(conn, post.cookie.clone(), &q)? {
+                    Ok(view) => Ok(Outcome::Form(
+                        view,
+                        q,
+                        format!("To revoke, type the key's name exactly: {}", key.name),
+                        String::new(),
+                    )),
+                    Err(a) => Ok(Outcome::NoAccess(a)),
+                };
+            }
+            conflict_to_page(
+                apikeys::revoke(
+                    conn,
+                    &svc.credentials.cache,
+                    &key.id,
+                    &ctx.user.id,
+                    Some(&post.address),
+                )
+                .map(|_| Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))),
+            )
+        },
+    )
+    .await
+}
