@@ -4,14 +4,19 @@
 //! prints req/s, p50 and p99 per scenario, each as a ratio to `/healthz` measured
 //! in the same run, and the server's peak RSS.
 //!
-//!   cargo run --release --bin keygate-bench -- [--database-url URL] [--scale N]
-//!       [--connections C] [--duration SECS] [--json]
+//!   cargo run --release -p keygate-bench -- [--database-url URL] [--scale N]
+//!       [--working-set N] [--connections C] [--duration SECS] [--pin] [--json]
+//!
+//! Each scenario reports the server process's own CPU time per request (from
+//! /proc/<pid>/stat) beside req/s and latency, and its ratio to /healthz's.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use clap::Parser;
 use keygate::accounts::{self, Plan, Role};
 use keygate::apikeys::{self, Access};
+use keygate::credentials::api_key::API_KEY;
+use keygate::credentials::signing_keys::{AccessClaims, KeyRing};
 use keygate::db::{self, DbConn};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -39,6 +44,15 @@ struct Opts {
     duration: u64,
     #[arg(long)]
     json: bool,
+    /// Run the server on CPU 0 and the load generator on CPU 1 (when the
+    /// machine has two or more), so that each scenario's server CPU time is
+    /// its own.
+    #[arg(long)]
+    pin: bool,
+    /// How many of the seeded API keys and access tokens the large-working-set
+    /// scenarios use in rotation (at most --scale; 0 skips them).
+    #[arg(long, default_value_t = 0)]
+    working_set: usize,
     /// Internal: run as the server.
     #[arg(long, hide = true)]
     serve: bool,
@@ -174,11 +188,46 @@ struct Stats {
     elapsed: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU seconds (user + system) the server process spent in the scenario.
+    server_cpu: f64,
 }
 
 impl Stats {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed
+    }
+    /// The server's own CPU time per answered request, in microseconds.
+    fn server_us(&self) -> f64 {
+        let n = (self.requests + self.errors).max(1) as f64;
+        self.server_cpu * 1e6 / n
+    }
+}
+
+/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, fields
+/// 14 and 15, in clock ticks).
+fn server_cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces: count from its closing ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After ')': field 3 is index 0, so utime (14) is 11 and stime (15) is 12.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Pins a process (0 = the calling thread, inherited by threads it starts) to
+/// one CPU. `false` when the system refuses.
+fn pin(pid: i32, cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 
@@ -187,6 +236,7 @@ impl Stats {
 /// returning None.
 fn load<S: Send + 'static>(
     name: &str,
+    server: u32,
     addr: &str,
     connections: usize,
     duration: Duration,
@@ -195,6 +245,7 @@ fn load<S: Send + 'static>(
 ) -> Stats {
     let stop = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
+    let cpu_before = server_cpu_secs(server);
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(0usize));
     let start = Instant::now();
@@ -229,6 +280,7 @@ fn load<S: Send + 'static>(
         let _ = h.join();
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let server_cpu = server_cpu_secs(server) - cpu_before;
     let mut l = std::mem::take(&mut *latencies.lock().unwrap());
     l.sort_unstable();
     let pct = |p: f64| {
@@ -246,6 +298,7 @@ fn load<S: Send + 'static>(
         elapsed,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
+        server_cpu,
     }
 }
 
@@ -336,9 +389,21 @@ fn flow(conn: &mut Conn, f: &Flow) -> Option<Value> {
     (t.status == 200).then(|| t.json())
 }
 
-/// Bulk rows for `--scale`, written as multi-row INSERTs in one transaction.
-fn seed_bulk(conn: &mut DbConn, scale: usize) -> Result<(), String> {
+/// Credentials of the seeded rows, for the large-working-set scenarios.
+#[derive(Default)]
+struct Seeded {
+    api_keys: Vec<String>,
+    access_tokens: Vec<String>,
+}
+
+/// Bulk rows for `--scale`, written as multi-row INSERTs in one transaction:
+/// per row a workspace, owner, client, authorization, a real API key and a
+/// signed access token (with its record), so that the large working set is
+/// made of credentials the server accepts.
+fn seed_bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, String> {
     use diesel::connection::SimpleConnection;
+    let ring = KeyRing::load(conn, issuer, 3600).map_err(|e| e.to_string())?;
+    let mut seeded = Seeded::default();
     let now = db::now();
     let hash = keygate::crypto::hash_password(PASSWORD);
     let mut stmts: Vec<String> = Vec::new();
@@ -383,26 +448,74 @@ fn seed_bulk(conn: &mut DbConn, scale: usize) -> Result<(), String> {
                 )
             })
             .collect();
-        let ks: Vec<String> = ids
-            .iter()
-            .map(|t| format!("('{}','{}','bench key','{}','{}','read_only','cli',{now},NULL,NULL,NULL,0,NULL)", t.4, t.0, &t.4[24..], keygate::crypto::sha256_hex(&t.4)))
-            .collect();
-        stmts.push(format!("INSERT INTO workspaces VALUES {};", ws.join(",")));
-        stmts.push(format!("INSERT INTO users VALUES {};", us.join(",")));
-        stmts.push(format!("INSERT INTO memberships VALUES {};", ms.join(",")));
-        stmts.push(format!("INSERT INTO clients VALUES {};", cs.join(",")));
+        let mut ks = Vec::with_capacity(n);
+        for t in &ids {
+            let public_id = API_KEY.new_public_id();
+            let key = API_KEY.new_secret(&public_id);
+            ks.push(format!(
+                "('{}','{}','bench key {}','{public_id}','{}','read_only','cli',{now},0)",
+                t.4,
+                t.0,
+                t.4,
+                keygate::crypto::sha256_hex(&key)
+            ));
+            seeded.api_keys.push(key);
+        }
+        let mut ts = Vec::with_capacity(n);
+        for t in &ids {
+            let jti = db::new_id();
+            let claims = AccessClaims {
+                iss: issuer.to_string(),
+                sub: t.1.clone(),
+                aud: format!("{issuer}/v1"),
+                client_id: t.2.clone(),
+                scope: "workspace:read".into(),
+                jti: jti.clone(),
+                iat: now,
+                exp: now + 3600,
+                workspace_id: t.0.clone(),
+            };
+            seeded
+                .access_tokens
+                .push(ring.sign(&claims).map_err(|e| e.to_string())?);
+            ts.push(format!("('{jti}','{}','{}',{now},{})", t.3, t.2, now + 3600));
+        }
         stmts.push(format!(
-            "INSERT INTO authorizations VALUES {};",
+            "INSERT INTO workspaces (id, name, plan, created_at) VALUES {};",
+            ws.join(",")
+        ));
+        stmts.push(format!(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES {};",
+            us.join(",")
+        ));
+        stmts.push(format!(
+            "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES {};",
+            ms.join(",")
+        ));
+        stmts.push(format!(
+            "INSERT INTO clients (id, name, secret_hash, is_public, redirect_uris, created_at) VALUES {};",
+            cs.join(",")
+        ));
+        stmts.push(format!(
+            "INSERT INTO authorizations (id, client_id, workspace_id, user_id, scopes, created_at, revoked_at, last_used_at) VALUES {};",
             az.join(",")
         ));
-        stmts.push(format!("INSERT INTO api_keys VALUES {};", ks.join(",")));
+        stmts.push(format!(
+            "INSERT INTO api_keys (id, workspace_id, name, public_id, secret_hash, access, created_by, created_at, usage_count) VALUES {};",
+            ks.join(",")
+        ));
+        stmts.push(format!(
+            "INSERT INTO access_tokens (jti, authorization_id, client_id, created_at, expires_at) VALUES {};",
+            ts.join(",")
+        ));
         i += n;
     }
     let sql = stmts.join("\n");
     db::write_tx(conn, |c| {
         c.batch_execute(&sql).map_err(keygate::error::Error::from)
     })
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(seeded)
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -414,6 +527,30 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Splits credentials into one `Bearer …` list per connection.
+fn rotation_sets(creds: &[String], connections: usize) -> Vec<Vec<String>> {
+    let k = connections.max(1);
+    let mut sets = vec![Vec::new(); k];
+    for (i, c) in creds.iter().enumerate() {
+        sets[i % k].push(format!("Bearer {c}"));
+    }
+    sets
+}
+
+/// Sends each credential once, from as many threads as there are sets.
+fn warm(addr: &str, sets: &[Vec<String>]) {
+    std::thread::scope(|scope| {
+        for set in sets {
+            scope.spawn(move || {
+                let mut c = Conn::open(addr);
+                for h in set {
+                    c.send("GET", "/v1/workspace", &[("Authorization", h)], "");
+                }
+            });
+        }
+    });
 }
 
 /// Per connection: client credentials, the current refresh token, and where the
@@ -445,7 +582,7 @@ fn run(opts: Opts) -> Result<(), String> {
         }
     );
     let mut conn = db::connect_single(&url)?;
-    seed_bulk(&mut conn, opts.scale)?;
+    let seeded = seed_bulk(&mut conn, opts.scale, &issuer)?;
     let e = |e: keygate::error::Error| e.to_string();
     let ws = accounts::create_workspace(&mut conn, "Bench workspace", Plan::Pro).map_err(e)?;
     let user = accounts::create_user(&mut conn, "owner@bench.example", PASSWORD).map_err(e)?;
@@ -483,6 +620,11 @@ fn run(opts: Opts) -> Result<(), String> {
         .env("KEYGATE_RATE_LIMITS", "off")
         .spawn()
         .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let cores = std::thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(1);
+    let pinned = opts.pin && cores >= 2 && pin(pid as i32, 0) && pin(0, 1);
     let started = Instant::now();
     while TcpStream::connect(&addr).is_err() {
         if started.elapsed() > Duration::from_secs(20) {
@@ -547,13 +689,11 @@ fn run(opts: Opts) -> Result<(), String> {
     let n = opts.connections;
     let mut results = Vec::new();
 
-    results.push(load("/healthz", &addr, n, dur, vec![(); n], |c, _| {
+    results.push(load("/healthz", pid, &addr, n, dur, vec![(); n], |c, _| {
         Some(c.send("GET", "/healthz", &[], "").status == 200)
     }));
     let key_header = format!("Bearer {api_key}");
-    results.push(load(
-        "/v1/workspace (API key)",
-        &addr,
+    results.push(load("/v1/workspace (API key)", pid, &addr,
         n,
         dur,
         vec![key_header; n],
@@ -569,9 +709,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(a, _)| format!("Bearer {a}"))
         .collect();
-    results.push(load(
-        "/v1/workspace (JWT)",
-        &addr,
+    results.push(load("/v1/workspace (JWT)", pid, &addr,
         n,
         dur,
         jwt_headers,
@@ -583,13 +721,40 @@ fn run(opts: Opts) -> Result<(), String> {
             )
         },
     ));
+    // The large working set: many distinct credentials in rotation, after one
+    // unmeasured pass that brings each into the server's cache.
+    let ws_n = opts.working_set.min(opts.scale);
+    if ws_n > 0 {
+        for (label, creds) in [
+            ("API key", &seeded.api_keys),
+            ("JWT", &seeded.access_tokens),
+        ] {
+            let sets = rotation_sets(&creds[..ws_n], n);
+            warm(&addr, &sets);
+            results.push(load(
+                &format!("/v1/workspace ({label}, {ws_n} in rotation)"),
+                pid,
+                &addr,
+                n,
+                dur,
+                sets.into_iter().map(|v| (v, 0usize)).collect(),
+                |c, (set, i)| {
+                    *i = (*i + 1) % set.len().max(1);
+                    let h = &set[*i];
+                    Some(
+                        c.send("GET", "/v1/workspace", &[("Authorization", h)], "")
+                            .status
+                            == 200,
+                    )
+                },
+            ));
+        }
+    }
     let introspect_states: Vec<(String, String)> = token_pairs
         .iter()
         .map(|(a, _)| (basic.clone(), form(&[("token", a)])))
         .collect();
-    results.push(load(
-        "introspection",
-        &addr,
+    results.push(load("introspection", pid, &addr,
         n,
         dur,
         introspect_states,
@@ -611,9 +776,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(_, r)| (basic.clone(), r.clone(), minted.clone()))
         .collect();
-    results.push(load(
-        "refresh grant",
-        &addr,
+    results.push(load("refresh grant", pid, &addr,
         n,
         dur,
         refresh_states,
@@ -640,9 +803,7 @@ fn run(opts: Opts) -> Result<(), String> {
         },
     ));
     let flows: Vec<Arc<Flow>> = (0..n).map(|_| flow_cfg.clone()).collect();
-    results.push(load(
-        "authorize → consent → token",
-        &addr,
+    results.push(load("authorize → consent → token", pid, &addr,
         n,
         dur,
         flows,
@@ -656,9 +817,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .map(|c| (basic.clone(), c.to_vec()))
         .collect();
     let revoke_n = revoke_states.len().min(n);
-    results.push(load(
-        "revocation",
-        &addr,
+    results.push(load("revocation", pid, &addr,
         revoke_n,
         dur,
         revoke_states,
@@ -693,14 +852,22 @@ fn run(opts: Opts) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
 
     let base = results[0].rate();
+    let base_us = results[0].server_us();
+    let placement = if pinned {
+        "server on CPU 0, load generator on CPU 1"
+    } else if opts.pin {
+        "not pinned (fewer than 2 CPUs, or the system refused)"
+    } else {
+        "not pinned (--pin to pin)"
+    };
     if opts.json {
         let rows: Vec<Value> = results
             .iter()
-            .map(|s| json!({"scenario": s.name, "requests": s.requests, "errors": s.errors, "req_per_s": s.rate(), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "ratio_to_healthz": s.rate() / base}))
+            .map(|s| json!({"scenario": s.name, "requests": s.requests, "errors": s.errors, "req_per_s": s.rate(), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "ratio_to_healthz": s.rate() / base, "server_us_per_request": s.server_us(), "server_us_ratio_to_healthz": s.server_us() / base_us}))
             .collect();
         println!(
             "{}",
-            json!({"backend": if url.starts_with("postgres") {"postgresql"} else {"sqlite"}, "scale": opts.scale, "connections": n, "duration_s": opts.duration, "peak_rss_kib": rss, "results": rows})
+            json!({"backend": if url.starts_with("postgres") {"postgresql"} else {"sqlite"}, "scale": opts.scale, "working_set": ws_n, "connections": n, "duration_s": opts.duration, "cores": cores, "pinned": pinned, "placement": placement, "peak_rss_kib": rss, "results": rows})
         );
     } else {
         println!(
@@ -713,19 +880,20 @@ fn run(opts: Opts) -> Result<(), String> {
             opts.scale,
             n,
             opts.duration,
-            std::thread::available_parallelism()
-                .map(|p| p.get())
-                .unwrap_or(0)
+            cores
         );
-        println!("| scenario | req/s | p50 ms | p99 ms | vs /healthz | errors |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!("{placement}");
+        println!("| scenario | req/s | p50 ms | p99 ms | server µs/req | µs vs /healthz | req/s vs /healthz | errors |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for s in &results {
             println!(
-                "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} |",
                 s.name,
                 s.rate(),
                 s.p50_ms,
                 s.p99_ms,
+                s.server_us(),
+                s.server_us() / base_us,
                 s.rate() / base,
                 s.errors
             );
