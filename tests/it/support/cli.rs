@@ -87,6 +87,97 @@ impl TestDb {
     }
 }
 
+/// The set-up commands tests repeat, each one line at the call site. Each runs
+/// `--json`, must succeed, and returns what the command printed. Tests about the
+/// commands' own argument handling spell their arguments out instead.
+impl TestDb {
+    /// `workspace create --name NAME`; returns the workspace's id.
+    pub fn create_workspace(&self, name: &str) -> String {
+        let v = self.json(&["workspace", "create", "--name", name]);
+        v["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {v}"))
+            .to_string()
+    }
+
+    /// `member add --workspace WS --user USER --role ROLE`.
+    pub fn add_member(&self, workspace: &str, user: &str, role: &str) -> Value {
+        self.json(&[
+            "member",
+            "add",
+            "--workspace",
+            workspace,
+            "--user",
+            user,
+            "--role",
+            role,
+        ])
+    }
+
+    /// `apikey create --workspace WS --name NAME --access ACCESS`; the key's
+    /// secret is in `key`.
+    pub fn create_api_key(&self, workspace: &str, name: &str, access: &str) -> Value {
+        self.json(&[
+            "apikey",
+            "create",
+            "--workspace",
+            workspace,
+            "--name",
+            name,
+            "--access",
+            access,
+        ])
+    }
+
+    /// `apikey create … --expires DAY` (DAY is the last day the key works).
+    pub fn create_api_key_expiring(
+        &self,
+        workspace: &str,
+        name: &str,
+        access: &str,
+        expires: &str,
+    ) -> Value {
+        self.json(&[
+            "apikey",
+            "create",
+            "--workspace",
+            workspace,
+            "--name",
+            name,
+            "--access",
+            access,
+            "--expires",
+            expires,
+        ])
+    }
+
+    /// `client create --name NAME --redirect-uri URI`: a confidential client
+    /// (`client_id`, `client_secret`).
+    pub fn create_client(&self, name: &str, redirect_uri: &str) -> Value {
+        self.json(&[
+            "client",
+            "create",
+            "--name",
+            name,
+            "--redirect-uri",
+            redirect_uri,
+        ])
+    }
+
+    /// `client create … --public`: a public client (`client_id`, no secret).
+    pub fn create_public_client(&self, name: &str, redirect_uri: &str) -> Value {
+        self.json(&[
+            "client",
+            "create",
+            "--name",
+            name,
+            "--redirect-uri",
+            redirect_uri,
+            "--public",
+        ])
+    }
+}
+
 #[derive(Debug)]
 pub struct CliOut {
     pub code: i32,
