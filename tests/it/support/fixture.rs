@@ -19,6 +19,9 @@ pub fn pkce() -> (String, String) {
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub const WORKSPACE_NAME: &str = "Acme";
+/// The confidential client's name, as the consent and settings pages show it.
+pub const APP_NAME: &str = "Acme CRM";
 
 /// A workspace with an owner, a confidential and a public client, over a server.
 pub struct Fixture {
@@ -29,6 +32,8 @@ pub struct Fixture {
     pub client_id: String,
     pub client_secret: String,
     pub public_client_id: String,
+    /// Where both clients are registered to be sent back.
+    pub redirect_uri: String,
 }
 
 impl Fixture {
@@ -37,38 +42,19 @@ impl Fixture {
     }
 
     pub fn with_server(server: Server) -> Fixture {
+        Fixture::with_redirect(server, REDIRECT)
+    }
+
+    /// The fixture with the clients registered for another redirect URI (the
+    /// browser tests' callback server).
+    pub fn with_redirect(server: Server, redirect_uri: &str) -> Fixture {
         let db = &server.db;
-        let ws = db.json(&["workspace", "create", "--name", "Acme"]);
+        let ws_id = db.create_workspace(WORKSPACE_NAME);
         let email = format!("owner-{}@example.com", &unique()[..8]);
-        let ws_id = ws["id"].as_str().unwrap().to_string();
         let user_id = db.create_user(&email);
-        db.json(&[
-            "member",
-            "add",
-            "--workspace",
-            &ws_id,
-            "--user",
-            &user_id,
-            "--role",
-            "owner",
-        ]);
-        let client = db.json(&[
-            "client",
-            "create",
-            "--name",
-            "Acme CRM",
-            "--redirect-uri",
-            REDIRECT,
-        ]);
-        let public = db.json(&[
-            "client",
-            "create",
-            "--name",
-            "Acme Mobile",
-            "--redirect-uri",
-            REDIRECT,
-            "--public",
-        ]);
+        db.add_member(&ws_id, &user_id, "owner");
+        let client = db.create_client(APP_NAME, redirect_uri);
+        let public = db.create_public_client("Acme Mobile", redirect_uri);
         Fixture {
             workspace_id: ws_id,
             owner_id: user_id,
@@ -76,6 +62,7 @@ impl Fixture {
             client_id: client["client_id"].as_str().unwrap().to_string(),
             client_secret: client["client_secret"].as_str().unwrap().to_string(),
             public_client_id: public["client_id"].as_str().unwrap().to_string(),
+            redirect_uri: redirect_uri.to_string(),
             server,
         }
     }
@@ -100,26 +87,27 @@ impl Fixture {
     pub fn add_user(&self, role: &str) -> (String, String) {
         let email = format!("{role}-{}@example.com", &unique()[..8]);
         let id = self.db().create_user(&email);
-        self.db().json(&[
-            "member",
-            "add",
-            "--workspace",
-            &self.workspace_id,
-            "--user",
-            &id,
-            "--role",
-            role,
-        ]);
+        self.db().add_member(&self.workspace_id, &id, role);
         (id, email)
     }
 
     pub fn authorize_query(&self, client_id: &str, scope: &str, challenge: &str) -> String {
+        self.authorize_query_with_state(client_id, scope, "xyz-state", challenge)
+    }
+
+    pub fn authorize_query_with_state(
+        &self,
+        client_id: &str,
+        scope: &str,
+        state: &str,
+        challenge: &str,
+    ) -> String {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")
             .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("scope", scope)
-            .append_pair("state", "xyz-state")
+            .append_pair("state", state)
             .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256")
             .finish()
@@ -152,7 +140,7 @@ impl Fixture {
         );
         assert_eq!(r.status, 303, "approve: {}", r.body);
         assert!(
-            r.location().starts_with(REDIRECT),
+            r.location().starts_with(&self.redirect_uri),
             "redirected to {}",
             r.location()
         );
@@ -174,7 +162,7 @@ impl Fixture {
             &[
                 ("grant_type", "authorization_code"),
                 ("code", code),
-                ("redirect_uri", REDIRECT),
+                ("redirect_uri", &self.redirect_uri),
                 ("code_verifier", verifier),
             ],
             &[("Authorization", &self.basic())],
@@ -219,16 +207,8 @@ impl Fixture {
     }
 
     pub fn api_key(&self, access: &str) -> String {
-        let v = self.db().json(&[
-            "apikey",
-            "create",
-            "--workspace",
-            &self.workspace_id,
-            "--name",
-            &format!("key-{}", &unique()[..6]),
-            "--access",
-            access,
-        ]);
+        let name = format!("key-{}", &unique()[..6]);
+        let v = self.db().create_api_key(&self.workspace_id, &name, access);
         v["key"].as_str().unwrap().to_string()
     }
 }

@@ -33,7 +33,7 @@ impl Resp {
     pub fn location_params(&self) -> Vec<(String, String)> {
         let loc = self.location();
         let url = url::Url::parse(&loc).unwrap_or_else(|_| panic!("not an absolute URL: {loc}"));
-        url.query_pairs().into_owned().collect()
+        query_params(&url)
     }
     /// Asserts the contract's `/v1` error envelope.
     pub fn assert_v1_error(&self, status: u16, kind: &str, code: &str) {
@@ -52,6 +52,11 @@ impl Resp {
         assert_eq!(v["error"], error, "body: {}", self.body);
         assert!(v["error_description"].is_string());
     }
+}
+
+/// The query parameters of a URL, in order (read them with [`param`]).
+pub fn query_params(url: &url::Url) -> Vec<(String, String)> {
+    url.query_pairs().into_owned().collect()
 }
 
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
