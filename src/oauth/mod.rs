@@ -13,6 +13,8 @@ pub mod revoke;
 pub mod token;
 
 #[cfg(test)]
+mod logic_tests;
+#[cfg(test)]
 mod proptests;
 
 use error::OAuthError;
