@@ -14,6 +14,8 @@ pub mod revoke;
 pub mod token;
 
 #[cfg(test)]
+mod logic_tests;
+#[cfg(test)]
 mod proptests;
 
 use error::OAuthError;

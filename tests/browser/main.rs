@@ -10,20 +10,24 @@
 
 #[path = "../it/require.rs"]
 mod require;
+/// The it suite's support (server, database, CLI, HTTP client, fixture), shared.
+#[path = "../it/support/mod.rs"]
 mod support;
+mod webdriver;
 
-use support::{
-    authorize_url, bearer_get, bearer_post_json, browser_test, exchange, param, pkce, refresh,
-    Browser, Fixture, APP_NAME, CALLBACK_TEXT, WORKSPACE_NAME,
-};
+use support::{param, pkce, query_params, Fixture, APP_NAME, WORKSPACE_NAME};
+use webdriver::{browser_test, Browser, CALLBACK_TEXT};
 
 const SCOPE: &str = "workspace:read tags:write";
 
 /// Opens the authorization request, signs in on the login page it leads to, and
 /// waits for the consent page; checks what the consent page says.
 async fn reach_consent(fx: &Fixture, b: &Browser, state: &str, challenge: &str, shots: bool) {
-    b.goto(&authorize_url(fx, SCOPE, state, challenge)).await;
+    let query = fx.authorize_query_with_state(&fx.client_id, SCOPE, state, challenge);
+    b.goto(&fx.server.url(&format!("/oauth/authorize?{query}")))
+        .await;
     let login = b.wait_url("the login page", |u| u.path() == "/login").await;
+    let login = query_params(&login);
     let next = param(&login, "next").unwrap_or_default();
     assert!(
         next.starts_with("/oauth/authorize?"),
@@ -90,17 +94,20 @@ async fn approve(fx: &Fixture, b: &Browser, shots: bool) -> (String, String) {
     if shots {
         b.screenshot("-callback").await;
     }
-    assert_eq!(param(&at, "state").as_deref(), Some("st-approve"), "{at}");
-    assert_eq!(param(&at, "iss").as_deref(), Some(fx.base.as_str()), "{at}");
-    assert_eq!(param(&at, "error"), None, "{at}");
-    let code = param(&at, "code").unwrap_or_else(|| panic!("no code in {at}"));
+    let q = query_params(&at);
+    assert_eq!(param(&q, "state"), Some("st-approve"), "{at}");
+    assert_eq!(param(&q, "iss"), Some(fx.server.base.as_str()), "{at}");
+    assert_eq!(param(&q, "error"), None, "{at}");
+    let code = param(&q, "code")
+        .unwrap_or_else(|| panic!("no code in {at}"))
+        .to_string();
     assert!(!code.is_empty());
     (code, verifier)
 }
 
 /// Exchanges a code as the client; returns (access token, refresh token).
 fn tokens(fx: &Fixture, code: &str, verifier: &str) -> (String, String) {
-    let r = exchange(fx, code, verifier);
+    let r = fx.exchange(code, verifier);
     assert_eq!(r.status, 200, "token response: {}", r.body);
     let v = r.json();
     assert_eq!(v["token_type"], "Bearer", "{v}");
@@ -123,7 +130,7 @@ fn tokens(fx: &Fixture, code: &str, verifier: &str) -> (String, String) {
 }
 
 fn assert_workspace(fx: &Fixture, credential: &str) {
-    let r = bearer_get(fx, "/v1/workspace", credential);
+    let r = fx.server.client().bearer_get("/v1/workspace", credential);
     assert_eq!(r.status, 200, "/v1/workspace: {}", r.body);
     let v = r.json();
     assert_eq!(v["id"], fx.workspace_id.as_str(), "{v}");
@@ -131,7 +138,7 @@ fn assert_workspace(fx: &Fixture, credential: &str) {
 }
 
 fn assert_rejected(fx: &Fixture, credential: &str, what: &str) {
-    let r = bearer_get(fx, "/v1/workspace", credential);
+    let r = fx.server.client().bearer_get("/v1/workspace", credential);
     assert_eq!(r.status, 401, "{what} still works on /v1: {}", r.body);
     assert_eq!(r.json()["error"]["code"], "invalid_api_key", "{}", r.body);
 }
@@ -154,14 +161,11 @@ fn browser_deny() {
         b.click("button[name='decision'][value='deny']").await;
         let at = landed(&fx, &b).await;
         b.screenshot("").await;
-        assert_eq!(
-            param(&at, "error").as_deref(),
-            Some("access_denied"),
-            "{at}"
-        );
-        assert_eq!(param(&at, "state").as_deref(), Some("st-deny"), "{at}");
-        assert_eq!(param(&at, "iss").as_deref(), Some(fx.base.as_str()), "{at}");
-        assert_eq!(param(&at, "code"), None, "{at}");
+        let q = query_params(&at);
+        assert_eq!(param(&q, "error"), Some("access_denied"), "{at}");
+        assert_eq!(param(&q, "state"), Some("st-deny"), "{at}");
+        assert_eq!(param(&q, "iss"), Some(fx.server.base.as_str()), "{at}");
+        assert_eq!(param(&q, "code"), None, "{at}");
     });
 }
 
@@ -191,7 +195,7 @@ async fn close_secret(b: &Browser, notice: &'static str) {
         .await
         .unwrap();
     b.wait_url("the API keys list", move |u| {
-        u.path() == "/settings/api-keys" && param(u, "notice").as_deref() == Some(notice)
+        u.path() == "/settings/api-keys" && param(&query_params(u), "notice") == Some(notice)
     })
     .await;
     b.wait_css("p.flash.ok").await;
@@ -203,7 +207,7 @@ fn browser_api_key_lifecycle() {
         let name = "crm-sync";
 
         // Signed out, the settings page sends the person to sign in and back.
-        b.goto(&format!("{}/settings/api-keys", fx.base)).await;
+        b.goto(&fx.server.url("/settings/api-keys")).await;
         b.wait_url("the login page", |u| u.path() == "/login").await;
         b.sign_in(&fx).await;
         b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
@@ -224,7 +228,10 @@ fn browser_api_key_lifecycle() {
         b.wait_text("[data-copy='new-key']", "Copied").await;
         b.screenshot("-created").await;
         assert_workspace(&fx, &first);
-        let r = bearer_post_json(&fx, "/v1/tags", &first, r#"{"name":"from-browser"}"#);
+        let r =
+            fx.server
+                .client()
+                .bearer_post_json("/v1/tags", &first, r#"{"name":"from-browser"}"#);
         assert_eq!(r.status, 201, "a read_write key cannot write: {}", r.body);
 
         // The list shows it, active, under its prefix.
@@ -283,7 +290,7 @@ fn browser_api_key_lifecycle() {
         b.type_into(&format!("#confirm-{id}"), name).await;
         b.click(&revoke_button).await;
         b.wait_url("the API keys list", |u| {
-            param(u, "notice").as_deref() == Some("key_revoked")
+            param(&query_params(u), "notice") == Some("key_revoked")
         })
         .await;
         let row = b.wait_xpath(&key_row(name)).await;
@@ -321,13 +328,12 @@ fn browser_revoke_authorized_app() {
         let (access, refresh_token) = tokens(&fx, &code, &verifier);
         assert_workspace(&fx, &access);
 
-        b.goto(&format!("{}/settings/authorized-apps", fx.base))
-            .await;
+        b.goto(&fx.server.url("/settings/authorized-apps")).await;
         let row_xpath = format!("//table//tr[td[1][normalize-space()='{APP_NAME}']]");
         let row = b.wait_xpath(&row_xpath).await;
         let text = row.text().await.unwrap();
         assert!(text.contains("Create and change tags"), "app row: {text:?}");
-        assert!(text.contains(&fx.email), "app row: {text:?}");
+        assert!(text.contains(&fx.owner_email), "app row: {text:?}");
         b.screenshot("-list").await;
         row.find(fantoccini::Locator::XPath(
             ".//button[normalize-space()='Revoke']",
@@ -352,7 +358,7 @@ fn browser_revoke_authorized_app() {
 
         b.wait_url("the authorized apps list", |u| {
             u.path() == "/settings/authorized-apps"
-                && param(u, "notice").as_deref() == Some("app_revoked")
+                && param(&query_params(u), "notice") == Some("app_revoked")
         })
         .await;
         b.wait_text("p.flash.ok", "revoked").await;
@@ -365,7 +371,7 @@ fn browser_revoke_authorized_app() {
         b.screenshot("").await;
 
         assert_rejected(&fx, &access, "the revoked app's access token");
-        let r = refresh(&fx, &refresh_token);
+        let r = fx.refresh(&refresh_token);
         assert_eq!(r.status, 400, "refresh after revocation: {}", r.body);
         assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
     });

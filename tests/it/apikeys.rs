@@ -74,19 +74,6 @@ fn revoke_in_page(http: &mut Http, id: &str, csrf: &str, typed: &str) -> Resp {
     )
 }
 
-fn cli_key(db: &TestDb, ws: &str, name: &str, access: &str) -> Value {
-    db.json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        ws,
-        "--name",
-        name,
-        "--access",
-        access,
-    ])
-}
-
 fn s(v: &Value, field: &str) -> String {
     v[field]
         .as_str()
@@ -304,7 +291,7 @@ fn generate_in_settings_page_shows_the_key_once(b: Backend) {
 fn key_format_checksum_and_storage(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
-    let v = cli_key(db, &f.workspace_id, "crm-sync", "read_write");
+    let v = db.create_api_key(&f.workspace_id, "crm-sync", "read_write");
     let key = s(&v, "key");
     let prefix = s(&v, "prefix");
     let id = s(&v, "id");
@@ -449,7 +436,7 @@ fn refusals_change_nothing(b: Backend) {
     }
 
     // A name that looks like a secret (somebody pasting a key).
-    let pasted = s(&cli_key(db, &ws, "temporary", "read_only"), "key");
+    let pasted = s(&db.create_api_key(&ws, "temporary", "read_only"), "key");
     assert_eq!(db.count("api_keys"), 2);
     for name in [
         pasted.as_str(),
@@ -511,7 +498,7 @@ fn refusals_change_nothing(b: Backend) {
     // A revoked key's name may be used again (only active names are unique).
     let temp = listed(db, &ws, "temporary");
     db.json(&["apikey", "revoke", &s(&temp, "id")]);
-    let again = cli_key(db, &ws, "temporary", "read_only");
+    let again = db.create_api_key(&ws, "temporary", "read_only");
     assert!(s(&again, "key").starts_with("kgk_"));
 }
 
@@ -604,7 +591,7 @@ fn rotate_and_revoke_in_the_pages(b: Backend) {
 fn rotate_and_revoke_in_the_cli(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
-    let v = cli_key(db, &f.workspace_id, "crm-sync", "read_only");
+    let v = db.create_api_key(&f.workspace_id, "crm-sync", "read_only");
     let (id, old, prefix) = (s(&v, "id"), s(&v, "key"), s(&v, "prefix"));
     let mut api = f.server.client();
     assert!(works(&mut api, &old));
@@ -635,7 +622,7 @@ fn members_and_outsiders_cannot_manage_keys(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
     let ws = f.workspace_id.clone();
-    let v = cli_key(db, &ws, "crm-sync", "read_write");
+    let v = db.create_api_key(&ws, "crm-sync", "read_write");
     let (id, key, prefix) = (s(&v, "id"), s(&v, "key"), s(&v, "prefix"));
     let hash = secret_hash(db, &id);
     let mut api = f.server.client();
@@ -684,19 +671,9 @@ fn members_and_outsiders_cannot_manage_keys(b: Backend) {
     );
 
     // The owner of another workspace: nothing of this one.
-    let other = db.json(&["workspace", "create", "--name", "Globex"]);
-    let other_ws = s(&other, "id");
+    let other_ws = db.create_workspace("Globex");
     let (outsider_id, outsider_email) = new_user(db);
-    db.json(&[
-        "member",
-        "add",
-        "--workspace",
-        &other_ws,
-        "--user",
-        &outsider_id,
-        "--role",
-        "owner",
-    ]);
+    db.add_member(&other_ws, &outsider_id, "owner");
     let mut outsider = f.signed_in(&outsider_email);
     let page = keys_page(&mut outsider, &ws);
     assert!(
@@ -740,7 +717,7 @@ fn forged_csrf_changes_nothing(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
     let ws = f.workspace_id.clone();
-    let v = cli_key(db, &ws, "crm-sync", "read_write");
+    let v = db.create_api_key(&ws, "crm-sync", "read_write");
     let (id, key) = (s(&v, "id"), s(&v, "key"));
     let hash = secret_hash(db, &id);
     let mut api = f.server.client();
@@ -791,18 +768,7 @@ fn expired_key_is_refused_the_moment_it_expires(b: Backend) {
     let db = f.db();
     let ws = f.workspace_id.clone();
     // `--expires` is the last day the key works: it ends at 24:00 UTC that day.
-    let v = db.json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        &ws,
-        "--name",
-        "short-lived",
-        "--access",
-        "read_only",
-        "--expires",
-        &today(),
-    ]);
+    let v = db.create_api_key_expiring(&ws, "short-lived", "read_only", &today());
     assert_eq!(v["expires_at"], format!("{}T00:00:00Z", days_from_today(1)));
     let (id, key) = (s(&v, "id"), s(&v, "key"));
     // Bring the end close, before the key is ever used (and cached).
@@ -829,8 +795,8 @@ fn usage_counts_and_last_used(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
     let ws = f.workspace_id.clone();
-    let used = s(&cli_key(db, &ws, "busy", "read_write"), "key");
-    cli_key(db, &ws, "idle", "read_only");
+    let used = s(&db.create_api_key(&ws, "busy", "read_write"), "key");
+    db.create_api_key(&ws, "idle", "read_only");
     let mut api = f.server.client();
     let n = 7;
     for i in 0..n {
@@ -878,7 +844,7 @@ fn plan_without_api_access(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
     let ws = f.workspace_id.clone();
-    let key = s(&cli_key(db, &ws, "crm-sync", "read_write"), "key");
+    let key = s(&db.create_api_key(&ws, "crm-sync", "read_write"), "key");
     let mut api = f.server.client();
     assert!(works(&mut api, &key), "cached before the downgrade");
     let mut owner = f.owner();
@@ -932,7 +898,7 @@ fn plan_without_api_access(b: Backend) {
     let page = keys_page(&mut owner, &ws);
     assert!(!page.body.contains("Upgrade required"));
     assert!(page.body.contains("name=\"access\""));
-    let fresh = s(&cli_key(db, &ws, "after-upgrade", "read_only"), "key");
+    let fresh = s(&db.create_api_key(&ws, "after-upgrade", "read_only"), "key");
     assert!(works(&mut api, &fresh));
     db.cli(&["workspace", "set-plan", &ws, "--plan", "platinum"])
         .assert_refused("plan");
@@ -947,9 +913,9 @@ fn search_and_filter_the_list(b: Backend) {
         generate(&mut owner, &ws, "crm-sync", "read_write", "").status,
         200
     );
-    let backup = cli_key(db, &ws, "CRM backup", "read_only");
-    let billing = cli_key(db, &ws, "billing-export", "read_only");
-    let report = cli_key(db, &ws, "old-report", "read_only");
+    let backup = db.create_api_key(&ws, "CRM backup", "read_only");
+    let billing = db.create_api_key(&ws, "billing-export", "read_only");
+    let report = db.create_api_key(&ws, "old-report", "read_only");
     db.json(&["apikey", "revoke", &s(&billing, "id")]);
     db.execute(&format!(
         "UPDATE api_keys SET expires_at = {} WHERE id = '{}'",
@@ -1087,19 +1053,8 @@ fn is_rfc3339_utc(v: &Value) -> bool {
 /// refused with one clear line, never `+10000-01-01T00:00:00Z`.
 fn far_future_expiry_is_an_rfc3339_time(b: Backend) {
     let db = TestDb::new(b);
-    let ws = s(&db.json(&["workspace", "create", "--name", "Acme"]), "id");
-    let v = db.json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        &ws,
-        "--name",
-        "next-century",
-        "--access",
-        "read_only",
-        "--expires",
-        "2999-12-31",
-    ]);
+    let ws = db.create_workspace("Acme");
+    let v = db.create_api_key_expiring(&ws, "next-century", "read_only", "2999-12-31");
     assert_eq!(v["expires_at"], "3000-01-01T00:00:00Z");
     let out = db.cli(&[
         "--json",

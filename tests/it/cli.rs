@@ -91,38 +91,12 @@ fn assert_human(out: &CliOut) {
 }
 
 fn workspace(db: &TestDb, name: &str) -> String {
-    assert_uuid(&db.json(&["workspace", "create", "--name", name])["id"])
+    assert_uuid(&serde_json::json!(db.create_workspace(name)))
 }
 
 fn user(db: &TestDb, email: &str) -> String {
     let id = db.create_user(email);
     assert_uuid(&serde_json::json!(id))
-}
-
-fn member(db: &TestDb, ws: &str, user: &str, role: &str) -> Value {
-    db.json(&[
-        "member",
-        "add",
-        "--workspace",
-        ws,
-        "--user",
-        user,
-        "--role",
-        role,
-    ])
-}
-
-fn apikey(db: &TestDb, ws: &str, name: &str, access: &str) -> Value {
-    db.json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        ws,
-        "--name",
-        name,
-        "--access",
-        access,
-    ])
 }
 
 fn days_from_today(days: i64) -> chrono::NaiveDate {
@@ -314,7 +288,7 @@ fn member_add_and_remove(b: Backend) {
     let mut users = Vec::new();
     for (i, role) in ["owner", "admin", "member"].into_iter().enumerate() {
         let u = user(&db, &format!("u{i}@example.com"));
-        let v = member(&db, &ws, &u, role);
+        let v = db.add_member(&ws, &u, role);
         assert_eq!(v["workspace_id"], ws.as_str());
         assert_eq!(v["user_id"], u.as_str());
         assert_eq!(v["role"], role);
@@ -323,7 +297,7 @@ fn member_add_and_remove(b: Backend) {
     assert_eq!(db.count("memberships"), 3);
     // The same person in a second workspace is a separate membership.
     let other = workspace(&db, "Other");
-    member(&db, &other, &users[2], "admin");
+    db.add_member(&other, &users[2], "admin");
     assert_eq!(db.count("memberships"), 4);
 
     let out = db.cli(&[
@@ -351,7 +325,7 @@ fn member_add_and_remove(b: Backend) {
         "removal from one workspace touched another"
     );
     // Removed, the person can be added back with another role.
-    member(&db, &ws, &users[2], "admin");
+    db.add_member(&ws, &users[2], "admin");
     assert_eq!(db.count("memberships"), 4);
 
     // The removal is in the workspace's security log.
@@ -367,7 +341,7 @@ fn member_refusals(b: Backend) {
     let ws = workspace(&db, "Acme");
     let u = user(&db, "ada@example.com");
     let outsider = user(&db, "bob@example.com");
-    member(&db, &ws, &u, "member");
+    db.add_member(&ws, &u, "member");
     let unknown = uuid::Uuid::new_v4().to_string();
     let add = |w: &str, usr: &str, role: &str| {
         [
@@ -544,7 +518,7 @@ fn apikey_create(b: Backend) {
     let db = TestDb::new(b);
     let ws = workspace(&db, "Acme");
 
-    let v = apikey(&db, &ws, "crm-sync", "read_only");
+    let v = db.create_api_key(&ws, "crm-sync", "read_only");
     let id = assert_uuid(&v["id"]);
     let key = v["key"].as_str().expect("key").to_string();
     let prefix = v["prefix"].as_str().expect("prefix").to_string();
@@ -564,7 +538,7 @@ fn apikey_create(b: Backend) {
         .unwrap();
     assert!(!hash.contains(&key));
 
-    let v = apikey(&db, &ws, "billing", "read_write");
+    let v = db.create_api_key(&ws, "billing", "read_write");
     assert_eq!(v["access"], "read_write");
     assert_ne!(v["key"], key.as_str());
     assert_ne!(v["prefix"], prefix.as_str());
@@ -650,7 +624,7 @@ fn apikey_create(b: Backend) {
 
     // The same name is free again once the key holding it is revoked.
     db.json(&["apikey", "revoke", &id]);
-    let again = apikey(&db, &ws, "crm-sync", "read_only");
+    let again = db.create_api_key(&ws, "crm-sync", "read_only");
     assert_ne!(again["id"], id.as_str());
 
     // Every creation is in the security log.
@@ -670,7 +644,7 @@ fn apikey_create_refusals(b: Backend) {
     let ws = workspace(&db, "Acme");
     let free =
         assert_uuid(&db.json(&["workspace", "create", "--name", "Tiny", "--plan", "free"])["id"]);
-    apikey(&db, &ws, "taken", "read_only");
+    db.create_api_key(&ws, "taken", "read_only");
     let unknown = uuid::Uuid::new_v4().to_string();
     let create = |w: &str, name: &str, access: &str, expires: Option<&str>| -> Vec<String> {
         let mut a = vec![
@@ -727,7 +701,7 @@ fn apikey_create_refusals(b: Backend) {
 fn apikey_rotate_revoke_and_list(b: Backend) {
     let db = TestDb::new(b);
     let ws = workspace(&db, "Acme");
-    let first = apikey(&db, &ws, "crm-sync", "read_only");
+    let first = db.create_api_key(&ws, "crm-sync", "read_only");
     let id = assert_uuid(&first["id"]);
     let old_key = first["key"].as_str().unwrap().to_string();
     let old_hash = db.text(&format!(
@@ -746,7 +720,7 @@ fn apikey_rotate_revoke_and_list(b: Backend) {
     assert_ne!(new_hash, old_hash);
     assert_eq!(db.count("api_keys"), 1, "rotation made a new key");
 
-    let other = apikey(&db, &ws, "billing", "read_write");
+    let other = db.create_api_key(&ws, "billing", "read_write");
     let other_id = assert_uuid(&other["id"]);
     let v = db.json(&["apikey", "revoke", &other_id]);
     assert_eq!(v["id"], other_id.as_str());
@@ -1359,7 +1333,7 @@ fn apps_revoke_ends_tokens(b: Backend) {
 fn apikey_changes_take_effect(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
-    let v = apikey(db, &f.workspace_id, "crm-sync", "read_only");
+    let v = db.create_api_key(&f.workspace_id, "crm-sync", "read_only");
     let id = assert_uuid(&v["id"]);
     let old_key = v["key"].as_str().unwrap().to_string();
     let mut http = f.server.client();

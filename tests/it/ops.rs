@@ -559,7 +559,7 @@ fn state(db: &TestDb) -> String {
 
 fn backup_and_restore_refusals(b: Backend) {
     let db = TestDb::new(b);
-    let ws = db.json(&["workspace", "create", "--name", "Kept"]);
+    let ws = db.create_workspace("Kept");
     let scratch = Scratch::new();
     let file = scratch.path("backup.db");
     if b == Backend::Postgres {
@@ -571,7 +571,7 @@ fn backup_and_restore_refusals(b: Backend) {
         return;
     }
     let before = state(&db);
-    assert!(before.ends_with(ws["id"].as_str().unwrap()), "{before}");
+    assert!(before.ends_with(ws.as_str()), "{before}");
     let db_path = PathBuf::from(db.url.trim_start_matches("sqlite://"));
     let db_dir = db_path.parent().unwrap().to_path_buf();
 
@@ -634,7 +634,7 @@ fn backup_and_restore_refusals(b: Backend) {
 
     // The good backup restores over the existing database, stale journal files
     // and all, and brings back what it held.
-    db.json(&["workspace", "create", "--name", "After the backup"]);
+    db.create_workspace("After the backup");
     assert_eq!(db.count("workspaces"), 2);
     std::fs::write(db_dir.join("keygate.db-journal"), "stale").unwrap();
     let out = db.json(&["restore", "--from", &good]);
@@ -646,7 +646,7 @@ fn backup_and_restore_refusals(b: Backend) {
 #[test]
 fn restore_refuses_a_database_in_use() {
     let db = TestDb::new(Backend::Sqlite);
-    db.json(&["workspace", "create", "--name", "Live"]);
+    db.create_workspace("Live");
     // In WAL mode every open connection holds a shared lock on the file, which
     // is how restore sees a running keygate.
     db.execute("PRAGMA journal_mode = WAL");

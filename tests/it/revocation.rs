@@ -415,14 +415,7 @@ fn another_clients_token_is_a_silent_no_op(b: Backend) {
     let (pa, pr) = public_tokens(&f);
     assert_live(&f.server, &f, &a);
     assert_live(&f.server, &f, &pa);
-    let other = f.db().json(&[
-        "client",
-        "create",
-        "--name",
-        "Other App",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
+    let other = f.db().create_client("Other App", REDIRECT);
     let other_basic = basic(
         other["client_id"].as_str().unwrap(),
         other["client_secret"].as_str().unwrap(),
@@ -655,14 +648,7 @@ fn introspection_answers_only_active_false_otherwise(b: Backend) {
     assert_eq!(f.introspect(&pa), inactive());
     assert_eq!(f.introspect(&pr), inactive());
     // ...and this client's, seen by another confidential client.
-    let other = f.db().json(&[
-        "client",
-        "create",
-        "--name",
-        "Other App",
-        "--redirect-uri",
-        REDIRECT,
-    ]);
+    let other = f.db().create_client("Other App", REDIRECT);
     let other_basic = basic(
         other["client_id"].as_str().unwrap(),
         other["client_secret"].as_str().unwrap(),

@@ -106,35 +106,10 @@ fn token_for(f: &Fixture, workspace_id: &str, scope: &str) -> String {
     s(&v, "access_token")
 }
 
-fn key_in(db: &TestDb, workspace_id: &str, name: &str, access: &str) -> Value {
-    db.json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        workspace_id,
-        "--name",
-        name,
-        "--access",
-        access,
-    ])
-}
-
 /// A second workspace with the fixture's owner as its owner.
 fn second_workspace(f: &Fixture) -> String {
-    let ws = s(
-        &f.db().json(&["workspace", "create", "--name", "Globex"]),
-        "id",
-    );
-    f.db().json(&[
-        "member",
-        "add",
-        "--workspace",
-        &ws,
-        "--user",
-        &f.owner_id,
-        "--role",
-        "owner",
-    ]);
+    let ws = f.db().create_workspace("Globex");
+    f.db().add_member(&ws, &f.owner_id, "owner");
     ws
 }
 
@@ -323,7 +298,7 @@ fn invalid_credentials(b: Backend) {
     cases.push(("a very long credential".into(), "a".repeat(5000)));
 
     // Unknown: a well-formed key whose row is gone (never used, so not cached).
-    let gone = key_in(db, &ws, "gone", "read_write");
+    let gone = db.create_api_key(&ws, "gone", "read_write");
     db.execute(&format!(
         "DELETE FROM api_keys WHERE id = '{}'",
         s(&gone, "id")
@@ -331,7 +306,7 @@ fn invalid_credentials(b: Backend) {
     cases.push(("unknown key".into(), s(&gone, "key")));
 
     // Revoked: a key used (cached) then revoked; an access token revoked.
-    let revoked = key_in(db, &ws, "revoked", "read_write");
+    let revoked = db.create_api_key(&ws, "revoked", "read_write");
     assert_eq!(
         http.bearer_get("/v1/workspace", &s(&revoked, "key")).status,
         200
@@ -349,7 +324,7 @@ fn invalid_credentials(b: Backend) {
     cases.push(("revoked access token".into(), revoked_token));
 
     // Expired: a key whose expiry has passed.
-    let expired = key_in(db, &ws, "expired", "read_write");
+    let expired = db.create_api_key(&ws, "expired", "read_write");
     db.execute(&format!(
         "UPDATE api_keys SET expires_at = {} WHERE id = '{}'",
         chrono::Utc::now().timestamp() - 1,
@@ -513,7 +488,7 @@ fn workspaces_are_isolated(b: Backend) {
     let ws1 = f.workspace_id.clone();
     let ws2 = second_workspace(&f);
     let k1 = f.api_key("read_write");
-    let k2 = s(&key_in(db, &ws2, "globex-key", "read_write"), "key");
+    let k2 = s(&db.create_api_key(&ws2, "globex-key", "read_write"), "key");
     let t1 = token_for(&f, &ws1, ALL_SCOPES);
     let t2 = token_for(&f, &ws2, ALL_SCOPES);
     let mut http = f.server.client();

@@ -1,19 +1,17 @@
-//! Harness of the browser tests: a real `keygate serve` on a free port over a
-//! fresh SQLite database, set up with its own CLI; a tiny HTTP server that plays
-//! the OAuth client's redirect URI; chromedriver driving a headless Chromium; and
-//! a plain HTTP client for what a client application does without a browser.
+//! The browser-only part of the browser tests' harness: a tiny HTTP server that
+//! plays the OAuth client's redirect URI, chromedriver driving a headless
+//! Chromium, screenshots, and `browser_test`, which runs one test over a fresh
+//! `keygate serve` (the it suite's `Server` and `Fixture`, shared through
+//! `#[path]`).
 //!
 //! Chromium and chromedriver are taken from `PATH` (or `KEYGATE_CHROMIUM`,
 //! `KEYGATE_CHROMEDRIVER`); nothing is ever downloaded. When they are missing
 //! each test fails with one line that says so and names `./scripts/test`.
 
 use crate::require::require_program;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::support::{free_port, unique, Backend, Fixture, Server, PASSWORD};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,27 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keygate");
-pub const PASSWORD: &str = "correct horse battery staple";
-pub const APP_NAME: &str = "Acme Browser CRM";
-pub const WORKSPACE_NAME: &str = "Acme";
-
 /// How long any one wait for the browser or a process may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// One browser at a time: the tests share a small machine with the build.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
 
 /// A fresh temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -90,164 +72,6 @@ impl Drop for Guarded {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A running `keygate serve`, with a workspace, its owner and a confidential client.
-pub struct Keygate {
-    process: Guarded,
-    dir: TempDir,
-    db_url: String,
-    pub fx: Fixture,
-}
-
-/// What the tests need to know about the server's data (owned, cheap to clone).
-#[derive(Clone, Debug)]
-pub struct Fixture {
-    pub base: String,
-    pub workspace_id: String,
-    pub email: String,
-    pub client_id: String,
-    pub client_secret: String,
-    pub redirect_uri: String,
-}
-
-impl Keygate {
-    pub fn start(redirect_uri: &str) -> Keygate {
-        let dir = TempDir::new("server");
-        let db_url = format!("sqlite://{}", dir.0.join("k.db").display());
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let log = File::create(dir.0.join("keygate.log")).expect("keygate log file");
-        let process = Guarded::spawn(
-            Command::new(BIN)
-                .arg("serve")
-                .env_remove("DATABASE_URL")
-                .env("KEYGATE_DATABASE_URL", &db_url)
-                .env("KEYGATE_ISSUER", &base)
-                .env("KEYGATE_BIND", format!("127.0.0.1:{port}"))
-                .env("KEYGATE_RATE_LIMITS", "off")
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log),
-        )
-        .expect("start keygate serve");
-        let mut server = Keygate {
-            process,
-            dir,
-            db_url,
-            fx: Fixture {
-                base: base.clone(),
-                workspace_id: String::new(),
-                email: format!("owner-{}@example.com", &unique()[..8]),
-                client_id: String::new(),
-                client_secret: String::new(),
-                redirect_uri: redirect_uri.to_string(),
-            },
-        };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let up = ureq::get(&format!("{base}/healthz"))
-                .timeout(Duration::from_secs(1))
-                .call()
-                .is_ok_and(|r| r.status() == 200);
-            if up {
-                break;
-            }
-            if let Some(status) = server.process.exited() {
-                panic!("keygate serve exited ({status}): {}", server.logs());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "keygate did not start: {}",
-                server.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server.seed();
-        server
-    }
-
-    /// A workspace, its owner, and a confidential client, made with the CLI.
-    fn seed(&mut self) {
-        let ws = self.cli(&["workspace", "create", "--name", WORKSPACE_NAME], None);
-        let email = self.fx.email.clone();
-        let user = self.cli(
-            &["user", "create", "--email", &email, "--password-stdin"],
-            Some(&format!("{PASSWORD}\n")),
-        );
-        let ws_id = text(&ws, "id");
-        let user_id = text(&user, "id");
-        self.cli(
-            &[
-                "member",
-                "add",
-                "--workspace",
-                &ws_id,
-                "--user",
-                &user_id,
-                "--role",
-                "owner",
-            ],
-            None,
-        );
-        let redirect = self.fx.redirect_uri.clone();
-        let client = self.cli(
-            &[
-                "client",
-                "create",
-                "--name",
-                APP_NAME,
-                "--redirect-uri",
-                &redirect,
-            ],
-            None,
-        );
-        self.fx.workspace_id = ws_id;
-        self.fx.client_id = text(&client, "client_id");
-        self.fx.client_secret = text(&client, "client_secret");
-    }
-
-    /// Runs a `keygate --json` command that must succeed; returns its JSON line.
-    fn cli(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let mut child = Command::new(BIN)
-            .arg("--json")
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("DATABASE_URL")
-            .env("KEYGATE_DATABASE_URL", &self.db_url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run keygate");
-        {
-            let mut input = child.stdin.take().expect("stdin");
-            if let Some(s) = stdin {
-                input.write_all(s.as_bytes()).expect("write stdin");
-            }
-        }
-        let out = child.wait_with_output().expect("wait for keygate");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "keygate {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("keygate {args:?} printed no JSON object ({e}): {stdout:?}"))
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("keygate.log")).unwrap_or_default()
-    }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key:?} in {v}"))
-        .to_string()
 }
 
 /// The OAuth client's redirect URI: answers every request with a small page.
@@ -630,7 +454,7 @@ impl Browser {
 
     /// Signs in on the login page the browser is at.
     pub async fn sign_in(&self, fx: &Fixture) {
-        self.type_into("#email", &fx.email).await;
+        self.type_into("#email", &fx.owner_email).await;
         self.type_into("#password", PASSWORD).await;
         self.click("form[action='/login'] button[type='submit']")
             .await;
@@ -642,13 +466,16 @@ impl Browser {
 /// failure a `<test>-failure.png` and keygate's log are kept for diagnosis.
 pub fn browser_test<F, Fut>(test: &'static str, body: F)
 where
-    F: FnOnce(Fixture, Browser) -> Fut,
+    F: FnOnce(Arc<Fixture>, Browser) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let driver = ChromeDriver::start();
     let callback = Callback::start();
-    let server = Keygate::start(&callback.uri);
+    let fx = Arc::new(Fixture::with_redirect(
+        Server::start(Backend::Sqlite),
+        &callback.uri,
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -660,7 +487,7 @@ where
             test,
         };
         let local = tokio::task::LocalSet::new();
-        let task = local.spawn_local(body(server.fx.clone(), browser.clone()));
+        let task = local.spawn_local(body(fx.clone(), browser.clone()));
         let result = local.run_until(task).await;
         if result.is_err() {
             let _ = tokio::time::timeout(WAIT, browser.screenshot("-failure")).await;
@@ -670,120 +497,10 @@ where
         result
     });
     if let Err(e) = outcome {
-        eprintln!("--- keygate log ---\n{}", server.logs());
+        eprintln!("--- keygate log ---\n{}", fx.server.logs());
         if e.is_panic() {
             std::panic::resume_unwind(e.into_panic());
         }
         panic!("{test}: {e}");
     }
-}
-
-/// A PKCE verifier and its S256 challenge.
-pub fn pkce() -> (String, String) {
-    let verifier = format!("{}{}", unique(), unique());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-pub fn authorize_url(fx: &Fixture, scope: &str, state: &str, challenge: &str) -> String {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &fx.client_id)
-        .append_pair("redirect_uri", &fx.redirect_uri)
-        .append_pair("scope", scope)
-        .append_pair("state", state)
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .finish();
-    format!("{}/oauth/authorize?{q}", fx.base)
-}
-
-pub fn param(url: &url::Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// An HTTP response, whatever its status.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}) (status {}): {}", self.status, self.body))
-    }
-}
-
-fn finish(result: Result<ureq::Response, ureq::Error>) -> Resp {
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("request failed: {e}"),
-    };
-    Resp {
-        status: resp.status(),
-        body: resp.into_string().unwrap_or_default(),
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .redirects(0)
-        .timeout(Duration::from_secs(30))
-        .build()
-}
-
-/// What the client application does with a code: the token request
-/// (client_secret_post, with the PKCE verifier).
-pub fn exchange(fx: &Fixture, code: &str, verifier: &str) -> Resp {
-    finish(
-        agent()
-            .post(&format!("{}/oauth/token", fx.base))
-            .send_form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &fx.redirect_uri),
-                ("code_verifier", verifier),
-                ("client_id", &fx.client_id),
-                ("client_secret", &fx.client_secret),
-            ]),
-    )
-}
-
-pub fn refresh(fx: &Fixture, refresh_token: &str) -> Resp {
-    finish(
-        agent()
-            .post(&format!("{}/oauth/token", fx.base))
-            .send_form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-                ("client_id", &fx.client_id),
-                ("client_secret", &fx.client_secret),
-            ]),
-    )
-}
-
-/// `GET {base}{path}` with `Authorization: Bearer <credential>`.
-pub fn bearer_get(fx: &Fixture, path: &str, credential: &str) -> Resp {
-    finish(
-        agent()
-            .get(&format!("{}{path}", fx.base))
-            .set("Authorization", &format!("Bearer {credential}"))
-            .call(),
-    )
-}
-
-/// `POST {base}{path}` with a JSON body and `Authorization: Bearer <credential>`.
-pub fn bearer_post_json(fx: &Fixture, path: &str, credential: &str, body: &str) -> Resp {
-    finish(
-        agent()
-            .post(&format!("{}{path}", fx.base))
-            .set("Authorization", &format!("Bearer {credential}"))
-            .set("Content-Type", "application/json")
-            .send_string(body),
-    )
 }

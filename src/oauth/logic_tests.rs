@@ -1,0 +1,543 @@
+//! Logic tests without HTTP, as Kanidm tests its `idm` layer: each test opens a
+//! fresh SQLite file through `db::connect` (which runs the migrations) and calls
+//! the functions the handlers, pages and CLI call. They pin the rules that must
+//! hold whatever the transport: single-use codes and refresh tokens (RFC 6749
+//! §4.1.2, RFC 9700 §4.14.2), revocation (RFC 7009), introspection (RFC 7662),
+//! the security-log rows, and the API key lifecycle.
+
+use super::authorizations::{self, Cause};
+use super::clients::{self, ClientCache, NewClient};
+use super::error::OAuthError;
+use super::introspect::{self, Introspection};
+use super::token::TokenResponse;
+use super::{authorize, revoke, token, Issuer, Params};
+use crate::accounts::{self, audit, Plan, Role};
+use crate::apikeys::{self, Access};
+use crate::config::Config;
+use crate::credentials::bearer::{self, Lookup, Principal};
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::signing_keys::KeyRing;
+use crate::credentials::usage::UsageRecorder;
+use crate::credentials::Credentials;
+use crate::db::{self, Pool};
+use crate::error::Error;
+use base64::Engine;
+use sha2::Digest;
+use std::path::PathBuf;
+
+const ISSUER: &str = "https://id.example.test";
+const REDIRECT: &str = "https://crm.example.test/callback";
+const SCOPE: &str = "workspace:read tags:write";
+const PASSWORD: &str = "correct horse battery";
+
+/// One node over a fresh database: what `node::state::Services` holds, with an
+/// ephemeral signing key, and a workspace with its owner and two confidential
+/// clients.
+struct Node {
+    dir: PathBuf,
+    pool: Pool,
+    config: Config,
+    credentials: Credentials,
+    clients: ClientCache,
+    workspace: String,
+    owner: String,
+    client: NewClient,
+    other: NewClient,
+}
+
+impl Node {
+    fn new() -> Node {
+        let dir = std::env::temp_dir().join(format!("keygate-logic-{}", db::new_id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("keygate.db").display());
+        let pool = db::connect(&url).expect("open and migrate a fresh database");
+        let config = Config {
+            database_url: url,
+            issuer: ISSUER.to_string(),
+            bind: "127.0.0.1:0".to_string(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            code_ttl: 60,
+            session_ttl: 12 * 3600,
+            consent_ttl: 600,
+            revocation_poll_ms: 100,
+            usage_flush_ms: 1000,
+            housekeeping_secs: 30,
+            rate_limits: None,
+            demo: false,
+        };
+        let credentials = Credentials {
+            keys: KeyRing::ephemeral(ISSUER).expect("key ring"),
+            cache: CredentialCache::new(0),
+            usage: UsageRecorder::default(),
+            access_token_ttl: config.access_token_ttl,
+        };
+        let mut conn = pool.get().expect("connection");
+        let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();
+        let owner = accounts::create_user(&mut conn, "owner@example.test", PASSWORD).unwrap();
+        accounts::add_member(&mut conn, &ws.id, &owner.id, Role::Owner).unwrap();
+        let client = clients::create(&mut conn, "Acme CRM", &[REDIRECT.into()], false).unwrap();
+        let other = clients::create(&mut conn, "Other App", &[REDIRECT.into()], false).unwrap();
+        drop(conn);
+        Node {
+            dir,
+            pool,
+            config,
+            credentials,
+            clients: ClientCache::default(),
+            workspace: ws.id,
+            owner: owner.id,
+            client,
+            other,
+        }
+    }
+
+    fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            config: &self.config,
+            credentials: &self.credentials,
+            clients: &self.clients,
+        }
+    }
+
+    fn conn(&self) -> r2d2::PooledConnection<db::ConnectionManager> {
+        self.pool.get().expect("connection")
+    }
+
+    /// A person of the workspace with a role; returns their id.
+    fn person(&self, email: &str, role: Role) -> String {
+        let mut conn = self.conn();
+        let user = accounts::create_user(&mut conn, email, PASSWORD).unwrap();
+        accounts::add_member(&mut conn, &self.workspace, &user.id, role).unwrap();
+        user.id
+    }
+
+    /// The authorization endpoint's steps for the confidential client: validate
+    /// the request, hold it for the session, take it back and approve it as
+    /// `user`. Returns the code, its PKCE verifier and the authorization's id.
+    fn approve(&self, user: &str) -> Result<(String, String, String), Error> {
+        let mut conn = self.conn();
+        let verifier = format!("{}{}", db::new_id(), db::new_id());
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let query = form(&[
+            ("response_type", "code"),
+            ("client_id", &self.client.client.id),
+            ("redirect_uri", REDIRECT),
+            ("scope", SCOPE),
+            ("state", "st"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let req = authorize::validate(&mut conn, &self.config, &query).expect("a valid request");
+        let held_id = authorize::hold(&mut conn, &self.config, "session-hash", &req).unwrap();
+        let held = authorize::take(&mut conn, &held_id, "session-hash")
+            .unwrap()
+            .expect("the held request, once");
+        let approved = authorize::approve(&mut conn, &self.config, &held, user, &self.workspace)?;
+        Ok((approved.code, verifier, approved.authorization.id))
+    }
+
+    /// `client_id` and `client_secret` of a client, as form parameters.
+    fn auth(c: &NewClient) -> [(&'static str, &str); 2] {
+        [
+            ("client_id", c.client.id.as_str()),
+            ("client_secret", c.secret.as_deref().expect("a secret")),
+        ]
+    }
+
+    /// The token endpoint, as the confidential client.
+    fn token(&self, grant: &[(&str, &str)]) -> Result<TokenResponse, OAuthError> {
+        let mut all = grant.to_vec();
+        all.extend(Node::auth(&self.client));
+        token::grant(&self.issuer(), &mut self.conn(), None, &form(&all))
+    }
+
+    fn exchange(&self, code: &str, verifier: &str) -> Result<TokenResponse, OAuthError> {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+    }
+
+    fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuthError> {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+    }
+
+    /// An approved and exchanged authorization: (access, refresh, authorization id).
+    fn tokens(&self, user: &str) -> (String, String, String) {
+        let (code, verifier, id) = self.approve(user).expect("approved");
+        let t = self.exchange(&code, &verifier).expect("the first exchange");
+        (t.access_token, t.refresh_token, id)
+    }
+
+    fn introspect(&self, as_client: &NewClient, token: &str, hint: Option<&str>) -> Introspection {
+        let mut all = vec![("token", token)];
+        all.extend(hint.map(|h| ("token_type_hint", h)));
+        all.extend(Node::auth(as_client));
+        introspect::request(&self.issuer(), &mut self.conn(), None, &form(&all))
+            .expect("introspection answers")
+    }
+
+    /// The one bearer check's slow path (signature, then the stored rows).
+    fn stored(&self, credential: &str) -> Option<Principal> {
+        bearer::check_stored(&self.credentials, &mut self.conn(), credential).unwrap()
+    }
+
+    fn cached_valid(&self, credential: &str) -> bool {
+        matches!(
+            bearer::check_cached(&self.credentials, credential),
+            Lookup::Found(_)
+        )
+    }
+
+    fn revoked_at(&self, authorization: &str) -> Option<i64> {
+        authorizations::find(&mut self.conn(), authorization)
+            .unwrap()
+            .revoked_at
+    }
+
+    /// The security-log rows with this action, oldest first.
+    fn log(&self, action: &str) -> Vec<audit::AuditEvent> {
+        let mut rows: Vec<_> = audit::list(&mut self.conn(), &self.workspace, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect();
+        rows.reverse();
+        rows
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> Params {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    Params::parse(body.as_bytes())
+}
+
+fn assert_invalid_grant(r: Result<TokenResponse, OAuthError>, what: &str) {
+    match r {
+        Err(e) => assert_eq!(e.code(), "invalid_grant", "{what}: {e}"),
+        Ok(t) => panic!("{what}: tokens were issued ({t:?})"),
+    }
+}
+
+#[test]
+fn a_code_used_twice_revokes_its_authorization() {
+    let n = Node::new();
+    let (code, verifier, id) = n.approve(&n.owner).unwrap();
+    let first = n.exchange(&code, &verifier).expect("the first exchange");
+    assert_eq!(first.workspace_id, n.workspace);
+    assert_eq!(first.scope, SCOPE);
+    assert!(matches!(
+        n.stored(&first.access_token),
+        Some(Principal::AccessToken(_))
+    ));
+    assert!(n.cached_valid(&first.access_token), "the check caches it");
+    assert!(n.log("app.revoked_code_replay").is_empty());
+
+    assert_invalid_grant(n.exchange(&code, &verifier), "the replayed code");
+    assert!(n.revoked_at(&id).is_some(), "the authorization lives on");
+    // What the first exchange issued ends too, in this node's cache at once.
+    assert!(!n.cached_valid(&first.access_token));
+    assert!(n.stored(&first.access_token).is_none());
+    assert_invalid_grant(n.refresh(&first.refresh_token), "the first refresh token");
+    let log = n.log("app.revoked_code_replay");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].subject, id);
+    assert_eq!(log[0].actor, n.client.client.id);
+    assert!(n.log("app.revoked").is_empty());
+}
+
+#[test]
+fn a_reused_refresh_token_revokes_the_whole_authorization() {
+    let n = Node::new();
+    let (a1, r1, id) = n.tokens(&n.owner);
+    let second = n.refresh(&r1).expect("the first refresh");
+    assert_ne!(second.refresh_token, r1, "refresh tokens rotate");
+    assert!(n.stored(&second.access_token).is_some());
+    assert!(
+        n.stored(&a1).is_some(),
+        "rotation alone ends no access token"
+    );
+    assert!(n.revoked_at(&id).is_none());
+
+    assert_invalid_grant(n.refresh(&r1), "the reused refresh token");
+    assert!(n.revoked_at(&id).is_some());
+    for (what, access) in [("the first", &a1), ("the second", &second.access_token)] {
+        assert!(
+            n.stored(access).is_none(),
+            "{what} access token still works"
+        );
+        assert!(!n.cached_valid(access), "{what} access token is cached");
+    }
+    assert_invalid_grant(
+        n.refresh(&second.refresh_token),
+        "the newest refresh token of a revoked authorization",
+    );
+    let log = n.log("app.revoked_refresh_reuse");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].subject, id);
+    assert_eq!(log[0].actor, n.client.client.id);
+}
+
+#[test]
+fn revoking_a_refresh_token_ends_its_access_tokens() {
+    let n = Node::new();
+    let (access, refresh, id) = n.tokens(&n.owner);
+    assert!(n.stored(&access).is_some());
+    assert!(n.cached_valid(&access));
+    let revoke_as = |c: &NewClient| {
+        let mut all = vec![
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        all.extend(Node::auth(c));
+        revoke::request(&n.issuer(), &mut n.conn(), None, &form(&all))
+    };
+
+    // Another client's token: a silent success that revokes nothing (RFC 7009 §2.2).
+    revoke_as(&n.other).expect("a foreign token is no error");
+    assert!(n.revoked_at(&id).is_none());
+    assert!(n.stored(&access).is_some());
+    assert!(n.log("app.revoked_by_client").is_empty());
+
+    revoke_as(&n.client).expect("revoked");
+    assert!(n.revoked_at(&id).is_some());
+    assert!(!n.cached_valid(&access), "the cache still holds the token");
+    assert!(n.stored(&access).is_none());
+    assert_invalid_grant(n.refresh(&refresh), "the revoked refresh token");
+    let log = n.log("app.revoked_by_client");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].subject, id);
+    assert_eq!(log[0].actor, n.client.client.id);
+
+    // Revoking again is a success and writes no second row.
+    revoke_as(&n.client).expect("revoked again");
+    assert_eq!(n.log("app.revoked_by_client").len(), 1);
+}
+
+#[test]
+fn introspection_shows_a_client_its_own_live_tokens_only() {
+    let n = Node::new();
+    let (access, refresh, id) = n.tokens(&n.owner);
+    let own = n.introspect(&n.client, &access, None);
+    assert!(own.active, "{own:?}");
+    assert_eq!(own.client_id.as_deref(), Some(n.client.client.id.as_str()));
+    assert_eq!(own.workspace_id.as_deref(), Some(n.workspace.as_str()));
+    assert_eq!(own.sub.as_deref(), Some(n.owner.as_str()));
+    assert_eq!(own.scope.as_deref(), Some(SCOPE));
+    assert_eq!(own.iss.as_deref(), Some(ISSUER));
+    assert_eq!(own.aud, Some(format!("{ISSUER}/v1")));
+    assert!(
+        n.introspect(&n.client, &refresh, Some("refresh_token"))
+            .active
+    );
+    // The hint orders the search; it does not decide the answer.
+    assert!(n.introspect(&n.client, &refresh, None).active);
+    assert!(
+        n.introspect(&n.client, &access, Some("refresh_token"))
+            .active
+    );
+
+    for token in [&access, &refresh] {
+        assert_eq!(
+            n.introspect(&n.other, token, None),
+            Introspection::inactive(),
+            "another client sees a token of this one"
+        );
+    }
+    assert_eq!(
+        n.introspect(&n.client, "not-a-token", None),
+        Introspection::inactive()
+    );
+
+    // A public client may not introspect (RFC 7662 §2.1: the caller authenticates).
+    let public = clients::create(&mut n.conn(), "Mobile", &[REDIRECT.into()], true).unwrap();
+    let r = introspect::request(
+        &n.issuer(),
+        &mut n.conn(),
+        None,
+        &form(&[("token", &access), ("client_id", &public.client.id)]),
+    );
+    assert_eq!(r.map_err(|e| e.code()), Err("invalid_client"));
+
+    authorizations::revoke(
+        &mut n.conn(),
+        &n.credentials.cache,
+        &id,
+        Cause::Person {
+            actor: &n.owner,
+            address: None,
+        },
+    )
+    .unwrap();
+    for token in [&access, &refresh] {
+        assert_eq!(
+            n.introspect(&n.client, token, None),
+            Introspection::inactive()
+        );
+    }
+}
+
+#[test]
+fn a_person_revoking_an_app_is_logged_once() {
+    let n = Node::new();
+    let (access, _, id) = n.tokens(&n.owner);
+    let by_owner = Cause::Person {
+        actor: &n.owner,
+        address: Some("203.0.113.7"),
+    };
+    let revoked = authorizations::revoke(&mut n.conn(), &n.credentials.cache, &id, by_owner)
+        .expect("revoked");
+    let at = revoked.revoked_at.expect("revoked_at set");
+    assert_eq!(revoked.status(), "revoked");
+    assert!(!n.cached_valid(&access));
+    assert!(n.stored(&access).is_none());
+    let log = n.log("app.revoked");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].subject, id);
+    assert_eq!(log[0].actor, n.owner);
+    assert_eq!(log[0].client_address.as_deref(), Some("203.0.113.7"));
+
+    // Idempotent: the second revocation changes nothing and logs nothing.
+    let again = authorizations::revoke(&mut n.conn(), &n.credentials.cache, &id, by_owner)
+        .expect("revoking twice is no error");
+    assert_eq!(again.revoked_at, Some(at));
+    assert_eq!(n.log("app.revoked").len(), 1);
+}
+
+#[test]
+fn removing_a_member_revokes_the_apps_they_authorized() {
+    let n = Node::new();
+    let admin = n.person("admin@example.test", Role::Admin);
+    let (admin_access, admin_refresh, admin_app) = n.tokens(&admin);
+    let (owner_access, _, owner_app) = n.tokens(&n.owner);
+
+    let revoked = authorizations::remove_member(&mut n.conn(), &n.workspace, &admin, &n.owner)
+        .expect("removed");
+    assert_eq!(revoked, 1);
+    assert_eq!(
+        accounts::role_in(&mut n.conn(), &n.workspace, &admin).unwrap(),
+        None
+    );
+    assert!(n.revoked_at(&admin_app).is_some());
+    assert!(n.stored(&admin_access).is_none());
+    assert_invalid_grant(n.refresh(&admin_refresh), "the removed member's app");
+    // The owner's own authorization is not theirs to lose.
+    assert!(n.revoked_at(&owner_app).is_none());
+    assert!(n.stored(&owner_access).is_some());
+    let log = n.log("member.removed");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].subject, admin);
+    assert_eq!(log[0].actor, n.owner);
+}
+
+#[test]
+fn only_owners_and_admins_may_authorize_apps() {
+    let n = Node::new();
+    let member = n.person("member@example.test", Role::Member);
+    let refused = n.approve(&member);
+    assert!(
+        matches!(refused, Err(Error::Forbidden(_))),
+        "a member authorized an app: {:?}",
+        refused.map(|(_, _, id)| id)
+    );
+    let outsider = accounts::create_user(&mut n.conn(), "out@example.test", PASSWORD).unwrap();
+    assert!(matches!(n.approve(&outsider.id), Err(Error::Forbidden(_))));
+    assert!(
+        authorizations::list_for_workspace(&mut n.conn(), &n.workspace)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(n.log("app.authorized").is_empty());
+
+    let admin = n.person("admin@example.test", Role::Admin);
+    n.approve(&admin).expect("an admin may");
+    assert_eq!(n.log("app.authorized").len(), 1);
+}
+
+#[test]
+fn an_api_key_works_until_rotated_or_revoked() {
+    let n = Node::new();
+    let mut conn = n.conn();
+    let cache = &n.credentials.cache;
+    let issued = apikeys::create(
+        &mut conn,
+        &n.workspace,
+        "crm-sync",
+        Access::ReadWrite,
+        None,
+        &n.owner,
+        None,
+    )
+    .expect("created");
+    drop(conn);
+    let id = issued.key.id.clone();
+    let first = issued.secret;
+    match n.stored(&first) {
+        Some(Principal::ApiKey(k)) => {
+            assert_eq!(k.id, id);
+            assert_eq!(k.workspace_id, n.workspace);
+        }
+        other => panic!("the new key is refused: {:?}", other.map(|p| p.kind())),
+    }
+    assert!(n.cached_valid(&first), "the check caches it");
+
+    let rotated = apikeys::rotate(&mut n.conn(), cache, &id, &n.owner, None).expect("rotated");
+    let second = rotated.secret;
+    assert_ne!(second, first);
+    assert!(!n.cached_valid(&first), "the old secret is still cached");
+    assert!(n.stored(&first).is_none(), "the old secret still works");
+    assert!(matches!(n.stored(&second), Some(Principal::ApiKey(_))));
+
+    apikeys::revoke(&mut n.conn(), cache, &id, &n.owner, None).expect("revoked");
+    assert!(!n.cached_valid(&second));
+    assert!(n.stored(&second).is_none(), "a revoked key still works");
+    assert!(matches!(
+        apikeys::rotate(&mut n.conn(), cache, &id, &n.owner, None),
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        apikeys::revoke(&mut n.conn(), cache, &id, &n.owner, None),
+        Err(Error::Conflict(_))
+    ));
+    for action in ["api_key.generated", "api_key.rotated", "api_key.revoked"] {
+        let log = n.log(action);
+        assert_eq!(log.len(), 1, "{action}: {log:?}");
+        assert_eq!(log[0].subject, id);
+    }
+}
+
+#[test]
+fn a_free_workspace_gets_no_api_key() {
+    let n = Node::new();
+    let mut conn = n.conn();
+    let free = accounts::create_workspace(&mut conn, "Tiny", Plan::Free).unwrap();
+    let r = apikeys::create(
+        &mut conn,
+        &free.id,
+        "crm-sync",
+        Access::ReadOnly,
+        None,
+        &n.owner,
+        None,
+    );
+    assert!(
+        matches!(r, Err(Error::Forbidden(_))),
+        "{:?}",
+        r.map(|k| k.key.id)
+    );
+}

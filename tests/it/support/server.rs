@@ -1,0 +1,144 @@
+//! A real `keygate serve` process on a free port.
+
+use super::cli::BIN;
+use super::db::{Backend, TestDb};
+use super::http::Http;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running keygate process.
+pub struct Server {
+    pub db: TestDb,
+    pub base: String,
+    child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Server {
+    pub fn start(backend: Backend) -> Server {
+        Server::start_with(TestDb::new(backend), &[])
+    }
+
+    pub fn start_with(db: TestDb, env: &[(&str, &str)]) -> Server {
+        // A port found free can be taken by another test before keygate binds
+        // it: try again on another port when that happens.
+        let mut db = Some(db);
+        for attempt in 0..3 {
+            let port = free_port();
+            match Server::try_spawn(db.take().expect("db"), port, env) {
+                Ok(s) => return s,
+                Err((returned, logs)) => {
+                    if attempt == 2 || !logs.contains("cannot listen") {
+                        panic!("keygate did not start: {logs}");
+                    }
+                    db = Some(returned);
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    /// Another node on the same database.
+    pub fn spawn(db: TestDb, port: u16, env: &[(&str, &str)]) -> Server {
+        match Server::try_spawn(db, port, env) {
+            Ok(s) => s,
+            Err((_, logs)) => panic!("keygate did not start: {logs}"),
+        }
+    }
+
+    fn try_spawn(db: TestDb, port: u16, env: &[(&str, &str)]) -> Result<Server, (TestDb, String)> {
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env_remove("DATABASE_URL")
+            .env("KEYGATE_DATABASE_URL", &db.url)
+            .env("KEYGATE_ISSUER", &base)
+            .env("KEYGATE_BIND", format!("127.0.0.1:{port}"))
+            .env("KEYGATE_RATE_LIMITS", "off")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start keygate");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = ureq::get(&format!("{base}/healthz"))
+                .timeout(Duration::from_secs(1))
+                .call()
+            {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            let exited = child.try_wait().ok().flatten().is_some();
+            if exited || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(50));
+                let text = logs.lock().unwrap().clone();
+                return Err((db, text));
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        Ok(Server {
+            db,
+            base,
+            child,
+            logs,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> Http {
+        Http::new(&self.base)
+    }
+
+    /// Stops the process with SIGTERM and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
