@@ -214,7 +214,12 @@ fn server_cpu_secs(pid: u32) -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // After ')': field 3 is index 0, so utime (14) is 11 and stime (15) is 12.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     (ticks(11) + ticks(12)) / hz
@@ -478,7 +483,12 @@ fn seed_bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, St
             seeded
                 .access_tokens
                 .push(ring.sign(&claims).map_err(|e| e.to_string())?);
-            ts.push(format!("('{jti}','{}','{}',{now},{})", t.3, t.2, now + 3600));
+            ts.push(format!(
+                "('{jti}','{}','{}',{now},{})",
+                t.3,
+                t.2,
+                now + 3600
+            ));
         }
         stmts.push(format!(
             "INSERT INTO workspaces (id, name, plan, created_at) VALUES {};",
@@ -693,7 +703,10 @@ fn run(opts: Opts) -> Result<(), String> {
         Some(c.send("GET", "/healthz", &[], "").status == 200)
     }));
     let key_header = format!("Bearer {api_key}");
-    results.push(load("/v1/workspace (API key)", pid, &addr,
+    results.push(load(
+        "/v1/workspace (API key)",
+        pid,
+        &addr,
         n,
         dur,
         vec![key_header; n],
@@ -709,7 +722,10 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(a, _)| format!("Bearer {a}"))
         .collect();
-    results.push(load("/v1/workspace (JWT)", pid, &addr,
+    results.push(load(
+        "/v1/workspace (JWT)",
+        pid,
+        &addr,
         n,
         dur,
         jwt_headers,
@@ -754,7 +770,10 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(a, _)| (basic.clone(), form(&[("token", a)])))
         .collect();
-    results.push(load("introspection", pid, &addr,
+    results.push(load(
+        "introspection",
+        pid,
+        &addr,
         n,
         dur,
         introspect_states,
@@ -776,7 +795,10 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(_, r)| (basic.clone(), r.clone(), minted.clone()))
         .collect();
-    results.push(load("refresh grant", pid, &addr,
+    results.push(load(
+        "refresh grant",
+        pid,
+        &addr,
         n,
         dur,
         refresh_states,
@@ -803,7 +825,10 @@ fn run(opts: Opts) -> Result<(), String> {
         },
     ));
     let flows: Vec<Arc<Flow>> = (0..n).map(|_| flow_cfg.clone()).collect();
-    results.push(load("authorize → consent → token", pid, &addr,
+    results.push(load(
+        "authorize → consent → token",
+        pid,
+        &addr,
         n,
         dur,
         flows,
@@ -817,7 +842,10 @@ fn run(opts: Opts) -> Result<(), String> {
         .map(|c| (basic.clone(), c.to_vec()))
         .collect();
     let revoke_n = revoke_states.len().min(n);
-    results.push(load("revocation", pid, &addr,
+    results.push(load(
+        "revocation",
+        pid,
+        &addr,
         revoke_n,
         dur,
         revoke_states,
