@@ -71,6 +71,27 @@ fn env_i64(name: &str, default: i64) -> Result<i64, String> {
 }
 
 impl Config {
+    /// The defaults for a database and issuer, with the abuse limits off and no
+    /// environment read (logic tests build their node from it).
+    pub fn defaults(database_url: String, issuer: String) -> Config {
+        Config {
+            database_url,
+            issuer,
+            bind: DEFAULT_BIND.to_string(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            code_ttl: 60,
+            session_ttl: 12 * 3600,
+            consent_ttl: 600,
+            revocation_poll_ms: 100,
+            usage_flush_ms: 1000,
+            housekeeping_secs: 30,
+            rate_limits: None,
+            demo: false,
+            trusted_proxies: String::new(),
+        }
+    }
+
     /// Resolves the configuration; flags win over the environment.
     pub fn resolve(
         database_url: Option<String>,

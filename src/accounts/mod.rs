@@ -7,7 +7,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 pub mod audit;
+pub mod members;
 pub mod sessions;
+
+pub use members::remove_membership;
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = workspaces)]
@@ -305,17 +308,4 @@ pub fn managed_workspaces(conn: &mut DbConn, user_id: &str) -> Result<Vec<Worksp
         .filter(|(_, r)| r.can_manage())
         .map(|(w, _)| w)
         .collect())
-}
-
-/// Inside a transaction: removes a person's membership. Removing a member also
-/// ends the apps they approved: `oauth::authorizations::remove_member` does both.
-pub fn remove_membership(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<()> {
-    find_workspace(conn, workspace_id)?;
-    let n = diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
-    if n == 0 {
-        return Err(Error::not_found(
-            "that user is not a member of the workspace",
-        ));
-    }
-    Ok(())
 }

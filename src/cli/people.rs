@@ -126,8 +126,13 @@ pub(super) fn member(
             );
         }
         MemberCmd::Remove { workspace, user } => {
-            let revoked =
-                authorizations::remove_member(conn, &workspace, &user, apikeys::CLI_ACTOR)?;
+            let revoked = authorizations::remove_member(
+                conn,
+                &CredentialCache::detached(),
+                &workspace,
+                &user,
+                apikeys::CLI_ACTOR,
+            )?;
             await_propagation(config);
             out.emit(
                 json!({"workspace_id": workspace, "user_id": user, "removed": true, "revoked_authorizations": revoked}),

@@ -193,33 +193,56 @@ pub fn revoke(
 }
 
 /// Inside a transaction: revokes every active authorization a person approved in
-/// a workspace (they were removed from it).
-pub fn revoke_approved_by(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<usize> {
+/// a workspace (they were removed from it). Returns the events recorded.
+pub fn revoke_approved_by(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Vec<Event>> {
     let ids: Vec<String> = authorizations::table
         .filter(authorizations::workspace_id.eq(workspace_id))
         .filter(authorizations::user_id.eq(user_id))
         .filter(authorizations::revoked_at.is_null())
         .select(authorizations::id)
         .load(conn)?;
+    let mut events = Vec::new();
     for id in &ids {
-        revoke_in_tx(conn, id)?;
+        events.extend(revoke_in_tx(conn, id)?);
+        crate::accounts::audit::record(
+            conn,
+            workspace_id,
+            "keygate",
+            "app.revoked_member_removed",
+            id,
+            None,
+        )?;
     }
-    Ok(ids.len())
+    Ok(events)
 }
 
 /// Removes a person from a workspace and, in the same transaction, revokes the
-/// apps they authorized there, with the security-log row. Returns how many
-/// authorizations were revoked.
+/// apps they authorized there, with the security-log rows; this node's cache
+/// forgets their tokens at once. The last owner is never removed. Returns how
+/// many authorizations were revoked.
 pub fn remove_member(
     conn: &mut DbConn,
+    cache: &crate::credentials::cache::CredentialCache,
     workspace_id: &str,
     user_id: &str,
     actor: &str,
 ) -> Result<usize> {
-    db::write_tx(conn, |conn| {
+    let (revoked, events) = db::write_tx(conn, |conn| {
+        let revoked: i64 = authorizations::table
+            .filter(authorizations::workspace_id.eq(workspace_id))
+            .filter(authorizations::user_id.eq(user_id))
+            .filter(authorizations::revoked_at.is_null())
+            .count()
+            .get_result(conn)?;
         crate::accounts::remove_membership(conn, workspace_id, user_id)?;
-        let revoked = revoke_approved_by(conn, workspace_id, user_id)?;
+        let events = revoke_approved_by(conn, workspace_id, user_id)?;
         crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
-        Ok(revoked)
-    })
+        Ok::<_, crate::error::Error>((revoked as usize, events))
+    })?;
+    cache.apply(&events);
+    Ok(revoked)
 }

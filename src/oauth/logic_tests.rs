@@ -51,21 +51,7 @@ impl Node {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("keygate.db").display());
         let pool = db::connect(&url).expect("open and migrate a fresh database");
-        let config = Config {
-            database_url: url,
-            issuer: ISSUER.to_string(),
-            bind: "127.0.0.1:0".to_string(),
-            access_token_ttl: 3600,
-            refresh_token_ttl: 30 * 24 * 3600,
-            code_ttl: 60,
-            session_ttl: 12 * 3600,
-            consent_ttl: 600,
-            revocation_poll_ms: 100,
-            usage_flush_ms: 1000,
-            housekeeping_secs: 30,
-            rate_limits: None,
-            demo: false,
-        };
+        let config = Config::defaults(url, ISSUER.to_string());
         let credentials = Credentials {
             keys: KeyRing::ephemeral(ISSUER).expect("key ring"),
             cache: CredentialCache::new(0),
@@ -426,8 +412,14 @@ fn removing_a_member_revokes_the_apps_they_authorized() {
     let (admin_access, admin_refresh, admin_app) = n.tokens(&admin);
     let (owner_access, _, owner_app) = n.tokens(&n.owner);
 
-    let revoked = authorizations::remove_member(&mut n.conn(), &n.workspace, &admin, &n.owner)
-        .expect("removed");
+    let revoked = authorizations::remove_member(
+        &mut n.conn(),
+        &n.credentials.cache,
+        &n.workspace,
+        &admin,
+        &n.owner,
+    )
+    .expect("removed");
     assert_eq!(revoked, 1);
     assert_eq!(
         accounts::role_in(&mut n.conn(), &n.workspace, &admin).unwrap(),

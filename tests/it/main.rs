@@ -18,4 +18,5 @@ mod require;
 mod revocation;
 mod sasl;
 mod security;
+mod team;
 mod v1_api;

@@ -34,6 +34,13 @@ fn action_words(action: &str) -> &'static str {
         "app.revoked_by_client" => "App revoked by the app itself",
         "access_token.revoked_by_client" => "Access token revoked by the app",
         "member.removed" => "Member removed",
+        "app.revoked_member_removed" => "App revoked: the person who approved it left",
+        "member.added_owner" => "Member added as owner",
+        "member.added_admin" => "Member added as admin",
+        "member.added_member" => "Member added",
+        "member.role_owner" => "Role changed to owner",
+        "member.role_admin" => "Role changed to admin",
+        "member.role_member" => "Role changed to member",
         _ => "Other",
     }
 }

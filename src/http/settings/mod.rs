@@ -1,5 +1,5 @@
-//! The settings pages: API keys and authorized apps of a workspace, for its
-//! owners and admins.
+//! The settings pages of a workspace: API keys, authorized apps, the team and
+//! the security log, for its owners and admins.
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
@@ -18,10 +18,12 @@ use askama::Template;
 mod apps;
 mod keys;
 mod log;
+mod team;
 
 use apps::{apps_page, revoke_app};
 use keys::{generate_key, keys_page, revoke_key, rotate_key};
 use log::log_page;
+use team::{add_member, change_role, remove_member, team_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -37,6 +39,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key))
     .route("/settings/authorized-apps", web::get().to(apps_page))
     .route("/settings/security-log", web::get().to(log_page))
+    .service(
+        web::resource("/settings/team")
+            .route(web::get().to(team_page))
+            .route(web::post().to(add_member)),
+    )
+    .route("/settings/team/{user}/role", web::post().to(change_role))
+    .route(
+        "/settings/team/{user}/remove",
+        web::post().to(remove_member),
+    )
     .route(
         "/settings/authorized-apps/{id}/revoke",
         web::post().to(revoke_app),
@@ -106,12 +118,7 @@ fn context(
 /// A settings page: 200 for owners and admins, 403 (with the page's refusal)
 /// for members.
 fn role_page(ctx: &Context, body: String) -> HttpResponse {
-    let status = if ctx.role.can_manage() {
-        StatusCode::OK
-    } else {
-        StatusCode::FORBIDDEN
-    };
-    html(status, body)
+    html(status_for(ctx.role), body)
 }
 
 fn login_redirect(next: &str) -> HttpResponse {
@@ -127,6 +134,11 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "key_rotated" => Some("API key rotated. The old secret no longer works."),
         "key_revoked" => Some("API key revoked. It can no longer be used."),
         "app_revoked" => Some("App access revoked. Its tokens no longer work."),
+        "member_added" => Some("Member added."),
+        "role_changed" => Some("Role changed."),
+        "member_removed" => {
+            Some("Member removed. The apps they authorized in this workspace were revoked.")
+        }
         _ => None,
     }
 }
@@ -235,4 +247,55 @@ fn manager_of(
         )));
     }
     Ok(Ok(ctx))
+}
+
+/// What a settings handler answers, decided off the async workers; `respond`
+/// maps it to HTTP in one place.
+enum Page {
+    /// A rendered page and its status.
+    Html(StatusCode, String),
+    /// After a successful form post (RFC 9110 §15.4.4).
+    SeeOther(String),
+    Refused(StatusCode, String),
+    /// Not signed in, or in no workspace; `next` is where login returns.
+    NoAccess(Access_, &'static str),
+    /// A template failed: a 500, never an empty page.
+    RenderFailed,
+}
+
+impl Page {
+    fn render(status: StatusCode, t: &impl Template) -> Page {
+        match t.render() {
+            Ok(body) => Page::Html(status, body),
+            Err(_) => Page::RenderFailed,
+        }
+    }
+
+    fn refusal(r: Refusal, next: &'static str) -> Page {
+        match r {
+            Refusal::NoAccess(a) => Page::NoAccess(a, next),
+            Refusal::Refused(status, msg) => Page::Refused(status, msg),
+        }
+    }
+}
+
+fn respond(result: Result<Page, Error>) -> HttpResponse {
+    match result {
+        Ok(Page::Html(status, body)) => html(status, body),
+        Ok(Page::SeeOther(url)) => redirect(StatusCode::SEE_OTHER, &url),
+        Ok(Page::Refused(status, msg)) => error_page(status, &msg),
+        Ok(Page::NoAccess(a, next)) => no_access(a, next),
+        Ok(Page::RenderFailed) => crate::http::render_failed(),
+        Err(e) => internal_error(&e),
+    }
+}
+
+/// The status of a page for the person's role: 200 for owners and admins, 403
+/// (with the page's own refusal in it) for members.
+fn status_for(role: Role) -> StatusCode {
+    if role.can_manage() {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    }
 }

@@ -101,8 +101,13 @@ impl TestDb {
         }
     }
 
-    /// One text column of the first row of a query.
+    /// One text column of the first row of a query (named `v`).
     pub fn text(&self, sql: &str) -> Option<String> {
+        self.texts(sql).into_iter().next()
+    }
+
+    /// One text column (named `v`) of every row of a query; NULLs left out.
+    pub fn texts(&self, sql: &str) -> Vec<String> {
         #[derive(diesel::QueryableByName)]
         struct T {
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -119,7 +124,7 @@ impl TestDb {
                 diesel::RunQueryDsl::load(q, &mut c).expect("query")
             }
         };
-        rows.into_iter().next().and_then(|r| r.v)
+        rows.into_iter().filter_map(|r| r.v).collect()
     }
 }
 
