@@ -376,3 +376,65 @@ fn browser_revoke_authorized_app() {
         assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
     });
 }
+
+/// Every page a person sees, at a phone's width and a laptop's: axe-core finds
+/// no serious or critical violation, and no control is clipped or off-screen.
+#[test]
+fn browser_pages_are_accessible_at_every_size() {
+    browser_test(
+        "browser_pages_are_accessible_at_every_size",
+        |fx, b| async move {
+            // A key and an authorization, so the tables have rows.
+            fx.db()
+                .create_api_key(&fx.workspace_id, "crm-sync", "read_only");
+            let (verifier, challenge) = pkce();
+            let _ = verifier;
+            let ws = fx.workspace_id.clone();
+            let pages = [
+                ("api-keys", format!("/settings/api-keys?workspace={ws}")),
+                (
+                    "authorized-apps",
+                    format!("/settings/authorized-apps?workspace={ws}"),
+                ),
+                ("team", format!("/settings/team?workspace={ws}")),
+                (
+                    "security-log",
+                    format!("/settings/security-log?workspace={ws}"),
+                ),
+            ];
+            for (width, height) in [(390, 844), (1280, 900)] {
+                b.set_width(width, height).await;
+                // Signed out: the login page.
+                b.goto(&fx.server.url("/login")).await;
+                b.wait_css("#email").await;
+                b.assert_accessible(&format!("login at {width}px")).await;
+                b.assert_nothing_clipped(&format!("login at {width}px"))
+                    .await;
+                // The consent page.
+                let query = fx.authorize_query_with_state(&fx.client_id, SCOPE, "a11y", &challenge);
+                b.goto(&fx.server.url(&format!("/oauth/authorize?{query}")))
+                    .await;
+                b.wait_url("the login page", |u| u.path() == "/login").await;
+                b.wait_css("#email").await;
+                b.sign_in(&fx).await;
+                b.wait_css("button[name='decision'][value='approve']").await;
+                b.assert_accessible(&format!("consent at {width}px")).await;
+                b.assert_nothing_clipped(&format!("consent at {width}px"))
+                    .await;
+                b.screenshot(&format!("-consent-{width}")).await;
+                for (name, path) in &pages {
+                    b.goto(&fx.server.url(path)).await;
+                    b.wait_css("main h1").await;
+                    let what = format!("{name} at {width}px");
+                    b.assert_accessible(&what).await;
+                    b.assert_nothing_clipped(&what).await;
+                    b.screenshot(&format!("-{name}-{width}")).await;
+                }
+                // Sign out for the next width's login page.
+                b.click("form[action='/logout'] button[type='submit']")
+                    .await;
+                b.wait_url("signed out", |u| u.path() == "/login").await;
+            }
+        },
+    );
+}

@@ -452,6 +452,130 @@ impl Browser {
         }
     }
 
+    /// Resizes the window so that the page's viewport is `width` CSS pixels
+    /// wide (a phone is 390, a laptop 1280).
+    pub async fn set_width(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+        // The window includes the browser's chrome: correct by the difference.
+        let inner: u32 = self
+            .client
+            .execute("return window.innerWidth;", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(width as u64) as u32;
+        if inner != width {
+            let outer = width + width.saturating_sub(inner);
+            self.client
+                .set_window_size(outer, height)
+                .await
+                .expect("resize the window");
+        }
+    }
+
+    /// Runs axe-core (from tests/node, pinned by its lock file) inside the page
+    /// and fails on any serious or critical violation, naming each.
+    pub async fn assert_accessible(&self, page: &str) {
+        let axe = axe_source();
+        self.client
+            .execute(&axe, vec![])
+            .await
+            .expect("inject axe-core");
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 axe.run(document, {resultTypes: ['violations']})\
+                   .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,\
+                      nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))))\
+                   .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        let bad: Vec<&serde_json::Value> = result
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter(|x| matches!(x["impact"].as_str(), Some("serious" | "critical")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            bad.is_empty(),
+            "{page}: axe-core found serious or critical violations at {}:\n{}",
+            self.url().await,
+            bad.iter()
+                .map(|v| format!(
+                    "  {} ({}): {} at {}",
+                    v["id"], v["impact"], v["help"], v["nodes"]
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    /// Fails when a visible control (button, link, input, select, textarea) is
+    /// outside the viewport's width or cut off by an ancestor that clips it,
+    /// naming each, with a screenshot.
+    pub async fn assert_nothing_clipped(&self, page: &str) {
+        let found = self
+            .client
+            .execute(
+                "const vw = document.documentElement.clientWidth; const out = [];\
+                 for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')) {\
+                   const r = el.getBoundingClientRect();\
+                   if (r.width === 0 && r.height === 0) continue;\
+                   const cs = getComputedStyle(el); if (cs.visibility === 'hidden' || cs.display === 'none') continue;\
+                   if (el.closest('.sr')) continue;\
+                   let why = null; let scroller = null;\
+                   for (let p = el.parentElement; p; p = p.parentElement) {\
+                     const ps = getComputedStyle(p);\
+                     if ((ps.overflowX === 'auto' || ps.overflowX === 'scroll') && p.scrollWidth > p.clientWidth) { scroller = p; break; }\
+                   }\
+                   if (scroller) {\
+                     const sr = scroller.getBoundingClientRect();\
+                     if (sr.left < -1 || sr.right > vw + 1) why = 'in a scrolling box that is itself off-screen';\
+                   } else {\
+                     if (r.left < -1 || r.right > vw + 1) why = 'outside the viewport (' + Math.round(r.left) + '..' + Math.round(r.right) + ' of ' + vw + ')';\
+                     for (let p = el.parentElement; p && !why; p = p.parentElement) {\
+                       const ps = getComputedStyle(p);\
+                       if (ps.overflowX === 'visible' && ps.overflowY === 'visible') continue;\
+                       const pr = p.getBoundingClientRect();\
+                       if (r.right > pr.right + 1 || r.left < pr.left - 1) why = 'cut off by ' + p.tagName.toLowerCase() + (p.className ? '.' + p.className : '');\
+                     }\
+                   }\
+                   if (why) out.push((el.innerText || el.value || el.name || el.id || el.tagName).trim().slice(0, 40) + ': ' + why);\
+                 }\
+                 if (document.documentElement.scrollWidth > vw + 1) out.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + vw);\
+                 return out;",
+                vec![],
+            )
+            .await
+            .expect("measure the controls");
+        let list: Vec<String> = found
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !list.is_empty() {
+            self.screenshot(&format!("-clipped-{}", page.replace(['/', ' '], "_")))
+                .await;
+        }
+        assert!(
+            list.is_empty(),
+            "{page}: controls clipped or off-screen at {}:\n  {}",
+            self.url().await,
+            list.join("\n  ")
+        );
+    }
+
     /// Signs in on the login page the browser is at.
     pub async fn sign_in(&self, fx: &Fixture) {
         self.type_into("#email", &fx.owner_email).await;
@@ -503,4 +627,16 @@ where
         }
         panic!("{test}: {e}");
     }
+}
+
+/// axe-core's source, from the npm package tests/node pins.
+fn axe_source() -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        crate::require::fail_one_line(&format!(
+            "axe-core not found at {} (needed by the accessibility checks): run ./scripts/test, which installs it",
+            path.display()
+        ))
+    })
 }

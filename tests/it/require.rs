@@ -24,14 +24,17 @@ pub const INSTALL: &str = "./scripts/test";
 pub fn require_program(name: &str, why: &str) -> PathBuf {
     match find_program(name) {
         Ok(path) => path,
-        Err(where_) => {
-            let line = format!(
-                "{name} not found {where_} (needed by {why}): run {INSTALL}, which installs it"
-            );
-            eprintln!("{line}");
-            std::panic::resume_unwind(Box::new(line))
-        }
+        Err(where_) => fail_one_line(&format!(
+            "{name} not found {where_} (needed by {why}): run {INSTALL}, which installs it"
+        )),
     }
+}
+
+/// Fails the test with exactly this line: printed once, no location, no
+/// backtrace (the panic hook is not run).
+pub fn fail_one_line(line: &str) -> ! {
+    eprintln!("{line}");
+    std::panic::resume_unwind(Box::new(line.to_string()))
 }
 
 /// Like [`require_program`], but `None` instead of a panic, for tests that can
