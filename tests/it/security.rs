@@ -123,6 +123,151 @@ fn failed_bearer_checks_are_limited_per_address(b: Backend) {
     }
     // The good key, already verified, still works from the same address.
     assert_eq!(http.bearer_get("/v1/workspace", &key).status, 200);
+    // So do valid credentials this node has never seen (not cached yet): an
+    // API key and an access token. The address is limited for failures only.
+    let fresh = f.api_key("read_only");
+    assert_eq!(http.bearer_get("/v1/workspace", &fresh).status, 200);
+    let (access, _) = f.tokens("workspace:read");
+    assert_eq!(http.bearer_get("/v1/workspace", &access).status, 200);
+    // …and the garbage is still refused with 429.
+    http.bearer_get("/v1/workspace", "kgk_x").assert_v1_error(
+        429,
+        "rate_limit_error",
+        "rate_limited",
+    );
+}
+
+/// Signs in through the login form as a client at `address` (behind a
+/// trusted proxy that sets `X-Forwarded-For`).
+fn login_from(http: &mut Http, address: &str, email: &str, password: &str) -> Resp {
+    let xff = [("X-Forwarded-For", address)];
+    let page = http.get_with("/login", &xff);
+    assert_eq!(page.status, 200, "login page: {}", page.body);
+    let csrf = hidden(&page.body, "csrf_token").expect("CSRF token");
+    http.post_form_with(
+        "/login",
+        &[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &csrf),
+            ("next", "/settings"),
+        ],
+        &xff,
+    )
+}
+
+/// OWASP Authentication Cheat Sheet: a lock-out must not let an attacker lock
+/// the owner out. Failures count per (account, address): the attacker's
+/// address is stopped, the owner signing in from elsewhere is not.
+fn failed_logins_never_lock_out_the_owner(b: Backend) {
+    let s = Server::start_with(
+        TestDb::new(b),
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_LOGIN_FAILURE_LIMIT", "3"),
+            ("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    );
+    let f = Fixture::with_server(s);
+    let attacker = "203.0.113.7";
+    let mut evil = f.server.client();
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| login_from(&mut evil, attacker, &f.owner_email, "guess").status)
+        .collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // The attacker's address is stopped before any password is checked, so
+    // guessing from it ends there, even with the right password.
+    assert_eq!(
+        login_from(&mut evil, attacker, &f.owner_email, PASSWORD).status,
+        429
+    );
+    // The owner, from their own address, signs in with the right password.
+    let mut owner = f.server.client();
+    let r = login_from(&mut owner, "198.51.100.2", &f.owner_email, PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.body);
+
+    // An address that fails across many accounts (12 = 4 × the limit) gets
+    // 429 for further wrong passwords, but a right password from it, for an
+    // account it has not been guessing, still signs in (a shared proxy or
+    // NAT address is many people).
+    let shared = "192.0.2.10";
+    let mut crowd = f.server.client();
+    for i in 0..14 {
+        let _ = login_from(&mut crowd, shared, &format!("victim{i}@example.com"), "x");
+    }
+    assert_eq!(
+        login_from(&mut crowd, shared, "victim99@example.com", "x").status,
+        429
+    );
+    let (_, member) = f.add_user("member");
+    let mut colleague = f.server.client();
+    let r = login_from(&mut colleague, shared, &member, PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// Password hashing (argon2id, ~15 ms) runs with no database connection held:
+/// a burst of failed logins cannot exhaust the pool and starve the token
+/// endpoint and `/v1` (OWASP Denial of Service Cheat Sheet).
+fn failed_logins_do_not_starve_the_pool(b: Backend) {
+    let s = Server::start_with(TestDb::new(b), &[("KEYGATE_DB_POOL_SIZE", "1")]);
+    let f = Fixture::with_server(s);
+    let key = f.api_key("read_only");
+    let (_, mut refresh) = f.tokens("workspace:read");
+    // Each attacker holds a login form (and its CSRF cookie), then all post a
+    // wrong password at once, three times over.
+    const ATTACKERS: usize = 80;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(ATTACKERS + 1));
+    let storm: Vec<_> = (0..ATTACKERS)
+        .map(|_| {
+            let mut http = f.server.client();
+            let email = f.owner_email.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let page = http.get("/login");
+                let mut csrf = hidden(&page.body, "csrf_token").expect("CSRF token");
+                barrier.wait();
+                let mut statuses = Vec::new();
+                for _ in 0..3 {
+                    let r = http.post_form(
+                        "/login",
+                        &[
+                            ("email", email.as_str()),
+                            ("password", "wrong password"),
+                            ("csrf_token", &csrf),
+                        ],
+                    );
+                    statuses.push(r.status);
+                    // Each answer carries a new login form.
+                    match hidden(&r.body, "csrf_token") {
+                        Some(c) => csrf = c,
+                        None => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    barrier.wait();
+    let mut http = f.server.client();
+    let mut answers = Vec::new();
+    while storm.iter().any(|t| !t.is_finished()) {
+        // /v1/tags reads the database on every call.
+        let r = http.bearer_get("/v1/tags", &key);
+        answers.push(("v1", r.status, r.body));
+        let r = f.refresh(&refresh);
+        if r.status == 200 {
+            refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+        }
+        answers.push(("token", r.status, r.body));
+    }
+    assert!(answers.len() >= 2);
+    for (what, status, body) in &answers {
+        assert_eq!(*status, 200, "{what} during the login storm: {body}");
+    }
+    for t in storm {
+        let statuses = t.join().expect("login thread");
+        assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    }
 }
 
 fn token_endpoint_limits_failing_clients(b: Backend) {
@@ -330,6 +475,8 @@ both_backends!(
     https_issuer_gets_hsts_and_secure_cookies,
     failed_logins_are_slowed_without_enumeration,
     failed_bearer_checks_are_limited_per_address,
+    failed_logins_never_lock_out_the_owner,
+    failed_logins_do_not_starve_the_pool,
     token_endpoint_limits_failing_clients,
     oversized_requests_get_clear_errors,
     logs_hold_no_secrets,
