@@ -37,6 +37,9 @@ pub fn run(config: Config) -> Result<(), String> {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                // Innermost: a panicking handler becomes a 500 that the
+                // headers and the request log below still see.
+                .wrap(from_fn(crate::http::panic::catch_panic))
                 .wrap(crate::http::default_headers(https))
                 .wrap(from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure)

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod oauth;
 pub mod observe;
 pub mod pages;
+pub mod panic;
 pub mod settings;
 pub mod v1;
 pub mod wellknown;
@@ -28,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     {
         cfg.route("/metrics", web::get().to(metrics));
     }
+    // Before the /v1 scope, whose default service would answer these.
+    panic::configure_test_routes(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     pages::configure(cfg);
@@ -50,7 +53,7 @@ where
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(crate::error::Error::invalid("the worker pool failed")),
+        Err(_) => Err(crate::error::Error::internal("a database task failed")),
     }
 }
 
@@ -135,10 +138,28 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
 
 /// A redirect: 302 for GET flows, 303 after a form POST.
 pub fn redirect(status: StatusCode, location: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::LOCATION, location))
+    let location =
+        HeaderValue::from_str(&location_safe(location)).unwrap_or(HeaderValue::from_static("/"));
+    let mut resp = HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+        .finish();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+/// A URI reference as a header may carry it (RFC 3986 §2.1, RFC 9110 §10.2.2):
+/// every byte outside visible ASCII percent-encoded, so a `next` with
+/// non-ASCII characters redirects instead of failing.
+fn location_safe(location: &str) -> String {
+    let mut out = String::with_capacity(location.len());
+    for b in location.bytes() {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Adds the headers every response carries; HSTS when the issuer is https.

@@ -219,10 +219,10 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     // that the token endpoint or /v1 need.
     let checked = match PASSWORD_CHECKS.acquire().await {
         Ok(_permit) => web::block(move || crate::accounts::check_password(user, &password)).await,
-        Err(_) => return internal_error(&crate::error::Error::invalid("password checks closed")),
+        Err(_) => return internal_error(&crate::error::Error::internal("password checks closed")),
     };
     let Ok(user) = checked else {
-        return internal_error(&crate::error::Error::invalid("the worker pool failed"));
+        return internal_error(&crate::error::Error::internal("a password check failed"));
     };
     let Some(user) = user else {
         if let Some(limits) = &svc.limits {
@@ -435,5 +435,37 @@ pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpR
         Ok(Decision::Redirect(location)) => redirect(StatusCode::SEE_OTHER, &location),
         Ok(Decision::Page(status, msg)) => error_page(status, &msg),
         Err(e) => internal_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // `next` of login: any Unicode is either one of keygate's own paths or
+        // `/settings`, and always becomes a valid Location header.
+        #[test]
+        fn next_never_panics_and_stays_local(next in "\\PC*", tail in "\\PC{0,40}") {
+            for n in [next.clone(), format!("/settings{tail}"), format!("/oauth/authorize?{tail}")] {
+                let safe = safe_next(Some(&n));
+                prop_assert!(safe.starts_with('/') && !safe.starts_with("//"));
+                let r = redirect(StatusCode::SEE_OTHER, &safe);
+                let location = r.headers().get(header::LOCATION).map(|v| v.to_str().is_ok());
+                prop_assert_eq!(location, Some(true));
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_next_is_percent_encoded() {
+        let r = redirect(StatusCode::FOUND, &safe_next(Some("/settings/\u{e9}")));
+        assert_eq!(
+            r.headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("/settings/%C3%A9")
+        );
     }
 }

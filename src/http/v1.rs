@@ -141,6 +141,11 @@ fn internal() -> ApiError {
     }
 }
 
+/// A 500 in the envelope (for the panic guard in `http::panic`).
+pub fn internal_error_response() -> HttpResponse {
+    internal().error_response()
+}
+
 fn from_domain(e: crate::error::Error) -> ApiError {
     match e {
         crate::error::Error::Conflict(m) => {
@@ -447,4 +452,28 @@ fn method_not_allowed_error() -> ApiError {
         "method_not_allowed",
         "This method is not allowed on this endpoint.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credential;
+    use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+    use proptest::prelude::*;
+
+    proptest! {
+        // The Authorization header of /v1, as any bytes a client can send.
+        #[test]
+        fn bearer_header_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200), text in "\\PC*") {
+            let mut candidates = vec![value];
+            candidates.push(text.clone().into_bytes());
+            candidates.push(format!("Bearer {text}").into_bytes());
+            for bytes in candidates {
+                let Ok(v) = HeaderValue::from_bytes(&bytes) else { continue };
+                let req = actix_web::test::TestRequest::default()
+                    .insert_header((AUTHORIZATION, v))
+                    .to_http_request();
+                let _ = bearer_credential(&req);
+            }
+        }
+    }
 }
