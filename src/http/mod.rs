@@ -23,10 +23,12 @@ pub type Svc = web::Data<Services>;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    if std::env::var("KEYGATE_METRICS_BIND")
-        .map(|v| v.is_empty())
-        .unwrap_or(true)
-    {
+    // `/metrics` is not public (OWASP Top 10 A05, security misconfiguration:
+    // it shows traffic, outcomes and pool use): on the main listener only
+    // with KEYGATE_METRICS_TOKEN, else on KEYGATE_METRICS_BIND's, else not at
+    // all. Read as `Config::resolve` reads them.
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if set("KEYGATE_METRICS_TOKEN") && !set("KEYGATE_METRICS_BIND") {
         cfg.route("/metrics", web::get().to(metrics));
     }
     // Before the /v1 scope, whose default service would answer these.
@@ -176,11 +178,41 @@ pub fn default_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
     h
 }
 
-/// Prometheus text format.
-pub async fn metrics(svc: Svc) -> HttpResponse {
+/// Prometheus text format; with `KEYGATE_METRICS_TOKEN` set, only for
+/// `Authorization: Bearer <token>` (compared in constant time).
+pub async fn metrics(svc: Svc, req: HttpRequest) -> HttpResponse {
+    if let Some(token) = &svc.config.metrics_token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .unwrap_or("");
+        if !crate::crypto::ct_eq(presented, token) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body("a valid metrics token is required\n");
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::render(&svc.pool))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body({
+            if let Some(l) = &svc.limits {
+                for (name, limiter) in [
+                    ("login_account", &l.login_account),
+                    ("login_address", &l.login_address),
+                    ("client", &l.client),
+                    ("bearer_address", &l.bearer_address),
+                ] {
+                    crate::metrics::set_abuse_tracked(name, limiter.tracked());
+                }
+            }
+            crate::metrics::render(&svc.pool)
+        })
 }
 
 /// A page whose template failed to render: a 500 with a fixed page, never an

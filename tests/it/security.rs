@@ -549,6 +549,138 @@ fn unescape_pct(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Sends `requests` over one keep-alive connection, pipelined in batches, and
+/// returns the status of each answer.
+fn pipeline(s: &Server, requests: &[Vec<u8>]) -> Vec<u16> {
+    pipeline_to(&s.base, requests)
+}
+
+fn pipeline_to(base: &str, requests: &[Vec<u8>]) -> Vec<u16> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut statuses = Vec::with_capacity(requests.len());
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    for batch in requests.chunks(256) {
+        tcp.write_all(&batch.concat()).expect("send");
+        let want = statuses.len() + batch.len();
+        while statuses.len() < want {
+            // One whole answer at the front of the buffer?
+            let parsed = buf
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .and_then(|end| {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(Some(0), |v| v.trim().parse().ok())?;
+                    (buf.len() >= end + 4 + length).then_some((status, end + 4 + length))
+                });
+            match parsed {
+                Some((status, used)) => {
+                    statuses.push(status);
+                    buf.drain(..used);
+                }
+                None => {
+                    let n = tcp.read(&mut chunk).expect("read");
+                    assert!(n > 0, "connection closed after {} answers", statuses.len());
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+    statuses
+}
+
+/// OWASP Denial of Service Cheat Sheet: state kept per caller-chosen key must
+/// be bounded. 100,000 made-up client ids at the token
+/// endpoint and made-up methods and paths leave the limiters and the request
+/// metrics under their caps.
+fn memory_stays_bounded_under_made_up_keys(b: Backend) {
+    let s = crate::ops::metrics_server(b, &[("KEYGATE_RATE_LIMITS", "on")]);
+    let host = s.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    const CLIENTS: usize = 100_000;
+    const CONNECTIONS: usize = 4;
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|c| {
+            let host = host.clone();
+            let base = s.base.clone();
+            std::thread::spawn(move || {
+                let requests: Vec<Vec<u8>> = (0..CLIENTS / CONNECTIONS)
+                    .map(|i| {
+                        let body = format!(
+                            "grant_type=refresh_token&refresh_token=x&client_id=made-up-{c}-{i}-{}",
+                            uuid::Uuid::new_v4().simple()
+                        );
+                        format!(
+                            "POST /oauth/token HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
+                    })
+                    .collect();
+                pipeline_to(&base, &requests)
+            })
+        })
+        .collect();
+    // Made-up methods and paths, alongside.
+    let odd: Vec<Vec<u8>> = (0..5_000)
+        .map(|i| {
+            format!("XMETHOD{i} /made/up/{i} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes()
+        })
+        .collect();
+    let odd_statuses = pipeline(&s, &odd);
+    assert!(
+        odd_statuses.iter().all(|s| (400..500).contains(s)),
+        "made-up methods: {:?}",
+        &odd_statuses[..5]
+    );
+    for w in workers {
+        let statuses = w.join().expect("client thread");
+        assert_eq!(statuses.len(), CLIENTS / CONNECTIONS);
+        // Each is an unknown client: 401, or 429 once that id has failed enough.
+        assert!(
+            statuses.iter().all(|s| *s == 401 || *s == 429),
+            "{:?}",
+            &statuses[..5]
+        );
+    }
+    let m = crate::ops::scrape(&s);
+    let tracked = crate::ops::metric(
+        &m,
+        "keygate_abuse_tracked_entries",
+        &[("limiter", "client")],
+    );
+    assert!(
+        tracked > 1_000.0,
+        "the client limiter tracked the failures: {tracked}\n{m}"
+    );
+    assert!(
+        tracked <= 65_536.0,
+        "the client limiter is over its cap: {tracked}"
+    );
+    for limiter in ["login_account", "login_address", "bearer_address"] {
+        assert!(
+            crate::ops::metric(&m, "keygate_abuse_tracked_entries", &[("limiter", limiter)])
+                <= 65_536.0
+        );
+    }
+    let series = m
+        .lines()
+        .filter(|l| l.starts_with("keygate_http_requests_total{"))
+        .count();
+    assert!(series <= 64, "{series} request series:\n{m}");
+    assert!(m.contains("method=\"other\""), "{m}");
+    assert!(!m.contains("XMETHOD") && !m.contains("made-up") && !m.contains("/made/up"));
+    eprintln!("100,000 made-up clients in {:?}", started.elapsed());
+}
+
 fn oversized_requests_get_clear_errors(b: Backend) {
     let f = Fixture::new(b);
     let key = f.api_key("read_write");
@@ -703,4 +835,5 @@ both_backends!(
     logs_hold_no_secrets,
     signing_keys_sealed_with_master_key,
     sigterm_drains_and_exits_cleanly,
+    memory_stays_bounded_under_made_up_keys,
 );
