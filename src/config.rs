@@ -25,6 +25,12 @@ pub struct Config {
     /// `KEYGATE_TRUSTED_PROXIES`: CIDRs of the proxies whose `X-Forwarded-For`
     /// is believed (parsed and checked when the node starts).
     pub trusted_proxies: String,
+    /// `KEYGATE_METRICS_TOKEN`: `/metrics` requires `Authorization: Bearer`
+    /// with it (and is served on the main listener when
+    /// `KEYGATE_METRICS_BIND` is unset).
+    pub metrics_token: Option<String>,
+    /// `KEYGATE_METRICS_BIND`: `/metrics` on its own listener.
+    pub metrics_bind: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +145,8 @@ impl Config {
             rate_limits,
             demo: false,
             trusted_proxies: env("KEYGATE_TRUSTED_PROXIES").unwrap_or_default(),
+            metrics_token: env("KEYGATE_METRICS_TOKEN"),
+            metrics_bind: env("KEYGATE_METRICS_BIND"),
         })
     }
 

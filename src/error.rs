@@ -16,6 +16,9 @@ pub enum Error {
     Db(#[from] diesel::result::Error),
     #[error("database unavailable: {0}")]
     Pool(#[from] r2d2::Error),
+    /// A fault of the server itself (a failed worker): always a 500.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -30,6 +33,9 @@ impl Error {
     }
     pub fn forbidden(msg: impl Into<String>) -> Self {
         Error::Forbidden(msg.into())
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
     }
     /// A database that is away (pool timeout, lost connection) rather than a bug.
     pub fn is_unavailable(&self) -> bool {

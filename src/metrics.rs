@@ -15,6 +15,7 @@ pub struct Metrics {
     pub revocations: IntCounterVec,
     pub cache: IntCounterVec,
     pub pool: IntGaugeVec,
+    pub abuse_tracked: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -52,6 +53,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry
         .register(Box::new(pool.clone()))
         .expect("register metric");
+    let abuse_tracked = IntGaugeVec::new(
+        Opts::new(
+            "keygate_abuse_tracked_entries",
+            "Keys an abuse limiter tracks now (each capped; read when /metrics renders).",
+        ),
+        &["limiter"],
+    )
+    .expect("metric definition");
+    registry
+        .register(Box::new(abuse_tracked.clone()))
+        .expect("register metric");
     Metrics {
         requests: counter(
             &registry,
@@ -85,9 +97,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         latency,
         pool,
+        abuse_tracked,
         registry,
     }
 });
+
+/// How many keys one abuse limiter tracks (`limiter` from a closed set).
+pub fn set_abuse_tracked(limiter: &'static str, entries: usize) {
+    METRICS
+        .abuse_tracked
+        .with_label_values(&[limiter])
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
 
 pub fn render(pool: &crate::db::Pool) -> String {
     let state = pool.state();

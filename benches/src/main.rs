@@ -628,6 +628,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .env("KEYGATE_ISSUER", &issuer)
         .env("KEYGATE_BIND", &addr)
         .env("KEYGATE_RATE_LIMITS", "off")
+        .env("KEYGATE_METRICS_TOKEN", "keygate-bench")
         .spawn()
         .map_err(|e| e.to_string())?;
     let pid = child.id();
@@ -866,7 +867,12 @@ fn run(opts: Opts) -> Result<(), String> {
 
     let rss = peak_rss_kib(child.id());
     // The server's own view of the run: cache hits and misses of the bearer check.
-    let metrics = Conn::open(&addr).send("GET", "/metrics", &[], "");
+    let metrics = Conn::open(&addr).send(
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer keygate-bench")],
+        "",
+    );
     let cache_lines: Vec<String> = String::from_utf8_lossy(&metrics.body)
         .lines()
         .filter(|l| l.starts_with("keygate_credential_cache_lookups_total"))

@@ -28,15 +28,25 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let maintenance = crate::node::maintenance::spawn(services.clone(), stop.clone());
-    let metrics_bind = std::env::var("KEYGATE_METRICS_BIND")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let metrics_bind = services.config.metrics_bind.clone();
+    match (&metrics_bind, &services.config.metrics_token) {
+        (Some(bind), _) => log::info!("/metrics is served on http://{bind} only"),
+        (None, Some(_)) => {
+            log::info!("/metrics is served on the main listener to KEYGATE_METRICS_TOKEN only")
+        }
+        (None, None) => log::info!(
+            "/metrics is off: set KEYGATE_METRICS_BIND (a private address) or KEYGATE_METRICS_TOKEN"
+        ),
+    }
     let result = actix_web::rt::System::new().block_on(async move {
         let data = web::Data::from(services.clone());
         let https = services.config.https();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                // Innermost: a panicking handler becomes a 500 that the
+                // headers and the request log below still see.
+                .wrap(from_fn(crate::http::panic::catch_panic))
                 .wrap(crate::http::default_headers(https))
                 .wrap(from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure)

@@ -1,6 +1,10 @@
 //! Encryption at rest for signing keys: AES-256-GCM under `KEYGATE_MASTER_KEY`
 //! (any high-entropy string; its SHA-256 is the key). Without a master key the
-//! private keys are stored as they are, and the server warns at start.
+//! private keys are stored as they are, and the server warns at start. The two
+//! never mix: with a master key every stored key is sealed (clear ones are
+//! sealed in place at start), without one a sealed key stops the start
+//! (OWASP Cryptographic Storage Cheat Sheet: keys encrypted at rest, and
+//! fail closed rather than fall back to plaintext).
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::STANDARD;
@@ -37,12 +41,29 @@ pub fn seal(plain: &[u8]) -> Result<String, String> {
     Ok(format!("{SEALED_PREFIX}{}", STANDARD.encode(out)))
 }
 
-/// Opens what `seal` wrote (sealed, or plain from a time without a master key).
+/// True when `stored` was sealed under a master key.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(SEALED_PREFIX)
+}
+
+/// The bytes of a key stored in clear (written without a master key).
+pub fn open_clear(stored: &str) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(stored)
+        .map_err(|_| "a stored key is corrupt".to_string())
+}
+
+/// Opens what `seal` wrote. With a master key set, a key stored in clear is
+/// refused: keys at rest are sealed or the node does not use them (the node
+/// seals clear keys when it starts, `signing_keys::seal_stored`).
 pub fn open(stored: &str) -> Result<Vec<u8>, String> {
     let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
-        return STANDARD
-            .decode(stored)
-            .map_err(|_| "a stored key is corrupt".to_string());
+        if master_key().is_some() {
+            return Err(
+                "a signing key is stored unencrypted while KEYGATE_MASTER_KEY is set".to_string(),
+            );
+        }
+        return open_clear(stored);
     };
     let key = master_key().ok_or("the signing keys are encrypted: set KEYGATE_MASTER_KEY")?;
     let raw = STANDARD

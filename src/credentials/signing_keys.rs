@@ -83,9 +83,70 @@ fn generate() -> Result<SigningKeyRow> {
     })
 }
 
+/// How the stored keys stand against `KEYGATE_MASTER_KEY`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sealing {
+    /// Keys sealed under the master key (after this call).
+    pub sealed: usize,
+    /// Of those, keys that were in clear and were sealed now.
+    pub sealed_now: usize,
+    /// Keys in clear (only without a master key).
+    pub clear: usize,
+}
+
+/// Brings the stored keys in line with `KEYGATE_MASTER_KEY`, or refuses:
+/// - with it set, every key in clear is sealed in place (a conditional
+///   `UPDATE`, so nodes starting together seal each key once), and every
+///   sealed key must open with it (a wrong master key is an error);
+/// - without it, any sealed key is an error: the node cannot sign, and a
+///   rotation would add a key in clear beside them.
+pub fn seal_stored(conn: &mut DbConn) -> Result<Sealing> {
+    let rows: Vec<(String, String)> = signing_keys::table
+        .select((signing_keys::kid, signing_keys::private_key))
+        .load(conn)?;
+    let sealing = crate::credentials::sealing::master_key().is_some();
+    let mut out = Sealing::default();
+    for (kid, stored) in rows {
+        let is_sealed = crate::credentials::sealing::is_sealed(&stored);
+        match (sealing, is_sealed) {
+            (false, true) => {
+                return Err(Error::invalid(
+                    "the signing keys are sealed: set KEYGATE_MASTER_KEY to the key they were sealed with",
+                ))
+            }
+            (false, false) => out.clear += 1,
+            (true, true) => {
+                // Proves the master key is the one they were sealed with.
+                crate::credentials::sealing::open(&stored).map_err(Error::Invalid)?;
+                out.sealed += 1;
+            }
+            (true, false) => {
+                let plain = crate::credentials::sealing::open_clear(&stored).map_err(|e| {
+                    Error::invalid(format!("cannot seal signing key {kid}: {e}"))
+                })?;
+                let sealed = crate::credentials::sealing::seal(&plain).map_err(|e| {
+                    Error::invalid(format!("cannot seal signing key {kid}: {e}"))
+                })?;
+                diesel::update(
+                    signing_keys::table
+                        .filter(signing_keys::kid.eq(&kid))
+                        .filter(signing_keys::private_key.eq(&stored)),
+                )
+                .set(signing_keys::private_key.eq(&sealed))
+                .execute(conn)?;
+                out.sealed += 1;
+                out.sealed_now += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Adds a new signing key; older ones stop signing but stay published for
-/// `keep_secs` (the access token lifetime). Returns the new key id.
+/// `keep_secs` (the access token lifetime). Returns the new key id. Refused
+/// when the new key would not be stored like the others (see `seal_stored`).
 pub fn rotate(conn: &mut DbConn) -> Result<String> {
+    seal_stored(conn)?;
     let row = generate()?;
     db::write_tx(conn, |conn| {
         diesel::update(signing_keys::table.filter(signing_keys::retired_at.is_null()))
@@ -159,6 +220,14 @@ fn validation(issuer: &str) -> Validation {
 impl KeyRing {
     /// Loads the keys, creating the first one when there is none.
     pub fn load(conn: &mut DbConn, issuer: &str, keep_secs: i64) -> Result<KeyRing> {
+        let sealing = seal_stored(conn)?;
+        if sealing.sealed > 0 {
+            log::info!(
+                "signing keys: {} sealed with KEYGATE_MASTER_KEY ({} were stored in clear and sealed now)",
+                sealing.sealed,
+                sealing.sealed_now
+            );
+        }
         let mut rows = load_rows(conn, keep_secs)?;
         if rows.iter().all(|r| r.retired_at.is_some()) {
             rotate(conn)?;
@@ -205,6 +274,14 @@ impl KeyRing {
 
     /// Re-reads the key set (after a rotation on another node).
     pub fn reload(&self, conn: &mut DbConn, keep_secs: i64) -> Result<()> {
+        // A key written in clear since (by an older node) is sealed before use.
+        let sealing = seal_stored(conn)?;
+        if sealing.sealed_now > 0 {
+            log::info!(
+                "signing keys: {} stored in clear were sealed with KEYGATE_MASTER_KEY",
+                sealing.sealed_now
+            );
+        }
         let rows = load_rows(conn, keep_secs)?;
         if rows.is_empty() {
             return Ok(());

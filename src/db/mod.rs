@@ -110,7 +110,7 @@ pub fn connect(url: &str) -> Result<Pool, String> {
     // Switch to WAL and migrate on one connection before the pool opens others,
     // so that no connection races the schema change for the lock.
     drop(connect_single(url)?);
-    let size = if parsed.is_sqlite() { 8 } else { 16 };
+    let size = pool_size(&parsed)?;
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -134,6 +134,20 @@ pub fn connect(url: &str) -> Result<Pool, String> {
                 None => "cannot open the database: timed out".to_string(),
             })
         }
+    }
+}
+
+/// `KEYGATE_DB_POOL_SIZE`, or 8 connections on SQLite (one writer at a time
+/// anyway) and 16 on PostgreSQL.
+fn pool_size(url: &DatabaseUrl) -> Result<u32, String> {
+    match std::env::var("KEYGATE_DB_POOL_SIZE") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "KEYGATE_DB_POOL_SIZE must be a number of connections from 1 to 1024, not {v:?}"
+            )),
+        },
+        _ => Ok(if url.is_sqlite() { 8 } else { 16 }),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod oauth;
 pub mod observe;
 pub mod pages;
+pub mod panic;
 pub mod settings;
 pub mod v1;
 pub mod wellknown;
@@ -22,12 +23,16 @@ pub type Svc = web::Data<Services>;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    if std::env::var("KEYGATE_METRICS_BIND")
-        .map(|v| v.is_empty())
-        .unwrap_or(true)
-    {
+    // `/metrics` is not public (OWASP Top 10 A05, security misconfiguration:
+    // it shows traffic, outcomes and pool use): on the main listener only
+    // with KEYGATE_METRICS_TOKEN, else on KEYGATE_METRICS_BIND's, else not at
+    // all. Read as `Config::resolve` reads them.
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if set("KEYGATE_METRICS_TOKEN") && !set("KEYGATE_METRICS_BIND") {
         cfg.route("/metrics", web::get().to(metrics));
     }
+    // Before the /v1 scope, whose default service would answer these.
+    panic::configure_test_routes(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     pages::configure(cfg);
@@ -50,7 +55,7 @@ where
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(crate::error::Error::invalid("the worker pool failed")),
+        Err(_) => Err(crate::error::Error::internal("a database task failed")),
     }
 }
 
@@ -135,10 +140,28 @@ pub fn html(status: StatusCode, body: String) -> HttpResponse {
 
 /// A redirect: 302 for GET flows, 303 after a form POST.
 pub fn redirect(status: StatusCode, location: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::LOCATION, location))
+    let location =
+        HeaderValue::from_str(&location_safe(location)).unwrap_or(HeaderValue::from_static("/"));
+    let mut resp = HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+        .finish();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+/// A URI reference as a header may carry it (RFC 3986 §2.1, RFC 9110 §10.2.2):
+/// every byte outside visible ASCII percent-encoded, so a `next` with
+/// non-ASCII characters redirects instead of failing.
+fn location_safe(location: &str) -> String {
+    let mut out = String::with_capacity(location.len());
+    for b in location.bytes() {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Adds the headers every response carries; HSTS when the issuer is https.
@@ -155,11 +178,41 @@ pub fn default_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
     h
 }
 
-/// Prometheus text format.
-pub async fn metrics(svc: Svc) -> HttpResponse {
+/// Prometheus text format; with `KEYGATE_METRICS_TOKEN` set, only for
+/// `Authorization: Bearer <token>` (compared in constant time).
+pub async fn metrics(svc: Svc, req: HttpRequest) -> HttpResponse {
+    if let Some(token) = &svc.config.metrics_token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .unwrap_or("");
+        if !crate::crypto::ct_eq(presented, token) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body("a valid metrics token is required\n");
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::render(&svc.pool))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body({
+            if let Some(l) = &svc.limits {
+                for (name, limiter) in [
+                    ("login_account", &l.login_account),
+                    ("login_address", &l.login_address),
+                    ("client", &l.client),
+                    ("bearer_address", &l.bearer_address),
+                ] {
+                    crate::metrics::set_abuse_tracked(name, limiter.tracked());
+                }
+            }
+            crate::metrics::render(&svc.pool)
+        })
 }
 
 /// A page whose template failed to render: a 500 with a fixed page, never an

@@ -7,6 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 use std::time::Instant;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,6 +37,10 @@ fn method_label(m: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// This request's id, for the middleware inside (`http::panic`).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -43,7 +48,25 @@ pub async fn observe(
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = method_label(req.method());
-    let mut res = next.call(req).await?;
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = match next.call(req).await {
+        Ok(res) => res,
+        Err(e) => {
+            // An error from a middleware inside (a panicked handler): actix
+            // answers it; count and log it like any other request.
+            let status = e.as_response_error().status_code().as_u16();
+            METRICS
+                .requests
+                .with_label_values(&["error", method, &status.to_string()])
+                .inc();
+            log::info!(
+                target: "keygate::request",
+                "{method} error {status} {:.3}ms request_id={id}",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            return Err(e);
+        }
+    };
     let route = res
         .request()
         .match_pattern()
@@ -81,5 +104,27 @@ mod tests {
             assert_eq!(super::method_label(&m), "other");
         }
         assert_eq!(super::method_label(&Method::GET), "GET");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use actix_web::http::header::HeaderValue;
+    use proptest::prelude::*;
+
+    proptest! {
+        // X-Request-Id is echoed only when it is short and plain.
+        #[test]
+        fn request_id_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..100), text in "\\PC*") {
+            for candidate in [bytes, text.into_bytes()] {
+                let Ok(v) = HeaderValue::from_bytes(&candidate) else { continue };
+                let req = actix_web::test::TestRequest::default()
+                    .insert_header((super::REQUEST_ID, v))
+                    .to_srv_request();
+                if let Some(id) = super::incoming_id(&req) {
+                    prop_assert!(id.len() <= 64 && id.is_ascii());
+                }
+            }
+        }
     }
 }

@@ -134,6 +134,14 @@ fn render_login(
     resp
 }
 
+/// How many password hashes are checked at once: two per core keeps every
+/// core busy without letting a burst of logins take unbounded memory.
+static PASSWORD_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    });
+
 #[derive(serde::Deserialize)]
 struct NextQuery {
     next: Option<String>,
@@ -184,43 +192,64 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
         );
     }
     let address = client_address(&svc, &req);
-    let account_key = format!("login:{email}");
+    // Failures are counted per (account, address): guessing one account's
+    // password from one address is stopped before any password is checked,
+    // while the owner signing in from elsewhere is never locked out by it
+    // (OWASP Authentication Cheat Sheet, "account lockout" as a denial of
+    // service). Behind a proxy the address is the one KEYGATE_TRUSTED_PROXIES
+    // makes known.
+    let pair_key = format!("login:{email}|{address}");
     let address_key = format!("login-ip:{address}");
     if let Some(limits) = &svc.limits {
-        let blocked = limits
-            .login_account
-            .check(&account_key)
-            .err()
-            .or(limits.login_address.check(&address_key).err());
-        if let Some(secs) = blocked {
-            let mut r = render_login(
-                &svc,
-                StatusCode::TOO_MANY_REQUESTS,
-                &next,
-                &email,
-                Some("Too many failed sign-in attempts. Wait a moment and try again."),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-            return r;
+        if let Err(secs) = limits.login_account.check(&pair_key) {
+            return too_many_logins(&svc, &next, &email, secs);
         }
     }
-    let email2 = email.clone();
-    let result = super::with_conn(&svc, move |svc, conn| match crate::accounts::authenticate(
-        conn, &email2, &password,
-    )? {
-        Some(user) => Ok(Some(crate::accounts::sessions::start(
-            conn,
-            &user.id,
-            svc.config.session_ttl,
-        )?)),
-        None => Ok(None),
+    let lookup = email.clone();
+    let user = match super::with_conn(&svc, move |_, conn| {
+        crate::accounts::find_user_by_email(conn, &lookup)
+    })
+    .await
+    {
+        Ok(user) => user,
+        Err(e) => return internal_error(&e),
+    };
+    // argon2id runs with no database connection held, and at most a few at a
+    // time (each takes ~19 MiB): a burst of logins waits here, holding nothing
+    // that the token endpoint or /v1 need.
+    let checked = match PASSWORD_CHECKS.acquire().await {
+        Ok(_permit) => web::block(move || crate::accounts::check_password(user, &password)).await,
+        Err(_) => return internal_error(&crate::error::Error::internal("password checks closed")),
+    };
+    let Ok(user) = checked else {
+        return internal_error(&crate::error::Error::internal("a password check failed"));
+    };
+    let Some(user) = user else {
+        if let Some(limits) = &svc.limits {
+            // An address failing across many accounts is answered 429 for
+            // further wrong passwords; the right one still signs in.
+            if let Err(secs) = limits.login_address.check(&address_key) {
+                return too_many_logins(&svc, &next, &email, secs);
+            }
+            limits.login_account.failure(&pair_key);
+            limits.login_address.failure(&address_key);
+        }
+        return render_login(
+            &svc,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &email,
+            Some("Incorrect email or password."),
+        );
+    };
+    let started = super::with_conn(&svc, move |svc, conn| {
+        crate::accounts::sessions::start(conn, &user.id, svc.config.session_ttl)
     })
     .await;
-    match result {
-        Ok(Some((cookie_value, _))) => {
+    match started {
+        Ok((cookie_value, _)) => {
             if let Some(limits) = &svc.limits {
-                limits.login_account.success(&account_key);
+                limits.login_account.success(&pair_key);
             }
             let mut resp = redirect(StatusCode::SEE_OTHER, &next);
             let secure = svc.config.https();
@@ -228,21 +257,21 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
             let _ = resp.add_removal_cookie(&removal(LOGIN_CSRF_COOKIE, secure));
             resp
         }
-        Ok(None) => {
-            if let Some(limits) = &svc.limits {
-                limits.login_account.failure(&account_key);
-                limits.login_address.failure(&address_key);
-            }
-            render_login(
-                &svc,
-                StatusCode::UNAUTHORIZED,
-                &next,
-                &email,
-                Some("Incorrect email or password."),
-            )
-        }
         Err(e) => internal_error(&e),
     }
+}
+
+fn too_many_logins(svc: &Svc, next: &str, email: &str, secs: u64) -> HttpResponse {
+    let mut r = render_login(
+        svc,
+        StatusCode::TOO_MANY_REQUESTS,
+        next,
+        email,
+        Some("Too many failed sign-in attempts. Wait a moment and try again."),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    r
 }
 
 async fn logout(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
@@ -406,5 +435,37 @@ pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpR
         Ok(Decision::Redirect(location)) => redirect(StatusCode::SEE_OTHER, &location),
         Ok(Decision::Page(status, msg)) => error_page(status, &msg),
         Err(e) => internal_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // `next` of login: any Unicode is either one of keygate's own paths or
+        // `/settings`, and always becomes a valid Location header.
+        #[test]
+        fn next_never_panics_and_stays_local(next in "\\PC*", tail in "\\PC{0,40}") {
+            for n in [next.clone(), format!("/settings{tail}"), format!("/oauth/authorize?{tail}")] {
+                let safe = safe_next(Some(&n));
+                prop_assert!(safe.starts_with('/') && !safe.starts_with("//"));
+                let r = redirect(StatusCode::SEE_OTHER, &safe);
+                let location = r.headers().get(header::LOCATION).map(|v| v.to_str().is_ok());
+                prop_assert_eq!(location, Some(true));
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_next_is_percent_encoded() {
+        let r = redirect(StatusCode::FOUND, &safe_next(Some("/settings/\u{e9}")));
+        assert_eq!(
+            r.headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("/settings/%C3%A9")
+        );
     }
 }

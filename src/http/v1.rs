@@ -141,6 +141,11 @@ fn internal() -> ApiError {
     }
 }
 
+/// A 500 in the envelope (for the panic guard in `http::panic`).
+pub fn internal_error_response() -> HttpResponse {
+    internal().error_response()
+}
+
 fn from_domain(e: crate::error::Error) -> ApiError {
     match e {
         crate::error::Error::Conflict(m) => {
@@ -195,17 +200,11 @@ impl FromRequest for Caller {
                 Err(()) => return Err(fail(&svc, &req)),
             };
             let m = &crate::metrics::METRICS;
-            let cached = bearer::check_cached(&svc.credentials, &credential);
-            if !matches!(cached, Lookup::Found(_)) {
-                // An address that keeps failing is refused before any more work;
-                // a credential already verified (cached) is never slowed.
-                if let Some(limits) = &svc.limits {
-                    if let Err(secs) = limits.bearer_address.check(&client_address(&svc, &req)) {
-                        return Err(rate_limited(secs));
-                    }
-                }
-            }
-            let found = match cached {
+            // Verify first, throttle only what failed: a valid credential is
+            // never refused because of failures from the same address (many
+            // callers share one behind a proxy or NAT). An API key costs one
+            // hash and an indexed read, an access token one signature check.
+            let found = match bearer::check_cached(&svc.credentials, &credential) {
                 Lookup::Found(p) => {
                     m.cache.with_label_values(&["hit"]).inc();
                     Some(p)
@@ -245,9 +244,15 @@ fn rate_limited(secs: u64) -> ApiError {
     }
 }
 
+/// A failed bearer check, counted against the client address. An address over
+/// its limit gets 429 for further failures only (OWASP Authentication Cheat
+/// Sheet: lock-outs must not become a denial of service for others).
 fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
     if let Some(limits) = &svc.limits {
         let address = client_address(svc, req);
+        if let Err(secs) = limits.bearer_address.check(&address) {
+            return rate_limited(secs);
+        }
         limits.bearer_address.failure(&address);
     }
     unauthenticated(svc, true)
@@ -447,4 +452,28 @@ fn method_not_allowed_error() -> ApiError {
         "method_not_allowed",
         "This method is not allowed on this endpoint.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credential;
+    use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+    use proptest::prelude::*;
+
+    proptest! {
+        // The Authorization header of /v1, as any bytes a client can send.
+        #[test]
+        fn bearer_header_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200), text in "\\PC*") {
+            let mut candidates = vec![value];
+            candidates.push(text.clone().into_bytes());
+            candidates.push(format!("Bearer {text}").into_bytes());
+            for bytes in candidates {
+                let Ok(v) = HeaderValue::from_bytes(&bytes) else { continue };
+                let req = actix_web::test::TestRequest::default()
+                    .insert_header((AUTHORIZATION, v))
+                    .to_http_request();
+                let _ = bearer_credential(&req);
+            }
+        }
+    }
 }

@@ -10,14 +10,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/.well-known/oauth-authorization-server",
         web::get().to(authorization_server),
     )
+    // RFC 8414 §3.1: for an issuer with a path (`https://host/tenant`) the
+    // metadata is at `/.well-known/oauth-authorization-server/tenant`.
+    .route(
+        "/.well-known/oauth-authorization-server/{path:.*}",
+        web::get().to(authorization_server_at_path),
+    )
     .route("/.well-known/jwks.json", web::get().to(jwks))
     .route(
         "/.well-known/oauth-protected-resource",
         web::get().to(protected_resource),
     )
+    // RFC 9728 §3.1: the resource `{issuer}/v1`'s path after the well-known
+    // name (`/v1`, or `/tenant/v1` for an issuer with a path).
     .route(
-        "/.well-known/oauth-protected-resource/v1",
-        web::get().to(protected_resource),
+        "/.well-known/oauth-protected-resource/{path:.*}",
+        web::get().to(protected_resource_at_path),
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
@@ -35,6 +43,36 @@ fn public_json(value: serde_json::Value) -> HttpResponse {
 
 async fn authorization_server(svc: Svc) -> HttpResponse {
     public_json(crate::oauth::metadata::authorization_server(&svc.config))
+}
+
+/// The path of the issuer URL, without its slashes (`tenant`), or "".
+fn issuer_path(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.path().trim_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+async fn authorization_server_at_path(svc: Svc, path: web::Path<String>) -> HttpResponse {
+    let own = issuer_path(&svc.config.issuer);
+    if own.is_empty() || path.trim_end_matches('/') != own {
+        return HttpResponse::NotFound().finish();
+    }
+    authorization_server(svc).await
+}
+
+async fn protected_resource_at_path(svc: Svc, path: web::Path<String>) -> HttpResponse {
+    let own = issuer_path(&svc.config.issuer);
+    let resource = if own.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{own}/v1")
+    };
+    let asked = path.trim_end_matches('/');
+    // `/v1` stays served for an issuer with a path too, as before.
+    if asked != resource && asked != "v1" {
+        return HttpResponse::NotFound().finish();
+    }
+    protected_resource(svc).await
 }
 
 async fn protected_resource(svc: Svc) -> HttpResponse {

@@ -134,6 +134,90 @@ mod tests {
         }
     }
 
+    // Arbitrary Unicode (any scalar value, multi-byte, combining, RTL,
+    // surrogate-free by construction) for every parser on the attack
+    // surface: none may slice a string inside a character or unwrap.
+    proptest! {
+        #[test]
+        fn params_never_panic_on_unicode(body in any::<String>(), name in "\\PC{0,20}") {
+            let p = Params::parse(body.as_bytes());
+            let _ = p.get(&name);
+            let _ = p.all(&name);
+            let _ = p.first_of_any_repeated(&[name.as_str()]);
+            let _ = scopes::parse(Some(&body));
+            let _ = engine::challenge(Some(&name), Some(&body));
+            let _ = engine::challenge(Some("S256"), Some(&body));
+            let _ = crate::oauth::check_resource(&p, &name);
+        }
+
+        #[test]
+        fn pkce_verify_never_panics_on_unicode(stored in any::<String>(), verifier in any::<String>()) {
+            let _ = engine::verify(&stored, &verifier);
+        }
+
+        #[test]
+        fn basic_header_never_panics_on_unicode(header in "\\PC*", raw in any::<String>(), bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let _ = basic_credentials(&header);
+            let _ = basic_credentials(&format!("Basic {header}"));
+            // Valid base64 of anything: Unicode, invalid UTF-8, stray `%`.
+            let _ = basic_credentials(&format!("Basic {}", b64.encode(raw.as_bytes())));
+            let _ = basic_credentials(&format!("Basic {}", b64.encode(&bytes)));
+            let _ = basic_credentials(&format!("basic {}", b64.encode(format!("{raw}:%{raw}%"))));
+        }
+
+        #[test]
+        fn client_auth_never_panics_on_unicode(id in any::<String>(), secret in any::<String>(), header in proptest::option::of("\\PC*")) {
+            use crate::oauth::client_auth::{authenticate_with, Allow};
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("client_id", &id)
+                .append_pair("client_secret", &secret)
+                .finish();
+            let params = Params::parse(body.as_bytes());
+            for allow in [Allow::PublicToo, Allow::ConfidentialOnly] {
+                let _ = authenticate_with(|_| Ok(None), header.as_deref(), &params, allow);
+            }
+        }
+
+        #[test]
+        fn api_key_parse_never_panics_on_unicode(s in any::<String>(), t in "kgk_\\PC{0,60}") {
+            prop_assert!(API_KEY.parse(&s).is_none() || s.is_ascii());
+            let _ = API_KEY.parse(&t);
+            let _ = crate::credentials::access_token::looks_like_jwt(&s);
+        }
+
+        #[test]
+        fn jwt_unicode_is_refused(a in "\\PC{0,80}", b in "\\PC{0,80}", c in "\\PC{0,80}", s in any::<String>()) {
+            prop_assert!(ring().verify(&s).is_err());
+            let three = format!("{a}.{b}.{c}");
+            prop_assert!(ring().verify(&three).is_err());
+            // A real header with Unicode after it.
+            let token = ring().sign(&claims(60)).unwrap();
+            let header = token.split('.').next().unwrap_or_default();
+            let forged = format!("{header}.{b}.{c}");
+            prop_assert!(ring().verify(&forged).is_err());
+        }
+
+        #[test]
+        fn redirect_uris_never_panic_on_unicode(registered in "\\PC{0,60}", given in "\\PC{0,60}", tail in "\\PC{0,20}") {
+            use crate::oauth::clients::{redirect_matches, validate_redirect_uri};
+            let _ = validate_redirect_uri(&registered);
+            let _ = redirect_matches(&registered, &given);
+            // Loopback URIs, whose port is parsed by hand.
+            for prefix in ["http://127.0.0.1:", "http://[::1]:", "http://127.0.0.1"] {
+                let uri = format!("{prefix}{tail}");
+                let _ = validate_redirect_uri(&uri);
+                let _ = redirect_matches("http://127.0.0.1/cb", &uri);
+                let _ = redirect_matches(&uri, &given);
+                let _ = crate::oauth::registration::metadata::classify_redirect_uri(&uri);
+                let _ = crate::oauth::registration::metadata::redirect_uri_matches(&uri, &given);
+            }
+            let _ = crate::oauth::registration::cimd::parse_metadata_url(&format!("https://{tail}"));
+            let _ = crate::oauth::registration::cimd::parse_metadata_url(&given);
+        }
+    }
+
     #[test]
     fn expired_and_foreign_tokens_are_refused() {
         assert!(ring().verify(&ring().sign(&claims(-5)).unwrap()).is_err());

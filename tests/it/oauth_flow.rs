@@ -731,7 +731,54 @@ both_backends!(
     authorize_request_errors,
     deny_and_consent_rules,
     login_failures_say_nothing_specific,
+    metadata_for_an_issuer_with_a_path,
 );
+
+/// RFC 8414 §3.1: an issuer with a path (`https://host/tenant`, behind a
+/// proxy that maps `/tenant` to keygate) publishes its metadata at
+/// `/.well-known/oauth-authorization-server/tenant`; RFC 9728 §3.1 likewise
+/// for the resource `{issuer}/v1`. The path-less URLs stay.
+fn metadata_for_an_issuer_with_a_path(b: Backend) {
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}/tenant");
+    let s = Server::spawn(TestDb::new(b), port, &[("KEYGATE_ISSUER", &issuer)]);
+    let mut http = s.client();
+    for path in [
+        "/.well-known/oauth-authorization-server/tenant",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let r = http.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let meta = r.json();
+        assert_eq!(meta["issuer"], issuer.as_str(), "{path}");
+        assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth/token"));
+    }
+    for path in [
+        "/.well-known/oauth-authorization-server/other",
+        "/.well-known/oauth-authorization-server/tenant/more",
+        "/.well-known/oauth-protected-resource/other/v1",
+    ] {
+        assert_eq!(http.get(path).status, 404, "{path}");
+    }
+    for path in [
+        "/.well-known/oauth-protected-resource/tenant/v1",
+        "/.well-known/oauth-protected-resource/v1",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let r = http.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.json()["resource"], format!("{issuer}/v1"), "{path}");
+    }
+    // An issuer without a path has no path form.
+    let plain = Server::start(b);
+    assert_eq!(
+        plain
+            .client()
+            .get("/.well-known/oauth-authorization-server/tenant")
+            .status,
+        404
+    );
+}
 
 /// `keygate demo` seeds what is absent, prints how to try the flow, and serves;
 /// the printed flow works end to end, and a second start adds nothing.

@@ -15,8 +15,19 @@ use std::time::Duration;
 
 const SCOPES: &str = "workspace:read tags:read tags:write";
 
-fn scrape(s: &Server) -> String {
-    let r = s.client().get("/metrics");
+/// The token the tests' servers require for `/metrics` on the main listener.
+pub const METRICS_TOKEN: &str = "metrics-token-for-the-tests";
+
+/// A server whose `/metrics` is on the main listener behind `METRICS_TOKEN`.
+pub fn metrics_server(b: Backend, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("KEYGATE_METRICS_TOKEN", METRICS_TOKEN)];
+    all.extend_from_slice(env);
+    Server::start_with(TestDb::new(b), &all)
+}
+
+pub fn scrape(s: &Server) -> String {
+    let auth = format!("Bearer {METRICS_TOKEN}");
+    let r = s.client().get_with("/metrics", &[("Authorization", &auth)]);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.header("content-type")
@@ -29,7 +40,7 @@ fn scrape(s: &Server) -> String {
 
 /// The sum of every sample of `name` (Prometheus text format) whose labels
 /// include all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
@@ -58,7 +69,7 @@ fn grew(before: &str, after: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 fn metrics_count_events_and_hold_no_secrets(b: Backend) {
-    let f = Fixture::new(b);
+    let f = Fixture::with_server(metrics_server(b, &[]));
     let key = f.api_key("read_write");
     let (access, refresh) = f.tokens(SCOPES);
     let mut http = f.server.client();
@@ -156,6 +167,27 @@ fn metrics_count_events_and_hold_no_secrets(b: Backend) {
     ] {
         assert!(!m1.contains(secret), "/metrics shows {secret:?}");
     }
+}
+
+/// `/metrics` is not on the public listener by default (OWASP Top 10 A05);
+/// with KEYGATE_METRICS_TOKEN it is, for that bearer token only.
+fn metrics_are_not_public(b: Backend) {
+    let s = Server::start(b);
+    assert_eq!(s.client().get("/metrics").status, 404);
+    assert!(s.logs().contains("/metrics is off"), "{}", s.logs());
+    let s = metrics_server(b, &[]);
+    let mut http = s.client();
+    let r = http.get("/metrics");
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|w| w.starts_with("Bearer")));
+    for wrong in ["Bearer wrong", "Basic bWV0cmljcw==", "Bearer"] {
+        let r = http.get_with("/metrics", &[("Authorization", wrong)]);
+        assert_eq!(r.status, 401, "{wrong}");
+        assert!(!r.body.contains("keygate_"));
+    }
+    assert!(scrape(&s).contains("keygate_http_requests_total"));
 }
 
 fn metrics_on_their_own_listener(b: Backend) {
@@ -767,6 +799,7 @@ fn daily_usage_of_a_key(b: Backend) {
 both_backends!(
     daily_usage_of_a_key,
     metrics_count_events_and_hold_no_secrets,
+    metrics_are_not_public,
     metrics_on_their_own_listener,
     health_and_readiness,
     request_ids_and_the_request_log,

@@ -135,18 +135,26 @@ pub(super) async fn revoke_app(
     let id = path.into_inner();
     let result = crate::http::with_conn(&svc, move |svc: &Services, conn| {
         let authorization = match authorizations::find(conn, &id) {
-            Ok(a) => a,
-            Err(Error::NotFound(_)) => {
-                return Ok(AppOutcome::Refused(
-                    StatusCode::NOT_FOUND,
-                    "No such authorization.".into(),
-                ))
-            }
+            Ok(a) => Some(a),
+            Err(Error::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let ctx = match manager_of(conn, &post, &authorization.workspace_id, "revoke its apps")? {
+        let workspace_id = authorization.as_ref().map(|a| a.workspace_id.clone());
+        let ctx = match manager_of(
+            conn,
+            &post,
+            workspace_id.as_deref(),
+            "revoke its apps",
+            "No such authorization.",
+        )? {
             Ok(ctx) => ctx,
             Err(refusal) => return Ok(refusal.into()),
+        };
+        let Some(authorization) = authorization else {
+            return Ok(AppOutcome::Refused(
+                StatusCode::NOT_FOUND,
+                "No such authorization.".into(),
+            ));
         };
         if field(&post.form, "confirm") != "yes" {
             let app = crate::oauth::clients::find(conn, &authorization.client_id)?

@@ -195,7 +195,13 @@ pub(super) async fn generate_key(
     };
     let result = crate::http::with_conn(&svc, move |_, conn| {
         let ws = field(&post.form, "workspace_id");
-        let ctx = match manager_of(conn, &post, &ws, "generate API keys")? {
+        let ctx = match manager_of(
+            conn,
+            &post,
+            Some(&ws),
+            "generate API keys",
+            "No such workspace.",
+        )? {
             Ok(ctx) => ctx,
             Err(refusal) => return Ok(refusal.into()),
         };
@@ -251,20 +257,28 @@ fn managed_key(
     id: &str,
 ) -> Result<Result<(Box<Context>, apikeys::ApiKey), Outcome>, Error> {
     let key = match apikeys::find(conn, id) {
-        Ok(k) => k,
-        Err(Error::NotFound(_)) => {
-            return Ok(Err(Outcome::Refused(
-                StatusCode::NOT_FOUND,
-                "No such API key.".into(),
-            )))
-        }
+        Ok(k) => Some(k),
+        Err(Error::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    Ok(
-        manager_of(conn, post, &key.workspace_id, "manage its API keys")?
-            .map(|ctx| (ctx, key))
-            .map_err(Outcome::from),
-    )
+    let workspace_id = key.as_ref().map(|k| k.workspace_id.clone());
+    let ctx = match manager_of(
+        conn,
+        post,
+        workspace_id.as_deref(),
+        "manage its API keys",
+        "No such API key.",
+    )? {
+        Ok(ctx) => ctx,
+        Err(refusal) => return Ok(Err(refusal.into())),
+    };
+    match key {
+        Some(key) => Ok(Ok((ctx, key))),
+        None => Ok(Err(Outcome::Refused(
+            StatusCode::NOT_FOUND,
+            "No such API key.".into(),
+        ))),
+    }
 }
 
 impl From<Refusal> for Outcome {

@@ -222,15 +222,23 @@ enum Refusal {
 }
 
 /// The one guard of every settings action: a signed-in person with a valid
-/// CSRF token who is an owner or admin of `workspace_id`. `what` completes
-/// "Only owners and admins of the workspace can …".
+/// CSRF token who is an owner or admin of `workspace_id` (the workspace of
+/// the object acted on; `None` when no such object exists). `what` completes
+/// "Only owners and admins of the workspace can …"; `missing` is the 404's
+/// message.
+///
+/// An object of a workspace this person is not a member of is answered
+/// exactly as an unknown id, after the same session and CSRF checks: a 403
+/// would confirm that the id exists elsewhere (OWASP Authorization Cheat
+/// Sheet, insecure direct object references).
 fn manager_of(
     conn: &mut DbConn,
     post: &FormPost,
-    workspace_id: &str,
+    workspace_id: Option<&str>,
     what: &str,
+    missing: &str,
 ) -> Result<Result<Box<Context>, Refusal>, Error> {
-    let ctx = match context(conn, post.cookie.clone(), Some(workspace_id))? {
+    let ctx = match context(conn, post.cookie.clone(), workspace_id)? {
         Access_::Ok(ctx) => ctx,
         other => return Ok(Err(Refusal::NoAccess(other))),
     };
@@ -240,6 +248,10 @@ fn manager_of(
             "The form could not be verified (CSRF). Reload the page and try again.".into(),
         )));
     }
+    let Some(workspace_id) = workspace_id.filter(|id| ctx.workspaces.iter().any(|w| w.id == *id))
+    else {
+        return Ok(Err(Refusal::Refused(StatusCode::NOT_FOUND, missing.into())));
+    };
     if ctx.current.id != workspace_id || !ctx.role.can_manage() {
         return Ok(Err(Refusal::Refused(
             StatusCode::FORBIDDEN,
