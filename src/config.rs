@@ -95,6 +95,8 @@ impl Config {
             rate_limits: None,
             demo: false,
             trusted_proxies: String::new(),
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 

@@ -111,7 +111,13 @@ fn owner_of(
     post: &FormPost,
     workspace_id: &str,
 ) -> Result<Result<Box<Context>, Page>, Error> {
-    let ctx = match manager_of(conn, post, workspace_id, "see its team")? {
+    let ctx = match manager_of(
+        conn,
+        post,
+        Some(workspace_id),
+        "see its team",
+        "No such workspace.",
+    )? {
         Ok(ctx) => ctx,
         Err(r) => return Ok(Err(Page::refusal(r, NEXT))),
     };
