@@ -196,7 +196,7 @@ impl FromRequest for Caller {
             };
             let m = &crate::metrics::METRICS;
             let cached = bearer::check_cached(&svc.credentials, &credential);
-            if !matches!(cached, Lookup::Found(_)) {
+            if matches!(cached, Lookup::Invalid | Lookup::Miss) {
                 // An address that keeps failing is refused before any more work;
                 // a credential already verified (cached) is never slowed.
                 if let Some(limits) = &svc.limits {
@@ -211,6 +211,9 @@ impl FromRequest for Caller {
                     Some(p)
                 }
                 Lookup::Invalid => None,
+                // The revocation feed is stale, so memory may be out of date:
+                // refuse every credential, good or not, until it is read again.
+                Lookup::Unavailable => return Err(unavailable()),
                 Lookup::Miss => {
                     m.cache.with_label_values(&["miss"]).inc();
                     super::with_conn(&svc, move |svc, conn| {
