@@ -17,6 +17,7 @@ mod ops;
 mod postfix;
 mod require;
 mod revocation;
+mod revocation_bound;
 mod sasl;
 mod security;
 mod v1_api;
