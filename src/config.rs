@@ -14,6 +14,17 @@ pub struct Config {
     pub consent_ttl: i64,
     /// How often a node reads revocations made by other nodes (and the CLI).
     pub revocation_poll_ms: u64,
+    /// `KEYGATE_REVOCATION_STALE_SECS`: how long a node that cannot read the
+    /// revocation feed keeps serving credentials from memory before it answers
+    /// 503 on `/v1` and `/readyz` (the contract's revocation bound: 60 s).
+    pub revocation_stale_secs: u64,
+    /// `KEYGATE_REVOCATION_RETENTION_SECS`: how long revocation events are
+    /// kept; it should comfortably exceed the stale bound, since a node that
+    /// could not read for longer than that has dropped its cache anyway.
+    pub revocation_retention_secs: u64,
+    /// `KEYGATE_CREDENTIAL_CACHE_SECS`: the longest a verified credential is
+    /// served from memory before its rows are read again, events or not.
+    pub credential_cache_secs: u64,
     /// How often batched usage counts are written.
     pub usage_flush_ms: u64,
     /// How often expired codes, sessions and tokens are deleted.
@@ -97,6 +108,9 @@ impl Config {
             trusted_proxies: String::new(),
             metrics_token: None,
             metrics_bind: None,
+            revocation_stale_secs: 60,
+            revocation_retention_secs: 600,
+            credential_cache_secs: 60,
         }
     }
 
@@ -142,6 +156,9 @@ impl Config {
             session_ttl: 12 * 3600,
             consent_ttl: 600,
             revocation_poll_ms: 100,
+            revocation_stale_secs: env_i64("KEYGATE_REVOCATION_STALE_SECS", 60)? as u64,
+            revocation_retention_secs: env_i64("KEYGATE_REVOCATION_RETENTION_SECS", 600)? as u64,
+            credential_cache_secs: env_i64("KEYGATE_CREDENTIAL_CACHE_SECS", 60)? as u64,
             usage_flush_ms: 1000,
             housekeeping_secs: env_i64("KEYGATE_HOUSEKEEPING_SECS", 30)? as u64,
             rate_limits,

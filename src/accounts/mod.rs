@@ -291,6 +291,34 @@ pub fn role_in(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<O
     Ok(membership(conn, workspace_id, user_id)?.and_then(|m| Role::parse(&m.role).ok()))
 }
 
+/// Inside a write transaction: the person's role, with their membership row
+/// locked until the transaction ends. A removal deletes that row first
+/// (`remove_membership`), so a decision taken on this role and the removal
+/// serialise: either the removal waits and then sees (and revokes) what was
+/// written under the role, or this read waits and finds no membership. On
+/// PostgreSQL that is `SELECT … FOR UPDATE`; on SQLite the write transaction
+/// already holds the database's one write lock.
+pub fn role_in_locked(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<Role>> {
+    let role: Option<String> = match conn {
+        DbConn::Postgresql(pg) => memberships::table
+            .find((workspace_id, user_id))
+            .select(memberships::role)
+            .for_update()
+            .first(pg)
+            .optional()?,
+        DbConn::Sqlite(_) => memberships::table
+            .find((workspace_id, user_id))
+            .select(memberships::role)
+            .first(conn)
+            .optional()?,
+    };
+    Ok(role.and_then(|r| Role::parse(&r).ok()))
+}
+
 /// The workspaces a person belongs to, with their role, by name.
 pub fn workspaces_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<(Workspace, Role)>> {
     let rows: Vec<(Workspace, String)> = memberships::table

@@ -25,10 +25,15 @@ pub fn looks_like_jwt(s: &str) -> bool {
     s.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// Memory only.
+/// Memory only. While the revocation feed is stale memory proves nothing, and
+/// every token is a miss (introspection then asks the database; `/v1` refuses
+/// before it gets here).
 pub fn cached(creds: &Credentials, token: &str) -> Cached {
     if !looks_like_jwt(token) {
         return Cached::Invalid;
+    }
+    if !creds.cache.feed_fresh() {
+        return Cached::Miss;
     }
     let hash = crypto::sha256(token.as_bytes());
     match creds.cache.token(&hash) {
@@ -40,6 +45,7 @@ pub fn cached(creds: &Credentials, token: &str) -> Cached {
 
 /// Verifies the signature and claims, then reads the record; caches what is valid.
 pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Option<CachedToken>> {
+    let fill = creds.cache.fill();
     let claims = match creds.keys.verify(token) {
         Ok(c) => c,
         Err(VerifyError::UnknownKey) => {
@@ -86,6 +92,6 @@ pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Opt
     };
     creds
         .cache
-        .put_token(crypto::sha256(token.as_bytes()), token_row.clone());
+        .put_token(fill, crypto::sha256(token.as_bytes()), token_row.clone());
     Ok(Some(token_row))
 }

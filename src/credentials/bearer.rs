@@ -43,10 +43,17 @@ pub enum Lookup {
     Invalid,
     /// Not cached: ask the database.
     Miss,
+    /// The revocation feed has not been read within the stale bound: what
+    /// memory holds may have been revoked elsewhere, so nothing is served
+    /// until the database is back (the contract's revocation bound).
+    Unavailable,
 }
 
 /// The fast path: memory only.
 pub fn check_cached(creds: &Credentials, credential: &str) -> Lookup {
+    if !creds.cache.feed_fresh() {
+        return Lookup::Unavailable;
+    }
     if credential.starts_with(api_key::KEY_PREFIX) {
         let hash = crypto::sha256(credential.as_bytes());
         return match creds.cache.key(&hash) {
@@ -72,11 +79,12 @@ pub fn check_stored(
     credential: &str,
 ) -> Result<Option<Principal>> {
     if credential.starts_with(api_key::KEY_PREFIX) {
+        let fill = creds.cache.fill();
         let found = api_key::lookup(conn, credential)?;
         if let Some(k) = &found {
             creds
                 .cache
-                .put_key(crypto::sha256(credential.as_bytes()), k.clone());
+                .put_key(fill, crypto::sha256(credential.as_bytes()), k.clone());
         }
         return Ok(found.map(Principal::ApiKey));
     }

@@ -120,6 +120,7 @@ diesel::table! {
         subject -> Text,
         expires_at -> BigInt,
         created_at_ms -> BigInt,
+        txid -> Nullable<BigInt>,
     }
 }
 

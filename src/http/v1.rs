@@ -210,6 +210,9 @@ impl FromRequest for Caller {
                     Some(p)
                 }
                 Lookup::Invalid => None,
+                // The revocation feed is stale, so memory may be out of date:
+                // refuse every credential, good or not, until it is read again.
+                Lookup::Unavailable => return Err(unavailable()),
                 Lookup::Miss => {
                     m.cache.with_label_values(&["miss"]).inc();
                     super::with_conn(&svc, move |svc, conn| {

@@ -4,6 +4,7 @@ use super::Svc;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use std::time::Duration;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -91,16 +92,57 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and its migrations are current.
+/// A revocation feed not read for this long (or the stale bound, if shorter)
+/// takes the node out of rotation: it polls every 100 ms, so this is a feed
+/// that keeps failing, not one slow read.
+const FEED_LAG: Duration = Duration::from_secs(5);
+
+/// Ready when the database answers, its migrations are current and the
+/// revocation feed is being read (a node that cannot read it will refuse
+/// credentials once it is stale, and may be serving revoked ones until then).
 async fn readyz(svc: Svc) -> HttpResponse {
-    let ready = super::with_conn(&svc, |_, conn| Ok(crate::db::migrations_current(conn))).await;
-    match ready {
-        Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
-        Ok(false) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "not_ready", "database": "migrations pending" })),
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "not_ready", "database": "unavailable" })),
+    let cache = &svc.credentials.cache;
+    let age = cache.feed_age();
+    let (feed, feed_reason) = if !cache.feed_fresh() {
+        let reason = format!(
+            "the revocation feed was last read {} s ago, past the {} s bound: /v1 refuses credentials until it is read again",
+            age.as_secs(),
+            cache.stale_after().as_secs()
+        );
+        ("stale", Some(reason))
+    } else if age > FEED_LAG.min(cache.stale_after()) {
+        let reason = format!(
+            "the revocation feed was last read {} ms ago: revocations made on other nodes are not being applied",
+            age.as_millis()
+        );
+        ("behind", Some(reason))
+    } else {
+        ("ok", None)
+    };
+    let current = super::with_conn(&svc, |_, conn| Ok(crate::db::migrations_current(conn))).await;
+    let (database, database_reason) = match current {
+        Ok(true) => ("ok", None),
+        Ok(false) => (
+            "migrations pending",
+            Some("the database has migrations pending"),
+        ),
+        Err(_) => ("unavailable", Some("the database does not answer")),
+    };
+    let reasons: Vec<&str> = database_reason
+        .into_iter()
+        .chain(feed_reason.as_deref())
+        .collect();
+    let mut body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "not_ready" },
+        "database": database,
+        "revocation_feed": feed,
+        "revocation_feed_age_ms": u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+    });
+    if reasons.is_empty() {
+        return HttpResponse::Ok().json(body);
     }
+    body["reason"] = json!(reasons.join("; "));
+    HttpResponse::ServiceUnavailable().json(body)
 }
 
 async fn stylesheet() -> HttpResponse {

@@ -1,6 +1,7 @@
 //! The background task of a serving node: applies other nodes' revocations,
 //! writes batched usage, and keeps the tables bounded.
 
+use crate::config::Config;
 use crate::db::schema::{
     access_tokens, auth_codes, authorizations, consent_requests, refresh_tokens, sessions,
 };
@@ -8,12 +9,16 @@ use crate::db::{self, DbConn};
 use crate::error::Result;
 use crate::node::state::Services;
 use diesel::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Rows deleted per statement, so housekeeping never holds the write lock long.
 const BATCH: i64 = 500;
+
+/// The ten-second step of the feed's age at the last failure logged, so that a
+/// long outage is logged every ten seconds, not every attempt.
+static FAILING_SINCE_BUCKET: AtomicU64 = AtomicU64::new(u64::MAX);
 
 pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
@@ -37,7 +42,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
         }
         if last_housekeeping.elapsed() >= housekeeping_every {
             if let Ok(mut conn) = svc.pool.get() {
-                if let Err(e) = housekeeping(&mut conn) {
+                if let Err(e) = housekeeping(&mut conn, &svc.config) {
                     log::warn!("housekeeping failed: {e}");
                 }
                 if let Err(e) = svc
@@ -65,14 +70,59 @@ fn run(svc: &Services, stop: &AtomicBool) {
     flush_usage(svc);
 }
 
+/// Reads the revocation feed and applies what other nodes revoked. Each
+/// success is recorded: past the stale bound without one, this node serves
+/// nothing from memory (`/v1` answers 503, `/readyz` says why). A node that
+/// comes back after the stale bound, or finds that events it never read were
+/// pruned, forgets every cached credential before it serves from memory again.
 pub fn poll_revocations(svc: &Services) {
-    let Ok(mut conn) = svc.pool.get() else { return };
-    match crate::credentials::revocation::since(&mut conn, svc.credentials.cache.last_seq()) {
-        Ok((events, max)) => {
-            svc.credentials.cache.apply(&events);
-            svc.credentials.cache.set_last_seq(max);
+    let cache = &svc.credentials.cache;
+    let read = svc
+        .pool
+        .get()
+        .map_err(crate::error::Error::from)
+        .and_then(|mut conn| crate::credentials::revocation::read(&mut conn, cache.cursor()));
+    match read {
+        Ok(batch) => {
+            let stale = !cache.feed_fresh();
+            if stale || batch.gap {
+                log::warn!(
+                    "revocation feed: {}; dropping every cached credential",
+                    if batch.gap {
+                        "events this node never read were pruned"
+                    } else {
+                        "read again after the stale bound"
+                    }
+                );
+                cache.clear();
+            }
+            cache.apply(&batch.events);
+            cache.set_cursor(batch.next);
+            cache.feed_read();
+            FAILING_SINCE_BUCKET.store(u64::MAX, Ordering::Relaxed);
+            if stale {
+                log::info!("revocation feed: read again; serving credentials");
+            }
         }
-        Err(e) => log::warn!("reading revocations failed: {e}"),
+        Err(e) => {
+            // Once when it starts failing, then once every ten seconds.
+            let age = cache.feed_age();
+            let bucket = age.as_secs() / 10;
+            if FAILING_SINCE_BUCKET.swap(bucket, Ordering::Relaxed) != bucket {
+                if cache.feed_fresh() {
+                    log::warn!(
+                        "reading revocations failed (last read {} ms ago): {e}",
+                        age.as_millis()
+                    );
+                } else {
+                    log::error!(
+                        "revocation feed stale (last read {} s ago, bound {} s): /v1 refuses credentials until it is read: {e}",
+                        age.as_secs(),
+                        cache.stale_after().as_secs()
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -109,7 +159,7 @@ pub fn flush_usage(svc: &Services) {
 }
 
 /// Deletes what can no longer be used, in small batches.
-pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
+pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     let now = db::now();
     let mut total = 0;
     // Codes are kept an hour past expiry so that a replay is still recognised.
@@ -153,7 +203,10 @@ pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
     total += diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?;
     total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
         .execute(conn)?;
-    total += crate::credentials::revocation::prune(conn)?;
+    let retention_ms = i64::try_from(config.revocation_retention_secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000);
+    total += crate::credentials::revocation::prune(conn, retention_ms)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     Ok(total)
 }

@@ -3,7 +3,7 @@
 use super::ratelimit::FailureLimiter;
 use crate::config::Config;
 use crate::credentials::address::TrustedProxies;
-use crate::credentials::cache::CredentialCache;
+use crate::credentials::cache::{Bounds, CredentialCache};
 use crate::credentials::signing_keys::KeyRing;
 use crate::credentials::usage::UsageRecorder;
 use crate::credentials::Credentials;
@@ -36,8 +36,8 @@ impl Services {
             .map_err(|e| format!("cannot open the database: {e}"))?;
         let keys = KeyRing::load(&mut conn, &config.issuer, config.access_token_ttl)
             .map_err(|e| format!("cannot load signing keys: {e}"))?;
-        let start_seq =
-            crate::credentials::revocation::latest_seq(&mut conn).map_err(|e| e.to_string())?;
+        let cursor = crate::credentials::revocation::start(&mut conn)
+            .map_err(|e| format!("cannot read the revocation feed: {e}"))?;
         let limits = config.rate_limits.as_ref().map(|r| Limits {
             login_account: FailureLimiter::new(r.login_failures, r.window_secs),
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
@@ -46,7 +46,7 @@ impl Services {
         });
         let credentials = Credentials {
             keys,
-            cache: CredentialCache::new(start_seq),
+            cache: CredentialCache::new(cursor, Bounds::from_config(&config)),
             usage: UsageRecorder::default(),
             access_token_ttl: config.access_token_ttl,
         };

@@ -125,6 +125,9 @@ pub enum Cause<'a> {
     RefreshReuse,
     /// The client revoked a refresh token (RFC 7009 §2.1).
     ClientRevocation,
+    /// A grant found that the person who approved the app is no longer an
+    /// owner or admin of the workspace.
+    ApproverRemoved,
 }
 
 impl Cause<'_> {
@@ -134,6 +137,7 @@ impl Cause<'_> {
             Cause::CodeReplay => "app.revoked_code_replay",
             Cause::RefreshReuse => "app.revoked_refresh_reuse",
             Cause::ClientRevocation => "app.revoked_by_client",
+            Cause::ApproverRemoved => "app.revoked_approver_removed",
         }
     }
     fn actor<'b>(&'b self, authorization: &'b Authorization) -> &'b str {

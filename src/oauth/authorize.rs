@@ -219,7 +219,9 @@ pub fn approve(
     workspace_id: &str,
 ) -> Result<Approved> {
     db::write_tx(conn, |conn| {
-        let role = accounts::role_in(conn, workspace_id, user_id)?;
+        // Locked, so that a concurrent removal of this person either waits
+        // for this authorization (and revokes it) or is seen here.
+        let role = accounts::role_in_locked(conn, workspace_id, user_id)?;
         if !role.is_some_and(accounts::Role::can_manage) {
             return Err(Error::forbidden(
                 "only owners and admins of a workspace may authorize apps for it",

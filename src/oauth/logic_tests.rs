@@ -54,7 +54,7 @@ impl Node {
         let config = Config::defaults(url, ISSUER.to_string());
         let credentials = Credentials {
             keys: KeyRing::ephemeral(ISSUER).expect("key ring"),
-            cache: CredentialCache::new(0),
+            cache: CredentialCache::detached(),
             usage: UsageRecorder::default(),
             access_token_ttl: config.access_token_ttl,
         };

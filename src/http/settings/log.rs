@@ -32,6 +32,9 @@ fn action_words(action: &str) -> &'static str {
         "app.revoked_code_replay" => "App revoked: a code was used twice",
         "app.revoked_refresh_reuse" => "App revoked: a used refresh token came back",
         "app.revoked_by_client" => "App revoked by the app itself",
+        "app.revoked_approver_removed" => {
+            "App revoked: its approver is no longer an owner or admin"
+        }
         "access_token.revoked_by_client" => "Access token revoked by the app",
         "member.removed" => "Member removed",
         "app.revoked_member_removed" => "App revoked: the person who approved it left",

@@ -73,6 +73,9 @@ pub fn authorization_code(
                 "the authorization has been revoked",
             )));
         }
+        if !approver_still_manages(conn, &authorization)? {
+            return Ok(Redeemed::ApproverGone);
+        }
         let now = db::now();
         let n = diesel::update(
             auth_codes::table
@@ -91,6 +94,7 @@ pub fn authorization_code(
     match outcome {
         Redeemed::Issued(r) => Ok(r),
         Redeemed::Refused(e) => Err(plain(e)),
+        Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(replayed(
             conn,
             &row.authorization_id,

@@ -94,6 +94,40 @@ fn replayed(
     )
 }
 
+/// Inside a grant's transaction: whether the person who approved the app is
+/// still an owner or admin of its workspace. A removal revokes what they
+/// approved, but a grant must not rest on that alone (a role changed outside
+/// keygate, or a removal that raced the approval). A plain read, no lock: the
+/// grant already holds the authorization row, which a removal locks after the
+/// membership, so locking the membership here could deadlock with it; and a
+/// removal that commits after this read still revokes what the grant issues.
+fn approver_still_manages(
+    conn: &mut DbConn,
+    authorization: &Authorization,
+) -> Result<bool, OAuthError> {
+    let role = crate::accounts::role_in(conn, &authorization.workspace_id, &authorization.user_id)?;
+    Ok(role.is_some_and(crate::accounts::Role::can_manage))
+}
+
+/// Revokes an authorization whose approver no longer manages the workspace,
+/// and answers `invalid_grant`.
+fn approver_gone(conn: &mut DbConn, authorization_id: &str) -> (OAuthError, Vec<Event>) {
+    log::warn!("the approver of authorization {authorization_id} no longer manages its workspace: revoking it");
+    match authorizations::revoke_recorded(
+        conn,
+        authorization_id,
+        authorizations::Cause::ApproverRemoved,
+    ) {
+        Ok((_, events)) => (
+            OAuthError::invalid_grant(
+                "the person who authorized this app is no longer an owner or admin of the workspace",
+            ),
+            events,
+        ),
+        Err(e) => internal(e),
+    }
+}
+
 /// Inside a transaction: refresh token and access token for an authorization.
 fn issue(
     conn: &mut DbConn,
@@ -164,6 +198,9 @@ enum Redeemed {
     Issued(TokenResponse),
     Replayed,
     Refused(OAuthError),
+    /// The approver no longer manages the workspace: nothing was consumed;
+    /// the authorization is to be revoked.
+    ApproverGone,
 }
 
 /// The token endpoint (RFC 6749 §3.2): authenticates the client, dispatches on

@@ -71,6 +71,9 @@ pub fn refresh_token(
                 "the authorization has been revoked",
             )));
         }
+        if !approver_still_manages(conn, &authorization)? {
+            return Ok(Redeemed::ApproverGone);
+        }
         let now = db::now();
         let n = diesel::update(
             refresh_tokens::table
@@ -97,6 +100,7 @@ pub fn refresh_token(
     match outcome {
         Redeemed::Issued(r) => Ok(r),
         Redeemed::Refused(e) => Err(plain(e)),
+        Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(replayed(
             conn,
             &row.authorization_id,

@@ -1,0 +1,1 @@
+ALTER TABLE revocation_events DROP COLUMN txid;
