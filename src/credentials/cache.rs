@@ -120,6 +120,8 @@ impl CredentialCache {
                     write(&self.keys).retain(|_, k| k.workspace_id != e.subject);
                     write(&self.workspaces).remove(&e.subject);
                 }
+                // The issuer's client cache is the node's to correct.
+                EventKind::Client => {}
             }
         }
     }

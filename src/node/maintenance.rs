@@ -55,9 +55,11 @@ fn run(svc: &Services, stop: &AtomicBool) {
                     &l.login_address,
                     &l.client,
                     &l.bearer_address,
+                    &l.registration_failures,
                 ] {
                     limiter.prune();
                 }
+                l.registrations.prune();
             }
             last_housekeeping = Instant::now();
         }
@@ -70,6 +72,10 @@ pub fn poll_revocations(svc: &Services) {
     match crate::credentials::revocation::since(&mut conn, svc.credentials.cache.last_seq()) {
         Ok((events, max)) => {
             svc.credentials.cache.apply(&events);
+            for id in crate::oauth::clients::changed_clients(&events) {
+                svc.clients.remove(id);
+                svc.documents.forget(id);
+            }
             svc.credentials.cache.set_last_seq(max);
         }
         Err(e) => log::warn!("reading revocations failed: {e}"),
@@ -154,6 +160,7 @@ pub fn housekeeping(conn: &mut DbConn) -> Result<usize> {
     total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
         .execute(conn)?;
     total += crate::credentials::revocation::prune(conn)?;
+    total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     Ok(total)
 }

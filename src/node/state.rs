@@ -9,12 +9,18 @@ use crate::credentials::usage::UsageRecorder;
 use crate::credentials::Credentials;
 use crate::db::Pool;
 use crate::oauth::clients::ClientCache;
+use crate::oauth::registration::cimd::{CimdConfig, Fetcher};
+use crate::oauth::registration::Offered;
 
 pub struct Limits {
     pub login_account: FailureLimiter,
     pub login_address: FailureLimiter,
     pub client: FailureLimiter,
     pub bearer_address: FailureLimiter,
+    /// Failed registrations and registration-token checks, per address.
+    pub registration_failures: FailureLimiter,
+    /// Successful registrations, per address per hour.
+    pub registrations: super::quota::SuccessQuota,
 }
 
 pub struct Services {
@@ -22,6 +28,8 @@ pub struct Services {
     pub pool: Pool,
     pub credentials: Credentials,
     pub clients: ClientCache,
+    /// Client ID metadata documents, fetched (and cached) by client id URL.
+    pub documents: Fetcher,
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
@@ -43,7 +51,14 @@ impl Services {
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
             client: FailureLimiter::new(r.client_failures, r.window_secs),
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
+            registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
+            registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
         });
+        let documents = Fetcher::new(
+            CimdConfig::from_env(),
+            Offered::new(crate::credentials::scopes::all_names()),
+        )
+        .map_err(|e| e.to_string())?;
         let credentials = Credentials {
             keys,
             cache: CredentialCache::new(start_seq),
@@ -55,6 +70,7 @@ impl Services {
             pool,
             credentials,
             clients: ClientCache::default(),
+            documents,
             limits,
             trusted_proxies,
         })
