@@ -1,5 +1,5 @@
 //! The settings pages: API keys and authorized apps of a workspace, for its
-//! owners and admins.
+//! owners and admins, and each person's own developer apps.
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
@@ -16,10 +16,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 mod apps;
+mod developer_apps;
 mod keys;
 mod log;
 
 use apps::{apps_page, revoke_app};
+use developer_apps::{
+    create_developer_app, delete_developer_app, developer_apps_page, rotate_developer_app,
+};
 use keys::{generate_key, keys_page, revoke_key, rotate_key};
 use log::log_page;
 
@@ -40,6 +44,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/settings/authorized-apps/{id}/revoke",
         web::post().to(revoke_app),
+    )
+    .service(
+        web::resource("/settings/developer-apps")
+            .route(web::get().to(developer_apps_page))
+            .route(web::post().to(create_developer_app)),
+    )
+    .route(
+        "/settings/developer-apps/{id}/rotate",
+        web::post().to(rotate_developer_app),
+    )
+    .route(
+        "/settings/developer-apps/{id}/delete",
+        web::post().to(delete_developer_app),
     );
 }
 
