@@ -55,7 +55,7 @@ impl Services {
             registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
         });
         let documents = Fetcher::new(
-            CimdConfig::from_env(),
+            cimd_config()?,
             Offered::new(crate::credentials::scopes::all_names()),
         )
         .map_err(|e| e.to_string())?;
@@ -75,6 +75,26 @@ impl Services {
             trusted_proxies,
         })
     }
+}
+
+/// `KEYGATE_CIMD_ALLOWED_HOSTS` and `KEYGATE_CIMD_CA_FILE` (see
+/// `CimdConfig::from_env`), and `KEYGATE_CIMD_CACHE_TTL`: the most seconds a
+/// good document is cached (default 24 h; `Cache-Control` may ask for less).
+fn cimd_config() -> Result<CimdConfig, String> {
+    let mut config = CimdConfig::from_env();
+    if let Some(v) = std::env::var("KEYGATE_CIMD_CACHE_TTL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        let secs: u64 = v.trim().parse().map_err(|_| {
+            format!("KEYGATE_CIMD_CACHE_TTL must be a number of seconds, not {v:?}")
+        })?;
+        let ttl = std::time::Duration::from_secs(secs);
+        config.max_ttl = ttl;
+        config.min_ttl = config.min_ttl.min(ttl);
+        config.default_ttl = config.default_ttl.min(ttl);
+    }
+    Ok(config)
 }
 
 impl Services {

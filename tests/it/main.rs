@@ -14,6 +14,7 @@ mod oauth_flow;
 mod openapi;
 mod ops;
 mod postfix;
+mod registration;
 mod require;
 mod revocation;
 mod sasl;
