@@ -6,6 +6,7 @@ pub mod support;
 
 mod apikeys;
 mod cimd;
+mod cimd_flow;
 mod cli;
 mod faults;
 mod https_server;
