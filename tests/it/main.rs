@@ -8,6 +8,7 @@ mod apikeys;
 mod cimd;
 mod cimd_flow;
 mod cli;
+mod developer_apps;
 mod faults;
 mod https_server;
 mod oauth2_client;
