@@ -11,6 +11,7 @@ mod cli;
 mod developer_apps;
 mod faults;
 mod https_server;
+mod mcp_sdk;
 mod oauth2_client;
 mod oauth_flow;
 mod openapi;
