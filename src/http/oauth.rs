@@ -309,20 +309,31 @@ async fn authorize_post(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
     authorization_request(svc, req, query).await
 }
 
+/// The metadata document of the request's client, fetched before anything
+/// else: a bad document is an error page (the client is unknown), never a
+/// redirect.
+async fn document_or_page(
+    svc: &Services,
+    params: &Params,
+) -> Result<Option<Arc<ClientDocument>>, HttpResponse> {
+    match client_document(svc, params.get("client_id").ok().flatten()).await {
+        Some(Ok(doc)) => Ok(Some(doc)),
+        Some(Err(e)) => Err(pages::error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("The application's client metadata document cannot be used: {e}."),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Validates an authorization request; then login, or the consent page.
 async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> HttpResponse {
     let params = Params::parse(query.as_bytes());
     let cookie = pages::session_cookie(&req);
     let issuer = svc.config.issuer.clone();
-    // Fetched before anything else: a bad document is an error page (the
-    // client is unknown), never a redirect.
-    let document = match client_document(&svc, params.get("client_id").ok().flatten()).await {
-        Some(Ok(doc)) => Some(doc),
-        Some(Err(e)) => {
-            let msg = format!("The application's client metadata document cannot be used: {e}.");
-            return pages::error_page(StatusCode::BAD_REQUEST, &msg);
-        }
-        None => None,
+    let document = match document_or_page(&svc, &params).await {
+        Ok(d) => d,
+        Err(page) => return page,
     };
     let result = super::with_conn(&svc, move |svc, conn| {
         let request =

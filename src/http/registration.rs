@@ -50,30 +50,9 @@ async fn register(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResp
     if let Some(refused) = over_limits(&svc, &key, true) {
         return refused;
     }
-    if media_type(&req).as_deref() != Some("application/json") {
-        let e =
-            RegistrationError::InvalidClientMetadata("the body must be application/json".into());
-        return answer(
-            &svc,
-            &key,
-            Ok(Err(Failure::Invalid(e))),
-            StatusCode::CREATED,
-        );
-    }
-    let body = match read_body_up_to(payload, MAX_REGISTRATION_BODY).await {
+    let body = match metadata_body(&req, payload).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            let e = RegistrationError::InvalidClientMetadata(format!(
-                "the registration request must be at most {MAX_REGISTRATION_BODY} bytes"
-            ));
-            return json_answer(StatusCode::PAYLOAD_TOO_LARGE, &json!(e));
-        }
-        Err(BodyError::Broken) => {
-            return json_answer(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "invalid_request", "error_description": "unreadable request body"}),
-            )
-        }
+        Err(e) => return answer(&svc, &key, Ok(Err(e)), StatusCode::CREATED),
     };
     let result = super::with_conn(&svc, move |svc, conn| {
         let offered = Offered::new(scopes::all_names());
@@ -86,6 +65,22 @@ async fn register(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResp
     })
     .await;
     answer(&svc, &key, result, StatusCode::CREATED)
+}
+
+/// The JSON body of a registration request, at most
+/// [`MAX_REGISTRATION_BODY`] bytes.
+async fn metadata_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Failure> {
+    let refuse = |msg: String| Failure::Invalid(RegistrationError::InvalidClientMetadata(msg));
+    if media_type(req).as_deref() != Some("application/json") {
+        return Err(refuse("the body must be application/json".into()));
+    }
+    match read_body_up_to(payload, MAX_REGISTRATION_BODY).await {
+        Ok(b) => Ok(b),
+        Err(BodyError::TooLarge) => Err(Failure::TooLarge(format!(
+            "the registration request must be at most {MAX_REGISTRATION_BODY} bytes"
+        ))),
+        Err(BodyError::Broken) => Err(refuse("unreadable request body".into())),
+    }
 }
 
 /// RFC 7592 §2.1: `GET /oauth/register/{client_id}` with the token.
@@ -199,6 +194,10 @@ fn answer(
                 l.registration_failures.failure(key);
             }
             json_answer(StatusCode::BAD_REQUEST, &json!(e))
+        }
+        Ok(Err(Failure::TooLarge(msg))) => {
+            let e = RegistrationError::InvalidClientMetadata(msg);
+            json_answer(StatusCode::PAYLOAD_TOO_LARGE, &json!(e))
         }
         Ok(Err(Failure::Unauthorized)) => {
             if let Some(l) = limits {

@@ -19,6 +19,8 @@ pub enum Failure {
     /// RFC 7592 §2: a missing or wrong registration access token, or an
     /// unknown client; `401`, the same for all so existence is not revealed.
     Unauthorized,
+    /// The request body is over the endpoint's size cap (`413`).
+    TooLarge(String),
     /// Storage failed.
     Internal(Error),
 }
