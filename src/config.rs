@@ -42,6 +42,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// `KEYGATE_METRICS_BIND`: `/metrics` on its own listener.
     pub metrics_bind: Option<String>,
+    /// `KEYGATE_REGISTRATION=open|off`: RFC 7591 dynamic client registration
+    /// at `/oauth/register` (default open).
+    pub registration_open: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +57,11 @@ pub struct RateLimits {
     pub bearer_failures: u32,
     /// The window, in seconds, over which failures count.
     pub window_secs: u64,
+    /// Failed registrations (and registration-token checks) per client
+    /// address before back-off starts.
+    pub registration_failures: u32,
+    /// Successful registrations per client address per hour.
+    pub registrations_per_hour: u32,
 }
 
 impl Default for RateLimits {
@@ -63,6 +71,8 @@ impl Default for RateLimits {
             client_failures: 100,
             bearer_failures: 200,
             window_secs: 300,
+            registration_failures: 20,
+            registrations_per_hour: 20,
         }
     }
 }
@@ -111,6 +121,7 @@ impl Config {
             revocation_stale_secs: 60,
             revocation_retention_secs: 600,
             credential_cache_secs: 60,
+            registration_open: true,
         }
     }
 
@@ -143,7 +154,24 @@ impl Config {
                     client_failures: n("KEYGATE_CLIENT_FAILURE_LIMIT", d.client_failures)?,
                     bearer_failures: n("KEYGATE_BEARER_FAILURE_LIMIT", d.bearer_failures)?,
                     window_secs: env_i64("KEYGATE_FAILURE_WINDOW", d.window_secs as i64)? as u64,
+                    registration_failures: n(
+                        "KEYGATE_REGISTRATION_FAILURE_LIMIT",
+                        d.registration_failures,
+                    )?,
+                    registrations_per_hour: n(
+                        "KEYGATE_REGISTRATION_LIMIT",
+                        d.registrations_per_hour,
+                    )?,
                 })
+            }
+        };
+        let registration_open = match env("KEYGATE_REGISTRATION").as_deref().map(str::trim) {
+            None | Some("open") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(format!(
+                    "KEYGATE_REGISTRATION must be open or off, not {other:?}"
+                ))
             }
         };
         Ok(Config {
@@ -166,6 +194,7 @@ impl Config {
             trusted_proxies: env("KEYGATE_TRUSTED_PROXIES").unwrap_or_default(),
             metrics_token: env("KEYGATE_METRICS_TOKEN"),
             metrics_bind: env("KEYGATE_METRICS_BIND"),
+            registration_open,
         })
     }
 

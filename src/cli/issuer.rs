@@ -17,6 +17,13 @@ pub(super) enum ClientCmd {
         #[arg(long)]
         public: bool,
     },
+    /// List every client: the operator's, developer apps, and apps that
+    /// registered themselves (RFC 7591 or a client ID metadata document).
+    #[command(after_help = "Example:\n  keygate --json client list")]
+    List,
+    /// Delete a client of any kind and revoke every authorization of it.
+    #[command(after_help = "Example:\n  keygate client delete CLIENT_ID")]
+    Delete { client_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,12 +100,39 @@ pub(super) fn apps(
     Ok(())
 }
 
-pub(super) fn client(conn: &mut DbConn, out: &Out, cmd: ClientCmd) -> Result<(), Error> {
-    let ClientCmd::Create {
-        name,
-        redirect_uris,
-        public,
-    } = cmd;
+pub(super) fn client(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    cmd: ClientCmd,
+) -> Result<(), Error> {
+    let (name, redirect_uris, public) = match cmd {
+        ClientCmd::Create {
+            name,
+            redirect_uris,
+            public,
+        } => (name, redirect_uris, public),
+        ClientCmd::List => return list_clients(conn, out),
+        ClientCmd::Delete { client_id } => {
+            let deleted = crate::oauth::clients::delete(
+                conn,
+                &crate::oauth::clients::ClientCache::default(),
+                &CredentialCache::detached(),
+                &client_id,
+                apikeys::CLI_ACTOR,
+                None,
+            )?;
+            await_propagation(config);
+            out.emit(
+                json!({"client_id": deleted.client.id, "deleted": true, "revoked_authorizations": deleted.revoked}),
+                format!(
+                    "deleted client {} ({}); revoked {} authorization(s)",
+                    deleted.client.id, deleted.client.name, deleted.revoked
+                ),
+            );
+            return Ok(());
+        }
+    };
     let created = crate::oauth::clients::create(conn, &name, &redirect_uris, public)?;
     let mut v = json!({"client_id": created.client.id});
     if let Some(secret) = &created.secret {
@@ -115,5 +149,32 @@ pub(super) fn client(conn: &mut DbConn, out: &Out, cmd: ClientCmd) -> Result<(),
         ),
     };
     out.emit(v, human);
+    Ok(())
+}
+
+fn list_clients(conn: &mut DbConn, out: &Out) -> Result<(), Error> {
+    for (c, active) in crate::oauth::clients::list_all(conn)? {
+        out.emit(
+            json!({
+                "client_id": c.id,
+                "name": c.name,
+                "kind": c.kind,
+                "public": c.is_public,
+                "token_endpoint_auth_method": c.token_endpoint_auth_method,
+                "redirect_uris": c.redirect_uri_list(),
+                "owner_user_id": c.owner_user_id,
+                "created_at": rfc3339(c.created_at),
+                "active_authorizations": active,
+            }),
+            format!(
+                "{}  {:<24} {:<17} {:<6} {} active",
+                c.id,
+                c.name,
+                c.kind,
+                if c.is_public { "public" } else { "secret" },
+                active
+            ),
+        );
+    }
     Ok(())
 }

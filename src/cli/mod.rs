@@ -87,7 +87,7 @@ enum Command {
     /// OAuth clients (third-party apps).
     #[command(
         subcommand,
-        after_help = "Example:\n  keygate client create --name 'Acme CRM' --redirect-uri https://crm.example.com/callback"
+        after_help = "Examples:\n  keygate client create --name 'Acme CRM' --redirect-uri https://crm.example.com/callback\n  keygate --json client list\n  keygate client delete CLIENT_ID"
     )]
     Client(ClientCmd),
     /// Workspace API keys.
@@ -285,7 +285,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Client(cmd) => {
             let mut conn = conn_for(&config)?;
-            client(&mut conn, &out, cmd).map_err(e)
+            client(&mut conn, &config, &out, cmd).map_err(e)
         }
         Command::Apikey(cmd) => {
             let mut conn = conn_for(&config)?;

@@ -280,6 +280,8 @@ impl CredentialCache {
                     write(&self.keys).retain(|_, k| k.value.workspace_id != e.subject);
                     write(&self.workspaces).remove(&e.subject);
                 }
+                // The issuer's client cache is the node's to correct.
+                EventKind::Client => {}
             }
         }
     }

@@ -15,6 +15,9 @@ pub enum EventKind {
     ApiKey,
     /// A workspace's plan changed: look at its cached API keys again.
     Workspace,
+    /// An OAuth client (by id) changed its secret or was deleted: drop it from
+    /// every node's client cache.
+    Client,
 }
 
 impl EventKind {
@@ -23,6 +26,7 @@ impl EventKind {
             EventKind::AccessToken => "jti",
             EventKind::ApiKey => "api_key",
             EventKind::Workspace => "workspace",
+            EventKind::Client => "client",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -30,6 +34,7 @@ impl EventKind {
             "jti" => Some(EventKind::AccessToken),
             "api_key" => Some(EventKind::ApiKey),
             "workspace" => Some(EventKind::Workspace),
+            "client" => Some(EventKind::Client),
             _ => None,
         }
     }

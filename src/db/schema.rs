@@ -36,6 +36,14 @@ diesel::table! {
         is_public -> Bool,
         redirect_uris -> Text,
         created_at -> BigInt,
+        kind -> Text,
+        owner_user_id -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        registration_token_hash -> Nullable<Text>,
+        token_endpoint_auth_method -> Text,
+        grant_types -> Text,
+        updated_at -> BigInt,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 

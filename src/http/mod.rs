@@ -6,6 +6,7 @@ pub mod oauth;
 pub mod observe;
 pub mod pages;
 pub mod panic;
+pub mod registration;
 pub mod settings;
 pub mod v1;
 pub mod wellknown;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     panic::configure_test_routes(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
+    registration::configure(cfg);
     pages::configure(cfg);
     settings::configure(cfg);
     v1::configure(cfg);
@@ -65,11 +67,19 @@ pub enum BodyError {
 }
 
 /// Reads a request body up to `MAX_BODY`.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, BodyError> {
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, BodyError> {
+    read_body_up_to(payload, MAX_BODY).await
+}
+
+/// Reads a request body up to `limit` bytes.
+pub async fn read_body_up_to(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, BodyError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);

@@ -7,11 +7,13 @@ use crate::oauth::authorize::{self, Rejection};
 use crate::oauth::client_auth;
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Introspection};
+use crate::oauth::registration::cimd::{self, CimdError, ClientDocument};
 use crate::oauth::token::{self, TokenResponse};
 use crate::oauth::{revoke, Params};
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -133,14 +135,30 @@ async fn client_request(
     Ok(ClientRequest { params, auth, key })
 }
 
-/// The key failures of a client are counted under: its id, however it was sent.
-fn client_key(header: Option<&str>, params: &Params) -> String {
-    let id = header
+/// The client id presented, however it was sent.
+fn presented_client_id(header: Option<&str>, params: &Params) -> Option<String> {
+    header
         .and_then(client_auth::basic_credentials)
         .map(|(id, _)| id)
         .or_else(|| params.get("client_id").ok().flatten().map(str::to_string))
-        .unwrap_or_default();
-    format!("client:{id}")
+}
+
+/// The key failures of a client are counted under: its id, however it was sent.
+fn client_key(header: Option<&str>, params: &Params) -> String {
+    format!(
+        "client:{}",
+        presented_client_id(header, params).unwrap_or_default()
+    )
+}
+
+/// The client ID metadata document of a `client_id` that is a document URL
+/// (fetched, or from the node's cache); `None` for every other client id.
+async fn client_document(
+    svc: &Services,
+    client_id: Option<&str>,
+) -> Option<Result<Arc<ClientDocument>, CimdError>> {
+    let id = client_id.filter(|id| cimd::is_metadata_url(id))?;
+    Some(svc.documents.fetch(id).await)
 }
 
 /// The answer to a failed request. Failures are counted per client; a client
@@ -212,15 +230,28 @@ impl ClientAnswer for () {
 }
 
 async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    match client_request(&req, payload).await {
-        Ok(r) => {
-            client_endpoint(svc, r, |svc, conn, auth, params| {
-                token::grant(&svc.issuer(), conn, auth, params)
-            })
-            .await
+    let r = match client_request(&req, payload).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    // A metadata-document client is looked up afresh (draft §"Client
+    // Information Discovery"): its document must still be good.
+    let id = presented_client_id(r.auth.as_deref(), &r.params);
+    let document = match client_document(&svc, id.as_deref()).await {
+        Some(Ok(doc)) => Some(doc),
+        Some(Err(e)) => {
+            let e = OAuthError::invalid_client(format!("client metadata document: {e}"));
+            return failure_response(&svc, &r.key, &e);
         }
-        Err(r) => r,
-    }
+        None => None,
+    };
+    client_endpoint(svc, r, move |svc, conn, auth, params| {
+        if let Some(doc) = &document {
+            client_auth::document_client(&svc.clients, conn, doc)?;
+        }
+        token::grant(&svc.issuer(), conn, auth, params)
+    })
+    .await
 }
 
 async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
@@ -278,16 +309,38 @@ async fn authorize_post(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
     authorization_request(svc, req, query).await
 }
 
+/// The metadata document of the request's client, fetched before anything
+/// else: a bad document is an error page (the client is unknown), never a
+/// redirect.
+async fn document_or_page(
+    svc: &Services,
+    params: &Params,
+) -> Result<Option<Arc<ClientDocument>>, HttpResponse> {
+    match client_document(svc, params.get("client_id").ok().flatten()).await {
+        Some(Ok(doc)) => Ok(Some(doc)),
+        Some(Err(e)) => Err(pages::error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("The application's client metadata document cannot be used: {e}."),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Validates an authorization request; then login, or the consent page.
 async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> HttpResponse {
     let params = Params::parse(query.as_bytes());
     let cookie = pages::session_cookie(&req);
     let issuer = svc.config.issuer.clone();
+    let document = match document_or_page(&svc, &params).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
     let result = super::with_conn(&svc, move |svc, conn| {
-        let request = match authorize::validate(conn, &svc.config, &params) {
-            Ok(r) => r,
-            Err(rejection) => return Ok(Err(rejection)),
-        };
+        let request =
+            match authorize::validate_with(conn, &svc.config, &params, document.as_deref()) {
+                Ok(r) => r,
+                Err(rejection) => return Ok(Err(rejection)),
+            };
         let session = match cookie {
             Some(c) => crate::accounts::sessions::resolve(conn, &c)?,
             None => None,

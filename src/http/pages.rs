@@ -340,6 +340,8 @@ struct ScopeLine {
 struct ConsentTemplate<'a> {
     app_name: &'a str,
     redirect_host: String,
+    /// Set for apps nobody who runs keygate reviewed: how they were registered.
+    unreviewed: Option<String>,
     scopes: Vec<ScopeLine>,
     workspaces: &'a [Workspace],
     consent_id: &'a str,
@@ -349,14 +351,7 @@ struct ConsentTemplate<'a> {
 }
 
 pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
-    let redirect_host = url::Url::parse(&view.request.redirect_uri)
-        .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(str::to_string)
-                .or_else(|| Some(u.scheme().to_string()))
-        })
-        .unwrap_or_default();
+    let redirect_host = crate::oauth::clients::code_destination(&view.request.redirect_uri);
     let lines = view
         .request
         .scopes
@@ -371,6 +366,7 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
     let Ok(body) = ConsentTemplate {
         app_name: &view.request.client.name,
         redirect_host,
+        unreviewed: unreviewed_note(&view.request.client),
         scopes: lines,
         workspaces: &view.workspaces,
         consent_id: &view.consent_id,
@@ -382,6 +378,29 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
         return crate::http::render_failed();
     };
     html(StatusCode::OK, body)
+}
+
+/// How an app nobody reviewed came to be registered, for the consent page
+/// and the authorized-apps table; `None` for the operator's own clients.
+pub fn unreviewed_note(client: &crate::oauth::clients::Client) -> Option<String> {
+    use crate::oauth::clients::ClientKind;
+    match client.kind() {
+        ClientKind::Operator => None,
+        ClientKind::Developer => Some(
+            "This app was registered by a keygate user in their developer settings; it has not been reviewed."
+                .into(),
+        ),
+        ClientKind::Dynamic => Some(
+            "This app registered itself with keygate; it has not been reviewed.".into(),
+        ),
+        ClientKind::MetadataDocument => Some(format!(
+            "This app registered itself: its details come from {}; it has not been reviewed.",
+            url::Url::parse(&client.id)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default()
+        )),
+    }
 }
 
 enum Decision {

@@ -60,9 +60,11 @@ fn run(svc: &Services, stop: &AtomicBool) {
                     &l.login_address,
                     &l.client,
                     &l.bearer_address,
+                    &l.registration_failures,
                 ] {
                     limiter.prune();
                 }
+                l.registrations.prune();
             }
             last_housekeeping = Instant::now();
         }
@@ -97,6 +99,10 @@ pub fn poll_revocations(svc: &Services) {
                 cache.clear();
             }
             cache.apply(&batch.events);
+            for id in crate::oauth::clients::changed_clients(&batch.events) {
+                svc.clients.remove(id);
+                svc.documents.forget(id);
+            }
             cache.set_cursor(batch.next);
             cache.feed_read();
             FAILING_SINCE_BUCKET.store(u64::MAX, Ordering::Relaxed);
@@ -207,6 +213,7 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000);
     total += crate::credentials::revocation::prune(conn, retention_ms)?;
+    total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     Ok(total)
 }

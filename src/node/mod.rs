@@ -3,5 +3,6 @@
 
 pub mod demo;
 pub mod maintenance;
+pub mod quota;
 pub mod ratelimit;
 pub mod state;

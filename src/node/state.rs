@@ -9,12 +9,18 @@ use crate::credentials::usage::UsageRecorder;
 use crate::credentials::Credentials;
 use crate::db::Pool;
 use crate::oauth::clients::ClientCache;
+use crate::oauth::registration::cimd::{CimdConfig, Fetcher};
+use crate::oauth::registration::Offered;
 
 pub struct Limits {
     pub login_account: FailureLimiter,
     pub login_address: FailureLimiter,
     pub client: FailureLimiter,
     pub bearer_address: FailureLimiter,
+    /// Failed registrations and registration-token checks, per address.
+    pub registration_failures: FailureLimiter,
+    /// Successful registrations, per address per hour.
+    pub registrations: super::quota::SuccessQuota,
 }
 
 pub struct Services {
@@ -22,6 +28,8 @@ pub struct Services {
     pub pool: Pool,
     pub credentials: Credentials,
     pub clients: ClientCache,
+    /// Client ID metadata documents, fetched (and cached) by client id URL.
+    pub documents: Fetcher,
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
@@ -43,7 +51,14 @@ impl Services {
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
             client: FailureLimiter::new(r.client_failures, r.window_secs),
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
+            registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
+            registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
         });
+        let documents = Fetcher::new(
+            cimd_config()?,
+            Offered::new(crate::credentials::scopes::all_names()),
+        )
+        .map_err(|e| e.to_string())?;
         let credentials = Credentials {
             keys,
             cache: CredentialCache::new(cursor, Bounds::from_config(&config)),
@@ -55,10 +70,31 @@ impl Services {
             pool,
             credentials,
             clients: ClientCache::default(),
+            documents,
             limits,
             trusted_proxies,
         })
     }
+}
+
+/// `KEYGATE_CIMD_ALLOWED_HOSTS` and `KEYGATE_CIMD_CA_FILE` (see
+/// `CimdConfig::from_env`), and `KEYGATE_CIMD_CACHE_TTL`: the most seconds a
+/// good document is cached (default 24 h; `Cache-Control` may ask for less).
+fn cimd_config() -> Result<CimdConfig, String> {
+    let mut config = CimdConfig::from_env();
+    if let Some(v) = std::env::var("KEYGATE_CIMD_CACHE_TTL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        let secs: u64 = v.trim().parse().map_err(|_| {
+            format!("KEYGATE_CIMD_CACHE_TTL must be a number of seconds, not {v:?}")
+        })?;
+        let ttl = std::time::Duration::from_secs(secs);
+        config.max_ttl = ttl;
+        config.min_ttl = config.min_ttl.min(ttl);
+        config.default_ttl = config.default_ttl.min(ttl);
+    }
+    Ok(config)
 }
 
 impl Services {

@@ -38,6 +38,8 @@ pub struct AppRow {
     pub authorization: Authorization,
     pub app_name: String,
     pub authorized_by: String,
+    /// The app (deleted ones too: their authorizations stay listed).
+    pub client: super::clients::Client,
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Authorization> {
@@ -51,19 +53,24 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Authorization> {
 
 /// Newest first.
 pub fn list_for_workspace(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<AppRow>> {
-    let rows: Vec<(Authorization, String, String)> = authorizations::table
+    let rows: Vec<(Authorization, super::clients::Client, String)> = authorizations::table
         .inner_join(clients::table)
         .inner_join(users::table)
         .filter(authorizations::workspace_id.eq(workspace_id))
         .order(authorizations::id.desc())
-        .select((Authorization::as_select(), clients::name, users::email))
+        .select((
+            Authorization::as_select(),
+            super::clients::Client::as_select(),
+            users::email,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(authorization, app_name, authorized_by)| AppRow {
+        .map(|(authorization, client, authorized_by)| AppRow {
             authorization,
-            app_name,
+            app_name: client.name.clone(),
             authorized_by,
+            client,
         })
         .collect())
 }

@@ -11,6 +11,7 @@ use crate::db::schema::{auth_codes, authorizations, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use crate::oauth::clients::{self, Client};
+use crate::oauth::registration::cimd::{self, ClientDocument};
 use diesel::prelude::*;
 
 /// A request that passed validation.
@@ -52,14 +53,39 @@ pub fn validate(
     config: &Config,
     params: &Params,
 ) -> std::result::Result<AuthorizationRequest, Rejection> {
+    validate_with(conn, config, params, None)
+}
+
+/// [`validate`], for a request whose `client_id` may be a client ID metadata
+/// document URL: `document` is what the caller fetched for it (the fetch is
+/// asynchronous, this is not). A URL `client_id` without its document is
+/// refused as a page, never redirected.
+pub fn validate_with(
+    conn: &mut DbConn,
+    config: &Config,
+    params: &Params,
+    document: Option<&ClientDocument>,
+) -> std::result::Result<AuthorizationRequest, Rejection> {
     let page = |msg: &str| Rejection::Page(msg.to_string());
     let client_id = params
         .get("client_id")
         .map_err(|_| page("The client_id parameter is repeated."))?
         .ok_or_else(|| page("The request has no client_id."))?;
-    let client = clients::find(conn, client_id)?.ok_or_else(|| {
-        page("The application is not registered with keygate (unknown client_id).")
-    })?;
+    let client = match document {
+        Some(doc) if doc.client_id == client_id => match clients::sync_document(conn, doc) {
+            Ok(c) => c,
+            Err(Error::Forbidden(msg)) => return Err(Rejection::Page(msg)),
+            Err(e) => return Err(e.into()),
+        },
+        _ if cimd::is_metadata_url(client_id) => {
+            return Err(page(
+                "The application's client metadata document could not be used.",
+            ))
+        }
+        _ => clients::find(conn, client_id)?.ok_or_else(|| {
+            page("The application is not registered with keygate (unknown client_id).")
+        })?,
+    };
     let redirect_uri = params
         .get("redirect_uri")
         .map_err(|_| page("The redirect_uri parameter is repeated."))?
@@ -110,6 +136,14 @@ pub fn validate(
     )
     .map_err(fail)?;
     let scopes = scopes::parse(params.get("scope").map_err(fail)?).map_err(|e| fail(e.into()))?;
+    // RFC 7591 §2 `scope`: a client that registered scopes asks for no others.
+    if let Some(allowed) = client.registered_scopes() {
+        if let Some(s) = scopes.iter().find(|s| !allowed.iter().any(|a| a == *s)) {
+            return Err(fail(OAuthError::invalid_scope(format!(
+                "the scope {s} is not among the scopes this client registered"
+            ))));
+        }
+    }
     super::check_resource(params, &config.resource()).map_err(fail)?;
     Ok(AuthorizationRequest {
         client,

@@ -130,6 +130,28 @@ pub fn authenticate_with_cache(
     )
 }
 
+/// The client of a metadata document fetched for this request, brought up to
+/// date in the database and this node's cache before it authenticates
+/// (`none`: such clients are public). A client the operator deleted is
+/// `invalid_client`.
+pub fn document_client(
+    cache: &ClientCache,
+    conn: &mut crate::db::DbConn,
+    document: &super::registration::cimd::ClientDocument,
+) -> Result<Client, OAuthError> {
+    match clients::sync_document(conn, document) {
+        Ok(client) => {
+            cache.put(&client);
+            Ok(client)
+        }
+        Err(crate::error::Error::Forbidden(msg)) => {
+            cache.remove(&document.client_id);
+            Err(OAuthError::invalid_client(msg))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Client authentication from memory only; `None` when the client is not cached.
 pub fn authenticate_from_memory(
     cache: &ClientCache,

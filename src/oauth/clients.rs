@@ -1,10 +1,62 @@
-//! OAuth clients: registration, redirect URI rules, and client authentication.
+//! OAuth clients: registration (by the operator, by a person in the settings
+//! pages, by the client itself through RFC 7591, or through a client ID
+//! metadata document), the redirect URI rules, secrets, deletion, and the
+//! in-memory client cache.
 
+use super::authorizations;
+use super::registration::{self, cimd::ClientDocument, RedirectKind, ValidatedClient};
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::revocation::{self, Event, EventKind};
 use crate::crypto;
-use crate::db::schema::clients;
+use crate::db::schema::{authorizations as authz, clients, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+
+/// How a client came to be registered. Only `Operator` clients were reviewed
+/// by whoever runs keygate; the consent page says so for the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// `keygate client create`.
+    Operator,
+    /// A person's developer app, made in the settings pages.
+    Developer,
+    /// RFC 7591 dynamic client registration at `POST /oauth/register`.
+    Dynamic,
+    /// A client ID metadata document: the `client_id` is the document's URL.
+    MetadataDocument,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Operator => "operator",
+            ClientKind::Developer => "developer",
+            ClientKind::Dynamic => "dynamic",
+            ClientKind::MetadataDocument => "metadata_document",
+        }
+    }
+
+    /// Unknown values read as the least trusted kind.
+    pub fn parse(s: &str) -> ClientKind {
+        match s {
+            "operator" => ClientKind::Operator,
+            "developer" => ClientKind::Developer,
+            "metadata_document" => ClientKind::MetadataDocument,
+            _ => ClientKind::Dynamic,
+        }
+    }
+
+    /// The app registered itself (RFC 7591 or a metadata document).
+    pub fn registered_itself(self) -> bool {
+        matches!(self, ClientKind::Dynamic | ClientKind::MetadataDocument)
+    }
+
+    /// Nobody who runs keygate looked at it before people were asked to trust it.
+    pub fn unreviewed(self) -> bool {
+        self != ClientKind::Operator
+    }
+}
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
 #[diesel(table_name = clients)]
@@ -15,9 +67,24 @@ pub struct Client {
     pub is_public: bool,
     pub redirect_uris: String,
     pub created_at: i64,
+    pub kind: String,
+    pub owner_user_id: Option<String>,
+    /// The registered RFC 7591 metadata (JSON), for self-registered clients.
+    pub metadata: Option<String>,
+    /// SHA-256 of the RFC 7592 registration access token.
+    pub registration_token_hash: Option<String>,
+    pub token_endpoint_auth_method: String,
+    /// JSON array of grant type names.
+    pub grant_types: String,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
 }
 
 impl Client {
+    pub fn kind(&self) -> ClientKind {
+        ClientKind::parse(&self.kind)
+    }
+
     pub fn redirect_uri_list(&self) -> Vec<String> {
         serde_json::from_str(&self.redirect_uris).unwrap_or_default()
     }
@@ -37,101 +104,73 @@ impl Client {
             None => false,
         }
     }
+
+    /// The registered metadata as a JSON object (empty when there is none).
+    pub fn metadata_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default()
+    }
+
+    /// The scopes the client registered (RFC 7591 §2 `scope`), if it limited
+    /// itself to some.
+    pub fn registered_scopes(&self) -> Option<Vec<String>> {
+        let scope = self.metadata_json().get("scope")?.as_str()?.to_string();
+        Some(scope.split(' ').map(str::to_string).collect())
+    }
 }
 
 pub struct NewClient {
     pub client: Client,
     /// Shown once; only its hash is stored.
     pub secret: Option<String>,
+    /// RFC 7592's registration access token, for dynamic registrations; shown
+    /// once, only its hash is stored.
+    pub registration_access_token: Option<String>,
 }
-
-const LOOPBACK_PREFIXES: [&str; 2] = ["http://127.0.0.1", "http://[::1]"];
 
 /// `given` matches `registered` exactly, or with only the port differing when
-/// `registered` is an http loopback IP URI.
+/// `registered` is an http loopback IP URI (RFC 8252 §7.3).
 pub fn redirect_matches(registered: &str, given: &str) -> bool {
-    if registered == given {
-        return true;
-    }
-    for prefix in LOOPBACK_PREFIXES {
-        if let (Some(reg_rest), Some(given_rest)) =
-            (registered.strip_prefix(prefix), given.strip_prefix(prefix))
-        {
-            return strip_port(reg_rest).is_some_and(|r| Some(r) == strip_port(given_rest));
-        }
-    }
-    false
+    registration::redirect_uri_matches(registered, given)
 }
 
-/// After the host: an optional `:port`, then a path that must start with `/`
-/// (or be empty).
-fn strip_port(rest: &str) -> Option<&str> {
-    let after = match rest.strip_prefix(':') {
-        Some(p) => {
-            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 5 || p[..digits].parse::<u32>().ok()? > 65535 {
-                return None;
-            }
-            &p[digits..]
-        }
-        None => rest,
-    };
-    if after.is_empty() || after.starts_with('/') || after.starts_with('?') {
-        Some(after)
-    } else {
-        None
-    }
-}
-
-/// Registration rules (RFC 6749 §3.1.2, RFC 9700 §2.6, RFC 8252 §7): an absolute
-/// URI without a fragment; https, or http only on a loopback host, or a private-use
-/// scheme with a dot (`com.example.app:/cb`) for native apps.
+/// Registration rules for every kind of client (RFC 6749 §3.1.2, RFC 8252
+/// §7.1, §7.3 and §8.3): `https`, loopback `http` on `127.0.0.1` or `[::1]`,
+/// or a private-use scheme in reverse-domain form; no fragment; never
+/// `http://localhost`.
 pub fn validate_redirect_uri(raw: &str) -> Result<String> {
-    let bad = |why: &str| Error::invalid(format!("invalid redirect URI {raw:?}: {why}"));
-    if raw.is_empty()
-        || raw.len() > 2000
-        || raw.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad("it must be a non-empty URI without spaces"));
-    }
-    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-    if url.fragment().is_some() || raw.contains('#') {
-        return Err(bad("a redirect URI must not have a fragment"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("a redirect URI must not carry credentials"));
-    }
-    match url.scheme() {
-        "https" => {
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err(bad("no host"));
-            }
-        }
-        "http" => {
-            let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-                || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-                || url.host_str() == Some("localhost");
-            if !loopback {
-                return Err(bad("http is only allowed for loopback hosts; use https"));
-            }
-        }
-        scheme if scheme.contains('.') => {}
-        _ => return Err(bad(
-            "use https, http on a loopback host, or a private-use scheme such as com.example.app",
-        )),
-    }
-    Ok(raw.to_string())
+    registration::classify_redirect_uri(raw)
+        .map(|_| raw.to_string())
+        .map_err(|e| Error::invalid(e.description().to_string()))
 }
 
-pub fn create(
-    conn: &mut DbConn,
-    name: &str,
-    redirect_uris: &[String],
-    public: bool,
-) -> Result<NewClient> {
-    let name = crate::accounts::validate_name("client name", name)?;
+/// Where a code sent to `redirect_uri` goes, in words for the consent page and
+/// the authorized-apps table (RFC 8252 §7: loopback and private-use URIs reach
+/// an app on the person's own device).
+pub fn code_destination(redirect_uri: &str) -> String {
+    match registration::classify_redirect_uri(redirect_uri) {
+        Ok(RedirectKind::Https { host }) => host,
+        Ok(RedirectKind::Loopback { host }) => format!("{host} (an app on this device)"),
+        Ok(RedirectKind::PrivateUse { scheme }) => format!("{scheme} (an app on this device)"),
+        // Registered before today's rules: show what the URL parser sees.
+        Err(_) => url::Url::parse(redirect_uri)
+            .ok()
+            .map(|u| u.host_str().unwrap_or(u.scheme()).to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn checked_redirect_uris(redirect_uris: &[String]) -> Result<Vec<String>> {
     if redirect_uris.is_empty() {
-        return Err(Error::invalid("at least one --redirect-uri is required"));
+        return Err(Error::invalid("at least one redirect URI is required"));
+    }
+    if redirect_uris.len() > registration::metadata::MAX_REDIRECT_URIS {
+        return Err(Error::invalid(format!(
+            "at most {} redirect URIs are allowed",
+            registration::metadata::MAX_REDIRECT_URIS
+        )));
     }
     let mut uris = Vec::with_capacity(redirect_uris.len());
     for raw in redirect_uris {
@@ -140,27 +179,391 @@ pub fn create(
             uris.push(uri);
         }
     }
-    let secret = (!public).then(|| format!("kgs_{}", crypto::random_alphanumeric(40)));
+    Ok(uris)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+const DEFAULT_GRANTS: &str = r#"["authorization_code","refresh_token"]"#;
+
+fn new_secret() -> String {
+    format!("kgs_{}", crypto::random_alphanumeric(40))
+}
+
+/// A client row with the fields every kind shares.
+fn base_row(
+    kind: ClientKind,
+    name: String,
+    uris: &[String],
+    public: bool,
+) -> (Client, Option<String>) {
+    let secret = (!public).then(new_secret);
+    let now = db::now();
     let client = Client {
         id: db::new_id(),
         name,
         secret_hash: secret.as_deref().map(crypto::sha256_hex),
         is_public: public,
-        redirect_uris: serde_json::to_string(&uris).unwrap_or_else(|_| "[]".into()),
-        created_at: db::now(),
+        redirect_uris: to_json(&uris),
+        created_at: now,
+        kind: kind.as_str().to_string(),
+        owner_user_id: None,
+        metadata: None,
+        registration_token_hash: None,
+        token_endpoint_auth_method: if public {
+            "none"
+        } else {
+            "client_secret_basic"
+        }
+        .to_string(),
+        grant_types: DEFAULT_GRANTS.to_string(),
+        updated_at: now,
+        deleted_at: None,
     };
-    diesel::insert_into(clients::table)
-        .values(&client)
-        .execute(conn)?;
-    Ok(NewClient { client, secret })
+    (client, secret)
 }
 
+fn insert(conn: &mut DbConn, client: &Client) -> Result<()> {
+    diesel::insert_into(clients::table)
+        .values(client)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// `keygate client create`: a client the operator registered.
+pub fn create(
+    conn: &mut DbConn,
+    name: &str,
+    redirect_uris: &[String],
+    public: bool,
+) -> Result<NewClient> {
+    let name = crate::accounts::validate_name("client name", name)?;
+    let uris = checked_redirect_uris(redirect_uris)?;
+    let (client, secret) = base_row(ClientKind::Operator, name, &uris, public);
+    insert(conn, &client)?;
+    Ok(NewClient {
+        client,
+        secret,
+        registration_access_token: None,
+    })
+}
+
+/// A developer app of the settings pages, owned by the person who made it.
+pub fn create_developer_app(
+    conn: &mut DbConn,
+    owner_user_id: &str,
+    name: &str,
+    redirect_uris: &[String],
+    public: bool,
+) -> Result<NewClient> {
+    let name = crate::accounts::validate_name("app name", name)?;
+    let uris = checked_redirect_uris(redirect_uris)?;
+    let (mut client, secret) = base_row(ClientKind::Developer, name, &uris, public);
+    client.owner_user_id = Some(owner_user_id.to_string());
+    insert(conn, &client)?;
+    Ok(NewClient {
+        client,
+        secret,
+        registration_access_token: None,
+    })
+}
+
+/// RFC 7591 §3.2.1: stores a validated registration with a new client id, a
+/// secret for confidential clients, and the RFC 7592 registration access
+/// token (hashed).
+pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Result<NewClient> {
+    let public = validated.is_public();
+    let (mut client, secret) = base_row(
+        ClientKind::Dynamic,
+        validated.client_name.clone(),
+        &validated.redirect_uris,
+        public,
+    );
+    let token = format!("kgr_{}", crypto::random_token(32));
+    client.metadata = Some(to_json(validated));
+    client.registration_token_hash = Some(crypto::sha256_hex(&token));
+    client.token_endpoint_auth_method = validated.token_endpoint_auth_method.as_str().to_string();
+    client.grant_types = to_json(&validated.grant_types);
+    insert(conn, &client)?;
+    Ok(NewClient {
+        client,
+        secret,
+        registration_access_token: Some(token),
+    })
+}
+
+/// The client of a fetched metadata document: its row is made on first use
+/// (authorizations refer to it by the URL) and brought up to date whenever
+/// the document says something new. A client the operator deleted stays
+/// refused (`Forbidden`), whatever its document says.
+pub fn sync_document(conn: &mut DbConn, doc: &ClientDocument) -> Result<Client> {
+    let uris = to_json(&doc.redirect_uris);
+    let metadata = to_json(doc);
+    let grants = to_json(&doc.grant_types);
+    let current = |c: &Client| {
+        c.name == doc.client_name
+            && c.redirect_uris == uris
+            && c.metadata.as_deref() == Some(metadata.as_str())
+    };
+    let refused = || Error::forbidden("This application was removed by the operator of keygate.");
+    for _ in 0..2 {
+        match find_any(conn, &doc.client_id)? {
+            Some(c) if c.deleted_at.is_some() || c.kind() != ClientKind::MetadataDocument => {
+                return Err(refused())
+            }
+            Some(c) if current(&c) => return Ok(c),
+            Some(_) => {
+                let now = db::now();
+                diesel::update(clients::table.find(&doc.client_id))
+                    .set((
+                        clients::name.eq(&doc.client_name),
+                        clients::redirect_uris.eq(&uris),
+                        clients::metadata.eq(&metadata),
+                        clients::grant_types.eq(&grants),
+                        clients::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            None => {
+                let now = db::now();
+                let client = Client {
+                    id: doc.client_id.clone(),
+                    name: doc.client_name.clone(),
+                    secret_hash: None,
+                    is_public: true,
+                    redirect_uris: uris.clone(),
+                    created_at: now,
+                    kind: ClientKind::MetadataDocument.as_str().to_string(),
+                    owner_user_id: None,
+                    metadata: Some(metadata.clone()),
+                    registration_token_hash: None,
+                    token_endpoint_auth_method: doc.token_endpoint_auth_method().as_str().into(),
+                    grant_types: grants.clone(),
+                    updated_at: now,
+                    deleted_at: None,
+                };
+                match insert(conn, &client) {
+                    Ok(()) => return Ok(client),
+                    // Another request made the row first: read it again.
+                    Err(Error::Db(e)) if db::is_unique_violation(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    find(conn, &doc.client_id)?.ok_or_else(refused)
+}
+
+/// A client that is not deleted.
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Client>> {
+    Ok(clients::table
+        .find(id)
+        .filter(clients::deleted_at.is_null())
+        .select(Client::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A client, deleted or not.
+pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Client>> {
     Ok(clients::table
         .find(id)
         .select(Client::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Every client that is not deleted, oldest first, with its number of active
+/// authorizations (`keygate client list`).
+pub fn list_all(conn: &mut DbConn) -> Result<Vec<(Client, i64)>> {
+    let all: Vec<Client> = clients::table
+        .filter(clients::deleted_at.is_null())
+        .order(clients::created_at.asc())
+        .select(Client::as_select())
+        .load(conn)?;
+    let counts: Vec<(String, i64)> = authz::table
+        .filter(authz::revoked_at.is_null())
+        .group_by(authz::client_id)
+        .select((authz::client_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    let counts: std::collections::HashMap<String, i64> = counts.into_iter().collect();
+    Ok(all
+        .into_iter()
+        .map(|c| {
+            let n = counts.get(&c.id).copied().unwrap_or(0);
+            (c, n)
+        })
+        .collect())
+}
+
+/// A person's developer apps, newest first.
+pub fn list_developer_apps(conn: &mut DbConn, owner_user_id: &str) -> Result<Vec<Client>> {
+    Ok(clients::table
+        .filter(clients::owner_user_id.eq(owner_user_id))
+        .filter(clients::kind.eq(ClientKind::Developer.as_str()))
+        .filter(clients::deleted_at.is_null())
+        .order(clients::created_at.desc())
+        .select(Client::as_select())
+        .load(conn)?)
+}
+
+/// A new secret for a confidential client; the old one stops at once, on
+/// every node (the cache entry is dropped here and, by a revocation event, on
+/// the others).
+pub fn rotate_secret(conn: &mut DbConn, cache: &ClientCache, id: &str) -> Result<(Client, String)> {
+    let secret = new_secret();
+    let client = db::write_tx(conn, |conn| {
+        let Some(client) = find(conn, id)? else {
+            return Err(Error::not_found(format!("no client with id {id:?}")));
+        };
+        if client.is_public {
+            return Err(Error::conflict("a public client has no secret to rotate"));
+        }
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::secret_hash.eq(crypto::sha256_hex(&secret)),
+                clients::updated_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        revocation::record(conn, &[client_event(id)])?;
+        Ok(client)
+    })?;
+    cache.remove(id);
+    Ok((client, secret))
+}
+
+/// What deleting a client did.
+pub struct Deleted {
+    pub client: Client,
+    /// How many active authorizations were revoked.
+    pub revoked: usize,
+}
+
+/// Deletes a client: in one transaction, every active authorization of it is
+/// revoked (each with its security-log row in its workspace) and the client
+/// is marked deleted, with the revocation events for its access tokens and
+/// for the client itself; then this node's caches are corrected at once and
+/// the other nodes' through the events. Data is kept: the authorizations stay
+/// listed as revoked. `actor` goes into the security log.
+pub fn delete(
+    conn: &mut DbConn,
+    clients_cache: &ClientCache,
+    credentials: &CredentialCache,
+    id: &str,
+    actor: &str,
+    address: Option<&str>,
+) -> Result<Deleted> {
+    let (client, revoked, events) = db::write_tx(conn, |conn| {
+        let Some(client) = find(conn, id)? else {
+            return Err(Error::not_found(format!("no client with id {id:?}")));
+        };
+        let now = db::now();
+        diesel::update(clients::table.find(id))
+            .set((
+                clients::deleted_at.eq(now),
+                clients::updated_at.eq(now),
+                clients::secret_hash.eq(None::<String>),
+                clients::registration_token_hash.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        let active: Vec<(String, String)> = authz::table
+            .filter(authz::client_id.eq(id))
+            .filter(authz::revoked_at.is_null())
+            .select((authz::id, authz::workspace_id))
+            .load(conn)?;
+        let mut events = Vec::new();
+        for (authorization_id, workspace_id) in &active {
+            events.extend(authorizations::revoke_in_tx(conn, authorization_id)?);
+            crate::accounts::audit::record(
+                conn,
+                workspace_id,
+                actor,
+                "app.revoked_client_deleted",
+                authorization_id,
+                address,
+            )?;
+        }
+        diesel::delete(consent_requests::table.filter(consent_requests::client_id.eq(id)))
+            .execute(conn)?;
+        let client_event = client_event(id);
+        revocation::record(conn, std::slice::from_ref(&client_event))?;
+        events.push(client_event);
+        Ok((client, active.len(), events))
+    })?;
+    crate::metrics::METRICS
+        .revocations
+        .with_label_values(&["authorization"])
+        .inc_by(revoked as u64);
+    clients_cache.remove(id);
+    credentials.apply(&events);
+    Ok(Deleted { client, revoked })
+}
+
+fn client_event(id: &str) -> Event {
+    Event {
+        kind: EventKind::Client,
+        subject: id.to_string(),
+        expires_at: db::now() + 3600,
+    }
+}
+
+/// The client ids that revocation events say changed (a rotated secret, a
+/// deleted client): the node drops them from its caches.
+pub fn changed_clients(events: &[Event]) -> impl Iterator<Item = &str> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Client)
+        .map(|e| e.subject.as_str())
+}
+
+/// How long a self-registered client that nobody authorized is kept.
+pub const UNUSED_SELF_REGISTERED_TTL: i64 = 30 * 24 * 3600;
+
+/// Housekeeping: removes self-registered clients (RFC 7591 and metadata
+/// documents) older than 30 days that were never authorized, and deleted
+/// clients nothing refers to any more (but a deleted metadata-document
+/// client, which blocks its URL). Returns how many rows went.
+pub fn remove_unused(conn: &mut DbConn, now: i64) -> Result<usize> {
+    let referenced = authz::table.select(authz::client_id);
+    let stale: Vec<String> = clients::table
+        .filter(
+            clients::kind
+                .eq_any([
+                    ClientKind::Dynamic.as_str(),
+                    ClientKind::MetadataDocument.as_str(),
+                ])
+                .and(clients::created_at.lt(now - UNUSED_SELF_REGISTERED_TTL))
+                .and(clients::deleted_at.is_null())
+                // A deleted metadata-document client stays, as the operator's
+                // block on its URL.
+                .or(clients::deleted_at
+                    .is_not_null()
+                    .and(clients::kind.ne(ClientKind::MetadataDocument.as_str()))),
+        )
+        .filter(clients::id.ne_all(referenced))
+        .select(clients::id)
+        .limit(500)
+        .load(conn)?;
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    db::write_tx(conn, |conn| {
+        diesel::delete(consent_requests::table.filter(consent_requests::client_id.eq_any(&stale)))
+            .execute(conn)?;
+        // Checked again inside the transaction: an approval may have just
+        // made an authorization.
+        let referenced = authz::table.select(authz::client_id);
+        Ok::<_, Error>(
+            diesel::delete(
+                clients::table
+                    .filter(clients::id.eq_any(&stale))
+                    .filter(clients::id.ne_all(referenced)),
+            )
+            .execute(conn)?,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +623,9 @@ mod tests {
     fn registration_rules() {
         assert!(validate_redirect_uri("https://app.example/cb").is_ok());
         assert!(validate_redirect_uri("http://127.0.0.1/cb").is_ok());
-        assert!(validate_redirect_uri("http://localhost:3000/cb").is_ok());
+        assert!(validate_redirect_uri("http://[::1]:3000/cb").is_ok());
+        // RFC 8252 §8.3.
+        assert!(validate_redirect_uri("http://localhost:3000/cb").is_err());
         assert!(validate_redirect_uri("com.example.app:/cb").is_ok());
         assert!(validate_redirect_uri("http://app.example/cb").is_err());
         assert!(validate_redirect_uri("https://app.example/cb#x").is_err());

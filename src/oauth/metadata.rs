@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 pub fn authorization_server(config: &Config) -> Value {
     let i = &config.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
-    json!({
+    let mut metadata = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/oauth/authorize"),
         "token_endpoint": format!("{i}/oauth/token"),
@@ -25,7 +25,15 @@ pub fn authorization_server(config: &Config) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{i}/openapi.json"),
-    })
+        // draft-ietf-oauth-client-id-metadata-document: an https client_id
+        // with a path is fetched as the client's metadata.
+        "client_id_metadata_document_supported": true,
+    });
+    // RFC 8414 §2 / RFC 7591 §3: advertised only while registration is open.
+    if config.registration_open {
+        metadata["registration_endpoint"] = json!(format!("{i}/oauth/register"));
+    }
+    metadata
 }
 
 pub fn protected_resource(config: &Config) -> Value {

@@ -403,8 +403,6 @@ fn client_create(b: Backend) {
         "--redirect-uri",
         "http://[::1]:8000/cb",
         "--redirect-uri",
-        "http://localhost:3000/cb",
-        "--redirect-uri",
         "com.example.app:/oauth",
         "--redirect-uri",
         "https://crm.example.com/callback?tenant=1",
@@ -505,6 +503,9 @@ fn client_refusals(b: Backend) {
         "http://127.0.0.1/cb#x",
         "javascript:alert(1)",
         "https://user:pass@crm.example.com/callback",
+        // RFC 8252 §8.3: loopback by IP literal only.
+        "http://localhost:3000/cb",
+        "myapp:/cb",
     ] {
         run(create("Acme CRM", &[bad], false), "redirect");
         run(create("Acme CRM", &[bad], true), "redirect");

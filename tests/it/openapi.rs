@@ -219,6 +219,35 @@ fn responses_match_the_openapi_document(b: Backend) {
         "post",
         &http.post_form_with("/oauth/revoke", &[], &h),
     );
+    let reg = crate::registration::register(
+        &f.server,
+        &serde_json::json!({"redirect_uris": ["https://app.example/cb"], "client_name": "Doc"}),
+    );
+    conforms(&doc, "/oauth/register", "post", &reg);
+    let bad = crate::registration::register(&f.server, &serde_json::json!({}));
+    conforms(&doc, "/oauth/register", "post", &bad);
+    let info = reg.json();
+    let uri = info["registration_client_uri"].as_str().unwrap();
+    let token = format!(
+        "Bearer {}",
+        info["registration_access_token"].as_str().unwrap()
+    );
+    let path = "/oauth/register/{client_id}";
+    conforms(
+        &doc,
+        path,
+        "get",
+        &http.get_with(uri, &[("Authorization", &token)]),
+    );
+    conforms(&doc, path, "get", &http.get(uri));
+    let deleted = http.send("DELETE", uri, &[("Authorization", &token)], "");
+    conforms(&doc, path, "delete", &deleted);
+    conforms(
+        &doc,
+        path,
+        "delete",
+        &http.send("DELETE", uri, &[("Authorization", &token)], ""),
+    );
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/oauth-protected-resource",

@@ -20,6 +20,10 @@ struct AppLine {
     last_used: String,
     chart: String,
     status: &'static str,
+    /// For apps nobody reviewed: how they were registered, and where their
+    /// codes go.
+    unreviewed: Option<String>,
+    code_goes_to: String,
 }
 
 #[derive(Template)]
@@ -83,6 +87,19 @@ pub(super) async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                     last_used: day(r.authorization.last_used_at, "never"),
                     chart: chart(&usage, &r.authorization.id),
                     status: r.authorization.status(),
+                    unreviewed: crate::http::pages::unreviewed_note(&r.client),
+                    code_goes_to: r
+                        .client
+                        .redirect_uri_list()
+                        .iter()
+                        .map(|u| crate::oauth::clients::code_destination(u))
+                        .fold(Vec::<String>::new(), |mut all, d| {
+                            if !all.contains(&d) {
+                                all.push(d);
+                            }
+                            all
+                        })
+                        .join(", "),
                 })
                 .collect();
             let Ok(body) = AppsTemplate {

@@ -1,5 +1,6 @@
 //! The settings pages of a workspace: API keys, authorized apps, the team and
-//! the security log, for its owners and admins.
+//! the security log, for its owners and admins; and each person's own
+//! developer apps.
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
@@ -16,11 +17,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 mod apps;
+mod developer_apps;
 mod keys;
 mod log;
 mod team;
 
 use apps::{apps_page, revoke_app};
+use developer_apps::{
+    create_developer_app, delete_developer_app, developer_apps_page, rotate_developer_app,
+};
 use keys::{generate_key, keys_page, revoke_key, rotate_key};
 use log::log_page;
 use team::{add_member, change_role, remove_member, team_page};
@@ -52,6 +57,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/settings/authorized-apps/{id}/revoke",
         web::post().to(revoke_app),
+    )
+    .service(
+        web::resource("/settings/developer-apps")
+            .route(web::get().to(developer_apps_page))
+            .route(web::post().to(create_developer_app)),
+    )
+    .route(
+        "/settings/developer-apps/{id}/rotate",
+        web::post().to(rotate_developer_app),
+    )
+    .route(
+        "/settings/developer-apps/{id}/delete",
+        web::post().to(delete_developer_app),
     );
 }
 

@@ -9,10 +9,14 @@
 //!   that is a URL, fetching it safely (special-use addresses refused before
 //!   connecting, no redirects, size and time caps), validating and caching it.
 //!
-//! This module is self-contained: it depends on no other keygate module, so it
-//! can be wired in wherever storage and the HTTP layer end up.
+//! * [`endpoint`]: the registration endpoint itself (RFC 7591 §3, RFC 7592 §2),
+//!   storing clients through `oauth::clients`.
+//!
+//! [`metadata`] and [`cimd`] depend on no other keygate module; [`endpoint`]
+//! is where they meet storage.
 
 pub mod cimd;
+pub mod endpoint;
 pub mod metadata;
 
 pub use metadata::{

@@ -1,0 +1,12 @@
+DROP INDEX consent_requests_client;
+DROP INDEX authorizations_client;
+DROP INDEX clients_kind_created;
+DROP INDEX clients_owner;
+ALTER TABLE clients DROP COLUMN deleted_at;
+ALTER TABLE clients DROP COLUMN updated_at;
+ALTER TABLE clients DROP COLUMN grant_types;
+ALTER TABLE clients DROP COLUMN token_endpoint_auth_method;
+ALTER TABLE clients DROP COLUMN registration_token_hash;
+ALTER TABLE clients DROP COLUMN metadata;
+ALTER TABLE clients DROP COLUMN owner_user_id;
+ALTER TABLE clients DROP COLUMN kind;
