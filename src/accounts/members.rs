@@ -58,10 +58,13 @@ fn rank(r: Role) -> u8 {
 /// Inside a transaction: serialises changes to one workspace's team, so that
 /// two owners demoting each other at once cannot leave it with none. SQLite's
 /// writers are serialised already (`BEGIN IMMEDIATE`); PostgreSQL locks the
-/// workspace row.
+/// workspace row `FOR NO KEY UPDATE`: two team changes exclude each other, but
+/// the `KEY SHARE` lock that inserting a row referring to the workspace takes
+/// (an approval's authorization) does not wait on it, so an approval holding
+/// the membership row and a removal holding the workspace row cannot deadlock.
 pub fn lock_team(conn: &mut DbConn, workspace_id: &str) -> Result<()> {
     if let DbConn::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+        diesel::sql_query("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
             .bind::<diesel::sql_types::Text, _>(workspace_id)
             .execute(pg)?;
     }
