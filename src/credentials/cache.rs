@@ -3,6 +3,7 @@
 //! and batched usage counts. The database stays the authority: a cache miss reads
 //! it, and revocation events (local at once, remote by polling) correct the cache.
 
+use crate::credentials::api_key::AddressRule;
 use crate::credentials::revocation::{Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,7 +29,11 @@ pub struct CachedKey {
     pub id: String,
     pub workspace_id: String,
     pub scopes: Vec<String>,
+    /// When this entry stops working: the key's expiry, or the end of a
+    /// rotation's grace period when it was verified with the replaced secret.
     pub expires_at: Option<i64>,
+    /// The key's address allowlist, checked on every request from here.
+    pub addresses: AddressRule,
 }
 
 #[derive(Default)]
@@ -156,6 +161,7 @@ mod tests {
                 workspace_id: "w1".into(),
                 scopes: vec![],
                 expires_at: None,
+                addresses: AddressRule::Anywhere,
             },
         );
         c.put_key(
@@ -165,6 +171,7 @@ mod tests {
                 workspace_id: "w2".into(),
                 scopes: vec![],
                 expires_at: None,
+                addresses: AddressRule::Anywhere,
             },
         );
         c.apply(&[Event::api_key("k1"), Event::access_token("j1", now + 60)]);
