@@ -2,6 +2,7 @@
 //! result. One `configure` serves `main` and the tests.
 
 pub mod demo;
+pub mod leaks;
 pub mod oauth;
 pub mod observe;
 pub mod pages;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     pages::configure(cfg);
     settings::configure(cfg);
     v1::configure(cfg);
+    leaks::configure(cfg);
 }
 
 /// Runs a blocking database closure off the async workers, with a pooled
@@ -60,11 +62,20 @@ pub enum BodyError {
 }
 
 /// Reads a request body up to `MAX_BODY`.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, BodyError> {
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, BodyError> {
+    read_body_up_to(payload, MAX_BODY).await
+}
+
+/// Reads a request body up to `limit` bytes (for the few endpoints that take
+/// more than `MAX_BODY`).
+pub async fn read_body_up_to(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, BodyError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
