@@ -217,3 +217,83 @@ impl LeakedCredentials for ApiKeyLeaks {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::{self, Plan};
+    use crate::apikeys::{self, Access};
+    use crate::credentials::api_key;
+
+    fn fresh() -> (DbConn, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("keygate-leak-logic-{}", db::new_id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}", dir.join("k.db").display());
+        (db::connect_single(&url).expect("database"), dir)
+    }
+
+    fn report(token: &str) -> LeakReport {
+        LeakReport {
+            token: token.to_string(),
+            token_type: "keygate_api_key".into(),
+            url: Some("https://github.com/o/r/blob/main/.env".into()),
+            source: Some("commit".into()),
+        }
+    }
+
+    #[test]
+    fn live_keys_are_revoked_once_and_replays_change_nothing() {
+        let (mut conn, dir) = fresh();
+        let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).expect("ws");
+        let issued = |conn: &mut DbConn, name: &str| {
+            apikeys::create(conn, &ws.id, name, Access::ReadOnly, None, "cli", None).expect("key")
+        };
+        let leaked = issued(&mut conn, "leaked");
+        let rotated = issued(&mut conn, "rotated");
+        let cache = CredentialCache::new(0);
+        let graced =
+            apikeys::rotate_with_grace(&mut conn, &cache, &rotated.key.id, Some(3600), "cli", None)
+                .expect("rotate");
+        let reports = vec![
+            report(&leaked.secret),
+            report(&leaked.secret),
+            report(&rotated.secret),
+            report("kgk_nonsense"),
+        ];
+        let stores: &[&dyn LeakedCredentials] = &[&API_KEYS];
+        let answer =
+            process(&mut conn, &cache, &reports, stores, Some("192.0.2.1")).expect("process");
+        let labels: Vec<bool> = answer
+            .iter()
+            .map(|a| a.label == crate::apikeys::leaks::Label::TruePositive)
+            .collect();
+        assert_eq!(labels, vec![true, true, true, false]);
+        // The replaced secret, still in its grace period, took the whole key with it.
+        assert!(api_key::lookup(&mut conn, &graced.secret)
+            .expect("lookup")
+            .is_none());
+        assert!(api_key::lookup(&mut conn, &leaked.secret)
+            .expect("lookup")
+            .is_none());
+        let logged = |conn: &mut DbConn| {
+            accounts::audit::list(conn, &ws.id, 100)
+                .expect("log")
+                .into_iter()
+                .filter(|e| e.action == LEAKED_ACTION)
+                .count()
+        };
+        assert_eq!(logged(&mut conn), 2);
+        let again = process(&mut conn, &cache, &reports, stores, None).expect("replay");
+        assert_eq!(again, answer);
+        assert_eq!(logged(&mut conn), 2);
+        // No store for a prefix: a false positive, whatever its shape.
+        let none: &[&dyn LeakedCredentials] = &[];
+        let unrouted = process(&mut conn, &cache, &reports[..1], none, None).expect("unrouted");
+        assert_eq!(
+            unrouted[0].label,
+            crate::apikeys::leaks::Label::FalsePositive
+        );
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -375,6 +375,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn access_levels_and_custom_scopes() {
+        assert_eq!(Access::parse("read_only").expect("ro"), Access::ReadOnly);
+        let custom =
+            Access::with_scopes("custom", &["forms:write", "tags:read tags:read"]).expect("custom");
+        assert_eq!(custom, Access::Custom(vec!["tags:read", "forms:write"]));
+        assert_eq!(
+            custom.stored_scopes().as_deref(),
+            Some("tags:read forms:write")
+        );
+        assert_eq!(custom.as_str(), "custom");
+        assert_eq!(
+            Access::from_row("custom", custom.stored_scopes().as_deref()),
+            custom
+        );
+        // A name the catalogue no longer has grants nothing; an unknown level reads as read-only.
+        assert_eq!(
+            Access::from_row("custom", Some("tags:read gone:write")).scopes(),
+            vec!["tags:read".to_string()]
+        );
+        assert!(Access::from_row("custom", None).scopes().is_empty());
+        assert_eq!(Access::from_row("bogus", None), Access::ReadOnly);
+        assert!(Access::with_scopes("custom", &[] as &[&str]).is_err());
+        assert!(Access::with_scopes("custom", &["tags:delete"]).is_err());
+        assert!(Access::with_scopes("read_only", &["tags:read"]).is_err());
+        assert!(Access::parse("custom").is_err());
+        assert!(Access::parse("").is_err());
+    }
+
+    #[test]
+    fn address_rules_fail_closed() {
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(AddressRule::from_column(None).allows(None));
+        let only = AddressRule::from_column(Some("127.0.0.0/8"));
+        assert!(only.allows(Some(local)));
+        assert!(!only.allows(Some("192.0.2.1".parse().expect("ip"))));
+        assert!(!only.allows(None));
+        let broken = AddressRule::from_column(Some("garbage"));
+        assert_eq!(broken, AddressRule::Nowhere);
+        assert!(!broken.allows(Some(local)));
+    }
+
+    #[test]
     fn format_parses_and_checksum_catches_typos() {
         let key = API_KEY.new_secret("AbCdEfGhIj");
         assert_eq!(key.len(), API_KEY.len());

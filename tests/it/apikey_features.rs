@@ -265,6 +265,9 @@ fn a_signed_report_revokes_the_key_on_every_node(b: Backend) {
     assert!(page.body.contains(LEAK_URL));
 }
 
+/// What is wrong with it, the body sent, and the headers sent.
+type Attempt<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
 fn unsigned_or_badly_signed_reports_change_nothing(b: Backend) {
     let reporter = Reporter::new();
     let f = Fixture::with_server(Server::start_with(TestDb::new(b), &[reporter.env()]));
@@ -279,7 +282,7 @@ fn unsigned_or_badly_signed_reports_change_nothing(b: Backend) {
     let foreign = other.sign(&body);
     let changed = body.replace("content", "commit");
     let audit_before = audit(f.db(), ws).len();
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Attempt> = vec![
         (
             "signed by another key",
             body.clone(),
