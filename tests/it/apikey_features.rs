@@ -364,13 +364,24 @@ fn the_endpoint_is_absent_without_keys(b: Backend) {
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("keys.json");
     std::fs::write(&path, "{\"public_keys\": []}").expect("write");
-    let out = std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(BIN)
         .arg("serve")
         .env("KEYGATE_DATABASE_URL", &f.db().url)
         .env("KEYGATE_BIND", "127.0.0.1:0")
         .env("KEYGATE_LEAK_REPORT_KEYS", &path)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run keygate");
+    // It must stop by itself; a node that serves anyway is killed and fails the test.
+    let exited = eventually(Duration::from_secs(20), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait for keygate");
+    assert!(exited, "keygate served with an unreadable keys file");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
