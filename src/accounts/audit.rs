@@ -16,6 +16,9 @@ pub struct AuditEvent {
     pub subject: String,
     pub client_address: Option<String>,
     pub created_at: i64,
+    /// What else the event needs said, in words (a leak report's URL and source,
+    /// the end of a rotation's grace period); `None` for most events.
+    pub detail: Option<String>,
 }
 
 pub fn record(
@@ -26,6 +29,27 @@ pub fn record(
     subject: &str,
     client_address: Option<&str>,
 ) -> Result<()> {
+    record_detailed(
+        conn,
+        workspace_id,
+        actor,
+        action,
+        subject,
+        client_address,
+        None,
+    )
+}
+
+/// [`record`] with a detail text.
+pub fn record_detailed(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    client_address: Option<&str>,
+    detail: Option<&str>,
+) -> Result<()> {
     diesel::insert_into(audit_events::table)
         .values(&AuditEvent {
             id: db::new_id(),
@@ -35,6 +59,7 @@ pub fn record(
             subject: subject.to_string(),
             client_address: client_address.map(str::to_string),
             created_at: db::now(),
+            detail: detail.map(str::to_string),
         })
         .execute(conn)?;
     Ok(())

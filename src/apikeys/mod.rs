@@ -6,19 +6,29 @@
 //! tokens do). Only the SHA-256 of the whole key is stored. The displayable
 //! prefix is `kgk_` + the public id: it names the key and reveals nothing.
 
-pub mod leaks;
+//!
+//! The lifecycle (create, list, rotate with or without a grace period, revoke)
+//! is in [`lifecycle`]; leak reports, which revoke keys found in public, in
+//! [`leak_reports`] (the wire format in [`leaks`]).
 
-use crate::accounts::{self, plan_includes_api};
+pub mod leak_reports;
+pub mod leaks;
+mod lifecycle;
+
+pub use self::lifecycle::*;
+use crate::accounts;
+pub use crate::credentials::address::IpAllowList;
 pub use crate::credentials::api_key::{Access, KeyStatus};
 use crate::credentials::api_key::{API_KEY, KEY_PREFIX};
-use crate::credentials::cache::CredentialCache;
 use crate::credentials::revocation::{self, Event};
-use crate::crypto;
-use crate::db::schema::{api_keys, users, workspaces};
+use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
 use serde::Serialize;
+
+/// A key that ends within this many seconds is flagged as expiring soon.
+pub const EXPIRING_SOON_SECS: i64 = 7 * 86_400;
 
 /// Who created a key from the command line.
 pub const CLI_ACTOR: &str = "cli";
@@ -40,6 +50,16 @@ pub struct ApiKey {
     pub rotated_at: Option<i64>,
     pub usage_count: i64,
     pub last_used_at: Option<i64>,
+    /// The address allowlist in `IpAllowList`'s storage form; `None`: anywhere.
+    pub allowed_ips: Option<String>,
+    /// The scopes of a `custom` key, space-separated; `None` otherwise.
+    pub scopes: Option<String>,
+    /// The client address of the last use (batched with the usage counts).
+    pub last_used_ip: Option<String>,
+    /// The secret a rotation with a grace period replaced, until it ends.
+    #[serde(skip)]
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
 }
 
 impl ApiKey {
@@ -50,7 +70,34 @@ impl ApiKey {
         KeyStatus::of(self.revoked_at, self.expires_at, now)
     }
     pub fn access_level(&self) -> Access {
-        Access::parse(&self.access).unwrap_or(Access::ReadOnly)
+        Access::from_row(&self.access, self.scopes.as_deref())
+    }
+    /// The scopes the key grants.
+    pub fn scope_names(&self) -> Vec<String> {
+        self.access_level().scopes()
+    }
+    /// The allowlist's networks as CIDRs; `None` for a key usable anywhere.
+    /// A stored value that does not parse is shown as it is (the bearer
+    /// check refuses such a key).
+    pub fn allowed_ip_list(&self) -> Option<Vec<String>> {
+        self.allowed_ips
+            .as_deref()
+            .map(|s| match IpAllowList::from_storage(s) {
+                Ok(list) => list.to_strings(),
+                Err(_) => vec![s.to_string()],
+            })
+    }
+    /// Active and ending within [`EXPIRING_SOON_SECS`].
+    pub fn expiring_soon(&self, now: i64) -> bool {
+        self.status_at(now) == KeyStatus::Active
+            && self
+                .expires_at
+                .is_some_and(|e| e - now <= EXPIRING_SOON_SECS)
+    }
+    /// When the secret a rotation replaced stops, while it still works.
+    pub fn grace_ends_at(&self, now: i64) -> Option<i64> {
+        self.previous_secret_expires_at
+            .filter(|&e| e > now && self.previous_secret_hash.is_some())
     }
 }
 
@@ -133,250 +180,6 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
         ));
     }
     Ok(name)
-}
-
-fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts::Workspace> {
-    let ws = accounts::find_workspace(conn, workspace_id)?;
-    if !plan_includes_api(&ws.plan) {
-        return Err(Error::forbidden(format!(
-            "the workspace's plan ({}) does not include API access: upgrade required",
-            ws.plan
-        )));
-    }
-    Ok(ws)
-}
-
-/// Names are unique among keys that are not revoked; say which kind holds it.
-fn name_taken(conn: &mut DbConn, workspace_id: &str, name: &str) -> Error {
-    let holder: Option<ApiKey> = api_keys::table
-        .filter(api_keys::workspace_id.eq(workspace_id))
-        .filter(api_keys::name.eq(name))
-        .filter(api_keys::revoked_at.is_null())
-        .select(ApiKey::as_select())
-        .first(conn)
-        .ok();
-    match holder {
-        Some(k) if k.status_at(db::now()) == KeyStatus::Expired => Error::conflict(
-            "an expired key has that name; revoke it to use the name again, or choose another name",
-        ),
-        _ => Error::conflict("an active key with that name already exists in this workspace"),
-    }
-}
-
-pub fn create(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    name: &str,
-    access: Access,
-    expires_at: Option<i64>,
-    created_by: &str,
-    client_address: Option<&str>,
-) -> Result<IssuedKey> {
-    let name = validate_key_name(name)?;
-    db::write_tx(conn, |conn| {
-        require_api_access(conn, workspace_id)?;
-        let public_id = API_KEY.new_public_id();
-        let secret = API_KEY.new_secret(&public_id);
-        let key = ApiKey {
-            id: db::new_id(),
-            workspace_id: workspace_id.to_string(),
-            name: name.clone(),
-            public_id,
-            secret_hash: crypto::sha256_hex(&secret),
-            access: access.as_str().to_string(),
-            created_by: created_by.to_string(),
-            created_at: db::now(),
-            expires_at,
-            revoked_at: None,
-            rotated_at: None,
-            usage_count: 0,
-            last_used_at: None,
-        };
-        match diesel::insert_into(api_keys::table)
-            .values(&key)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(name_taken(conn, workspace_id, &name))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        crate::accounts::audit::record(
-            conn,
-            workspace_id,
-            created_by,
-            "api_key.generated",
-            &key.id,
-            client_address,
-        )?;
-        Ok(IssuedKey { key, secret })
-    })
-}
-
-pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {
-    api_keys::table
-        .find(id)
-        .select(ApiKey::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| Error::not_found(format!("no API key with id {id:?}")))
-}
-
-/// A key in the list, with who created it in words.
-#[derive(Clone, Debug)]
-pub struct KeyRow {
-    pub key: ApiKey,
-    pub creator: String,
-}
-
-#[derive(Default, Clone, Debug)]
-pub struct ListFilter {
-    /// Matches name, creator, workspace name or purpose (the name says the purpose).
-    pub query: Option<String>,
-    /// `active`, `expired` or `revoked`.
-    pub status: Option<String>,
-}
-
-/// Newest first.
-pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Result<Vec<KeyRow>> {
-    let rows: Vec<(ApiKey, Option<String>, String)> = api_keys::table
-        .inner_join(workspaces::table)
-        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
-        .filter(api_keys::workspace_id.eq(workspace_id))
-        .order(api_keys::id.desc())
-        .select((
-            ApiKey::as_select(),
-            users::email.nullable(),
-            workspaces::name,
-        ))
-        .load(conn)?;
-    let now = db::now();
-    let query = filter
-        .query
-        .as_deref()
-        .map(|q| q.trim().to_lowercase())
-        .filter(|q| !q.is_empty());
-    Ok(rows
-        .into_iter()
-        .map(|(key, email, ws_name)| {
-            let creator = email.unwrap_or_else(|| {
-                if key.created_by == CLI_ACTOR {
-                    "keygate CLI".to_string()
-                } else {
-                    key.created_by.clone()
-                }
-            });
-            (KeyRow { key, creator }, ws_name)
-        })
-        .filter(|(row, ws_name)| match &query {
-            None => true,
-            Some(q) => {
-                row.key.name.to_lowercase().contains(q)
-                    || row.creator.to_lowercase().contains(q)
-                    || ws_name.to_lowercase().contains(q)
-                    || row.key.prefix().to_lowercase().contains(q)
-            }
-        })
-        .filter(|(row, _)| {
-            filter
-                .status
-                .as_deref()
-                .is_none_or(|s| s.is_empty() || row.key.status_at(now).as_str() == s)
-        })
-        .map(|(row, _)| row)
-        .collect())
-}
-
-/// Gives the key a new secret; the old one stops at once. Revoked keys cannot be
-/// rotated (create a new key instead).
-pub fn rotate(
-    conn: &mut DbConn,
-    cache: &CredentialCache,
-    id: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<IssuedKey> {
-    let (issued, events) = db::write_tx(conn, |conn| {
-        let key = find(conn, id)?;
-        if key.revoked_at.is_some() {
-            return Err(Error::conflict(
-                "a revoked key cannot be rotated; generate a new key instead",
-            ));
-        }
-        let secret = API_KEY.new_secret(&key.public_id);
-        let now = db::now();
-        let n = diesel::update(
-            api_keys::table
-                .find(id)
-                .filter(api_keys::revoked_at.is_null()),
-        )
-        .set((
-            api_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
-            api_keys::rotated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if n == 0 {
-            return Err(Error::conflict(
-                "a revoked key cannot be rotated; generate a new key instead",
-            ));
-        }
-        let events = vec![Event::api_key(id)];
-        revocation::record(conn, &events)?;
-        crate::accounts::audit::record(
-            conn,
-            &key.workspace_id,
-            actor,
-            "api_key.rotated",
-            id,
-            client_address,
-        )?;
-        Ok((
-            IssuedKey {
-                key: find(conn, id)?,
-                secret,
-            },
-            events,
-        ))
-    })?;
-    cache.apply(&events);
-    Ok(issued)
-}
-
-/// Revokes a key: immediate and final.
-pub fn revoke(
-    conn: &mut DbConn,
-    cache: &CredentialCache,
-    id: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<ApiKey> {
-    let (key, events) = db::write_tx(conn, |conn| {
-        let key = find(conn, id)?;
-        if key.revoked_at.is_some() {
-            return Err(Error::conflict("the key is already revoked"));
-        }
-        diesel::update(api_keys::table.find(id))
-            .set(api_keys::revoked_at.eq(db::now()))
-            .execute(conn)?;
-        let events = vec![Event::api_key(id)];
-        revocation::record(conn, &events)?;
-        crate::accounts::audit::record(
-            conn,
-            &key.workspace_id,
-            actor,
-            "api_key.revoked",
-            id,
-            client_address,
-        )?;
-        Ok((find(conn, id)?, events))
-    })?;
-    cache.apply(&events);
-    crate::metrics::METRICS
-        .revocations
-        .with_label_values(&["api_key"])
-        .inc();
-    Ok(key)
 }
 
 #[cfg(test)]

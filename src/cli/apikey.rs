@@ -6,23 +6,30 @@ use super::*;
 pub(super) enum ApikeyCmd {
     /// Generate a key; the full key is printed once.
     #[command(
-        after_help = "Example:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only --expires 2027-01-31"
+        after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only --expires 2027-01-31\n  keygate apikey create --workspace WS_ID --name site-forms --access custom --scope forms:read --scope forms:write\n  keygate apikey create --workspace WS_ID --name backend --access read_write --allow-ip 203.0.113.0/24 --allow-ip 2001:db8::/32"
     )]
     Create {
         #[arg(long)]
         workspace: String,
         #[arg(long)]
         name: String,
-        /// read_only or read_write.
+        /// read_only, read_write, or custom (with --scope).
         #[arg(long)]
         access: String,
+        /// With --access custom: a scope the key gets (repeatable), e.g. tags:read.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
         /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
         #[arg(long)]
         expires: Option<String>,
+        /// Only requests from this address or network may use the key
+        /// (repeatable; IPv4 or IPv6 CIDR, or a bare address). Omit for anywhere.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
     },
     /// List a workspace's keys, newest first.
     #[command(
-        after_help = "Example:\n  keygate --json apikey list --workspace WS_ID --status active"
+        after_help = "Examples:\n  keygate --json apikey list --workspace WS_ID --status active\n  keygate apikey list --workspace WS_ID --status expiring"
     )]
     List {
         #[arg(long)]
@@ -30,13 +37,22 @@ pub(super) enum ApikeyCmd {
         /// Search name, creator, workspace or purpose.
         #[arg(long)]
         search: Option<String>,
-        /// active, expired or revoked.
+        /// active, expired, revoked, or expiring (active and ending within 7 days).
         #[arg(long)]
         status: Option<String>,
     },
-    /// Give a key a new secret (printed once); the old one stops at once.
-    #[command(after_help = "Example:\n  keygate apikey rotate KEY_ID")]
-    Rotate { id: String },
+    /// Give a key a new secret (printed once); the old one stops at once, or
+    /// at the end of --grace.
+    #[command(
+        after_help = "Examples:\n  keygate apikey rotate KEY_ID\n  keygate apikey rotate KEY_ID --grace 7d\n\n--grace keeps the old secret working for that long (30m, 1h, 7d; at most 30d),\non every node, so the integration can switch to the new one first."
+    )]
+    Rotate {
+        id: String,
+        /// How long the old secret keeps working: a number and s, m, h or d
+        /// (e.g. 1h, 7d; at most 30 days). Omit to stop it at once.
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<String>,
+    },
     /// Revoke a key: immediate and final.
     #[command(after_help = "Example:\n  keygate apikey revoke KEY_ID")]
     Revoke { id: String },
@@ -55,6 +71,8 @@ pub(super) fn key_json(key: &apikeys::ApiKey, secret: Option<&str>) -> Value {
         "id": key.id,
         "prefix": key.prefix(),
         "access": key.access,
+        "scopes": key.scope_names(),
+        "allowed_ips": key.allowed_ip_list(),
         "expires_at": time_or_null(key.expires_at),
     });
     if let Some(s) = secret {
@@ -74,24 +92,33 @@ pub(super) fn apikey(
             workspace,
             name,
             access,
+            scopes,
             expires,
+            allow_ip,
         } => {
-            let access = Access::parse(&access)?;
+            let access = Access::with_scopes(&access, &scopes)?;
             if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
                 return Err(Error::invalid(
                     "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
                 ));
             }
             let expires_at = apikeys::parse_expiry(expires.as_deref())?;
-            let issued = apikeys::create(
-                conn,
-                &workspace,
-                &name,
+            let allowed_ips = if allow_ip.is_empty() {
+                None
+            } else {
+                Some(
+                    apikeys::IpAllowList::parse_entries(&allow_ip)
+                        .map_err(|e| Error::invalid(format!("--allow-ip: {e}")))?,
+                )
+            };
+            let spec = apikeys::NewKey {
+                workspace_id: &workspace,
+                name: &name,
                 access,
                 expires_at,
-                apikeys::CLI_ACTOR,
-                None,
-            )?;
+                allowed_ips,
+            };
+            let issued = apikeys::create_key(conn, &spec, apikeys::CLI_ACTOR, None)?;
             out.emit(
                 key_json(&issued.key, Some(&issued.secret)),
                 format!(
@@ -106,9 +133,9 @@ pub(super) fn apikey(
             status,
         } => {
             if let Some(s) = status.as_deref() {
-                if !["active", "expired", "revoked"].contains(&s) {
+                if !apikeys::STATUS_FILTERS.contains(&s) {
                     return Err(Error::invalid(format!(
-                        "unknown status {s:?}: expected active, expired or revoked"
+                        "unknown status {s:?}: expected active, expired, revoked or expiring"
                     )));
                 }
             }
@@ -130,7 +157,10 @@ pub(super) fn apikey(
                 v["created_at"] = json!(rfc3339(k.created_at));
                 v["usage_count"] = json!(k.usage_count);
                 v["last_used_at"] = time_or_null(k.last_used_at);
+                v["last_used_ip"] = json!(k.last_used_ip);
                 v["status"] = json!(k.status_at(now).as_str());
+                v["expiring_soon"] = json!(k.expiring_soon(now));
+                v["previous_secret_expires_at"] = time_or_null(k.grace_ends_at(now));
                 out.emit(
                     v,
                     format!(
@@ -144,19 +174,33 @@ pub(super) fn apikey(
                 );
             }
         }
-        ApikeyCmd::Rotate { id } => {
-            let issued = apikeys::rotate(
+        ApikeyCmd::Rotate { id, grace } => {
+            let grace = grace
+                .as_deref()
+                .map(crate::credentials::grace::parse_grace)
+                .transpose()
+                .map_err(|e| Error::invalid(format!("--grace: {e}")))?;
+            let issued = apikeys::rotate_with_grace(
                 conn,
                 &CredentialCache::detached(),
                 &id,
+                grace,
                 apikeys::CLI_ACTOR,
                 None,
             )?;
             await_propagation(config);
+            let now = db::now();
+            let grace_end = issued.key.grace_ends_at(now);
+            let mut v = key_json(&issued.key, Some(&issued.secret));
+            v["previous_secret_expires_at"] = time_or_null(grace_end);
+            let old = match grace_end {
+                Some(t) => format!("the old one works until {}", rfc3339(t)),
+                None => "the old one no longer works".to_string(),
+            };
             out.emit(
-                key_json(&issued.key, Some(&issued.secret)),
+                v,
                 format!(
-                    "{}\n(new secret for key {}; the old one no longer works)",
+                    "{}\n(new secret for key {}; {old})",
                     issued.secret, issued.key.id
                 ),
             );

@@ -93,7 +93,7 @@ enum Command {
     /// Workspace API keys.
     #[command(
         subcommand,
-        after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only\n  keygate --json apikey list --workspace WS_ID\n  keygate apikey revoke KEY_ID"
+        after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only\n  keygate apikey create --workspace WS_ID --name forms --access custom --scope forms:read --allow-ip 203.0.113.0/24\n  keygate --json apikey list --workspace WS_ID\n  keygate apikey rotate KEY_ID --grace 7d\n  keygate apikey revoke KEY_ID"
     )]
     Apikey(ApikeyCmd),
     /// Authorized apps (OAuth authorizations) of a workspace.

@@ -64,7 +64,8 @@ pub(super) fn audit(conn: &mut DbConn, out: &Out, cmd: AuditCmd) -> Result<(), E
     for ev in crate::accounts::audit::list(conn, &a.workspace, a.limit.clamp(1, 10_000))? {
         out.emit(
                     json!({"id": ev.id, "workspace_id": ev.workspace_id, "actor": ev.actor, "action": ev.action,
-                           "subject": ev.subject, "client_address": ev.client_address, "created_at": rfc3339(ev.created_at)}),
+                           "subject": ev.subject, "client_address": ev.client_address, "created_at": rfc3339(ev.created_at),
+                           "detail": ev.detail}),
                     format!("{}  {}  {}  {}", rfc3339(ev.created_at), ev.action, ev.subject, ev.actor),
                 );
     }

@@ -7,6 +7,7 @@
 //! tokens do). Only the SHA-256 of the whole key is stored. The displayable
 //! prefix is `kgk_` + the public id: it names the key and reveals nothing.
 
+use super::address::IpAllowList;
 use super::cache::CachedKey;
 use super::scopes;
 use crate::crypto;
@@ -14,6 +15,7 @@ use crate::db::schema::{api_keys, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use std::net::IpAddr;
 
 /// A checksummed secret format: `prefix` + public id + `_` + secret + checksum.
 /// API keys use it, and so can other server-generated secrets.
@@ -79,41 +81,157 @@ impl SecretFormat {
     }
 }
 
-/// A key's access level: `read_only` is every `*:read` scope, `read_write` all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A key's access level: `read_only` is every `*:read` scope, `read_write`
+/// all, `custom` exactly the scopes chosen from the catalogue
+/// ([`scopes::SCOPES`]), in the catalogue's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {
     ReadOnly,
     ReadWrite,
+    Custom(Vec<&'static str>),
 }
 
 impl Access {
+    /// `read_only` or `read_write`; `custom` needs its scopes, see
+    /// [`Access::with_scopes`].
     pub fn parse(s: &str) -> Result<Access> {
-        match s {
-            "read_only" => Ok(Access::ReadOnly),
-            "read_write" => Ok(Access::ReadWrite),
-            other => Err(Error::invalid(format!(
-                "unknown access level {other:?}: expected read_only or read_write"
-            ))),
+        Access::with_scopes(s, &[] as &[&str])
+    }
+
+    /// An access level and the `--scope` values given with it: scopes go with
+    /// `custom` only, and `custom` needs at least one, each from the catalogue.
+    pub fn with_scopes<S: AsRef<str>>(level: &str, chosen: &[S]) -> Result<Access> {
+        let access = match level {
+            "read_only" => Access::ReadOnly,
+            "read_write" => Access::ReadWrite,
+            "custom" => {
+                let mut wanted = Vec::new();
+                for raw in chosen {
+                    for name in raw.as_ref().split([' ', ',']).filter(|n| !n.is_empty()) {
+                        let info = scopes::info(name).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "unknown scope {name:?}: expected one of {}",
+                                scopes::all_names().join(", ")
+                            ))
+                        })?;
+                        wanted.push(info.name);
+                    }
+                }
+                if wanted.is_empty() {
+                    return Err(Error::invalid(
+                        "custom access needs at least one scope (--scope S, repeatable)",
+                    ));
+                }
+                return Ok(Access::Custom(canonical(wanted)));
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown access level {other:?}: expected read_only, read_write or custom"
+                )))
+            }
+        };
+        if chosen.iter().any(|s| !s.as_ref().trim().is_empty()) {
+            return Err(Error::invalid(
+                "scopes are chosen only with custom access (--access custom --scope S)",
+            ));
+        }
+        Ok(access)
+    }
+
+    /// From a key's row (`access`, `scopes`). A custom key keeps only the
+    /// scopes the catalogue still has: a stored name it no longer knows grants
+    /// nothing, and an unknown level reads as read-only (never more).
+    pub fn from_row(access: &str, stored_scopes: Option<&str>) -> Access {
+        match access {
+            "read_write" => Access::ReadWrite,
+            "custom" => Access::Custom(canonical(
+                stored_scopes
+                    .unwrap_or("")
+                    .split(' ')
+                    .filter_map(scopes::info)
+                    .map(|i| i.name)
+                    .collect(),
+            )),
+            _ => Access::ReadOnly,
         }
     }
-    pub fn as_str(self) -> &'static str {
+
+    pub fn as_str(&self) -> &'static str {
         match self {
             Access::ReadOnly => "read_only",
             Access::ReadWrite => "read_write",
+            Access::Custom(_) => "custom",
         }
     }
-    pub fn label(self) -> &'static str {
+
+    pub fn label(&self) -> &'static str {
         match self {
             Access::ReadOnly => "Read only",
             Access::ReadWrite => "Read and write",
+            Access::Custom(_) => "Custom",
         }
     }
-    pub fn scopes(self) -> Vec<String> {
+
+    /// The `scopes` column: the custom scopes, space-separated as in RFC 6749
+    /// §3.3; `None` for the fixed levels, whose scopes follow the catalogue.
+    pub fn stored_scopes(&self) -> Option<String> {
+        match self {
+            Access::Custom(s) => Some(s.join(" ")),
+            _ => None,
+        }
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
         let names = match self {
             Access::ReadOnly => scopes::read_names(),
             Access::ReadWrite => scopes::all_names(),
+            Access::Custom(s) => s.clone(),
         };
         names.into_iter().map(str::to_string).collect()
+    }
+}
+
+/// In the catalogue's order, without duplicates.
+fn canonical(mut names: Vec<&'static str>) -> Vec<&'static str> {
+    let rank = |n: &str| scopes::SCOPES.iter().position(|s| s.name == n);
+    names.sort_by_key(|n| rank(n));
+    names.dedup();
+    names
+}
+
+/// Where a key may be used from, as the bearer check sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressRule {
+    /// No allowlist (a NULL column).
+    Anywhere,
+    Only(IpAllowList),
+    /// A stored allowlist that does not parse: the key is refused everywhere
+    /// rather than guessed at (fail closed).
+    Nowhere,
+}
+
+impl AddressRule {
+    pub fn from_column(stored: Option<&str>) -> AddressRule {
+        match stored {
+            None => AddressRule::Anywhere,
+            Some(s) => match IpAllowList::from_storage(s) {
+                Ok(list) => AddressRule::Only(list),
+                Err(e) => {
+                    log::warn!("an API key's stored address allowlist is unreadable ({e}); the key is refused");
+                    AddressRule::Nowhere
+                }
+            },
+        }
+    }
+
+    /// Whether a request from `ip` may use the key; an unknown address only
+    /// where there is no allowlist.
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        match (self, ip) {
+            (AddressRule::Anywhere, _) => true,
+            (AddressRule::Only(list), Some(ip)) => list.contains(ip),
+            _ => false,
+        }
     }
 }
 
@@ -154,64 +272,149 @@ impl KeyStatus {
 
 /// The bearer check's database path: the key if it is well formed, known,
 /// matches in constant time, is active and its workspace's plan has API access.
+///
+/// The secret a rotation replaced still matches until its grace period ends;
+/// its cache entry then carries that end as its expiry, so every node stops it
+/// at the same second without being told.
 pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
     let Some(public_id) = API_KEY.parse(presented) else {
         return Ok(None);
     };
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<i64>,
-        Option<i64>,
-        String,
-    );
-    let row: Option<Row> = api_keys::table
+    let row: Option<(KeyRow, String)> = api_keys::table
         .inner_join(workspaces::table)
         .filter(api_keys::public_id.eq(public_id))
-        .select((
-            api_keys::id,
-            api_keys::workspace_id,
-            api_keys::secret_hash,
-            api_keys::access,
-            api_keys::expires_at,
-            api_keys::revoked_at,
-            workspaces::plan,
-        ))
+        .select((KeyRow::as_select(), workspaces::plan))
         .first(conn)
         .optional()?;
-    let Some((id, workspace_id, secret_hash, access, expires_at, revoked_at, plan)) = row else {
+    let Some((key, plan)) = row else {
         return Ok(None);
     };
-    if !crypto::ct_eq(&crypto::sha256_hex(presented), &secret_hash)
-        || KeyStatus::of(revoked_at, expires_at, db::now()) != KeyStatus::Active
+    let now = db::now();
+    let presented_hash = crypto::sha256_hex(presented);
+    let expires_at = if crypto::ct_eq(&presented_hash, &key.secret_hash) {
+        key.expires_at
+    } else {
+        match (&key.previous_secret_hash, key.previous_secret_expires_at) {
+            (Some(previous), Some(grace_end))
+                if grace_end > now && crypto::ct_eq(&presented_hash, previous) =>
+            {
+                Some(key.expires_at.map_or(grace_end, |e| e.min(grace_end)))
+            }
+            _ => return Ok(None),
+        }
+    };
+    if KeyStatus::of(key.revoked_at, expires_at, now) != KeyStatus::Active
         || !crate::accounts::plan_includes_api(&plan)
     {
         return Ok(None);
     }
     Ok(Some(CachedKey {
-        id,
-        workspace_id,
-        scopes: Access::parse(&access).unwrap_or(Access::ReadOnly).scopes(),
+        id: key.id,
+        workspace_id: key.workspace_id,
+        scopes: Access::from_row(&key.access, key.scopes.as_deref()).scopes(),
         expires_at,
+        addresses: AddressRule::from_column(key.allowed_ips.as_deref()),
     }))
 }
 
-/// Adds batched usage to the keys.
-pub fn add_usage(conn: &mut DbConn, id: &str, count: i64, last_used: i64) -> Result<()> {
-    diesel::update(api_keys::table.find(id))
-        .set((
-            api_keys::usage_count.eq(api_keys::usage_count + count),
-            api_keys::last_used_at.eq(last_used),
-        ))
-        .execute(conn)?;
+/// The columns of a key the bearer check reads.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+struct KeyRow {
+    id: String,
+    workspace_id: String,
+    secret_hash: String,
+    access: String,
+    scopes: Option<String>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    allowed_ips: Option<String>,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+}
+
+/// Adds batched usage to the keys: the count, the last use and the address it
+/// came from (kept as it was when the batch has none).
+pub fn add_usage(
+    conn: &mut DbConn,
+    id: &str,
+    count: i64,
+    last_used: i64,
+    last_ip: Option<&str>,
+) -> Result<()> {
+    let target = api_keys::table.find(id);
+    let bump = (
+        api_keys::usage_count.eq(api_keys::usage_count + count),
+        api_keys::last_used_at.eq(last_used),
+    );
+    match last_ip {
+        Some(ip) => diesel::update(target)
+            .set((bump, api_keys::last_used_ip.eq(ip)))
+            .execute(conn)?,
+        None => diesel::update(target).set(bump).execute(conn)?,
+    };
     Ok(())
+}
+
+/// Housekeeping: forgets the secrets whose grace period has ended. They
+/// stopped working at that second already (the lookup compares the end, and
+/// cached entries carry it); this only keeps the rows tidy.
+pub fn end_grace_periods(conn: &mut DbConn, now: i64) -> Result<usize> {
+    Ok(
+        diesel::update(api_keys::table.filter(api_keys::previous_secret_expires_at.le(now)))
+            .set((
+                api_keys::previous_secret_hash.eq(None::<String>),
+                api_keys::previous_secret_expires_at.eq(None::<i64>),
+            ))
+            .execute(conn)?,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_levels_and_custom_scopes() {
+        assert_eq!(Access::parse("read_only").expect("ro"), Access::ReadOnly);
+        let custom =
+            Access::with_scopes("custom", &["forms:write", "tags:read tags:read"]).expect("custom");
+        assert_eq!(custom, Access::Custom(vec!["tags:read", "forms:write"]));
+        assert_eq!(
+            custom.stored_scopes().as_deref(),
+            Some("tags:read forms:write")
+        );
+        assert_eq!(custom.as_str(), "custom");
+        assert_eq!(
+            Access::from_row("custom", custom.stored_scopes().as_deref()),
+            custom
+        );
+        // A name the catalogue no longer has grants nothing; an unknown level reads as read-only.
+        assert_eq!(
+            Access::from_row("custom", Some("tags:read gone:write")).scopes(),
+            vec!["tags:read".to_string()]
+        );
+        assert!(Access::from_row("custom", None).scopes().is_empty());
+        assert_eq!(Access::from_row("bogus", None), Access::ReadOnly);
+        assert!(Access::with_scopes("custom", &[] as &[&str]).is_err());
+        assert!(Access::with_scopes("custom", &["tags:delete"]).is_err());
+        assert!(Access::with_scopes("read_only", &["tags:read"]).is_err());
+        assert!(Access::parse("custom").is_err());
+        assert!(Access::parse("").is_err());
+    }
+
+    #[test]
+    fn address_rules_fail_closed() {
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(AddressRule::from_column(None).allows(None));
+        let only = AddressRule::from_column(Some("127.0.0.0/8"));
+        assert!(only.allows(Some(local)));
+        assert!(!only.allows(Some("192.0.2.1".parse().expect("ip"))));
+        assert!(!only.allows(None));
+        let broken = AddressRule::from_column(Some("garbage"));
+        assert_eq!(broken, AddressRule::Nowhere);
+        assert!(!broken.allows(Some(local)));
+    }
 
     #[test]
     fn format_parses_and_checksum_catches_typos() {

@@ -7,6 +7,7 @@ use super::{access_token, api_key, Credentials};
 use crate::crypto;
 use crate::db::{self, DbConn};
 use crate::error::Result;
+use std::net::IpAddr;
 
 #[derive(Clone, Debug)]
 pub enum Principal {
@@ -27,6 +28,14 @@ impl Principal {
             Principal::AccessToken(t) => &t.scopes,
         };
         scopes.iter().any(|s| s == scope)
+    }
+    /// Whether a request from `ip` may use this credential: an API key's
+    /// address allowlist (access tokens have none).
+    pub fn allows_address(&self, ip: Option<IpAddr>) -> bool {
+        match self {
+            Principal::ApiKey(k) => k.addresses.allows(ip),
+            Principal::AccessToken(_) => true,
+        }
     }
     pub fn kind(&self) -> &'static str {
         match self {
@@ -93,9 +102,14 @@ pub fn check_stored(
 
 /// Counts a successful use (batched; written by the node's background task).
 pub fn record_use(creds: &Credentials, principal: &Principal) {
+    record_use_from(creds, principal, None);
+}
+
+/// [`record_use`] from a client address, which an API key keeps as its last.
+pub fn record_use_from(creds: &Credentials, principal: &Principal, ip: Option<IpAddr>) {
     let now = db::now();
     match principal {
-        Principal::ApiKey(k) => creds.usage.key_used(&k.id, now),
+        Principal::ApiKey(k) => creds.usage.key_used_from(&k.id, now, ip),
         Principal::AccessToken(t) => creds.usage.authorization_used(&t.authorization_id, now),
     }
 }

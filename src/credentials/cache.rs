@@ -9,6 +9,7 @@
 //! `stale_after`. Both checks are an atomic load and a clock read: the steady
 //! state takes no lock beyond the maps' read locks it always took.
 
+use crate::credentials::api_key::AddressRule;
 use crate::credentials::revocation::{Cursor, Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,7 +36,11 @@ pub struct CachedKey {
     pub id: String,
     pub workspace_id: String,
     pub scopes: Vec<String>,
+    /// When this entry stops working: the key's expiry, or the end of a
+    /// rotation's grace period when it was verified with the replaced secret.
     pub expires_at: Option<i64>,
+    /// The key's address allowlist, checked on every request from here.
+    pub addresses: AddressRule,
 }
 
 /// How far memory is trusted.
@@ -323,6 +328,7 @@ mod tests {
             workspace_id: workspace_id.into(),
             scopes: vec![],
             expires_at: None,
+            addresses: AddressRule::Anywhere,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod api_key;
 pub mod bearer;
 pub mod cache;
 pub mod grace;
+pub mod leaked;
 pub mod revocation;
 pub mod scopes;
 pub mod sealing;

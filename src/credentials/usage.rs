@@ -7,6 +7,7 @@ use crate::error::Result;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 pub const RETENTION_DAYS: i64 = 90;
@@ -112,16 +113,32 @@ pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
 /// Usage of credentials, counted in memory and written in batches.
 #[derive(Default)]
 pub struct UsageRecorder {
-    keys: Mutex<HashMap<String, (i64, i64)>>,
+    keys: Mutex<KeyCounts>,
     authorizations: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 /// Uses counted since the last flush: id → (count, last used).
 pub type Counts = HashMap<String, (i64, i64)>;
 
+/// The uses of one API key since the last flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUse {
+    pub count: i64,
+    pub last_used: i64,
+    /// The client address of the latest use (`http::client_ip`).
+    pub last_ip: Option<IpAddr>,
+}
+
+/// API key uses since the last flush, by key id.
+pub type KeyCounts = HashMap<String, KeyUse>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl UsageRecorder {
     fn bump(map: &Mutex<Counts>, id: &str, n: i64, at: i64) {
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(map);
         match map.get_mut(id) {
             Some(entry) => {
                 entry.0 += n;
@@ -133,8 +150,34 @@ impl UsageRecorder {
         }
     }
 
+    fn bump_key(map: &mut KeyCounts, id: &str, used: KeyUse) {
+        match map.get_mut(id) {
+            Some(entry) => {
+                entry.count += used.count;
+                // The address goes with the latest use (ties: the newer call).
+                if used.last_used >= entry.last_used && used.last_ip.is_some() {
+                    entry.last_ip = used.last_ip;
+                }
+                entry.last_used = entry.last_used.max(used.last_used);
+            }
+            None => {
+                map.insert(id.to_string(), used);
+            }
+        }
+    }
+
     pub fn key_used(&self, id: &str, at: i64) {
-        Self::bump(&self.keys, id, 1, at);
+        self.key_used_from(id, at, None);
+    }
+
+    /// One use of an API key at `at` from `ip`.
+    pub fn key_used_from(&self, id: &str, at: i64, ip: Option<IpAddr>) {
+        let used = KeyUse {
+            count: 1,
+            last_used: at,
+            last_ip: ip,
+        };
+        Self::bump_key(&mut lock(&self.keys), id, used);
     }
 
     pub fn authorization_used(&self, id: &str, at: i64) {
@@ -142,21 +185,19 @@ impl UsageRecorder {
     }
 
     /// Takes what was counted since the last call.
-    pub fn drain(&self) -> (Counts, Counts) {
-        let keys = std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()));
-        let apps = std::mem::take(
-            &mut *self
-                .authorizations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+    pub fn drain(&self) -> (KeyCounts, Counts) {
+        let keys = std::mem::take(&mut *lock(&self.keys));
+        let apps = std::mem::take(&mut *lock(&self.authorizations));
         (keys, apps)
     }
 
     /// Puts back counts that could not be written.
-    pub fn restore(&self, keys: Counts, apps: Counts) {
-        for (id, (n, at)) in keys {
-            Self::bump(&self.keys, &id, n, at);
+    pub fn restore(&self, keys: KeyCounts, apps: Counts) {
+        {
+            let mut map = lock(&self.keys);
+            for (id, used) in keys {
+                Self::bump_key(&mut map, &id, used);
+            }
         }
         for (id, (n, at)) in apps {
             Self::bump(&self.authorizations, &id, n, at);
@@ -172,8 +213,26 @@ mod tests {
         u.key_used("k", 10);
         u.key_used("k", 12);
         let (keys, _) = u.drain();
-        assert_eq!(keys["k"], (2, 12));
+        assert_eq!((keys["k"].count, keys["k"].last_used), (2, 12));
         assert!(u.drain().0.is_empty());
+    }
+
+    #[test]
+    fn the_last_address_goes_with_the_latest_use() {
+        let u = UsageRecorder::default();
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "2001:db8::2".parse().expect("ip");
+        u.key_used_from("k", 20, Some(b));
+        u.key_used_from("k", 10, Some(a));
+        let (keys, apps) = u.drain();
+        assert_eq!(keys["k"].last_ip, Some(b));
+        u.restore(keys, apps);
+        u.key_used_from("k", 30, Some(a));
+        u.key_used_from("k", 31, None);
+        let (keys, _) = u.drain();
+        assert_eq!(keys["k"].count, 4);
+        assert_eq!(keys["k"].last_used, 31);
+        assert_eq!(keys["k"].last_ip, Some(a));
     }
     use super::*;
 

@@ -158,6 +158,11 @@ diesel::table! {
         rotated_at -> Nullable<BigInt>,
         usage_count -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        allowed_ips -> Nullable<Text>,
+        scopes -> Nullable<Text>,
+        last_used_ip -> Nullable<Text>,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 
@@ -188,6 +193,7 @@ diesel::table! {
         subject -> Text,
         client_address -> Nullable<Text>,
         created_at -> BigInt,
+        detail -> Nullable<Text>,
     }
 }
 

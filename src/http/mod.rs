@@ -2,6 +2,7 @@
 //! result. One `configure` serves `main` and the tests.
 
 pub mod demo;
+pub mod leaks;
 pub mod oauth;
 pub mod observe;
 pub mod pages;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     pages::configure(cfg);
     settings::configure(cfg);
     v1::configure(cfg);
+    leaks::configure(cfg);
 }
 
 /// Runs a blocking database closure off the async workers, with a pooled
@@ -71,7 +73,8 @@ pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, BodyError> {
     read_body_up_to(payload, MAX_BODY).await
 }
 
-/// Reads a request body up to `limit` bytes.
+/// Reads a request body up to `limit` bytes (for the few endpoints that take
+/// more than `MAX_BODY`).
 pub async fn read_body_up_to(
     mut payload: web::Payload,
     limit: usize,

@@ -183,8 +183,9 @@ fn bearer_credential(req: &HttpRequest) -> Result<Option<String>, ()> {
     Ok(Some(credential.to_string()))
 }
 
-/// An authenticated `/v1` caller.
-pub struct Caller(pub Principal);
+/// An authenticated `/v1` caller, and the client address it called from
+/// (`http::client_ip`), which usage keeps as the key's last.
+pub struct Caller(pub Principal, pub Option<std::net::IpAddr>);
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -223,9 +224,19 @@ impl FromRequest for Caller {
                 }
             };
             match found {
+                // The allowlist is checked after authentication, from the
+                // cached key: a valid key used from elsewhere is a 403, not a
+                // failed authentication (and it counts no failure).
                 Some(p) => {
+                    let ip = super::client_ip(&svc, &req);
+                    if !p.allows_address(ip) {
+                        m.v1_auth
+                            .with_label_values(&[p.kind(), "ip_not_allowed"])
+                            .inc();
+                        return Err(ip_not_allowed());
+                    }
                     m.v1_auth.with_label_values(&[p.kind(), "ok"]).inc();
-                    Ok(Caller(p))
+                    Ok(Caller(p, ip))
                 }
                 None => {
                     m.v1_auth.with_label_values(&["unknown", "invalid"]).inc();
@@ -233,6 +244,17 @@ impl FromRequest for Caller {
                 }
             }
         })
+    }
+}
+
+fn ip_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        kind: "permission_error",
+        code: "ip_not_allowed",
+        message: "This API key may not be used from this address.".into(),
+        www_authenticate: None,
+        retry_after: None,
     }
 }
 
@@ -264,7 +286,7 @@ fn fail(svc: &Svc, req: &HttpRequest) -> ApiError {
 /// The scope check; a request that passes it counts as a use of the credential.
 fn require(svc: &Svc, caller: &Caller, scope: &str) -> Result<(), ApiError> {
     if caller.0.has_scope(scope) {
-        bearer::record_use(&svc.credentials, &caller.0);
+        bearer::record_use_from(&svc.credentials, &caller.0, caller.1);
         Ok(())
     } else {
         Err(ApiError {

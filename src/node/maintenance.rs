@@ -145,9 +145,16 @@ pub fn flush_usage(svc: &Services) {
         .and_then(|mut conn| {
             db::write_tx(&mut conn, |conn| {
                 use crate::credentials::usage::{self, day_of};
-                for (id, (count, at)) in &keys {
-                    crate::credentials::api_key::add_usage(conn, id, *count, *at)?;
-                    usage::add(conn, usage::API_KEY, id, day_of(*at), *count)?;
+                for (id, u) in &keys {
+                    let ip = u.last_ip.map(|ip| ip.to_string());
+                    crate::credentials::api_key::add_usage(
+                        conn,
+                        id,
+                        u.count,
+                        u.last_used,
+                        ip.as_deref(),
+                    )?;
+                    usage::add(conn, usage::API_KEY, id, day_of(u.last_used), u.count)?;
                 }
                 for (id, (count, at)) in &apps {
                     diesel::update(authorizations::table.find(id))
@@ -215,5 +222,6 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     total += crate::credentials::revocation::prune(conn, retention_ms)?;
     total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
+    total += crate::credentials::api_key::end_grace_periods(conn, now)?;
     Ok(total)
 }

@@ -1,6 +1,7 @@
 //! What every request handler and background task of a node shares.
 
 use super::ratelimit::FailureLimiter;
+use crate::apikeys::leaks::{LeakReportKeys, KEYS_FILE_ENV};
 use crate::config::Config;
 use crate::credentials::address::TrustedProxies;
 use crate::credentials::cache::{Bounds, CredentialCache};
@@ -33,12 +34,17 @@ pub struct Services {
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// The keys leak reports must be signed with (`KEYGATE_LEAK_REPORT_KEYS`,
+    /// read once at start); `None`: `POST /api-keys/leaks` does not exist.
+    pub leak_report_keys: Option<LeakReportKeys>,
 }
 
 impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
+        let leak_report_keys =
+            LeakReportKeys::from_env().map_err(|e| format!("{KEYS_FILE_ENV}: {e}"))?;
         let mut conn = pool
             .get()
             .map_err(|e| format!("cannot open the database: {e}"))?;
@@ -73,6 +79,7 @@ impl Services {
             documents,
             limits,
             trusted_proxies,
+            leak_report_keys,
         })
     }
 }

@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod support;
 
+mod apikey_features;
 mod apikeys;
 mod cimd;
 mod cimd_flow;

@@ -1,20 +1,45 @@
 //! The API keys page: generate, rotate, revoke.
 
 use super::*;
+use crate::credentials::grace::parse_grace;
 
 struct KeyLine {
     id: String,
     name: String,
     prefix: String,
     access: &'static str,
+    /// A custom key's scopes; empty for the fixed levels.
+    custom_scopes: Vec<String>,
+    /// The address allowlist as CIDRs; empty for anywhere.
+    allowed_ips: Vec<String>,
     creator: String,
     created: String,
     usage_count: i64,
     chart: String,
     last_used: String,
+    last_used_ip: String,
     expires: String,
+    /// Active and ending within seven days: shown in words, not colour alone.
+    expiring_soon: bool,
+    /// When the secret a rotation replaced stops, while it still works.
+    grace_until: String,
     status: &'static str,
 }
+
+/// A scope checkbox of the generate form.
+struct ScopeChoice {
+    name: &'static str,
+    description: &'static str,
+}
+
+/// The grace periods the rotate form offers (`credentials::grace` syntax).
+const GRACE_CHOICES: &[(&str, &str)] = &[
+    ("", "Stop the old secret at once"),
+    ("1h", "Keep the old secret for 1 hour"),
+    ("1d", "Keep the old secret for 1 day"),
+    ("7d", "Keep the old secret for 7 days"),
+    ("30d", "Keep the old secret for 30 days"),
+];
 
 #[derive(Template)]
 #[template(path = "settings_keys.html")]
@@ -32,6 +57,8 @@ struct KeysTemplate<'a> {
     notice: Option<&'a str>,
     error: Option<&'a str>,
     form_name: &'a str,
+    scope_choices: Vec<ScopeChoice>,
+    grace_choices: &'a [(&'a str, &'a str)],
 }
 
 struct KeysView {
@@ -51,18 +78,29 @@ fn render_keys(
     let keys = view
         .rows
         .iter()
-        .map(|r| KeyLine {
-            id: r.key.id.clone(),
-            name: r.key.name.clone(),
-            prefix: r.key.prefix(),
-            access: r.key.access_level().label(),
-            creator: r.creator.clone(),
-            created: day(Some(r.key.created_at), ""),
-            usage_count: r.key.usage_count,
-            chart: chart(&view.usage, &r.key.id),
-            last_used: day(r.key.last_used_at, "never"),
-            expires: last_day(r.key.expires_at),
-            status: r.key.status_at(now).as_str(),
+        .map(|r| {
+            let access = r.key.access_level();
+            KeyLine {
+                id: r.key.id.clone(),
+                name: r.key.name.clone(),
+                prefix: r.key.prefix(),
+                access: access.label(),
+                custom_scopes: match access {
+                    Access::Custom(_) => access.scopes(),
+                    _ => Vec::new(),
+                },
+                allowed_ips: r.key.allowed_ip_list().unwrap_or_default(),
+                creator: r.creator.clone(),
+                created: day(Some(r.key.created_at), ""),
+                usage_count: r.key.usage_count,
+                chart: chart(&view.usage, &r.key.id),
+                last_used: day(r.key.last_used_at, "never"),
+                last_used_ip: r.key.last_used_ip.clone().unwrap_or_default(),
+                expires: last_day(r.key.expires_at),
+                expiring_soon: r.key.expiring_soon(now),
+                grace_until: day(r.key.grace_ends_at(now), ""),
+                status: r.key.status_at(now).as_str(),
+            }
         })
         .collect();
     let Ok(body) = KeysTemplate {
@@ -79,6 +117,14 @@ fn render_keys(
         notice: notice_text(q.notice.as_deref()),
         error,
         form_name,
+        scope_choices: scopes::SCOPES
+            .iter()
+            .map(|s| ScopeChoice {
+                name: s.name,
+                description: s.description,
+            })
+            .collect(),
+        grace_choices: GRACE_CHOICES,
     }
     .render() else {
         return crate::http::render_failed();
@@ -154,17 +200,20 @@ struct SecretTemplate<'a> {
     workspace_id: &'a str,
     notice: &'a str,
     rotated: bool,
+    /// After a rotation with a grace period: when the old secret stops.
+    grace_until: String,
 }
 
 fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
     let Ok(body) = SecretTemplate {
+        grace_until: day(issued.key.grace_ends_at(db::now()), ""),
         name: &issued.key.name,
         access: issued.key.access_level().label(),
         expires: last_day(issued.key.expires_at),
         secret: &issued.secret,
         workspace_id: &issued.key.workspace_id,
         notice,
-        rotated: notice == "key_rotated",
+        rotated: notice.starts_with("key_rotated"),
     }
     .render() else {
         return crate::http::render_failed();
@@ -206,18 +255,8 @@ pub(super) async fn generate_key(
             Err(refusal) => return Ok(refusal.into()),
         };
         let name = field(&post.form, "name");
-        let attempt = Access::parse(&field(&post.form, "access")).and_then(|access| {
-            let expires = apikeys::parse_expiry(Some(&field(&post.form, "expires")))?;
-            apikeys::create(
-                conn,
-                &ws,
-                &name,
-                access,
-                expires,
-                &ctx.user.id,
-                Some(&post.address),
-            )
-        });
+        let attempt = new_key_from(&post.form, &ws, &name)
+            .and_then(|spec| apikeys::create_key(conn, &spec, &ctx.user.id, Some(&post.address)));
         match attempt {
             Ok(issued) => Ok(Outcome::Secret(issued, "key_created")),
             Err(Error::Db(e)) => Err(Error::Db(e)),
@@ -237,6 +276,45 @@ pub(super) async fn generate_key(
     })
     .await;
     finish(result)
+}
+
+/// The generate form as a new key: the access level (a checkbox per scope for
+/// custom; the boxes are ignored for the fixed levels, which a person may pick
+/// after ticking some), the expiry, and the allowed addresses (separated by
+/// commas, spaces or lines; empty for anywhere).
+fn new_key_from<'a>(
+    form: &Params,
+    ws: &'a str,
+    name: &'a str,
+) -> Result<apikeys::NewKey<'a>, Error> {
+    let level = field(form, "access");
+    let chosen = if level == "custom" {
+        form.all("scope")
+    } else {
+        Vec::new()
+    };
+    let access = Access::with_scopes(&level, &chosen)?;
+    let expires_at = apikeys::parse_expiry(Some(&field(form, "expires")))?;
+    let raw_ips = field(form, "allowed_ips");
+    let entries: Vec<&str> = raw_ips
+        .split([',', ' ', '\t', '\r', '\n'])
+        .filter(|e| !e.is_empty())
+        .collect();
+    let allowed_ips = if entries.is_empty() {
+        None
+    } else {
+        Some(
+            apikeys::IpAllowList::parse_entries(&entries)
+                .map_err(|e| Error::invalid(format!("Allowed addresses: {e}")))?,
+        )
+    };
+    Ok(apikeys::NewKey {
+        workspace_id: ws,
+        name,
+        access,
+        expires_at,
+        allowed_ips,
+    })
 }
 
 fn finish(result: Result<Outcome, Error>) -> HttpResponse {
@@ -332,6 +410,23 @@ where
     finish(result)
 }
 
+/// The keys page again, with `error` about an action on `key`.
+fn key_form_error(
+    conn: &mut DbConn,
+    post: &FormPost,
+    key: &apikeys::ApiKey,
+    error: String,
+) -> Result<Outcome, Error> {
+    let q = KeysQuery {
+        workspace: Some(key.workspace_id.clone()),
+        ..Default::default()
+    };
+    Ok(match load_keys(conn, post.cookie.clone(), &q)? {
+        Ok(view) => Outcome::Form(view, q, error, String::new()),
+        Err(a) => Outcome::NoAccess(a),
+    })
+}
+
 pub(super) async fn rotate_key(
     svc: Svc,
     req: HttpRequest,
@@ -344,15 +439,29 @@ pub(super) async fn rotate_key(
         path.into_inner(),
         payload,
         |svc, conn, post, ctx, key| {
+            let raw = field(&post.form, "grace");
+            let grace = match (!raw.trim().is_empty())
+                .then(|| parse_grace(&raw))
+                .transpose()
+            {
+                Ok(g) => g,
+                Err(e) => return key_form_error(conn, post, &key, format!("Grace period: {e}")),
+            };
+            let notice = if grace.is_some() {
+                "key_rotated_grace"
+            } else {
+                "key_rotated"
+            };
             conflict_to_page(
-                apikeys::rotate(
+                apikeys::rotate_with_grace(
                     conn,
                     &svc.credentials.cache,
                     &key.id,
+                    grace,
                     &ctx.user.id,
                     Some(&post.address),
                 )
-                .map(|issued| Outcome::Secret(issued, "key_rotated")),
+                .map(|issued| Outcome::Secret(issued, notice)),
             )
         },
     )
@@ -372,19 +481,8 @@ pub(super) async fn revoke_key(
         payload,
         |svc, conn, post, ctx, key| {
             if field(&post.form, "confirm_name").trim() != key.name {
-                let q = KeysQuery {
-                    workspace: Some(key.workspace_id.clone()),
-                    ..Default::default()
-                };
-                return match load_keys(conn, post.cookie.clone(), &q)? {
-                    Ok(view) => Ok(Outcome::Form(
-                        view,
-                        q,
-                        format!("To revoke, type the key's name exactly: {}", key.name),
-                        String::new(),
-                    )),
-                    Err(a) => Ok(Outcome::NoAccess(a)),
-                };
+                let msg = format!("To revoke, type the key's name exactly: {}", key.name);
+                return key_form_error(conn, post, &key, msg);
             }
             conflict_to_page(
                 apikeys::revoke(

@@ -6,6 +6,7 @@ struct LogLine {
     when: String,
     action: &'static str,
     subject: String,
+    detail: String,
     actor: String,
     address: String,
 }
@@ -27,6 +28,7 @@ fn action_words(action: &str) -> &'static str {
         "api_key.generated" => "API key generated",
         "api_key.rotated" => "API key rotated",
         "api_key.revoked" => "API key revoked",
+        "api_key.revoked_leaked" => "API key revoked: reported leaked",
         "app.authorized" => "App authorized",
         "app.revoked" => "App revoked",
         "app.revoked_code_replay" => "App revoked: a code was used twice",
@@ -75,6 +77,7 @@ pub(super) async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
                 when: day(Some(e.created_at), ""),
                 action: action_words(&e.action),
                 subject: e.subject,
+                detail: e.detail.unwrap_or_default(),
                 actor,
                 address: e.client_address.unwrap_or_default(),
             });

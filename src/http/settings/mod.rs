@@ -150,6 +150,9 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "key_created" => Some("API key generated. Store it safely: it will not be shown again."),
         "key_rotated" => Some("API key rotated. The old secret no longer works."),
+        "key_rotated_grace" => {
+            Some("API key rotated. The old secret keeps working until the end of its grace period.")
+        }
         "key_revoked" => Some("API key revoked. It can no longer be used."),
         "app_revoked" => Some("App access revoked. Its tokens no longer work."),
         "member_added" => Some("Member added."),

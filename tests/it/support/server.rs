@@ -56,14 +56,36 @@ impl Server {
         }
     }
 
+    /// A node listening on IPv6 loopback (`[::1]`) only.
+    pub fn start_ipv6(db: TestDb, env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("[::1]:0")
+            .expect("bind [::1]")
+            .local_addr()
+            .expect("addr")
+            .port();
+        match Server::try_spawn_on(db, "[::1]", port, env) {
+            Ok(s) => s,
+            Err((_, logs)) => panic!("keygate did not start on [::1]: {logs}"),
+        }
+    }
+
     fn try_spawn(db: TestDb, port: u16, env: &[(&str, &str)]) -> Result<Server, (TestDb, String)> {
-        let base = format!("http://127.0.0.1:{port}");
+        Server::try_spawn_on(db, "127.0.0.1", port, env)
+    }
+
+    fn try_spawn_on(
+        db: TestDb,
+        host: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Server, (TestDb, String)> {
+        let base = format!("http://{host}:{port}");
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .env_remove("DATABASE_URL")
             .env("KEYGATE_DATABASE_URL", &db.url)
             .env("KEYGATE_ISSUER", &base)
-            .env("KEYGATE_BIND", format!("127.0.0.1:{port}"))
+            .env("KEYGATE_BIND", format!("{host}:{port}"))
             .env("KEYGATE_RATE_LIMITS", "off")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

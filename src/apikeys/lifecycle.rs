@@ -1,0 +1,335 @@
+//! An API key's life: create (with its access level, expiry and address
+//! allowlist), list, rotate (at once, or with a grace period for the old
+//! secret) and revoke. Each change writes its security-log row and its
+//! revocation event in the same transaction, and applies the event to this
+//! node's cache after the commit.
+
+use super::{validate_key_name, ApiKey, IssuedKey, CLI_ACTOR};
+use crate::accounts::{self, audit, plan_includes_api};
+use crate::credentials::address::IpAllowList;
+use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::revocation::{self, Event};
+use crate::crypto;
+use crate::db::schema::{api_keys, users, workspaces};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use diesel::prelude::*;
+
+fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts::Workspace> {
+    let ws = accounts::find_workspace(conn, workspace_id)?;
+    if !plan_includes_api(&ws.plan) {
+        return Err(Error::forbidden(format!(
+            "the workspace's plan ({}) does not include API access: upgrade required",
+            ws.plan
+        )));
+    }
+    Ok(ws)
+}
+
+/// Names are unique among keys that are not revoked; say which kind holds it.
+fn name_taken(conn: &mut DbConn, workspace_id: &str, name: &str) -> Error {
+    let holder: Option<ApiKey> = api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::name.eq(name))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKey::as_select())
+        .first(conn)
+        .ok();
+    match holder {
+        Some(k) if k.status_at(db::now()) == KeyStatus::Expired => Error::conflict(
+            "an expired key has that name; revoke it to use the name again, or choose another name",
+        ),
+        _ => Error::conflict("an active key with that name already exists in this workspace"),
+    }
+}
+
+/// What a new key is: everything but its secret.
+#[derive(Clone, Debug)]
+pub struct NewKey<'a> {
+    pub workspace_id: &'a str,
+    pub name: &'a str,
+    pub access: Access,
+    pub expires_at: Option<i64>,
+    /// `None`: usable from anywhere.
+    pub allowed_ips: Option<IpAllowList>,
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    name: &str,
+    access: Access,
+    expires_at: Option<i64>,
+    created_by: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    let spec = NewKey {
+        workspace_id,
+        name,
+        access,
+        expires_at,
+        allowed_ips: None,
+    };
+    create_key(conn, &spec, created_by, client_address)
+}
+
+/// The restrictions of a key in words, for its security-log row.
+fn restrictions(access: &Access, allowed: Option<&IpAllowList>) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Access::Custom(scopes) = access {
+        parts.push(format!("scopes {}", scopes.join(" ")));
+    }
+    if let Some(list) = allowed {
+        parts.push(format!("only from {list}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+pub fn create_key(
+    conn: &mut DbConn,
+    spec: &NewKey<'_>,
+    created_by: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    let name = validate_key_name(spec.name)?;
+    let workspace_id = spec.workspace_id;
+    db::write_tx(conn, |conn| {
+        require_api_access(conn, workspace_id)?;
+        let public_id = API_KEY.new_public_id();
+        let secret = API_KEY.new_secret(&public_id);
+        let key = ApiKey {
+            id: db::new_id(),
+            workspace_id: workspace_id.to_string(),
+            name: name.clone(),
+            public_id,
+            secret_hash: crypto::sha256_hex(&secret),
+            access: spec.access.as_str().to_string(),
+            created_by: created_by.to_string(),
+            created_at: db::now(),
+            expires_at: spec.expires_at,
+            revoked_at: None,
+            rotated_at: None,
+            usage_count: 0,
+            last_used_at: None,
+            allowed_ips: spec.allowed_ips.as_ref().map(IpAllowList::to_storage),
+            scopes: spec.access.stored_scopes(),
+            last_used_ip: None,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+        };
+        match diesel::insert_into(api_keys::table)
+            .values(&key)
+            .execute(conn)
+        {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(name_taken(conn, workspace_id, &name))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        audit::record_detailed(
+            conn,
+            workspace_id,
+            created_by,
+            "api_key.generated",
+            &key.id,
+            client_address,
+            restrictions(&spec.access, spec.allowed_ips.as_ref()).as_deref(),
+        )?;
+        Ok(IssuedKey { key, secret })
+    })
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {
+    api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no API key with id {id:?}")))
+}
+
+/// A key in the list, with who created it in words.
+#[derive(Clone, Debug)]
+pub struct KeyRow {
+    pub key: ApiKey,
+    pub creator: String,
+}
+
+/// The list's status filter: one of [`KeyStatus`], or `expiring` (active and
+/// ending within seven days).
+pub const EXPIRING: &str = "expiring";
+
+/// The status filter values, for error messages.
+pub const STATUS_FILTERS: &[&str] = &["active", "expired", "revoked", EXPIRING];
+
+#[derive(Default, Clone, Debug)]
+pub struct ListFilter {
+    /// Matches name, creator, workspace name or purpose (the name says the purpose).
+    pub query: Option<String>,
+    /// `active`, `expired`, `revoked` or `expiring`.
+    pub status: Option<String>,
+}
+
+/// Newest first.
+pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Result<Vec<KeyRow>> {
+    let rows: Vec<(ApiKey, Option<String>, String)> = api_keys::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .order(api_keys::id.desc())
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            workspaces::name,
+        ))
+        .load(conn)?;
+    let now = db::now();
+    let query = filter
+        .query
+        .as_deref()
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
+    Ok(rows
+        .into_iter()
+        .map(|(key, email, ws_name)| {
+            let creator = email.unwrap_or_else(|| {
+                if key.created_by == CLI_ACTOR {
+                    "keygate CLI".to_string()
+                } else {
+                    key.created_by.clone()
+                }
+            });
+            (KeyRow { key, creator }, ws_name)
+        })
+        .filter(|(row, ws_name)| match &query {
+            None => true,
+            Some(q) => {
+                row.key.name.to_lowercase().contains(q)
+                    || row.creator.to_lowercase().contains(q)
+                    || ws_name.to_lowercase().contains(q)
+                    || row.key.prefix().to_lowercase().contains(q)
+            }
+        })
+        .filter(|(row, _)| match filter.status.as_deref() {
+            None | Some("") => true,
+            Some(EXPIRING) => row.key.expiring_soon(now),
+            Some(s) => row.key.status_at(now).as_str() == s,
+        })
+        .map(|(row, _)| row)
+        .collect())
+}
+
+/// Gives the key a new secret; the old one stops at once. Revoked keys cannot be
+/// rotated (create a new key instead).
+pub fn rotate(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    rotate_with_grace(conn, cache, id, None, actor, client_address)
+}
+
+/// Gives the key a new secret. With `grace_secs` (at most 30 days, see
+/// `credentials::grace`) the old secret keeps working until then, so a
+/// deployment can pick up the new one first; without, it stops at once. A
+/// secret still in an earlier grace period stops at once either way: only the
+/// secret this rotation replaces is kept, so there are never three.
+pub fn rotate_with_grace(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    grace_secs: Option<u32>,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    let revoked = || Error::conflict("a revoked key cannot be rotated; generate a new key instead");
+    let (issued, events) = db::write_tx(conn, |conn| {
+        let key = find(conn, id)?;
+        if key.revoked_at.is_some() {
+            return Err(revoked());
+        }
+        let secret = API_KEY.new_secret(&key.public_id);
+        let now = db::now();
+        let grace_end = grace_secs.map(|g| now + i64::from(g));
+        let previous_hash = grace_end.map(|_| key.secret_hash.clone());
+        let n = diesel::update(
+            api_keys::table
+                .find(id)
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set((
+            api_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
+            api_keys::rotated_at.eq(now),
+            api_keys::previous_secret_hash.eq(previous_hash),
+            api_keys::previous_secret_expires_at.eq(grace_end),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(revoked());
+        }
+        // Every node drops what it cached for the key: the new secret is read
+        // afresh, and the old one comes back with the grace period's end as its
+        // cache expiry (or not at all).
+        let events = vec![Event::api_key(id)];
+        revocation::record(conn, &events)?;
+        let detail = grace_end.map(|e| format!("the old secret works until {}", db::rfc3339(e)));
+        audit::record_detailed(
+            conn,
+            &key.workspace_id,
+            actor,
+            "api_key.rotated",
+            id,
+            client_address,
+            detail.as_deref(),
+        )?;
+        Ok((
+            IssuedKey {
+                key: find(conn, id)?,
+                secret,
+            },
+            events,
+        ))
+    })?;
+    cache.apply(&events);
+    Ok(issued)
+}
+
+/// Revokes a key: immediate and final.
+pub fn revoke(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<ApiKey> {
+    let (key, events) = db::write_tx(conn, |conn| {
+        let key = find(conn, id)?;
+        if key.revoked_at.is_some() {
+            return Err(Error::conflict("the key is already revoked"));
+        }
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        let events = vec![Event::api_key(id)];
+        revocation::record(conn, &events)?;
+        audit::record(
+            conn,
+            &key.workspace_id,
+            actor,
+            "api_key.revoked",
+            id,
+            client_address,
+        )?;
+        Ok((find(conn, id)?, events))
+    })?;
+    cache.apply(&events);
+    crate::metrics::METRICS
+        .revocations
+        .with_label_values(&["api_key"])
+        .inc();
+    Ok(key)
+}
