@@ -14,7 +14,7 @@ use crate::credentials::api_key::{API_KEY, KEY_PREFIX};
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::revocation::{self, Event};
 use crate::crypto;
-use crate::db::schema::{api_keys, users, workspaces};
+use crate::db::schema::{api_keys, mailboxes, users, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
@@ -40,6 +40,8 @@ pub struct ApiKey {
     pub rotated_at: Option<i64>,
     pub usage_count: i64,
     pub last_used_at: Option<i64>,
+    /// The one mailbox a restricted key may see on `/v1`; `None` for a workspace key.
+    pub mailbox_id: Option<String>,
 }
 
 impl ApiKey {
@@ -172,9 +174,37 @@ pub fn create(
     created_by: &str,
     client_address: Option<&str>,
 ) -> Result<IssuedKey> {
+    create_restricted(
+        conn,
+        workspace_id,
+        name,
+        access,
+        expires_at,
+        None,
+        created_by,
+        client_address,
+    )
+}
+
+/// A key restricted to one mailbox of the workspace when `mailbox_id` is set
+/// (see `credentials::api_key::MAILBOX_RESTRICTED_SCOPES`), else a workspace key.
+#[allow(clippy::too_many_arguments)]
+pub fn create_restricted(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    name: &str,
+    access: Access,
+    expires_at: Option<i64>,
+    mailbox_id: Option<&str>,
+    created_by: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
     let name = validate_key_name(name)?;
     db::write_tx(conn, |conn| {
         require_api_access(conn, workspace_id)?;
+        if let Some(mailbox_id) = mailbox_id {
+            require_mailbox_of(conn, workspace_id, mailbox_id)?;
+        }
         let public_id = API_KEY.new_public_id();
         let secret = API_KEY.new_secret(&public_id);
         let key = ApiKey {
@@ -191,6 +221,7 @@ pub fn create(
             rotated_at: None,
             usage_count: 0,
             last_used_at: None,
+            mailbox_id: mailbox_id.map(str::to_string),
         };
         match diesel::insert_into(api_keys::table)
             .values(&key)
@@ -212,6 +243,55 @@ pub fn create(
         )?;
         Ok(IssuedKey { key, secret })
     })
+}
+
+/// The mailbox a key is restricted to must exist in the key's workspace. (A
+/// read of the table, not of `mailboxes`: that area imports this one.)
+fn require_mailbox_of(conn: &mut DbConn, workspace_id: &str, mailbox_id: &str) -> Result<()> {
+    let owner: Option<String> = mailboxes::table
+        .find(mailbox_id)
+        .select(mailboxes::workspace_id)
+        .first(conn)
+        .optional()?;
+    match owner {
+        Some(ws) if ws == workspace_id => Ok(()),
+        _ => Err(Error::not_found(format!(
+            "no mailbox with id {mailbox_id:?} in this workspace"
+        ))),
+    }
+}
+
+/// Inside the transaction that deletes a mailbox: revokes every key restricted
+/// to it, with a security-log row each. Returns the events to apply once the
+/// transaction has committed.
+pub fn revoke_restricted_to_in_tx(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<Vec<Event>> {
+    let keys: Vec<(String, String)> = api_keys::table
+        .filter(api_keys::mailbox_id.eq(mailbox_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::id, api_keys::workspace_id))
+        .load(conn)?;
+    let mut events = Vec::with_capacity(keys.len());
+    for (id, workspace_id) in keys {
+        diesel::update(api_keys::table.find(&id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        crate::accounts::audit::record(
+            conn,
+            &workspace_id,
+            actor,
+            "api_key.revoked",
+            &id,
+            client_address,
+        )?;
+        events.push(Event::api_key(&id));
+    }
+    revocation::record(conn, &events)?;
+    Ok(events)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {

@@ -19,6 +19,10 @@ pub(super) enum ApikeyCmd {
         /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
         #[arg(long)]
         expires: Option<String>,
+        /// Restrict the key to one mailbox of the workspace: it reads only that
+        /// mailbox on /v1, and nothing else.
+        #[arg(long, value_name = "MAILBOX_ID")]
+        mailbox: Option<String>,
     },
     /// List a workspace's keys, newest first.
     #[command(
@@ -56,6 +60,7 @@ pub(super) fn key_json(key: &apikeys::ApiKey, secret: Option<&str>) -> Value {
         "prefix": key.prefix(),
         "access": key.access,
         "expires_at": time_or_null(key.expires_at),
+        "mailbox_id": key.mailbox_id,
     });
     if let Some(s) = secret {
         v["key"] = json!(s);
@@ -75,6 +80,7 @@ pub(super) fn apikey(
             name,
             access,
             expires,
+            mailbox,
         } => {
             let access = Access::parse(&access)?;
             if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
@@ -83,12 +89,13 @@ pub(super) fn apikey(
                 ));
             }
             let expires_at = apikeys::parse_expiry(expires.as_deref())?;
-            let issued = apikeys::create(
+            let issued = apikeys::create_restricted(
                 conn,
                 &workspace,
                 &name,
                 access,
                 expires_at,
+                mailbox.as_deref(),
                 apikeys::CLI_ACTOR,
                 None,
             )?;

@@ -152,6 +152,12 @@ impl KeyStatus {
     }
 }
 
+/// What a key restricted to one mailbox may do on `/v1`, whatever its access
+/// level: read that mailbox. It never creates or deletes mailboxes (as
+/// Mailosaur's server-restricted keys), and every other resource is out of
+/// its scope.
+pub const MAILBOX_RESTRICTED_SCOPES: &[&str] = &["mailboxes:read"];
+
 /// The bearer check's database path: the key if it is well formed, known,
 /// matches in constant time, is active and its workspace's plan has API access.
 pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
@@ -166,6 +172,7 @@ pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
         Option<i64>,
         Option<i64>,
         String,
+        Option<String>,
     );
     let row: Option<Row> = api_keys::table
         .inner_join(workspaces::table)
@@ -178,10 +185,13 @@ pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
             api_keys::expires_at,
             api_keys::revoked_at,
             workspaces::plan,
+            api_keys::mailbox_id,
         ))
         .first(conn)
         .optional()?;
-    let Some((id, workspace_id, secret_hash, access, expires_at, revoked_at, plan)) = row else {
+    let Some((id, workspace_id, secret_hash, access, expires_at, revoked_at, plan, mailbox_id)) =
+        row
+    else {
         return Ok(None);
     };
     if !crypto::ct_eq(&crypto::sha256_hex(presented), &secret_hash)
@@ -190,11 +200,19 @@ pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
     {
         return Ok(None);
     }
+    let scopes = match &mailbox_id {
+        Some(_) => MAILBOX_RESTRICTED_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        None => Access::parse(&access).unwrap_or(Access::ReadOnly).scopes(),
+    };
     Ok(Some(CachedKey {
         id,
         workspace_id,
-        scopes: Access::parse(&access).unwrap_or(Access::ReadOnly).scopes(),
+        scopes,
         expires_at,
+        mailbox_id,
     }))
 }
 

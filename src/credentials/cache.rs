@@ -29,6 +29,20 @@ pub struct CachedKey {
     pub workspace_id: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
+    /// Set for a key restricted to one mailbox (`apikey create --mailbox`).
+    pub mailbox_id: Option<String>,
+}
+
+/// A verified mailbox auth key (SMTP AUTH), by the SHA-256 of the whole key.
+#[derive(Clone, Debug)]
+pub struct CachedAuthKey {
+    pub id: String,
+    pub mailbox_id: String,
+    pub workspace_id: String,
+    /// The mailbox address as stored: what `user=` answers.
+    pub address: String,
+    /// What the SMTP username is compared with.
+    pub address_lower: String,
 }
 
 #[derive(Default)]
@@ -39,6 +53,8 @@ pub struct CredentialCache {
     revoked_jtis: RwLock<HashMap<String, i64>>,
     /// By SHA-256 of the whole key.
     keys: RwLock<HashMap<[u8; 32], CachedKey>>,
+    /// Mailbox auth keys by SHA-256 of the whole key.
+    auth_keys: RwLock<HashMap<[u8; 32], CachedAuthKey>>,
     /// Workspace names by id, for `/v1/workspace`.
     workspaces: RwLock<HashMap<String, String>>,
     last_seq: AtomicI64,
@@ -93,6 +109,18 @@ impl CredentialCache {
         map.insert(hash, key);
     }
 
+    pub fn auth_key(&self, hash: &[u8; 32]) -> Option<CachedAuthKey> {
+        read(&self.auth_keys).get(hash).cloned()
+    }
+
+    pub fn put_auth_key(&self, hash: [u8; 32], key: CachedAuthKey) {
+        let mut map = write(&self.auth_keys);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(hash, key);
+    }
+
     pub fn workspace_name(&self, id: &str) -> Option<String> {
         read(&self.workspaces).get(id).cloned()
     }
@@ -118,7 +146,15 @@ impl CredentialCache {
                 EventKind::ApiKey => write(&self.keys).retain(|_, k| k.id != e.subject),
                 EventKind::Workspace => {
                     write(&self.keys).retain(|_, k| k.workspace_id != e.subject);
+                    write(&self.auth_keys).retain(|_, k| k.workspace_id != e.subject);
                     write(&self.workspaces).remove(&e.subject);
+                }
+                EventKind::MailboxAuthKey => {
+                    write(&self.auth_keys).retain(|_, k| k.id != e.subject)
+                }
+                EventKind::Mailbox => {
+                    write(&self.auth_keys).retain(|_, k| k.mailbox_id != e.subject);
+                    write(&self.keys).retain(|_, k| k.mailbox_id.as_ref() != Some(&e.subject));
                 }
             }
         }
@@ -156,6 +192,7 @@ mod tests {
                 workspace_id: "w1".into(),
                 scopes: vec![],
                 expires_at: None,
+                mailbox_id: None,
             },
         );
         c.put_key(
@@ -165,6 +202,7 @@ mod tests {
                 workspace_id: "w2".into(),
                 scopes: vec![],
                 expires_at: None,
+                mailbox_id: None,
             },
         );
         c.apply(&[Event::api_key("k1"), Event::access_token("j1", now + 60)]);
@@ -173,5 +211,28 @@ mod tests {
         assert!(c.is_revoked("j1"));
         c.apply(&[Event::workspace("w2")]);
         assert!(c.key(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn mailbox_events_evict_auth_keys() {
+        let c = CredentialCache::new(0);
+        let key = |id: &str, mailbox: &str| CachedAuthKey {
+            id: id.into(),
+            mailbox_id: mailbox.into(),
+            workspace_id: "w1".into(),
+            address: "A@example.com".into(),
+            address_lower: "a@example.com".into(),
+        };
+        c.put_auth_key([1; 32], key("a1", "m1"));
+        c.put_auth_key([2; 32], key("a2", "m1"));
+        c.put_auth_key([3; 32], key("a3", "m2"));
+        c.apply(&[Event::mailbox_auth_key("a1")]);
+        assert!(c.auth_key(&[1; 32]).is_none());
+        assert!(c.auth_key(&[2; 32]).is_some());
+        c.apply(&[Event::mailbox("m1")]);
+        assert!(c.auth_key(&[2; 32]).is_none());
+        assert!(c.auth_key(&[3; 32]).is_some());
+        c.apply(&[Event::workspace("w1")]);
+        assert!(c.auth_key(&[3; 32]).is_none());
     }
 }

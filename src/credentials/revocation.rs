@@ -15,6 +15,10 @@ pub enum EventKind {
     ApiKey,
     /// A workspace's plan changed: look at its cached API keys again.
     Workspace,
+    /// A mailbox auth key (by id) was disabled, rotated or deleted.
+    MailboxAuthKey,
+    /// A mailbox (by id) was deleted: drop every cached key of it.
+    Mailbox,
 }
 
 impl EventKind {
@@ -23,6 +27,8 @@ impl EventKind {
             EventKind::AccessToken => "jti",
             EventKind::ApiKey => "api_key",
             EventKind::Workspace => "workspace",
+            EventKind::MailboxAuthKey => "mailbox_auth_key",
+            EventKind::Mailbox => "mailbox",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -30,6 +36,8 @@ impl EventKind {
             "jti" => Some(EventKind::AccessToken),
             "api_key" => Some(EventKind::ApiKey),
             "workspace" => Some(EventKind::Workspace),
+            "mailbox_auth_key" => Some(EventKind::MailboxAuthKey),
+            "mailbox" => Some(EventKind::Mailbox),
             _ => None,
         }
     }
@@ -61,6 +69,20 @@ impl Event {
     pub fn workspace(id: &str) -> Self {
         Event {
             kind: EventKind::Workspace,
+            subject: id.to_string(),
+            expires_at: db::now() + 3600,
+        }
+    }
+    pub fn mailbox_auth_key(id: &str) -> Self {
+        Event {
+            kind: EventKind::MailboxAuthKey,
+            subject: id.to_string(),
+            expires_at: db::now() + 3600,
+        }
+    }
+    pub fn mailbox(id: &str) -> Self {
+        Event {
+            kind: EventKind::Mailbox,
             subject: id.to_string(),
             expires_at: db::now() + 3600,
         }

@@ -55,6 +55,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
                     &l.login_address,
                     &l.client,
                     &l.bearer_address,
+                    &l.smtp,
                 ] {
                     limiter.prune();
                 }
@@ -78,6 +79,7 @@ pub fn poll_revocations(svc: &Services) {
 
 /// Writes the usage counted since the last flush; on failure keeps it for later.
 pub fn flush_usage(svc: &Services) {
+    flush_auth_key_usage(svc);
     let (keys, apps) = svc.credentials.usage.drain();
     if keys.is_empty() && apps.is_empty() {
         return;
@@ -105,6 +107,32 @@ pub fn flush_usage(svc: &Services) {
     if let Err(e) = written {
         log::warn!("writing usage counts failed, will retry: {e}");
         svc.credentials.usage.restore(keys, apps);
+    }
+}
+
+/// Writes the mailbox auth keys' usage (SMTP AUTH successes).
+fn flush_auth_key_usage(svc: &Services) {
+    let counts = svc.credentials.usage.drain_auth_keys();
+    if counts.is_empty() {
+        return;
+    }
+    let written = svc
+        .pool
+        .get()
+        .map_err(crate::error::Error::from)
+        .and_then(|mut conn| {
+            db::write_tx(&mut conn, |conn| {
+                use crate::credentials::usage::{self, day_of};
+                for (id, (count, at)) in &counts {
+                    crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
+                    usage::add(conn, usage::MAILBOX_AUTH_KEY, id, day_of(*at), *count)?;
+                }
+                Ok::<_, crate::error::Error>(())
+            })
+        });
+    if let Err(e) = written {
+        log::warn!("writing auth key usage failed, will retry: {e}");
+        svc.credentials.usage.restore_auth_keys(counts);
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Limits {
     pub login_address: FailureLimiter,
     pub client: FailureLimiter,
     pub bearer_address: FailureLimiter,
+    /// SMTP AUTH failures per (mailbox address, client address).
+    pub smtp: FailureLimiter,
 }
 
 pub struct Services {
@@ -43,6 +45,7 @@ impl Services {
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
             client: FailureLimiter::new(r.client_failures, r.window_secs),
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
+            smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
         });
         let credentials = Credentials {
             keys,
@@ -69,5 +72,18 @@ impl Services {
             credentials: &self.credentials,
             clients: &self.clients,
         }
+    }
+}
+
+/// What the SMTP authenticator uses of a node.
+impl crate::mailboxes::authenticator::Node for Services {
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+    fn smtp_failures(&self) -> Option<&dyn crate::mailboxes::authenticator::FailureLimit> {
+        self.limits.as_ref().map(|l| &l.smtp as _)
     }
 }
