@@ -14,6 +14,8 @@ struct KeyLine {
     last_used: String,
     expires: String,
     status: &'static str,
+    /// The address of the one mailbox a restricted key reads; empty for a workspace key.
+    mailbox: String,
 }
 
 #[derive(Template)]
@@ -32,12 +34,15 @@ struct KeysTemplate<'a> {
     notice: Option<&'a str>,
     error: Option<&'a str>,
     form_name: &'a str,
+    /// The mailboxes a new key may be restricted to.
+    mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
 struct KeysView {
     ctx: Context,
     rows: Vec<apikeys::KeyRow>,
     usage: Vec<(String, i64, i64)>,
+    mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
 fn render_keys(
@@ -63,6 +68,7 @@ fn render_keys(
             last_used: day(r.key.last_used_at, "never"),
             expires: last_day(r.key.expires_at),
             status: r.key.status_at(now).as_str(),
+            mailbox: restricted_to(&view.mailboxes, r.key.mailbox_id.as_deref()),
         })
         .collect();
     let Ok(body) = KeysTemplate {
@@ -79,6 +85,7 @@ fn render_keys(
         notice: notice_text(q.notice.as_deref()),
         error,
         form_name,
+        mailboxes: view.mailboxes.clone(),
     }
     .render() else {
         return crate::http::render_failed();
@@ -95,6 +102,17 @@ fn render_keys(
     html(status, body)
 }
 
+/// The address a restricted key reads (or, once the mailbox is gone, its id).
+fn restricted_to(mailboxes: &[crate::mailboxes::MailboxRow], id: Option<&str>) -> String {
+    let Some(id) = id else {
+        return String::new();
+    };
+    mailboxes.iter().find(|m| m.mailbox.id == id).map_or_else(
+        || format!("deleted mailbox {id}"),
+        |m| m.mailbox.address.clone(),
+    )
+}
+
 fn load_keys(
     conn: &mut DbConn,
     cookie: Option<String>,
@@ -102,14 +120,17 @@ fn load_keys(
 ) -> Result<Result<KeysView, Access_>, Error> {
     match context(conn, cookie, q.workspace.as_deref())? {
         Access_::Ok(ctx) => {
-            let rows = if ctx.role.can_manage() {
+            let (rows, mailboxes) = if ctx.role.can_manage() {
                 let filter = ListFilter {
                     query: q.q.clone(),
                     status: q.status.clone(),
                 };
-                apikeys::list(conn, &ctx.current.id, &filter)?
+                (
+                    apikeys::list(conn, &ctx.current.id, &filter)?,
+                    crate::mailboxes::lifecycle::list(conn, &ctx.current.id)?,
+                )
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
             let usage = load_usage(
                 conn,
@@ -120,6 +141,7 @@ fn load_keys(
                 ctx: *ctx,
                 rows,
                 usage,
+                mailboxes,
             }))
         }
         other => Ok(Err(other)),
@@ -202,12 +224,14 @@ pub(super) async fn generate_key(
         let name = field(&post.form, "name");
         let attempt = Access::parse(&field(&post.form, "access")).and_then(|access| {
             let expires = apikeys::parse_expiry(Some(&field(&post.form, "expires")))?;
-            apikeys::create(
+            let mailbox = field(&post.form, "mailbox_id");
+            apikeys::create_restricted(
                 conn,
                 &ws,
                 &name,
                 access,
                 expires,
+                Some(mailbox.as_str()).filter(|m| !m.is_empty()),
                 &ctx.user.id,
                 Some(&post.address),
             )

@@ -1,5 +1,5 @@
-//! The settings pages: API keys and authorized apps of a workspace, for its
-//! owners and admins.
+//! The settings pages: API keys, mailboxes and authorized apps of a workspace,
+//! for its owners and admins.
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
@@ -18,10 +18,12 @@ use askama::Template;
 mod apps;
 mod keys;
 mod log;
+mod mailboxes;
 
 use apps::{apps_page, revoke_app};
 use keys::{generate_key, keys_page, revoke_key, rotate_key};
 use log::log_page;
+use mailboxes::{auth_key_action, create_auth_key, create_mailbox, delete_mailbox, mailboxes_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -35,6 +37,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/settings/api-keys/{id}/rotate", web::post().to(rotate_key))
     .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key))
+    .service(
+        web::resource("/settings/mailboxes")
+            .route(web::get().to(mailboxes_page))
+            .route(web::post().to(create_mailbox)),
+    )
+    .route(
+        "/settings/mailboxes/{id}/delete",
+        web::post().to(delete_mailbox),
+    )
+    .route(
+        "/settings/mailboxes/{id}/auth-keys",
+        web::post().to(create_auth_key),
+    )
+    .route(
+        "/settings/mailbox-auth-keys/{id}/{action}",
+        web::post().to(auth_key_action),
+    )
     .route("/settings/authorized-apps", web::get().to(apps_page))
     .route("/settings/security-log", web::get().to(log_page))
     .route(
