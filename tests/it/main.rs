@@ -9,6 +9,7 @@ mod cimd;
 mod cli;
 mod faults;
 mod https_server;
+mod mailboxes;
 mod oauth2_client;
 mod oauth_flow;
 mod openapi;
