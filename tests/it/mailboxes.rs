@@ -604,7 +604,7 @@ fn v1_mailbox_restricted_keys(b: Backend) {
         .iter()
         .map(|m| s(m, "id"))
         .collect();
-    assert_eq!(ids, [mine.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&mine));
     assert_eq!(
         http.bearer_get(&format!("/v1/mailboxes/{mine}"), &key)
             .status,
