@@ -79,9 +79,9 @@ pub fn poll_revocations(svc: &Services) {
 
 /// Writes the usage counted since the last flush; on failure keeps it for later.
 pub fn flush_usage(svc: &Services) {
-    flush_auth_key_usage(svc);
     let (keys, apps) = svc.credentials.usage.drain();
-    if keys.is_empty() && apps.is_empty() {
+    let auth_keys = svc.credentials.usage.drain_auth_keys();
+    if keys.is_empty() && apps.is_empty() && auth_keys.is_empty() {
         return;
     }
     let written = svc
@@ -101,29 +101,7 @@ pub fn flush_usage(svc: &Services) {
                         .execute(conn)?;
                     usage::add(conn, usage::AUTHORIZATION, id, day_of(*at), *count)?;
                 }
-                Ok::<_, crate::error::Error>(())
-            })
-        });
-    if let Err(e) = written {
-        log::warn!("writing usage counts failed, will retry: {e}");
-        svc.credentials.usage.restore(keys, apps);
-    }
-}
-
-/// Writes the mailbox auth keys' usage (SMTP AUTH successes).
-fn flush_auth_key_usage(svc: &Services) {
-    let counts = svc.credentials.usage.drain_auth_keys();
-    if counts.is_empty() {
-        return;
-    }
-    let written = svc
-        .pool
-        .get()
-        .map_err(crate::error::Error::from)
-        .and_then(|mut conn| {
-            db::write_tx(&mut conn, |conn| {
-                use crate::credentials::usage::{self, day_of};
-                for (id, (count, at)) in &counts {
+                for (id, (count, at)) in &auth_keys {
                     crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
                     usage::add(conn, usage::MAILBOX_AUTH_KEY, id, day_of(*at), *count)?;
                 }
@@ -131,8 +109,9 @@ fn flush_auth_key_usage(svc: &Services) {
             })
         });
     if let Err(e) = written {
-        log::warn!("writing auth key usage failed, will retry: {e}");
-        svc.credentials.usage.restore_auth_keys(counts);
+        log::warn!("writing usage counts failed, will retry: {e}");
+        svc.credentials.usage.restore(keys, apps);
+        svc.credentials.usage.restore_auth_keys(auth_keys);
     }
 }
 
