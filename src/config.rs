@@ -45,6 +45,13 @@ pub struct Config {
     /// `KEYGATE_REGISTRATION=open|off`: RFC 7591 dynamic client registration
     /// at `/oauth/register` (default open).
     pub registration_open: bool,
+    /// `KEYGATE_SASL_BIND` / `--sasl-bind`: where `serve` also answers
+    /// Postfix's SMTP AUTH questions (Dovecot's protocol), `HOST:PORT` or
+    /// `unix:PATH`; `None` for not at all.
+    pub sasl_bind: Option<String>,
+    /// `KEYGATE_SMTP_HOST`: the SMTP host the settings pages tell senders to
+    /// use; `None` for the issuer's host.
+    pub smtp_host: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +62,9 @@ pub struct RateLimits {
     pub client_failures: u32,
     /// Failed bearer checks per client address before back-off starts.
     pub bearer_failures: u32,
+    /// Failed SMTP authentications per mailbox and client address before each
+    /// further failure is delayed.
+    pub smtp_failures: u32,
     /// The window, in seconds, over which failures count.
     pub window_secs: u64,
     /// Failed registrations (and registration-token checks) per client
@@ -70,6 +80,7 @@ impl Default for RateLimits {
             login_failures: 10,
             client_failures: 100,
             bearer_failures: 200,
+            smtp_failures: 10,
             window_secs: 300,
             registration_failures: 20,
             registrations_per_hour: 20,
@@ -122,6 +133,8 @@ impl Config {
             revocation_retention_secs: 600,
             credential_cache_secs: 60,
             registration_open: true,
+            sasl_bind: None,
+            smtp_host: None,
         }
     }
 
@@ -153,6 +166,7 @@ impl Config {
                     login_failures: n("KEYGATE_LOGIN_FAILURE_LIMIT", d.login_failures)?,
                     client_failures: n("KEYGATE_CLIENT_FAILURE_LIMIT", d.client_failures)?,
                     bearer_failures: n("KEYGATE_BEARER_FAILURE_LIMIT", d.bearer_failures)?,
+                    smtp_failures: n("KEYGATE_SMTP_FAILURE_LIMIT", d.smtp_failures)?,
                     window_secs: env_i64("KEYGATE_FAILURE_WINDOW", d.window_secs as i64)? as u64,
                     registration_failures: n(
                         "KEYGATE_REGISTRATION_FAILURE_LIMIT",
@@ -195,11 +209,23 @@ impl Config {
             metrics_token: env("KEYGATE_METRICS_TOKEN"),
             metrics_bind: env("KEYGATE_METRICS_BIND"),
             registration_open,
+            sasl_bind: env("KEYGATE_SASL_BIND"),
+            smtp_host: env("KEYGATE_SMTP_HOST"),
         })
     }
 
     pub fn https(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+
+    /// The SMTP host senders connect to: `KEYGATE_SMTP_HOST`, else the issuer's host.
+    pub fn smtp_host(&self) -> String {
+        self.smtp_host.clone().unwrap_or_else(|| {
+            url::Url::parse(&self.issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "localhost".to_string())
+        })
     }
 
     /// The one protected resource: `{issuer}/v1`.

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub grants: IntCounterVec,
     pub v1_auth: IntCounterVec,
     pub revocations: IntCounterVec,
+    pub smtp_auth: IntCounterVec,
     pub cache: IntCounterVec,
     pub pool: IntGaugeVec,
     pub abuse_tracked: IntGaugeVec,
@@ -88,6 +89,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "keygate_revocations_total",
             "Revocations by what was revoked.",
             &["what"],
+        ),
+        smtp_auth: counter(
+            &registry,
+            "keygate_smtp_authentications_total",
+            "SMTP AUTH checks (Dovecot protocol) by outcome: ok, fail or unavailable.",
+            &["outcome"],
         ),
         cache: counter(
             &registry,

@@ -11,7 +11,7 @@ use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::revocation::{self, Event};
 use crate::crypto;
-use crate::db::schema::{api_keys, users, workspaces};
+use crate::db::schema::{api_keys, mailboxes, users, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
@@ -53,6 +53,9 @@ pub struct NewKey<'a> {
     pub expires_at: Option<i64>,
     /// `None`: usable from anywhere.
     pub allowed_ips: Option<IpAllowList>,
+    /// The one mailbox a restricted key may see on `/v1` (see
+    /// `credentials::api_key::MAILBOX_RESTRICTED_SCOPES`); `None`: a workspace key.
+    pub mailbox_id: Option<&'a str>,
 }
 
 pub fn create(
@@ -70,6 +73,31 @@ pub fn create(
         access,
         expires_at,
         allowed_ips: None,
+        mailbox_id: None,
+    };
+    create_key(conn, &spec, created_by, client_address)
+}
+
+/// A key restricted to one mailbox of the workspace when `mailbox_id` is set,
+/// else a workspace key.
+#[allow(clippy::too_many_arguments)]
+pub fn create_restricted(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    name: &str,
+    access: Access,
+    expires_at: Option<i64>,
+    mailbox_id: Option<&str>,
+    created_by: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedKey> {
+    let spec = NewKey {
+        workspace_id,
+        name,
+        access,
+        expires_at,
+        allowed_ips: None,
+        mailbox_id,
     };
     create_key(conn, &spec, created_by, client_address)
 }
@@ -96,6 +124,9 @@ pub fn create_key(
     let workspace_id = spec.workspace_id;
     db::write_tx(conn, |conn| {
         require_api_access(conn, workspace_id)?;
+        if let Some(mailbox_id) = spec.mailbox_id {
+            require_mailbox_of(conn, workspace_id, mailbox_id)?;
+        }
         let public_id = API_KEY.new_public_id();
         let secret = API_KEY.new_secret(&public_id);
         let key = ApiKey {
@@ -117,6 +148,7 @@ pub fn create_key(
             last_used_ip: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            mailbox_id: spec.mailbox_id.map(str::to_string),
         };
         match diesel::insert_into(api_keys::table)
             .values(&key)
@@ -139,6 +171,55 @@ pub fn create_key(
         )?;
         Ok(IssuedKey { key, secret })
     })
+}
+
+/// The mailbox a key is restricted to must exist in the key's workspace. (A
+/// read of the table, not of `mailboxes`: that area imports this one.)
+fn require_mailbox_of(conn: &mut DbConn, workspace_id: &str, mailbox_id: &str) -> Result<()> {
+    let owner: Option<String> = mailboxes::table
+        .find(mailbox_id)
+        .select(mailboxes::workspace_id)
+        .first(conn)
+        .optional()?;
+    match owner {
+        Some(ws) if ws == workspace_id => Ok(()),
+        _ => Err(Error::not_found(format!(
+            "no mailbox with id {mailbox_id:?} in this workspace"
+        ))),
+    }
+}
+
+/// Inside the transaction that deletes a mailbox: revokes every key restricted
+/// to it, with a security-log row each. Returns the events to apply once the
+/// transaction has committed.
+pub fn revoke_restricted_to_in_tx(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<Vec<Event>> {
+    let keys: Vec<(String, String)> = api_keys::table
+        .filter(api_keys::mailbox_id.eq(mailbox_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::id, api_keys::workspace_id))
+        .load(conn)?;
+    let mut events = Vec::with_capacity(keys.len());
+    for (id, workspace_id) in keys {
+        diesel::update(api_keys::table.find(&id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        crate::accounts::audit::record(
+            conn,
+            &workspace_id,
+            actor,
+            "api_key.revoked",
+            &id,
+            client_address,
+        )?;
+        events.push(Event::api_key(&id));
+    }
+    revocation::record(conn, &events)?;
+    Ok(events)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {

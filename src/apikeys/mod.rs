@@ -60,6 +60,8 @@ pub struct ApiKey {
     #[serde(skip)]
     pub previous_secret_hash: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+    /// The one mailbox a restricted key may see on `/v1`; `None` for a workspace key.
+    pub mailbox_id: Option<String>,
 }
 
 impl ApiKey {

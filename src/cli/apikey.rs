@@ -26,6 +26,10 @@ pub(super) enum ApikeyCmd {
         /// (repeatable; IPv4 or IPv6 CIDR, or a bare address). Omit for anywhere.
         #[arg(long = "allow-ip", value_name = "CIDR")]
         allow_ip: Vec<String>,
+        /// Restrict the key to one mailbox of the workspace: it reads only that
+        /// mailbox on /v1, and nothing else.
+        #[arg(long, value_name = "MAILBOX_ID")]
+        mailbox: Option<String>,
     },
     /// List a workspace's keys, newest first.
     #[command(
@@ -74,6 +78,7 @@ pub(super) fn key_json(key: &apikeys::ApiKey, secret: Option<&str>) -> Value {
         "scopes": key.scope_names(),
         "allowed_ips": key.allowed_ip_list(),
         "expires_at": time_or_null(key.expires_at),
+        "mailbox_id": key.mailbox_id,
     });
     if let Some(s) = secret {
         v["key"] = json!(s);
@@ -95,6 +100,7 @@ pub(super) fn apikey(
             scopes,
             expires,
             allow_ip,
+            mailbox,
         } => {
             let access = Access::with_scopes(&access, &scopes)?;
             if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
@@ -117,6 +123,7 @@ pub(super) fn apikey(
                 access,
                 expires_at,
                 allowed_ips,
+                mailbox_id: mailbox.as_deref(),
             };
             let issued = apikeys::create_key(conn, &spec, apikeys::CLI_ACTOR, None)?;
             out.emit(

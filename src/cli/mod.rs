@@ -3,12 +3,14 @@
 
 mod apikey;
 mod issuer;
+mod mailbox;
 mod ops;
 mod people;
 pub mod serve;
 
 use self::apikey::{apikey, ApikeyCmd};
 use self::issuer::{apps, client, AppsCmd, ClientCmd, KeysCmd};
+use self::mailbox::{authkey, mailbox, AuthkeyCmd, MailboxCmd};
 use self::ops::{audit, completions, print_demo, AuditCmd};
 use self::people::{member, read_password, workspace, MemberCmd, UserCmd, WorkspaceCmd};
 
@@ -47,6 +49,9 @@ pub struct Cli {
     /// The listening address [env: KEYGATE_BIND]
     #[arg(long, global = true)]
     bind: Option<String>,
+    /// Also answer Postfix's SMTP AUTH (Dovecot protocol) on HOST:PORT or unix:PATH [env: KEYGATE_SASL_BIND]
+    #[arg(long, global = true, value_name = "HOST:PORT|unix:PATH")]
+    sasl_bind: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,6 +101,18 @@ enum Command {
         after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only\n  keygate apikey create --workspace WS_ID --name forms --access custom --scope forms:read --allow-ip 203.0.113.0/24\n  keygate --json apikey list --workspace WS_ID\n  keygate apikey rotate KEY_ID --grace 7d\n  keygate apikey revoke KEY_ID"
     )]
     Apikey(ApikeyCmd),
+    /// Mailboxes: a workspace's sending identities (SMTP).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate mailbox create --workspace WS_ID --address sales@example.com\n  keygate --json mailbox list --workspace WS_ID\n  keygate mailbox delete MAILBOX_ID"
+    )]
+    Mailbox(MailboxCmd),
+    /// Mailbox auth keys: the SMTP password of one mailbox, one per sending tool.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate authkey create --mailbox MAILBOX_ID --name 'Outreach Primary'\n  keygate --json authkey list --mailbox MAILBOX_ID\n  keygate authkey disable KEY_ID"
+    )]
+    Authkey(AuthkeyCmd),
     /// Authorized apps (OAuth authorizations) of a workspace.
     #[command(
         subcommand,
@@ -226,6 +243,9 @@ fn run(cli: Cli) -> Result<(), String> {
         return completions(shell);
     }
     let mut config = Config::resolve(cli.database_url, cli.issuer, cli.bind)?;
+    if cli.sasl_bind.is_some() {
+        config.sasl_bind = cli.sasl_bind;
+    }
     let out = Out { json: cli.json };
     let e = |e: Error| e.to_string();
     match cli.command {
@@ -290,6 +310,14 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Apikey(cmd) => {
             let mut conn = conn_for(&config)?;
             apikey(&mut conn, &config, &out, cmd).map_err(e)
+        }
+        Command::Mailbox(cmd) => {
+            let mut conn = conn_for(&config)?;
+            mailbox(&mut conn, &config, &out, cmd).map_err(e)
+        }
+        Command::Authkey(cmd) => {
+            let mut conn = conn_for(&config)?;
+            authkey(&mut conn, &config, &out, cmd).map_err(e)
         }
         Command::Apps(cmd) => {
             let mut conn = conn_for(&config)?;

@@ -1,6 +1,8 @@
 //! Starting and stopping a serving node.
 
 use crate::config::Config;
+use crate::mailboxes::authenticator::MailboxAuthenticator;
+use crate::mailboxes::sasl;
 use crate::node::state::Services;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
@@ -17,6 +19,13 @@ pub fn run(config: Config) -> Result<(), String> {
              Set it to a long random value to encrypt them at rest."
         );
     }
+    // A bad SASL address fails before anything else starts.
+    let sasl_bind = config
+        .sasl_bind
+        .as_deref()
+        .map(sasl::Bind::parse)
+        .transpose()
+        .map_err(|e| format!("KEYGATE_SASL_BIND: {e}"))?;
     let pool = crate::db::connect(&config.database_url)?;
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -39,45 +48,85 @@ pub fn run(config: Config) -> Result<(), String> {
         ),
     }
     let result = actix_web::rt::System::new().block_on(async move {
-        let data = web::Data::from(services.clone());
-        let https = services.config.https();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                // Innermost: a panicking handler becomes a 500 that the
-                // headers and the request log below still see.
-                .wrap(from_fn(crate::http::panic::catch_panic))
-                .wrap(crate::http::default_headers(https))
-                .wrap(from_fn(crate::http::observe::observe))
-                .configure(crate::http::configure)
-                .configure(crate::http::demo::configure)
-        })
-        .shutdown_timeout(10)
-        .listen(listener)
-        .map_err(|e| format!("cannot serve: {e}"))?
-        .run();
-        if let Some(bind) = metrics_bind {
-            // Metrics on their own listener, away from the public one.
-            let data = web::Data::from(services.clone());
-            let metrics = HttpServer::new(move || {
-                App::new()
-                    .app_data(data.clone())
-                    .route("/metrics", web::get().to(crate::http::metrics))
-            })
-            .workers(1)
-            .bind(&bind)
-            .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?
-            .run();
-            let handle = metrics.handle();
-            actix_web::rt::spawn(metrics);
-            let result = server.await.map_err(|e| format!("server error: {e}"));
-            handle.stop(true).await;
-            return result;
+        let smtp_auth = match &sasl_bind {
+            Some(bind) => Some(start_sasl(bind, services.clone()).await?),
+            None => None,
+        };
+        let result = serve_http(services, listener, metrics_bind).await;
+        if let Some(task) = smtp_auth {
+            // Dropping the listener's future ends its connections (and removes
+            // a unix socket).
+            task.abort();
+            let _ = task.await;
         }
-        server.await.map_err(|e| format!("server error: {e}"))
+        result
     });
     stop.store(true, Ordering::Relaxed);
     let _ = maintenance.join();
     log::info!("keygate stopped");
     result
+}
+
+/// Binds the Dovecot-protocol listener for Postfix's SMTP AUTH and serves it on
+/// this runtime until the returned task is aborted.
+async fn start_sasl(
+    bind: &sasl::Bind,
+    services: Arc<Services>,
+) -> Result<actix_web::rt::task::JoinHandle<()>, String> {
+    let listener = sasl::Listener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind} for SASL: {e}"))?;
+    let at = listener.local_addr().map_err(|e| e.to_string())?;
+    log::info!("keygate SMTP AUTH (Dovecot protocol) listening on {at}");
+    let auth = Arc::new(MailboxAuthenticator::new(services));
+    Ok(actix_web::rt::spawn(sasl::serve(
+        listener,
+        auth,
+        sasl::Limits::default(),
+    )))
+}
+
+/// Serves HTTP (and metrics on their own listener when asked) until SIGTERM or
+/// SIGINT, draining in-flight requests.
+async fn serve_http(
+    services: Arc<Services>,
+    listener: TcpListener,
+    metrics_bind: Option<String>,
+) -> Result<(), String> {
+    let data = web::Data::from(services.clone());
+    let https = services.config.https();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            // Innermost: a panicking handler becomes a 500 that the headers
+            // and the request log below still see.
+            .wrap(from_fn(crate::http::panic::catch_panic))
+            .wrap(crate::http::default_headers(https))
+            .wrap(from_fn(crate::http::observe::observe))
+            .configure(crate::http::configure)
+            .configure(crate::http::demo::configure)
+    })
+    .shutdown_timeout(10)
+    .listen(listener)
+    .map_err(|e| format!("cannot serve: {e}"))?
+    .run();
+    if let Some(bind) = metrics_bind {
+        // Metrics on their own listener, away from the public one.
+        let data = web::Data::from(services.clone());
+        let metrics = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/metrics", web::get().to(crate::http::metrics))
+        })
+        .workers(1)
+        .bind(&bind)
+        .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?
+        .run();
+        let handle = metrics.handle();
+        actix_web::rt::spawn(metrics);
+        let result = server.await.map_err(|e| format!("server error: {e}"));
+        handle.stop(true).await;
+        return result;
+    }
+    server.await.map_err(|e| format!("server error: {e}"))
 }

@@ -270,6 +270,12 @@ impl KeyStatus {
     }
 }
 
+/// What a key restricted to one mailbox may do on `/v1`, whatever its access
+/// level: read that mailbox. It never creates or deletes mailboxes (as
+/// Mailosaur's server-restricted keys), and every other resource is out of
+/// its scope.
+pub const MAILBOX_RESTRICTED_SCOPES: &[&str] = &["mailboxes:read"];
+
 /// The bearer check's database path: the key if it is well formed, known,
 /// matches in constant time, is active and its workspace's plan has API access.
 ///
@@ -308,12 +314,22 @@ pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
     {
         return Ok(None);
     }
+    // A key restricted to one mailbox holds only what reading it needs,
+    // whatever its access level says.
+    let scopes = match &key.mailbox_id {
+        Some(_) => MAILBOX_RESTRICTED_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        None => Access::from_row(&key.access, key.scopes.as_deref()).scopes(),
+    };
     Ok(Some(CachedKey {
         id: key.id,
         workspace_id: key.workspace_id,
-        scopes: Access::from_row(&key.access, key.scopes.as_deref()).scopes(),
+        scopes,
         expires_at,
         addresses: AddressRule::from_column(key.allowed_ips.as_deref()),
+        mailbox_id: key.mailbox_id,
     }))
 }
 
@@ -331,6 +347,7 @@ struct KeyRow {
     allowed_ips: Option<String>,
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
+    mailbox_id: Option<String>,
 }
 
 /// Adds batched usage to the keys: the count, the last use and the address it

@@ -37,6 +37,20 @@ impl Principal {
             Principal::AccessToken(_) => true,
         }
     }
+    /// The one mailbox a restricted API key may see; `None` for the whole workspace.
+    pub fn mailbox_id(&self) -> Option<&str> {
+        match self {
+            Principal::ApiKey(k) => k.mailbox_id.as_deref(),
+            Principal::AccessToken(_) => None,
+        }
+    }
+    /// Who acted, for the security log: the API key or the person behind the token.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::ApiKey(k) => format!("api_key:{}", k.id),
+            Principal::AccessToken(t) => t.sub.clone(),
+        }
+    }
     pub fn kind(&self) -> &'static str {
         match self {
             Principal::ApiKey(_) => "api_key",

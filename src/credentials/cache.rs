@@ -41,6 +41,20 @@ pub struct CachedKey {
     pub expires_at: Option<i64>,
     /// The key's address allowlist, checked on every request from here.
     pub addresses: AddressRule,
+    /// Set for a key restricted to one mailbox (`apikey create --mailbox`).
+    pub mailbox_id: Option<String>,
+}
+
+/// A verified mailbox auth key (SMTP AUTH), by the SHA-256 of the whole key.
+#[derive(Clone, Debug)]
+pub struct CachedAuthKey {
+    pub id: String,
+    pub mailbox_id: String,
+    pub workspace_id: String,
+    /// The mailbox address as stored: what `user=` answers.
+    pub address: String,
+    /// What the SMTP username is compared with.
+    pub address_lower: String,
 }
 
 /// How far memory is trusted.
@@ -80,6 +94,8 @@ pub struct CredentialCache {
     revoked_jtis: RwLock<HashMap<String, i64>>,
     /// By SHA-256 of the whole key.
     keys: RwLock<HashMap<[u8; 32], Entry<CachedKey>>>,
+    /// Mailbox auth keys by SHA-256 of the whole key.
+    auth_keys: RwLock<HashMap<[u8; 32], Entry<CachedAuthKey>>>,
     /// Workspace names by id, for `/v1/workspace`.
     workspaces: RwLock<HashMap<String, String>>,
     /// Bumped before every change that removes entries; a fill that began
@@ -117,6 +133,7 @@ impl CredentialCache {
             tokens: RwLock::default(),
             revoked_jtis: RwLock::default(),
             keys: RwLock::default(),
+            auth_keys: RwLock::default(),
             workspaces: RwLock::default(),
             generation: AtomicU64::new(0),
             origin: Instant::now(),
@@ -254,6 +271,33 @@ impl CredentialCache {
         );
     }
 
+    pub fn auth_key(&self, hash: &[u8; 32]) -> Option<CachedAuthKey> {
+        read(&self.auth_keys)
+            .get(hash)
+            .filter(|e| self.young(e.read_at_ms))
+            .map(|e| e.value.clone())
+    }
+
+    /// Like `put_key`: `fill` was taken before the database read, so a read an
+    /// event overtook is not stored.
+    pub fn put_auth_key(&self, fill: Fill, hash: [u8; 32], key: CachedAuthKey) {
+        let mut map = write(&self.auth_keys);
+        if !self.still(fill) {
+            return;
+        }
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        let read_at_ms = self.now_ms();
+        map.insert(
+            hash,
+            Entry {
+                value: key,
+                read_at_ms,
+            },
+        );
+    }
+
     pub fn workspace_name(&self, id: &str) -> Option<String> {
         read(&self.workspaces).get(id).cloned()
     }
@@ -283,7 +327,16 @@ impl CredentialCache {
                 EventKind::ApiKey => write(&self.keys).retain(|_, k| k.value.id != e.subject),
                 EventKind::Workspace => {
                     write(&self.keys).retain(|_, k| k.value.workspace_id != e.subject);
+                    write(&self.auth_keys).retain(|_, k| k.value.workspace_id != e.subject);
                     write(&self.workspaces).remove(&e.subject);
+                }
+                EventKind::MailboxAuthKey => {
+                    write(&self.auth_keys).retain(|_, k| k.value.id != e.subject)
+                }
+                EventKind::Mailbox => {
+                    write(&self.auth_keys).retain(|_, k| k.value.mailbox_id != e.subject);
+                    write(&self.keys)
+                        .retain(|_, k| k.value.mailbox_id.as_ref() != Some(&e.subject));
                 }
                 // The issuer's client cache is the node's to correct.
                 EventKind::Client => {}
@@ -299,6 +352,7 @@ impl CredentialCache {
         write(&self.tokens).clear();
         write(&self.revoked_jtis).clear();
         write(&self.keys).clear();
+        write(&self.auth_keys).clear();
     }
 
     /// Drops what has expired or grown too old to serve.
@@ -308,6 +362,7 @@ impl CredentialCache {
         write(&self.revoked_jtis).retain(|_, exp| *exp >= now);
         write(&self.keys)
             .retain(|_, k| k.value.expires_at.is_none_or(|e| e > now) && self.young(k.read_at_ms));
+        write(&self.auth_keys).retain(|_, k| self.young(k.read_at_ms));
     }
 
     /// Tests: pretends the feed was last read `ago` back.
@@ -329,7 +384,31 @@ mod tests {
             scopes: vec![],
             expires_at: None,
             addresses: AddressRule::Anywhere,
+            mailbox_id: None,
         }
+    }
+
+    #[test]
+    fn mailbox_events_evict_auth_keys() {
+        let c = cache(MINUTE, MINUTE);
+        let key = |id: &str, mailbox: &str| CachedAuthKey {
+            id: id.into(),
+            mailbox_id: mailbox.into(),
+            workspace_id: "w1".into(),
+            address: "A@example.com".into(),
+            address_lower: "a@example.com".into(),
+        };
+        c.put_auth_key(c.fill(), [1; 32], key("a1", "m1"));
+        c.put_auth_key(c.fill(), [2; 32], key("a2", "m1"));
+        c.put_auth_key(c.fill(), [3; 32], key("a3", "m2"));
+        c.apply(&[Event::mailbox_auth_key("a1")]);
+        assert!(c.auth_key(&[1; 32]).is_none());
+        assert!(c.auth_key(&[2; 32]).is_some());
+        c.apply(&[Event::mailbox("m1")]);
+        assert!(c.auth_key(&[2; 32]).is_none());
+        assert!(c.auth_key(&[3; 32]).is_some());
+        c.apply(&[Event::workspace("w1")]);
+        assert!(c.auth_key(&[3; 32]).is_none());
     }
 
     fn cache(max_age: Duration, stale_after: Duration) -> CredentialCache {

@@ -18,6 +18,10 @@ pub enum EventKind {
     /// An OAuth client (by id) changed its secret or was deleted: drop it from
     /// every node's client cache.
     Client,
+    /// A mailbox auth key (by id) was disabled, rotated or deleted.
+    MailboxAuthKey,
+    /// A mailbox (by id) was deleted: drop every cached key of it.
+    Mailbox,
 }
 
 impl EventKind {
@@ -27,6 +31,8 @@ impl EventKind {
             EventKind::ApiKey => "api_key",
             EventKind::Workspace => "workspace",
             EventKind::Client => "client",
+            EventKind::MailboxAuthKey => "mailbox_auth_key",
+            EventKind::Mailbox => "mailbox",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -35,6 +41,8 @@ impl EventKind {
             "api_key" => Some(EventKind::ApiKey),
             "workspace" => Some(EventKind::Workspace),
             "client" => Some(EventKind::Client),
+            "mailbox_auth_key" => Some(EventKind::MailboxAuthKey),
+            "mailbox" => Some(EventKind::Mailbox),
             _ => None,
         }
     }
@@ -66,6 +74,20 @@ impl Event {
     pub fn workspace(id: &str) -> Self {
         Event {
             kind: EventKind::Workspace,
+            subject: id.to_string(),
+            expires_at: db::now() + 3600,
+        }
+    }
+    pub fn mailbox_auth_key(id: &str) -> Self {
+        Event {
+            kind: EventKind::MailboxAuthKey,
+            subject: id.to_string(),
+            expires_at: db::now() + 3600,
+        }
+    }
+    pub fn mailbox(id: &str) -> Self {
+        Event {
+            kind: EventKind::Mailbox,
             subject: id.to_string(),
             expires_at: db::now() + 3600,
         }

@@ -38,6 +38,16 @@ pub const SCOPES: &[ScopeInfo] = &[
         description: "Create and change forms",
         writes: true,
     },
+    ScopeInfo {
+        name: "mailboxes:read",
+        description: "See your mailboxes (sending addresses)",
+        writes: false,
+    },
+    ScopeInfo {
+        name: "mailboxes:write",
+        description: "Create and delete mailboxes",
+        writes: true,
+    },
 ];
 
 pub const DEFAULT_SCOPE: &str = "workspace:read";

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 pub const RETENTION_DAYS: i64 = 90;
 pub const API_KEY: &str = "api_key";
 pub const AUTHORIZATION: &str = "authorization";
+pub const MAILBOX_AUTH_KEY: &str = "mailbox_auth_key";
 
 /// The day number (days since 1970-01-01, UTC) of a unix time.
 pub fn day_of(t: i64) -> i64 {
@@ -115,6 +116,7 @@ pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
 pub struct UsageRecorder {
     keys: Mutex<KeyCounts>,
     authorizations: Mutex<HashMap<String, (i64, i64)>>,
+    auth_keys: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 /// Uses counted since the last flush: id → (count, last used).
@@ -182,6 +184,23 @@ impl UsageRecorder {
 
     pub fn authorization_used(&self, id: &str, at: i64) {
         Self::bump(&self.authorizations, id, 1, at);
+    }
+
+    /// A successful SMTP authentication with a mailbox auth key.
+    pub fn auth_key_used(&self, id: &str, at: i64) {
+        Self::bump(&self.auth_keys, id, 1, at);
+    }
+
+    /// Takes the mailbox auth key uses counted since the last call.
+    pub fn drain_auth_keys(&self) -> Counts {
+        std::mem::take(&mut *self.auth_keys.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts back mailbox auth key uses that could not be written.
+    pub fn restore_auth_keys(&self, counts: Counts) {
+        for (id, (n, at)) in counts {
+            Self::bump(&self.auth_keys, &id, n, at);
+        }
     }
 
     /// Takes what was counted since the last call.

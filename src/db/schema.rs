@@ -163,6 +163,7 @@ diesel::table! {
         last_used_ip -> Nullable<Text>,
         previous_secret_hash -> Nullable<Text>,
         previous_secret_expires_at -> Nullable<BigInt>,
+        mailbox_id -> Nullable<Text>,
     }
 }
 
@@ -231,3 +232,41 @@ diesel::table! {
         count -> BigInt,
     }
 }
+
+diesel::table! {
+    mailboxes (id) {
+        id -> Text,
+        workspace_id -> Text,
+        address -> Text,
+        address_lower -> Text,
+        created_at -> BigInt,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
+    mailbox_auth_keys (id) {
+        id -> Text,
+        mailbox_id -> Text,
+        name -> Text,
+        public_id -> Text,
+        secret_hash -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+        rotated_at -> Nullable<BigInt>,
+        usage_count -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(mailboxes -> workspaces (workspace_id));
+diesel::joinable!(mailbox_auth_keys -> mailboxes (mailbox_id));
+
+// Only the new pairs: a pair listed twice would implement its traits twice.
+diesel::allow_tables_to_appear_in_same_query!(mailboxes, mailbox_auth_keys);
+diesel::allow_tables_to_appear_in_same_query!(mailboxes, workspaces);
+diesel::allow_tables_to_appear_in_same_query!(mailboxes, users);
+diesel::allow_tables_to_appear_in_same_query!(mailboxes, api_keys);
+diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, workspaces);
+diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, users);

@@ -31,6 +31,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(create_form))
                     .default_service(web::to(|| async { not_allowed("GET, POST") })),
             )
+            .service(
+                web::resource("/mailboxes")
+                    .route(web::get().to(list_mailboxes))
+                    .route(web::post().to(create_mailbox))
+                    .default_service(web::to(|| async { not_allowed("GET, POST") })),
+            )
+            .service(
+                web::resource("/mailboxes/{id}")
+                    .route(web::get().to(get_mailbox))
+                    .route(web::delete().to(delete_mailbox))
+                    .default_service(web::to(|| async { not_allowed("GET, DELETE") })),
+            )
             .default_service(web::to(not_found)),
     );
 }
@@ -329,13 +341,8 @@ struct ListQuery {
     starting_after: Option<String>,
 }
 
-async fn list(
-    svc: Svc,
-    caller: Caller,
-    req: HttpRequest,
-    resource: Resource,
-) -> Result<HttpResponse, ApiError> {
-    require(&svc, &caller, resource.read_scope())?;
+/// `limit` and `starting_after` of a list request.
+fn page_params(req: &HttpRequest) -> Result<(i64, Option<String>), ApiError> {
     let q = web::Query::<ListQuery>::from_query(req.query_string()).map_err(|_| {
         invalid_request(
             StatusCode::BAD_REQUEST,
@@ -370,6 +377,17 @@ async fn list(
             ))
         }
     };
+    Ok((limit, after))
+}
+
+async fn list(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    resource: Resource,
+) -> Result<HttpResponse, ApiError> {
+    require(&svc, &caller, resource.read_scope())?;
+    let (limit, after) = page_params(&req)?;
     let ws = caller.0.workspace_id().to_string();
     let page = super::with_conn(&svc, move |_, conn| {
         logic::list(conn, resource, &ws, limit, after.as_deref())
@@ -379,8 +397,12 @@ async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// Reads `{"name": "…"}` with a clear error for every way it can be wrong.
-async fn read_name(req: &HttpRequest, payload: web::Payload) -> Result<String, ApiError> {
+/// Reads `{"<field>": "…"}` with a clear error for every way it can be wrong.
+async fn read_field(
+    req: &HttpRequest,
+    payload: web::Payload,
+    field: &str,
+) -> Result<String, ApiError> {
     let bad = |code, msg: &str| invalid_request(StatusCode::BAD_REQUEST, code, msg);
     if super::media_type(req).as_deref() != Some("application/json") {
         return Err(bad(
@@ -406,17 +428,29 @@ async fn read_name(req: &HttpRequest, payload: web::Payload) -> Result<String, A
     let object = value
         .as_object()
         .ok_or_else(|| bad("invalid_body", "The request body must be a JSON object."))?;
-    let name = match object.get("name") {
+    match object.get(field) {
         None | Some(serde_json::Value::Null) => {
-            return Err(bad("parameter_missing", "name is required."))
+            Err(bad("parameter_missing", &format!("{field} is required.")))
         }
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => return Err(bad("parameter_invalid", "name must be a string.")),
-    };
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(bad(
+            "parameter_invalid",
+            &format!("{field} must be a string."),
+        )),
+    }
+}
+
+/// Reads `{"name": "…"}` with a clear error for every way it can be wrong.
+async fn read_name(req: &HttpRequest, payload: web::Payload) -> Result<String, ApiError> {
+    let name = read_field(req, payload, "name").await?;
     // One rule for names, the accounts' own.
-    let name = crate::accounts::validate_name("name", name)
-        .map_err(|e| bad("parameter_invalid", &format!("{e}.")))?;
-    Ok(name)
+    crate::accounts::validate_name("name", &name).map_err(|e| {
+        invalid_request(
+            StatusCode::BAD_REQUEST,
+            "parameter_invalid",
+            format!("{e}."),
+        )
+    })
 }
 
 async fn create(
@@ -477,6 +511,107 @@ fn method_not_allowed_error() -> ApiError {
         "method_not_allowed",
         "This method is not allowed on this endpoint.",
     )
+}
+
+// ------------------------------------------------------------ /v1/mailboxes
+//
+// The contract's codes: an unknown id, or another workspace's, is `404
+// not_found`; a bad or taken address is `400`. A key restricted to one mailbox
+// holds only `mailboxes:read` and sees only that mailbox.
+
+fn mailbox_error(e: crate::error::Error) -> ApiError {
+    use crate::error::Error;
+    match e {
+        Error::NotFound(_) => {
+            invalid_request(StatusCode::NOT_FOUND, "not_found", "No such mailbox.")
+        }
+        Error::Invalid(m) => invalid_request(
+            StatusCode::BAD_REQUEST,
+            "parameter_invalid",
+            format!("{m}."),
+        ),
+        Error::Conflict(m) => {
+            invalid_request(StatusCode::BAD_REQUEST, "address_taken", format!("{m}."))
+        }
+        Error::Forbidden(m) => ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "permission_error",
+            code: "plan_upgrade_required",
+            message: format!("{m}."),
+            www_authenticate: None,
+            retry_after: None,
+        },
+        e => from_domain(e),
+    }
+}
+
+async fn list_mailboxes(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    require(&svc, &caller, "mailboxes:read")?;
+    let (limit, after) = page_params(&req)?;
+    let ws = caller.0.workspace_id().to_string();
+    let only = caller.0.mailbox_id().map(str::to_string);
+    let page = super::with_conn(&svc, move |_, conn| {
+        crate::v1::mailboxes::list(conn, &ws, only.as_deref(), limit, after.as_deref())
+    })
+    .await
+    .map_err(mailbox_error)?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn get_mailbox(
+    svc: Svc,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require(&svc, &caller, "mailboxes:read")?;
+    let ws = caller.0.workspace_id().to_string();
+    let only = caller.0.mailbox_id().map(str::to_string);
+    let id = path.into_inner();
+    let mailbox = super::with_conn(&svc, move |_, conn| {
+        crate::v1::mailboxes::get(conn, &ws, only.as_deref(), &id)
+    })
+    .await
+    .map_err(mailbox_error)?;
+    Ok(HttpResponse::Ok().json(mailbox))
+}
+
+async fn create_mailbox(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require(&svc, &caller, "mailboxes:write")?;
+    let address = read_field(&req, payload, "address").await?;
+    let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
+    let from = client_address(&svc, &req);
+    let mailbox = super::with_conn(&svc, move |_, conn| {
+        crate::v1::mailboxes::create(conn, &ws, &address, &actor, Some(&from))
+    })
+    .await
+    .map_err(mailbox_error)?;
+    Ok(HttpResponse::Created().json(mailbox))
+}
+
+async fn delete_mailbox(
+    svc: Svc,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    require(&svc, &caller, "mailboxes:write")?;
+    let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
+    let (id, from) = (path.into_inner(), client_address(&svc, &req));
+    super::with_conn(&svc, move |svc, conn| {
+        crate::v1::mailboxes::delete(conn, &svc.credentials.cache, &ws, &id, &actor, Some(&from))
+    })
+    .await
+    .map_err(mailbox_error)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]

@@ -1,8 +1,55 @@
 //! Mailboxes: sending identities of a workspace, and the credentials outside
 //! sending tools present for them over SMTP.
 //!
-//! `sasl` is the SMTP side: the authentication service Postfix asks when a client
-//! says `AUTH`. It knows nothing of mailboxes itself; the caller hands it an
-//! [`sasl::Authenticator`] that checks an address and a mailbox auth key.
+//! - `lifecycle`: mailboxes (an address unique across the server, compared
+//!   without case, in exactly one workspace): create, find, list, delete;
+//! - `auth_keys`: mailbox auth keys (`kgm_…`, the API key's format with its own
+//!   prefix): create, list, disable, enable, rotate, delete, and the lookup the
+//!   SMTP side makes;
+//! - `authenticator`: the [`sasl::Authenticator`] that checks an SMTP login
+//!   (address and auth key) against them, with the cache, usage counts and
+//!   abuse limits of the node that runs it;
+//! - `sasl`: the SMTP side itself, the authentication service Postfix asks when
+//!   a client says `AUTH`. It knows nothing of mailboxes.
+//!
+//! Every change writes its security-log row, and every change that ends a
+//! credential its revocation event, inside the transaction that makes it.
 
+pub mod auth_keys;
+pub mod authenticator;
+pub mod lifecycle;
 pub mod sasl;
+
+pub use auth_keys::{AuthKeyStatus, IssuedAuthKey, MailboxAuthKey};
+pub use lifecycle::{Mailbox, MailboxRow};
+
+use crate::accounts;
+use crate::db::DbConn;
+use crate::error::{Error, Result};
+
+/// Who acted from the command line (the same actor as `apikeys::CLI_ACTOR`).
+pub const CLI_ACTOR: &str = crate::apikeys::CLI_ACTOR;
+
+/// Mailboxes and their auth keys are part of API access: a workspace whose plan
+/// lacks it can neither create them nor authenticate with them.
+fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts::Workspace> {
+    let ws = accounts::find_workspace(conn, workspace_id)?;
+    if !accounts::plan_includes_api(&ws.plan) {
+        return Err(Error::forbidden(format!(
+            "the workspace's plan ({}) does not include API access: upgrade required",
+            ws.plan
+        )));
+    }
+    Ok(ws)
+}
+
+/// Who created something, in words: the person's email, else the actor.
+fn creator_label(created_by: &str, email: Option<String>) -> String {
+    email.unwrap_or_else(|| {
+        if created_by == CLI_ACTOR {
+            "keygate CLI".to_string()
+        } else {
+            created_by.to_string()
+        }
+    })
+}

@@ -61,6 +61,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
                     &l.client,
                     &l.bearer_address,
                     &l.registration_failures,
+                    &l.smtp,
                 ] {
                     limiter.prune();
                 }
@@ -135,7 +136,8 @@ pub fn poll_revocations(svc: &Services) {
 /// Writes the usage counted since the last flush; on failure keeps it for later.
 pub fn flush_usage(svc: &Services) {
     let (keys, apps) = svc.credentials.usage.drain();
-    if keys.is_empty() && apps.is_empty() {
+    let auth_keys = svc.credentials.usage.drain_auth_keys();
+    if keys.is_empty() && apps.is_empty() && auth_keys.is_empty() {
         return;
     }
     let written = svc
@@ -162,12 +164,17 @@ pub fn flush_usage(svc: &Services) {
                         .execute(conn)?;
                     usage::add(conn, usage::AUTHORIZATION, id, day_of(*at), *count)?;
                 }
+                for (id, (count, at)) in &auth_keys {
+                    crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
+                    usage::add(conn, usage::MAILBOX_AUTH_KEY, id, day_of(*at), *count)?;
+                }
                 Ok::<_, crate::error::Error>(())
             })
         });
     if let Err(e) = written {
         log::warn!("writing usage counts failed, will retry: {e}");
         svc.credentials.usage.restore(keys, apps);
+        svc.credentials.usage.restore_auth_keys(auth_keys);
     }
 }
 

@@ -114,6 +114,15 @@ impl FailureLimiter {
     }
 }
 
+impl crate::mailboxes::authenticator::FailureLimit for FailureLimiter {
+    fn check(&self, key: &str) -> Result<(), u64> {
+        FailureLimiter::check(self, key)
+    }
+    fn failure(&self, key: &str) {
+        FailureLimiter::failure(self, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

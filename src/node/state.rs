@@ -22,6 +22,8 @@ pub struct Limits {
     pub registration_failures: FailureLimiter,
     /// Successful registrations, per address per hour.
     pub registrations: super::quota::SuccessQuota,
+    /// SMTP AUTH failures per (mailbox address, client address).
+    pub smtp: FailureLimiter,
 }
 
 pub struct Services {
@@ -59,6 +61,7 @@ impl Services {
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
             registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
             registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
+            smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
         });
         let documents = Fetcher::new(
             cimd_config()?,
@@ -112,5 +115,18 @@ impl Services {
             credentials: &self.credentials,
             clients: &self.clients,
         }
+    }
+}
+
+/// What the SMTP authenticator uses of a node.
+impl crate::mailboxes::authenticator::Node for Services {
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+    fn smtp_failures(&self) -> Option<&dyn crate::mailboxes::authenticator::FailureLimit> {
+        self.limits.as_ref().map(|l| &l.smtp as _)
     }
 }

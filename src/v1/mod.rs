@@ -1,5 +1,7 @@
-//! The workspace resources behind `/v1`: tags and forms. Every function takes the
-//! workspace the credential picked; no request names one.
+//! The workspace resources behind `/v1`: tags, forms and mailboxes. Every
+//! function takes the workspace the credential picked; no request names one.
+
+pub mod mailboxes;
 
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};

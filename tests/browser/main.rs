@@ -438,3 +438,83 @@ fn browser_pages_are_accessible_at_every_size() {
         },
     );
 }
+
+#[test]
+fn browser_mailboxes_tab() {
+    browser_test("browser_mailboxes_tab", |fx, b| async move {
+        let address = "sales@example.com";
+        let name = "Outreach Primary";
+        b.goto(&format!("{}/settings/mailboxes", fx.server.base))
+            .await;
+        b.wait_url("the login page", |u| u.path() == "/login").await;
+        b.sign_in(&fx).await;
+        b.wait_url("the Mailboxes tab", |u| u.path() == "/settings/mailboxes")
+            .await;
+        b.wait_text("nav a[aria-current='page']", "Mailboxes").await;
+
+        // Create a mailbox: the page then shows it with its SMTP details.
+        b.type_into("#mailbox-address", address).await;
+        b.click("form[method='post'][action='/settings/mailboxes'] button[type='submit']")
+            .await;
+        b.wait_url("the mailbox", |u| {
+            param(&query_params(u), "notice") == Some("mailbox_created")
+        })
+        .await;
+        b.wait_text("#mailbox-title", address).await;
+        b.wait_text("#smtp-username", address).await;
+        b.wait_text("dl.smtp", "587").await;
+        b.screenshot("-mailbox").await;
+
+        // Create an auth key: shown once, with a copy button that works.
+        b.type_into("#auth-key-name", name).await;
+        b.click("form[action$='/auth-keys'] button[type='submit']")
+            .await;
+        b.wait_text("#save-title", "Save your auth key").await;
+        let input = b.wait_css("#new-key").await;
+        let key = input.prop("value").await.unwrap().unwrap_or_default();
+        assert!(key.starts_with("kgm_") && key.len() == 53, "shown: {key:?}");
+        assert!(input.attr("readonly").await.unwrap().is_some());
+        b.wait_text("main", address).await;
+        b.click("[data-copy='new-key']").await;
+        b.wait_text("[data-copy='new-key']", "Copied").await;
+        b.screenshot("-created").await;
+        b.wait_xpath("//a[normalize-space()='I saved it, close']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        b.wait_url("the mailbox again", |u| {
+            param(&query_params(u), "notice") == Some("auth_key_created")
+        })
+        .await;
+        let body = b.body_text().await;
+        assert!(!body.contains(&key), "the key is shown again");
+
+        // Disable it: the row says so and offers Enable instead.
+        let row = key_row(name);
+        let status = b
+            .wait_xpath(&format!("{row}/td[starts-with(@class, 'status-')]"))
+            .await;
+        assert_eq!(status.text().await.unwrap(), "active");
+        b.wait_xpath(&format!(
+            "{row}//button[starts-with(normalize-space(), 'Disable')]"
+        ))
+        .await
+        .click()
+        .await
+        .unwrap();
+        b.wait_url("the mailbox after disabling", |u| {
+            param(&query_params(u), "notice") == Some("auth_key_disabled")
+        })
+        .await;
+        let status = b
+            .wait_xpath(&format!("{row}/td[@class='status-disabled']"))
+            .await;
+        assert_eq!(status.text().await.unwrap(), "disabled");
+        b.wait_xpath(&format!(
+            "{row}//button[starts-with(normalize-space(), 'Enable')]"
+        ))
+        .await;
+        b.screenshot("").await;
+    });
+}

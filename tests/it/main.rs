@@ -12,6 +12,7 @@ mod cli;
 mod developer_apps;
 mod faults;
 mod https_server;
+mod mailboxes;
 mod mcp_sdk;
 mod membership;
 mod oauth2_client;

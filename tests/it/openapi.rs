@@ -179,6 +179,54 @@ fn responses_match_the_openapi_document(b: Backend) {
         ),
     );
 
+    let created = http.bearer_post_json("/v1/mailboxes", &rw, r#"{"address":"doc@example.com"}"#);
+    conforms(&doc, "/v1/mailboxes", "post", &created);
+    for (key, body) in [
+        (&rw, r#"{"address":"DOC@example.com"}"#),
+        (&rw, "{}"),
+        (&ro, r#"{"address":"x@example.com"}"#),
+    ] {
+        conforms(
+            &doc,
+            "/v1/mailboxes",
+            "post",
+            &http.bearer_post_json("/v1/mailboxes", key, body),
+        );
+    }
+    conforms(
+        &doc,
+        "/v1/mailboxes",
+        "get",
+        &http.bearer_get("/v1/mailboxes", &ro),
+    );
+    conforms(
+        &doc,
+        "/v1/mailboxes",
+        "get",
+        &http.bearer_get("/v1/mailboxes", &access),
+    );
+    let mailbox = format!(
+        "/v1/mailboxes/{}",
+        created.json()["id"].as_str().expect("id")
+    );
+    conforms(
+        &doc,
+        "/v1/mailboxes/{id}",
+        "get",
+        &http.bearer_get(&mailbox, &ro),
+    );
+    conforms(
+        &doc,
+        "/v1/mailboxes/{id}",
+        "get",
+        &http.bearer_get("/v1/mailboxes/nope", &ro),
+    );
+    let bearer = format!("Bearer {rw}");
+    for _ in 0..2 {
+        let deleted = http.send("DELETE", &mailbox, &[("Authorization", &bearer)], "");
+        conforms(&doc, "/v1/mailboxes/{id}", "delete", &deleted);
+    }
+
     let auth = f.basic();
     let h = [("Authorization", auth.as_str())];
     conforms(&doc, "/oauth/token", "post", &f.refresh(&refresh));

@@ -24,6 +24,8 @@ struct KeyLine {
     /// When the secret a rotation replaced stops, while it still works.
     grace_until: String,
     status: &'static str,
+    /// The address of the one mailbox a restricted key reads; empty for a workspace key.
+    mailbox: String,
 }
 
 /// A scope checkbox of the generate form.
@@ -59,12 +61,15 @@ struct KeysTemplate<'a> {
     form_name: &'a str,
     scope_choices: Vec<ScopeChoice>,
     grace_choices: &'a [(&'a str, &'a str)],
+    /// The mailboxes a new key may be restricted to.
+    mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
 struct KeysView {
     ctx: Context,
     rows: Vec<apikeys::KeyRow>,
     usage: Vec<(String, i64, i64)>,
+    mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
 fn render_keys(
@@ -100,6 +105,7 @@ fn render_keys(
                 expiring_soon: r.key.expiring_soon(now),
                 grace_until: day(r.key.grace_ends_at(now), ""),
                 status: r.key.status_at(now).as_str(),
+                mailbox: restricted_to(&view.mailboxes, r.key.mailbox_id.as_deref()),
             }
         })
         .collect();
@@ -125,6 +131,7 @@ fn render_keys(
             })
             .collect(),
         grace_choices: GRACE_CHOICES,
+        mailboxes: view.mailboxes.clone(),
     }
     .render() else {
         return crate::http::render_failed();
@@ -141,6 +148,17 @@ fn render_keys(
     html(status, body)
 }
 
+/// The address a restricted key reads (or, once the mailbox is gone, its id).
+fn restricted_to(mailboxes: &[crate::mailboxes::MailboxRow], id: Option<&str>) -> String {
+    let Some(id) = id else {
+        return String::new();
+    };
+    mailboxes.iter().find(|m| m.mailbox.id == id).map_or_else(
+        || format!("deleted mailbox {id}"),
+        |m| m.mailbox.address.clone(),
+    )
+}
+
 fn load_keys(
     conn: &mut DbConn,
     cookie: Option<String>,
@@ -148,14 +166,17 @@ fn load_keys(
 ) -> Result<Result<KeysView, Access_>, Error> {
     match context(conn, cookie, q.workspace.as_deref())? {
         Access_::Ok(ctx) => {
-            let rows = if ctx.role.can_manage() {
+            let (rows, mailboxes) = if ctx.role.can_manage() {
                 let filter = ListFilter {
                     query: q.q.clone(),
                     status: q.status.clone(),
                 };
-                apikeys::list(conn, &ctx.current.id, &filter)?
+                (
+                    apikeys::list(conn, &ctx.current.id, &filter)?,
+                    crate::mailboxes::lifecycle::list(conn, &ctx.current.id)?,
+                )
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
             let usage = load_usage(
                 conn,
@@ -166,6 +187,7 @@ fn load_keys(
                 ctx: *ctx,
                 rows,
                 usage,
+                mailboxes,
             }))
         }
         other => Ok(Err(other)),
@@ -283,7 +305,7 @@ pub(super) async fn generate_key(
 /// after ticking some), the expiry, and the allowed addresses (separated by
 /// commas, spaces or lines; empty for anywhere).
 fn new_key_from<'a>(
-    form: &Params,
+    form: &'a Params,
     ws: &'a str,
     name: &'a str,
 ) -> Result<apikeys::NewKey<'a>, Error> {
@@ -308,11 +330,13 @@ fn new_key_from<'a>(
                 .map_err(|e| Error::invalid(format!("Allowed addresses: {e}")))?,
         )
     };
+    let mailbox_id = form.get("mailbox_id").ok().flatten();
     Ok(apikeys::NewKey {
         workspace_id: ws,
         name,
         access,
         expires_at,
+        mailbox_id,
         allowed_ips,
     })
 }

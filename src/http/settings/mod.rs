@@ -1,6 +1,6 @@
-//! The settings pages of a workspace: API keys, authorized apps, the team and
-//! the security log, for its owners and admins; and each person's own
-//! developer apps.
+//! The settings pages of a workspace: API keys, mailboxes, authorized apps,
+//! the team and the security log, for its owners and admins; and each
+//! person's own developer apps.
 
 use super::pages::{error_page, internal_error, session_cookie};
 use super::{client_address, html, read_body, redirect, Svc};
@@ -20,6 +20,7 @@ mod apps;
 mod developer_apps;
 mod keys;
 mod log;
+mod mailboxes;
 mod team;
 
 use apps::{apps_page, revoke_app};
@@ -28,6 +29,7 @@ use developer_apps::{
 };
 use keys::{generate_key, keys_page, revoke_key, rotate_key};
 use log::log_page;
+use mailboxes::{auth_key_action, create_auth_key, create_mailbox, delete_mailbox, mailboxes_page};
 use team::{add_member, change_role, remove_member, team_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,6 +44,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/settings/api-keys/{id}/rotate", web::post().to(rotate_key))
     .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key))
+    .service(
+        web::resource("/settings/mailboxes")
+            .route(web::get().to(mailboxes_page))
+            .route(web::post().to(create_mailbox)),
+    )
+    .route(
+        "/settings/mailboxes/{id}/delete",
+        web::post().to(delete_mailbox),
+    )
+    .route(
+        "/settings/mailboxes/{id}/auth-keys",
+        web::post().to(create_auth_key),
+    )
+    .route(
+        "/settings/mailbox-auth-keys/{id}/{action}",
+        web::post().to(auth_key_action),
+    )
     .route("/settings/authorized-apps", web::get().to(apps_page))
     .route("/settings/security-log", web::get().to(log_page))
     .service(

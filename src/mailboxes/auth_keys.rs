@@ -1,0 +1,455 @@
+//! Mailbox auth keys: the SMTP password of one mailbox, one key per sending tool.
+//!
+//! Format: the API key's ([`SecretFormat`]) with the prefix `kgm_` (see
+//! `apikeys::leaks` for why): `kgm_` + a 10-character public id + `_` + 32
+//! random characters + a 6-character CRC-32 checksum, all base62. Only the
+//! SHA-256 of the whole key is stored; the displayable prefix is `kgm_` + the
+//! public id. A key is `active` or `disabled`; disabling, rotating (a new secret
+//! for the same key) and deleting each write a revocation event, so the key's
+//! old secret fails at the next authentication on every node.
+
+use crate::credentials::api_key::SecretFormat;
+use crate::credentials::cache::{CachedAuthKey, CredentialCache};
+use crate::credentials::revocation::{self, Event};
+use crate::crypto;
+use crate::db::schema::{mailbox_auth_keys, mailboxes, users, workspaces};
+use crate::db::{self, DbConn, Pool};
+use crate::error::{Error, Result};
+use diesel::prelude::*;
+
+use super::lifecycle::{self, Mailbox};
+
+pub const MAILBOX_AUTH_KEY: SecretFormat = SecretFormat { prefix: "kgm_" };
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = mailbox_auth_keys)]
+pub struct MailboxAuthKey {
+    pub id: String,
+    pub mailbox_id: String,
+    pub name: String,
+    pub public_id: String,
+    pub secret_hash: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    pub rotated_at: Option<i64>,
+    pub usage_count: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthKeyStatus {
+    Active,
+    Disabled,
+}
+
+impl AuthKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKeyStatus::Active => "active",
+            AuthKeyStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl MailboxAuthKey {
+    pub fn prefix(&self) -> String {
+        MAILBOX_AUTH_KEY.display_prefix(&self.public_id)
+    }
+    pub fn status(&self) -> AuthKeyStatus {
+        if self.disabled_at.is_some() {
+            AuthKeyStatus::Disabled
+        } else {
+            AuthKeyStatus::Active
+        }
+    }
+}
+
+/// A key with its full secret, which exists only in this value.
+pub struct IssuedAuthKey {
+    pub key: MailboxAuthKey,
+    pub mailbox: Mailbox,
+    pub secret: String,
+}
+
+/// A key in a list, with who created it in words.
+#[derive(Clone, Debug)]
+pub struct AuthKeyRow {
+    pub key: MailboxAuthKey,
+    pub creator: String,
+}
+
+/// The API keys' rule for names (describe the tool, never paste a secret),
+/// plus this format's own prefix.
+pub fn validate_key_name(raw: &str) -> Result<String> {
+    let name = crate::apikeys::validate_key_name(raw)?;
+    if name.to_lowercase().contains(MAILBOX_AUTH_KEY.prefix) {
+        return Err(Error::invalid(
+            "the key name looks like a secret; name the tool that will use the key instead",
+        ));
+    }
+    Ok(name)
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    name: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedAuthKey> {
+    let name = validate_key_name(name)?;
+    db::write_tx(conn, |conn| {
+        let mailbox = lifecycle::find(conn, mailbox_id)?;
+        super::require_api_access(conn, &mailbox.workspace_id)?;
+        let public_id = MAILBOX_AUTH_KEY.new_public_id();
+        let secret = MAILBOX_AUTH_KEY.new_secret(&public_id);
+        let key = MailboxAuthKey {
+            id: db::new_id(),
+            mailbox_id: mailbox.id.clone(),
+            name: name.clone(),
+            public_id,
+            secret_hash: crypto::sha256_hex(&secret),
+            created_by: actor.to_string(),
+            created_at: db::now(),
+            disabled_at: None,
+            rotated_at: None,
+            usage_count: 0,
+            last_used_at: None,
+        };
+        match diesel::insert_into(mailbox_auth_keys::table)
+            .values(&key)
+            .execute(conn)
+        {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(Error::conflict(format!(
+                    "an auth key named {name:?} already exists for this mailbox"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        crate::accounts::audit::record(
+            conn,
+            &mailbox.workspace_id,
+            actor,
+            "mailbox_auth_key.created",
+            &key.id,
+            client_address,
+        )?;
+        Ok(IssuedAuthKey {
+            key,
+            mailbox,
+            secret,
+        })
+    })
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<MailboxAuthKey> {
+    mailbox_auth_keys::table
+        .find(id)
+        .select(MailboxAuthKey::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no mailbox auth key with id {id:?}")))
+}
+
+/// A key with its mailbox (whose workspace decides who may manage it).
+pub fn find_with_mailbox(conn: &mut DbConn, id: &str) -> Result<(MailboxAuthKey, Mailbox)> {
+    let key = find(conn, id)?;
+    let mailbox = lifecycle::find(conn, &key.mailbox_id)?;
+    Ok((key, mailbox))
+}
+
+/// A mailbox's keys, newest first.
+pub fn list(conn: &mut DbConn, mailbox_id: &str) -> Result<Vec<AuthKeyRow>> {
+    let rows: Vec<(MailboxAuthKey, Option<String>)> = mailbox_auth_keys::table
+        .left_join(users::table.on(users::id.eq(mailbox_auth_keys::created_by)))
+        .filter(mailbox_auth_keys::mailbox_id.eq(mailbox_id))
+        .order(mailbox_auth_keys::id.desc())
+        .select((MailboxAuthKey::as_select(), users::email.nullable()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, email)| AuthKeyRow {
+            creator: super::creator_label(&key.created_by, email),
+            key,
+        })
+        .collect())
+}
+
+/// Runs `change` on a key in a write transaction, then records `action` in the
+/// workspace's security log and, for a change that ends a secret, the
+/// revocation event, applied to this node's cache once committed.
+#[allow(clippy::too_many_arguments)]
+fn change<T>(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    action: &str,
+    revokes: bool,
+    actor: &str,
+    client_address: Option<&str>,
+    change: impl FnOnce(&mut DbConn, &MailboxAuthKey) -> Result<T>,
+) -> Result<T> {
+    let (out, events) = db::write_tx(conn, |conn| {
+        let (key, mailbox) = find_with_mailbox(conn, id)?;
+        let out = change(conn, &key)?;
+        let events = if revokes {
+            vec![Event::mailbox_auth_key(id)]
+        } else {
+            Vec::new()
+        };
+        revocation::record(conn, &events)?;
+        crate::accounts::audit::record(
+            conn,
+            &mailbox.workspace_id,
+            actor,
+            action,
+            id,
+            client_address,
+        )?;
+        Ok::<_, Error>((out, events))
+    })?;
+    cache.apply(&events);
+    if revokes {
+        crate::metrics::METRICS
+            .revocations
+            .with_label_values(&["mailbox_auth_key"])
+            .inc();
+    }
+    Ok(out)
+}
+
+/// Stops a key at once, on every node; it can be enabled again.
+pub fn disable(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<MailboxAuthKey> {
+    let action = "mailbox_auth_key.disabled";
+    change(
+        conn,
+        cache,
+        id,
+        action,
+        true,
+        actor,
+        client_address,
+        |conn, _| {
+            let n = diesel::update(
+                mailbox_auth_keys::table
+                    .find(id)
+                    .filter(mailbox_auth_keys::disabled_at.is_null()),
+            )
+            .set(mailbox_auth_keys::disabled_at.eq(db::now()))
+            .execute(conn)?;
+            if n == 0 {
+                return Err(Error::conflict("the auth key is already disabled"));
+            }
+            find(conn, id)
+        },
+    )
+}
+
+/// Lets a disabled key work again, with the secret it had.
+pub fn enable(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<MailboxAuthKey> {
+    let action = "mailbox_auth_key.enabled";
+    change(
+        conn,
+        cache,
+        id,
+        action,
+        false,
+        actor,
+        client_address,
+        |conn, _| {
+            let n = diesel::update(
+                mailbox_auth_keys::table
+                    .find(id)
+                    .filter(mailbox_auth_keys::disabled_at.is_not_null()),
+            )
+            .set(mailbox_auth_keys::disabled_at.eq(None::<i64>))
+            .execute(conn)?;
+            if n == 0 {
+                return Err(Error::conflict("the auth key is not disabled"));
+            }
+            find(conn, id)
+        },
+    )
+}
+
+/// Gives the key a new secret; the old one stops at once. A disabled key is not
+/// rotated (enable it first, or create a new key).
+pub fn rotate(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<IssuedAuthKey> {
+    let action = "mailbox_auth_key.rotated";
+    change(
+        conn,
+        cache,
+        id,
+        action,
+        true,
+        actor,
+        client_address,
+        |conn, key| {
+            let secret = MAILBOX_AUTH_KEY.new_secret(&key.public_id);
+            let n = diesel::update(
+                mailbox_auth_keys::table
+                    .find(id)
+                    .filter(mailbox_auth_keys::disabled_at.is_null()),
+            )
+            .set((
+                mailbox_auth_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
+                mailbox_auth_keys::rotated_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+            if n == 0 {
+                return Err(Error::conflict(
+                    "a disabled auth key cannot be rotated; enable it first or create a new key",
+                ));
+            }
+            let (key, mailbox) = find_with_mailbox(conn, id)?;
+            Ok(IssuedAuthKey {
+                key,
+                mailbox,
+                secret,
+            })
+        },
+    )
+}
+
+/// Deletes a key for good.
+pub fn delete(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<MailboxAuthKey> {
+    let action = "mailbox_auth_key.deleted";
+    change(
+        conn,
+        cache,
+        id,
+        action,
+        true,
+        actor,
+        client_address,
+        |conn, key| {
+            diesel::delete(mailbox_auth_keys::table.find(id)).execute(conn)?;
+            Ok(key.clone())
+        },
+    )
+}
+
+/// The SMTP side's database path: the key if it is well formed, known, matches
+/// in constant time, is active and its workspace's plan includes API access.
+/// Whether it belongs to the address the client logged in as is the caller's
+/// check. The pooled connection is held for the read only.
+pub fn lookup(pool: &Pool, presented: &str) -> Result<Option<CachedAuthKey>> {
+    let Some(public_id) = MAILBOX_AUTH_KEY.parse(presented) else {
+        return Ok(None);
+    };
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
+    let row: Option<Row> = {
+        let mut conn = pool.get()?;
+        mailbox_auth_keys::table
+            .inner_join(mailboxes::table.inner_join(workspaces::table))
+            .filter(mailbox_auth_keys::public_id.eq(public_id))
+            .select((
+                mailbox_auth_keys::id,
+                mailbox_auth_keys::secret_hash,
+                mailbox_auth_keys::disabled_at,
+                mailboxes::id,
+                mailboxes::workspace_id,
+                mailboxes::address,
+                mailboxes::address_lower,
+                workspaces::plan,
+            ))
+            .first(&mut conn)
+            .optional()?
+    };
+    let Some((
+        id,
+        secret_hash,
+        disabled_at,
+        mailbox_id,
+        workspace_id,
+        address,
+        address_lower,
+        plan,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    if !crypto::ct_eq(&crypto::sha256_hex(presented), &secret_hash)
+        || disabled_at.is_some()
+        || !crate::accounts::plan_includes_api(&plan)
+    {
+        return Ok(None);
+    }
+    Ok(Some(CachedAuthKey {
+        id,
+        mailbox_id,
+        workspace_id,
+        address,
+        address_lower,
+    }))
+}
+
+/// Adds batched usage to a key (a key deleted meanwhile is simply not found).
+pub fn add_usage(conn: &mut DbConn, id: &str, count: i64, last_used: i64) -> Result<()> {
+    diesel::update(mailbox_auth_keys::table.find(id))
+        .set((
+            mailbox_auth_keys::usage_count.eq(mailbox_auth_keys::usage_count + count),
+            mailbox_auth_keys::last_used_at.eq(last_used),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_is_the_api_keys_with_its_own_prefix() {
+        let key = MAILBOX_AUTH_KEY.new_secret("AbCdEfGhIj");
+        assert!(key.starts_with("kgm_AbCdEfGhIj_"));
+        assert_eq!(key.len(), crate::credentials::api_key::API_KEY.len());
+        assert_eq!(MAILBOX_AUTH_KEY.parse(&key), Some("AbCdEfGhIj"));
+        assert_eq!(crate::credentials::api_key::API_KEY.parse(&key), None);
+        let swapped = key.replacen("kgm_", "kgk_", 1);
+        assert_eq!(MAILBOX_AUTH_KEY.parse(&swapped), None);
+    }
+
+    #[test]
+    fn names_that_look_like_secrets_are_refused() {
+        assert!(validate_key_name("Outreach Primary").is_ok());
+        assert!(validate_key_name("kgm_AbCdEfGhIj_x").is_err());
+        assert!(validate_key_name("").is_err());
+    }
+}

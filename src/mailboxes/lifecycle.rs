@@ -1,0 +1,308 @@
+//! Mailboxes: create, find, list, delete.
+//!
+//! An address is unique across the whole server, compared without case
+//! (`address_lower` carries the unique index), and kept as it was given: that
+//! spelling is what SMTP AUTH answers as the login name. Deleting a mailbox
+//! deletes its auth keys and revokes every API key restricted to it (such a
+//! key could only ever read that mailbox, so nothing would be left for it).
+
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::revocation::{self, Event};
+use crate::db::schema::{mailbox_auth_keys, mailboxes, users};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+use diesel::prelude::*;
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq, Eq)]
+#[diesel(table_name = mailboxes)]
+pub struct Mailbox {
+    pub id: String,
+    pub workspace_id: String,
+    pub address: String,
+    pub address_lower: String,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+/// A mailbox in a list, with its active auth keys counted.
+#[derive(Clone, Debug)]
+pub struct MailboxRow {
+    pub mailbox: Mailbox,
+    pub creator: String,
+    pub active_keys: i64,
+}
+
+/// RFC 5321 §4.5.3.1: a local part of at most 64 octets, a domain of at most
+/// 255, and a path of at most 256 including its angle brackets, so 254 for the
+/// address itself.
+const MAX_LOCAL: usize = 64;
+const MAX_ADDRESS: usize = 254;
+
+/// RFC 5322 §3.2.3 `atext`, the characters of a dot-atom besides letters and
+/// digits.
+const ATEXT_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+
+/// An address keygate accepts as a mailbox: `local@domain`, ASCII, the local
+/// part a dot-atom (RFC 5322 §3.4.1; no quoted strings), the domain a host name
+/// of letters, digits and hyphens (RFC 5321 §4.1.2, RFC 1035 §2.3.1) with at
+/// least two labels. Returns the address (trimmed) and its lower-case form.
+pub fn validate_address(raw: &str) -> Result<(String, String)> {
+    let address = raw.trim();
+    let bad = |why: &str| Error::invalid(format!("invalid mailbox address {address:?}: {why}"));
+    if address.is_empty() {
+        return Err(Error::invalid("the mailbox address must not be empty"));
+    }
+    if !address.is_ascii() {
+        return Err(bad("only ASCII addresses are supported"));
+    }
+    if address.len() > MAX_ADDRESS {
+        return Err(bad("at most 254 characters"));
+    }
+    let Some((local, domain)) = address.split_once('@') else {
+        return Err(bad("expected local-part@domain"));
+    };
+    if local.is_empty() || local.len() > MAX_LOCAL {
+        return Err(bad("the part before @ must be 1 to 64 characters"));
+    }
+    let atom_ok = |atom: &str| {
+        !atom.is_empty()
+            && atom
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(c))
+    };
+    if !local.split('.').all(atom_ok) {
+        return Err(bad(
+            "the part before @ may hold letters, digits, single dots and !#$%&'*+-/=?^_`{|}~",
+        ));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let tld_ok = labels
+        .last()
+        .is_some_and(|t| t.chars().any(|c| c.is_ascii_alphabetic()));
+    if labels.len() < 2 || !labels.iter().all(label_ok) || !tld_ok {
+        return Err(bad("the domain must be a host name such as example.com"));
+    }
+    Ok((address.to_string(), address.to_ascii_lowercase()))
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    address: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<Mailbox> {
+    let (address, address_lower) = validate_address(address)?;
+    db::write_tx(conn, |conn| {
+        super::require_api_access(conn, workspace_id)?;
+        let mailbox = Mailbox {
+            id: db::new_id(),
+            workspace_id: workspace_id.to_string(),
+            address: address.clone(),
+            address_lower,
+            created_at: db::now(),
+            created_by: actor.to_string(),
+        };
+        match diesel::insert_into(mailboxes::table)
+            .values(&mailbox)
+            .execute(conn)
+        {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(Error::conflict(format!(
+                    "the address {address} is already taken by a mailbox"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        crate::accounts::audit::record(
+            conn,
+            workspace_id,
+            actor,
+            "mailbox.created",
+            &mailbox.id,
+            client_address,
+        )?;
+        Ok(mailbox)
+    })
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Mailbox> {
+    mailboxes::table
+        .find(id)
+        .select(Mailbox::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| Error::not_found(format!("no mailbox with id {id:?}")))
+}
+
+/// A mailbox of this workspace; another workspace's is as unknown as a made-up id.
+pub fn find_in(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Mailbox> {
+    match find(conn, id) {
+        Ok(m) if m.workspace_id == workspace_id => Ok(m),
+        Ok(_) => Err(Error::not_found(format!("no mailbox with id {id:?}"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// A workspace's mailboxes, newest first, with their active keys counted.
+pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
+    let rows: Vec<(Mailbox, Option<String>)> = mailboxes::table
+        .left_join(users::table.on(users::id.eq(mailboxes::created_by)))
+        .filter(mailboxes::workspace_id.eq(workspace_id))
+        .order(mailboxes::id.desc())
+        .select((Mailbox::as_select(), users::email.nullable()))
+        .load(conn)?;
+    let ids: Vec<&String> = rows.iter().map(|(m, _)| &m.id).collect();
+    let counts: Vec<(String, i64)> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        mailbox_auth_keys::table
+            .filter(mailbox_auth_keys::mailbox_id.eq_any(ids))
+            .filter(mailbox_auth_keys::disabled_at.is_null())
+            .group_by(mailbox_auth_keys::mailbox_id)
+            .select((mailbox_auth_keys::mailbox_id, diesel::dsl::count_star()))
+            .load(conn)?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(mailbox, email)| {
+            let active_keys = counts
+                .iter()
+                .find(|(id, _)| *id == mailbox.id)
+                .map_or(0, |c| c.1);
+            MailboxRow {
+                creator: super::creator_label(&mailbox.created_by, email),
+                mailbox,
+                active_keys,
+            }
+        })
+        .collect())
+}
+
+/// One page of a workspace's mailboxes, newest first, for `/v1`: `only` narrows
+/// it to the one mailbox a restricted key may see. Returns the page and whether
+/// more follow.
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    only: Option<&str>,
+    limit: i64,
+    starting_after: Option<&str>,
+) -> Result<(Vec<Mailbox>, bool)> {
+    let mut q = mailboxes::table
+        .filter(mailboxes::workspace_id.eq(workspace_id))
+        .select(Mailbox::as_select())
+        .order(mailboxes::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(id) = only {
+        q = q.filter(mailboxes::id.eq(id.to_string()));
+    }
+    if let Some(after) = starting_after {
+        q = q.filter(mailboxes::id.lt(after.to_string()));
+    }
+    let mut rows = q.load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    Ok((rows, has_more))
+}
+
+/// Deletes a mailbox for good: its auth keys, and every API key restricted to
+/// it is revoked. On every node, the next SMTP authentication with one of its
+/// keys fails.
+pub fn delete(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<Mailbox> {
+    let (mailbox, events) = db::write_tx(conn, |conn| {
+        let mailbox = find(conn, id)?;
+        let keys: Vec<String> = mailbox_auth_keys::table
+            .filter(mailbox_auth_keys::mailbox_id.eq(id))
+            .select(mailbox_auth_keys::id)
+            .load(conn)?;
+        diesel::delete(mailbox_auth_keys::table.filter(mailbox_auth_keys::mailbox_id.eq(id)))
+            .execute(conn)?;
+        for key in &keys {
+            crate::accounts::audit::record(
+                conn,
+                &mailbox.workspace_id,
+                actor,
+                "mailbox_auth_key.deleted",
+                key,
+                client_address,
+            )?;
+        }
+        let mut events =
+            crate::apikeys::revoke_restricted_to_in_tx(conn, id, actor, client_address)?;
+        let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
+        if n == 0 {
+            return Err(Error::not_found(format!("no mailbox with id {id:?}")));
+        }
+        let gone = Event::mailbox(id);
+        revocation::record(conn, std::slice::from_ref(&gone))?;
+        events.push(gone);
+        crate::accounts::audit::record(
+            conn,
+            &mailbox.workspace_id,
+            actor,
+            "mailbox.deleted",
+            id,
+            client_address,
+        )?;
+        Ok((mailbox, events))
+    })?;
+    cache.apply(&events);
+    let m = &crate::metrics::METRICS.revocations;
+    m.with_label_values(&["mailbox"]).inc();
+    // Every event but the mailbox's own is an API key restricted to it.
+    let api_keys = events.len().saturating_sub(1) as u64;
+    m.with_label_values(&["api_key"]).inc_by(api_keys);
+    Ok(mailbox)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            validate_address("  Sales@Example.COM ").unwrap(),
+            ("Sales@Example.COM".into(), "sales@example.com".into())
+        );
+        assert!(validate_address("o'brien+news@mail.example.org").is_ok());
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b",
+            "a@@example.com",
+            "@example.com",
+            "a@example.com.",
+            "a..b@example.com",
+            ".a@example.com",
+            "a b@example.com",
+            "a@-example.com",
+            "a@example.123",
+            "\"quoted\"@example.com",
+            "caf\u{e9}@example.com",
+            "a\t@example.com",
+            "a@exa_mple.com",
+        ] {
+            assert!(validate_address(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert!(validate_address(&long_local).is_err());
+        let long = format!("a@{}.com", "b".repeat(250));
+        assert!(validate_address(&long).is_err());
+    }
+}
