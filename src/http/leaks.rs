@@ -8,13 +8,13 @@ use super::{client_address, read_body_up_to, BodyError, Svc};
 use crate::apikeys::leak_reports::{self, API_KEYS};
 use crate::apikeys::leaks::{self, KEY_IDENTIFIER_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER};
 use crate::credentials::leaked::LeakedCredentials;
+use crate::mailboxes::leaks::MAILBOX_AUTH_KEYS;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-/// The credential kinds a report can revoke, by prefix. Mailbox auth keys
-/// (`kgm_`) plug in here with their store; until then they are answered
-/// `false_positive`.
-const STORES: &[&dyn LeakedCredentials] = &[&API_KEYS];
+/// The credential kinds a report can revoke, by prefix: API keys (`kgk_`) and
+/// mailbox auth keys (`kgm_`). Any other token is answered `false_positive`.
+const STORES: &[&dyn LeakedCredentials] = &[&API_KEYS, &MAILBOX_AUTH_KEYS];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api-keys/leaks", web::post().to(report));

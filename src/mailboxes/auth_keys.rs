@@ -272,6 +272,12 @@ pub fn enable(
         actor,
         client_address,
         |conn, _| {
+            // Its secret is public: it stays off (create a new key instead).
+            if super::leaks::leak_on_record(conn, id)? {
+                return Err(Error::conflict(
+                    "the auth key was reported leaked and cannot be enabled again; create a new key",
+                ));
+            }
             let n = diesel::update(
                 mailbox_auth_keys::table
                     .find(id)

@@ -17,6 +17,7 @@
 
 pub mod auth_keys;
 pub mod authenticator;
+pub mod leaks;
 pub mod lifecycle;
 pub mod sasl;
 

@@ -219,7 +219,7 @@ fn a_signed_report_revokes_the_key_on_every_node(b: Backend) {
     assert_eq!(rows[2]["token_type"], "keygate_mailbox_auth_key");
     assert_eq!(
         rows[2]["label"], "false_positive",
-        "mailbox auth keys are not on record yet"
+        "a well-formed mailbox auth key keygate never issued"
     );
     assert_eq!(rows[3]["label"], "false_positive");
 
@@ -931,8 +931,102 @@ fn every_bad_cli_input_is_refused_and_changes_nothing(b: Backend) {
         .is_none());
 }
 
+/// A reported mailbox auth key stops at once: disabled, its leaked secret
+/// replaced so that enabling the key again cannot bring it back; one log row
+/// naming where it was found; a replay changes nothing.
+fn a_reported_mailbox_auth_key_stops_for_good(b: Backend) {
+    let reporter = Reporter::new();
+    let f = Fixture::with_server(Server::start_with(TestDb::new(b), &[reporter.env()]));
+    let ws = &f.workspace_id;
+    let mailbox = f.db().json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        ws,
+        "--address",
+        "sales@example.com",
+    ]);
+    let mailbox_id = s(&mailbox, "id");
+    let leaked = f.db().json(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &mailbox_id,
+        "--name",
+        "CRM",
+    ]);
+    let kept = f.db().json(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &mailbox_id,
+        "--name",
+        "Other",
+    ]);
+    let (leaked_key, leaked_id) = (s(&leaked, "key"), s(&leaked, "id"));
+    let hash_before = f.db().text(&format!(
+        "SELECT secret_hash AS v FROM mailbox_auth_keys WHERE id = '{leaked_id}'"
+    ));
+    let body = report_body(&[leaked_key.as_str()]);
+    let r = signed_report(&reporter, &f.server, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()[0]["label"], "true_positive", "{}", r.body);
+    assert_eq!(r.json()[0]["token_type"], "keygate_mailbox_auth_key");
+
+    let keys = f
+        .db()
+        .json_lines(&["authkey", "list", "--mailbox", &mailbox_id]);
+    let status_of = |id: &str| {
+        keys.iter()
+            .find(|k| k["id"] == id)
+            .map(|k| k["status"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(status_of(&leaked_id), "disabled");
+    assert_eq!(
+        status_of(&s(&kept, "id")),
+        "active",
+        "only the leaked key stops"
+    );
+    // Its secret is public: the key can never be enabled again.
+    f.db()
+        .cli(&["authkey", "enable", &leaked_id])
+        .assert_refused("reported leaked");
+    let keys = f
+        .db()
+        .json_lines(&["authkey", "list", "--mailbox", &mailbox_id]);
+    assert!(keys
+        .iter()
+        .any(|k| k["id"] == leaked_id.as_str() && k["status"] == "disabled"));
+    let hash_after = f.db().text(&format!(
+        "SELECT secret_hash AS v FROM mailbox_auth_keys WHERE id = '{leaked_id}'"
+    ));
+    assert_eq!(
+        hash_after, hash_before,
+        "the record of the leaked secret stays"
+    );
+
+    let logged = |db: &TestDb| -> Vec<Value> {
+        audit(db, ws)
+            .into_iter()
+            .filter(|e| e["action"] == "mailbox_auth_key.leaked")
+            .collect()
+    };
+    let rows = logged(f.db());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["subject"], leaked_id.as_str());
+    assert!(s(&rows[0], "detail").contains(LEAK_URL), "{:?}", rows[0]);
+
+    // A replay: still a true positive, no second row.
+    let again = signed_report(&reporter, &f.server, &body);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()[0]["label"], "true_positive");
+    assert_eq!(logged(f.db()).len(), 1);
+}
+
 both_backends!(
     a_signed_report_revokes_the_key_on_every_node,
+    a_reported_mailbox_auth_key_stops_for_good,
     unsigned_or_badly_signed_reports_change_nothing,
     the_endpoint_is_absent_without_keys,
     a_thousand_token_batch,
