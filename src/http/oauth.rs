@@ -341,36 +341,12 @@ async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> Htt
                 Ok(r) => r,
                 Err(rejection) => return Ok(Err(rejection)),
             };
-        let session = match cookie {
-            Some(c) => crate::accounts::sessions::resolve(conn, &c)?,
-            None => None,
-        };
-        let Some((session, user)) = session else {
-            return Ok(Ok(None));
-        };
-        let consent_id = authorize::hold(conn, &svc.config, &session.id_hash, &request)?;
-        let workspaces = crate::accounts::managed_workspaces(conn, &user.id)?;
-        Ok(Ok(Some(pages::ConsentView {
-            request,
-            consent_id,
-            csrf_token: session.csrf_token,
-            user_email: user.email,
-            workspaces,
-        })))
+        consent_view(conn, svc, cookie, request).map(Ok)
     })
     .await;
     match result {
         Ok(Ok(Some(view))) => pages::consent_page(&view, &query),
-        Ok(Ok(None)) => {
-            let next = format!("/oauth/authorize?{query}");
-            let location = format!(
-                "/login?{}",
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("next", &next)
-                    .finish()
-            );
-            redirect(StatusCode::FOUND, &location)
-        }
+        Ok(Ok(None)) => redirect(StatusCode::FOUND, &login_then(&query)),
         Ok(Err(Rejection::Page(msg))) => pages::error_page(StatusCode::BAD_REQUEST, &msg),
         Ok(Err(Rejection::Redirect {
             redirect_uri,
@@ -382,4 +358,41 @@ async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> Htt
         ),
         Ok(Err(Rejection::Internal(e))) | Err(e) => pages::internal_error(&e),
     }
+}
+
+/// For a signed-in person, the consent page of a valid request (held
+/// server-side); `None` without a session.
+fn consent_view(
+    conn: &mut DbConn,
+    svc: &Services,
+    cookie: Option<String>,
+    request: authorize::AuthorizationRequest,
+) -> Result<Option<pages::ConsentView>, crate::error::Error> {
+    let session = match cookie {
+        Some(c) => crate::accounts::sessions::resolve(conn, &c)?,
+        None => None,
+    };
+    let Some((session, user)) = session else {
+        return Ok(None);
+    };
+    let consent_id = authorize::hold(conn, &svc.config, &session.id_hash, &request)?;
+    let workspaces = crate::accounts::managed_workspaces(conn, &user.id)?;
+    Ok(Some(pages::ConsentView {
+        request,
+        consent_id,
+        csrf_token: session.csrf_token,
+        user_email: user.email,
+        workspaces,
+    }))
+}
+
+/// The login page, leading back to this authorization request.
+fn login_then(query: &str) -> String {
+    let next = format!("/oauth/authorize?{query}");
+    format!(
+        "/login?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &next)
+            .finish()
+    )
 }

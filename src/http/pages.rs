@@ -169,78 +169,132 @@ fn field<'a>(p: &'a Params, name: &str) -> &'a str {
     p.get(name).ok().flatten().unwrap_or("")
 }
 
-async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let Ok(body) = read_body(payload).await else {
-        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
-    };
-    let form = form_of(&body);
+/// The login form, its CSRF token checked against the login cookie.
+struct LoginForm {
+    next: String,
+    email: String,
+    password: String,
+}
+
+fn login_form(svc: &Svc, req: &HttpRequest, body: &[u8]) -> Result<LoginForm, HttpResponse> {
+    let form = form_of(body);
     let next = safe_next(Some(field(&form, "next")));
     let email = field(&form, "email").trim().to_lowercase();
-    let password = field(&form, "password").to_string();
     let expected = req
         .cookie(LOGIN_CSRF_COOKIE)
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    let presented = field(&form, "csrf_token");
-    if expected.is_empty() || !crypto::ct_eq(&expected, presented) {
-        return render_login(
-            &svc,
+    if expected.is_empty() || !crypto::ct_eq(&expected, field(&form, "csrf_token")) {
+        return Err(render_login(
+            svc,
             StatusCode::FORBIDDEN,
             &next,
             &email,
             Some("The form expired. Please sign in again."),
-        );
+        ));
     }
-    let address = client_address(&svc, &req);
-    // Failures are counted per (account, address): guessing one account's
-    // password from one address is stopped before any password is checked,
-    // while the owner signing in from elsewhere is never locked out by it
-    // (OWASP Authentication Cheat Sheet, "account lockout" as a denial of
-    // service). Behind a proxy the address is the one KEYGATE_TRUSTED_PROXIES
-    // makes known.
-    let pair_key = format!("login:{email}|{address}");
-    let address_key = format!("login-ip:{address}");
-    if let Some(limits) = &svc.limits {
-        if let Err(secs) = limits.login_account.check(&pair_key) {
-            return too_many_logins(&svc, &next, &email, secs);
-        }
-    }
-    let lookup = email.clone();
-    let user = match super::with_conn(&svc, move |_, conn| {
-        crate::accounts::find_user_by_email(conn, &lookup)
+    let password = field(&form, "password").to_string();
+    Ok(LoginForm {
+        next,
+        email,
+        password,
     })
-    .await
-    {
-        Ok(user) => user,
-        Err(e) => return internal_error(&e),
-    };
-    // argon2id runs with no database connection held, and at most a few at a
-    // time (each takes ~19 MiB): a burst of logins waits here, holding nothing
-    // that the token endpoint or /v1 need.
-    let checked = match PASSWORD_CHECKS.acquire().await {
-        Ok(_permit) => web::block(move || crate::accounts::check_password(user, &password)).await,
-        Err(_) => return internal_error(&crate::error::Error::internal("password checks closed")),
-    };
-    let Ok(user) = checked else {
-        return internal_error(&crate::error::Error::internal("a password check failed"));
-    };
-    let Some(user) = user else {
-        if let Some(limits) = &svc.limits {
-            // An address failing across many accounts is answered 429 for
-            // further wrong passwords; the right one still signs in.
-            if let Err(secs) = limits.login_address.check(&address_key) {
-                return too_many_logins(&svc, &next, &email, secs);
-            }
-            limits.login_account.failure(&pair_key);
-            limits.login_address.failure(&address_key);
+}
+
+/// The login's abuse limits. Failures are counted per (account, address):
+/// guessing one account's password from one address is stopped before any
+/// password is checked, while the owner signing in from elsewhere is never
+/// locked out by it (OWASP Authentication Cheat Sheet, "account lockout" as a
+/// denial of service). An address failing across many accounts is answered
+/// 429 for further wrong passwords; the right one still signs in. Behind a
+/// proxy the address is the one KEYGATE_TRUSTED_PROXIES makes known.
+struct LoginLimits<'a> {
+    svc: &'a Svc,
+    pair: String,
+    address: String,
+}
+
+impl<'a> LoginLimits<'a> {
+    fn new(svc: &'a Svc, email: &str, address: &str) -> Self {
+        LoginLimits {
+            svc,
+            pair: format!("login:{email}|{address}"),
+            address: format!("login-ip:{address}"),
         }
-        return render_login(
-            &svc,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &email,
-            Some("Incorrect email or password."),
-        );
+    }
+    /// Before any password is checked: `Err(seconds)` for a locked pair.
+    fn before(&self) -> Result<(), u64> {
+        match &self.svc.limits {
+            Some(l) => l.login_account.check(&self.pair),
+            None => Ok(()),
+        }
+    }
+    /// After a wrong password: counts it; `Err(seconds)` when over the limit.
+    fn failed(&self) -> Result<(), u64> {
+        let Some(l) = &self.svc.limits else {
+            return Ok(());
+        };
+        l.login_address.check(&self.address)?;
+        l.login_account.failure(&self.pair);
+        l.login_address.failure(&self.address);
+        Ok(())
+    }
+    fn succeeded(&self) {
+        if let Some(l) = &self.svc.limits {
+            l.login_account.success(&self.pair);
+        }
+    }
+}
+
+/// The user if the password is theirs. argon2id runs with no database
+/// connection held, and at most a few at a time (each takes ~19 MiB): a burst
+/// of logins waits here, holding nothing that the token endpoint or /v1 need.
+async fn check_login(
+    svc: &Svc,
+    email: String,
+    password: String,
+) -> Result<Option<crate::accounts::User>, crate::error::Error> {
+    let user = super::with_conn(svc, move |_, conn| {
+        crate::accounts::find_user_by_email(conn, &email)
+    })
+    .await?;
+    let _permit = PASSWORD_CHECKS
+        .acquire()
+        .await
+        .map_err(|_| crate::error::Error::internal("password checks closed"))?;
+    web::block(move || crate::accounts::check_password(user, &password))
+        .await
+        .map_err(|_| crate::error::Error::internal("a password check failed"))
+}
+
+async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Ok(body) = read_body(payload).await else {
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
+    };
+    let form = match login_form(&svc, &req, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let limits = LoginLimits::new(&svc, &form.email, &client_address(&svc, &req));
+    if let Err(secs) = limits.before() {
+        return too_many_logins(&svc, &form.next, &form.email, secs);
+    }
+    let user = match check_login(&svc, form.email.clone(), form.password).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            if let Err(secs) = limits.failed() {
+                return too_many_logins(&svc, &form.next, &form.email, secs);
+            }
+            let wrong = Some("Incorrect email or password.");
+            return render_login(
+                &svc,
+                StatusCode::UNAUTHORIZED,
+                &form.next,
+                &form.email,
+                wrong,
+            );
+        }
+        Err(e) => return internal_error(&e),
     };
     let started = super::with_conn(&svc, move |svc, conn| {
         crate::accounts::sessions::start(conn, &user.id, svc.config.session_ttl)
@@ -248,10 +302,8 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     .await;
     match started {
         Ok((cookie_value, _)) => {
-            if let Some(limits) = &svc.limits {
-                limits.login_account.success(&pair_key);
-            }
-            let mut resp = redirect(StatusCode::SEE_OTHER, &next);
+            limits.succeeded();
+            let mut resp = redirect(StatusCode::SEE_OTHER, &form.next);
             let secure = svc.config.https();
             let _ = resp.add_cookie(&cookie(SESSION_COOKIE, cookie_value, secure));
             let _ = resp.add_removal_cookie(&removal(LOGIN_CSRF_COOKIE, secure));
@@ -297,18 +349,7 @@ async fn logout(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpRespon
     .await;
     match ended {
         Ok(true) => {
-            let target = if next.is_empty() {
-                "/login".to_string()
-            } else {
-                let n = safe_next(Some(&next));
-                format!(
-                    "/login?{}",
-                    url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("next", &n)
-                        .finish()
-                )
-            };
-            let mut resp = redirect(StatusCode::SEE_OTHER, &target);
+            let mut resp = redirect(StatusCode::SEE_OTHER, &login_again(&next));
             let _ = resp.add_removal_cookie(&removal(SESSION_COOKIE, svc.config.https()));
             resp
         }
@@ -318,6 +359,20 @@ async fn logout(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpRespon
         ),
         Err(e) => internal_error(&e),
     }
+}
+
+/// Where signing out leads: the login page, back to `next` if one was given.
+fn login_again(next: &str) -> String {
+    if next.is_empty() {
+        return "/login".to_string();
+    }
+    let n = safe_next(Some(next));
+    format!(
+        "/login?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &n)
+            .finish()
+    )
 }
 
 /// What the consent page shows.
@@ -403,56 +458,49 @@ pub fn unreviewed_note(client: &crate::oauth::clients::Client) -> Option<String>
     }
 }
 
-enum Decision {
-    Redirect(String),
-    Page(StatusCode, String),
-}
+const SESSION_ENDED: &str = "Your session has ended. Return to the application and start again.";
 
-/// The person's answer on the consent page: the held request is taken (once),
-/// the CSRF token and workspace checked, then a code or `access_denied`.
+/// The person's answer on the consent page: their session and its CSRF token
+/// are checked here; `oauth::authorize::decide` does the rest.
 pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpResponse {
     let Some(cookie_value) = session_cookie(&req) else {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "Your session has ended. Return to the application and start again.",
-        );
+        return error_page(StatusCode::FORBIDDEN, SESSION_ENDED);
     };
-    let consent_id = field(&form, "consent_id").to_string();
-    let csrf = field(&form, "csrf_token").to_string();
-    let decision = field(&form, "decision").to_string();
-    let workspace_id = field(&form, "workspace_id").to_string();
     let result = super::with_conn(&svc, move |svc, conn| {
         let Some((session, user)) = crate::accounts::sessions::resolve(conn, &cookie_value)? else {
-            return Ok(Decision::Page(StatusCode::FORBIDDEN, "Your session has ended. Return to the application and start again.".into()));
+            return Ok(Err((StatusCode::FORBIDDEN, SESSION_ENDED.to_string())));
         };
-        if !crypto::ct_eq(&session.csrf_token, &csrf) {
-            return Ok(Decision::Page(StatusCode::FORBIDDEN, "The form could not be verified (CSRF). Return to the application and start again.".into()));
+        if !crypto::ct_eq(&session.csrf_token, field(&form, "csrf_token")) {
+            let msg =
+                "The form could not be verified (CSRF). Return to the application and start again.";
+            return Ok(Err((StatusCode::FORBIDDEN, msg.to_string())));
         }
-        let Some(held) = authorize::take(conn, &consent_id, &session.id_hash)? else {
-            return Ok(Decision::Page(
-                StatusCode::BAD_REQUEST,
-                "This authorization request has expired or was already answered. Return to the application and start again.".into(),
-            ));
-        };
-        let issuer = &svc.config.issuer;
-        match decision.as_str() {
-            "approve" => match authorize::approve(conn, &svc.config, &held, &user.id, &workspace_id) {
-                Ok(approved) => Ok(Decision::Redirect(authorize::code_redirect(issuer, &held, &approved.code))),
-                Err(crate::error::Error::Forbidden(msg)) => Ok(Decision::Page(StatusCode::FORBIDDEN, msg)),
-                Err(e) => Err(e),
+        let answer = match field(&form, "decision") {
+            "approve" => authorize::Answer::Approve {
+                workspace_id: field(&form, "workspace_id"),
             },
-            _ => Ok(Decision::Redirect(authorize::error_redirect(
-                issuer,
-                &held.redirect_uri,
-                held.state.as_deref(),
-                &crate::oauth::error::OAuthError::access_denied("the person denied the request"),
-            ))),
-        }
+            _ => authorize::Answer::Deny,
+        };
+        let consent_id = field(&form, "consent_id");
+        authorize::decide(
+            conn,
+            &svc.config,
+            &session.id_hash,
+            &user.id,
+            consent_id,
+            answer,
+        )
+        .map(Ok)
     })
     .await;
     match result {
-        Ok(Decision::Redirect(location)) => redirect(StatusCode::SEE_OTHER, &location),
-        Ok(Decision::Page(status, msg)) => error_page(status, &msg),
+        Ok(Ok(authorize::Decided::Redirect(location))) => redirect(StatusCode::SEE_OTHER, &location),
+        Ok(Ok(authorize::Decided::Expired)) => error_page(
+            StatusCode::BAD_REQUEST,
+            "This authorization request has expired or was already answered. Return to the application and start again.",
+        ),
+        Ok(Ok(authorize::Decided::Refused(msg))) => error_page(StatusCode::FORBIDDEN, &msg),
+        Ok(Err((status, msg))) => error_page(status, &msg),
         Err(e) => internal_error(&e),
     }
 }

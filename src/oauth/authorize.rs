@@ -311,3 +311,53 @@ pub fn code_redirect(issuer: &str, held: &ConsentRequest, code: &str) -> String 
     params.push(("iss", issuer));
     redirect_with(&held.redirect_uri, &params)
 }
+
+/// The person's answer on the consent page.
+pub enum Answer<'a> {
+    Approve { workspace_id: &'a str },
+    Deny,
+}
+
+/// What answering the consent page leads to.
+pub enum Decided {
+    /// Back to the client: a code, or `access_denied` (RFC 6749 §4.1.2).
+    Redirect(String),
+    /// The held request expired or was already answered.
+    Expired,
+    /// This person may not authorize apps for that workspace.
+    Refused(String),
+}
+
+/// Answers a held authorization request for the person whose session holds
+/// it: the request is taken once, then approved (a code) or denied.
+pub fn decide(
+    conn: &mut DbConn,
+    config: &Config,
+    session_hash: &str,
+    user_id: &str,
+    consent_id: &str,
+    answer: Answer,
+) -> Result<Decided> {
+    let Some(held) = take(conn, consent_id, session_hash)? else {
+        return Ok(Decided::Expired);
+    };
+    match answer {
+        Answer::Approve { workspace_id } => {
+            match approve(conn, config, &held, user_id, workspace_id) {
+                Ok(approved) => Ok(Decided::Redirect(code_redirect(
+                    &config.issuer,
+                    &held,
+                    &approved.code,
+                ))),
+                Err(Error::Forbidden(msg)) => Ok(Decided::Refused(msg)),
+                Err(e) => Err(e),
+            }
+        }
+        Answer::Deny => Ok(Decided::Redirect(error_redirect(
+            &config.issuer,
+            &held.redirect_uri,
+            held.state.as_deref(),
+            &OAuthError::access_denied("the person denied the request"),
+        ))),
+    }
+}
