@@ -100,10 +100,13 @@ const FEED_LAG: Duration = Duration::from_secs(5);
 /// Ready when the database answers, its migrations are current and the
 /// revocation feed is being read (a node that cannot read it will refuse
 /// credentials once it is stale, and may be serving revoked ones until then).
-async fn readyz(svc: Svc) -> HttpResponse {
+/// The revocation feed's state for `/readyz`: `ok`, `behind` (not read for a
+/// while: revocations on other nodes are not being applied) or `stale` (past
+/// the bound: `/v1` refuses credentials), with the reason.
+fn feed_state(svc: &crate::node::state::Services) -> (&'static str, Option<String>) {
     let cache = &svc.credentials.cache;
     let age = cache.feed_age();
-    let (feed, feed_reason) = if !cache.feed_fresh() {
+    if !cache.feed_fresh() {
         let reason = format!(
             "the revocation feed was last read {} s ago, past the {} s bound: /v1 refuses credentials until it is read again",
             age.as_secs(),
@@ -118,7 +121,23 @@ async fn readyz(svc: Svc) -> HttpResponse {
         ("behind", Some(reason))
     } else {
         ("ok", None)
-    };
+    }
+}
+
+/// Typed `/readyz` body.
+#[derive(serde::Serialize)]
+struct Readiness {
+    status: &'static str,
+    database: &'static str,
+    revocation_feed: &'static str,
+    revocation_feed_age_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+async fn readyz(svc: Svc) -> HttpResponse {
+    let (feed, feed_reason) = feed_state(&svc);
+    let age = svc.credentials.cache.feed_age();
     let current = super::with_conn(&svc, |_, conn| Ok(crate::db::migrations_current(conn))).await;
     let (database, database_reason) = match current {
         Ok(true) => ("ok", None),
@@ -132,16 +151,20 @@ async fn readyz(svc: Svc) -> HttpResponse {
         .into_iter()
         .chain(feed_reason.as_deref())
         .collect();
-    let mut body = json!({
-        "status": if reasons.is_empty() { "ready" } else { "not_ready" },
-        "database": database,
-        "revocation_feed": feed,
-        "revocation_feed_age_ms": u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
-    });
-    if reasons.is_empty() {
+    let body = Readiness {
+        status: if reasons.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
+        },
+        database,
+        revocation_feed: feed,
+        revocation_feed_age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+    };
+    if body.reason.is_none() {
         return HttpResponse::Ok().json(body);
     }
-    body["reason"] = json!(reasons.join("; "));
     HttpResponse::ServiceUnavailable().json(body)
 }
 

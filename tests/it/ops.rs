@@ -136,8 +136,11 @@ fn metrics_count_events_and_hold_no_secrets(b: Backend) {
         "{m1}"
     );
     let cache = "keygate_credential_cache_lookups_total";
+    // Four calls: one miss, then hits. A read that the revocation feed's poll
+    // overtakes (it re-applies the code replay's events) is not cached, which
+    // can cost one more miss; two hits at the least show the cache at work.
     assert!(
-        grew(&m0, &m1, cache, &[("result", "hit")]) >= 3.0,
+        grew(&m0, &m1, cache, &[("result", "hit")]) >= 2.0,
         "repeated /v1 calls are served from the cache: {m1}"
     );
     for state in ["idle", "in_use"] {
