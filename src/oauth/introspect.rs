@@ -100,8 +100,7 @@ pub fn request(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> std::result::Result<Introspection, OAuthError> {
-    let client = super::client_auth::authenticate_with_cache(
-        issuer.clients,
+    let client = issuer.authenticate(
         conn,
         authorization_header,
         params,

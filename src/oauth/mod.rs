@@ -27,6 +27,26 @@ pub struct Issuer<'a> {
     pub clients: &'a clients::ClientCache,
 }
 
+impl Issuer<'_> {
+    /// Client authentication at the token, revocation and introspection
+    /// endpoints (RFC 6749 §2.3), the client looked up in memory first.
+    pub fn authenticate(
+        &self,
+        conn: &mut crate::db::DbConn,
+        authorization_header: Option<&str>,
+        params: &Params,
+        allow: client_auth::Allow,
+    ) -> Result<clients::Client, OAuthError> {
+        client_auth::authenticate_with_cache(
+            self.clients,
+            conn,
+            authorization_header,
+            params,
+            allow,
+        )
+    }
+}
+
 /// Form or query parameters, read by the rule of RFC 6749 §3.1 and §3.2:
 /// a parameter sent without a value is as if omitted, and none may repeat.
 #[derive(Debug, Default, Clone)]

@@ -24,8 +24,7 @@ pub fn request(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> std::result::Result<(), OAuthError> {
-    let client = super::client_auth::authenticate_with_cache(
-        issuer.clients,
+    let client = issuer.authenticate(
         conn,
         authorization_header,
         params,

@@ -219,14 +219,14 @@ pub fn grant(
         None => "none",
     };
     let result = (|| {
-        let client = super::client_auth::authenticate_with_cache(
-            issuer.clients,
-            conn,
-            authorization_header,
-            params,
-            super::client_auth::Allow::PublicToo,
-        )
-        .map_err(plain)?;
+        let client = issuer
+            .authenticate(
+                conn,
+                authorization_header,
+                params,
+                super::client_auth::Allow::PublicToo,
+            )
+            .map_err(plain)?;
         let keys = &issuer.credentials.keys;
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => {
