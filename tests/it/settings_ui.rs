@@ -125,7 +125,55 @@ fn security_log_is_for_managers_only(b: Backend) {
     assert!(!r.body.contains("<table"), "{}", r.body);
 }
 
+/// The Generate API Key drawer's Workspace field: it lists the person's
+/// workspaces, and the key is made in the one chosen, if they manage it.
+fn the_drawer_generates_in_the_chosen_workspace(b: Backend) {
+    let fx = Fixture::new(b);
+    let db = fx.db();
+    let ws = fx.workspace_id.clone();
+    let owner_id = fx.owner_id.clone();
+    let other = db.json(&["workspace", "create", "--name", "Beta"]);
+    let other = other["id"].as_str().expect("id").to_string();
+    db.add_member(&other, &owner_id, "owner");
+    let only_member = db.json(&["workspace", "create", "--name", "Gamma"]);
+    let only_member = only_member["id"].as_str().expect("id").to_string();
+    db.add_member(&only_member, &owner_id, "member");
+
+    let mut owner = fx.owner();
+    let page = owner.get(&format!("/settings/api-keys?workspace={ws}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page
+        .body
+        .contains(&format!("<option value=\"{other}\">Beta</option>")));
+    let csrf = hidden(&page.body, "csrf_token").expect("a CSRF token");
+    let generate = |owner: &mut crate::support::Http, workspace: &str, name: &str| {
+        owner.post_form(
+            "/settings/api-keys",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("workspace_id", workspace),
+                ("name", name),
+                ("access", "read_only"),
+                ("expires", ""),
+            ],
+        )
+    };
+    let r = generate(&mut owner, &other, "beta-sync");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Save your API key"));
+    assert_eq!(
+        db.text("SELECT workspace_id AS v FROM api_keys WHERE name = 'beta-sync'")
+            .as_deref(),
+        Some(other.as_str())
+    );
+    // A workspace where the person is only a member: refused, nothing made.
+    let r = generate(&mut owner, &only_member, "gamma-sync");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(db.count("api_keys WHERE name = 'gamma-sync'"), 0);
+}
+
 both_backends!(
     security_log_names_subjects_filters_and_pages,
     security_log_is_for_managers_only,
+    the_drawer_generates_in_the_chosen_workspace,
 );
