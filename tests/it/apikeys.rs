@@ -871,6 +871,10 @@ fn plan_without_api_access(b: Backend) {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Upgrade required"), "{}", page.body);
     assert!(
+        !page.body.contains("Generate API Key"),
+        "the drawer's button is offered"
+    );
+    assert!(
         !page.body.contains("name=\"access\""),
         "the form is offered"
     );
