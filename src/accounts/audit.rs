@@ -5,6 +5,7 @@ use crate::db::{self, DbConn};
 use crate::error::Result;
 use diesel::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = audit_events)]
@@ -73,4 +74,203 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, limit: i64) -> Result<Vec<Aud
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)?)
+}
+
+/// The kinds of thing the security log can be filtered by, each a set of
+/// action prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Keys,
+    Apps,
+    Team,
+    Mailboxes,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Keys, Kind::Apps, Kind::Team, Kind::Mailboxes];
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Keys => "keys",
+            Kind::Apps => "apps",
+            Kind::Team => "team",
+            Kind::Mailboxes => "mailboxes",
+        }
+    }
+
+    /// The action prefixes of the kind (the part before the dot).
+    fn prefixes(self) -> &'static [&'static str] {
+        match self {
+            Kind::Keys => &["api_key"],
+            Kind::Apps => &["app", "access_token"],
+            Kind::Team => &["member"],
+            Kind::Mailboxes => &["mailbox", "mailbox_auth_key"],
+        }
+    }
+
+    fn of(action: &str) -> Option<Kind> {
+        let prefix = action.split('.').next()?;
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.prefixes().contains(&prefix))
+    }
+}
+
+/// One event of the log with what people recognise in place of ids.
+#[derive(Clone, Debug)]
+pub struct NamedEvent {
+    pub event: AuditEvent,
+    /// The key's or app's name, the person's email, the mailbox's address;
+    /// `None` when the subject no longer exists (or is a token id).
+    pub subject_name: Option<String>,
+    /// The email of the person who acted, or the app's name; `None` for the
+    /// CLI, a leak report or an actor that no longer exists.
+    pub actor_name: Option<String>,
+}
+
+/// One page of the log, newest first.
+pub struct Page {
+    pub events: Vec<NamedEvent>,
+    /// Whether older events follow this page.
+    pub has_older: bool,
+}
+
+/// A page of `per_page` events of a workspace (page 1 the newest), of one kind
+/// or all, with subjects and actors named: one query per kind of name, never
+/// one per row.
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    kind: Option<Kind>,
+    page: u32,
+    per_page: u32,
+) -> Result<Page> {
+    let mut query = audit_events::table
+        .filter(audit_events::workspace_id.eq(workspace_id))
+        .into_boxed();
+    if let Some(kind) = kind {
+        // `_` is a LIKE wildcard: escape it so `mailbox.%` never matches
+        // `mailbox_auth_key.…`'s neighbours by accident.
+        let mut any: Box<
+            dyn BoxableExpression<audit_events::table, _, SqlType = diesel::sql_types::Bool>,
+        > = Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1 = 0"));
+        for p in kind.prefixes() {
+            let pattern = format!("{}.%", p.replace('_', "\\_"));
+            any = Box::new(any.or(audit_events::action.like(pattern).escape('\\')));
+        }
+        query = query.filter(any);
+    }
+    let offset = i64::from(page.max(1) - 1) * i64::from(per_page);
+    let mut events: Vec<AuditEvent> = query
+        .order(audit_events::id.desc())
+        .offset(offset)
+        .limit(i64::from(per_page) + 1)
+        .select(AuditEvent::as_select())
+        .load(conn)?;
+    let has_older = events.len() > per_page as usize;
+    events.truncate(per_page as usize);
+    let names = Names::load(conn, &events)?;
+    let events = events
+        .into_iter()
+        .map(|e| NamedEvent {
+            subject_name: names.subject(&e),
+            actor_name: names.actor(&e.actor),
+            event: e,
+        })
+        .collect();
+    Ok(Page { events, has_older })
+}
+
+/// The names of a page's subjects and actors, loaded one query per table.
+struct Names {
+    keys: HashMap<String, String>,
+    apps: HashMap<String, String>,
+    people: HashMap<String, String>,
+    mailboxes: HashMap<String, String>,
+    auth_keys: HashMap<String, String>,
+    clients: HashMap<String, String>,
+}
+
+impl Names {
+    fn load(conn: &mut DbConn, events: &[AuditEvent]) -> Result<Names> {
+        use crate::db::schema::{
+            api_keys, authorizations, clients, mailbox_auth_keys, mailboxes, users,
+        };
+        let subjects = |k: Kind| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| Kind::of(&e.action) == Some(k))
+                .map(|e| e.subject.clone())
+                .collect()
+        };
+        let mut people_ids = subjects(Kind::Team);
+        people_ids.extend(events.iter().map(|e| e.actor.clone()));
+        let keys = api_keys::table
+            .filter(api_keys::id.eq_any(subjects(Kind::Keys)))
+            .select((api_keys::id, api_keys::name))
+            .load(conn)?;
+        let apps = authorizations::table
+            .inner_join(clients::table.on(clients::id.eq(authorizations::client_id)))
+            .filter(authorizations::id.eq_any(subjects(Kind::Apps)))
+            .select((authorizations::id, clients::name))
+            .load(conn)?;
+        let people = users::table
+            .filter(users::id.eq_any(people_ids))
+            .select((users::id, users::email))
+            .load(conn)?;
+        let mailbox_ids = subjects(Kind::Mailboxes);
+        let mailboxes = mailboxes::table
+            .filter(mailboxes::id.eq_any(&mailbox_ids))
+            .select((mailboxes::id, mailboxes::address))
+            .load(conn)?;
+        let auth_keys = mailbox_auth_keys::table
+            .inner_join(mailboxes::table.on(mailboxes::id.eq(mailbox_auth_keys::mailbox_id)))
+            .filter(mailbox_auth_keys::id.eq_any(&mailbox_ids))
+            .select((
+                mailbox_auth_keys::id,
+                mailbox_auth_keys::name,
+                mailboxes::address,
+            ))
+            .load::<(String, String, String)>(conn)?
+            .into_iter()
+            .map(|(id, name, address)| (id, format!("{name} ({address})")))
+            .collect();
+        let clients = clients::table
+            .filter(clients::id.eq_any(events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>()))
+            .select((clients::id, clients::name))
+            .load(conn)?;
+        let map = |v: Vec<(String, String)>| v.into_iter().collect::<HashMap<_, _>>();
+        Ok(Names {
+            keys: map(keys),
+            apps: map(apps),
+            people: map(people),
+            mailboxes: map(mailboxes),
+            auth_keys,
+            clients: map(clients),
+        })
+    }
+
+    fn subject(&self, e: &AuditEvent) -> Option<String> {
+        let found = match Kind::of(&e.action)? {
+            Kind::Keys => self.keys.get(&e.subject),
+            Kind::Apps => self.apps.get(&e.subject),
+            Kind::Team => self.people.get(&e.subject),
+            Kind::Mailboxes if e.action.starts_with("mailbox_auth_key.") => {
+                self.auth_keys.get(&e.subject)
+            }
+            Kind::Mailboxes => self.mailboxes.get(&e.subject),
+        };
+        found.cloned()
+    }
+
+    fn actor(&self, actor: &str) -> Option<String> {
+        self.people
+            .get(actor)
+            .or_else(|| self.clients.get(actor))
+            .cloned()
+    }
 }

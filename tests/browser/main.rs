@@ -213,7 +213,10 @@ fn browser_api_key_lifecycle() {
         b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
             .await;
 
-        // Generate a read-write key.
+        // Generate a read-write key, in the Generate API Key drawer.
+        b.click("[data-opens='generate']").await;
+        b.wait_css("dialog#generate-dialog[open]").await;
+        b.wait_css("#key-workspace").await;
         b.type_into("#key-name", name).await;
         b.wait_css("#key-access")
             .await
@@ -267,6 +270,9 @@ fn browser_api_key_lifecycle() {
         b.screenshot("-list").await;
 
         // Rotate: a new secret, the old one stops working.
+        b.click(&format!("button[data-opens='rotate-{id}']")).await;
+        b.wait_css(&format!("dialog#rotate-{id}-dialog[open]"))
+            .await;
         b.click(&format!(
             "form[action='/settings/api-keys/{id}/rotate'] button[type='submit']"
         ))
@@ -281,12 +287,16 @@ fn browser_api_key_lifecycle() {
         // Revoking needs the key's name typed: a wrong one changes nothing.
         let revoke_button =
             format!("form[action='/settings/api-keys/{id}/revoke'] button[type='submit']");
+        b.click(&format!("button[data-opens='revoke-{id}']")).await;
+        b.wait_css(&format!("dialog#revoke-{id}-dialog[open]"))
+            .await;
         b.type_into(&format!("#confirm-{id}"), "not-the-name").await;
         b.click(&revoke_button).await;
         b.wait_text("p.flash.error", "type the key's name exactly")
             .await;
         assert_workspace(&fx, &second);
 
+        b.click(&format!("button[data-opens='revoke-{id}']")).await;
         b.type_into(&format!("#confirm-{id}"), name).await;
         b.click(&revoke_button).await;
         b.wait_url("the API keys list", |u| {
@@ -377,21 +387,77 @@ fn browser_revoke_authorized_app() {
     });
 }
 
-/// Every page a person sees, at a phone's width and a laptop's: axe-core finds
-/// no serious or critical violation, and no control is clipped or off-screen.
+/// axe-core and the layout check on the page as it is, in light and in dark
+/// mode (emulated), with a screenshot of each.
+async fn check_page(b: &Browser, what: &str) {
+    for scheme in ["light", "dark"] {
+        b.set_color_scheme(scheme).await;
+        let what = format!("{what} ({scheme})");
+        b.assert_accessible(&what).await;
+        b.assert_nothing_clipped(&what).await;
+        b.screenshot(&format!("-{}", what.replace([' ', '(', ')'], "-")))
+            .await;
+    }
+    b.set_color_scheme("light").await;
+}
+
+/// Opens a dialog with its opener, checks it, and closes it with Escape.
+async fn check_dialog(b: &Browser, opener: &str, dialog: &str, what: &str) {
+    b.click(opener).await;
+    b.wait_css(&format!("{dialog}[open]")).await;
+    check_page(b, what).await;
+    b.press(webdriver::ESCAPE).await;
+    wait_closed(b, dialog).await;
+}
+
+async fn wait_closed(b: &Browser, dialog: &str) {
+    let closed = b
+        .client
+        .wait()
+        .at_most(std::time::Duration::from_secs(5))
+        .for_element(fantoccini::Locator::Css(&format!("{dialog}:not([open])")))
+        .await;
+    assert!(closed.is_ok(), "Escape did not close {dialog}");
+}
+
+/// Every page a person sees, at a phone's width and a laptop's, in light and
+/// dark mode: axe-core finds no serious or critical violation, and no control
+/// is clipped or off-screen. Dialogs are checked open; confirmation pages and
+/// the show-once key are reached as a person reaches them.
 #[test]
 fn browser_pages_are_accessible_at_every_size() {
     browser_test(
         "browser_pages_are_accessible_at_every_size",
         |fx, b| async move {
-            // A key and an authorization, so the tables have rows.
-            fx.db()
+            // A key, an authorization, a second member and a mailbox with an
+            // auth key, so the tables have rows and every confirmation exists.
+            let key = fx
+                .db()
                 .create_api_key(&fx.workspace_id, "crm-sync", "read_only");
+            let key_id = key["id"].as_str().expect("key id").to_string();
+            let (_, member_email) = fx.add_user("member");
+            let ws = fx.workspace_id.clone();
+            let mailbox = fx.db().json(&[
+                "mailbox",
+                "create",
+                "--workspace",
+                &ws,
+                "--address",
+                "sales@example.com",
+            ]);
+            let mailbox_id = mailbox["id"].as_str().expect("mailbox id").to_string();
+            fx.db().json(&[
+                "authkey",
+                "create",
+                "--mailbox",
+                &mailbox_id,
+                "--name",
+                "Outreach Primary",
+            ]);
+            let _ = fx.code(SCOPE);
             let (verifier, challenge) = pkce();
             let _ = verifier;
-            let ws = fx.workspace_id.clone();
             let pages = [
-                ("api-keys", format!("/settings/api-keys?workspace={ws}")),
                 (
                     "authorized-apps",
                     format!("/settings/authorized-apps?workspace={ws}"),
@@ -401,15 +467,18 @@ fn browser_pages_are_accessible_at_every_size() {
                     "security-log",
                     format!("/settings/security-log?workspace={ws}"),
                 ),
+                (
+                    "mailboxes",
+                    format!("/settings/mailboxes?workspace={ws}&mailbox={mailbox_id}"),
+                ),
+                ("developer-apps", "/settings/developer-apps".to_string()),
             ];
             for (width, height) in [(390, 844), (1280, 900)] {
                 b.set_width(width, height).await;
                 // Signed out: the login page.
                 b.goto(&fx.server.url("/login")).await;
                 b.wait_css("#email").await;
-                b.assert_accessible(&format!("login at {width}px")).await;
-                b.assert_nothing_clipped(&format!("login at {width}px"))
-                    .await;
+                check_page(&b, &format!("login at {width}px")).await;
                 // The consent page.
                 let query = fx.authorize_query_with_state(&fx.client_id, SCOPE, "a11y", &challenge);
                 b.goto(&fx.server.url(&format!("/oauth/authorize?{query}")))
@@ -418,25 +487,192 @@ fn browser_pages_are_accessible_at_every_size() {
                 b.wait_css("#email").await;
                 b.sign_in(&fx).await;
                 b.wait_css("button[name='decision'][value='approve']").await;
-                b.assert_accessible(&format!("consent at {width}px")).await;
-                b.assert_nothing_clipped(&format!("consent at {width}px"))
-                    .await;
-                b.screenshot(&format!("-consent-{width}")).await;
+                check_page(&b, &format!("consent at {width}px")).await;
                 for (name, path) in &pages {
                     b.goto(&fx.server.url(path)).await;
                     b.wait_css("main h1").await;
-                    let what = format!("{name} at {width}px");
-                    b.assert_accessible(&what).await;
-                    b.assert_nothing_clipped(&what).await;
-                    b.screenshot(&format!("-{name}-{width}")).await;
+                    check_page(&b, &format!("{name} at {width}px")).await;
                 }
+
+                // The API keys page, and each of its dialogs open.
+                b.goto(&fx.server.url(&format!("/settings/api-keys?workspace={ws}")))
+                    .await;
+                b.wait_css("main h1").await;
+                check_page(&b, &format!("api-keys at {width}px")).await;
+                check_dialog(
+                    &b,
+                    &format!("button[data-opens='rotate-{key_id}']"),
+                    &format!("dialog#rotate-{key_id}-dialog"),
+                    &format!("rotate dialog at {width}px"),
+                )
+                .await;
+                check_dialog(
+                    &b,
+                    &format!("button[data-opens='revoke-{key_id}']"),
+                    &format!("dialog#revoke-{key_id}-dialog"),
+                    &format!("revoke dialog at {width}px"),
+                )
+                .await;
+                check_dialog(
+                    &b,
+                    "[data-opens='generate']",
+                    "dialog#generate-dialog",
+                    &format!("generate drawer at {width}px"),
+                )
+                .await;
+                // The Save your API key dialog.
+                b.click("[data-opens='generate']").await;
+                b.type_into("#key-name", &format!("a11y-{width}")).await;
+                b.click("#generate-dialog button[type='submit']").await;
+                b.wait_css("dialog[data-modal][open] #new-key").await;
+                check_page(&b, &format!("save-key dialog at {width}px")).await;
+
+                // The confirmation pages.
+                b.goto(
+                    &fx.server
+                        .url(&format!("/settings/authorized-apps?workspace={ws}")),
+                )
+                .await;
+                b.click("td[data-label='Actions'] button.danger").await;
+                b.wait_css("#confirm-title").await;
+                check_page(&b, &format!("confirm-revoke-app at {width}px")).await;
+                b.goto(&fx.server.url(&format!("/settings/team?workspace={ws}")))
+                    .await;
+                b.wait_xpath(&format!(
+                    "//tr[td[contains(., '{member_email}')]]//form[contains(@action, '/remove')]//button"
+                ))
+                .await
+                .click()
+                .await
+                .unwrap();
+                b.wait_css("#confirm-title").await;
+                check_page(&b, &format!("confirm-remove-member at {width}px")).await;
+
                 // Sign out for the next width's login page.
+                b.goto(&fx.server.url("/settings/team")).await;
                 b.click("form[action='/logout'] button[type='submit']")
                     .await;
                 b.wait_url("signed out", |u| u.path() == "/login").await;
             }
         },
     );
+}
+
+/// Generate, copy, rotate and revoke with the keyboard alone (Tab, Enter,
+/// Escape and typing), at a phone's width and a laptop's: every control is
+/// reached with Tab, an open dialog keeps the focus inside it, Escape closes
+/// it and gives the focus back to its opener.
+#[test]
+fn browser_api_keys_by_keyboard_only() {
+    use webdriver::{ENTER, ESCAPE, TAB};
+    browser_test("browser_api_keys_by_keyboard_only", |fx, b| async move {
+        b.goto(&fx.server.url("/login")).await;
+        b.wait_css("#email").await;
+        b.sign_in(&fx).await;
+        b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+            .await;
+        for width in [390, 1280] {
+            b.set_width(width, 900).await;
+            let name = format!("kbd-{width}");
+            b.goto(&fx.server.url("/settings/api-keys")).await;
+            b.wait_css("main h1").await;
+
+            // Generate: the opener, then the drawer; Tab stays inside it.
+            b.tab_to("a[data-opens='generate']").await;
+            b.press(ENTER).await;
+            b.wait_css("dialog#generate-dialog[open]").await;
+            assert!(
+                b.focused("#key-workspace").await,
+                "the drawer starts at its first field"
+            );
+            for _ in 0..40 {
+                b.press(TAB).await;
+                assert!(
+                    b.focused("#generate-dialog *").await,
+                    "Tab left the open drawer"
+                );
+            }
+            // Escape closes it and the focus returns to the opener.
+            b.press(ESCAPE).await;
+            wait_closed(&b, "dialog#generate-dialog").await;
+            assert!(
+                b.focused("a[data-opens='generate']").await,
+                "focus not back on the opener"
+            );
+            b.press(ENTER).await;
+            b.wait_css("dialog#generate-dialog[open]").await;
+            b.tab_to("#key-name").await;
+            b.press(&name).await;
+            b.tab_to("#generate-dialog button[type='submit']").await;
+            b.press(ENTER).await;
+
+            // Save your API key: the copy button has the focus; Enter copies.
+            let first = shown_key(&b, &name).await;
+            b.wait_css("dialog[data-modal][open]").await;
+            assert!(
+                b.focused("[data-copy='new-key']").await,
+                "focus not on Copy key"
+            );
+            b.press(ENTER).await;
+            b.wait_text("[data-copy='new-key']", "Copied").await;
+            b.tab_to("a[data-close]").await;
+            b.press(ENTER).await;
+            b.wait_url("the list", |u| {
+                param(&query_params(u), "notice") == Some("key_created")
+            })
+            .await;
+            assert_workspace(&fx, &first);
+
+            // Rotate: the row's Rotate, its dialog, the replacement key in
+            // the same dialog; Escape leaves it for the list.
+            let row = b.wait_xpath(&key_row(&name)).await;
+            let opener = row
+                .find(fantoccini::Locator::Css("button[data-opens^='rotate-']"))
+                .await
+                .unwrap()
+                .attr("data-opens")
+                .await
+                .unwrap()
+                .unwrap();
+            let id = opener.trim_start_matches("rotate-").to_string();
+            b.tab_to(&format!("button[data-opens='rotate-{id}']")).await;
+            b.press(ENTER).await;
+            b.wait_css(&format!("dialog#rotate-{id}-dialog[open]"))
+                .await;
+            b.tab_to(&format!("#rotate-{id}-dialog button[type='submit']"))
+                .await;
+            b.press(ENTER).await;
+            let second = shown_key(&b, &name).await;
+            assert_ne!(first, second, "rotation showed the same secret");
+            b.wait_css("dialog[data-modal][open]").await;
+            b.press(ESCAPE).await;
+            b.wait_url("the list", |u| {
+                param(&query_params(u), "notice") == Some("key_rotated")
+            })
+            .await;
+            assert_rejected(&fx, &first, "the rotated-away key");
+            assert_workspace(&fx, &second);
+
+            // Revoke: the typed name, then Enter.
+            b.wait_xpath(&key_row(&name)).await;
+            b.tab_to(&format!("button[data-opens='revoke-{id}']")).await;
+            b.press(ENTER).await;
+            b.wait_css(&format!("dialog#revoke-{id}-dialog[open]"))
+                .await;
+            assert!(
+                b.focused(&format!("#confirm-{id}")).await,
+                "focus not on the name field"
+            );
+            b.press(&name).await;
+            b.press(ENTER).await;
+            b.wait_url("the list", |u| {
+                param(&query_params(u), "notice") == Some("key_revoked")
+            })
+            .await;
+            b.screenshot(&format!("-{width}")).await;
+            assert_rejected(&fx, &second, "the revoked key");
+        }
+    });
 }
 
 #[test]

@@ -260,10 +260,17 @@ impl ChromeDriver {
     }
 }
 
+/// WebDriver key codes (W3C WebDriver, "keyboard actions").
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+pub const ESCAPE: &str = "\u{E00C}";
+
 /// The browser of one test, and where its screenshots go.
 #[derive(Clone)]
 pub struct Browser {
     pub client: Client,
+    /// chromedriver's address, for its Chrome DevTools endpoint.
+    driver: String,
     test: &'static str,
 }
 
@@ -576,6 +583,73 @@ impl Browser {
         );
     }
 
+    /// Emulates `prefers-color-scheme: dark` (or light) through chromedriver's
+    /// Chrome DevTools endpoint (Emulation.setEmulatedMedia), and checks that
+    /// the page now sees it.
+    pub async fn set_color_scheme(&self, scheme: &str) {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("the session id")
+            .expect("a session");
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+        });
+        ureq::post(&format!(
+            "{}/session/{session}/goog/cdp/execute",
+            self.driver
+        ))
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("emulate prefers-color-scheme: {scheme}: {e}"));
+        let seen = self
+            .client
+            .execute(
+                &format!("return matchMedia('(prefers-color-scheme: {scheme})').matches;"),
+                vec![],
+            )
+            .await
+            .expect("read the colour scheme");
+        assert_eq!(seen, json!(true), "the page does not see {scheme} mode");
+    }
+
+    /// Presses keys (text or WebDriver key codes such as [`TAB`]) in the
+    /// focused element, as a person at the keyboard would.
+    pub async fn press(&self, keys: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("a focused element")
+            .send_keys(keys)
+            .await
+            .unwrap_or_else(|e| panic!("press {keys:?}: {e}"));
+    }
+
+    /// Whether the focused element matches a CSS selector.
+    pub async fn focused(&self, css: &str) -> bool {
+        self.client
+            .execute(
+                "return !!document.activeElement && document.activeElement.matches(arguments[0]);",
+                vec![json!(css)],
+            )
+            .await
+            .expect("read the focus")
+            == json!(true)
+    }
+
+    /// Presses Tab until the focus is on `css` (at most 100 times), failing
+    /// when it never gets there: the control is not reachable by keyboard.
+    pub async fn tab_to(&self, css: &str) {
+        for _ in 0..100 {
+            if self.focused(css).await {
+                return;
+            }
+            self.press(TAB).await;
+        }
+        panic!("{css:?} is not reachable with Tab at {}", self.url().await);
+    }
+
     /// Signs in on the login page the browser is at.
     pub async fn sign_in(&self, fx: &Fixture) {
         self.type_into("#email", &fx.owner_email).await;
@@ -608,6 +682,7 @@ where
         let client = driver.connect().await;
         let browser = Browser {
             client: client.clone(),
+            driver: driver.url.clone(),
             test,
         };
         let local = tokio::task::LocalSet::new();

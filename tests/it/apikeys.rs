@@ -150,11 +150,21 @@ fn generate_in_settings_page_shows_the_key_once(b: Backend) {
     let ws = f.workspace_id.clone();
     let mut owner = f.owner();
 
-    // The page: a generate form with its CSRF token and the workspace.
+    // The page: a generate form with its CSRF token and the workspace chosen
+    // (the drawer's Workspace field, the current one selected).
     let page = keys_page(&mut owner, &ws);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(hidden(&page.body, "csrf_token").is_some_and(|c| c.len() >= 16));
-    assert_eq!(hidden(&page.body, "workspace_id").as_deref(), Some(&*ws));
+    let workspace_field = page
+        .body
+        .split("name=\"workspace_id\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .expect("a workspace_id field");
+    assert!(
+        workspace_field.contains(&format!("<option value=\"{ws}\" selected>")),
+        "the current workspace is not the chosen one: {workspace_field}"
+    );
     assert!(page.body.contains("name=\"access\""));
     assert!(page.body.contains("No API keys match."));
 
@@ -860,6 +870,10 @@ fn plan_without_api_access(b: Backend) {
     let page = keys_page(&mut owner, &ws);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Upgrade required"), "{}", page.body);
+    assert!(
+        !page.body.contains("Generate API Key"),
+        "the drawer's button is offered"
+    );
     assert!(
         !page.body.contains("name=\"access\""),
         "the form is offered"

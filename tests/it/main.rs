@@ -26,5 +26,6 @@ mod revocation;
 mod revocation_bound;
 mod sasl;
 mod security;
+mod settings_ui;
 mod team;
 mod v1_api;

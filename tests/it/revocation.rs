@@ -812,7 +812,7 @@ fn authorized_apps_page_for_owners_only(b: Backend) {
     assert!(
         empty
             .body
-            .contains("No OAuth apps are connected to this workspace."),
+            .contains("No OAuth apps are currently connected to"),
         "{}",
         empty.body
     );
@@ -830,7 +830,7 @@ fn authorized_apps_page_for_owners_only(b: Backend) {
     ] {
         assert!(text.contains(needed), "page lacks {needed:?}: {text}");
     }
-    assert!(!text.contains("No OAuth apps are connected"));
+    assert!(!text.contains("No OAuth apps are currently connected"));
     assert!(text.contains(&revoke_action(&id)));
 
     // An admin sees it too.

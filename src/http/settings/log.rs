@@ -1,14 +1,25 @@
 //! The security log page.
 
 use super::*;
+use crate::accounts::audit::{self, Kind, NamedEvent};
 
 struct LogLine {
     when: String,
     action: &'static str,
+    /// The key, app, person or mailbox, by name (its id when it is gone).
     subject: String,
+    /// Whether `subject` is an id, not a name.
+    subject_is_id: bool,
     detail: String,
     actor: String,
     address: String,
+}
+
+/// A filter link: its label, the `kind` value ("" for all), and whether chosen.
+struct KindLink {
+    label: &'static str,
+    value: &'static str,
+    current: bool,
 }
 
 #[derive(Template)]
@@ -21,6 +32,91 @@ struct LogTemplate<'a> {
     csrf_token: &'a str,
     can_manage: bool,
     events: Vec<LogLine>,
+    kinds: Vec<KindLink>,
+    /// The chosen kind, "" for all.
+    kind: &'a str,
+    page: u32,
+    newer: Option<u32>,
+    older: Option<u32>,
+}
+
+/// Events on one page of the log.
+pub(super) const PER_PAGE: u32 = 50;
+
+#[derive(serde::Deserialize, Default)]
+struct LogQuery {
+    workspace: Option<String>,
+    kind: Option<String>,
+    page: Option<u32>,
+}
+
+fn kind_label(kind: Option<Kind>) -> &'static str {
+    match kind {
+        None => "All",
+        Some(Kind::Keys) => "API keys",
+        Some(Kind::Apps) => "Authorized apps",
+        Some(Kind::Team) => "Team",
+        Some(Kind::Mailboxes) => "Mailboxes",
+    }
+}
+
+fn line(e: NamedEvent) -> LogLine {
+    let NamedEvent {
+        event: e,
+        subject_name,
+        actor_name,
+    } = e;
+    let actor = match actor_name {
+        Some(name) => name,
+        None if e.actor == apikeys::CLI_ACTOR => "keygate CLI".to_string(),
+        None if e.actor == apikeys::leak_reports::LEAK_REPORT_ACTOR => "a leak report".to_string(),
+        None => e.actor.clone(),
+    };
+    LogLine {
+        when: day(Some(e.created_at), ""),
+        action: action_words(&e.action),
+        subject_is_id: subject_name.is_none(),
+        subject: subject_name.unwrap_or(e.subject),
+        detail: e.detail.unwrap_or_default(),
+        actor,
+        address: e.client_address.unwrap_or_default(),
+    }
+}
+
+fn render_log(conn: &mut DbConn, ctx: &Context, q: &LogQuery) -> Result<Page, Error> {
+    let kind = q.kind.as_deref().and_then(Kind::parse);
+    let page = q.page.unwrap_or(1).max(1);
+    let (events, has_older) = if ctx.role.can_manage() {
+        let p = audit::page(conn, &ctx.current.id, kind, page, PER_PAGE)?;
+        (p.events.into_iter().map(line).collect(), p.has_older)
+    } else {
+        (Vec::new(), false)
+    };
+    let kinds = std::iter::once(None)
+        .chain(Kind::ALL.into_iter().map(Some))
+        .map(|k| KindLink {
+            label: kind_label(k),
+            value: k.map_or("", Kind::as_str),
+            current: k == kind,
+        })
+        .collect();
+    Ok(Page::render(
+        status_for(ctx.role),
+        &LogTemplate {
+            tab: "log",
+            workspaces: &ctx.workspaces,
+            current: &ctx.current,
+            user_email: &ctx.user.email,
+            csrf_token: &ctx.session.csrf_token,
+            can_manage: ctx.role.can_manage(),
+            events,
+            kinds,
+            kind: kind.map_or("", Kind::as_str),
+            page,
+            newer: (page > 1).then(|| page - 1),
+            older: has_older.then(|| page + 1),
+        },
+    ))
 }
 
 fn action_words(action: &str) -> &'static str {
@@ -46,62 +142,30 @@ fn action_words(action: &str) -> &'static str {
         "member.role_owner" => "Role changed to owner",
         "member.role_admin" => "Role changed to admin",
         "member.role_member" => "Role changed to member",
+        "app.revoked_client_deleted" => "App revoked: its developer deleted it",
+        "mailbox.created" => "Mailbox created",
+        "mailbox.deleted" => "Mailbox deleted",
+        "mailbox_auth_key.created" => "Mailbox auth key created",
+        "mailbox_auth_key.disabled" => "Mailbox auth key disabled",
+        "mailbox_auth_key.enabled" => "Mailbox auth key enabled",
+        "mailbox_auth_key.rotated" => "Mailbox auth key rotated",
+        "mailbox_auth_key.deleted" => "Mailbox auth key deleted",
         _ => "Other",
     }
 }
 
 pub(super) async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<KeysQuery>::from_query(req.query_string())
+    let q = web::Query::<LogQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
     let cookie = session_cookie(&req);
-    let result = crate::http::with_conn(&svc, move |_, conn| {
-        let ctx = match context(conn, cookie, q.workspace.as_deref())? {
-            Access_::Ok(ctx) => ctx,
-            other => return Ok(Err(other)),
-        };
-        let events = if ctx.role.can_manage() {
-            crate::accounts::audit::list(conn, &ctx.current.id, 200)?
-        } else {
-            Vec::new()
-        };
-        // Actors are user ids (or "cli"): show addresses people recognise.
-        let mut lines = Vec::with_capacity(events.len());
-        for e in events {
-            let actor = match accounts::find_user(conn, &e.actor) {
-                Ok(u) => u.email,
-                Err(_) if e.actor == apikeys::CLI_ACTOR => "keygate CLI".to_string(),
-                Err(_) => e.actor.clone(),
-            };
-            lines.push(LogLine {
-                when: day(Some(e.created_at), ""),
-                action: action_words(&e.action),
-                subject: e.subject,
-                detail: e.detail.unwrap_or_default(),
-                actor,
-                address: e.client_address.unwrap_or_default(),
-            });
-        }
-        Ok(Ok((ctx, lines)))
-    })
-    .await;
-    match result {
-        Ok(Ok((ctx, events))) => {
-            let Ok(body) = LogTemplate {
-                tab: "log",
-                workspaces: &ctx.workspaces,
-                current: &ctx.current,
-                user_email: &ctx.user.email,
-                csrf_token: &ctx.session.csrf_token,
-                can_manage: ctx.role.can_manage(),
-                events,
+    respond(
+        crate::http::with_conn(&svc, move |_, conn| {
+            match context(conn, cookie, q.workspace.as_deref())? {
+                Access_::Ok(ctx) => render_log(conn, &ctx, &q),
+                other => Ok(Page::NoAccess(other, "/settings/security-log")),
             }
-            .render() else {
-                return crate::http::render_failed();
-            };
-            role_page(&ctx, body)
-        }
-        Ok(Err(a)) => no_access(a, "/settings/security-log"),
-        Err(e) => internal_error(&e),
-    }
+        })
+        .await,
+    )
 }
