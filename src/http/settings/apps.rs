@@ -2,15 +2,6 @@
 
 use super::*;
 
-impl From<Refusal> for AppOutcome {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::NoAccess(a) => AppOutcome::NoAccess(a),
-            Refusal::Refused(status, msg) => AppOutcome::Refused(status, msg),
-        }
-    }
-}
-
 struct AppLine {
     id: String,
     app_name: String,
@@ -50,76 +41,74 @@ pub fn permission_words(stored: &str) -> Vec<String> {
         .collect()
 }
 
+const NEXT: &str = "/settings/authorized-apps";
+
+/// Where an app's codes go, in words: each redirect target once.
+fn code_goes_to(client: &crate::oauth::clients::Client) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for d in client
+        .redirect_uri_list()
+        .iter()
+        .map(|u| crate::oauth::clients::code_destination(u))
+    {
+        if !all.contains(&d) {
+            all.push(d);
+        }
+    }
+    all.join(", ")
+}
+
+/// The page for `ctx`: the workspace's authorizations with their usage.
+fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result<Page, Error> {
+    let rows = if ctx.role.can_manage() {
+        authorizations::list_for_workspace(conn, &ctx.current.id)?
+    } else {
+        Vec::new()
+    };
+    let ids = rows.iter().map(|r| r.authorization.id.clone()).collect();
+    let usage = load_usage(conn, crate::credentials::usage::AUTHORIZATION, ids)?;
+    let apps = rows
+        .into_iter()
+        .map(|r| AppLine {
+            id: r.authorization.id.clone(),
+            permissions: permission_words(&r.authorization.scopes),
+            authorized_at: day(Some(r.authorization.created_at), ""),
+            last_used: day(r.authorization.last_used_at, "never"),
+            chart: chart(&usage, &r.authorization.id),
+            status: r.authorization.status(),
+            unreviewed: crate::http::pages::unreviewed_note(&r.client),
+            code_goes_to: code_goes_to(&r.client),
+            app_name: r.app_name,
+            authorized_by: r.authorized_by,
+        })
+        .collect();
+    let page = AppsTemplate {
+        tab: "apps",
+        workspaces: &ctx.workspaces,
+        current: &ctx.current,
+        user_email: &ctx.user.email,
+        csrf_token: &ctx.session.csrf_token,
+        can_manage: ctx.role.can_manage(),
+        apps,
+        notice: notice_text(notice),
+    };
+    Ok(Page::render(status_for(ctx.role), &page))
+}
+
 pub(super) async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
     let q = web::Query::<KeysQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
     let cookie = session_cookie(&req);
-    let wanted = q.workspace.clone();
-    let result = crate::http::with_conn(&svc, move |_, conn| {
-        let ctx = match context(conn, cookie, wanted.as_deref())? {
-            Access_::Ok(ctx) => ctx,
-            other => return Ok(Err(other)),
-        };
-        let rows = if ctx.role.can_manage() {
-            authorizations::list_for_workspace(conn, &ctx.current.id)?
-        } else {
-            Vec::new()
-        };
-        let usage = load_usage(
-            conn,
-            crate::credentials::usage::AUTHORIZATION,
-            rows.iter().map(|r| r.authorization.id.clone()).collect(),
-        )?;
-        Ok(Ok((ctx, rows, usage)))
-    })
-    .await;
-    match result {
-        Ok(Ok((ctx, rows, usage))) => {
-            let apps = rows
-                .into_iter()
-                .map(|r| AppLine {
-                    id: r.authorization.id.clone(),
-                    app_name: r.app_name,
-                    permissions: permission_words(&r.authorization.scopes),
-                    authorized_by: r.authorized_by,
-                    authorized_at: day(Some(r.authorization.created_at), ""),
-                    last_used: day(r.authorization.last_used_at, "never"),
-                    chart: chart(&usage, &r.authorization.id),
-                    status: r.authorization.status(),
-                    unreviewed: crate::http::pages::unreviewed_note(&r.client),
-                    code_goes_to: r
-                        .client
-                        .redirect_uri_list()
-                        .iter()
-                        .map(|u| crate::oauth::clients::code_destination(u))
-                        .fold(Vec::<String>::new(), |mut all, d| {
-                            if !all.contains(&d) {
-                                all.push(d);
-                            }
-                            all
-                        })
-                        .join(", "),
-                })
-                .collect();
-            let Ok(body) = AppsTemplate {
-                tab: "apps",
-                workspaces: &ctx.workspaces,
-                current: &ctx.current,
-                user_email: &ctx.user.email,
-                csrf_token: &ctx.session.csrf_token,
-                can_manage: ctx.role.can_manage(),
-                apps,
-                notice: notice_text(q.notice.as_deref()),
+    respond(
+        crate::http::with_conn(&svc, move |_, conn| {
+            match context(conn, cookie, q.workspace.as_deref())? {
+                Access_::Ok(ctx) => render_apps(conn, &ctx, q.notice.as_deref()),
+                other => Ok(Page::NoAccess(other, NEXT)),
             }
-            .render() else {
-                return crate::http::render_failed();
-            };
-            role_page(&ctx, body)
-        }
-        Ok(Err(a)) => no_access(a, "/settings/authorized-apps"),
-        Err(e) => internal_error(&e),
-    }
+        })
+        .await,
+    )
 }
 
 #[derive(Template)]
@@ -132,13 +121,27 @@ struct ConfirmTemplate<'a> {
     csrf_token: &'a str,
 }
 
-enum AppOutcome {
-    Confirm(String, String, String, String, String),
-    Done(String),
-    Refused(StatusCode, String),
-    NoAccess(Access_),
+/// The first step of a revoke: what revoking does, and a confirm button.
+fn confirm_revoke(
+    conn: &mut DbConn,
+    ctx: &Context,
+    authorization: &authorizations::Authorization,
+) -> Result<Page, Error> {
+    let app = crate::oauth::clients::find(conn, &authorization.client_id)?
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let page = ConfirmTemplate {
+        id: &authorization.id,
+        app_name: &app,
+        workspace_name: &ctx.current.name,
+        workspace_id: &ctx.current.id,
+        csrf_token: &ctx.session.csrf_token,
+    };
+    Ok(Page::render(StatusCode::OK, &page))
 }
 
+/// Two steps: the first post shows what revoking does; the second, with
+/// `confirm=yes`, revokes (every token of the app stops at once).
 pub(super) async fn revoke_app(
     svc: Svc,
     req: HttpRequest,
@@ -150,73 +153,35 @@ pub(super) async fn revoke_app(
         Err(r) => return r,
     };
     let id = path.into_inner();
-    let result = crate::http::with_conn(&svc, move |svc: &Services, conn| {
-        let authorization = match authorizations::find(conn, &id) {
-            Ok(a) => Some(a),
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        let workspace_id = authorization.as_ref().map(|a| a.workspace_id.clone());
-        let ctx = match manager_of(
-            conn,
-            &post,
-            workspace_id.as_deref(),
-            "revoke its apps",
-            "No such authorization.",
-        )? {
-            Ok(ctx) => ctx,
-            Err(refusal) => return Ok(refusal.into()),
-        };
-        let Some(authorization) = authorization else {
-            return Ok(AppOutcome::Refused(
-                StatusCode::NOT_FOUND,
-                "No such authorization.".into(),
-            ));
-        };
-        if field(&post.form, "confirm") != "yes" {
-            let app = crate::oauth::clients::find(conn, &authorization.client_id)?
-                .map(|c| c.name)
-                .unwrap_or_default();
-            return Ok(AppOutcome::Confirm(
-                id.clone(),
-                app,
-                ctx.current.name.clone(),
-                ctx.current.id.clone(),
-                ctx.session.csrf_token.clone(),
-            ));
-        }
-        authorizations::revoke(
-            conn,
-            &svc.credentials.cache,
-            &id,
-            authorizations::Cause::Person {
+    respond(
+        crate::http::with_conn(&svc, move |svc: &Services, conn| {
+            let found = match authorizations::find(conn, &id) {
+                Ok(a) => Some(a),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let ws = found.as_ref().map(|a| a.workspace_id.as_str());
+            let missing = "No such authorization.";
+            let ctx = match manager_of(conn, &post, ws, "revoke its apps", missing)? {
+                Ok(ctx) => ctx,
+                Err(refusal) => return Ok(Page::refusal(refusal, NEXT)),
+            };
+            let Some(authorization) = found else {
+                return Ok(Page::Refused(StatusCode::NOT_FOUND, missing.into()));
+            };
+            if field(&post.form, "confirm") != "yes" {
+                return confirm_revoke(conn, &ctx, &authorization);
+            }
+            let cause = authorizations::Cause::Person {
                 actor: &ctx.user.id,
                 address: Some(&post.address),
-            },
-        )?;
-        Ok(AppOutcome::Done(format!(
-            "/settings/authorized-apps?workspace={}&notice=app_revoked",
-            authorization.workspace_id
-        )))
-    })
-    .await;
-    match result {
-        Ok(AppOutcome::Confirm(id, app_name, workspace_name, workspace_id, csrf)) => {
-            let Ok(body) = ConfirmTemplate {
-                id: &id,
-                app_name: &app_name,
-                workspace_name: &workspace_name,
-                workspace_id: &workspace_id,
-                csrf_token: &csrf,
-            }
-            .render() else {
-                return crate::http::render_failed();
             };
-            html(StatusCode::OK, body)
-        }
-        Ok(AppOutcome::Done(url)) => redirect(StatusCode::SEE_OTHER, &url),
-        Ok(AppOutcome::Refused(status, msg)) => error_page(status, &msg),
-        Ok(AppOutcome::NoAccess(a)) => no_access(a, "/settings/authorized-apps"),
-        Err(e) => internal_error(&e),
-    }
+            authorizations::revoke(conn, &svc.credentials.cache, &id, cause)?;
+            let ws = &authorization.workspace_id;
+            Ok(Page::SeeOther(format!(
+                "{NEXT}?workspace={ws}&notice=app_revoked"
+            )))
+        })
+        .await,
+    )
 }

@@ -152,12 +152,6 @@ fn context(
     })))
 }
 
-/// A settings page: 200 for owners and admins, 403 (with the page's refusal)
-/// for members.
-fn role_page(ctx: &Context, body: String) -> HttpResponse {
-    html(status_for(ctx.role), body)
-}
-
 fn login_redirect(next: &str) -> HttpResponse {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("next", next)
