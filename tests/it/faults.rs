@@ -79,16 +79,21 @@ fn crash_in_the_middle_of_load_leaves_consistent_state(b: Backend) {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let r = Http::new(&base).post_form_with(
-                    "/oauth/token",
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("code", code),
-                        ("redirect_uri", REDIRECT),
-                        ("code_verifier", verifier),
-                    ],
-                    &[("Authorization", &basic(&f.client_id, &f.client_secret))],
-                );
+                // The kill can land in the middle of an exchange: that request
+                // fails on the wire, and the ones after it are not sent.
+                let r = std::panic::catch_unwind(|| {
+                    Http::new(&base).post_form_with(
+                        "/oauth/token",
+                        &[
+                            ("grant_type", "authorization_code"),
+                            ("code", code),
+                            ("redirect_uri", REDIRECT),
+                            ("code_verifier", verifier),
+                        ],
+                        &[("Authorization", &basic(&f.client_id, &f.client_secret))],
+                    )
+                });
+                let Ok(r) = r else { break };
                 if r.status == 200 {
                     issued
                         .lock()
