@@ -22,6 +22,11 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// The actor of changes made with the command line.
+pub const CLI_ACTOR: &str = "cli";
+/// The actor of revocations that a leaked-key report caused.
+pub const LEAK_REPORT_ACTOR: &str = "leak-report";
+
 pub fn record(
     conn: &mut DbConn,
     workspace_id: &str,

@@ -23,7 +23,7 @@ use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 /// Who revoked a key in the security log.
-pub const LEAK_REPORT_ACTOR: &str = "leak-report";
+pub const LEAK_REPORT_ACTOR: &str = crate::accounts::audit::LEAK_REPORT_ACTOR;
 /// The security-log action of a key revoked because it was found in public.
 pub const LEAKED_ACTION: &str = "api_key.revoked_leaked";
 

@@ -189,39 +189,6 @@ fn require_mailbox_of(conn: &mut DbConn, workspace_id: &str, mailbox_id: &str) -
     }
 }
 
-/// Inside the transaction that deletes a mailbox: revokes every key restricted
-/// to it, with a security-log row each. Returns the events to apply once the
-/// transaction has committed.
-pub fn revoke_restricted_to_in_tx(
-    conn: &mut DbConn,
-    mailbox_id: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<Vec<Event>> {
-    let keys: Vec<(String, String)> = api_keys::table
-        .filter(api_keys::mailbox_id.eq(mailbox_id))
-        .filter(api_keys::revoked_at.is_null())
-        .select((api_keys::id, api_keys::workspace_id))
-        .load(conn)?;
-    let mut events = Vec::with_capacity(keys.len());
-    for (id, workspace_id) in keys {
-        diesel::update(api_keys::table.find(&id))
-            .set(api_keys::revoked_at.eq(db::now()))
-            .execute(conn)?;
-        crate::accounts::audit::record(
-            conn,
-            &workspace_id,
-            actor,
-            "api_key.revoked",
-            &id,
-            client_address,
-        )?;
-        events.push(Event::api_key(&id));
-    }
-    revocation::record(conn, &events)?;
-    Ok(events)
-}
-
 pub fn find(conn: &mut DbConn, id: &str) -> Result<ApiKey> {
     api_keys::table
         .find(id)

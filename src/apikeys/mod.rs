@@ -18,8 +18,8 @@ mod lifecycle;
 pub use self::lifecycle::*;
 use crate::accounts;
 pub use crate::credentials::address::IpAllowList;
+use crate::credentials::api_key::API_KEY;
 pub use crate::credentials::api_key::{Access, KeyStatus};
-use crate::credentials::api_key::{API_KEY, KEY_PREFIX};
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
@@ -30,8 +30,8 @@ use serde::Serialize;
 /// A key that ends within this many seconds is flagged as expiring soon.
 pub const EXPIRING_SOON_SECS: i64 = 7 * 86_400;
 
-/// Who created a key from the command line.
-pub const CLI_ACTOR: &str = "cli";
+/// Who created a key from the command line (the security log's CLI actor).
+pub const CLI_ACTOR: &str = crate::accounts::audit::CLI_ACTOR;
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = api_keys)]
@@ -164,25 +164,7 @@ pub fn parse_expiry(raw: Option<&str>) -> Result<Option<i64>> {
     Ok(Some(end.and_utc().timestamp()))
 }
 
-/// Names describe the integration; a value that looks like a secret is refused so
-/// that nobody pastes a key where the list would show it to everyone.
-pub fn validate_key_name(raw: &str) -> Result<String> {
-    let name = accounts::validate_name("the key name", raw)?;
-    let lower = name.to_lowercase();
-    let looks_like_key = lower.contains(KEY_PREFIX) || lower.contains("kgs_");
-    let high_entropy = name.split_whitespace().any(|word| {
-        word.len() >= 24
-            && word.chars().any(|c| c.is_ascii_digit())
-            && word.chars().any(|c| c.is_ascii_alphabetic())
-            && (!word.contains('-') || word.len() >= 32)
-    });
-    if looks_like_key || high_entropy {
-        return Err(Error::invalid(
-            "the key name looks like a secret; name the system that will use the key instead",
-        ));
-    }
-    Ok(name)
-}
+pub use crate::credentials::api_key::validate_key_name;
 
 #[cfg(test)]
 mod tests {

@@ -276,6 +276,59 @@ impl KeyStatus {
 /// its scope.
 pub const MAILBOX_RESTRICTED_SCOPES: &[&str] = &["mailboxes:read"];
 
+/// Names describe the integration; a value that looks like a secret is refused so
+/// that nobody pastes a key where the list would show it to everyone.
+pub fn validate_key_name(raw: &str) -> Result<String> {
+    let name = crate::accounts::validate_name("the key name", raw)?;
+    let lower = name.to_lowercase();
+    let looks_like_key = lower.contains(KEY_PREFIX) || lower.contains("kgs_");
+    let high_entropy = name.split_whitespace().any(|word| {
+        word.len() >= 24
+            && word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+            && (!word.contains('-') || word.len() >= 32)
+    });
+    if looks_like_key || high_entropy {
+        return Err(Error::invalid(
+            "the key name looks like a secret; name the system that will use the key instead",
+        ));
+    }
+    Ok(name)
+}
+
+/// Inside the transaction that deletes a mailbox: revokes every key restricted
+/// to it, with a security-log row each. Returns the events to apply once the
+/// transaction has committed.
+pub fn revoke_restricted_to_in_tx(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<Vec<super::revocation::Event>> {
+    let keys: Vec<(String, String)> = api_keys::table
+        .filter(api_keys::mailbox_id.eq(mailbox_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::id, api_keys::workspace_id))
+        .load(conn)?;
+    let mut events = Vec::with_capacity(keys.len());
+    for (id, workspace_id) in keys {
+        diesel::update(api_keys::table.find(&id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        crate::accounts::audit::record(
+            conn,
+            &workspace_id,
+            actor,
+            "api_key.revoked",
+            &id,
+            client_address,
+        )?;
+        events.push(super::revocation::Event::api_key(&id));
+    }
+    super::revocation::record(conn, &events)?;
+    Ok(events)
+}
+
 /// The bearer check's database path: the key if it is well formed, known,
 /// matches in constant time, is active and its workspace's plan has API access.
 ///

@@ -176,29 +176,20 @@ struct LoginForm {
     password: String,
 }
 
-fn login_form(svc: &Svc, req: &HttpRequest, body: &[u8]) -> Result<LoginForm, HttpResponse> {
+/// The login form, and whether its CSRF token matches the login cookie.
+fn login_form(req: &HttpRequest, body: &[u8]) -> (LoginForm, bool) {
     let form = form_of(body);
-    let next = safe_next(Some(field(&form, "next")));
-    let email = field(&form, "email").trim().to_lowercase();
     let expected = req
         .cookie(LOGIN_CSRF_COOKIE)
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    if expected.is_empty() || !crypto::ct_eq(&expected, field(&form, "csrf_token")) {
-        return Err(render_login(
-            svc,
-            StatusCode::FORBIDDEN,
-            &next,
-            &email,
-            Some("The form expired. Please sign in again."),
-        ));
-    }
-    let password = field(&form, "password").to_string();
-    Ok(LoginForm {
-        next,
-        email,
-        password,
-    })
+    let csrf_ok = !expected.is_empty() && crypto::ct_eq(&expected, field(&form, "csrf_token"));
+    let login = LoginForm {
+        next: safe_next(Some(field(&form, "next"))),
+        email: field(&form, "email").trim().to_lowercase(),
+        password: field(&form, "password").to_string(),
+    };
+    (login, csrf_ok)
 }
 
 /// The login's abuse limits. Failures are counted per (account, address):
@@ -271,10 +262,17 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     let Ok(body) = read_body(payload).await else {
         return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
     };
-    let form = match login_form(&svc, &req, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let (form, csrf_ok) = login_form(&req, &body);
+    if !csrf_ok {
+        let expired = Some("The form expired. Please sign in again.");
+        return render_login(
+            &svc,
+            StatusCode::FORBIDDEN,
+            &form.next,
+            &form.email,
+            expired,
+        );
+    }
     let limits = LoginLimits::new(&svc, &form.email, &client_address(&svc, &req));
     if let Err(secs) = limits.before() {
         return too_many_logins(&svc, &form.next, &form.email, secs);

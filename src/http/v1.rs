@@ -555,7 +555,7 @@ async fn list_mailboxes(
     let ws = caller.0.workspace_id().to_string();
     let only = caller.0.mailbox_id().map(str::to_string);
     let page = super::with_conn(&svc, move |_, conn| {
-        crate::v1::mailboxes::list(conn, &ws, only.as_deref(), limit, after.as_deref())
+        crate::mailboxes::api::list(conn, &ws, only.as_deref(), limit, after.as_deref())
     })
     .await
     .map_err(mailbox_error)?;
@@ -572,7 +572,7 @@ async fn get_mailbox(
     let only = caller.0.mailbox_id().map(str::to_string);
     let id = path.into_inner();
     let mailbox = super::with_conn(&svc, move |_, conn| {
-        crate::v1::mailboxes::get(conn, &ws, only.as_deref(), &id)
+        crate::mailboxes::api::get(conn, &ws, only.as_deref(), &id)
     })
     .await
     .map_err(mailbox_error)?;
@@ -590,7 +590,7 @@ async fn create_mailbox(
     let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
     let from = client_address(&svc, &req);
     let mailbox = super::with_conn(&svc, move |_, conn| {
-        crate::v1::mailboxes::create(conn, &ws, &address, &actor, Some(&from))
+        crate::mailboxes::api::create(conn, &ws, &address, &actor, Some(&from))
     })
     .await
     .map_err(mailbox_error)?;
@@ -607,7 +607,7 @@ async fn delete_mailbox(
     let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
     let (id, from) = (path.into_inner(), client_address(&svc, &req));
     super::with_conn(&svc, move |svc, conn| {
-        crate::v1::mailboxes::delete(conn, &svc.credentials.cache, &ws, &id, &actor, Some(&from))
+        crate::mailboxes::api::delete(conn, &svc.credentials.cache, &ws, &id, &actor, Some(&from))
     })
     .await
     .map_err(mailbox_error)?;

@@ -82,7 +82,7 @@ pub struct AuthKeyRow {
 /// The API keys' rule for names (describe the tool, never paste a secret),
 /// plus this format's own prefix.
 pub fn validate_key_name(raw: &str) -> Result<String> {
-    let name = crate::apikeys::validate_key_name(raw)?;
+    let name = crate::credentials::api_key::validate_key_name(raw)?;
     if name.to_lowercase().contains(MAILBOX_AUTH_KEY.prefix) {
         return Err(Error::invalid(
             "the key name looks like a secret; name the tool that will use the key instead",

@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 /// Who acted, in the security log.
-const ACTOR: &str = crate::apikeys::leak_reports::LEAK_REPORT_ACTOR;
+const ACTOR: &str = crate::accounts::audit::LEAK_REPORT_ACTOR;
 const ACTION: &str = "mailbox_auth_key.leaked";
 /// Hashes looked up per query.
 const CHUNK: usize = 400;

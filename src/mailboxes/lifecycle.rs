@@ -242,8 +242,12 @@ pub fn delete(
                 client_address,
             )?;
         }
-        let mut events =
-            crate::apikeys::revoke_restricted_to_in_tx(conn, id, actor, client_address)?;
+        let mut events = crate::credentials::api_key::revoke_restricted_to_in_tx(
+            conn,
+            id,
+            actor,
+            client_address,
+        )?;
         let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
         if n == 0 {
             return Err(Error::not_found(format!("no mailbox with id {id:?}")));

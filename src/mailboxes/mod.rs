@@ -15,6 +15,7 @@
 //! Every change writes its security-log row, and every change that ends a
 //! credential its revocation event, inside the transaction that makes it.
 
+pub mod api;
 pub mod auth_keys;
 pub mod authenticator;
 pub mod leaks;
@@ -29,7 +30,7 @@ use crate::db::DbConn;
 use crate::error::{Error, Result};
 
 /// Who acted from the command line (the same actor as `apikeys::CLI_ACTOR`).
-pub const CLI_ACTOR: &str = crate::apikeys::CLI_ACTOR;
+pub const CLI_ACTOR: &str = crate::accounts::audit::CLI_ACTOR;
 
 /// Mailboxes and their auth keys are part of API access: a workspace whose plan
 /// lacks it can neither create them nor authenticate with them.

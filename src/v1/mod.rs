@@ -1,7 +1,6 @@
-//! The workspace resources behind `/v1`: tags, forms and mailboxes. Every
+//! The workspace resources behind `/v1`: tags and forms (mailboxes are in
+//! `mailboxes::api`), and the list bounds every `/v1` list shares. Every
 //! function takes the workspace the credential picked; no request names one.
-
-pub mod mailboxes;
 
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};

@@ -1,11 +1,12 @@
-//! `/v1/mailboxes`: the workspace's mailboxes as the protected API shows them.
+//! `/v1/mailboxes`: the workspace's mailboxes as the protected API shows them
+//! (`http::v1` maps these onto HTTP).
 //! A key restricted to one mailbox sees only that one; any other id, like
 //! another workspace's or a made-up one, is unknown.
 
+use super::{lifecycle, Mailbox};
 use crate::credentials::cache::CredentialCache;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use crate::mailboxes::{lifecycle, Mailbox};
 use serde::Serialize;
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -41,7 +42,8 @@ pub fn list(
     limit: i64,
     starting_after: Option<&str>,
 ) -> Result<MailboxPage> {
-    let limit = limit.clamp(1, super::MAX_LIMIT);
+    // The caller (`http::v1`) checked `limit` against `/v1`'s bounds.
+    let limit = limit.max(1);
     let (rows, has_more) = lifecycle::page(conn, workspace_id, only, limit, starting_after)?;
     Ok(MailboxPage {
         data: rows.into_iter().map(body).collect(),
