@@ -2,7 +2,6 @@
 //! whose manager picks the backend from the URL, and the embedded migrations.
 
 pub mod backup;
-pub mod batch;
 pub mod schema;
 
 use diesel::connection::SimpleConnection;
@@ -24,7 +23,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Where the data lives, decided by the URL's scheme alone.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(String),
     Postgres(String),

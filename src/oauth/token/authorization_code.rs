@@ -67,7 +67,7 @@ pub fn authorization_code(
     }
     let granted = authorization.scopes.clone();
     let prepared = prepare(config, &authorization, &granted, &granted);
-    let outcome = redeem(config, &authorization, prepared, move |conn| {
+    let outcome = redeem(conn, &authorization, prepared, |conn| {
         let n = diesel::update(
             auth_codes::table
                 .find(&code_hash)

@@ -205,37 +205,21 @@ impl Prepared {
     }
 }
 
-/// Runs a grant's write in the next group commit (`db::batch`): a failed
-/// batch is `temporarily_unavailable`, with none of its effects.
-fn batched<T, F>(config: &Config, f: F) -> Result<T, OAuthError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<T, OAuthError> + Send + 'static,
-{
-    db::batch::run(&config.database_url, f).map_err(|e| match e {
-        db::batch::Batched::Failed(e) => e,
-        db::batch::Batched::Unavailable(why) => {
-            log::warn!("grant not committed: {why}");
-            OAuthError::temporarily_unavailable("the service is temporarily unavailable; try again")
-        }
-    })
-}
-
-/// The write of a code exchange or refresh: inside the batch's transaction,
+/// The write of a code exchange or refresh, in one short transaction:
 /// checks the authorization and its approver, consumes the code or refresh
 /// token (`consume`, which answers whether it was still unused) and stores
-/// the new tokens' rows.
+/// the new tokens' rows. The JWT is signed after the commit, so the write
+/// lock is held for database work only.
 fn redeem<C>(
-    config: &Config,
+    conn: &mut DbConn,
     authorization: &Authorization,
     prepared: Prepared,
     consume: C,
 ) -> Result<Redeemed, OAuthError>
 where
-    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError> + Send + 'static,
+    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError>,
 {
-    let authorization = authorization.clone();
-    batched(config, move |conn| {
+    db::write_tx(conn, |conn| {
         // The authorization row first: a revocation locks it first too, so the
         // two never wait on each other in opposite orders.
         if !touch_active(conn, &authorization.id)? {
@@ -243,7 +227,7 @@ where
                 "the authorization has been revoked",
             )));
         }
-        if !approver_still_manages(conn, &authorization)? {
+        if !approver_still_manages(conn, authorization)? {
             return Ok(Redeemed::ApproverGone);
         }
         if !consume(conn)? {

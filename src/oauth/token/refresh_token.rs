@@ -65,7 +65,7 @@ pub fn refresh_token(
         }
     };
     let prepared = prepare(config, &authorization, &row.scopes, &access_scopes);
-    let outcome = redeem(config, &authorization, prepared, move |conn| {
+    let outcome = redeem(conn, &authorization, prepared, |conn| {
         let n = diesel::update(
             refresh_tokens::table
                 .find(&hash)
