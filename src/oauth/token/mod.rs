@@ -234,7 +234,7 @@ where
             return Ok(Redeemed::Replayed);
         }
         prepared.store(conn, &authorization.id)?;
-        Ok(Redeemed::Issued(prepared))
+        Ok(Redeemed::Issued(Box::new(prepared)))
     })
 }
 
@@ -254,7 +254,7 @@ fn touch_active(conn: &mut DbConn, authorization_id: &str) -> Result<bool, OAuth
 
 enum Redeemed {
     /// Committed: what is left is to sign the access token.
-    Issued(Prepared),
+    Issued(Box<Prepared>),
     Replayed,
     Refused(OAuthError),
     /// The approver no longer manages the workspace: nothing was consumed;
