@@ -2,8 +2,11 @@
 //! secret.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 pub struct Metrics {
@@ -108,6 +111,89 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         registry,
     }
 });
+
+/// The `/v1` bearer check's series, resolved once: its label sets are closed,
+/// and a label lookup (hash and lock) per request is measurable there.
+pub struct V1Series {
+    pub cache_hit: IntCounter,
+    pub cache_miss: IntCounter,
+    pub invalid: IntCounter,
+    api_key: (IntCounter, IntCounter),
+    access_token: (IntCounter, IntCounter),
+}
+
+impl V1Series {
+    /// `ok` and `ip_not_allowed` of one credential kind (`Principal::kind`).
+    pub fn outcome(&self, kind: &str, allowed: bool) -> &IntCounter {
+        let pair = if kind == "api_key" {
+            &self.api_key
+        } else {
+            &self.access_token
+        };
+        if allowed {
+            &pair.0
+        } else {
+            &pair.1
+        }
+    }
+}
+
+pub static V1: LazyLock<V1Series> = LazyLock::new(|| {
+    let m = &METRICS;
+    let auth = |kind: &str, outcome: &str| m.v1_auth.with_label_values(&[kind, outcome]);
+    V1Series {
+        cache_hit: m.cache.with_label_values(&["hit"]),
+        cache_miss: m.cache.with_label_values(&["miss"]),
+        invalid: auth("unknown", "invalid"),
+        api_key: (auth("api_key", "ok"), auth("api_key", "ip_not_allowed")),
+        access_token: (
+            auth("access_token", "ok"),
+            auth("access_token", "ip_not_allowed"),
+        ),
+    }
+});
+
+/// Routes a thread keeps resolved series for; routes are patterns (a closed
+/// set), so this is a guard, not a limit that is reached.
+const MAX_ROUTES: usize = 1024;
+
+/// A route's series by method and status.
+type RouteSeries = Vec<(&'static str, u16, IntCounter, Histogram)>;
+
+thread_local! {
+    /// Each worker's resolved request series: a request counts and times
+    /// itself without a label lookup once its route, method and status were seen.
+    static REQUEST_SERIES: RefCell<HashMap<String, RouteSeries>> = RefCell::new(HashMap::new());
+}
+
+/// Counts one request and its latency (`route` is a pattern, `method` from a
+/// closed set).
+pub fn observe_request(route: &str, method: &'static str, status: u16, seconds: f64) {
+    REQUEST_SERIES.with(|cell| {
+        let mut map = cell.borrow_mut();
+        if let Some(series) = map.get(route) {
+            if let Some((_, _, count, latency)) = series
+                .iter()
+                .find(|(m, s, _, _)| *m == method && *s == status)
+            {
+                count.inc();
+                latency.observe(seconds);
+                return;
+            }
+        }
+        let count = METRICS
+            .requests
+            .with_label_values(&[route, method, &status.to_string()]);
+        let latency = METRICS.latency.with_label_values(&[route, method]);
+        count.inc();
+        latency.observe(seconds);
+        if map.len() < MAX_ROUTES || map.contains_key(route) {
+            map.entry(route.to_string())
+                .or_default()
+                .push((method, status, count, latency));
+        }
+    });
+}
 
 /// How many keys one abuse limiter tracks (`limiter` from a closed set).
 pub fn set_abuse_tracked(limiter: &'static str, entries: usize) {

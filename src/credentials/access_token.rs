@@ -11,10 +11,11 @@ use crate::db::schema::{access_tokens, authorizations};
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use diesel::prelude::*;
+use std::sync::Arc;
 
 /// What the memory-only path found.
 pub enum Cached {
-    Valid(CachedToken),
+    Valid(Arc<CachedToken>),
     /// Certainly not valid (expired or revoked).
     Invalid,
     /// Not cached: ask the database.
@@ -44,7 +45,11 @@ pub fn cached(creds: &Credentials, token: &str) -> Cached {
 }
 
 /// Verifies the signature and claims, then reads the record; caches what is valid.
-pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Option<CachedToken>> {
+pub fn stored(
+    creds: &Credentials,
+    conn: &mut DbConn,
+    token: &str,
+) -> Result<Option<Arc<CachedToken>>> {
     let fill = creds.cache.fill();
     let claims = match creds.keys.verify(token) {
         Ok(c) => c,
@@ -80,7 +85,7 @@ pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Opt
     let Some((authorization_id, None, None)) = row else {
         return Ok(None);
     };
-    let token_row = CachedToken {
+    let token_row = Arc::new(CachedToken {
         jti: claims.jti,
         authorization_id,
         client_id: claims.client_id,
@@ -89,7 +94,7 @@ pub fn stored(creds: &Credentials, conn: &mut DbConn, token: &str) -> Result<Opt
         scopes: super::scopes::split(&claims.scope),
         iat: claims.iat,
         exp: claims.exp,
-    };
+    });
     creds
         .cache
         .put_token(fill, crypto::sha256(token.as_bytes()), token_row.clone());

@@ -8,11 +8,13 @@ use crate::crypto;
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+/// Shared with the cache: a hit is a reference count, not a copy.
 #[derive(Clone, Debug)]
 pub enum Principal {
-    ApiKey(CachedKey),
-    AccessToken(CachedToken),
+    ApiKey(Arc<CachedKey>),
+    AccessToken(Arc<CachedToken>),
 }
 
 impl Principal {
@@ -103,7 +105,7 @@ pub fn check_stored(
 ) -> Result<Option<Principal>> {
     if credential.starts_with(api_key::KEY_PREFIX) {
         let fill = creds.cache.fill();
-        let found = api_key::lookup(conn, credential)?;
+        let found = api_key::lookup(conn, credential)?.map(Arc::new);
         if let Some(k) = &found {
             creds
                 .cache

@@ -13,7 +13,7 @@ use crate::credentials::api_key::AddressRule;
 use crate::credentials::revocation::{Cursor, Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Beyond this many entries a map is emptied and refilled from the database.
@@ -89,15 +89,15 @@ pub struct Fill(u64);
 
 pub struct CredentialCache {
     /// By SHA-256 of the whole JWT, so that only the exact token verified hits.
-    tokens: RwLock<HashMap<[u8; 32], Entry<CachedToken>>>,
+    tokens: RwLock<HashMap<[u8; 32], Entry<Arc<CachedToken>>>>,
     /// Revoked `jti`s, until the token would have expired anyway.
     revoked_jtis: RwLock<HashMap<String, i64>>,
     /// By SHA-256 of the whole key.
-    keys: RwLock<HashMap<[u8; 32], Entry<CachedKey>>>,
+    keys: RwLock<HashMap<[u8; 32], Entry<Arc<CachedKey>>>>,
     /// Mailbox auth keys by SHA-256 of the whole key.
     auth_keys: RwLock<HashMap<[u8; 32], Entry<CachedAuthKey>>>,
     /// Workspace names by id, for `/v1/workspace`.
-    workspaces: RwLock<HashMap<String, String>>,
+    workspaces: RwLock<HashMap<String, Arc<str>>>,
     /// Bumped before every change that removes entries; a fill that began
     /// under an older value is not stored (it may have read rows an event
     /// has since overtaken).
@@ -217,14 +217,15 @@ impl CredentialCache {
         self.generation.load(Ordering::SeqCst) == fill.0
     }
 
-    pub fn token(&self, hash: &[u8; 32]) -> Option<CachedToken> {
+    /// A shared handle: a hit copies no field of the entry.
+    pub fn token(&self, hash: &[u8; 32]) -> Option<Arc<CachedToken>> {
         read(&self.tokens)
             .get(hash)
             .filter(|e| self.young(e.read_at_ms))
             .map(|e| e.value.clone())
     }
 
-    pub fn put_token(&self, fill: Fill, hash: [u8; 32], token: CachedToken) {
+    pub fn put_token(&self, fill: Fill, hash: [u8; 32], token: Arc<CachedToken>) {
         let mut map = write(&self.tokens);
         if !self.still(fill) {
             return;
@@ -246,14 +247,15 @@ impl CredentialCache {
         read(&self.revoked_jtis).contains_key(jti)
     }
 
-    pub fn key(&self, hash: &[u8; 32]) -> Option<CachedKey> {
+    /// A shared handle: a hit copies no field of the entry.
+    pub fn key(&self, hash: &[u8; 32]) -> Option<Arc<CachedKey>> {
         read(&self.keys)
             .get(hash)
             .filter(|e| self.young(e.read_at_ms))
             .map(|e| e.value.clone())
     }
 
-    pub fn put_key(&self, fill: Fill, hash: [u8; 32], key: CachedKey) {
+    pub fn put_key(&self, fill: Fill, hash: [u8; 32], key: Arc<CachedKey>) {
         let mut map = write(&self.keys);
         if !self.still(fill) {
             return;
@@ -298,7 +300,7 @@ impl CredentialCache {
         );
     }
 
-    pub fn workspace_name(&self, id: &str) -> Option<String> {
+    pub fn workspace_name(&self, id: &str) -> Option<Arc<str>> {
         read(&self.workspaces).get(id).cloned()
     }
 
@@ -307,7 +309,7 @@ impl CredentialCache {
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
-        map.insert(id.to_string(), name.to_string());
+        map.insert(id.to_string(), Arc::from(name));
     }
 
     /// Applies revocation events (idempotent).
@@ -427,8 +429,8 @@ mod tests {
     fn events_revoke_and_evict() {
         let c = cache(MINUTE, MINUTE);
         let now = crate::db::now();
-        c.put_key(c.fill(), [1; 32], key("k1", "w1"));
-        c.put_key(c.fill(), [2; 32], key("k2", "w2"));
+        c.put_key(c.fill(), [1; 32], key("k1", "w1").into());
+        c.put_key(c.fill(), [2; 32], key("k2", "w2").into());
         c.apply(&[Event::api_key("k1"), Event::access_token("j1", now + 60)]);
         assert!(c.key(&[1; 32]).is_none());
         assert!(c.key(&[2; 32]).is_some());
@@ -444,22 +446,22 @@ mod tests {
         // the reader tries to store what it read: it must not.
         let fill = c.fill();
         c.apply(&[Event::api_key("k1")]);
-        c.put_key(fill, [1; 32], key("k1", "w1"));
+        c.put_key(fill, [1; 32], key("k1", "w1").into());
         assert!(c.key(&[1; 32]).is_none());
         // The same after the caches were dropped.
         let fill = c.fill();
         c.clear();
-        c.put_key(fill, [1; 32], key("k1", "w1"));
+        c.put_key(fill, [1; 32], key("k1", "w1").into());
         assert!(c.key(&[1; 32]).is_none());
         // A read that began after the event is cached.
-        c.put_key(c.fill(), [1; 32], key("k1", "w1"));
+        c.put_key(c.fill(), [1; 32], key("k1", "w1").into());
         assert!(c.key(&[1; 32]).is_some());
     }
 
     #[test]
     fn entries_have_a_maximum_age() {
         let c = cache(Duration::from_millis(30), MINUTE);
-        c.put_key(c.fill(), [1; 32], key("k1", "w1"));
+        c.put_key(c.fill(), [1; 32], key("k1", "w1").into());
         assert!(c.key(&[1; 32]).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(c.key(&[1; 32]).is_none(), "served past its maximum age");
@@ -486,7 +488,7 @@ mod tests {
     #[test]
     fn clearing_forgets_credentials_but_not_names() {
         let c = cache(MINUTE, MINUTE);
-        c.put_key(c.fill(), [1; 32], key("k1", "w1"));
+        c.put_key(c.fill(), [1; 32], key("k1", "w1").into());
         c.apply(&[Event::access_token("j1", crate::db::now() + 60)]);
         c.put_workspace_name("w1", "Acme");
         c.clear();

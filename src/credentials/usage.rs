@@ -111,12 +111,49 @@ pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
     svg
 }
 
+/// How many independently locked parts each map of the recorder has: every
+/// `/v1` request counts a use, and with one lock the workers would queue on it.
+const SHARDS: usize = 16;
+
+/// A map split in parts by the id's hash, each behind its own lock.
+struct Sharded<V> {
+    parts: [Mutex<HashMap<String, V>>; SHARDS],
+}
+
+impl<V> Default for Sharded<V> {
+    fn default() -> Self {
+        Sharded {
+            parts: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl<V> Sharded<V> {
+    /// The part `id` lives in (FNV-1a: ids are ours, not the caller's).
+    fn part(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in id.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        lock(&self.parts[h as usize % SHARDS])
+    }
+
+    /// Takes everything counted, part by part.
+    fn drain(&self) -> HashMap<String, V> {
+        let mut all = HashMap::new();
+        for part in &self.parts {
+            all.extend(std::mem::take(&mut *lock(part)));
+        }
+        all
+    }
+}
+
 /// Usage of credentials, counted in memory and written in batches.
 #[derive(Default)]
 pub struct UsageRecorder {
-    keys: Mutex<KeyCounts>,
-    authorizations: Mutex<HashMap<String, (i64, i64)>>,
-    auth_keys: Mutex<HashMap<String, (i64, i64)>>,
+    keys: Sharded<KeyUse>,
+    authorizations: Sharded<(i64, i64)>,
+    auth_keys: Sharded<(i64, i64)>,
 }
 
 /// Uses counted since the last flush: id → (count, last used).
@@ -139,8 +176,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl UsageRecorder {
-    fn bump(map: &Mutex<Counts>, id: &str, n: i64, at: i64) {
-        let mut map = lock(map);
+    fn bump(map: &Sharded<(i64, i64)>, id: &str, n: i64, at: i64) {
+        let mut map = map.part(id);
         match map.get_mut(id) {
             Some(entry) => {
                 entry.0 += n;
@@ -152,7 +189,8 @@ impl UsageRecorder {
         }
     }
 
-    fn bump_key(map: &mut KeyCounts, id: &str, used: KeyUse) {
+    fn bump_key(&self, id: &str, used: KeyUse) {
+        let mut map = self.keys.part(id);
         match map.get_mut(id) {
             Some(entry) => {
                 entry.count += used.count;
@@ -179,7 +217,7 @@ impl UsageRecorder {
             last_used: at,
             last_ip: ip,
         };
-        Self::bump_key(&mut lock(&self.keys), id, used);
+        self.bump_key(id, used);
     }
 
     pub fn authorization_used(&self, id: &str, at: i64) {
@@ -193,7 +231,7 @@ impl UsageRecorder {
 
     /// Takes the mailbox auth key uses counted since the last call.
     pub fn drain_auth_keys(&self) -> Counts {
-        std::mem::take(&mut *self.auth_keys.lock().unwrap_or_else(|p| p.into_inner()))
+        self.auth_keys.drain()
     }
 
     /// Puts back mailbox auth key uses that could not be written.
@@ -205,18 +243,13 @@ impl UsageRecorder {
 
     /// Takes what was counted since the last call.
     pub fn drain(&self) -> (KeyCounts, Counts) {
-        let keys = std::mem::take(&mut *lock(&self.keys));
-        let apps = std::mem::take(&mut *lock(&self.authorizations));
-        (keys, apps)
+        (self.keys.drain(), self.authorizations.drain())
     }
 
     /// Puts back counts that could not be written.
     pub fn restore(&self, keys: KeyCounts, apps: Counts) {
-        {
-            let mut map = lock(&self.keys);
-            for (id, used) in keys {
-                Self::bump_key(&mut map, &id, used);
-            }
+        for (id, used) in keys {
+            self.bump_key(&id, used);
         }
         for (id, (n, at)) in apps {
             Self::bump(&self.authorizations, &id, n, at);

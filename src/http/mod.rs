@@ -35,12 +35,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     // Before the /v1 scope, whose default service would answer these.
     panic::configure_test_routes(cfg);
+    // The router tries services in order: `/v1` first, so the busiest routes
+    // are matched before every page and settings pattern is tried.
+    v1::configure(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     registration::configure(cfg);
     pages::configure(cfg);
     settings::configure(cfg);
-    v1::configure(cfg);
     leaks::configure(cfg);
 }
 

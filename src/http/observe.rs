@@ -76,14 +76,7 @@ pub async fn observe(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
-    METRICS
-        .requests
-        .with_label_values(&[&route, method, &status.to_string()])
-        .inc();
-    METRICS
-        .latency
-        .with_label_values(&[&route, method])
-        .observe(elapsed.as_secs_f64());
+    crate::metrics::observe_request(&route, method, status, elapsed.as_secs_f64());
     if route != "/metrics" && route != "/healthz" {
         log::info!(
             target: "keygate::request",

@@ -178,7 +178,7 @@ fn from_domain(e: crate::error::Error) -> ApiError {
 }
 
 /// The credential, only from `Authorization: Bearer <credential>`.
-fn bearer_credential(req: &HttpRequest) -> Result<Option<String>, ()> {
+fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -192,7 +192,7 @@ fn bearer_credential(req: &HttpRequest) -> Result<Option<String>, ()> {
     {
         return Err(());
     }
-    Ok(Some(credential.to_string()))
+    Ok(Some(credential))
 }
 
 /// An authenticated `/v1` caller, and the client address it called from
@@ -212,14 +212,14 @@ impl FromRequest for Caller {
                 Ok(None) => return Err(unauthenticated(&svc, false)),
                 Err(()) => return Err(fail(&svc, &req)),
             };
-            let m = &crate::metrics::METRICS;
+            let m = &*crate::metrics::V1;
             // Verify first, throttle only what failed: a valid credential is
             // never refused because of failures from the same address (many
             // callers share one behind a proxy or NAT). An API key costs one
             // hash and an indexed read, an access token one signature check.
-            let found = match bearer::check_cached(&svc.credentials, &credential) {
+            let found = match bearer::check_cached(&svc.credentials, credential) {
                 Lookup::Found(p) => {
-                    m.cache.with_label_values(&["hit"]).inc();
+                    m.cache_hit.inc();
                     Some(p)
                 }
                 Lookup::Invalid => None,
@@ -227,7 +227,8 @@ impl FromRequest for Caller {
                 // refuse every credential, good or not, until it is read again.
                 Lookup::Unavailable => return Err(unavailable()),
                 Lookup::Miss => {
-                    m.cache.with_label_values(&["miss"]).inc();
+                    m.cache_miss.inc();
+                    let credential = credential.to_string();
                     super::with_conn(&svc, move |svc, conn| {
                         bearer::check_stored(&svc.credentials, conn, &credential)
                     })
@@ -241,17 +242,15 @@ impl FromRequest for Caller {
                 // failed authentication (and it counts no failure).
                 Some(p) => {
                     let ip = super::client_ip(&svc, &req);
-                    if !p.allows_address(ip) {
-                        m.v1_auth
-                            .with_label_values(&[p.kind(), "ip_not_allowed"])
-                            .inc();
+                    let allowed = p.allows_address(ip);
+                    m.outcome(p.kind(), allowed).inc();
+                    if !allowed {
                         return Err(ip_not_allowed());
                     }
-                    m.v1_auth.with_label_values(&[p.kind(), "ok"]).inc();
                     Ok(Caller(p, ip))
                 }
                 None => {
-                    m.v1_auth.with_label_values(&["unknown", "invalid"]).inc();
+                    m.invalid.inc();
                     Err(fail(&svc, &req))
                 }
             }
@@ -316,23 +315,23 @@ fn require(svc: &Svc, caller: &Caller, scope: &str) -> Result<(), ApiError> {
 
 async fn workspace(svc: Svc, caller: Caller) -> Result<HttpResponse, ApiError> {
     require(&svc, &caller, "workspace:read")?;
-    let id = caller.0.workspace_id().to_string();
+    let id = caller.0.workspace_id();
     // Names never change once a workspace exists: read it from memory after
     // the first time.
-    let name = match svc.credentials.cache.workspace_name(&id) {
+    let name = match svc.credentials.cache.workspace_name(id) {
         Some(name) => name,
         None => {
-            let ws_id = id.clone();
+            let ws_id = id.to_string();
             let ws = super::with_conn(&svc, move |_, conn| {
                 crate::accounts::find_workspace(conn, &ws_id)
             })
             .await
             .map_err(from_domain)?;
             svc.credentials.cache.put_workspace_name(&ws.id, &ws.name);
-            ws.name
+            ws.name.into()
         }
     };
-    Ok(HttpResponse::Ok().json(logic::WorkspaceBody { id, name }))
+    Ok(HttpResponse::Ok().json(logic::WorkspaceBody { id, name: &name }))
 }
 
 #[derive(serde::Deserialize)]

@@ -23,9 +23,9 @@ pub struct Page {
 
 /// `GET /v1/workspace`.
 #[derive(Serialize, Debug)]
-pub struct WorkspaceBody {
-    pub id: String,
-    pub name: String,
+pub struct WorkspaceBody<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
 }
 
 pub const DEFAULT_LIMIT: i64 = 10;

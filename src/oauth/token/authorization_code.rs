@@ -65,34 +65,21 @@ pub fn authorization_code(
             "the code_verifier does not match the code_challenge",
         ));
     }
-    let outcome = db::write_tx(conn, |conn| {
-        // The authorization row first: a revocation locks it first too, so the
-        // two never wait on each other in opposite orders.
-        if !touch_active(conn, &authorization.id)? {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        }
-        if !approver_still_manages(conn, &authorization)? {
-            return Ok(Redeemed::ApproverGone);
-        }
-        let now = db::now();
+    let granted = authorization.scopes.clone();
+    let prepared = prepare(config, &authorization, &granted, &granted);
+    let outcome = redeem(conn, &authorization, prepared, |conn| {
         let n = diesel::update(
             auth_codes::table
                 .find(&code_hash)
                 .filter(auth_codes::used_at.is_null()),
         )
-        .set(auth_codes::used_at.eq(now))
+        .set(auth_codes::used_at.eq(db::now()))
         .execute(conn)?;
-        if n == 0 {
-            return Ok(Redeemed::Replayed);
-        }
-        let granted = authorization.scopes.clone();
-        issue(conn, config, keys, &authorization, &granted, &granted).map(Redeemed::Issued)
+        Ok(n == 1)
     })
     .map_err(plain)?;
     match outcome {
-        Redeemed::Issued(r) => Ok(r),
+        Redeemed::Issued(p) => p.finish(config, keys).map_err(plain),
         Redeemed::Refused(e) => Err(plain(e)),
         Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(replayed(

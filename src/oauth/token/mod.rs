@@ -128,55 +128,113 @@ fn approver_gone(conn: &mut DbConn, authorization_id: &str) -> (OAuthError, Vec<
     }
 }
 
-/// Inside a transaction: refresh token and access token for an authorization.
-fn issue(
-    conn: &mut DbConn,
+/// The tokens of a grant, made before its transaction: the transaction
+/// only stores their rows, and the JWT is signed after it has committed.
+struct Prepared {
+    refresh_token: String,
+    refresh_hash: String,
+    refresh_scopes: String,
+    refresh_expires_at: i64,
+    claims: AccessClaims,
+}
+
+fn prepare(
     config: &Config,
-    keys: &KeyRing,
     authorization: &Authorization,
     refresh_scopes: &str,
     access_scopes: &str,
-) -> Result<TokenResponse, OAuthError> {
+) -> Prepared {
     let now = db::now();
     let refresh_token = crypto::random_token(32);
-    diesel::insert_into(refresh_tokens::table)
-        .values((
-            refresh_tokens::token_hash.eq(crypto::sha256_hex(&refresh_token)),
-            refresh_tokens::authorization_id.eq(&authorization.id),
-            refresh_tokens::client_id.eq(&authorization.client_id),
-            refresh_tokens::scopes.eq(refresh_scopes),
-            refresh_tokens::created_at.eq(now),
-            refresh_tokens::expires_at.eq(now + config.refresh_token_ttl),
-        ))
-        .execute(conn)?;
-    let claims = AccessClaims {
-        iss: config.issuer.clone(),
-        sub: authorization.user_id.clone(),
-        aud: config.resource(),
-        client_id: authorization.client_id.clone(),
-        scope: access_scopes.to_string(),
-        jti: db::new_id(),
-        iat: now,
-        exp: now + config.access_token_ttl,
-        workspace_id: authorization.workspace_id.clone(),
-    };
-    diesel::insert_into(access_tokens::table)
-        .values((
-            access_tokens::jti.eq(&claims.jti),
-            access_tokens::authorization_id.eq(&authorization.id),
-            access_tokens::client_id.eq(&claims.client_id),
-            access_tokens::created_at.eq(now),
-            access_tokens::expires_at.eq(claims.exp),
-        ))
-        .execute(conn)?;
-    let access_token = keys.sign(&claims)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: config.access_token_ttl,
+    Prepared {
+        refresh_hash: crypto::sha256_hex(&refresh_token),
         refresh_token,
-        scope: access_scopes.to_string(),
-        workspace_id: authorization.workspace_id.clone(),
+        refresh_scopes: refresh_scopes.to_string(),
+        refresh_expires_at: now + config.refresh_token_ttl,
+        claims: AccessClaims {
+            iss: config.issuer.clone(),
+            sub: authorization.user_id.clone(),
+            aud: config.resource(),
+            client_id: authorization.client_id.clone(),
+            scope: access_scopes.to_string(),
+            jti: db::new_id(),
+            iat: now,
+            exp: now + config.access_token_ttl,
+            workspace_id: authorization.workspace_id.clone(),
+        },
+    }
+}
+
+impl Prepared {
+    /// Inside the transaction: the refresh token's and the access token's rows.
+    fn store(&self, conn: &mut DbConn, authorization_id: &str) -> Result<(), OAuthError> {
+        let now = self.claims.iat;
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(&self.refresh_hash),
+                refresh_tokens::authorization_id.eq(authorization_id),
+                refresh_tokens::client_id.eq(&self.claims.client_id),
+                refresh_tokens::scopes.eq(&self.refresh_scopes),
+                refresh_tokens::created_at.eq(now),
+                refresh_tokens::expires_at.eq(self.refresh_expires_at),
+            ))
+            .execute(conn)?;
+        diesel::insert_into(access_tokens::table)
+            .values((
+                access_tokens::jti.eq(&self.claims.jti),
+                access_tokens::authorization_id.eq(authorization_id),
+                access_tokens::client_id.eq(&self.claims.client_id),
+                access_tokens::created_at.eq(now),
+                access_tokens::expires_at.eq(self.claims.exp),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// After the commit: signs the access token.
+    fn finish(self, config: &Config, keys: &KeyRing) -> Result<TokenResponse, OAuthError> {
+        let access_token = keys.sign(&self.claims)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: config.access_token_ttl,
+            refresh_token: self.refresh_token,
+            scope: self.claims.scope,
+            workspace_id: self.claims.workspace_id,
+        })
+    }
+}
+
+/// The write of a code exchange or refresh, in one short transaction:
+/// checks the authorization and its approver, consumes the code or refresh
+/// token (`consume`, which answers whether it was still unused) and stores
+/// the new tokens' rows. The JWT is signed after the commit, so the write
+/// lock is held for database work only.
+fn redeem<C>(
+    conn: &mut DbConn,
+    authorization: &Authorization,
+    prepared: Prepared,
+    consume: C,
+) -> Result<Redeemed, OAuthError>
+where
+    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError>,
+{
+    db::write_tx(conn, |conn| {
+        // The authorization row first: a revocation locks it first too, so the
+        // two never wait on each other in opposite orders.
+        if !touch_active(conn, &authorization.id)? {
+            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+                "the authorization has been revoked",
+            )));
+        }
+        if !approver_still_manages(conn, authorization)? {
+            return Ok(Redeemed::ApproverGone);
+        }
+        if !consume(conn)? {
+            return Ok(Redeemed::Replayed);
+        }
+        prepared.store(conn, &authorization.id)?;
+        Ok(Redeemed::Issued(Box::new(prepared)))
     })
 }
 
@@ -195,7 +253,8 @@ fn touch_active(conn: &mut DbConn, authorization_id: &str) -> Result<bool, OAuth
 }
 
 enum Redeemed {
-    Issued(TokenResponse),
+    /// Committed: what is left is to sign the access token.
+    Issued(Box<Prepared>),
     Replayed,
     Refused(OAuthError),
     /// The approver no longer manages the workspace: nothing was consumed;

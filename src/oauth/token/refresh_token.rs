@@ -64,41 +64,21 @@ pub fn refresh_token(
             scopes::join(&wanted)
         }
     };
-    let outcome = db::write_tx(conn, |conn| {
-        // Lock order as in the code exchange: authorization, then token.
-        if !touch_active(conn, &authorization.id)? {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        }
-        if !approver_still_manages(conn, &authorization)? {
-            return Ok(Redeemed::ApproverGone);
-        }
-        let now = db::now();
+    let prepared = prepare(config, &authorization, &row.scopes, &access_scopes);
+    let outcome = redeem(conn, &authorization, prepared, |conn| {
         let n = diesel::update(
             refresh_tokens::table
                 .find(&hash)
                 .filter(refresh_tokens::used_at.is_null())
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
-        .set(refresh_tokens::used_at.eq(now))
+        .set(refresh_tokens::used_at.eq(db::now()))
         .execute(conn)?;
-        if n == 0 {
-            return Ok(Redeemed::Replayed);
-        }
-        issue(
-            conn,
-            config,
-            keys,
-            &authorization,
-            &row.scopes,
-            &access_scopes,
-        )
-        .map(Redeemed::Issued)
+        Ok(n == 1)
     })
     .map_err(plain)?;
     match outcome {
-        Redeemed::Issued(r) => Ok(r),
+        Redeemed::Issued(p) => p.finish(config, keys).map_err(plain),
         Redeemed::Refused(e) => Err(plain(e)),
         Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(replayed(
