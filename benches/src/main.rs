@@ -10,6 +10,8 @@
 //! Each scenario reports the server process's own CPU time per request (from
 //! /proc/<pid>/stat) beside req/s and latency, and its ratio to /healthz's.
 
+mod sasl;
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use clap::Parser;
@@ -611,7 +613,21 @@ fn run(opts: Opts) -> Result<(), String> {
     )
     .map_err(e)?
     .secret;
+    // A mailbox and its auth key, for the SMTP AUTH scenario.
+    let mailbox =
+        keygate::mailboxes::lifecycle::create(&mut conn, &ws.id, "sender@bench.example", "cli", None)
+            .map_err(e)?;
+    let auth_key = keygate::mailboxes::auth_keys::create(&mut conn, &mailbox.id, "bench", "cli", None)
+        .map_err(e)?
+        .secret;
     drop(conn);
+    let sasl_addr = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        format!("127.0.0.1:{port}")
+    };
     let basic = format!(
         "Basic {}",
         STANDARD.encode(format!(
@@ -629,6 +645,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .env("KEYGATE_BIND", &addr)
         .env("KEYGATE_RATE_LIMITS", "off")
         .env("KEYGATE_METRICS_TOKEN", "keygate-bench")
+        .env("KEYGATE_SASL_BIND", &sasl_addr)
         .spawn()
         .map_err(|e| e.to_string())?;
     let pid = child.id();
@@ -864,6 +881,30 @@ fn run(opts: Opts) -> Result<(), String> {
             Some(r.status == 200)
         },
     ));
+
+    // SMTP AUTH over the SASL socket: Postfix's requests, as fast as answered.
+    {
+        let cpu_before = server_cpu_secs(pid);
+        let run = sasl::run(&sasl_addr, n, dur, "sender@bench.example", &auth_key);
+        let mut l = run.latencies_us;
+        l.sort_unstable();
+        let pct = |p: f64| {
+            if l.is_empty() {
+                0.0
+            } else {
+                l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+            }
+        };
+        results.push(Stats {
+            name: "SMTP AUTH (SASL, PLAIN)".to_string(),
+            requests: run.ok,
+            errors: run.failed,
+            elapsed: run.elapsed,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            server_cpu: server_cpu_secs(pid) - cpu_before,
+        });
+    }
 
     let rss = peak_rss_kib(child.id());
     // The server's own view of the run: cache hits and misses of the bearer check.

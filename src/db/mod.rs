@@ -87,7 +87,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // (journal_mode = WAL persists in the file: `connect_single` sets it.)
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA mmap_size = 268435456; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 10000;",
+                     PRAGMA mmap_size = 67108864; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 10000;",
                 )?;
                 Ok(DbConn::Sqlite(conn))
             }
