@@ -614,12 +614,18 @@ fn run(opts: Opts) -> Result<(), String> {
     .map_err(e)?
     .secret;
     // A mailbox and its auth key, for the SMTP AUTH scenario.
-    let mailbox =
-        keygate::mailboxes::lifecycle::create(&mut conn, &ws.id, "sender@bench.example", "cli", None)
-            .map_err(e)?;
-    let auth_key = keygate::mailboxes::auth_keys::create(&mut conn, &mailbox.id, "bench", "cli", None)
-        .map_err(e)?
-        .secret;
+    let mailbox = keygate::mailboxes::lifecycle::create(
+        &mut conn,
+        &ws.id,
+        "sender@bench.example",
+        "cli",
+        None,
+    )
+    .map_err(e)?;
+    let auth_key =
+        keygate::mailboxes::auth_keys::create(&mut conn, &mailbox.id, "bench", "cli", None)
+            .map_err(e)?
+            .secret;
     drop(conn);
     let sasl_addr = {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

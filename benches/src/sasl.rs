@@ -70,7 +70,8 @@ pub fn run(addr: &str, connections: usize, duration: Duration, address: &str, ke
     let start = Instant::now();
     let handles: Vec<_> = (0..connections)
         .map(|_| {
-            let (stop, all, resp, addr) = (stop.clone(), all.clone(), resp.clone(), addr.to_string());
+            let (stop, all, resp, addr) =
+                (stop.clone(), all.clone(), resp.clone(), addr.to_string());
             std::thread::spawn(move || {
                 let (mut ok, mut failed, mut lat) = (0, 0, Vec::with_capacity(100_000));
                 let Ok(mut c) = Client::open(&addr) else {
