@@ -212,30 +212,8 @@ impl FromRequest for Caller {
                 Ok(None) => return Err(unauthenticated(&svc, false)),
                 Err(()) => return Err(fail(&svc, &req)),
             };
+            let found = verify(&svc, credential).await?;
             let m = &*crate::metrics::V1;
-            // Verify first, throttle only what failed: a valid credential is
-            // never refused because of failures from the same address (many
-            // callers share one behind a proxy or NAT). An API key costs one
-            // hash and an indexed read, an access token one signature check.
-            let found = match bearer::check_cached(&svc.credentials, credential) {
-                Lookup::Found(p) => {
-                    m.cache_hit.inc();
-                    Some(p)
-                }
-                Lookup::Invalid => None,
-                // The revocation feed is stale, so memory may be out of date:
-                // refuse every credential, good or not, until it is read again.
-                Lookup::Unavailable => return Err(unavailable()),
-                Lookup::Miss => {
-                    m.cache_miss.inc();
-                    let credential = credential.to_string();
-                    super::with_conn(&svc, move |svc, conn| {
-                        bearer::check_stored(&svc.credentials, conn, &credential)
-                    })
-                    .await
-                    .map_err(from_domain)?
-                }
-            };
             match found {
                 // The allowlist is checked after authentication, from the
                 // cached key: a valid key used from elsewhere is a 403, not a
@@ -255,6 +233,34 @@ impl FromRequest for Caller {
                 }
             }
         })
+    }
+}
+
+/// The bearer check: memory first, the database on a miss. Verify first,
+/// throttle only what failed: a valid credential is never refused because of
+/// failures from the same address (many callers share one behind a proxy or
+/// NAT). An API key costs one hash and an indexed read, an access token one
+/// signature check. `None`: not a valid credential.
+async fn verify(svc: &Svc, credential: &str) -> Result<Option<Principal>, ApiError> {
+    let m = &*crate::metrics::V1;
+    match bearer::check_cached(&svc.credentials, credential) {
+        Lookup::Found(p) => {
+            m.cache_hit.inc();
+            Ok(Some(p))
+        }
+        Lookup::Invalid => Ok(None),
+        // The revocation feed is stale, so memory may be out of date: refuse
+        // every credential, good or not, until it is read again.
+        Lookup::Unavailable => Err(unavailable()),
+        Lookup::Miss => {
+            m.cache_miss.inc();
+            let credential = credential.to_string();
+            super::with_conn(svc, move |svc, conn| {
+                bearer::check_stored(&svc.credentials, conn, &credential)
+            })
+            .await
+            .map_err(from_domain)
+        }
     }
 }
 
