@@ -263,34 +263,24 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
         return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
     };
     let (form, csrf_ok) = login_form(&req, &body);
+    let again = |status, why| render_login(&svc, status, &form.next, &form.email, Some(why));
     if !csrf_ok {
-        let expired = Some("The form expired. Please sign in again.");
-        return render_login(
-            &svc,
+        return again(
             StatusCode::FORBIDDEN,
-            &form.next,
-            &form.email,
-            expired,
+            "The form expired. Please sign in again.",
         );
     }
     let limits = LoginLimits::new(&svc, &form.email, &client_address(&svc, &req));
     if let Err(secs) = limits.before() {
         return too_many_logins(&svc, &form.next, &form.email, secs);
     }
-    let user = match check_login(&svc, form.email.clone(), form.password).await {
+    let user = match check_login(&svc, form.email.clone(), form.password.clone()).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             if let Err(secs) = limits.failed() {
                 return too_many_logins(&svc, &form.next, &form.email, secs);
             }
-            let wrong = Some("Incorrect email or password.");
-            return render_login(
-                &svc,
-                StatusCode::UNAUTHORIZED,
-                &form.next,
-                &form.email,
-                wrong,
-            );
+            return again(StatusCode::UNAUTHORIZED, "Incorrect email or password.");
         }
         Err(e) => return internal_error(&e),
     };
@@ -301,14 +291,20 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     match started {
         Ok((cookie_value, _)) => {
             limits.succeeded();
-            let mut resp = redirect(StatusCode::SEE_OTHER, &form.next);
-            let secure = svc.config.https();
-            let _ = resp.add_cookie(&cookie(SESSION_COOKIE, cookie_value, secure));
-            let _ = resp.add_removal_cookie(&removal(LOGIN_CSRF_COOKIE, secure));
-            resp
+            signed_in(&svc, &form.next, cookie_value)
         }
         Err(e) => internal_error(&e),
     }
+}
+
+/// The answer to a good login: the session cookie, the login's CSRF cookie
+/// removed, and on to `next`.
+fn signed_in(svc: &Svc, next: &str, session: String) -> HttpResponse {
+    let mut resp = redirect(StatusCode::SEE_OTHER, next);
+    let secure = svc.config.https();
+    let _ = resp.add_cookie(&cookie(SESSION_COOKIE, session, secure));
+    let _ = resp.add_removal_cookie(&removal(LOGIN_CSRF_COOKIE, secure));
+    resp
 }
 
 fn too_many_logins(svc: &Svc, next: &str, email: &str, secs: u64) -> HttpResponse {
