@@ -218,15 +218,29 @@ impl CredentialCache {
     }
 
     /// A shared handle: a hit copies no field of the entry.
-    pub fn token(&self, hash: &[u8; 32]) -> Option<Arc<CachedToken>> {
-        read(&self.tokens)
+    /// An entry of one of the credential maps, while young enough to serve.
+    fn get<T: Clone>(
+        &self,
+        map: &RwLock<HashMap<[u8; 32], Entry<T>>>,
+        hash: &[u8; 32],
+    ) -> Option<T> {
+        read(map)
             .get(hash)
             .filter(|e| self.young(e.read_at_ms))
             .map(|e| e.value.clone())
     }
 
-    pub fn put_token(&self, fill: Fill, hash: [u8; 32], token: Arc<CachedToken>) {
-        let mut map = write(&self.tokens);
+    /// Stores what a database read found. `fill` was taken before the read,
+    /// so a read that an event overtook is not stored; a full map is emptied
+    /// and refilled from the database.
+    fn put<T>(
+        &self,
+        map: &RwLock<HashMap<[u8; 32], Entry<T>>>,
+        fill: Fill,
+        hash: [u8; 32],
+        value: T,
+    ) {
+        let mut map = write(map);
         if !self.still(fill) {
             return;
         }
@@ -234,13 +248,15 @@ impl CredentialCache {
             map.clear();
         }
         let read_at_ms = self.now_ms();
-        map.insert(
-            hash,
-            Entry {
-                value: token,
-                read_at_ms,
-            },
-        );
+        map.insert(hash, Entry { value, read_at_ms });
+    }
+
+    pub fn token(&self, hash: &[u8; 32]) -> Option<Arc<CachedToken>> {
+        self.get(&self.tokens, hash)
+    }
+
+    pub fn put_token(&self, fill: Fill, hash: [u8; 32], token: Arc<CachedToken>) {
+        self.put(&self.tokens, fill, hash, token)
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
@@ -249,55 +265,19 @@ impl CredentialCache {
 
     /// A shared handle: a hit copies no field of the entry.
     pub fn key(&self, hash: &[u8; 32]) -> Option<Arc<CachedKey>> {
-        read(&self.keys)
-            .get(hash)
-            .filter(|e| self.young(e.read_at_ms))
-            .map(|e| e.value.clone())
+        self.get(&self.keys, hash)
     }
 
     pub fn put_key(&self, fill: Fill, hash: [u8; 32], key: Arc<CachedKey>) {
-        let mut map = write(&self.keys);
-        if !self.still(fill) {
-            return;
-        }
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        let read_at_ms = self.now_ms();
-        map.insert(
-            hash,
-            Entry {
-                value: key,
-                read_at_ms,
-            },
-        );
+        self.put(&self.keys, fill, hash, key)
     }
 
     pub fn auth_key(&self, hash: &[u8; 32]) -> Option<CachedAuthKey> {
-        read(&self.auth_keys)
-            .get(hash)
-            .filter(|e| self.young(e.read_at_ms))
-            .map(|e| e.value.clone())
+        self.get(&self.auth_keys, hash)
     }
 
-    /// Like `put_key`: `fill` was taken before the database read, so a read an
-    /// event overtook is not stored.
     pub fn put_auth_key(&self, fill: Fill, hash: [u8; 32], key: CachedAuthKey) {
-        let mut map = write(&self.auth_keys);
-        if !self.still(fill) {
-            return;
-        }
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        let read_at_ms = self.now_ms();
-        map.insert(
-            hash,
-            Entry {
-                value: key,
-                read_at_ms,
-            },
-        );
+        self.put(&self.auth_keys, fill, hash, key)
     }
 
     pub fn workspace_name(&self, id: &str) -> Option<Arc<str>> {
