@@ -11,19 +11,10 @@ pub fn authorization_code(
     client: &Client,
     params: &Params,
 ) -> GrantResult {
-    let code = params
-        .get("code")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("code is required")))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("redirect_uri is required")))?;
-    let verifier = params.get("code_verifier").map_err(plain)?.ok_or_else(|| {
-        plain(OAuthError::invalid_request(
-            "code_verifier is required (PKCE)",
-        ))
-    })?;
+    let code = required(params, "code")?;
+    let redirect_uri = required(params, "redirect_uri")?;
+    // PKCE (RFC 7636 §4.5) is required of every client.
+    let verifier = required(params, "code_verifier")?;
     crate::oauth::check_resource(params, &config.resource()).map_err(plain)?;
 
     let code_hash = crypto::sha256_hex(code);

@@ -57,6 +57,14 @@ struct RefreshRow {
     revoked_at: Option<i64>,
 }
 
+/// A parameter the grant cannot go without (RFC 6749 §4.1.3, §6).
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, (OAuthError, Vec<Event>)> {
+    params
+        .get(name)
+        .map_err(plain)?
+        .ok_or_else(|| plain(OAuthError::invalid_request(format!("{name} is required"))))
+}
+
 fn plain(e: OAuthError) -> (OAuthError, Vec<Event>) {
     (e, Vec::new())
 }

@@ -13,10 +13,7 @@ pub fn refresh_token(
     client: &Client,
     params: &Params,
 ) -> GrantResult {
-    let token = params
-        .get("refresh_token")
-        .map_err(plain)?
-        .ok_or_else(|| plain(OAuthError::invalid_request("refresh_token is required")))?;
+    let token = required(params, "refresh_token")?;
     let requested_scope = params.get("scope").map_err(plain)?;
     crate::oauth::check_resource(params, &config.resource()).map_err(plain)?;
 
