@@ -120,6 +120,8 @@ struct ClientRequest {
     params: Params,
     /// The Authorization header, if any.
     auth: Option<String>,
+    /// The client id, however it was sent (Basic header or form).
+    client_id: Option<String>,
     /// The key this client's failures are counted under.
     key: String,
 }
@@ -131,8 +133,14 @@ async fn client_request(
 ) -> Result<ClientRequest, HttpResponse> {
     let params = form_params(req, payload).await?;
     let auth = authorization_header(req).map_err(|e| error_response(&e))?;
-    let key = client_key(auth.as_deref(), &params);
-    Ok(ClientRequest { params, auth, key })
+    let client_id = presented_client_id(auth.as_deref(), &params);
+    let key = format!("client:{}", client_id.as_deref().unwrap_or_default());
+    Ok(ClientRequest {
+        params,
+        auth,
+        client_id,
+        key,
+    })
 }
 
 /// The client id presented, however it was sent.
@@ -141,14 +149,6 @@ fn presented_client_id(header: Option<&str>, params: &Params) -> Option<String> 
         .and_then(client_auth::basic_credentials)
         .map(|(id, _)| id)
         .or_else(|| params.get("client_id").ok().flatten().map(str::to_string))
-}
-
-/// The key failures of a client are counted under: its id, however it was sent.
-fn client_key(header: Option<&str>, params: &Params) -> String {
-    format!(
-        "client:{}",
-        presented_client_id(header, params).unwrap_or_default()
-    )
 }
 
 /// The client ID metadata document of a `client_id` that is a document URL
@@ -189,7 +189,9 @@ where
         + 'static,
     T: ClientAnswer,
 {
-    let ClientRequest { params, auth, key } = request;
+    let ClientRequest {
+        params, auth, key, ..
+    } = request;
     let svc2 = svc.clone();
     let result = web::block(move || {
         let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
@@ -236,8 +238,7 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
     };
     // A metadata-document client is looked up afresh (draft §"Client
     // Information Discovery"): its document must still be good.
-    let id = presented_client_id(r.auth.as_deref(), &r.params);
-    let document = match client_document(&svc, id.as_deref()).await {
+    let document = match client_document(&svc, r.client_id.as_deref()).await {
         Some(Ok(doc)) => Some(doc),
         Some(Err(e)) => {
             let e = OAuthError::invalid_client(format!("client metadata document: {e}"));

@@ -229,32 +229,11 @@ pub fn disable(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    let action = "mailbox_auth_key.disabled";
-    change(
-        conn,
-        cache,
-        id,
-        action,
-        true,
-        actor,
-        client_address,
-        |conn, _| {
-            let n = diesel::update(
-                mailbox_auth_keys::table
-                    .find(id)
-                    .filter(mailbox_auth_keys::disabled_at.is_null()),
-            )
-            .set(mailbox_auth_keys::disabled_at.eq(db::now()))
-            .execute(conn)?;
-            if n == 0 {
-                return Err(Error::conflict("the auth key is already disabled"));
-            }
-            find(conn, id)
-        },
-    )
+    set_disabled(conn, cache, id, true, actor, client_address)
 }
 
-/// Lets a disabled key work again, with the secret it had.
+/// Lets a disabled key work again, with the secret it had; a key reported
+/// leaked stays off (its secret is public: create a new key instead).
 pub fn enable(
     conn: &mut DbConn,
     cache: &CredentialCache,
@@ -262,31 +241,53 @@ pub fn enable(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    let action = "mailbox_auth_key.enabled";
+    set_disabled(conn, cache, id, false, actor, client_address)
+}
+
+/// Disables or enables a key, conditionally on it being in the other state.
+fn set_disabled(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    disabled: bool,
+    actor: &str,
+    client_address: Option<&str>,
+) -> Result<MailboxAuthKey> {
+    let action = if disabled {
+        "mailbox_auth_key.disabled"
+    } else {
+        "mailbox_auth_key.enabled"
+    };
     change(
         conn,
         cache,
         id,
         action,
-        false,
+        disabled,
         actor,
         client_address,
         |conn, _| {
-            // Its secret is public: it stays off (create a new key instead).
-            if super::leaks::leak_on_record(conn, id)? {
+            if !disabled && super::leaks::leak_on_record(conn, id)? {
                 return Err(Error::conflict(
-                    "the auth key was reported leaked and cannot be enabled again; create a new key",
-                ));
+                "the auth key was reported leaked and cannot be enabled again; create a new key",
+            ));
             }
-            let n = diesel::update(
-                mailbox_auth_keys::table
-                    .find(id)
-                    .filter(mailbox_auth_keys::disabled_at.is_not_null()),
-            )
-            .set(mailbox_auth_keys::disabled_at.eq(None::<i64>))
-            .execute(conn)?;
+            let key = mailbox_auth_keys::table.find(id);
+            let n = if disabled {
+                diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_null()))
+                    .set(mailbox_auth_keys::disabled_at.eq(db::now()))
+                    .execute(conn)?
+            } else {
+                diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_not_null()))
+                    .set(mailbox_auth_keys::disabled_at.eq(None::<i64>))
+                    .execute(conn)?
+            };
             if n == 0 {
-                return Err(Error::conflict("the auth key is not disabled"));
+                return Err(Error::conflict(if disabled {
+                    "the auth key is already disabled"
+                } else {
+                    "the auth key is not disabled"
+                }));
             }
             find(conn, id)
         },
