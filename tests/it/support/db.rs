@@ -33,12 +33,16 @@ pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     dir: PathBuf,
+    /// The PostgreSQL database this handle created, dropped with it: a suite
+    /// run leaves no database behind in a shared cluster.
+    owned_postgres: Option<String>,
 }
 
 impl TestDb {
     pub fn new(backend: Backend) -> TestDb {
         let dir = std::env::temp_dir().join(format!("keygate-test-{}", unique()));
         std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut owned_postgres = None;
         let url = match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.join("keygate.db").display()),
             Backend::Postgres => {
@@ -48,12 +52,18 @@ impl TestDb {
                     diesel::PgConnection::establish(&admin).expect("connect to PostgreSQL");
                 conn.batch_execute(&format!("CREATE DATABASE {name}"))
                     .expect("create database");
+                owned_postgres = Some(name.clone());
                 let mut url = url::Url::parse(&admin).expect("admin URL");
                 url.set_path(&format!("/{name}"));
                 url.to_string()
             }
         };
-        TestDb { url, backend, dir }
+        TestDb {
+            url,
+            backend,
+            dir,
+            owned_postgres,
+        }
     }
 
     /// A second handle on the same database (for a restarted node); it does
@@ -63,6 +73,7 @@ impl TestDb {
             url: other.url.clone(),
             backend: other.backend,
             dir: PathBuf::new(),
+            owned_postgres: None,
         }
     }
 
@@ -132,6 +143,12 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let (Some(name), Some(admin)) = (self.owned_postgres.take(), postgres_admin_url()) {
+            // FORCE: a server the test left running still holds connections.
+            if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
         }
     }
 }
