@@ -31,6 +31,15 @@ pub struct TokenResponse {
     pub workspace_id: String,
 }
 
+/// What every grant works with: the node's settings and signing keys, and
+/// the client that authenticated.
+#[derive(Clone, Copy)]
+pub struct Grant<'a> {
+    config: &'a Config,
+    keys: &'a KeyRing,
+    client: &'a Client,
+}
+
 /// What a grant produced: the response, or an error plus revocation events to
 /// apply (a replayed code or refresh token revokes its authorization).
 pub type GrantResult = Result<TokenResponse, (OAuthError, Vec<Event>)>;
@@ -57,6 +66,160 @@ struct RefreshRow {
     revoked_at: Option<i64>,
 }
 
+/// What a grant spends once: an authorization code or a refresh token.
+#[derive(Clone, Copy)]
+enum Spent {
+    Code,
+    RefreshToken,
+}
+
+impl Spent {
+    fn noun(self) -> &'static str {
+        match self {
+            Spent::Code => "authorization code",
+            Spent::RefreshToken => "refresh token",
+        }
+    }
+
+    /// Why its authorization is revoked when it is presented again.
+    fn replay_cause(self) -> authorizations::Cause<'static> {
+        match self {
+            Spent::Code => authorizations::Cause::CodeReplay,
+            Spent::RefreshToken => authorizations::Cause::RefreshReuse,
+        }
+    }
+}
+
+/// The state of a code's or refresh token's row that decides whether it can
+/// be spent by this client now.
+struct Spendable<'a> {
+    authorization_id: &'a str,
+    client_id: &'a str,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    expires_at: i64,
+}
+
+/// A code's or refresh token's row.
+trait SingleUse: Sized {
+    const SPENT: Spent;
+    /// The row of this hash, with its authorization (what a grant needs of
+    /// it never changes).
+    fn find(conn: &mut DbConn, hash: &str) -> QueryResult<Option<(Self, Authorization)>>;
+    fn state(&self) -> Spendable<'_>;
+    /// Inside the grant's transaction: marks it used if it still is unused,
+    /// and answers whether it was (a conditional UPDATE: of two concurrent
+    /// grants, one wins and the other sees a replay).
+    fn consume(conn: &mut DbConn, hash: &str) -> QueryResult<bool>;
+}
+
+/// `SingleUse` for the row type `$row` of the table `$table`; `$revoked`
+/// reads its revocation time (a code has none: revoking its authorization
+/// marks it used), and `$unspent` are the filters of a row still to spend.
+macro_rules! single_use {
+    ($row:ident, $table:ident, $spent:expr, $revoked:expr, $($unspent:expr),+) => {
+        impl SingleUse for $row {
+            const SPENT: Spent = $spent;
+
+            fn find(conn: &mut DbConn, hash: &str) -> QueryResult<Option<(Self, Authorization)>> {
+                $table::table
+                    .find(hash)
+                    .inner_join(authz::table.on(authz::id.eq($table::authorization_id)))
+                    .select(($row::as_select(), Authorization::as_select()))
+                    .first(conn)
+                    .optional()
+            }
+
+            fn state(&self) -> Spendable<'_> {
+                let revoked: fn(&$row) -> Option<i64> = $revoked;
+                Spendable {
+                    authorization_id: &self.authorization_id,
+                    client_id: &self.client_id,
+                    used_at: self.used_at,
+                    revoked_at: revoked(self),
+                    expires_at: self.expires_at,
+                }
+            }
+
+            fn consume(conn: &mut DbConn, hash: &str) -> QueryResult<bool> {
+                let n = diesel::update($table::table.find(hash)$(.filter($unspent))+)
+                    .set($table::used_at.eq(db::now()))
+                    .execute(conn)?;
+                Ok(n == 1)
+            }
+        }
+    };
+}
+
+single_use!(
+    CodeRow,
+    auth_codes,
+    Spent::Code,
+    |_| None,
+    auth_codes::used_at.is_null()
+);
+single_use!(
+    RefreshRow,
+    refresh_tokens,
+    Spent::RefreshToken,
+    |row| row.revoked_at,
+    refresh_tokens::used_at.is_null(),
+    refresh_tokens::revoked_at.is_null()
+);
+
+/// RFC 6749 §5.2: refuses a code or refresh token that was not found, was
+/// issued to another client, is revoked, already used (which revokes its
+/// authorization, RFC 9700 §4.14.2) or expired; otherwise hands it back with
+/// its authorization.
+fn find_spendable<R: SingleUse>(
+    conn: &mut DbConn,
+    client: &Client,
+    hash: &str,
+) -> Result<(R, Authorization), (OAuthError, Vec<Event>)> {
+    let spent = R::SPENT;
+    let found = R::find(conn, hash).map_err(internal)?;
+    let noun = spent.noun();
+    let invalid = |why: String| Err(plain(OAuthError::invalid_grant(why)));
+    let Some((row, authorization)) = found else {
+        return invalid(format!("the {noun} is invalid"));
+    };
+    let state = row.state();
+    if state.client_id != client.id {
+        return invalid(format!("the {noun} was issued to another client"));
+    }
+    if state.revoked_at.is_some() {
+        return invalid(format!("the {noun} has been revoked"));
+    }
+    if state.used_at.is_some() {
+        return Err(replayed(conn, state.authorization_id, spent));
+    }
+    if state.expires_at < db::now() {
+        return invalid(format!("the {noun} has expired"));
+    }
+    Ok((row, authorization))
+}
+
+/// Spends the code or refresh token of `hash` for new tokens (see `redeem`)
+/// and answers: the signed tokens once committed, or why not.
+fn spend<R: SingleUse>(
+    conn: &mut DbConn,
+    cx: &Grant,
+    authorization: &Authorization,
+    hash: &str,
+    prepared: Prepared,
+) -> GrantResult {
+    let outcome = redeem(conn, authorization, prepared, |conn| {
+        R::consume(conn, hash).map_err(OAuthError::from)
+    })
+    .map_err(plain)?;
+    match outcome {
+        Redeemed::Issued(p) => p.finish(cx.config, cx.keys).map_err(plain),
+        Redeemed::Refused(e) => Err(plain(e)),
+        Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
+        Redeemed::Replayed => Err(replayed(conn, &authorization.id, R::SPENT)),
+    }
+}
+
 /// A parameter the grant cannot go without (RFC 6749 §4.1.3, §6).
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, (OAuthError, Vec<Event>)> {
     params
@@ -75,12 +238,8 @@ fn internal(e: impl Into<OAuthError>) -> (OAuthError, Vec<Event>) {
 
 /// Revokes the authorization behind a replayed code or refresh token and answers
 /// `invalid_grant`.
-fn replayed(
-    conn: &mut DbConn,
-    authorization_id: &str,
-    what: &str,
-    cause: authorizations::Cause,
-) -> (OAuthError, Vec<Event>) {
+fn replayed(conn: &mut DbConn, authorization_id: &str, spent: Spent) -> (OAuthError, Vec<Event>) {
+    let what = spent.noun();
     // Lost to a revocation rather than replayed: nothing more to revoke.
     if let Ok(a) = authorizations::find(conn, authorization_id) {
         if a.revoked_at.is_some() {
@@ -90,7 +249,8 @@ fn replayed(
         }
     }
     log::warn!("{what} replayed: revoking authorization {authorization_id}");
-    let events = match authorizations::revoke_recorded(conn, authorization_id, cause) {
+    let events = match authorizations::revoke_recorded(conn, authorization_id, spent.replay_cause())
+    {
         Ok((_, events)) => events,
         Err(e) => return internal(e),
     };
@@ -294,12 +454,14 @@ pub fn grant(
                 super::client_auth::Allow::PublicToo,
             )
             .map_err(plain)?;
-        let keys = &issuer.credentials.keys;
+        let cx = Grant {
+            config: issuer.config,
+            keys: &issuer.credentials.keys,
+            client: &client,
+        };
         match params.get("grant_type").map_err(plain)? {
-            Some("authorization_code") => {
-                authorization_code(conn, issuer.config, keys, &client, params)
-            }
-            Some("refresh_token") => refresh_token(conn, issuer.config, keys, &client, params),
+            Some("authorization_code") => authorization_code(conn, &cx, params),
+            Some("refresh_token") => refresh_token(conn, &cx, params),
             Some(other) => Err(plain(OAuthError::unsupported_grant_type(format!(
                 "grant_type {other:?} is not supported"
             )))),
