@@ -31,8 +31,8 @@
 //! off.
 
 use super::metadata::{
-    check_text, quoted, redirect_uri_matches, validate_redirect_uris, validate_scope,
-    validate_web_uri, AuthMethod, GrantType, Offered, MAX_CLIENT_NAME_CHARS,
+    check_text, quoted, redirect_uri_matches, validate_redirect_uris, validate_scope, AuthMethod,
+    ClientLinks, GrantType, Offered, MAX_CLIENT_NAME_CHARS,
 };
 use super::RegistrationError;
 use http_body_util::{BodyExt, Empty};
@@ -251,14 +251,8 @@ pub struct ClientDocument {
     /// document lists none of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
+    #[serde(flatten)]
+    pub links: ClientLinks,
 }
 
 impl ClientDocument {
@@ -292,10 +286,8 @@ struct DocumentWire {
     grant_types: Option<Vec<String>>,
     response_types: Option<Vec<String>>,
     scope: Option<String>,
-    client_uri: Option<String>,
-    logo_uri: Option<String>,
-    tos_uri: Option<String>,
-    policy_uri: Option<String>,
+    #[serde(flatten)]
+    links: ClientLinks,
     client_secret: Option<serde_json::Value>,
     client_secret_expires_at: Option<serde_json::Value>,
 }
@@ -402,9 +394,6 @@ pub fn validate_document(
     });
     let scope = validate_scope(scope.as_deref(), offered).map_err(CimdError::InvalidDocument)?;
 
-    let web = |field: &str, v: Option<&str>| {
-        validate_web_uri(field, v).map_err(CimdError::InvalidDocument)
-    };
     Ok(ClientDocument {
         client_id: client_id.to_string(),
         host,
@@ -412,10 +401,7 @@ pub fn validate_document(
         redirect_uris,
         grant_types,
         scope,
-        client_uri: web("client_uri", doc.client_uri.as_deref())?,
-        logo_uri: web("logo_uri", doc.logo_uri.as_deref())?,
-        tos_uri: web("tos_uri", doc.tos_uri.as_deref())?,
-        policy_uri: web("policy_uri", doc.policy_uri.as_deref())?,
+        links: doc.links.validated().map_err(CimdError::InvalidDocument)?,
     })
 }
 

@@ -48,12 +48,10 @@ pub struct ClientMetadataRequest {
     pub grant_types: Option<Vec<String>>,
     pub response_types: Option<Vec<String>>,
     pub client_name: Option<String>,
-    pub client_uri: Option<String>,
-    pub logo_uri: Option<String>,
+    #[serde(flatten)]
+    pub links: ClientLinks,
     pub scope: Option<String>,
     pub contacts: Option<Vec<String>>,
-    pub tos_uri: Option<String>,
-    pub policy_uri: Option<String>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
 }
@@ -193,14 +191,8 @@ pub struct ValidatedClient {
     /// server).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
+    #[serde(flatten)]
+    pub links: ClientLinks,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -355,10 +347,7 @@ pub fn validate(
         grant_types,
         response_types,
         scope,
-        client_uri: validate_web_uri("client_uri", req.client_uri.as_deref())?,
-        logo_uri: validate_web_uri("logo_uri", req.logo_uri.as_deref())?,
-        tos_uri: validate_web_uri("tos_uri", req.tos_uri.as_deref())?,
-        policy_uri: validate_web_uri("policy_uri", req.policy_uri.as_deref())?,
+        links: req.links.validated()?,
         contacts,
         software_id: optional_text("software_id", req.software_id.as_deref())?,
         software_version: optional_text("software_version", req.software_version.as_deref())?,
@@ -632,6 +621,35 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
+/// The pages a client links to, shown to people (RFC 7591 §2): as read
+/// from a registration request or a metadata document, and, after
+/// [`ClientLinks::validated`], each an `https` URL (see [`validate_web_uri`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ClientLinks {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+}
+
+impl ClientLinks {
+    /// Each link validated; an empty one is dropped.
+    pub fn validated(&self) -> Result<ClientLinks, RegistrationError> {
+        let web = |field: &str, v: &Option<String>| validate_web_uri(field, v.as_deref());
+        Ok(ClientLinks {
+            client_uri: web("client_uri", &self.client_uri)?,
+            logo_uri: web("logo_uri", &self.logo_uri)?,
+            tos_uri: web("tos_uri", &self.tos_uri)?,
+            policy_uri: web("policy_uri", &self.policy_uri)?,
+        })
+    }
+}
+
 /// A URI member shown to people (`client_uri`, `logo_uri`, `tos_uri`,
 /// `policy_uri`): an `https` URL with a host, no userinfo, bounded, printable
 /// ASCII. `https` only, so a consent page never links to `javascript:` or
@@ -872,6 +890,9 @@ mod tests {
             b"{\"contacts\": \"a@b\"}",
             b"{\"token_endpoint_auth_method\": true}",
             b"{\"client_name\": \"a\", \"client_name\": \"b\"}",
+            b"{\"logo_uri\": 5}",
+            b"{\"tos_uri\": [\"https://a.example/tos\"]}",
+            b"{\"client_uri\": \"https://a.example/\", \"client_uri\": \"https://b.example/\"}",
             b"[[\"https://a.example/cb\"]]",
         ] {
             match ClientMetadataRequest::from_json(body) {
@@ -886,6 +907,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.client_name, None);
         assert!(validate(&r, &offered()).is_ok());
+        let r = ClientMetadataRequest::from_json(
+            b"{\"policy_uri\": null, \"logo_uri\": \"https://a.example/l.png\"}",
+        )
+        .unwrap();
+        assert_eq!(r.links.policy_uri, None);
+        assert_eq!(r.links.logo_uri.as_deref(), Some("https://a.example/l.png"));
     }
 
     #[test]
@@ -1297,7 +1324,7 @@ mod tests {
         };
         for k in ["client_uri", "logo_uri", "tos_uri", "policy_uri"] {
             assert!(with(k, json!("https://a.example/x")).is_ok(), "{k}");
-            assert_eq!(with(k, json!("")).unwrap().client_uri, None);
+            assert_eq!(with(k, json!("")).unwrap().links.client_uri, None);
             for bad in [
                 "http://a.example/x",
                 "javascript:alert(1)",
