@@ -49,42 +49,39 @@ pub async fn observe(
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = method_label(req.method());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = match next.call(req).await {
-        Ok(res) => res,
-        Err(e) => {
-            // An error from a middleware inside (a panicked handler): actix
-            // answers it; count and log it like any other request.
-            let status = e.as_response_error().status_code().as_u16();
-            METRICS
-                .requests
-                .with_label_values(&["error", method, &status.to_string()])
-                .inc();
-            log::info!(
-                target: "keygate::request",
-                "{method} error {status} {:.3}ms request_id={id}",
-                started.elapsed().as_secs_f64() * 1000.0
-            );
-            return Err(e);
-        }
-    };
+    let mut res = next.call(req).await.inspect_err(|e| {
+        // An error from a middleware inside (a panicked handler): actix
+        // answers it; count and log it like any other request.
+        let status = e.as_response_error().status_code().as_u16();
+        METRICS
+            .requests
+            .with_label_values(&["error", method, &status.to_string()])
+            .inc();
+        log_request(method, "error", status, started, &id);
+    })?;
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16();
-    let elapsed = started.elapsed();
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
-    crate::metrics::observe_request(&route, method, status, elapsed.as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    crate::metrics::observe_request(&route, method, status, seconds);
     if route != "/metrics" && route != "/healthz" {
-        log::info!(
-            target: "keygate::request",
-            "{method} {route} {status} {:.3}ms request_id={id}",
-            elapsed.as_secs_f64() * 1000.0
-        );
+        log_request(method, &route, status, started, &id);
     }
     Ok(res)
+}
+
+/// One line of the request log.
+fn log_request(method: &str, route: &str, status: u16, started: Instant, id: &str) {
+    log::info!(
+        target: "keygate::request",
+        "{method} {route} {status} {:.3}ms request_id={id}",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
 #[cfg(test)]

@@ -487,6 +487,13 @@ pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpR
         .map(Ok)
     })
     .await;
+    decision_page(result)
+}
+
+/// The page (or redirect back to the app) that answers a consent decision.
+fn decision_page(
+    result: Result<Result<authorize::Decided, (StatusCode, String)>, crate::error::Error>,
+) -> HttpResponse {
     match result {
         Ok(Ok(authorize::Decided::Redirect(location))) => redirect(StatusCode::SEE_OTHER, &location),
         Ok(Ok(authorize::Decided::Expired)) => error_page(

@@ -174,35 +174,19 @@ fn answer(
     result: Result<Result<Value, Failure>, crate::error::Error>,
     success: StatusCode,
 ) -> HttpResponse {
-    let limits = svc.limits.as_ref();
+    let result = result.unwrap_or_else(|e| Err(Failure::Internal(e)));
+    count(svc, key, &result, success);
     match result {
-        Ok(Ok(body)) => {
-            if success == StatusCode::CREATED {
-                if let Some(l) = limits {
-                    l.registrations.record(key);
-                }
-            }
-            if success == StatusCode::NO_CONTENT {
-                return HttpResponse::NoContent()
-                    .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .finish();
-            }
-            json_answer(success, &body)
-        }
-        Ok(Err(Failure::Invalid(e))) => {
-            if let Some(l) = limits {
-                l.registration_failures.failure(key);
-            }
-            json_answer(StatusCode::BAD_REQUEST, &json!(e))
-        }
-        Ok(Err(Failure::TooLarge(msg))) => {
+        Ok(_) if success == StatusCode::NO_CONTENT => HttpResponse::NoContent()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Ok(body) => json_answer(success, &body),
+        Err(Failure::Invalid(e)) => json_answer(StatusCode::BAD_REQUEST, &json!(e)),
+        Err(Failure::TooLarge(msg)) => {
             let e = RegistrationError::InvalidClientMetadata(msg);
             json_answer(StatusCode::PAYLOAD_TOO_LARGE, &json!(e))
         }
-        Ok(Err(Failure::Unauthorized)) => {
-            if let Some(l) = limits {
-                l.registration_failures.failure(key);
-            }
+        Err(Failure::Unauthorized) => {
             let mut r = json_answer(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "invalid_token", "error_description": "a valid registration access token for this client is required"}),
@@ -213,9 +197,24 @@ fn answer(
             );
             r
         }
-        Ok(Err(Failure::Internal(e))) | Err(e) => {
+        Err(Failure::Internal(e)) => {
             let oauth: crate::oauth::error::OAuthError = e.into();
             super::oauth::error_response(&oauth)
         }
+    }
+}
+
+/// Counts a registration (`201`) against the address's quota, and a refused
+/// request or token against its failure limit.
+fn count(svc: &Services, key: &str, result: &Result<Value, Failure>, success: StatusCode) {
+    let Some(limits) = svc.limits.as_ref() else {
+        return;
+    };
+    match result {
+        Ok(_) if success == StatusCode::CREATED => limits.registrations.record(key),
+        Err(Failure::Invalid(_) | Failure::Unauthorized) => {
+            limits.registration_failures.failure(key)
+        }
+        _ => {}
     }
 }

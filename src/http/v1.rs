@@ -409,30 +409,7 @@ async fn read_field(
     field: &str,
 ) -> Result<String, ApiError> {
     let bad = |code, msg: &str| invalid_request(StatusCode::BAD_REQUEST, code, msg);
-    if super::media_type(req).as_deref() != Some("application/json") {
-        return Err(bad(
-            "invalid_content_type",
-            "The request body must be JSON (Content-Type: application/json).",
-        ));
-    }
-    let body = match read_body(payload).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Err(invalid_request(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The request body is too large.",
-            ))
-        }
-        Err(BodyError::Broken) => {
-            return Err(bad("invalid_json", "The request body could not be read."))
-        }
-    };
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| bad("invalid_json", "The request body is not valid JSON."))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| bad("invalid_body", "The request body must be a JSON object."))?;
+    let object = read_object(req, payload).await?;
     match object.get(field) {
         None | Some(serde_json::Value::Null) => {
             Err(bad("parameter_missing", &format!("{field} is required.")))
@@ -442,6 +419,36 @@ async fn read_field(
             "parameter_invalid",
             &format!("{field} must be a string."),
         )),
+    }
+}
+
+/// Reads a JSON object body, with a clear error for every way it can be wrong.
+async fn read_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let bad = |code, msg: &str| invalid_request(StatusCode::BAD_REQUEST, code, msg);
+    if super::media_type(req).as_deref() != Some("application/json") {
+        return Err(bad(
+            "invalid_content_type",
+            "The request body must be JSON (Content-Type: application/json).",
+        ));
+    }
+    let body = read_body(payload).await.map_err(|e| match e {
+        BodyError::TooLarge => invalid_request(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is too large.",
+        ),
+        BodyError::Broken => bad("invalid_json", "The request body could not be read."),
+    })?;
+    match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => Err(bad(
+            "invalid_body",
+            "The request body must be a JSON object.",
+        )),
+        Err(_) => Err(bad("invalid_json", "The request body is not valid JSON.")),
     }
 }
 
