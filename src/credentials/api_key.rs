@@ -403,26 +403,36 @@ struct KeyRow {
     mailbox_id: Option<String>,
 }
 
+/// The uses of one key since the last flush.
+pub struct KeyUsage<'a> {
+    pub id: &'a str,
+    pub count: i64,
+    pub last_used: i64,
+    /// The address of the latest use, if known.
+    pub last_ip: Option<String>,
+}
+
 /// Adds batched usage to the keys: the count, the last use and the address it
-/// came from (kept as it was when the batch has none).
-pub fn add_usage(
-    conn: &mut DbConn,
-    id: &str,
-    count: i64,
-    last_used: i64,
-    last_ip: Option<&str>,
-) -> Result<()> {
-    let target = api_keys::table.find(id);
-    let bump = (
-        api_keys::usage_count.eq(api_keys::usage_count + count),
-        api_keys::last_used_at.eq(last_used),
-    );
-    match last_ip {
-        Some(ip) => diesel::update(target)
-            .set((bump, api_keys::last_used_ip.eq(ip)))
-            .execute(conn)?,
-        None => diesel::update(target).set(bump).execute(conn)?,
-    };
+/// came from (kept as it was when the batch has none). Hundreds of keys a
+/// statement: a flush of a large working set is a few statements, not one a key.
+pub fn add_usage(conn: &mut DbConn, uses: &[KeyUsage]) -> Result<()> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    for chunk in uses.chunks(db::ROWS_PER_STATEMENT) {
+        let mut q = db::boxed_query(format!(
+            "UPDATE api_keys SET usage_count = api_keys.usage_count + v.column2, \
+             last_used_at = v.column3, last_used_ip = COALESCE(v.column4, api_keys.last_used_ip) \
+             FROM (VALUES {}) AS v WHERE api_keys.id = v.column1",
+            db::values_placeholders(chunk.len(), 4)
+        ));
+        for u in chunk {
+            q = q
+                .bind::<Text, _>(u.id.to_string())
+                .bind::<BigInt, _>(u.count)
+                .bind::<BigInt, _>(u.last_used)
+                .bind::<Nullable<Text>, _>(u.last_ip.clone());
+        }
+        q.execute(conn)?;
+    }
     Ok(())
 }
 

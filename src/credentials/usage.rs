@@ -24,17 +24,51 @@ pub fn date_of(day: i64) -> String {
     crate::db::rfc3339(day * 86_400)[..10].to_string()
 }
 
-/// Adds `count` to a day's total (an upsert both backends understand).
-pub fn add(conn: &mut DbConn, kind: &str, subject_id: &str, day: i64, count: i64) -> Result<()> {
-    diesel::sql_query(
-        "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
-    )
-    .bind::<Text, _>(kind)
-    .bind::<Text, _>(subject_id)
-    .bind::<BigInt, _>(day)
-    .bind::<BigInt, _>(count)
-    .execute(conn)?;
+/// One day's uses of one subject.
+pub struct DayCount<'a> {
+    pub subject_id: &'a str,
+    pub day: i64,
+    pub count: i64,
+}
+
+impl<'a> DayCount<'a> {
+    /// `count` uses of `subject_id`, the last at unix time `at`.
+    pub fn of(subject_id: &'a str, at: i64, count: i64) -> Self {
+        DayCount {
+            subject_id,
+            day: day_of(at),
+            count,
+        }
+    }
+
+    /// The daily totals of counted uses (id → (uses, last use)).
+    pub fn all(counts: &'a Counts) -> Vec<Self> {
+        counts
+            .iter()
+            .map(|(id, &(count, at))| DayCount::of(id, at, count))
+            .collect()
+    }
+}
+
+/// Adds each count to its subject's day total (an upsert both backends
+/// understand), hundreds of rows a statement: a flush of a large working
+/// set is a few statements, not one a subject.
+pub fn add(conn: &mut DbConn, kind: &str, rows: &[DayCount]) -> Result<()> {
+    for chunk in rows.chunks(crate::db::ROWS_PER_STATEMENT) {
+        let mut q = crate::db::boxed_query(format!(
+            "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES {} \
+             ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
+            crate::db::values_placeholders(chunk.len(), 4)
+        ));
+        for r in chunk {
+            q = q
+                .bind::<Text, _>(kind.to_string())
+                .bind::<Text, _>(r.subject_id.to_string())
+                .bind::<BigInt, _>(r.day)
+                .bind::<BigInt, _>(r.count);
+        }
+        q.execute(conn)?;
+    }
     Ok(())
 }
 

@@ -222,6 +222,38 @@ where
 }
 
 /// True for a unique-constraint violation, on either backend.
+/// Rows per statement in a many-row write: far under both engines' limits
+/// on bound parameters (SQLite 32,766, PostgreSQL 65,535).
+pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// The placeholders of a `VALUES` list of `rows` rows of `columns` each:
+/// `($1, $2), ($3, $4)`. Its columns are `column1`, `column2`, … on both
+/// engines when it stands in a `FROM`.
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * columns + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// A raw SQL statement whose binds are added in a loop.
+pub fn boxed_query(
+    sql: String,
+) -> diesel::query_builder::BoxedSqlQuery<'static, MultiBackend, diesel::query_builder::SqlQuery> {
+    diesel::sql_query(sql).into_boxed::<MultiBackend>()
+}
+
 pub fn is_unique_violation(e: &DbError) -> bool {
     matches!(
         e,
@@ -247,4 +279,16 @@ pub fn rfc3339(t: i64) -> String {
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_placeholders_number_every_column() {
+        assert_eq!(values_placeholders(1, 1), "($1)");
+        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_placeholders(0, 3), "");
+    }
 }

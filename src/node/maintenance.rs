@@ -2,9 +2,8 @@
 //! writes batched usage, and keeps the tables bounded.
 
 use crate::config::Config;
-use crate::db::schema::{
-    access_tokens, auth_codes, authorizations, consent_requests, refresh_tokens, sessions,
-};
+use crate::credentials::usage::{Counts, KeyCounts};
+use crate::db::schema::{access_tokens, auth_codes, consent_requests, refresh_tokens, sessions};
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use crate::node::state::Services;
@@ -146,29 +145,7 @@ pub fn flush_usage(svc: &Services) {
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| {
             db::write_tx(&mut conn, |conn| {
-                use crate::credentials::usage::{self, day_of};
-                for (id, u) in &keys {
-                    let ip = u.last_ip.map(|ip| ip.to_string());
-                    crate::credentials::api_key::add_usage(
-                        conn,
-                        id,
-                        u.count,
-                        u.last_used,
-                        ip.as_deref(),
-                    )?;
-                    usage::add(conn, usage::API_KEY, id, day_of(u.last_used), u.count)?;
-                }
-                for (id, (count, at)) in &apps {
-                    diesel::update(authorizations::table.find(id))
-                        .set(authorizations::last_used_at.eq(*at))
-                        .execute(conn)?;
-                    usage::add(conn, usage::AUTHORIZATION, id, day_of(*at), *count)?;
-                }
-                for (id, (count, at)) in &auth_keys {
-                    crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
-                    usage::add(conn, usage::MAILBOX_AUTH_KEY, id, day_of(*at), *count)?;
-                }
-                Ok::<_, crate::error::Error>(())
+                write_usage(conn, &keys, &apps, &auth_keys)
             })
         });
     if let Err(e) = written {
@@ -176,6 +153,41 @@ pub fn flush_usage(svc: &Services) {
         svc.credentials.usage.restore(keys, apps);
         svc.credentials.usage.restore_auth_keys(auth_keys);
     }
+}
+
+/// Inside the flush's transaction: the counts and last uses of the API keys,
+/// the authorizations and the mailbox auth keys, and their daily totals; a
+/// few statements for a whole working set.
+fn write_usage(
+    conn: &mut DbConn,
+    keys: &KeyCounts,
+    apps: &Counts,
+    auth_keys: &Counts,
+) -> Result<()> {
+    use crate::credentials::api_key::{self, KeyUsage};
+    use crate::credentials::usage::{self, DayCount};
+    let key_uses: Vec<KeyUsage> = keys
+        .iter()
+        .map(|(id, u)| KeyUsage {
+            id,
+            count: u.count,
+            last_used: u.last_used,
+            last_ip: u.last_ip.map(|ip| ip.to_string()),
+        })
+        .collect();
+    api_key::add_usage(conn, &key_uses)?;
+    let key_days: Vec<DayCount> = keys
+        .iter()
+        .map(|(id, u)| DayCount::of(id, u.last_used, u.count))
+        .collect();
+    usage::add(conn, usage::API_KEY, &key_days)?;
+    crate::oauth::authorizations::mark_used(conn, apps)?;
+    usage::add(conn, usage::AUTHORIZATION, &DayCount::all(apps))?;
+    for (id, (count, at)) in auth_keys {
+        crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
+    }
+    usage::add(conn, usage::MAILBOX_AUTH_KEY, &DayCount::all(auth_keys))?;
+    Ok(())
 }
 
 /// Deletes what can no longer be used, in small batches.

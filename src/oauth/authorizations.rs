@@ -75,6 +75,28 @@ pub fn list_for_workspace(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<A
         .collect())
 }
 
+/// Batched usage: when each authorization was last used (id → (uses, last
+/// use)), hundreds a statement.
+pub fn mark_used(
+    conn: &mut DbConn,
+    used: &std::collections::HashMap<String, (i64, i64)>,
+) -> Result<()> {
+    use diesel::sql_types::{BigInt, Text};
+    let used: Vec<(&String, i64)> = used.iter().map(|(id, &(_, at))| (id, at)).collect();
+    for chunk in used.chunks(db::ROWS_PER_STATEMENT) {
+        let mut q = db::boxed_query(format!(
+            "UPDATE authorizations SET last_used_at = v.column2 \
+             FROM (VALUES {}) AS v WHERE authorizations.id = v.column1",
+            db::values_placeholders(chunk.len(), 2)
+        ));
+        for (id, at) in chunk {
+            q = q.bind::<Text, _>(id.to_string()).bind::<BigInt, _>(*at);
+        }
+        q.execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Inside a transaction: marks the authorization revoked, ends its refresh tokens
 /// and unredeemed codes, and its live access tokens by event. Deletes nothing.
 pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {

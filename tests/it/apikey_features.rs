@@ -388,16 +388,14 @@ fn the_endpoint_is_absent_without_keys(b: Backend) {
     assert!(stderr.contains("KEYGATE_LEAK_REPORT_KEYS"), "{stderr}");
 }
 
-fn a_thousand_token_batch(b: Backend) {
-    let reporter = Reporter::new();
-    let f = Fixture::with_server(Server::start_with(TestDb::new(b), &[reporter.env()]));
-    let ws = &f.workspace_id;
-    // 1,000 keys written straight into the table (the CLI would take minutes).
+/// `n` read-only keys written straight into the table (the CLI would take
+/// minutes), their public ids starting with `tag`; their tokens.
+fn bulk_keys(db: &TestDb, ws: &str, n: usize, tag: &str) -> Vec<String> {
     let now = chrono::Utc::now().timestamp();
     let mut values = Vec::new();
     let mut tokens = Vec::new();
-    for i in 0..1000 {
-        let public_id = format!("B{i:09}");
+    for i in 0..n {
+        let public_id = format!("{tag}{i:09}");
         let token = credential(
             "kgk_",
             &public_id,
@@ -410,10 +408,53 @@ fn a_thousand_token_batch(b: Backend) {
         ));
         tokens.push(token);
     }
-    f.db().execute(&format!(
+    db.execute(&format!(
         "INSERT INTO api_keys (id, workspace_id, name, public_id, secret_hash, access, created_by, created_at, usage_count) VALUES {}",
         values.join(",")
     ));
+    tokens
+}
+
+/// The usage of a working set larger than one statement's batch is written
+/// whole: every key's count, last use, address and day total.
+fn usage_of_many_keys_is_written_whole(b: Backend) {
+    let f = Fixture::new(b);
+    let ws = &f.workspace_id;
+    let tokens = bulk_keys(f.db(), ws, 1100, "U");
+    let mut api = f.server.client();
+    for t in &tokens {
+        assert_eq!(api.bearer_get("/v1/workspace", t).status, 200);
+    }
+    for t in &tokens[..5] {
+        assert_eq!(api.bearer_get("/v1/workspace", t).status, 200);
+    }
+    let db = f.db();
+    let bulk = "api_keys WHERE name LIKE 'bulk-%'";
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            db.count(&format!("{bulk} AND usage_count > 0")) == 1100
+        }),
+        "usage of {} keys written",
+        db.count(&format!("{bulk} AND usage_count > 0"))
+    );
+    assert!(eventually(Duration::from_secs(5), || db.count(&format!(
+        "{bulk} AND usage_count = 2"
+    )) == 5));
+    assert_eq!(db.count(&format!("{bulk} AND usage_count = 1")), 1095);
+    let unstamped = format!("{bulk} AND (last_used_at IS NULL OR last_used_ip IS NULL)");
+    assert_eq!(db.count(&unstamped), 0);
+    let days = "usage_daily WHERE kind = 'api_key' AND subject_id IN \
+                (SELECT id FROM api_keys WHERE name LIKE 'bulk-%')";
+    assert_eq!(db.count(days), 1100);
+    assert_eq!(db.count(&format!("{days} AND count = 2")), 5);
+}
+
+fn a_thousand_token_batch(b: Backend) {
+    let reporter = Reporter::new();
+    let f = Fixture::with_server(Server::start_with(TestDb::new(b), &[reporter.env()]));
+    let ws = &f.workspace_id;
+    // 1,000 keys written straight into the table (the CLI would take minutes).
+    let tokens = bulk_keys(f.db(), ws, 1000, "B");
     assert_eq!(status(&f.server, &tokens[999]), 200);
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let body = report_body(&refs);
@@ -1030,6 +1071,7 @@ both_backends!(
     unsigned_or_badly_signed_reports_change_nothing,
     the_endpoint_is_absent_without_keys,
     a_thousand_token_batch,
+    usage_of_many_keys_is_written_whole,
     allowlists_allow_and_refuse,
     allowlists_over_ipv6,
     allowlists_behind_a_trusted_proxy,
