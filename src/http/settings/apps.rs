@@ -20,15 +20,12 @@ struct AppLine {
 #[derive(Template)]
 #[template(path = "settings_apps.html")]
 struct AppsTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     apps: Vec<AppLine>,
     notice: Option<&'a str>,
 }
+
+framed!(AppsTemplate);
 
 pub fn permission_words(stored: &str) -> Vec<String> {
     scopes::split(stored)
@@ -83,12 +80,7 @@ fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result
         })
         .collect();
     let page = AppsTemplate {
-        tab: "apps",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+        frame: Frame::of(ctx, "apps"),
         apps,
         notice: notice_text(notice),
     };

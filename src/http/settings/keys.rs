@@ -46,12 +46,7 @@ const GRACE_CHOICES: &[(&str, &str)] = &[
 #[derive(Template)]
 #[template(path = "settings_keys.html")]
 struct KeysTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     api_access: bool,
     keys: Vec<KeyLine>,
     query: &'a str,
@@ -64,6 +59,8 @@ struct KeysTemplate<'a> {
     /// The mailboxes a new key may be restricted to.
     mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
+
+framed!(KeysTemplate);
 
 struct KeysView {
     ctx: Context,
@@ -110,12 +107,7 @@ fn render_keys(
         })
         .collect();
     let Ok(body) = KeysTemplate {
-        tab: "keys",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+        frame: Frame::of(ctx, "keys"),
         api_access: accounts::plan_includes_api(&ctx.current.plan),
         keys,
         query: q.q.as_deref().unwrap_or(""),

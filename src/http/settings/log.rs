@@ -25,12 +25,7 @@ struct KindLink {
 #[derive(Template)]
 #[template(path = "settings_log.html")]
 struct LogTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     events: Vec<LogLine>,
     kinds: Vec<KindLink>,
     /// The chosen kind, "" for all.
@@ -39,6 +34,8 @@ struct LogTemplate<'a> {
     newer: Option<u32>,
     older: Option<u32>,
 }
+
+framed!(LogTemplate);
 
 /// Events on one page of the log.
 pub(super) const PER_PAGE: u32 = 50;
@@ -103,12 +100,7 @@ fn render_log(conn: &mut DbConn, ctx: &Context, q: &LogQuery) -> Result<Page, Er
     Ok(Page::render(
         status_for(ctx.role),
         &LogTemplate {
-            tab: "log",
-            workspaces: &ctx.workspaces,
-            current: &ctx.current,
-            user_email: &ctx.user.email,
-            csrf_token: &ctx.session.csrf_token,
-            can_manage: ctx.role.can_manage(),
+            frame: Frame::of(ctx, "log"),
             events,
             kinds,
             kind: kind.map_or("", Kind::as_str),

@@ -35,12 +35,7 @@ struct Selected {
 #[derive(Template)]
 #[template(path = "settings_mailboxes.html")]
 struct MailboxesTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     api_access: bool,
     mailboxes: Vec<MailboxLine>,
     selected: Option<Selected>,
@@ -50,6 +45,8 @@ struct MailboxesTemplate<'a> {
     form_address: &'a str,
     form_key_name: &'a str,
 }
+
+framed!(MailboxesTemplate);
 
 #[derive(serde::Deserialize, Default)]
 struct PageQuery {
@@ -150,12 +147,7 @@ fn render(svc: &Services, view: &View, notice: Option<&str>, form: Form) -> Http
         keys: keys.iter().map(|r| key_line(view, r)).collect(),
     });
     let Ok(body) = MailboxesTemplate {
-        tab: "mailboxes",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+        frame: Frame::of(ctx, "mailboxes"),
         api_access: accounts::plan_includes_api(&ctx.current.plan),
         mailboxes,
         selected,

@@ -22,6 +22,9 @@ mod keys;
 mod log;
 mod mailboxes;
 mod team;
+mod view;
+
+use view::{framed, Frame};
 
 use apps::{apps_page, revoke_app};
 use developer_apps::{

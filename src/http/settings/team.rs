@@ -17,17 +17,14 @@ struct MemberLine {
 #[derive(Template)]
 #[template(path = "settings_team.html")]
 struct TeamTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     is_owner: bool,
     members: Vec<MemberLine>,
     notice: Option<&'a str>,
     error: Option<&'a str>,
 }
+
+framed!(TeamTemplate);
 
 #[derive(Template)]
 #[template(path = "confirm_remove_member.html")]
@@ -74,12 +71,7 @@ fn render_team(
     Ok(Page::render(
         status,
         &TeamTemplate {
-            tab: "team",
-            workspaces: &ctx.workspaces,
-            current: &ctx.current,
-            user_email: &ctx.user.email,
-            csrf_token: &ctx.session.csrf_token,
-            can_manage: ctx.role.can_manage(),
+            frame: Frame::of(ctx, "team"),
             is_owner: ctx.role == Role::Owner,
             members,
             notice: notice_text(notice),
