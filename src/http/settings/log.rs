@@ -47,6 +47,14 @@ struct LogQuery {
     page: Option<u32>,
 }
 
+impl WorkspaceQuery for LogQuery {
+    fn workspace(&self) -> Option<&str> {
+        self.workspace.as_deref()
+    }
+}
+
+const NEXT: &str = "/settings/security-log";
+
 fn kind_label(kind: Option<Kind>) -> &'static str {
     match kind {
         None => "All",
@@ -146,18 +154,13 @@ fn action_words(action: &str) -> &'static str {
     }
 }
 
-pub(super) async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<LogQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            match context(conn, cookie, q.workspace.as_deref())? {
-                Access_::Ok(ctx) => render_log(conn, &ctx, &q),
-                other => Ok(Page::NoAccess(other, "/settings/security-log")),
-            }
-        })
-        .await,
-    )
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings/security-log", web::get().to(log_page));
+}
+
+async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |_, conn, ctx, q: &LogQuery| {
+        render_log(conn, ctx, q)
+    })
+    .await
 }
