@@ -20,15 +20,12 @@ struct AppLine {
 #[derive(Template)]
 #[template(path = "settings_apps.html")]
 struct AppsTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     apps: Vec<AppLine>,
     notice: Option<&'a str>,
 }
+
+framed!(AppsTemplate);
 
 pub fn permission_words(stored: &str) -> Vec<String> {
     scopes::split(stored)
@@ -83,32 +80,26 @@ fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result
         })
         .collect();
     let page = AppsTemplate {
-        tab: "apps",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+        frame: Frame::of(ctx, "apps"),
         apps,
         notice: notice_text(notice),
     };
     Ok(Page::render(status_for(ctx.role), &page))
 }
 
-pub(super) async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<KeysQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            match context(conn, cookie, q.workspace.as_deref())? {
-                Access_::Ok(ctx) => render_apps(conn, &ctx, q.notice.as_deref()),
-                other => Ok(Page::NoAccess(other, NEXT)),
-            }
-        })
-        .await,
-    )
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings/authorized-apps", web::get().to(apps_page))
+        .route(
+            "/settings/authorized-apps/{id}/revoke",
+            web::post().to(revoke_app),
+        );
+}
+
+async fn apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |_, conn, ctx, q: &KeysQuery| {
+        render_apps(conn, ctx, q.notice.as_deref())
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -140,48 +131,31 @@ fn confirm_revoke(
     Ok(Page::render(StatusCode::OK, &page))
 }
 
+const REVOKE: Guard = Guard {
+    what: "revoke its apps",
+    missing: "No such authorization.",
+    next: NEXT,
+};
+
 /// Two steps: the first post shows what revoking does; the second, with
 /// `confirm=yes`, revokes (every token of the app stops at once).
-pub(super) async fn revoke_app(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn revoke_app(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
     let id = path.into_inner();
-    respond(
-        crate::http::with_conn(&svc, move |svc: &Services, conn| {
-            let found = match authorizations::find(conn, &id) {
-                Ok(a) => Some(a),
-                Err(Error::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            };
-            let ws = found.as_ref().map(|a| a.workspace_id.as_str());
-            let missing = "No such authorization.";
-            let ctx = match manager_of(conn, &post, ws, "revoke its apps", missing)? {
-                Ok(ctx) => ctx,
-                Err(refusal) => return Ok(Page::refusal(refusal, NEXT)),
-            };
-            let Some(authorization) = found else {
-                return Ok(Page::Refused(StatusCode::NOT_FOUND, missing.into()));
-            };
-            if field(&post.form, "confirm") != "yes" {
-                return confirm_revoke(conn, &ctx, &authorization);
-            }
-            let cause = authorizations::Cause::Person {
-                actor: &ctx.user.id,
-                address: Some(&post.address),
-            };
-            authorizations::revoke(conn, &svc.credentials.cache, &id, cause)?;
-            let ws = &authorization.workspace_id;
-            Ok(Page::SeeOther(format!(
-                "{NEXT}?workspace={ws}&notice=app_revoked"
-            )))
-        })
-        .await,
-    )
+    on_post(svc, post, move |svc, conn, post| {
+        let found = authorizations::find(conn, &id);
+        let (ctx, authorization) = managed(conn, post, &REVOKE, found, |a| &a.workspace_id)?;
+        if !confirmed(&post.form) {
+            return Ok(confirm_revoke(conn, &ctx, &authorization)?);
+        }
+        let cause = authorizations::Cause::Person {
+            actor: &ctx.user.id,
+            address: Some(&post.address),
+        };
+        authorizations::revoke(conn, &svc.credentials.cache, &id, cause)?;
+        let ws = &authorization.workspace_id;
+        Ok(Page::SeeOther(format!(
+            "{NEXT}?workspace={ws}&notice=app_revoked"
+        )))
+    })
+    .await
 }

@@ -47,12 +47,22 @@ struct DevView {
     apps: Vec<Client>,
 }
 
-enum DevOutcome {
-    Page(DevView, Option<String>, String, String),
-    Secret(Client, Option<String>, bool),
-    Back(&'static str),
-    Refused(StatusCode, String),
-    Login,
+const NEXT: &str = "/settings/developer-apps";
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/settings/developer-apps")
+            .route(web::get().to(developer_apps_page))
+            .route(web::post().to(create_developer_app)),
+    )
+    .route(
+        "/settings/developer-apps/{id}/rotate",
+        web::post().to(rotate_developer_app),
+    )
+    .route(
+        "/settings/developer-apps/{id}/delete",
+        web::post().to(delete_developer_app),
+    );
 }
 
 fn load(conn: &mut DbConn, cookie: Option<String>) -> Result<Option<DevView>, Error> {
@@ -84,13 +94,16 @@ fn dev_notice(code: Option<&str>) -> Option<&'static str> {
     }
 }
 
-fn render(
-    view: &DevView,
-    notice: Option<&str>,
-    error: Option<&str>,
-    name: &str,
-    uris: &str,
-) -> HttpResponse {
+/// What a refused registration left to show again.
+#[derive(Default)]
+struct Form<'a> {
+    error: Option<&'a str>,
+    name: &'a str,
+    uris: &'a str,
+}
+
+/// The page, with a notice, or a refused form (a 400).
+fn render(view: &DevView, notice: Option<&str>, form: Form) -> Page {
     let apps = view
         .apps
         .iter()
@@ -107,7 +120,7 @@ fn render(
             created: day(Some(c.created_at), ""),
         })
         .collect();
-    let Ok(body) = (DevAppsTemplate {
+    let page = DevAppsTemplate {
         tab: "developer",
         workspaces: &view.workspaces,
         current: view.workspaces.first(),
@@ -115,94 +128,60 @@ fn render(
         csrf_token: &view.session.csrf_token,
         apps,
         notice,
-        error,
-        form_name: name,
-        form_uris: uris,
-    })
-    .render() else {
-        return crate::http::render_failed();
+        error: form.error,
+        form_name: form.name,
+        form_uris: form.uris,
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let status = match form.error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
     };
-    html(status, body)
+    Page::render(status, &page)
 }
 
-fn finish(result: Result<DevOutcome, Error>) -> HttpResponse {
-    match result {
-        Ok(DevOutcome::Page(view, error, name, uris)) => {
-            render(&view, None, error.as_deref(), &name, &uris)
-        }
-        Ok(DevOutcome::Secret(client, secret, rotated)) => {
-            let notice = if rotated {
-                "secret_rotated"
-            } else {
-                "app_created"
-            };
-            let Ok(body) = (DevSecretTemplate {
-                name: &client.name,
-                client_id: &client.id,
-                secret: secret.as_deref(),
-                rotated,
-                notice,
-            })
-            .render() else {
-                return crate::http::render_failed();
-            };
-            html(StatusCode::OK, body)
-        }
-        Ok(DevOutcome::Back(notice)) => redirect(
-            StatusCode::SEE_OTHER,
-            &format!("/settings/developer-apps?notice={notice}"),
-        ),
-        Ok(DevOutcome::Refused(status, msg)) => error_page(status, &msg),
-        Ok(DevOutcome::Login) => login_redirect("/settings/developer-apps"),
-        Err(e) => internal_error(&e),
-    }
+/// The one showing of a new app's client id and secret, or of a rotated
+/// secret.
+fn show_secret(client: &Client, secret: Option<&str>, rotated: bool) -> Page {
+    let page = DevSecretTemplate {
+        name: &client.name,
+        client_id: &client.id,
+        secret,
+        rotated,
+        notice: if rotated {
+            "secret_rotated"
+        } else {
+            "app_created"
+        },
+    };
+    Page::render(StatusCode::OK, &page)
 }
 
-pub(super) async fn developer_apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<KeysQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
+async fn developer_apps_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    let q: KeysQuery = query(&req);
     let cookie = session_cookie(&req);
-    match crate::http::with_conn(&svc, move |_, conn| load(conn, cookie)).await {
-        Ok(Some(view)) => render(&view, dev_notice(q.notice.as_deref()), None, "", ""),
-        Ok(None) => login_redirect("/settings/developer-apps"),
-        Err(e) => internal_error(&e),
-    }
+    respond(
+        crate::http::with_conn(&svc, move |_, conn| {
+            Ok(match load(conn, cookie)? {
+                Some(view) => render(&view, dev_notice(q.notice.as_deref()), Form::default()),
+                None => Page::NoAccess(Access_::Login, NEXT),
+            })
+        })
+        .await,
+    )
 }
 
 /// The signed-in person behind a form post, with its CSRF token checked.
-fn poster(conn: &mut DbConn, post: &FormPost) -> Result<Result<DevView, DevOutcome>, Error> {
+fn poster(conn: &mut DbConn, post: &FormPost) -> Result<DevView, Stop> {
     let Some(view) = load(conn, post.cookie.clone())? else {
-        return Ok(Err(DevOutcome::Login));
+        return Err(Stop::Answer(Page::NoAccess(Access_::Login, NEXT)));
     };
-    if !crate::crypto::ct_eq(&view.session.csrf_token, &field(&post.form, "csrf_token")) {
-        return Ok(Err(DevOutcome::Refused(
-            StatusCode::FORBIDDEN,
-            "The form could not be verified (CSRF). Reload the page and try again.".into(),
-        )));
-    }
-    Ok(Ok(view))
+    check_csrf(&view.session.csrf_token, &post.form)?;
+    Ok(view)
 }
 
-pub(super) async fn create_developer_app(
-    svc: Svc,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let result = crate::http::with_conn(&svc, move |_, conn| {
-        let view = match poster(conn, &post)? {
-            Ok(v) => v,
-            Err(outcome) => return Ok(outcome),
-        };
+async fn create_developer_app(svc: Svc, post: FormPost) -> HttpResponse {
+    on_post(svc, post, |_, conn, post| {
+        let view = poster(conn, post)?;
         let name = field(&post.form, "name");
         let uris_text = field(&post.form, "redirect_uris");
         let uris: Vec<String> = uris_text
@@ -213,100 +192,61 @@ pub(super) async fn create_developer_app(
             .collect();
         let public = field(&post.form, "client_type") == "public";
         match clients::create_developer_app(conn, &view.user.id, &name, &uris, public) {
-            Ok(NewClient { client, secret, .. }) => Ok(DevOutcome::Secret(client, secret, false)),
-            Err(Error::Invalid(msg)) => Ok(DevOutcome::Page(view, Some(msg), name, uris_text)),
-            Err(e) => Err(e),
+            Ok(NewClient { client, secret, .. }) => {
+                Ok(show_secret(&client, secret.as_deref(), false))
+            }
+            Err(Error::Invalid(msg)) => Ok(render(
+                &view,
+                None,
+                Form {
+                    error: Some(&msg),
+                    name: &name,
+                    uris: &uris_text,
+                },
+            )),
+            Err(e) => Err(e.into()),
         }
     })
-    .await;
-    finish(result)
-}
-
-/// A POST on one of the person's own developer apps; another's is "no such app".
-async fn app_action<F>(
-    svc: Svc,
-    req: HttpRequest,
-    id: String,
-    payload: web::Payload,
-    act: F,
-) -> HttpResponse
-where
-    F: FnOnce(&Services, &mut DbConn, &FormPost, DevView, Client) -> Result<DevOutcome, Error>
-        + Send
-        + 'static,
-{
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let result = crate::http::with_conn(&svc, move |svc: &Services, conn| {
-        let view = match poster(conn, &post)? {
-            Ok(v) => v,
-            Err(outcome) => return Ok(outcome),
-        };
-        let Some(app) = view.apps.iter().find(|c| c.id == id).cloned() else {
-            return Ok(DevOutcome::Refused(
-                StatusCode::NOT_FOUND,
-                "No such app.".into(),
-            ));
-        };
-        act(svc, conn, &post, view, app)
-    })
-    .await;
-    finish(result)
-}
-
-pub(super) async fn rotate_developer_app(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    app_action(
-        svc,
-        req,
-        path.into_inner(),
-        payload,
-        |svc, conn, _, _, app| match clients::rotate_secret(conn, &svc.clients, &app.id) {
-            Ok((client, secret)) => Ok(DevOutcome::Secret(client, Some(secret), true)),
-            Err(Error::Conflict(msg)) => Ok(DevOutcome::Refused(StatusCode::CONFLICT, msg)),
-            Err(e) => Err(e),
-        },
-    )
     .await
 }
 
-pub(super) async fn delete_developer_app(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    app_action(
-        svc,
-        req,
-        path.into_inner(),
-        payload,
-        |svc, conn, post, view, app| {
-            if field(&post.form, "confirm") != "yes" {
-                let error = format!("To delete {}, tick the confirmation box.", app.name);
-                return Ok(DevOutcome::Page(
-                    view,
-                    Some(error),
-                    String::new(),
-                    String::new(),
-                ));
-            }
-            clients::delete(
-                conn,
-                &svc.clients,
-                &svc.credentials.cache,
-                &app.id,
-                &view.user.id,
-                Some(&post.address),
-            )?;
-            Ok(DevOutcome::Back("app_deleted"))
-        },
-    )
+/// One of the person's own developer apps, for an action on it; another's is
+/// "no such app".
+fn own_app(conn: &mut DbConn, post: &FormPost, id: &str) -> Result<(DevView, Client), Stop> {
+    let view = poster(conn, post)?;
+    let Some(app) = view.apps.iter().find(|c| c.id == id).cloned() else {
+        return Err(Stop::refused(StatusCode::NOT_FOUND, "No such app."));
+    };
+    Ok((view, app))
+}
+
+async fn rotate_developer_app(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (_, app) = own_app(conn, post, &path)?;
+        let (client, secret) =
+            clients::rotate_secret(conn, &svc.clients, &app.id).map_err(refused_conflict)?;
+        Ok(show_secret(&client, Some(&secret), true))
+    })
+    .await
+}
+
+/// A deletion, with the confirmation box ticked; it revokes every
+/// authorization of the app.
+async fn delete_developer_app(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (view, app) = own_app(conn, post, &path)?;
+        if !confirmed(&post.form) {
+            let error = format!("To delete {}, tick the confirmation box.", app.name);
+            let form = Form {
+                error: Some(&error),
+                ..Form::default()
+            };
+            return Ok(render(&view, None, form));
+        }
+        let cache = &svc.credentials.cache;
+        let (who, from) = (&view.user.id, Some(post.address.as_str()));
+        clients::delete(conn, &svc.clients, cache, &app.id, who, from)?;
+        Ok(Page::SeeOther(format!("{NEXT}?notice=app_deleted")))
+    })
     .await
 }

@@ -46,12 +46,7 @@ const GRACE_CHOICES: &[(&str, &str)] = &[
 #[derive(Template)]
 #[template(path = "settings_keys.html")]
 struct KeysTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     api_access: bool,
     keys: Vec<KeyLine>,
     query: &'a str,
@@ -65,59 +60,65 @@ struct KeysTemplate<'a> {
     mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
+framed!(KeysTemplate);
+
+const NEXT: &str = "/settings/api-keys";
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/settings/api-keys")
+            .route(web::get().to(keys_page))
+            .route(web::post().to(generate_key)),
+    )
+    .route("/settings/api-keys/{id}/rotate", web::post().to(rotate_key))
+    .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key));
+}
+
+/// What the page lists: the workspace's keys with their usage, and its
+/// mailboxes (a key may be restricted to one).
 struct KeysView {
-    ctx: Context,
     rows: Vec<apikeys::KeyRow>,
     usage: Vec<(String, i64, i64)>,
     mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
+/// The keys of `ctx`'s workspace that the query's search and status pick, for
+/// owners and admins (members see none).
+fn load_keys(conn: &mut DbConn, ctx: &Context, q: &KeysQuery) -> Result<KeysView, Error> {
+    let (rows, mailboxes) = if ctx.role.can_manage() {
+        let filter = ListFilter {
+            query: q.q.clone(),
+            status: q.status.clone(),
+        };
+        (
+            apikeys::list(conn, &ctx.current.id, &filter)?,
+            crate::mailboxes::lifecycle::list(conn, &ctx.current.id)?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let ids = rows.iter().map(|r| r.key.id.clone()).collect();
+    let usage = load_usage(conn, crate::credentials::usage::API_KEY, ids)?;
+    Ok(KeysView {
+        rows,
+        usage,
+        mailboxes,
+    })
+}
+
+/// The page for `ctx`; after a refused form, with `error` and the name typed.
 fn render_keys(
+    ctx: &Context,
     view: &KeysView,
     q: &KeysQuery,
     error: Option<&str>,
     form_name: &str,
-) -> HttpResponse {
-    let ctx = &view.ctx;
+) -> Page {
     let now = db::now();
-    let keys = view
-        .rows
-        .iter()
-        .map(|r| {
-            let access = r.key.access_level();
-            KeyLine {
-                id: r.key.id.clone(),
-                name: r.key.name.clone(),
-                prefix: r.key.prefix(),
-                access: access.label(),
-                custom_scopes: match access {
-                    Access::Custom(_) => access.scopes(),
-                    _ => Vec::new(),
-                },
-                allowed_ips: r.key.allowed_ip_list().unwrap_or_default(),
-                creator: r.creator.clone(),
-                created: day(Some(r.key.created_at), ""),
-                usage_count: r.key.usage_count,
-                chart: chart(&view.usage, &r.key.id),
-                last_used: day(r.key.last_used_at, "never"),
-                last_used_ip: r.key.last_used_ip.clone().unwrap_or_default(),
-                expires: last_day(r.key.expires_at),
-                expiring_soon: r.key.expiring_soon(now),
-                grace_until: day(r.key.grace_ends_at(now), ""),
-                status: r.key.status_at(now).as_str(),
-                mailbox: restricted_to(&view.mailboxes, r.key.mailbox_id.as_deref()),
-            }
-        })
-        .collect();
-    let Ok(body) = KeysTemplate {
-        tab: "keys",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+    let page = KeysTemplate {
+        frame: Frame::of(ctx, "keys"),
         api_access: accounts::plan_includes_api(&ctx.current.plan),
-        keys,
+        keys: view.rows.iter().map(|r| key_line(view, r, now)).collect(),
         query: q.q.as_deref().unwrap_or(""),
         status: q.status.as_deref().unwrap_or(""),
         notice: notice_text(q.notice.as_deref()),
@@ -132,20 +133,35 @@ fn render_keys(
             .collect(),
         grace_choices: GRACE_CHOICES,
         mailboxes: view.mailboxes.clone(),
+    };
+    Page::render(form_status(ctx.role, error.is_some()), &page)
+}
+
+/// One key's row of the list, as of `now`.
+fn key_line(view: &KeysView, r: &apikeys::KeyRow, now: i64) -> KeyLine {
+    let access = r.key.access_level();
+    KeyLine {
+        id: r.key.id.clone(),
+        name: r.key.name.clone(),
+        prefix: r.key.prefix(),
+        access: access.label(),
+        custom_scopes: match access {
+            Access::Custom(_) => access.scopes(),
+            _ => Vec::new(),
+        },
+        allowed_ips: r.key.allowed_ip_list().unwrap_or_default(),
+        creator: r.creator.clone(),
+        created: day(Some(r.key.created_at), ""),
+        usage_count: r.key.usage_count,
+        chart: chart(&view.usage, &r.key.id),
+        last_used: day(r.key.last_used_at, "never"),
+        last_used_ip: r.key.last_used_ip.clone().unwrap_or_default(),
+        expires: last_day(r.key.expires_at),
+        expiring_soon: r.key.expiring_soon(now),
+        grace_until: day(r.key.grace_ends_at(now), ""),
+        status: r.key.status_at(now).as_str(),
+        mailbox: restricted_to(&view.mailboxes, r.key.mailbox_id.as_deref()),
     }
-    .render() else {
-        return crate::http::render_failed();
-    };
-    let status = if ctx.role.can_manage() {
-        if error.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        }
-    } else {
-        StatusCode::FORBIDDEN
-    };
-    html(status, body)
 }
 
 /// The address a restricted key reads (or, once the mailbox is gone, its id).
@@ -159,57 +175,20 @@ fn restricted_to(mailboxes: &[crate::mailboxes::MailboxRow], id: Option<&str>) -
     )
 }
 
-fn load_keys(
-    conn: &mut DbConn,
-    cookie: Option<String>,
-    q: &KeysQuery,
-) -> Result<Result<KeysView, Access_>, Error> {
-    match context(conn, cookie, q.workspace.as_deref())? {
-        Access_::Ok(ctx) => {
-            let (rows, mailboxes) = if ctx.role.can_manage() {
-                let filter = ListFilter {
-                    query: q.q.clone(),
-                    status: q.status.clone(),
-                };
-                (
-                    apikeys::list(conn, &ctx.current.id, &filter)?,
-                    crate::mailboxes::lifecycle::list(conn, &ctx.current.id)?,
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            let usage = load_usage(
-                conn,
-                crate::credentials::usage::API_KEY,
-                rows.iter().map(|r| r.key.id.clone()).collect(),
-            )?;
-            Ok(Ok(KeysView {
-                ctx: *ctx,
-                rows,
-                usage,
-                mailboxes,
-            }))
-        }
-        other => Ok(Err(other)),
-    }
+async fn keys_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |_, conn, ctx, q: &KeysQuery| {
+        let view = load_keys(conn, ctx, q)?;
+        Ok(render_keys(ctx, &view, q, None, ""))
+    })
+    .await
 }
 
-pub(super) async fn keys_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<KeysQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    let q2 = KeysQuery {
-        workspace: q.workspace.clone(),
-        q: q.q.clone(),
-        status: q.status.clone(),
-        notice: None,
-    };
-    match crate::http::with_conn(&svc, move |_, conn| load_keys(conn, cookie, &q2)).await {
-        Ok(Ok(view)) => render_keys(&view, &q, None, ""),
-        Ok(Err(a)) => no_access(a, "/settings/api-keys"),
-        Err(e) => internal_error(&e),
-    }
+/// The page again after a refused form, with `error` and the name typed:
+/// unfiltered, without a notice.
+fn refused_form(conn: &mut DbConn, ctx: &Context, error: &str, name: &str) -> Result<Page, Stop> {
+    let q = KeysQuery::default();
+    let view = load_keys(conn, ctx, &q)?;
+    Ok(render_keys(ctx, &view, &q, Some(error), name))
 }
 
 #[derive(Template)]
@@ -226,8 +205,9 @@ struct SecretTemplate<'a> {
     grace_until: String,
 }
 
-fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
-    let Ok(body) = SecretTemplate {
+/// The one showing of a new or rotated key's secret.
+fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> Page {
+    let page = SecretTemplate {
         grace_until: day(issued.key.grace_ends_at(db::now()), ""),
         name: &issued.key.name,
         access: issued.key.access_level().label(),
@@ -236,68 +216,26 @@ fn show_secret(issued: &apikeys::IssuedKey, notice: &str) -> HttpResponse {
         workspace_id: &issued.key.workspace_id,
         notice,
         rotated: notice.starts_with("key_rotated"),
-    }
-    .render() else {
-        return crate::http::render_failed();
     };
-    html(StatusCode::OK, body)
-}
-
-enum Outcome {
-    Secret(apikeys::IssuedKey, &'static str),
-    Back(String),
-    Form(KeysView, KeysQuery, String, String),
-    Refused(StatusCode, String),
-    NoAccess(Access_),
+    Page::render(StatusCode::OK, &page)
 }
 
 fn keys_url(workspace_id: &str, notice: &str) -> String {
     format!("/settings/api-keys?workspace={workspace_id}&notice={notice}")
 }
 
-pub(super) async fn generate_key(
-    svc: Svc,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let result = crate::http::with_conn(&svc, move |_, conn| {
-        let ws = field(&post.form, "workspace_id");
-        let ctx = match manager_of(
-            conn,
-            &post,
-            Some(&ws),
-            "generate API keys",
-            "No such workspace.",
-        )? {
-            Ok(ctx) => ctx,
-            Err(refusal) => return Ok(refusal.into()),
-        };
+async fn generate_key(svc: Svc, post: FormPost) -> HttpResponse {
+    on_post(svc, post, |_, conn, post| {
+        let ctx = manager_of_posted(conn, post, "generate API keys", NEXT)?;
         let name = field(&post.form, "name");
-        let attempt = new_key_from(&post.form, &ws, &name)
+        let created = new_key_from(&post.form, &ctx.current.id, &name)
             .and_then(|spec| apikeys::create_key(conn, &spec, &ctx.user.id, Some(&post.address)));
-        match attempt {
-            Ok(issued) => Ok(Outcome::Secret(issued, "key_created")),
-            Err(Error::Db(e)) => Err(Error::Db(e)),
-            Err(Error::Pool(e)) => Err(Error::Pool(e)),
-            Err(e) => {
-                let q = KeysQuery {
-                    workspace: Some(ws.clone()),
-                    ..Default::default()
-                };
-                let view = load_keys(conn, post.cookie.clone(), &q)?;
-                match view {
-                    Ok(view) => Ok(Outcome::Form(view, q, e.to_string(), name)),
-                    Err(a) => Ok(Outcome::NoAccess(a)),
-                }
-            }
+        match created {
+            Ok(issued) => Ok(show_secret(&issued, "key_created")),
+            Err(e) => refused_form(conn, &ctx, &refusal_words(e)?, &name),
         }
     })
-    .await;
-    finish(result)
+    .await
 }
 
 /// The generate form as a new key: the access level (a checkbox per scope for
@@ -341,184 +279,66 @@ fn new_key_from<'a>(
     })
 }
 
-fn finish(result: Result<Outcome, Error>) -> HttpResponse {
-    match result {
-        Ok(Outcome::Secret(issued, notice)) => show_secret(&issued, notice),
-        Ok(Outcome::Back(url)) => redirect(StatusCode::SEE_OTHER, &url),
-        Ok(Outcome::Form(view, q, error, name)) => render_keys(&view, &q, Some(&error), &name),
-        Ok(Outcome::Refused(status, msg)) => error_page(status, &msg),
-        Ok(Outcome::NoAccess(a)) => no_access(a, "/settings/api-keys"),
-        Err(e) => internal_error(&e),
-    }
-}
+const MANAGE: Guard = Guard {
+    what: "manage its API keys",
+    missing: "No such API key.",
+    next: NEXT,
+};
 
-/// Loads a key for an action by a manager of its workspace.
+/// A key for an action by a manager of its workspace.
 fn managed_key(
     conn: &mut DbConn,
     post: &FormPost,
     id: &str,
-) -> Result<Result<(Box<Context>, apikeys::ApiKey), Outcome>, Error> {
-    let key = match apikeys::find(conn, id) {
-        Ok(k) => Some(k),
-        Err(Error::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    let workspace_id = key.as_ref().map(|k| k.workspace_id.clone());
-    let ctx = match manager_of(
-        conn,
-        post,
-        workspace_id.as_deref(),
-        "manage its API keys",
-        "No such API key.",
-    )? {
-        Ok(ctx) => ctx,
-        Err(refusal) => return Ok(Err(refusal.into())),
-    };
-    match key {
-        Some(key) => Ok(Ok((ctx, key))),
-        None => Ok(Err(Outcome::Refused(
-            StatusCode::NOT_FOUND,
-            "No such API key.".into(),
-        ))),
-    }
+) -> Result<(Box<Context>, apikeys::ApiKey), Stop> {
+    let found = apikeys::find(conn, id);
+    managed(conn, post, &MANAGE, found, |k| &k.workspace_id)
 }
 
-impl From<Refusal> for Outcome {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::NoAccess(a) => Outcome::NoAccess(a),
-            Refusal::Refused(status, msg) => Outcome::Refused(status, msg),
-        }
+/// The grace period the rotate form chose for the old secret, in seconds
+/// (none when left empty).
+fn chosen_grace(form: &Params) -> Result<Option<u32>, String> {
+    let raw = field(form, "grace");
+    if raw.trim().is_empty() {
+        return Ok(None);
     }
+    parse_grace(&raw)
+        .map(Some)
+        .map_err(|e| format!("Grace period: {e}"))
 }
 
-fn conflict_to_page(r: Result<Outcome, Error>) -> Result<Outcome, Error> {
-    match r {
-        Err(Error::Conflict(m)) => Ok(Outcome::Refused(StatusCode::CONFLICT, m)),
-        other => other,
-    }
-}
-
-/// A POST on one API key by a manager of its workspace: the session, CSRF token
-/// and role are checked before `act` runs.
-async fn key_action<F>(
-    svc: Svc,
-    req: HttpRequest,
-    id: String,
-    payload: web::Payload,
-    act: F,
-) -> HttpResponse
-where
-    F: FnOnce(
-            &Services,
-            &mut DbConn,
-            &FormPost,
-            Box<Context>,
-            apikeys::ApiKey,
-        ) -> Result<Outcome, Error>
-        + Send
-        + 'static,
-{
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let result = crate::http::with_conn(&svc, move |svc: &Services, conn| {
-        let (ctx, key) = match managed_key(conn, &post, &id)? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
+/// A rotation, with the grace period the form chose for the old secret.
+async fn rotate_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (ctx, key) = managed_key(conn, post, &path)?;
+        let grace = match chosen_grace(&post.form) {
+            Ok(grace) => grace,
+            Err(msg) => return refused_form(conn, &ctx, &msg, ""),
         };
-        act(svc, conn, &post, ctx, key)
+        let (cache, from) = (&svc.credentials.cache, Some(post.address.as_str()));
+        let issued = apikeys::rotate_with_grace(conn, cache, &key.id, grace, &ctx.user.id, from)
+            .map_err(refused_conflict)?;
+        let notice = match grace {
+            Some(_) => "key_rotated_grace",
+            None => "key_rotated",
+        };
+        Ok(show_secret(&issued, notice))
     })
-    .await;
-    finish(result)
-}
-
-/// The keys page again, with `error` about an action on `key`.
-fn key_form_error(
-    conn: &mut DbConn,
-    post: &FormPost,
-    key: &apikeys::ApiKey,
-    error: String,
-) -> Result<Outcome, Error> {
-    let q = KeysQuery {
-        workspace: Some(key.workspace_id.clone()),
-        ..Default::default()
-    };
-    Ok(match load_keys(conn, post.cookie.clone(), &q)? {
-        Ok(view) => Outcome::Form(view, q, error, String::new()),
-        Err(a) => Outcome::NoAccess(a),
-    })
-}
-
-pub(super) async fn rotate_key(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    key_action(
-        svc,
-        req,
-        path.into_inner(),
-        payload,
-        |svc, conn, post, ctx, key| {
-            let raw = field(&post.form, "grace");
-            let grace = match (!raw.trim().is_empty())
-                .then(|| parse_grace(&raw))
-                .transpose()
-            {
-                Ok(g) => g,
-                Err(e) => return key_form_error(conn, post, &key, format!("Grace period: {e}")),
-            };
-            let notice = if grace.is_some() {
-                "key_rotated_grace"
-            } else {
-                "key_rotated"
-            };
-            conflict_to_page(
-                apikeys::rotate_with_grace(
-                    conn,
-                    &svc.credentials.cache,
-                    &key.id,
-                    grace,
-                    &ctx.user.id,
-                    Some(&post.address),
-                )
-                .map(|issued| Outcome::Secret(issued, notice)),
-            )
-        },
-    )
     .await
 }
 
-pub(super) async fn revoke_key(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    key_action(
-        svc,
-        req,
-        path.into_inner(),
-        payload,
-        |svc, conn, post, ctx, key| {
-            if field(&post.form, "confirm_name").trim() != key.name {
-                let msg = format!("To revoke, type the key's name exactly: {}", key.name);
-                return key_form_error(conn, post, &key, msg);
-            }
-            conflict_to_page(
-                apikeys::revoke(
-                    conn,
-                    &svc.credentials.cache,
-                    &key.id,
-                    &ctx.user.id,
-                    Some(&post.address),
-                )
-                .map(|_| Outcome::Back(keys_url(&key.workspace_id, "key_revoked"))),
-            )
-        },
-    )
+/// A revocation, with the key's name typed to confirm it.
+async fn revoke_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (ctx, key) = managed_key(conn, post, &path)?;
+        if field(&post.form, "confirm_name").trim() != key.name {
+            let msg = format!("To revoke, type the key's name exactly: {}", key.name);
+            return refused_form(conn, &ctx, &msg, "");
+        }
+        let cache = &svc.credentials.cache;
+        apikeys::revoke(conn, cache, &key.id, &ctx.user.id, Some(&post.address))
+            .map_err(refused_conflict)?;
+        Ok(Page::SeeOther(keys_url(&key.workspace_id, "key_revoked")))
+    })
     .await
 }

@@ -25,12 +25,7 @@ struct KindLink {
 #[derive(Template)]
 #[template(path = "settings_log.html")]
 struct LogTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     events: Vec<LogLine>,
     kinds: Vec<KindLink>,
     /// The chosen kind, "" for all.
@@ -39,6 +34,8 @@ struct LogTemplate<'a> {
     newer: Option<u32>,
     older: Option<u32>,
 }
+
+framed!(LogTemplate);
 
 /// Events on one page of the log.
 pub(super) const PER_PAGE: u32 = 50;
@@ -49,6 +46,14 @@ struct LogQuery {
     kind: Option<String>,
     page: Option<u32>,
 }
+
+impl WorkspaceQuery for LogQuery {
+    fn workspace(&self) -> Option<&str> {
+        self.workspace.as_deref()
+    }
+}
+
+const NEXT: &str = "/settings/security-log";
 
 fn kind_label(kind: Option<Kind>) -> &'static str {
     match kind {
@@ -103,12 +108,7 @@ fn render_log(conn: &mut DbConn, ctx: &Context, q: &LogQuery) -> Result<Page, Er
     Ok(Page::render(
         status_for(ctx.role),
         &LogTemplate {
-            tab: "log",
-            workspaces: &ctx.workspaces,
-            current: &ctx.current,
-            user_email: &ctx.user.email,
-            csrf_token: &ctx.session.csrf_token,
-            can_manage: ctx.role.can_manage(),
+            frame: Frame::of(ctx, "log"),
             events,
             kinds,
             kind: kind.map_or("", Kind::as_str),
@@ -154,18 +154,13 @@ fn action_words(action: &str) -> &'static str {
     }
 }
 
-pub(super) async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<LogQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            match context(conn, cookie, q.workspace.as_deref())? {
-                Access_::Ok(ctx) => render_log(conn, &ctx, &q),
-                other => Ok(Page::NoAccess(other, "/settings/security-log")),
-            }
-        })
-        .await,
-    )
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings/security-log", web::get().to(log_page));
+}
+
+async fn log_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |_, conn, ctx, q: &LogQuery| {
+        render_log(conn, ctx, q)
+    })
+    .await
 }

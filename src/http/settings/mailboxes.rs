@@ -35,12 +35,7 @@ struct Selected {
 #[derive(Template)]
 #[template(path = "settings_mailboxes.html")]
 struct MailboxesTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     api_access: bool,
     mailboxes: Vec<MailboxLine>,
     selected: Option<Selected>,
@@ -51,11 +46,41 @@ struct MailboxesTemplate<'a> {
     form_key_name: &'a str,
 }
 
+framed!(MailboxesTemplate);
+
 #[derive(serde::Deserialize, Default)]
 struct PageQuery {
     workspace: Option<String>,
     mailbox: Option<String>,
     notice: Option<String>,
+}
+
+impl WorkspaceQuery for PageQuery {
+    fn workspace(&self) -> Option<&str> {
+        self.workspace.as_deref()
+    }
+}
+
+const NEXT: &str = "/settings/mailboxes";
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/settings/mailboxes")
+            .route(web::get().to(mailboxes_page))
+            .route(web::post().to(create_mailbox)),
+    )
+    .route(
+        "/settings/mailboxes/{id}/delete",
+        web::post().to(delete_mailbox),
+    )
+    .route(
+        "/settings/mailboxes/{id}/auth-keys",
+        web::post().to(create_auth_key),
+    )
+    .route(
+        "/settings/mailbox-auth-keys/{id}/{action}",
+        web::post().to(auth_key_action),
+    );
 }
 
 fn notice_text(code: Option<&str>) -> Option<&'static str> {
@@ -75,25 +100,17 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// What the page shows: the signed-in person's context, the mailboxes, and the
-/// one selected with its keys and their usage.
+/// What the page shows: the workspace's mailboxes, and the one selected with
+/// its keys and their usage.
 struct View {
-    ctx: Context,
     mailboxes: Vec<MailboxRow>,
     selected: Option<(Mailbox, Vec<AuthKeyRow>)>,
     usage: Vec<(String, i64, i64)>,
 }
 
-fn load_view(
-    conn: &mut DbConn,
-    cookie: Option<String>,
-    workspace: Option<&str>,
-    mailbox: Option<&str>,
-) -> Result<Result<View, Access_>, Error> {
-    let ctx = match context(conn, cookie, workspace)? {
-        Access_::Ok(ctx) => ctx,
-        other => return Ok(Err(other)),
-    };
+/// The mailboxes of `ctx`'s workspace for owners and admins (members see
+/// none), with `mailbox` selected when it is one of them.
+fn load_view(conn: &mut DbConn, ctx: &Context, mailbox: Option<&str>) -> Result<View, Error> {
     let (mailboxes, selected) = if ctx.role.can_manage() {
         let rows = lifecycle::list(conn, &ctx.current.id)?;
         let chosen = rows
@@ -113,12 +130,11 @@ fn load_view(
         .flat_map(|(_, keys)| keys.iter().map(|k| k.key.id.clone()))
         .collect();
     let usage = load_usage(conn, crate::credentials::usage::MAILBOX_AUTH_KEY, ids)?;
-    Ok(Ok(View {
-        ctx: *ctx,
+    Ok(View {
         mailboxes,
         selected,
         usage,
-    }))
+    })
 }
 
 /// What a form left to show again after it was refused.
@@ -129,8 +145,8 @@ struct Form<'a> {
     key_name: &'a str,
 }
 
-fn render(svc: &Services, view: &View, notice: Option<&str>, form: Form) -> HttpResponse {
-    let ctx = &view.ctx;
+/// The page for `ctx`, with a notice, or a refused form.
+fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form: Form) -> Page {
     let selected_id = view.selected.as_ref().map(|(m, _)| m.id.as_str());
     let mailboxes = view
         .mailboxes
@@ -149,13 +165,8 @@ fn render(svc: &Services, view: &View, notice: Option<&str>, form: Form) -> Http
         address: m.address.clone(),
         keys: keys.iter().map(|r| key_line(view, r)).collect(),
     });
-    let Ok(body) = MailboxesTemplate {
-        tab: "mailboxes",
-        workspaces: &ctx.workspaces,
-        current: &ctx.current,
-        user_email: &ctx.user.email,
-        csrf_token: &ctx.session.csrf_token,
-        can_manage: ctx.role.can_manage(),
+    let page = MailboxesTemplate {
+        frame: Frame::of(ctx, "mailboxes"),
         api_access: accounts::plan_includes_api(&ctx.current.plan),
         mailboxes,
         selected,
@@ -164,15 +175,8 @@ fn render(svc: &Services, view: &View, notice: Option<&str>, form: Form) -> Http
         error: form.error,
         form_address: form.address,
         form_key_name: form.key_name,
-    }
-    .render() else {
-        return crate::http::render_failed();
     };
-    match (ctx.role.can_manage(), form.error) {
-        (false, _) => html(StatusCode::FORBIDDEN, body),
-        (true, Some(_)) => html(StatusCode::BAD_REQUEST, body),
-        (true, None) => html(StatusCode::OK, body),
-    }
+    Page::render(form_status(ctx.role, form.error.is_some()), &page)
 }
 
 fn key_line(view: &View, r: &AuthKeyRow) -> AuthKeyLine {
@@ -189,21 +193,18 @@ fn key_line(view: &View, r: &AuthKeyRow) -> AuthKeyLine {
     }
 }
 
-pub(super) async fn mailboxes_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<PageQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    let (ws, mb) = (q.workspace.clone(), q.mailbox.clone());
-    let result = crate::http::with_conn(&svc, move |_, conn| {
-        load_view(conn, cookie, ws.as_deref(), mb.as_deref())
+async fn mailboxes_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |svc, conn, ctx, q: &PageQuery| {
+        let view = load_view(conn, ctx, q.mailbox.as_deref())?;
+        Ok(render(
+            svc,
+            ctx,
+            &view,
+            q.notice.as_deref(),
+            Form::default(),
+        ))
     })
-    .await;
-    match result {
-        Ok(Ok(view)) => render(&svc, &view, q.notice.as_deref(), Form::default()),
-        Ok(Err(a)) => no_access(a, "/settings/mailboxes"),
-        Err(e) => internal_error(&e),
-    }
+    .await
 }
 
 #[derive(Template)]
@@ -219,8 +220,9 @@ struct SecretTemplate<'a> {
     rotated: bool,
 }
 
-fn show_secret(svc: &Services, issued: &IssuedAuthKey, notice: &str) -> HttpResponse {
-    let Ok(body) = SecretTemplate {
+/// The one showing of a new or rotated auth key's secret.
+fn show_secret(svc: &Services, issued: &IssuedAuthKey, notice: &str) -> Page {
+    let page = SecretTemplate {
         name: &issued.key.name,
         address: &issued.mailbox.address,
         secret: &issued.secret,
@@ -229,30 +231,8 @@ fn show_secret(svc: &Services, issued: &IssuedAuthKey, notice: &str) -> HttpResp
         mailbox_id: &issued.mailbox.id,
         notice,
         rotated: notice == "auth_key_rotated",
-    }
-    .render() else {
-        return crate::http::render_failed();
     };
-    html(StatusCode::OK, body)
-}
-
-/// How a POST of this page ends.
-enum Outcome {
-    Secret(IssuedAuthKey, &'static str),
-    Back(String),
-    /// The page again, with the refusal and what was typed.
-    Form(View, String, String),
-    Refused(StatusCode, String),
-    NoAccess(Access_),
-}
-
-impl From<Refusal> for Outcome {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::NoAccess(a) => Outcome::NoAccess(a),
-            Refusal::Refused(status, msg) => Outcome::Refused(status, msg),
-        }
-    }
+    Page::render(StatusCode::OK, &page)
 }
 
 fn page_url(mailbox: &Mailbox, notice: &str) -> String {
@@ -263,140 +243,80 @@ fn page_url(mailbox: &Mailbox, notice: &str) -> String {
 }
 
 /// A refusal of the area (bad input, a taken name, a state that forbids the
-/// action) shown on the page; database faults stay errors.
+/// action) shown on the page, with `mailbox_id` selected and what was typed:
+/// in the auth key form when the post named a key, else in the mailbox form.
 fn refused_on_page(
+    svc: &Services,
     conn: &mut DbConn,
     post: &FormPost,
-    workspace_id: &str,
+    ctx: &Context,
     mailbox_id: Option<&str>,
     e: Error,
     typed: &str,
-) -> Result<Outcome, Error> {
-    if matches!(e, Error::Db(_) | Error::Pool(_)) {
-        return Err(e);
-    }
-    Ok(
-        match load_view(conn, post.cookie.clone(), Some(workspace_id), mailbox_id)? {
-            Ok(view) => Outcome::Form(view, e.to_string(), typed.to_string()),
-            Err(a) => Outcome::NoAccess(a),
+) -> Result<Page, Stop> {
+    let error = refusal_words(e)?;
+    let view = load_view(conn, ctx, mailbox_id)?;
+    let form = match field(&post.form, "name").is_empty() {
+        false => Form {
+            error: Some(&error),
+            key_name: typed,
+            ..Form::default()
         },
-    )
+        true => Form {
+            error: Some(&error),
+            address: typed,
+            ..Form::default()
+        },
+    };
+    Ok(render(svc, ctx, &view, None, form))
 }
 
-/// Every POST of the page: the form and its CSRF token read, `act` run with a
-/// connection, its outcome shown.
-async fn post_action<F>(svc: Svc, req: HttpRequest, payload: web::Payload, act: F) -> HttpResponse
-where
-    F: FnOnce(&Services, &mut DbConn, &FormPost) -> Result<Outcome, Error> + Send + 'static,
-{
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let for_key_form = !field(&post.form, "name").is_empty();
-    let result = crate::http::with_conn(&svc, move |svc, conn| act(svc, conn, &post)).await;
-    match result {
-        Ok(Outcome::Secret(issued, notice)) => show_secret(&svc, &issued, notice),
-        Ok(Outcome::Back(url)) => redirect(StatusCode::SEE_OTHER, &url),
-        Ok(Outcome::Form(view, error, typed)) => {
-            let form = match for_key_form {
-                true => Form {
-                    error: Some(&error),
-                    key_name: &typed,
-                    ..Form::default()
-                },
-                false => Form {
-                    error: Some(&error),
-                    address: &typed,
-                    ..Form::default()
-                },
-            };
-            render(&svc, &view, None, form)
+async fn create_mailbox(svc: Svc, post: FormPost) -> HttpResponse {
+    on_post(svc, post, |svc, conn, post| {
+        let ctx = manager_of_posted(conn, post, "create mailboxes", NEXT)?;
+        let address = field(&post.form, "address");
+        let ws = &ctx.current.id;
+        match lifecycle::create(conn, ws, &address, &ctx.user.id, Some(&post.address)) {
+            Ok(m) => Ok(Page::SeeOther(page_url(&m, "mailbox_created"))),
+            Err(e) => refused_on_page(svc, conn, post, &ctx, None, e, &address),
         }
-        Ok(Outcome::Refused(status, msg)) => error_page(status, &msg),
-        Ok(Outcome::NoAccess(a)) => no_access(a, "/settings/mailboxes"),
-        Err(e) => internal_error(&e),
-    }
+    })
+    .await
 }
+
+const MANAGE: Guard = Guard {
+    what: "manage its mailboxes",
+    missing: "No such mailbox.",
+    next: NEXT,
+};
 
 /// A mailbox for an action by a manager of its workspace.
 fn managed_mailbox(
     conn: &mut DbConn,
     post: &FormPost,
     id: &str,
-) -> Result<Result<(Box<Context>, Mailbox), Outcome>, Error> {
-    let mailbox = match lifecycle::find(conn, id) {
-        Ok(m) => m,
-        Err(Error::NotFound(_)) => {
-            return Ok(Err(Outcome::Refused(
-                StatusCode::NOT_FOUND,
-                "No such mailbox.".into(),
-            )))
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(manager_of(
-        conn,
-        post,
-        Some(&mailbox.workspace_id),
-        "manage its mailboxes",
-        "No such mailbox.",
-    )?
-    .map(|ctx| (ctx, mailbox))
-    .map_err(Outcome::from))
+) -> Result<(Box<Context>, Mailbox), Stop> {
+    let mailbox = known(lifecycle::find(conn, id), MANAGE.missing)?;
+    let ctx = manager_of(conn, post, Some(&mailbox.workspace_id), &MANAGE)?;
+    Ok((ctx, mailbox))
 }
 
-pub(super) async fn create_mailbox(
-    svc: Svc,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    post_action(svc, req, payload, |_, conn, post| {
-        let ws = field(&post.form, "workspace_id");
-        let ctx = match manager_of(
-            conn,
-            post,
-            Some(&ws),
-            "create mailboxes",
-            "No such workspace.",
-        )? {
-            Ok(ctx) => ctx,
-            Err(refusal) => return Ok(refusal.into()),
-        };
-        let address = field(&post.form, "address");
-        match lifecycle::create(conn, &ws, &address, &ctx.user.id, Some(&post.address)) {
-            Ok(m) => Ok(Outcome::Back(page_url(&m, "mailbox_created"))),
-            Err(e) => refused_on_page(conn, post, &ws, None, e, &address),
-        }
-    })
-    .await
-}
-
-pub(super) async fn delete_mailbox(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let id = path.into_inner();
-    post_action(svc, req, payload, move |svc, conn, post| {
-        let (ctx, m) = match managed_mailbox(conn, post, &id)? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
-        };
-        if !field(&post.form, "confirm_address")
-            .trim()
-            .eq_ignore_ascii_case(&m.address)
-        {
-            let e = Error::invalid(format!(
+/// A deletion, with the mailbox's address typed to confirm it.
+async fn delete_mailbox(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (ctx, m) = managed_mailbox(conn, post, &path)?;
+        let typed = field(&post.form, "confirm_address");
+        if !typed.trim().eq_ignore_ascii_case(&m.address) {
+            let msg = format!(
                 "To delete, type the mailbox's address exactly: {}",
                 m.address
-            ));
-            return refused_on_page(conn, post, &m.workspace_id, Some(&m.id), e, "");
+            );
+            let e = Error::invalid(msg);
+            return refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, "");
         }
         let cache = &svc.credentials.cache;
         lifecycle::delete(conn, cache, &m.id, &ctx.user.id, Some(&post.address))?;
-        Ok(Outcome::Back(format!(
+        Ok(Page::SeeOther(format!(
             "/settings/mailboxes?workspace={}&notice=mailbox_deleted",
             m.workspace_id
         )))
@@ -404,64 +324,45 @@ pub(super) async fn delete_mailbox(
     .await
 }
 
-pub(super) async fn create_auth_key(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let id = path.into_inner();
-    post_action(svc, req, payload, move |_, conn, post| {
-        let (ctx, m) = match managed_mailbox(conn, post, &id)? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
-        };
+async fn create_auth_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |svc, conn, post| {
+        let (ctx, m) = managed_mailbox(conn, post, &path)?;
         let name = field(&post.form, "name");
         match auth_keys::create(conn, &m.id, &name, &ctx.user.id, Some(&post.address)) {
-            Ok(issued) => Ok(Outcome::Secret(issued, "auth_key_created")),
-            Err(e) => refused_on_page(conn, post, &m.workspace_id, Some(&m.id), e, &name),
+            Ok(issued) => Ok(show_secret(svc, &issued, "auth_key_created")),
+            Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, &name),
         }
     })
     .await
 }
+
+const MANAGE_KEYS: Guard = Guard {
+    what: "manage its auth keys",
+    missing: "No such mailbox.",
+    next: NEXT,
+};
 
 /// Disable, enable, rotate or delete (with the key's name typed) one auth key.
-pub(super) async fn auth_key_action(
+async fn auth_key_action(
     svc: Svc,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
-    payload: web::Payload,
+    post: FormPost,
 ) -> HttpResponse {
-    let (id, action) = path.into_inner();
-    post_action(svc, req, payload, move |svc, conn, post| {
-        let (key, mailbox) = match auth_keys::find_with_mailbox(conn, &id) {
-            Ok(found) => found,
-            Err(Error::NotFound(_)) => {
-                return Ok(Outcome::Refused(
-                    StatusCode::NOT_FOUND,
-                    "No such auth key.".into(),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let ctx = match manager_of(
-            conn,
-            post,
-            Some(&mailbox.workspace_id),
-            "manage its auth keys",
-            "No such mailbox.",
-        )? {
-            Ok(ctx) => ctx,
-            Err(refusal) => return Ok(refusal.into()),
-        };
-        match apply_key_action(svc, conn, post, &ctx, &key, &mailbox, &action) {
-            Ok(outcome) => Ok(outcome),
-            Err(e) => refused_on_page(conn, post, &mailbox.workspace_id, Some(&mailbox.id), e, ""),
+    on_post(svc, post, move |svc, conn, post| {
+        let (id, action) = (&path.0, &path.1);
+        let found = auth_keys::find_with_mailbox(conn, id);
+        let (key, mailbox) = known(found, "No such auth key.")?;
+        let ctx = manager_of(conn, post, Some(&mailbox.workspace_id), &MANAGE_KEYS)?;
+        match apply_key_action(svc, conn, post, &ctx, &key, &mailbox, action) {
+            Ok(page) => Ok(page),
+            Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&mailbox.id), e, ""),
         }
     })
     .await
 }
 
+/// `action` on `key`: back to its mailbox with a notice, or a rotated key's
+/// new secret.
 fn apply_key_action(
     svc: &Services,
     conn: &mut DbConn,
@@ -470,7 +371,7 @@ fn apply_key_action(
     key: &crate::mailboxes::MailboxAuthKey,
     mailbox: &Mailbox,
     action: &str,
-) -> Result<Outcome, Error> {
+) -> Result<Page, Error> {
     let (cache, id) = (&svc.credentials.cache, key.id.as_str());
     let (who, from) = (ctx.user.id.as_str(), Some(post.address.as_str()));
     let notice = match action {
@@ -478,7 +379,7 @@ fn apply_key_action(
         "enable" => auth_keys::enable(conn, cache, id, who, from).map(|_| "auth_key_enabled")?,
         "rotate" => {
             let issued = auth_keys::rotate(conn, cache, id, who, from)?;
-            return Ok(Outcome::Secret(issued, "auth_key_rotated"));
+            return Ok(show_secret(svc, &issued, "auth_key_rotated"));
         }
         "delete" if field(&post.form, "confirm_name").trim() == key.name => {
             auth_keys::delete(conn, cache, id, who, from).map(|_| "auth_key_deleted")?
@@ -490,11 +391,11 @@ fn apply_key_action(
             )))
         }
         _ => {
-            return Ok(Outcome::Refused(
+            return Ok(Page::Refused(
                 StatusCode::NOT_FOUND,
                 "No such action.".into(),
             ))
         }
     };
-    Ok(Outcome::Back(page_url(mailbox, notice)))
+    Ok(Page::SeeOther(page_url(mailbox, notice)))
 }

@@ -18,93 +18,30 @@ use askama::Template;
 
 mod apps;
 mod developer_apps;
+mod form;
 mod keys;
 mod log;
 mod mailboxes;
 mod team;
+mod view;
 
-use apps::{apps_page, revoke_app};
-use developer_apps::{
-    create_developer_app, delete_developer_app, developer_apps_page, rotate_developer_app,
+use form::{
+    check_csrf, confirmed, field, known, managed, manager_of, manager_of_posted, on_post,
+    refusal_words, refused_conflict, FormPost, Guard, Stop,
 };
-use keys::{generate_key, keys_page, revoke_key, rotate_key};
-use log::log_page;
-use mailboxes::{auth_key_action, create_auth_key, create_mailbox, delete_mailbox, mailboxes_page};
-use team::{add_member, change_role, remove_member, team_page};
+use view::{chart, day, framed, last_day, load_usage, Frame};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/settings",
         web::get().to(|| async { redirect(StatusCode::FOUND, "/settings/api-keys") }),
-    )
-    .service(
-        web::resource("/settings/api-keys")
-            .route(web::get().to(keys_page))
-            .route(web::post().to(generate_key)),
-    )
-    .route("/settings/api-keys/{id}/rotate", web::post().to(rotate_key))
-    .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key))
-    .service(
-        web::resource("/settings/mailboxes")
-            .route(web::get().to(mailboxes_page))
-            .route(web::post().to(create_mailbox)),
-    )
-    .route(
-        "/settings/mailboxes/{id}/delete",
-        web::post().to(delete_mailbox),
-    )
-    .route(
-        "/settings/mailboxes/{id}/auth-keys",
-        web::post().to(create_auth_key),
-    )
-    .route(
-        "/settings/mailbox-auth-keys/{id}/{action}",
-        web::post().to(auth_key_action),
-    )
-    .route("/settings/authorized-apps", web::get().to(apps_page))
-    .route("/settings/security-log", web::get().to(log_page))
-    .service(
-        web::resource("/settings/team")
-            .route(web::get().to(team_page))
-            .route(web::post().to(add_member)),
-    )
-    .route("/settings/team/{user}/role", web::post().to(change_role))
-    .route(
-        "/settings/team/{user}/remove",
-        web::post().to(remove_member),
-    )
-    .route(
-        "/settings/authorized-apps/{id}/revoke",
-        web::post().to(revoke_app),
-    )
-    .service(
-        web::resource("/settings/developer-apps")
-            .route(web::get().to(developer_apps_page))
-            .route(web::post().to(create_developer_app)),
-    )
-    .route(
-        "/settings/developer-apps/{id}/rotate",
-        web::post().to(rotate_developer_app),
-    )
-    .route(
-        "/settings/developer-apps/{id}/delete",
-        web::post().to(delete_developer_app),
     );
-}
-
-fn day(t: Option<i64>, none: &str) -> String {
-    match t.and_then(|t| chrono::DateTime::from_timestamp(t, 0)) {
-        Some(d) => d.format("%Y-%m-%d %H:%M UTC").to_string(),
-        None => none.to_string(),
-    }
-}
-
-/// The last day a key works (its expiry is 24:00 UTC that day).
-fn last_day(expires_at: Option<i64>) -> String {
-    match expires_at.and_then(|t| chrono::DateTime::from_timestamp(t - 1, 0)) {
-        Some(d) => d.format("%Y-%m-%d").to_string(),
-        None => "never".to_string(),
-    }
+    keys::routes(cfg);
+    mailboxes::routes(cfg);
+    apps::routes(cfg);
+    log::routes(cfg);
+    team::routes(cfg);
+    developer_apps::routes(cfg);
 }
 
 /// The signed-in person, their workspaces, and the one selected.
@@ -184,29 +121,45 @@ struct KeysQuery {
     status: Option<String>,
     notice: Option<String>,
 }
-const CHART_DAYS: i64 = 30;
 
-/// The 30-day usage chart of one subject from rows loaded for many.
-fn chart(usage: &[(String, i64, i64)], id: &str) -> String {
-    let points: Vec<(i64, i64)> = usage
-        .iter()
-        .filter(|u| u.0 == id)
-        .map(|u| (u.1, u.2))
-        .collect();
-    crate::credentials::usage::sparkline(
-        &points,
-        crate::credentials::usage::day_of(db::now()),
-        CHART_DAYS,
-    )
+/// The query of a workspace's settings page: at least which workspace it
+/// shows.
+trait WorkspaceQuery: serde::de::DeserializeOwned + Default + Send + 'static {
+    fn workspace(&self) -> Option<&str>;
 }
 
-fn load_usage(
-    conn: &mut DbConn,
-    kind: &str,
-    ids: Vec<String>,
-) -> Result<Vec<(String, i64, i64)>, Error> {
-    let since = crate::credentials::usage::day_of(db::now()) - CHART_DAYS + 1;
-    crate::credentials::usage::series_many(conn, kind, &ids, since)
+impl WorkspaceQuery for KeysQuery {
+    fn workspace(&self) -> Option<&str> {
+        self.workspace.as_deref()
+    }
+}
+
+/// A page's query; a malformed one reads as empty.
+fn query<Q: serde::de::DeserializeOwned + Default>(req: &HttpRequest) -> Q {
+    web::Query::<Q>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+/// A GET of a workspace's settings page: the signed-in person, their
+/// workspaces and the one the query picks, then `render`. Someone not signed
+/// in goes to the login, back to `next` after it.
+async fn show<Q, F>(svc: Svc, req: HttpRequest, next: &'static str, render: F) -> HttpResponse
+where
+    Q: WorkspaceQuery,
+    F: FnOnce(&Services, &mut DbConn, &Context, &Q) -> Result<Page, Error> + Send + 'static,
+{
+    let q: Q = query(&req);
+    let cookie = session_cookie(&req);
+    respond(
+        crate::http::with_conn(&svc, move |svc, conn| {
+            match context(conn, cookie, q.workspace())? {
+                Access_::Ok(ctx) => render(svc, conn, &ctx, &q),
+                other => Ok(Page::NoAccess(other, next)),
+            }
+        })
+        .await,
+    )
 }
 
 fn no_access(a: Access_, next: &str) -> HttpResponse {
@@ -217,82 +170,6 @@ fn no_access(a: Access_, next: &str) -> HttpResponse {
             "You are not a member of any workspace.",
         ),
     }
-}
-
-/// A form POST of the settings pages: the session, and its CSRF token checked.
-struct FormPost {
-    form: Params,
-    cookie: Option<String>,
-    address: String,
-}
-
-async fn form_post(
-    svc: &Services,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<FormPost, HttpResponse> {
-    let body = read_body(payload)
-        .await
-        .map_err(|_| error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-    Ok(FormPost {
-        form: Params::parse(&body),
-        cookie: session_cookie(req),
-        address: client_address(svc, req),
-    })
-}
-
-fn field(p: &Params, name: &str) -> String {
-    p.get(name).ok().flatten().unwrap_or("").to_string()
-}
-
-fn csrf_ok(ctx: &Context, form: &Params) -> bool {
-    crate::crypto::ct_eq(&ctx.session.csrf_token, &field(form, "csrf_token"))
-}
-
-/// Why a form post on a workspace's settings was refused.
-enum Refusal {
-    NoAccess(Access_),
-    Refused(StatusCode, String),
-}
-
-/// The one guard of every settings action: a signed-in person with a valid
-/// CSRF token who is an owner or admin of `workspace_id` (the workspace of
-/// the object acted on; `None` when no such object exists). `what` completes
-/// "Only owners and admins of the workspace can …"; `missing` is the 404's
-/// message.
-///
-/// An object of a workspace this person is not a member of is answered
-/// exactly as an unknown id, after the same session and CSRF checks: a 403
-/// would confirm that the id exists elsewhere (OWASP Authorization Cheat
-/// Sheet, insecure direct object references).
-fn manager_of(
-    conn: &mut DbConn,
-    post: &FormPost,
-    workspace_id: Option<&str>,
-    what: &str,
-    missing: &str,
-) -> Result<Result<Box<Context>, Refusal>, Error> {
-    let ctx = match context(conn, post.cookie.clone(), workspace_id)? {
-        Access_::Ok(ctx) => ctx,
-        other => return Ok(Err(Refusal::NoAccess(other))),
-    };
-    if !csrf_ok(&ctx, &post.form) {
-        return Ok(Err(Refusal::Refused(
-            StatusCode::FORBIDDEN,
-            "The form could not be verified (CSRF). Reload the page and try again.".into(),
-        )));
-    }
-    let Some(workspace_id) = workspace_id.filter(|id| ctx.workspaces.iter().any(|w| w.id == *id))
-    else {
-        return Ok(Err(Refusal::Refused(StatusCode::NOT_FOUND, missing.into())));
-    };
-    if ctx.current.id != workspace_id || !ctx.role.can_manage() {
-        return Ok(Err(Refusal::Refused(
-            StatusCode::FORBIDDEN,
-            format!("Only owners and admins of the workspace can {what}."),
-        )));
-    }
-    Ok(Ok(ctx))
 }
 
 /// What a settings handler answers, decided off the async workers; `respond`
@@ -316,13 +193,6 @@ impl Page {
             Err(_) => Page::RenderFailed,
         }
     }
-
-    fn refusal(r: Refusal, next: &'static str) -> Page {
-        match r {
-            Refusal::NoAccess(a) => Page::NoAccess(a, next),
-            Refusal::Refused(status, msg) => Page::Refused(status, msg),
-        }
-    }
 }
 
 fn respond(result: Result<Page, Error>) -> HttpResponse {
@@ -343,5 +213,15 @@ fn status_for(role: Role) -> StatusCode {
         StatusCode::OK
     } else {
         StatusCode::FORBIDDEN
+    }
+}
+
+/// The status of a page with a form for the person's role: 403 for members,
+/// and for owners and admins 400 when it shows a refused form, else 200.
+fn form_status(role: Role, refused: bool) -> StatusCode {
+    match (role.can_manage(), refused) {
+        (false, _) => StatusCode::FORBIDDEN,
+        (true, true) => StatusCode::BAD_REQUEST,
+        (true, false) => StatusCode::OK,
     }
 }

@@ -17,17 +17,14 @@ struct MemberLine {
 #[derive(Template)]
 #[template(path = "settings_team.html")]
 struct TeamTemplate<'a> {
-    tab: &'a str,
-    workspaces: &'a [Workspace],
-    current: &'a Workspace,
-    user_email: &'a str,
-    csrf_token: &'a str,
-    can_manage: bool,
+    frame: Frame<'a>,
     is_owner: bool,
     members: Vec<MemberLine>,
     notice: Option<&'a str>,
     error: Option<&'a str>,
 }
+
+framed!(TeamTemplate);
 
 #[derive(Template)]
 #[template(path = "confirm_remove_member.html")]
@@ -74,12 +71,7 @@ fn render_team(
     Ok(Page::render(
         status,
         &TeamTemplate {
-            tab: "team",
-            workspaces: &ctx.workspaces,
-            current: &ctx.current,
-            user_email: &ctx.user.email,
-            csrf_token: &ctx.session.csrf_token,
-            can_manage: ctx.role.can_manage(),
+            frame: Frame::of(ctx, "team"),
             is_owner: ctx.role == Role::Owner,
             members,
             notice: notice_text(notice),
@@ -88,161 +80,116 @@ fn render_team(
     ))
 }
 
-pub(super) async fn team_page(svc: Svc, req: HttpRequest) -> HttpResponse {
-    let q = web::Query::<KeysQuery>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let cookie = session_cookie(&req);
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            match context(conn, cookie, q.workspace.as_deref())? {
-                Access_::Ok(ctx) => render_team(conn, &ctx, q.notice.as_deref(), None),
-                other => Ok(Page::NoAccess(other, NEXT)),
-            }
-        })
-        .await,
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/settings/team")
+            .route(web::get().to(team_page))
+            .route(web::post().to(add_member)),
     )
+    .route("/settings/team/{user}/role", web::post().to(change_role))
+    .route(
+        "/settings/team/{user}/remove",
+        web::post().to(remove_member),
+    );
 }
 
-/// The guard of every team change: a manager with a valid CSRF token who is
-/// also an owner (admins may read the team, not change it).
-fn owner_of(
+async fn team_page(svc: Svc, req: HttpRequest) -> HttpResponse {
+    show(svc, req, NEXT, |_, conn, ctx, q: &KeysQuery| {
+        render_team(conn, ctx, q.notice.as_deref(), None)
+    })
+    .await
+}
+
+/// The guard of every team change: a manager of the workspace the form names,
+/// with a valid CSRF token, who is also an owner (admins may read the team,
+/// not change it).
+fn owner_of(conn: &mut DbConn, post: &FormPost) -> Result<Box<Context>, Stop> {
+    let ctx = manager_of_posted(conn, post, "see its team", NEXT)?;
+    if ctx.role != Role::Owner {
+        return Err(Stop::refused(
+            StatusCode::FORBIDDEN,
+            "Only owners of the workspace can change its team.",
+        ));
+    }
+    Ok(ctx)
+}
+
+/// After a change: back to the team with `notice`; a refused change (bad role,
+/// unknown email, last owner…) shows the page with the reason; anything else
+/// is an error.
+fn changed<T>(
+    conn: &mut DbConn,
+    ctx: &Context,
+    change: Result<T, Error>,
+    notice: &str,
+) -> Result<Page, Stop> {
+    match change {
+        Ok(_) => Ok(Page::SeeOther(team_url(&ctx.current.id, notice))),
+        Err(Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m)) => {
+            Ok(render_team(conn, ctx, None, Some(&m))?)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A change to the role the form chose, by an owner.
+fn role_change<T>(
     conn: &mut DbConn,
     post: &FormPost,
-    workspace_id: &str,
-) -> Result<Result<Box<Context>, Page>, Error> {
-    let ctx = match manager_of(
-        conn,
-        post,
-        Some(workspace_id),
-        "see its team",
-        "No such workspace.",
-    )? {
-        Ok(ctx) => ctx,
-        Err(r) => return Ok(Err(Page::refusal(r, NEXT))),
-    };
-    if ctx.role != Role::Owner {
-        return Ok(Err(Page::Refused(
-            StatusCode::FORBIDDEN,
-            "Only owners of the workspace can change its team.".into(),
-        )));
-    }
-    Ok(Ok(ctx))
+    notice: &str,
+    change: impl FnOnce(&mut DbConn, &Context, Role) -> Result<T, Error>,
+) -> Result<Page, Stop> {
+    let ctx = owner_of(conn, post)?;
+    let done = Role::parse(&field(&post.form, "role")).and_then(|role| change(conn, &ctx, role));
+    changed(conn, &ctx, done, notice)
 }
 
-/// A refused change (bad role, unknown email, last owner…) shows the page with
-/// the reason; anything else is an error.
-fn refused_change(conn: &mut DbConn, ctx: &Context, e: Error) -> Result<Page, Error> {
-    match e {
-        Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m) => {
-            render_team(conn, ctx, None, Some(&m))
-        }
-        other => Err(other),
-    }
-}
-
-pub(super) async fn add_member(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            let ws = field(&post.form, "workspace_id");
-            let ctx = match owner_of(conn, &post, &ws)? {
-                Ok(ctx) => ctx,
-                Err(page) => return Ok(page),
-            };
-            let added = Role::parse(&field(&post.form, "role")).and_then(|role| {
-                let email = field(&post.form, "email");
-                members::add_by_email(conn, &ws, &email, role, &ctx.user.id, Some(&post.address))
-            });
-            match added {
-                Ok(_) => Ok(Page::SeeOther(team_url(&ws, "member_added"))),
-                Err(e) => refused_change(conn, &ctx, e),
-            }
+async fn add_member(svc: Svc, post: FormPost) -> HttpResponse {
+    on_post(svc, post, |_, conn, post| {
+        let email = field(&post.form, "email");
+        let from = Some(post.address.as_str());
+        role_change(conn, post, "member_added", |conn, ctx, role| {
+            members::add_by_email(conn, &ctx.current.id, &email, role, &ctx.user.id, from)
         })
-        .await,
-    )
+    })
+    .await
 }
 
-pub(super) async fn change_role(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let user = path.into_inner();
-    respond(
-        crate::http::with_conn(&svc, move |_, conn| {
-            let ws = field(&post.form, "workspace_id");
-            let ctx = match owner_of(conn, &post, &ws)? {
-                Ok(ctx) => ctx,
-                Err(page) => return Ok(page),
-            };
-            let changed = Role::parse(&field(&post.form, "role")).and_then(|role| {
-                members::change_role(conn, &ws, &user, role, &ctx.user.id, Some(&post.address))
-            });
-            match changed {
-                Ok(_) => Ok(Page::SeeOther(team_url(&ws, "role_changed"))),
-                Err(e) => refused_change(conn, &ctx, e),
-            }
+async fn change_role(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
+    on_post(svc, post, move |_, conn, post| {
+        let from = Some(post.address.as_str());
+        role_change(conn, post, "role_changed", |conn, ctx, role| {
+            members::change_role(conn, &ctx.current.id, &path, role, &ctx.user.id, from)
         })
-        .await,
-    )
+    })
+    .await
 }
 
 /// Two steps: the first post shows what removal does (their authorizations
 /// are revoked); the second, with `confirm=yes`, removes.
-pub(super) async fn remove_member(
-    svc: Svc,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let post = match form_post(&svc, &req, payload).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn remove_member(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
     let user = path.into_inner();
-    respond(
-        crate::http::with_conn(&svc, move |svc: &Services, conn| {
-            let ws = field(&post.form, "workspace_id");
-            let ctx = match owner_of(conn, &post, &ws)? {
-                Ok(ctx) => ctx,
-                Err(page) => return Ok(page),
-            };
-            if field(&post.form, "confirm") != "yes" {
-                return confirm_removal(conn, &ctx, &user);
-            }
-            let removed = authorizations::remove_member(
-                conn,
-                &svc.credentials.cache,
-                &ws,
-                &user,
-                &ctx.user.id,
-            );
-            match removed {
-                Ok(_) => Ok(Page::SeeOther(team_url(&ws, "member_removed"))),
-                Err(e) => refused_change(conn, &ctx, e),
-            }
-        })
-        .await,
-    )
+    on_post(svc, post, move |svc, conn, post| {
+        let ctx = owner_of(conn, post)?;
+        if !confirmed(&post.form) {
+            return confirm_removal(conn, &ctx, &user);
+        }
+        let cache = &svc.credentials.cache;
+        let removed =
+            authorizations::remove_member(conn, cache, &ctx.current.id, &user, &ctx.user.id);
+        changed(conn, &ctx, removed, "member_removed")
+    })
+    .await
 }
 
-fn confirm_removal(conn: &mut DbConn, ctx: &Context, user_id: &str) -> Result<Page, Error> {
+fn confirm_removal(conn: &mut DbConn, ctx: &Context, user_id: &str) -> Result<Page, Stop> {
     let Some(member) = members::list(conn, &ctx.current.id)?
         .into_iter()
         .find(|m| m.user_id == user_id)
     else {
-        return Ok(Page::Refused(
+        return Err(Stop::refused(
             StatusCode::NOT_FOUND,
-            "No such member of this workspace.".into(),
+            "No such member of this workspace.",
         ));
     };
     Ok(Page::render(
