@@ -403,37 +403,28 @@ struct KeyRow {
     mailbox_id: Option<String>,
 }
 
-/// The uses of one key since the last flush.
-pub struct KeyUsage<'a> {
-    pub id: &'a str,
-    pub count: i64,
-    pub last_used: i64,
-    /// The address of the latest use, if known.
-    pub last_ip: Option<String>,
-}
-
 /// Adds batched usage to the keys: the count, the last use and the address it
 /// came from (kept as it was when the batch has none). Hundreds of keys a
 /// statement: a flush of a large working set is a few statements, not one a key.
-pub fn add_usage(conn: &mut DbConn, uses: &[KeyUsage]) -> Result<()> {
+pub fn add_usage(conn: &mut DbConn, uses: &super::usage::KeyCounts) -> Result<()> {
     use diesel::sql_types::{BigInt, Nullable, Text};
-    for chunk in uses.chunks(db::ROWS_PER_STATEMENT) {
+    db::in_batches(uses, |chunk| {
         let mut q = db::boxed_query(format!(
             "UPDATE api_keys SET usage_count = api_keys.usage_count + v.column2, \
              last_used_at = v.column3, last_used_ip = COALESCE(v.column4, api_keys.last_used_ip) \
              FROM (VALUES {}) AS v WHERE api_keys.id = v.column1",
             db::values_placeholders(chunk.len(), 4)
         ));
-        for u in chunk {
+        for (id, u) in chunk {
             q = q
-                .bind::<Text, _>(u.id.to_string())
+                .bind::<Text, _>(id.to_string())
                 .bind::<BigInt, _>(u.count)
                 .bind::<BigInt, _>(u.last_used)
-                .bind::<Nullable<Text>, _>(u.last_ip.clone());
+                .bind::<Nullable<Text>, _>(u.last_ip.map(|ip| ip.to_string()));
         }
         q.execute(conn)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Housekeeping: forgets the secrets whose grace period has ended. They

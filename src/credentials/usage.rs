@@ -42,19 +42,22 @@ impl<'a> DayCount<'a> {
     }
 
     /// The daily totals of counted uses (id → (uses, last use)).
-    pub fn all(counts: &'a Counts) -> Vec<Self> {
+    pub fn all(counts: &'a Counts) -> impl Iterator<Item = DayCount<'a>> {
         counts
             .iter()
             .map(|(id, &(count, at))| DayCount::of(id, at, count))
-            .collect()
     }
 }
 
 /// Adds each count to its subject's day total (an upsert both backends
 /// understand), hundreds of rows a statement: a flush of a large working
 /// set is a few statements, not one a subject.
-pub fn add(conn: &mut DbConn, kind: &str, rows: &[DayCount]) -> Result<()> {
-    for chunk in rows.chunks(crate::db::ROWS_PER_STATEMENT) {
+pub fn add<'a>(
+    conn: &mut DbConn,
+    kind: &str,
+    rows: impl IntoIterator<Item = DayCount<'a>>,
+) -> Result<()> {
+    crate::db::in_batches(rows, |chunk| {
         let mut q = crate::db::boxed_query(format!(
             "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES {} \
              ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
@@ -68,8 +71,8 @@ pub fn add(conn: &mut DbConn, kind: &str, rows: &[DayCount]) -> Result<()> {
                 .bind::<BigInt, _>(r.count);
         }
         q.execute(conn)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Daily counts of one subject from `since_day` on, oldest first (days with no

@@ -226,6 +226,27 @@ where
 /// on bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub const ROWS_PER_STATEMENT: usize = 500;
 
+/// Hands `write` the items in slices of at most [`ROWS_PER_STATEMENT`],
+/// holding one slice in memory at a time (a flush of a large working set
+/// does not build its whole batch first).
+pub fn in_batches<T, E>(
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&[T]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut batch = Vec::with_capacity(ROWS_PER_STATEMENT);
+    for item in items {
+        batch.push(item);
+        if batch.len() == ROWS_PER_STATEMENT {
+            write(&batch)?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        write(&batch)?;
+    }
+    Ok(())
+}
+
 /// The placeholders of a `VALUES` list of `rows` rows of `columns` each:
 /// `($1, $2), ($3, $4)`. Its columns are `column1`, `column2`, … on both
 /// engines when it stands in a `FROM`.
@@ -290,5 +311,25 @@ mod tests {
         assert_eq!(values_placeholders(1, 1), "($1)");
         assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(values_placeholders(0, 3), "");
+    }
+
+    #[test]
+    fn in_batches_hands_every_item_once_in_bounded_slices() {
+        for n in [
+            0,
+            1,
+            ROWS_PER_STATEMENT,
+            ROWS_PER_STATEMENT + 1,
+            3 * ROWS_PER_STATEMENT + 7,
+        ] {
+            let mut seen = Vec::new();
+            in_batches(0..n, |b: &[usize]| {
+                assert!(!b.is_empty() && b.len() <= ROWS_PER_STATEMENT);
+                seen.extend_from_slice(b);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        }
     }
 }

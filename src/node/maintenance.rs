@@ -164,29 +164,19 @@ fn write_usage(
     apps: &Counts,
     auth_keys: &Counts,
 ) -> Result<()> {
-    use crate::credentials::api_key::{self, KeyUsage};
+    use crate::credentials::api_key;
     use crate::credentials::usage::{self, DayCount};
-    let key_uses: Vec<KeyUsage> = keys
+    api_key::add_usage(conn, keys)?;
+    let key_days = keys
         .iter()
-        .map(|(id, u)| KeyUsage {
-            id,
-            count: u.count,
-            last_used: u.last_used,
-            last_ip: u.last_ip.map(|ip| ip.to_string()),
-        })
-        .collect();
-    api_key::add_usage(conn, &key_uses)?;
-    let key_days: Vec<DayCount> = keys
-        .iter()
-        .map(|(id, u)| DayCount::of(id, u.last_used, u.count))
-        .collect();
-    usage::add(conn, usage::API_KEY, &key_days)?;
+        .map(|(id, u)| DayCount::of(id, u.last_used, u.count));
+    usage::add(conn, usage::API_KEY, key_days)?;
     crate::oauth::authorizations::mark_used(conn, apps)?;
-    usage::add(conn, usage::AUTHORIZATION, &DayCount::all(apps))?;
+    usage::add(conn, usage::AUTHORIZATION, DayCount::all(apps))?;
     for (id, (count, at)) in auth_keys {
         crate::mailboxes::auth_keys::add_usage(conn, id, *count, *at)?;
     }
-    usage::add(conn, usage::MAILBOX_AUTH_KEY, &DayCount::all(auth_keys))?;
+    usage::add(conn, usage::MAILBOX_AUTH_KEY, DayCount::all(auth_keys))?;
     Ok(())
 }
 

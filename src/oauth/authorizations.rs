@@ -82,19 +82,18 @@ pub fn mark_used(
     used: &std::collections::HashMap<String, (i64, i64)>,
 ) -> Result<()> {
     use diesel::sql_types::{BigInt, Text};
-    let used: Vec<(&String, i64)> = used.iter().map(|(id, &(_, at))| (id, at)).collect();
-    for chunk in used.chunks(db::ROWS_PER_STATEMENT) {
+    db::in_batches(used, |chunk| {
         let mut q = db::boxed_query(format!(
             "UPDATE authorizations SET last_used_at = v.column2 \
              FROM (VALUES {}) AS v WHERE authorizations.id = v.column1",
             db::values_placeholders(chunk.len(), 2)
         ));
-        for (id, at) in chunk {
+        for (id, (_, at)) in chunk {
             q = q.bind::<Text, _>(id.to_string()).bind::<BigInt, _>(*at);
         }
         q.execute(conn)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Inside a transaction: marks the authorization revoked, ends its refresh tokens

@@ -437,9 +437,9 @@ fn usage_of_many_keys_is_written_whole(b: Backend) {
         "usage of {} keys written",
         db.count(&format!("{bulk} AND usage_count > 0"))
     );
-    assert!(eventually(Duration::from_secs(5), || db.count(&format!(
-        "{bulk} AND usage_count = 2"
-    )) == 5));
+    assert!(eventually(Duration::from_secs(5), || db
+        .count(&format!("{bulk} AND usage_count = 2"))
+        == 5));
     assert_eq!(db.count(&format!("{bulk} AND usage_count = 1")), 1095);
     let unstamped = format!("{bulk} AND (last_used_at IS NULL OR last_used_ip IS NULL)");
     assert_eq!(db.count(&unstamped), 0);
