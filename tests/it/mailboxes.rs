@@ -842,6 +842,40 @@ fn settings_mailboxes_tab(b: Backend) {
     assert_eq!(r.status, 403);
     assert_eq!(counts(db), before);
 
+    // An unknown id tells nobody more than a known one: the session and the
+    // CSRF token are checked first, and only a manager learns it is unknown.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let r = owner.post_form(
+        &format!("/settings/mailboxes/{mb}/auth-keys"),
+        &[("csrf_token", &token), ("name", "Probe")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let live = s(&auth_keys(db, &mb)[0], "id");
+    let before = counts(db);
+    for (known_path, unknown_path) in [
+        (
+            format!("/settings/mailboxes/{mb}/delete"),
+            format!("/settings/mailboxes/{unknown}/delete"),
+        ),
+        (
+            format!("/settings/mailbox-auth-keys/{live}/disable"),
+            format!("/settings/mailbox-auth-keys/{unknown}/disable"),
+        ),
+    ] {
+        let mut anonymous = f.server.client();
+        let on_known = anonymous.post_form(&known_path, &[("csrf_token", "x")]);
+        let on_unknown = anonymous.post_form(&unknown_path, &[("csrf_token", "x")]);
+        assert_ne!(on_unknown.status, 404, "{unknown_path}");
+        assert_eq!(on_unknown.status, on_known.status, "{unknown_path}");
+        assert_eq!(on_unknown.header("location"), on_known.header("location"));
+        let forged = owner.post_form(&unknown_path, &[("csrf_token", "forged")]);
+        assert_eq!(forged.status, 403, "{unknown_path}");
+        assert!(forged.body.contains("CSRF"), "{}", forged.body);
+        let r = owner.post_form(&unknown_path, &[("csrf_token", &token)]);
+        assert_eq!(r.status, 404, "{unknown_path}");
+    }
+    assert_eq!(counts(db), before);
+
     // Delete the mailbox (typed address); its restricted API key stops.
     let r = owner.post_form(
         &format!("/settings/mailboxes/{mb}/delete"),

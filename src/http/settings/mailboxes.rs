@@ -296,9 +296,8 @@ fn managed_mailbox(
     post: &FormPost,
     id: &str,
 ) -> Result<(Box<Context>, Mailbox), Stop> {
-    let mailbox = known(lifecycle::find(conn, id), MANAGE.missing)?;
-    let ctx = manager_of(conn, post, Some(&mailbox.workspace_id), &MANAGE)?;
-    Ok((ctx, mailbox))
+    let found = lifecycle::find(conn, id);
+    manager_of_found(conn, post, found, |m| &m.workspace_id, &MANAGE)
 }
 
 /// A deletion, with the mailbox's address typed to confirm it.
@@ -338,7 +337,7 @@ async fn create_auth_key(svc: Svc, path: web::Path<String>, post: FormPost) -> H
 
 const MANAGE_KEYS: Guard = Guard {
     what: "manage its auth keys",
-    missing: "No such mailbox.",
+    missing: "No such auth key.",
     next: NEXT,
 };
 
@@ -351,8 +350,8 @@ async fn auth_key_action(
     on_post(svc, post, move |svc, conn, post| {
         let (id, action) = (&path.0, &path.1);
         let found = auth_keys::find_with_mailbox(conn, id);
-        let (key, mailbox) = known(found, "No such auth key.")?;
-        let ctx = manager_of(conn, post, Some(&mailbox.workspace_id), &MANAGE_KEYS)?;
+        let (ctx, (key, mailbox)) =
+            manager_of_found(conn, post, found, |(_, m)| &m.workspace_id, &MANAGE_KEYS)?;
         match apply_key_action(svc, conn, post, &ctx, &key, &mailbox, action) {
             Ok(page) => Ok(page),
             Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&mailbox.id), e, ""),
