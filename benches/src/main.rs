@@ -55,6 +55,10 @@ struct Opts {
     /// scenarios use in rotation (at most --scale; 0 skips them).
     #[arg(long, default_value_t = 0)]
     working_set: usize,
+    /// Run only the scenarios whose name contains this (and `/healthz`, the
+    /// base of the ratios): to profile one path, e.g. `--only JWT`.
+    #[arg(long)]
+    only: Option<String>,
     /// Internal: run as the server.
     #[arg(long, hide = true)]
     serve: bool,
@@ -65,6 +69,7 @@ const PASSWORD: &str = "bench password 1";
 
 fn main() {
     let opts = Opts::parse();
+    let _ = ONLY.set(opts.only.clone());
     if opts.serve {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
             .try_init();
@@ -241,6 +246,17 @@ fn pin(pid: i32, cpu: usize) -> bool {
 /// Runs `work` on `connections` threads for `duration`; `work` returns false on
 /// an unexpected answer (counted as an error) and may end its thread by
 /// returning None.
+/// The `--only` filter of the run.
+static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Whether the scenario `name` is to run (see `--only`).
+fn wanted(name: &str) -> bool {
+    match ONLY.get().and_then(Option::as_deref) {
+        Some(only) => name == "/healthz" || name.contains(only),
+        None => true,
+    }
+}
+
 fn load<S: Send + 'static>(
     name: &str,
     server: u32,
@@ -250,6 +266,17 @@ fn load<S: Send + 'static>(
     states: Vec<S>,
     work: impl Fn(&mut Conn, &mut S) -> Option<bool> + Send + Sync + 'static,
 ) -> Stats {
+    if !wanted(name) {
+        return Stats {
+            name: name.to_string(),
+            requests: 0,
+            errors: 0,
+            elapsed: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            server_cpu: 0.0,
+        };
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
     let cpu_before = server_cpu_secs(server);
@@ -746,6 +773,23 @@ fn run(opts: Opts) -> Result<(), String> {
         .iter()
         .map(|(a, _)| format!("Bearer {a}"))
         .collect();
+    // The same bytes on the wire without the check: what carrying a JWT
+    // costs the server before keygate looks at it.
+    results.push(load(
+        "/healthz (with a JWT's Authorization header)",
+        pid,
+        &addr,
+        n,
+        dur,
+        jwt_headers.clone(),
+        |c, h| {
+            Some(
+                c.send("GET", "/healthz", &[("Authorization", h)], "")
+                    .status
+                    == 200,
+            )
+        },
+    ));
     results.push(load(
         "/v1/workspace (JWT)",
         pid,
@@ -770,9 +814,12 @@ fn run(opts: Opts) -> Result<(), String> {
             ("JWT", &seeded.access_tokens),
         ] {
             let sets = rotation_sets(&creds[..ws_n], n);
-            warm(&addr, &sets);
+            let name = format!("/v1/workspace ({label}, {ws_n} in rotation)");
+            if wanted(&name) {
+                warm(&addr, &sets);
+            }
             results.push(load(
-                &format!("/v1/workspace ({label}, {ws_n} in rotation)"),
+                &name,
                 pid,
                 &addr,
                 n,
@@ -889,7 +936,7 @@ fn run(opts: Opts) -> Result<(), String> {
     ));
 
     // SMTP AUTH over the SASL socket: Postfix's requests, as fast as answered.
-    {
+    if wanted("SMTP AUTH (SASL, PLAIN)") {
         let cpu_before = server_cpu_secs(pid);
         let run = sasl::run(&sasl_addr, n, dur, "sender@bench.example", &auth_key);
         let mut l = run.latencies_us;
@@ -932,6 +979,8 @@ fn run(opts: Opts) -> Result<(), String> {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
+    // Scenarios `--only` left out are not shown.
+    results.retain(|r| r.elapsed > 0.0);
     let base = results[0].rate();
     let base_us = results[0].server_us();
     let placement = if pinned {
