@@ -56,14 +56,7 @@ pub trait LeakedCredentials: Sync {
 /// report cannot fill the log with one row.
 pub fn detail(url: Option<&str>, source: Option<&str>) -> String {
     const MAX: usize = 500;
-    let bounded = |s: &str| -> String {
-        let mut chars = s.chars();
-        let mut out: String = chars.by_ref().take(MAX).collect();
-        if chars.next().is_some() {
-            out.push('…');
-        }
-        out
-    };
+    let bounded = |s: &str| super::excerpt(s, MAX);
     format!(
         "reported leaked at {} (source: {})",
         url.map_or_else(|| "an unnamed place".to_string(), bounded),
