@@ -88,30 +88,6 @@ pub fn record(
     .record(conn)
 }
 
-/// [`record`] with a detail text.
-pub fn record_detailed(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    client_address: Option<&str>,
-    detail: Option<&str>,
-) -> Result<()> {
-    let actor = Actor {
-        id: actor,
-        client_address,
-    };
-    Entry {
-        workspace_id,
-        actor,
-        action,
-        subject,
-        detail,
-    }
-    .record(conn)
-}
-
 /// Newest first.
 pub fn list(conn: &mut DbConn, workspace_id: &str, limit: i64) -> Result<Vec<AuditEvent>> {
     Ok(audit_events::table

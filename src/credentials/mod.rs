@@ -7,6 +7,7 @@ pub mod address;
 pub mod api_key;
 pub mod bearer;
 pub mod cache;
+pub mod change;
 pub mod grace;
 pub mod leaked;
 pub mod revocation;

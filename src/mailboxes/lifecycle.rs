@@ -7,6 +7,7 @@
 //! key could only ever read that mailbox, so nothing would be left for it).
 
 use crate::credentials::cache::CredentialCache;
+use crate::credentials::change::Change;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::{mailbox_auth_keys, mailboxes, users};
 use crate::db::{self, DbConn};
@@ -109,25 +110,15 @@ pub fn create(
             created_at: db::now(),
             created_by: actor.to_string(),
         };
-        match diesel::insert_into(mailboxes::table)
-            .values(&mailbox)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::conflict(format!(
-                    "the address {address} is already taken by a mailbox"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        crate::accounts::audit::record(
+        db::insert_new(conn, mailboxes::table, &mailbox, |_| {
+            Error::conflict(format!(
+                "the address {address} is already taken by a mailbox"
+            ))
+        })?;
+        Change::new(&mailbox.id, "mailbox.created", actor, client_address).record(
             conn,
             workspace_id,
-            actor,
-            "mailbox.created",
-            &mailbox.id,
-            client_address,
+            None,
         )?;
         Ok(mailbox)
     })
