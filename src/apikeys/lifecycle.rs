@@ -67,15 +67,16 @@ pub fn create(
     created_by: &str,
     client_address: Option<&str>,
 ) -> Result<IssuedKey> {
-    let spec = NewKey {
+    create_restricted(
+        conn,
         workspace_id,
         name,
         access,
         expires_at,
-        allowed_ips: None,
-        mailbox_id: None,
-    };
-    create_key(conn, &spec, created_by, client_address)
+        None,
+        created_by,
+        client_address,
+    )
 }
 
 /// A key restricted to one mailbox of the workspace when `mailbox_id` is set,
