@@ -177,34 +177,6 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
         .collect())
 }
 
-/// One page of a workspace's mailboxes, newest first, for `/v1`: `only` narrows
-/// it to the one mailbox a restricted key may see. Returns the page and whether
-/// more follow.
-pub fn page(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    only: Option<&str>,
-    limit: i64,
-    starting_after: Option<&str>,
-) -> Result<(Vec<Mailbox>, bool)> {
-    let mut q = mailboxes::table
-        .filter(mailboxes::workspace_id.eq(workspace_id))
-        .select(Mailbox::as_select())
-        .order(mailboxes::id.desc())
-        .limit(limit + 1)
-        .into_boxed();
-    if let Some(id) = only {
-        q = q.filter(mailboxes::id.eq(id.to_string()));
-    }
-    if let Some(after) = starting_after {
-        q = q.filter(mailboxes::id.lt(after.to_string()));
-    }
-    let mut rows = q.load(conn)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    Ok((rows, has_more))
-}
-
 /// Deletes a mailbox for good: its auth keys, and every API key restricted to
 /// it is revoked. On every node, the next SMTP authentication with one of its
 /// keys fails.
