@@ -27,6 +27,18 @@ pub const CLI_ACTOR: &str = "cli";
 /// The actor of revocations that a leaked-key report caused.
 pub const LEAK_REPORT_ACTOR: &str = "leak-report";
 
+/// Who acted (or created something), in words: the person's email, else the
+/// actor itself, the command line as `keygate CLI`.
+pub fn actor_label(actor: &str, email: Option<String>) -> String {
+    email.unwrap_or_else(|| {
+        if actor == CLI_ACTOR {
+            "keygate CLI".to_string()
+        } else {
+            actor.to_string()
+        }
+    })
+}
+
 /// Who made a change and from where: a person's id (or [`CLI_ACTOR`],
 /// [`LEAK_REPORT_ACTOR`]) and the client address of the request, if any.
 #[derive(Clone, Copy, Debug)]

@@ -4,7 +4,7 @@
 //! revocation event in the same transaction, and applies the event to this
 //! node's cache after the commit.
 
-use super::{validate_key_name, ApiKey, IssuedKey, CLI_ACTOR};
+use super::{validate_key_name, ApiKey, IssuedKey};
 use crate::accounts::{self, plan_includes_api};
 use crate::credentials::address::IpAllowList;
 use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
@@ -235,13 +235,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
     Ok(rows
         .into_iter()
         .map(|(key, email, ws_name)| {
-            let creator = email.unwrap_or_else(|| {
-                if key.created_by == CLI_ACTOR {
-                    "keygate CLI".to_string()
-                } else {
-                    key.created_by.clone()
-                }
-            });
+            let creator = accounts::audit::actor_label(&key.created_by, email);
             (KeyRow { key, creator }, ws_name)
         })
         .filter(|(row, ws_name)| match &query {

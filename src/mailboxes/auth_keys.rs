@@ -165,7 +165,7 @@ pub fn list(conn: &mut DbConn, mailbox_id: &str) -> Result<Vec<AuthKeyRow>> {
     Ok(rows
         .into_iter()
         .map(|(key, email)| AuthKeyRow {
-            creator: super::creator_label(&key.created_by, email),
+            creator: crate::accounts::audit::actor_label(&key.created_by, email),
             key,
         })
         .collect())

@@ -169,7 +169,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
                 .find(|(id, _)| *id == mailbox.id)
                 .map_or(0, |c| c.1);
             MailboxRow {
-                creator: super::creator_label(&mailbox.created_by, email),
+                creator: crate::accounts::audit::actor_label(&mailbox.created_by, email),
                 mailbox,
                 active_keys,
             }
