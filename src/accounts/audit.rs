@@ -27,6 +27,57 @@ pub const CLI_ACTOR: &str = "cli";
 /// The actor of revocations that a leaked-key report caused.
 pub const LEAK_REPORT_ACTOR: &str = "leak-report";
 
+/// Who acted (or created something), in words: the person's email, else the
+/// actor itself, the command line as `keygate CLI`.
+pub fn actor_label(actor: &str, email: Option<String>) -> String {
+    email.unwrap_or_else(|| {
+        if actor == CLI_ACTOR {
+            "keygate CLI".to_string()
+        } else {
+            actor.to_string()
+        }
+    })
+}
+
+/// Who made a change and from where: a person's id (or [`CLI_ACTOR`],
+/// [`LEAK_REPORT_ACTOR`]) and the client address of the request, if any.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub id: &'a str,
+    pub client_address: Option<&'a str>,
+}
+
+/// One row of the log, to write: `actor` did `action` to `subject`.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    pub workspace_id: &'a str,
+    pub actor: Actor<'a>,
+    pub action: &'a str,
+    pub subject: &'a str,
+    /// See [`AuditEvent::detail`].
+    pub detail: Option<&'a str>,
+}
+
+impl Entry<'_> {
+    /// Writes the row; call inside the transaction that makes the change.
+    pub fn record(&self, conn: &mut DbConn) -> Result<()> {
+        diesel::insert_into(audit_events::table)
+            .values(&AuditEvent {
+                id: db::new_id(),
+                workspace_id: self.workspace_id.to_string(),
+                actor: self.actor.id.to_string(),
+                action: self.action.to_string(),
+                subject: self.subject.to_string(),
+                client_address: self.actor.client_address.map(str::to_string),
+                created_at: db::now(),
+                detail: self.detail.map(str::to_string),
+            })
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Writes a row without a detail (see [`Entry`]).
 pub fn record(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -35,40 +86,18 @@ pub fn record(
     subject: &str,
     client_address: Option<&str>,
 ) -> Result<()> {
-    record_detailed(
-        conn,
+    let actor = Actor {
+        id: actor,
+        client_address,
+    };
+    Entry {
         workspace_id,
         actor,
         action,
         subject,
-        client_address,
-        None,
-    )
-}
-
-/// [`record`] with a detail text.
-pub fn record_detailed(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    client_address: Option<&str>,
-    detail: Option<&str>,
-) -> Result<()> {
-    diesel::insert_into(audit_events::table)
-        .values(&AuditEvent {
-            id: db::new_id(),
-            workspace_id: workspace_id.to_string(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject: subject.to_string(),
-            client_address: client_address.map(str::to_string),
-            created_at: db::now(),
-            detail: detail.map(str::to_string),
-        })
-        .execute(conn)?;
-    Ok(())
+        detail: None,
+    }
+    .record(conn)
 }
 
 /// Newest first.

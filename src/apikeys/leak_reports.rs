@@ -12,24 +12,19 @@
 //! index a chunk at a time rather than one query per token.
 
 use super::leaks::{LeakAnswer, LeakReport};
-use crate::accounts::audit;
 use crate::credentials::cache::CredentialCache;
-use crate::credentials::leaked::{self, LeakOutcome, LeakedCredentials, LeakedToken};
-use crate::credentials::revocation::{self, Event};
+use crate::credentials::leaked::{Found, LeakedCredentials, LeakedToken, Stop, Stored};
+use crate::credentials::revocation::Event;
 use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use diesel::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Who revoked a key in the security log.
 pub const LEAK_REPORT_ACTOR: &str = crate::accounts::audit::LEAK_REPORT_ACTOR;
 /// The security-log action of a key revoked because it was found in public.
 pub const LEAKED_ACTION: &str = "api_key.revoked_leaked";
-
-/// Hashes per lookup query: two lists of this many bind parameters stay far
-/// below SQLite's and PostgreSQL's limits.
-const LOOKUP_CHUNK: usize = 400;
 
 /// Handles a verified, parsed report: one answer row per report, in order.
 /// `stores` are the credential kinds that can be revoked, by prefix; a token
@@ -101,16 +96,6 @@ pub struct ApiKeyLeaks;
 /// The store to pass to [`process`] for API keys (`kgk_`).
 pub const API_KEYS: ApiKeyLeaks = ApiKeyLeaks;
 
-/// A stored key a reported hash names.
-struct Found {
-    id: String,
-    workspace_id: String,
-    /// Still works: not revoked, and either its current secret or a replaced
-    /// one inside its grace period. (An expired key is live here too: it is
-    /// revoked so that its record says it leaked.)
-    live: bool,
-}
-
 type Row = (
     String,
     String,
@@ -125,96 +110,74 @@ impl LeakedCredentials for ApiKeyLeaks {
         crate::credentials::api_key::KEY_PREFIX
     }
 
-    fn revoke_leaked(
-        &self,
-        conn: &mut DbConn,
-        tokens: &[LeakedToken<'_>],
-        reporter: Option<&str>,
-    ) -> Result<LeakOutcome> {
-        let now = db::now();
-        let mut wanted: Vec<&str> = tokens.iter().map(|t| t.token_hash).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut found: HashMap<String, Found> = HashMap::new();
-        for chunk in wanted.chunks(LOOKUP_CHUNK) {
-            let chunk = chunk.to_vec();
-            let rows: Vec<Row> = api_keys::table
-                .filter(
-                    api_keys::secret_hash
-                        .eq_any(&chunk)
-                        .or(api_keys::previous_secret_hash.eq_any(&chunk)),
-                )
-                .select((
-                    api_keys::id,
-                    api_keys::workspace_id,
-                    api_keys::secret_hash,
-                    api_keys::previous_secret_hash,
-                    api_keys::previous_secret_expires_at,
-                    api_keys::revoked_at,
-                ))
-                .load(conn)?;
-            let in_chunk: HashSet<&str> = chunk.iter().copied().collect();
-            for (id, workspace_id, current, previous, grace_end, revoked_at) in rows {
-                let open = revoked_at.is_none();
-                if in_chunk.contains(current.as_str()) {
-                    let key = Found {
-                        id: id.clone(),
-                        workspace_id: workspace_id.clone(),
-                        live: open,
-                    };
-                    found.insert(current, key);
-                }
-                // A replaced secret is real; it is live only in its grace
-                // period. Past it, the secret no longer works, and revoking the
-                // key would only break the secret that replaced it.
-                if let Some(previous) = previous.filter(|p| in_chunk.contains(p.as_str())) {
-                    let live = open && grace_end.is_some_and(|e| e > now);
-                    found.entry(previous).or_insert(Found {
-                        id,
-                        workspace_id,
-                        live,
-                    });
-                }
-            }
-        }
-        let mut outcome = LeakOutcome::default();
-        let mut revoked_now: HashSet<String> = HashSet::new();
-        for token in tokens {
-            let Some(key) = found.get(token.token_hash) else {
-                outcome.real.push(false);
-                continue;
-            };
-            outcome.real.push(true);
-            if !key.live || revoked_now.contains(&key.id) {
-                continue;
-            }
-            // Conditional, one key at a time: a concurrent report of the same
-            // key (a replay) finds it revoked and writes no second log row.
-            let n = diesel::update(
-                api_keys::table
-                    .find(&key.id)
-                    .filter(api_keys::revoked_at.is_null()),
+    fn action(&self) -> &'static str {
+        LEAKED_ACTION
+    }
+
+    /// A key is live when it is not revoked and the hash is its current
+    /// secret or a replaced one inside its grace period. (An expired key is
+    /// live here too: it is revoked so that its record says it leaked.)
+    fn find(&self, conn: &mut DbConn, hashes: &[&str], now: i64) -> Result<Found> {
+        let chunk = hashes.to_vec();
+        let rows: Vec<Row> = api_keys::table
+            .filter(
+                api_keys::secret_hash
+                    .eq_any(&chunk)
+                    .or(api_keys::previous_secret_hash.eq_any(&chunk)),
             )
-            .set(api_keys::revoked_at.eq(now))
-            .execute(conn)?;
-            if n == 0 {
-                continue;
+            .select((
+                api_keys::id,
+                api_keys::workspace_id,
+                api_keys::secret_hash,
+                api_keys::previous_secret_hash,
+                api_keys::previous_secret_expires_at,
+                api_keys::revoked_at,
+            ))
+            .load(conn)?;
+        let in_chunk: HashSet<&str> = chunk.iter().copied().collect();
+        let mut found = Found::new();
+        for (id, workspace_id, current, previous, grace_end, revoked_at) in rows {
+            let open = revoked_at.is_none();
+            if in_chunk.contains(current.as_str()) {
+                let key = Stored {
+                    id: id.clone(),
+                    workspace_id: workspace_id.clone(),
+                    live: open,
+                };
+                found.insert(current, key);
             }
-            revoked_now.insert(key.id.clone());
-            let event = Event::api_key(&key.id);
-            revocation::record(conn, std::slice::from_ref(&event))?;
-            audit::record_detailed(
-                conn,
-                &key.workspace_id,
-                LEAK_REPORT_ACTOR,
-                LEAKED_ACTION,
-                &key.id,
-                reporter,
-                Some(&leaked::detail(token.url, token.source)),
-            )?;
-            outcome.events.push(event);
+            // A replaced secret is real; it is live only in its grace
+            // period. Past it, the secret no longer works, and revoking the
+            // key would only break the secret that replaced it.
+            if let Some(previous) = previous.filter(|p| in_chunk.contains(p.as_str())) {
+                let live = open && grace_end.is_some_and(|e| e > now);
+                found.entry(previous).or_insert(Stored {
+                    id,
+                    workspace_id,
+                    live,
+                });
+            }
         }
-        Ok(outcome)
+        Ok(found)
+    }
+
+    fn stop(&self, conn: &mut DbConn, key: &Stored, now: i64) -> Result<Option<Stop>> {
+        if !key.live {
+            return Ok(None);
+        }
+        // Conditional, one key at a time: a concurrent report of the same
+        // key (a replay) finds it revoked and writes no second log row.
+        let n = diesel::update(
+            api_keys::table
+                .find(&key.id)
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set(api_keys::revoked_at.eq(now))
+        .execute(conn)?;
+        Ok((n > 0).then(|| Stop {
+            event: Event::api_key(&key.id),
+            note: "",
+        }))
     }
 }
 

@@ -4,13 +4,13 @@
 //! revocation event in the same transaction, and applies the event to this
 //! node's cache after the commit.
 
-use super::{validate_key_name, ApiKey, IssuedKey, CLI_ACTOR};
-use crate::accounts::{self, audit, plan_includes_api};
+use super::{validate_key_name, ApiKey, IssuedKey};
+use crate::accounts::{self, plan_includes_api};
 use crate::credentials::address::IpAllowList;
 use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
 use crate::credentials::cache::CredentialCache;
-use crate::credentials::revocation::{self, Event};
-use crate::crypto;
+use crate::credentials::change::{Change, Made};
+use crate::credentials::revocation::Event;
 use crate::db::schema::{api_keys, mailboxes, users, workspaces};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
@@ -67,15 +67,16 @@ pub fn create(
     created_by: &str,
     client_address: Option<&str>,
 ) -> Result<IssuedKey> {
-    let spec = NewKey {
+    create_restricted(
+        conn,
         workspace_id,
         name,
         access,
         expires_at,
-        allowed_ips: None,
-        mailbox_id: None,
-    };
-    create_key(conn, &spec, created_by, client_address)
+        None,
+        created_by,
+        client_address,
+    )
 }
 
 /// A key restricted to one mailbox of the workspace when `mailbox_id` is set,
@@ -127,14 +128,13 @@ pub fn create_key(
         if let Some(mailbox_id) = spec.mailbox_id {
             require_mailbox_of(conn, workspace_id, mailbox_id)?;
         }
-        let public_id = API_KEY.new_public_id();
-        let secret = API_KEY.new_secret(&public_id);
+        let minted = API_KEY.mint();
         let key = ApiKey {
             id: db::new_id(),
             workspace_id: workspace_id.to_string(),
             name: name.clone(),
-            public_id,
-            secret_hash: crypto::sha256_hex(&secret),
+            public_id: minted.public_id,
+            secret_hash: minted.hash,
             access: spec.access.as_str().to_string(),
             created_by: created_by.to_string(),
             created_at: db::now(),
@@ -150,26 +150,19 @@ pub fn create_key(
             previous_secret_expires_at: None,
             mailbox_id: spec.mailbox_id.map(str::to_string),
         };
-        match diesel::insert_into(api_keys::table)
-            .values(&key)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(name_taken(conn, workspace_id, &name))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        audit::record_detailed(
+        db::insert_new(conn, api_keys::table, &key, |conn| {
+            name_taken(conn, workspace_id, &name)
+        })?;
+        let restrictions = restrictions(&spec.access, spec.allowed_ips.as_ref());
+        Change::new(&key.id, "api_key.generated", created_by, client_address).record(
             conn,
             workspace_id,
-            created_by,
-            "api_key.generated",
-            &key.id,
-            client_address,
-            restrictions(&spec.access, spec.allowed_ips.as_ref()).as_deref(),
+            restrictions.as_deref(),
         )?;
-        Ok(IssuedKey { key, secret })
+        Ok(IssuedKey {
+            key,
+            secret: minted.secret,
+        })
     })
 }
 
@@ -242,13 +235,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
     Ok(rows
         .into_iter()
         .map(|(key, email, ws_name)| {
-            let creator = email.unwrap_or_else(|| {
-                if key.created_by == CLI_ACTOR {
-                    "keygate CLI".to_string()
-                } else {
-                    key.created_by.clone()
-                }
-            });
+            let creator = accounts::audit::actor_label(&key.created_by, email);
             (KeyRow { key, creator }, ws_name)
         })
         .filter(|(row, ws_name)| match &query {
@@ -286,6 +273,10 @@ pub fn rotate(
 /// deployment can pick up the new one first; without, it stops at once. A
 /// secret still in an earlier grace period stops at once either way: only the
 /// secret this rotation replaces is kept, so there are never three.
+///
+/// Every node drops what it cached for the key: the new secret is read
+/// afresh, and the old one comes back with the grace period's end as its
+/// cache expiry (or not at all).
 pub fn rotate_with_grace(
     conn: &mut DbConn,
     cache: &CredentialCache,
@@ -295,12 +286,13 @@ pub fn rotate_with_grace(
     client_address: Option<&str>,
 ) -> Result<IssuedKey> {
     let revoked = || Error::conflict("a revoked key cannot be rotated; generate a new key instead");
-    let (issued, events) = db::write_tx(conn, |conn| {
+    let rotation = Change::new(id, "api_key.rotated", actor, client_address);
+    rotation.ending(Event::api_key).commit(conn, cache, |conn| {
         let key = find(conn, id)?;
         if key.revoked_at.is_some() {
             return Err(revoked());
         }
-        let secret = API_KEY.new_secret(&key.public_id);
+        let minted = API_KEY.mint_for(&key.public_id);
         let now = db::now();
         let grace_end = grace_secs.map(|g| now + i64::from(g));
         let previous_hash = grace_end.map(|_| key.secret_hash.clone());
@@ -310,7 +302,7 @@ pub fn rotate_with_grace(
                 .filter(api_keys::revoked_at.is_null()),
         )
         .set((
-            api_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
+            api_keys::secret_hash.eq(minted.hash),
             api_keys::rotated_at.eq(now),
             api_keys::previous_secret_hash.eq(previous_hash),
             api_keys::previous_secret_expires_at.eq(grace_end),
@@ -319,31 +311,15 @@ pub fn rotate_with_grace(
         if n == 0 {
             return Err(revoked());
         }
-        // Every node drops what it cached for the key: the new secret is read
-        // afresh, and the old one comes back with the grace period's end as its
-        // cache expiry (or not at all).
-        let events = vec![Event::api_key(id)];
-        revocation::record(conn, &events)?;
-        let detail = grace_end.map(|e| format!("the old secret works until {}", db::rfc3339(e)));
-        audit::record_detailed(
-            conn,
-            &key.workspace_id,
-            actor,
-            "api_key.rotated",
-            id,
-            client_address,
-            detail.as_deref(),
-        )?;
-        Ok((
-            IssuedKey {
-                key: find(conn, id)?,
-                secret,
-            },
-            events,
-        ))
-    })?;
-    cache.apply(&events);
-    Ok(issued)
+        let issued = IssuedKey {
+            key: find(conn, id)?,
+            secret: minted.secret,
+        };
+        Ok(Made {
+            detail: grace_end.map(|e| format!("the old secret works until {}", db::rfc3339(e))),
+            ..Made::new(issued, key.workspace_id)
+        })
+    })
 }
 
 /// Revokes a key: immediate and final.
@@ -354,27 +330,19 @@ pub fn revoke(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<ApiKey> {
-    let (key, events) = db::write_tx(conn, |conn| {
-        let key = find(conn, id)?;
-        if key.revoked_at.is_some() {
-            return Err(Error::conflict("the key is already revoked"));
-        }
-        diesel::update(api_keys::table.find(id))
-            .set(api_keys::revoked_at.eq(db::now()))
-            .execute(conn)?;
-        let events = vec![Event::api_key(id)];
-        revocation::record(conn, &events)?;
-        audit::record(
-            conn,
-            &key.workspace_id,
-            actor,
-            "api_key.revoked",
-            id,
-            client_address,
-        )?;
-        Ok((find(conn, id)?, events))
-    })?;
-    cache.apply(&events);
+    let revocation = Change::new(id, "api_key.revoked", actor, client_address);
+    let key = revocation
+        .ending(Event::api_key)
+        .commit(conn, cache, |conn| {
+            let key = find(conn, id)?;
+            if key.revoked_at.is_some() {
+                return Err(Error::conflict("the key is already revoked"));
+            }
+            diesel::update(api_keys::table.find(id))
+                .set(api_keys::revoked_at.eq(db::now()))
+                .execute(conn)?;
+            Ok(Made::new(find(conn, id)?, key.workspace_id))
+        })?;
     crate::metrics::METRICS
         .revocations
         .with_label_values(&["api_key"])

@@ -82,12 +82,7 @@ pub enum AddressError {
 }
 
 fn shown(raw: &str) -> String {
-    let mut chars = raw.chars();
-    let mut out: String = chars.by_ref().take(SHOWN_CHARS).collect();
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
+    super::excerpt(raw, SHOWN_CHARS)
 }
 
 /// The address with an IPv4-mapped IPv6 address turned into its IPv4 address.

@@ -23,6 +23,14 @@ pub struct SecretFormat {
     pub prefix: &'static str,
 }
 
+/// A secret just made: the whole key, which exists only in this value (and
+/// is shown once), and the SHA-256 that is stored in its place.
+pub struct Minted {
+    pub public_id: String,
+    pub secret: String,
+    pub hash: String,
+}
+
 const PUBLIC_ID_LEN: usize = 10;
 const SECRET_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
@@ -54,6 +62,21 @@ impl SecretFormat {
         let body = format!("{}{public_id}_{secret}", self.prefix);
         let sum = checksum(&body);
         body + &sum
+    }
+
+    /// A new key: a new public id and a secret under it.
+    pub fn mint(&self) -> Minted {
+        self.mint_for(&self.new_public_id())
+    }
+
+    /// A new secret under an existing public id (a rotation).
+    pub fn mint_for(&self, public_id: &str) -> Minted {
+        let secret = self.new_secret(public_id);
+        Minted {
+            public_id: public_id.to_string(),
+            hash: crypto::sha256_hex(&secret),
+            secret,
+        }
     }
 
     /// The displayable prefix of a key with this public id.

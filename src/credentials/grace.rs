@@ -57,12 +57,7 @@ pub enum GraceError {
 const SHOWN_CHARS: usize = 40;
 
 fn shown(raw: &str) -> String {
-    let mut chars = raw.chars();
-    let mut out: String = chars.by_ref().take(SHOWN_CHARS).collect();
-    if chars.next().is_some() {
-        out.push('…');
-    }
-    out
+    super::excerpt(raw, SHOWN_CHARS)
 }
 
 /// Seconds in one of the accepted units.

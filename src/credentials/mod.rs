@@ -7,6 +7,7 @@ pub mod address;
 pub mod api_key;
 pub mod bearer;
 pub mod cache;
+pub mod change;
 pub mod grace;
 pub mod leaked;
 pub mod revocation;
@@ -26,4 +27,16 @@ pub struct Credentials {
     pub cache: CredentialCache,
     pub usage: UsageRecorder,
     pub access_token_ttl: i64,
+}
+
+/// At most `max` characters of `raw`, with `…` where it was cut: what an error
+/// or a log row echoes of input it did not choose. Counts characters, so a
+/// multi-byte character is never split.
+pub fn excerpt(raw: &str, max: usize) -> String {
+    let mut chars = raw.chars();
+    let mut out: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
 }

@@ -6,6 +6,7 @@ pub mod schema;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::query_dsl::methods::ExecuteDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
@@ -280,6 +281,28 @@ pub fn is_unique_violation(e: &DbError) -> bool {
         e,
         DbError::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+/// Inserts `row` into `table`; a unique key the row repeats is answered by
+/// `taken` (a conflict that says what is taken), any other error passes
+/// through.
+pub fn insert_new<T, R, E>(
+    conn: &mut DbConn,
+    table: T,
+    row: R,
+    taken: impl FnOnce(&mut DbConn) -> E,
+) -> Result<(), E>
+where
+    T: Table,
+    R: Insertable<T>,
+    diesel::query_builder::InsertStatement<T, R::Values>: ExecuteDsl<DbConn>,
+    E: From<DbError>,
+{
+    match diesel::insert_into(table).values(row).execute(conn) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(taken(conn)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn now() -> i64 {

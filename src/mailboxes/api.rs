@@ -5,8 +5,10 @@
 
 use super::{lifecycle, Mailbox};
 use crate::credentials::cache::CredentialCache;
+use crate::db::schema::mailboxes;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
+use diesel::prelude::*;
 use serde::Serialize;
 
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,8 @@ fn unknown(id: &str) -> Error {
     Error::not_found(format!("no mailbox with id {id:?}"))
 }
 
+/// One page, newest first: `only` narrows it to the one mailbox a restricted
+/// key may see.
 pub fn list(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -44,7 +48,21 @@ pub fn list(
 ) -> Result<MailboxPage> {
     // The caller (`http::v1`) checked `limit` against `/v1`'s bounds.
     let limit = limit.max(1);
-    let (rows, has_more) = lifecycle::page(conn, workspace_id, only, limit, starting_after)?;
+    let mut q = mailboxes::table
+        .filter(mailboxes::workspace_id.eq(workspace_id))
+        .select(Mailbox::as_select())
+        .order(mailboxes::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(id) = only {
+        q = q.filter(mailboxes::id.eq(id.to_string()));
+    }
+    if let Some(after) = starting_after {
+        q = q.filter(mailboxes::id.lt(after.to_string()));
+    }
+    let mut rows: Vec<Mailbox> = q.load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
     Ok(MailboxPage {
         data: rows.into_iter().map(body).collect(),
         has_more,

@@ -10,7 +10,8 @@
 
 use crate::credentials::api_key::SecretFormat;
 use crate::credentials::cache::{CachedAuthKey, CredentialCache};
-use crate::credentials::revocation::{self, Event};
+use crate::credentials::change::{Change, Made};
+use crate::credentials::revocation::Event;
 use crate::crypto;
 use crate::db::schema::{mailbox_auth_keys, mailboxes, users, workspaces};
 use crate::db::{self, DbConn, Pool};
@@ -102,14 +103,13 @@ pub fn create(
     db::write_tx(conn, |conn| {
         let mailbox = lifecycle::find(conn, mailbox_id)?;
         super::require_api_access(conn, &mailbox.workspace_id)?;
-        let public_id = MAILBOX_AUTH_KEY.new_public_id();
-        let secret = MAILBOX_AUTH_KEY.new_secret(&public_id);
+        let minted = MAILBOX_AUTH_KEY.mint();
         let key = MailboxAuthKey {
             id: db::new_id(),
             mailbox_id: mailbox.id.clone(),
             name: name.clone(),
-            public_id,
-            secret_hash: crypto::sha256_hex(&secret),
+            public_id: minted.public_id,
+            secret_hash: minted.hash,
             created_by: actor.to_string(),
             created_at: db::now(),
             disabled_at: None,
@@ -117,32 +117,25 @@ pub fn create(
             usage_count: 0,
             last_used_at: None,
         };
-        match diesel::insert_into(mailbox_auth_keys::table)
-            .values(&key)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::conflict(format!(
-                    "an auth key named {name:?} already exists for this mailbox"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        crate::accounts::audit::record(
+        db::insert_new(conn, mailbox_auth_keys::table, &key, |_| name_taken(&name))?;
+        Change::new(&key.id, "mailbox_auth_key.created", actor, client_address).record(
             conn,
             &mailbox.workspace_id,
-            actor,
-            "mailbox_auth_key.created",
-            &key.id,
-            client_address,
+            None,
         )?;
         Ok(IssuedAuthKey {
             key,
             mailbox,
-            secret,
+            secret: minted.secret,
         })
     })
+}
+
+/// Names are unique among a mailbox's keys.
+fn name_taken(name: &str) -> Error {
+    Error::conflict(format!(
+        "an auth key named {name:?} already exists for this mailbox"
+    ))
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<MailboxAuthKey> {
@@ -172,47 +165,26 @@ pub fn list(conn: &mut DbConn, mailbox_id: &str) -> Result<Vec<AuthKeyRow>> {
     Ok(rows
         .into_iter()
         .map(|(key, email)| AuthKeyRow {
-            creator: super::creator_label(&key.created_by, email),
+            creator: crate::accounts::audit::actor_label(&key.created_by, email),
             key,
         })
         .collect())
 }
 
-/// Runs `change` on a key in a write transaction, then records `action` in the
-/// workspace's security log and, for a change that ends a secret, the
-/// revocation event, applied to this node's cache once committed.
-#[allow(clippy::too_many_arguments)]
+/// Makes `change` to a key (see `credentials::change`), logged in its
+/// mailbox's workspace; a change that ends the key's secret counts as a
+/// revocation.
 fn change<T>(
     conn: &mut DbConn,
     cache: &CredentialCache,
-    id: &str,
-    action: &str,
-    revokes: bool,
-    actor: &str,
-    client_address: Option<&str>,
-    change: impl FnOnce(&mut DbConn, &MailboxAuthKey) -> Result<T>,
+    change: Change<'_>,
+    make: impl FnOnce(&mut DbConn, &MailboxAuthKey) -> Result<T>,
 ) -> Result<T> {
-    let (out, events) = db::write_tx(conn, |conn| {
-        let (key, mailbox) = find_with_mailbox(conn, id)?;
-        let out = change(conn, &key)?;
-        let events = if revokes {
-            vec![Event::mailbox_auth_key(id)]
-        } else {
-            Vec::new()
-        };
-        revocation::record(conn, &events)?;
-        crate::accounts::audit::record(
-            conn,
-            &mailbox.workspace_id,
-            actor,
-            action,
-            id,
-            client_address,
-        )?;
-        Ok::<_, Error>((out, events))
+    let out = change.commit(conn, cache, |conn| {
+        let (key, mailbox) = find_with_mailbox(conn, change.id)?;
+        Ok(Made::new(make(conn, &key)?, mailbox.workspace_id))
     })?;
-    cache.apply(&events);
-    if revokes {
+    if change.ends.is_some() {
         crate::metrics::METRICS
             .revocations
             .with_label_values(&["mailbox_auth_key"])
@@ -229,7 +201,9 @@ pub fn disable(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    set_disabled(conn, cache, id, true, actor, client_address)
+    let disabling = Change::new(id, "mailbox_auth_key.disabled", actor, client_address)
+        .ending(Event::mailbox_auth_key);
+    set_disabled(conn, cache, disabling, true)
 }
 
 /// Lets a disabled key work again, with the secret it had; a key reported
@@ -241,57 +215,43 @@ pub fn enable(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    set_disabled(conn, cache, id, false, actor, client_address)
+    let enabling = Change::new(id, "mailbox_auth_key.enabled", actor, client_address);
+    set_disabled(conn, cache, enabling, false)
 }
 
 /// Disables or enables a key, conditionally on it being in the other state.
 fn set_disabled(
     conn: &mut DbConn,
     cache: &CredentialCache,
-    id: &str,
+    toggle: Change<'_>,
     disabled: bool,
-    actor: &str,
-    client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    let action = if disabled {
-        "mailbox_auth_key.disabled"
-    } else {
-        "mailbox_auth_key.enabled"
-    };
-    change(
-        conn,
-        cache,
-        id,
-        action,
-        disabled,
-        actor,
-        client_address,
-        |conn, _| {
-            if !disabled && super::leaks::leak_on_record(conn, id)? {
-                return Err(Error::conflict(
+    let id = toggle.id;
+    change(conn, cache, toggle, |conn, _| {
+        if !disabled && super::leaks::leak_on_record(conn, id)? {
+            return Err(Error::conflict(
                 "the auth key was reported leaked and cannot be enabled again; create a new key",
             ));
-            }
-            let key = mailbox_auth_keys::table.find(id);
-            let n = if disabled {
-                diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_null()))
-                    .set(mailbox_auth_keys::disabled_at.eq(db::now()))
-                    .execute(conn)?
+        }
+        let key = mailbox_auth_keys::table.find(id);
+        let n = if disabled {
+            diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_null()))
+                .set(mailbox_auth_keys::disabled_at.eq(db::now()))
+                .execute(conn)?
+        } else {
+            diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_not_null()))
+                .set(mailbox_auth_keys::disabled_at.eq(None::<i64>))
+                .execute(conn)?
+        };
+        if n == 0 {
+            return Err(Error::conflict(if disabled {
+                "the auth key is already disabled"
             } else {
-                diesel::update(key.filter(mailbox_auth_keys::disabled_at.is_not_null()))
-                    .set(mailbox_auth_keys::disabled_at.eq(None::<i64>))
-                    .execute(conn)?
-            };
-            if n == 0 {
-                return Err(Error::conflict(if disabled {
-                    "the auth key is already disabled"
-                } else {
-                    "the auth key is not disabled"
-                }));
-            }
-            find(conn, id)
-        },
-    )
+                "the auth key is not disabled"
+            }));
+        }
+        find(conn, id)
+    })
 }
 
 /// Gives the key a new secret; the old one stops at once. A disabled key is not
@@ -303,40 +263,31 @@ pub fn rotate(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<IssuedAuthKey> {
-    let action = "mailbox_auth_key.rotated";
-    change(
-        conn,
-        cache,
-        id,
-        action,
-        true,
-        actor,
-        client_address,
-        |conn, key| {
-            let secret = MAILBOX_AUTH_KEY.new_secret(&key.public_id);
-            let n = diesel::update(
-                mailbox_auth_keys::table
-                    .find(id)
-                    .filter(mailbox_auth_keys::disabled_at.is_null()),
-            )
+    let rotation = Change::new(id, "mailbox_auth_key.rotated", actor, client_address)
+        .ending(Event::mailbox_auth_key);
+    change(conn, cache, rotation, |conn, key| {
+        let minted = MAILBOX_AUTH_KEY.mint_for(&key.public_id);
+        let active = mailbox_auth_keys::table
+            .find(id)
+            .filter(mailbox_auth_keys::disabled_at.is_null());
+        let n = diesel::update(active)
             .set((
-                mailbox_auth_keys::secret_hash.eq(crypto::sha256_hex(&secret)),
+                mailbox_auth_keys::secret_hash.eq(minted.hash),
                 mailbox_auth_keys::rotated_at.eq(db::now()),
             ))
             .execute(conn)?;
-            if n == 0 {
-                return Err(Error::conflict(
-                    "a disabled auth key cannot be rotated; enable it first or create a new key",
-                ));
-            }
-            let (key, mailbox) = find_with_mailbox(conn, id)?;
-            Ok(IssuedAuthKey {
-                key,
-                mailbox,
-                secret,
-            })
-        },
-    )
+        if n == 0 {
+            return Err(Error::conflict(
+                "a disabled auth key cannot be rotated; enable it first or create a new key",
+            ));
+        }
+        let (key, mailbox) = find_with_mailbox(conn, id)?;
+        Ok(IssuedAuthKey {
+            key,
+            mailbox,
+            secret: minted.secret,
+        })
+    })
 }
 
 /// Deletes a key for good.
@@ -347,20 +298,12 @@ pub fn delete(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<MailboxAuthKey> {
-    let action = "mailbox_auth_key.deleted";
-    change(
-        conn,
-        cache,
-        id,
-        action,
-        true,
-        actor,
-        client_address,
-        |conn, key| {
-            diesel::delete(mailbox_auth_keys::table.find(id)).execute(conn)?;
-            Ok(key.clone())
-        },
-    )
+    let deletion = Change::new(id, "mailbox_auth_key.deleted", actor, client_address)
+        .ending(Event::mailbox_auth_key);
+    change(conn, cache, deletion, |conn, key| {
+        diesel::delete(mailbox_auth_keys::table.find(id)).execute(conn)?;
+        Ok(key.clone())
+    })
 }
 
 /// The SMTP side's database path: the key if it is well formed, known, matches

@@ -7,6 +7,7 @@
 //! key could only ever read that mailbox, so nothing would be left for it).
 
 use crate::credentials::cache::CredentialCache;
+use crate::credentials::change::Change;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::{mailbox_auth_keys, mailboxes, users};
 use crate::db::{self, DbConn};
@@ -109,25 +110,15 @@ pub fn create(
             created_at: db::now(),
             created_by: actor.to_string(),
         };
-        match diesel::insert_into(mailboxes::table)
-            .values(&mailbox)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::conflict(format!(
-                    "the address {address} is already taken by a mailbox"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        crate::accounts::audit::record(
+        db::insert_new(conn, mailboxes::table, &mailbox, |_| {
+            Error::conflict(format!(
+                "the address {address} is already taken by a mailbox"
+            ))
+        })?;
+        Change::new(&mailbox.id, "mailbox.created", actor, client_address).record(
             conn,
             workspace_id,
-            actor,
-            "mailbox.created",
-            &mailbox.id,
-            client_address,
+            None,
         )?;
         Ok(mailbox)
     })
@@ -178,40 +169,12 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
                 .find(|(id, _)| *id == mailbox.id)
                 .map_or(0, |c| c.1);
             MailboxRow {
-                creator: super::creator_label(&mailbox.created_by, email),
+                creator: crate::accounts::audit::actor_label(&mailbox.created_by, email),
                 mailbox,
                 active_keys,
             }
         })
         .collect())
-}
-
-/// One page of a workspace's mailboxes, newest first, for `/v1`: `only` narrows
-/// it to the one mailbox a restricted key may see. Returns the page and whether
-/// more follow.
-pub fn page(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    only: Option<&str>,
-    limit: i64,
-    starting_after: Option<&str>,
-) -> Result<(Vec<Mailbox>, bool)> {
-    let mut q = mailboxes::table
-        .filter(mailboxes::workspace_id.eq(workspace_id))
-        .select(Mailbox::as_select())
-        .order(mailboxes::id.desc())
-        .limit(limit + 1)
-        .into_boxed();
-    if let Some(id) = only {
-        q = q.filter(mailboxes::id.eq(id.to_string()));
-    }
-    if let Some(after) = starting_after {
-        q = q.filter(mailboxes::id.lt(after.to_string()));
-    }
-    let mut rows = q.load(conn)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    Ok((rows, has_more))
 }
 
 /// Deletes a mailbox for good: its auth keys, and every API key restricted to

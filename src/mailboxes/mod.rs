@@ -44,14 +44,3 @@ fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts:
     }
     Ok(ws)
 }
-
-/// Who created something, in words: the person's email, else the actor.
-fn creator_label(created_by: &str, email: Option<String>) -> String {
-    email.unwrap_or_else(|| {
-        if created_by == CLI_ACTOR {
-            "keygate CLI".to_string()
-        } else {
-            created_by.to_string()
-        }
-    })
-}

@@ -1,0 +1,113 @@
+//! One change to one credential, made the one way: the change, its
+//! security-log row and, when it ends a secret, its revocation event in one
+//! write transaction; once committed, the event reaches this node's cache
+//! (every other node reads it from the feed).
+
+use super::cache::CredentialCache;
+use super::revocation::{self, Event};
+use crate::accounts::audit::{Actor, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{Error, Result};
+
+/// A change to make: who makes it, and how the security log names it.
+#[derive(Clone, Copy)]
+pub struct Change<'a> {
+    /// The credential's id: the subject of the log row and of the event.
+    pub id: &'a str,
+    /// The security log's action (`api_key.revoked`).
+    pub action: &'a str,
+    pub actor: Actor<'a>,
+    /// Makes the revocation event of a change that ends the credential's
+    /// secret (`Event::api_key`); `None` for a change that ends none.
+    pub ends: Option<fn(&str) -> Event>,
+}
+
+/// What a change did, for its log row.
+pub struct Made<T> {
+    /// What the caller gets back.
+    pub value: T,
+    /// The workspace whose security log records the change.
+    pub workspace_id: String,
+    /// See `AuditEvent::detail`.
+    pub detail: Option<String>,
+}
+
+impl<T> Made<T> {
+    pub fn new(value: T, workspace_id: String) -> Self {
+        Made {
+            value,
+            workspace_id,
+            detail: None,
+        }
+    }
+}
+
+impl<'a> Change<'a> {
+    /// `actor`, from `client_address`, does `action` to the credential `id`;
+    /// the change ends no secret (see [`Change::ending`]).
+    pub fn new(
+        id: &'a str,
+        action: &'a str,
+        actor: &'a str,
+        client_address: Option<&'a str>,
+    ) -> Self {
+        Change {
+            id,
+            action,
+            actor: Actor {
+                id: actor,
+                client_address,
+            },
+            ends: None,
+        }
+    }
+
+    /// The same change, ending the credential's secret: `event` makes its
+    /// revocation event.
+    pub fn ending(self, event: fn(&str) -> Event) -> Self {
+        Change {
+            ends: Some(event),
+            ..self
+        }
+    }
+
+    /// Inside the transaction that makes the change: writes its revocation
+    /// event and its row in `workspace_id`'s security log. Returns the events,
+    /// to apply to the cache once committed.
+    pub fn record(
+        &self,
+        conn: &mut DbConn,
+        workspace_id: &str,
+        detail: Option<&str>,
+    ) -> Result<Vec<Event>> {
+        let events: Vec<Event> = self.ends.iter().map(|event| event(self.id)).collect();
+        revocation::record(conn, &events)?;
+        Entry {
+            workspace_id,
+            actor: self.actor,
+            action: self.action,
+            subject: self.id,
+            detail,
+        }
+        .record(conn)?;
+        Ok(events)
+    }
+
+    /// Makes the change with `make` in a write transaction and
+    /// [records](Change::record) it there; once committed, applies its event
+    /// to this node's cache.
+    pub fn commit<T>(
+        &self,
+        conn: &mut DbConn,
+        cache: &CredentialCache,
+        make: impl FnOnce(&mut DbConn) -> Result<Made<T>>,
+    ) -> Result<T> {
+        let (value, events) = db::write_tx(conn, |conn| {
+            let made = make(conn)?;
+            let events = self.record(conn, &made.workspace_id, made.detail.as_deref())?;
+            Ok::<_, Error>((made.value, events))
+        })?;
+        cache.apply(&events);
+        Ok(value)
+    }
+}
