@@ -47,6 +47,12 @@ pub struct Actor<'a> {
     pub client_address: Option<&'a str>,
 }
 
+/// The operator at the command line.
+pub const CLI: Actor<'static> = Actor {
+    id: CLI_ACTOR,
+    client_address: None,
+};
+
 /// One row of the log, to write: `actor` did `action` to `subject`.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry<'a> {

@@ -209,14 +209,27 @@ mod tests {
         let (mut conn, dir) = fresh();
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).expect("ws");
         let issued = |conn: &mut DbConn, name: &str| {
-            apikeys::create(conn, &ws.id, name, Access::ReadOnly, None, "cli", None).expect("key")
+            apikeys::create(
+                conn,
+                &ws.id,
+                name,
+                Access::ReadOnly,
+                None,
+                crate::accounts::audit::CLI,
+            )
+            .expect("key")
         };
         let leaked = issued(&mut conn, "leaked");
         let rotated = issued(&mut conn, "rotated");
         let cache = CredentialCache::detached();
-        let graced =
-            apikeys::rotate_with_grace(&mut conn, &cache, &rotated.key.id, Some(3600), "cli", None)
-                .expect("rotate");
+        let graced = apikeys::rotate_with_grace(
+            &mut conn,
+            &cache,
+            &rotated.key.id,
+            Some(3600),
+            crate::accounts::audit::CLI,
+        )
+        .expect("rotate");
         let reports = vec![
             report(&leaked.secret),
             report(&leaked.secret),

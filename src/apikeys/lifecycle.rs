@@ -5,6 +5,7 @@
 //! node's cache after the commit.
 
 use super::{validate_key_name, ApiKey, IssuedKey};
+use crate::accounts::audit::Actor;
 use crate::accounts::{self, plan_includes_api};
 use crate::credentials::address::IpAllowList;
 use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
@@ -64,24 +65,13 @@ pub fn create(
     name: &str,
     access: Access,
     expires_at: Option<i64>,
-    created_by: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<IssuedKey> {
-    create_restricted(
-        conn,
-        workspace_id,
-        name,
-        access,
-        expires_at,
-        None,
-        created_by,
-        client_address,
-    )
+    create_restricted(conn, workspace_id, name, access, expires_at, None, by)
 }
 
 /// A key restricted to one mailbox of the workspace when `mailbox_id` is set,
 /// else a workspace key.
-#[allow(clippy::too_many_arguments)]
 pub fn create_restricted(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -89,8 +79,7 @@ pub fn create_restricted(
     access: Access,
     expires_at: Option<i64>,
     mailbox_id: Option<&str>,
-    created_by: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<IssuedKey> {
     let spec = NewKey {
         workspace_id,
@@ -100,7 +89,7 @@ pub fn create_restricted(
         allowed_ips: None,
         mailbox_id,
     };
-    create_key(conn, &spec, created_by, client_address)
+    create_key(conn, &spec, by)
 }
 
 /// The restrictions of a key in words, for its security-log row.
@@ -115,12 +104,7 @@ fn restrictions(access: &Access, allowed: Option<&IpAllowList>) -> Option<String
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-pub fn create_key(
-    conn: &mut DbConn,
-    spec: &NewKey<'_>,
-    created_by: &str,
-    client_address: Option<&str>,
-) -> Result<IssuedKey> {
+pub fn create_key(conn: &mut DbConn, spec: &NewKey<'_>, by: Actor) -> Result<IssuedKey> {
     let name = validate_key_name(spec.name)?;
     let workspace_id = spec.workspace_id;
     db::write_tx(conn, |conn| {
@@ -136,7 +120,7 @@ pub fn create_key(
             public_id: minted.public_id,
             secret_hash: minted.hash,
             access: spec.access.as_str().to_string(),
-            created_by: created_by.to_string(),
+            created_by: by.id.to_string(),
             created_at: db::now(),
             expires_at: spec.expires_at,
             revoked_at: None,
@@ -154,7 +138,7 @@ pub fn create_key(
             name_taken(conn, workspace_id, &name)
         })?;
         let restrictions = restrictions(&spec.access, spec.allowed_ips.as_ref());
-        Change::new(&key.id, "api_key.generated", created_by, client_address).record(
+        Change::new(&key.id, "api_key.generated", by).record(
             conn,
             workspace_id,
             restrictions.as_deref(),
@@ -262,10 +246,9 @@ pub fn rotate(
     conn: &mut DbConn,
     cache: &CredentialCache,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<IssuedKey> {
-    rotate_with_grace(conn, cache, id, None, actor, client_address)
+    rotate_with_grace(conn, cache, id, None, by)
 }
 
 /// Gives the key a new secret. With `grace_secs` (at most 30 days, see
@@ -282,11 +265,10 @@ pub fn rotate_with_grace(
     cache: &CredentialCache,
     id: &str,
     grace_secs: Option<u32>,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<IssuedKey> {
     let revoked = || Error::conflict("a revoked key cannot be rotated; generate a new key instead");
-    let rotation = Change::new(id, "api_key.rotated", actor, client_address);
+    let rotation = Change::new(id, "api_key.rotated", by);
     rotation.ending(Event::api_key).commit(conn, cache, |conn| {
         let key = find(conn, id)?;
         if key.revoked_at.is_some() {
@@ -323,14 +305,8 @@ pub fn rotate_with_grace(
 }
 
 /// Revokes a key: immediate and final.
-pub fn revoke(
-    conn: &mut DbConn,
-    cache: &CredentialCache,
-    id: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<ApiKey> {
-    let revocation = Change::new(id, "api_key.revoked", actor, client_address);
+pub fn revoke(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -> Result<ApiKey> {
+    let revocation = Change::new(id, "api_key.revoked", by);
     let key = revocation
         .ending(Event::api_key)
         .commit(conn, cache, |conn| {

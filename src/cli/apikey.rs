@@ -125,7 +125,7 @@ pub(super) fn apikey(
                 allowed_ips,
                 mailbox_id: mailbox.as_deref(),
             };
-            let issued = apikeys::create_key(conn, &spec, apikeys::CLI_ACTOR, None)?;
+            let issued = apikeys::create_key(conn, &spec, crate::accounts::audit::CLI)?;
             out.emit(
                 key_json(&issued.key, Some(&issued.secret)),
                 format!(
@@ -192,8 +192,7 @@ pub(super) fn apikey(
                 &CredentialCache::detached(),
                 &id,
                 grace,
-                apikeys::CLI_ACTOR,
-                None,
+                crate::accounts::audit::CLI,
             )?;
             await_propagation(config);
             let now = db::now();
@@ -239,8 +238,7 @@ pub(super) fn apikey(
                 conn,
                 &CredentialCache::detached(),
                 &id,
-                apikeys::CLI_ACTOR,
-                None,
+                crate::accounts::audit::CLI,
             )?;
             await_propagation(config);
             out.emit(

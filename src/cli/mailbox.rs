@@ -1,7 +1,7 @@
 //! `keygate mailbox` and `keygate authkey`: mailboxes and their SMTP auth keys.
 
 use super::*;
-use crate::mailboxes::{auth_keys, lifecycle, CLI_ACTOR};
+use crate::mailboxes::{auth_keys, lifecycle};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum MailboxCmd {
@@ -66,7 +66,7 @@ pub(super) fn mailbox(
 ) -> Result<(), Error> {
     match cmd {
         MailboxCmd::Create { workspace, address } => {
-            let m = lifecycle::create(conn, &workspace, &address, CLI_ACTOR, None)?;
+            let m = lifecycle::create(conn, &workspace, &address, crate::accounts::audit::CLI)?;
             out.emit(
                 json!({"id": m.id, "workspace_id": m.workspace_id, "address": m.address,
                        "created_at": rfc3339(m.created_at)}),
@@ -89,7 +89,7 @@ pub(super) fn mailbox(
         }
         MailboxCmd::Delete { id } => {
             let cache = CredentialCache::detached();
-            let m = lifecycle::delete(conn, &cache, &id, CLI_ACTOR, None)?;
+            let m = lifecycle::delete(conn, &cache, &id, crate::accounts::audit::CLI)?;
             await_propagation(config);
             out.emit(
                 json!({"id": m.id, "deleted": true}),
@@ -109,7 +109,7 @@ pub(super) fn authkey(
     let cache = CredentialCache::detached();
     match cmd {
         AuthkeyCmd::Create { mailbox, name } => {
-            let issued = auth_keys::create(conn, &mailbox, &name, CLI_ACTOR, None)?;
+            let issued = auth_keys::create(conn, &mailbox, &name, crate::accounts::audit::CLI)?;
             let k = &issued.key;
             out.emit(
                 json!({"id": k.id, "mailbox_id": k.mailbox_id, "address": issued.mailbox.address,
@@ -140,16 +140,16 @@ pub(super) fn authkey(
             }
         }
         AuthkeyCmd::Disable { id } => {
-            let k = auth_keys::disable(conn, &cache, &id, CLI_ACTOR, None)?;
+            let k = auth_keys::disable(conn, &cache, &id, crate::accounts::audit::CLI)?;
             await_propagation(config);
             status_line(out, &k, "disabled");
         }
         AuthkeyCmd::Enable { id } => {
-            let k = auth_keys::enable(conn, &cache, &id, CLI_ACTOR, None)?;
+            let k = auth_keys::enable(conn, &cache, &id, crate::accounts::audit::CLI)?;
             status_line(out, &k, "enabled");
         }
         AuthkeyCmd::Rotate { id } => {
-            let issued = auth_keys::rotate(conn, &cache, &id, CLI_ACTOR, None)?;
+            let issued = auth_keys::rotate(conn, &cache, &id, crate::accounts::audit::CLI)?;
             await_propagation(config);
             out.emit(
                 json!({"id": issued.key.id, "key": issued.secret, "prefix": issued.key.prefix()}),
@@ -160,7 +160,7 @@ pub(super) fn authkey(
             );
         }
         AuthkeyCmd::Delete { id } => {
-            let k = auth_keys::delete(conn, &cache, &id, CLI_ACTOR, None)?;
+            let k = auth_keys::delete(conn, &cache, &id, crate::accounts::audit::CLI)?;
             await_propagation(config);
             out.emit(
                 json!({"id": k.id, "deleted": true}),

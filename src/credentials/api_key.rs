@@ -325,8 +325,7 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
 pub fn revoke_restricted_to_in_tx(
     conn: &mut DbConn,
     mailbox_id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: crate::accounts::audit::Actor,
 ) -> Result<Vec<super::revocation::Event>> {
     let keys: Vec<(String, String)> = api_keys::table
         .filter(api_keys::mailbox_id.eq(mailbox_id))
@@ -341,10 +340,10 @@ pub fn revoke_restricted_to_in_tx(
         crate::accounts::audit::record(
             conn,
             &workspace_id,
-            actor,
+            by.id,
             "api_key.revoked",
             &id,
-            client_address,
+            by.client_address,
         )?;
         events.push(super::revocation::Event::api_key(&id));
     }

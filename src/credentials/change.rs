@@ -43,21 +43,13 @@ impl<T> Made<T> {
 }
 
 impl<'a> Change<'a> {
-    /// `actor`, from `client_address`, does `action` to the credential `id`;
-    /// the change ends no secret (see [`Change::ending`]).
-    pub fn new(
-        id: &'a str,
-        action: &'a str,
-        actor: &'a str,
-        client_address: Option<&'a str>,
-    ) -> Self {
+    /// `by` does `action` to the credential `id`; the change ends no secret
+    /// (see [`Change::ending`]).
+    pub fn new(id: &'a str, action: &'a str, by: Actor<'a>) -> Self {
         Change {
             id,
             action,
-            actor: Actor {
-                id: actor,
-                client_address,
-            },
+            actor: by,
             ends: None,
         }
     }

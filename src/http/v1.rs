@@ -3,6 +3,7 @@
 //! error envelopes for every outcome.
 
 use super::{client_address, read_body, BodyError, Svc};
+use crate::accounts::audit::Actor;
 use crate::credentials::bearer::{self, Lookup, Principal};
 use crate::v1::{self as logic, Resource};
 use actix_web::dev::Payload;
@@ -602,7 +603,11 @@ async fn create_mailbox(
     let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
     let from = client_address(&svc, &req);
     let mailbox = super::with_conn(&svc, move |_, conn| {
-        crate::mailboxes::api::create(conn, &ws, &address, &actor, Some(&from))
+        let by = Actor {
+            id: &actor,
+            client_address: Some(&from),
+        };
+        crate::mailboxes::api::create(conn, &ws, &address, by)
     })
     .await
     .map_err(mailbox_error)?;
@@ -619,7 +624,11 @@ async fn delete_mailbox(
     let (ws, actor) = (caller.0.workspace_id().to_string(), caller.0.actor());
     let (id, from) = (path.into_inner(), client_address(&svc, &req));
     super::with_conn(&svc, move |svc, conn| {
-        crate::mailboxes::api::delete(conn, &svc.credentials.cache, &ws, &id, &actor, Some(&from))
+        let by = Actor {
+            id: &actor,
+            client_address: Some(&from),
+        };
+        crate::mailboxes::api::delete(conn, &svc.credentials.cache, &ws, &id, by)
     })
     .await
     .map_err(mailbox_error)?;

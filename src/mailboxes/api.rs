@@ -4,6 +4,7 @@
 //! another workspace's or a made-up one, is unknown.
 
 use super::{lifecycle, Mailbox};
+use crate::accounts::audit::Actor;
 use crate::credentials::cache::CredentialCache;
 use crate::db::schema::mailboxes;
 use crate::db::{self, DbConn};
@@ -85,10 +86,9 @@ pub fn create(
     conn: &mut DbConn,
     workspace_id: &str,
     address: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<MailboxBody> {
-    lifecycle::create(conn, workspace_id, address, actor, client_address).map(body)
+    lifecycle::create(conn, workspace_id, address, by).map(body)
 }
 
 pub fn delete(
@@ -96,9 +96,8 @@ pub fn delete(
     cache: &CredentialCache,
     workspace_id: &str,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<()> {
     lifecycle::find_in(conn, workspace_id, id)?;
-    lifecycle::delete(conn, cache, id, actor, client_address).map(|_| ())
+    lifecycle::delete(conn, cache, id, by).map(|_| ())
 }

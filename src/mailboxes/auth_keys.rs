@@ -8,6 +8,7 @@
 //! for the same key) and deleting each write a revocation event, so the key's
 //! old secret fails at the next authentication on every node.
 
+use crate::accounts::audit::Actor;
 use crate::credentials::api_key::SecretFormat;
 use crate::credentials::cache::{CachedAuthKey, CredentialCache};
 use crate::credentials::change::{Change, Made};
@@ -92,13 +93,7 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
     Ok(name)
 }
 
-pub fn create(
-    conn: &mut DbConn,
-    mailbox_id: &str,
-    name: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<IssuedAuthKey> {
+pub fn create(conn: &mut DbConn, mailbox_id: &str, name: &str, by: Actor) -> Result<IssuedAuthKey> {
     let name = validate_key_name(name)?;
     db::write_tx(conn, |conn| {
         let mailbox = lifecycle::find(conn, mailbox_id)?;
@@ -110,7 +105,7 @@ pub fn create(
             name: name.clone(),
             public_id: minted.public_id,
             secret_hash: minted.hash,
-            created_by: actor.to_string(),
+            created_by: by.id.to_string(),
             created_at: db::now(),
             disabled_at: None,
             rotated_at: None,
@@ -118,7 +113,7 @@ pub fn create(
             last_used_at: None,
         };
         db::insert_new(conn, mailbox_auth_keys::table, &key, |_| name_taken(&name))?;
-        Change::new(&key.id, "mailbox_auth_key.created", actor, client_address).record(
+        Change::new(&key.id, "mailbox_auth_key.created", by).record(
             conn,
             &mailbox.workspace_id,
             None,
@@ -198,11 +193,10 @@ pub fn disable(
     conn: &mut DbConn,
     cache: &CredentialCache,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<MailboxAuthKey> {
-    let disabling = Change::new(id, "mailbox_auth_key.disabled", actor, client_address)
-        .ending(Event::mailbox_auth_key);
+    let disabling =
+        Change::new(id, "mailbox_auth_key.disabled", by).ending(Event::mailbox_auth_key);
     set_disabled(conn, cache, disabling, true)
 }
 
@@ -212,10 +206,9 @@ pub fn enable(
     conn: &mut DbConn,
     cache: &CredentialCache,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<MailboxAuthKey> {
-    let enabling = Change::new(id, "mailbox_auth_key.enabled", actor, client_address);
+    let enabling = Change::new(id, "mailbox_auth_key.enabled", by);
     set_disabled(conn, cache, enabling, false)
 }
 
@@ -260,11 +253,9 @@ pub fn rotate(
     conn: &mut DbConn,
     cache: &CredentialCache,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<IssuedAuthKey> {
-    let rotation = Change::new(id, "mailbox_auth_key.rotated", actor, client_address)
-        .ending(Event::mailbox_auth_key);
+    let rotation = Change::new(id, "mailbox_auth_key.rotated", by).ending(Event::mailbox_auth_key);
     change(conn, cache, rotation, |conn, key| {
         let minted = MAILBOX_AUTH_KEY.mint_for(&key.public_id);
         let active = mailbox_auth_keys::table
@@ -295,11 +286,9 @@ pub fn delete(
     conn: &mut DbConn,
     cache: &CredentialCache,
     id: &str,
-    actor: &str,
-    client_address: Option<&str>,
+    by: Actor,
 ) -> Result<MailboxAuthKey> {
-    let deletion = Change::new(id, "mailbox_auth_key.deleted", actor, client_address)
-        .ending(Event::mailbox_auth_key);
+    let deletion = Change::new(id, "mailbox_auth_key.deleted", by).ending(Event::mailbox_auth_key);
     change(conn, cache, deletion, |conn, key| {
         diesel::delete(mailbox_auth_keys::table.find(id)).execute(conn)?;
         Ok(key.clone())

@@ -6,6 +6,7 @@
 //! deletes its auth keys and revokes every API key restricted to it (such a
 //! key could only ever read that mailbox, so nothing would be left for it).
 
+use crate::accounts::audit::Actor;
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::change::Change;
 use crate::credentials::revocation::{self, Event};
@@ -92,13 +93,7 @@ pub fn validate_address(raw: &str) -> Result<(String, String)> {
     Ok((address.to_string(), address.to_ascii_lowercase()))
 }
 
-pub fn create(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    address: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<Mailbox> {
+pub fn create(conn: &mut DbConn, workspace_id: &str, address: &str, by: Actor) -> Result<Mailbox> {
     let (address, address_lower) = validate_address(address)?;
     db::write_tx(conn, |conn| {
         super::require_api_access(conn, workspace_id)?;
@@ -108,18 +103,14 @@ pub fn create(
             address: address.clone(),
             address_lower,
             created_at: db::now(),
-            created_by: actor.to_string(),
+            created_by: by.id.to_string(),
         };
         db::insert_new(conn, mailboxes::table, &mailbox, |_| {
             Error::conflict(format!(
                 "the address {address} is already taken by a mailbox"
             ))
         })?;
-        Change::new(&mailbox.id, "mailbox.created", actor, client_address).record(
-            conn,
-            workspace_id,
-            None,
-        )?;
+        Change::new(&mailbox.id, "mailbox.created", by).record(conn, workspace_id, None)?;
         Ok(mailbox)
     })
 }
@@ -180,13 +171,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
 /// Deletes a mailbox for good: its auth keys, and every API key restricted to
 /// it is revoked. On every node, the next SMTP authentication with one of its
 /// keys fails.
-pub fn delete(
-    conn: &mut DbConn,
-    cache: &CredentialCache,
-    id: &str,
-    actor: &str,
-    client_address: Option<&str>,
-) -> Result<Mailbox> {
+pub fn delete(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -> Result<Mailbox> {
     let (mailbox, events) = db::write_tx(conn, |conn| {
         let mailbox = find(conn, id)?;
         let keys: Vec<String> = mailbox_auth_keys::table
@@ -199,18 +184,13 @@ pub fn delete(
             crate::accounts::audit::record(
                 conn,
                 &mailbox.workspace_id,
-                actor,
+                by.id,
                 "mailbox_auth_key.deleted",
                 key,
-                client_address,
+                by.client_address,
             )?;
         }
-        let mut events = crate::credentials::api_key::revoke_restricted_to_in_tx(
-            conn,
-            id,
-            actor,
-            client_address,
-        )?;
+        let mut events = crate::credentials::api_key::revoke_restricted_to_in_tx(conn, id, by)?;
         let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
         if n == 0 {
             return Err(Error::not_found(format!("no mailbox with id {id:?}")));
@@ -221,10 +201,10 @@ pub fn delete(
         crate::accounts::audit::record(
             conn,
             &mailbox.workspace_id,
-            actor,
+            by.id,
             "mailbox.deleted",
             id,
-            client_address,
+            by.client_address,
         )?;
         Ok((mailbox, events))
     })?;

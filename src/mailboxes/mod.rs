@@ -29,8 +29,6 @@ use crate::accounts;
 use crate::db::DbConn;
 use crate::error::{Error, Result};
 
-/// Who acted from the command line (the same actor as `apikeys::CLI_ACTOR`).
-pub const CLI_ACTOR: &str = crate::accounts::audit::CLI_ACTOR;
 
 /// Mailboxes and their auth keys are part of API access: a workspace whose plan
 /// lacks it can neither create them nor authenticate with them.

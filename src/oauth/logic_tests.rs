@@ -86,6 +86,14 @@ impl Node {
         }
     }
 
+    /// The workspace owner, acting without a client address.
+    fn actor(&self) -> audit::Actor<'_> {
+        audit::Actor {
+            id: &self.owner,
+            client_address: None,
+        }
+    }
+
     fn conn(&self) -> r2d2::PooledConnection<db::ConnectionManager> {
         self.pool.get().expect("connection")
     }
@@ -472,8 +480,7 @@ fn an_api_key_works_until_rotated_or_revoked() {
         "crm-sync",
         Access::ReadWrite,
         None,
-        &n.owner,
-        None,
+        n.actor(),
     )
     .expect("created");
     drop(conn);
@@ -488,22 +495,22 @@ fn an_api_key_works_until_rotated_or_revoked() {
     }
     assert!(n.cached_valid(&first), "the check caches it");
 
-    let rotated = apikeys::rotate(&mut n.conn(), cache, &id, &n.owner, None).expect("rotated");
+    let rotated = apikeys::rotate(&mut n.conn(), cache, &id, n.actor()).expect("rotated");
     let second = rotated.secret;
     assert_ne!(second, first);
     assert!(!n.cached_valid(&first), "the old secret is still cached");
     assert!(n.stored(&first).is_none(), "the old secret still works");
     assert!(matches!(n.stored(&second), Some(Principal::ApiKey(_))));
 
-    apikeys::revoke(&mut n.conn(), cache, &id, &n.owner, None).expect("revoked");
+    apikeys::revoke(&mut n.conn(), cache, &id, n.actor()).expect("revoked");
     assert!(!n.cached_valid(&second));
     assert!(n.stored(&second).is_none(), "a revoked key still works");
     assert!(matches!(
-        apikeys::rotate(&mut n.conn(), cache, &id, &n.owner, None),
+        apikeys::rotate(&mut n.conn(), cache, &id, n.actor()),
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
-        apikeys::revoke(&mut n.conn(), cache, &id, &n.owner, None),
+        apikeys::revoke(&mut n.conn(), cache, &id, n.actor()),
         Err(Error::Conflict(_))
     ));
     for action in ["api_key.generated", "api_key.rotated", "api_key.revoked"] {
@@ -524,8 +531,7 @@ fn a_free_workspace_gets_no_api_key() {
         "crm-sync",
         Access::ReadOnly,
         None,
-        &n.owner,
-        None,
+        n.actor(),
     );
     assert!(
         matches!(r, Err(Error::Forbidden(_))),

@@ -3,6 +3,7 @@
 //! before its end.
 
 use super::*;
+use crate::accounts::audit::Actor;
 use actix_web::dev::Payload;
 use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::FromRequest;
@@ -103,6 +104,15 @@ pub(super) struct Guard {
 impl Guard {
     fn not_found(&self) -> Stop {
         Stop::refused(StatusCode::NOT_FOUND, self.missing)
+    }
+}
+
+/// Who acts in a form post, for the security log: the signed-in person, from
+/// the request's client address.
+pub(super) fn by<'a>(ctx: &'a Context, post: &'a FormPost) -> Actor<'a> {
+    Actor {
+        id: &ctx.user.id,
+        client_address: Some(&post.address),
     }
 }
 

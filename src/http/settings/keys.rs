@@ -229,7 +229,7 @@ async fn generate_key(svc: Svc, post: FormPost) -> HttpResponse {
         let ctx = manager_of_posted(conn, post, "generate API keys", NEXT)?;
         let name = field(&post.form, "name");
         let created = new_key_from(&post.form, &ctx.current.id, &name)
-            .and_then(|spec| apikeys::create_key(conn, &spec, &ctx.user.id, Some(&post.address)));
+            .and_then(|spec| apikeys::create_key(conn, &spec, by(&ctx, post)));
         match created {
             Ok(issued) => Ok(show_secret(&issued, "key_created")),
             Err(e) => refused_form(conn, &ctx, &refusal_words(e)?, &name),
@@ -315,8 +315,8 @@ async fn rotate_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpRe
             Ok(grace) => grace,
             Err(msg) => return refused_form(conn, &ctx, &msg, ""),
         };
-        let (cache, from) = (&svc.credentials.cache, Some(post.address.as_str()));
-        let issued = apikeys::rotate_with_grace(conn, cache, &key.id, grace, &ctx.user.id, from)
+        let cache = &svc.credentials.cache;
+        let issued = apikeys::rotate_with_grace(conn, cache, &key.id, grace, by(&ctx, post))
             .map_err(refused_conflict)?;
         let notice = match grace {
             Some(_) => "key_rotated_grace",
@@ -336,8 +336,7 @@ async fn revoke_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpRe
             return refused_form(conn, &ctx, &msg, "");
         }
         let cache = &svc.credentials.cache;
-        apikeys::revoke(conn, cache, &key.id, &ctx.user.id, Some(&post.address))
-            .map_err(refused_conflict)?;
+        apikeys::revoke(conn, cache, &key.id, by(&ctx, post)).map_err(refused_conflict)?;
         Ok(Page::SeeOther(keys_url(&key.workspace_id, "key_revoked")))
     })
     .await

@@ -276,7 +276,7 @@ async fn create_mailbox(svc: Svc, post: FormPost) -> HttpResponse {
         let ctx = manager_of_posted(conn, post, "create mailboxes", NEXT)?;
         let address = field(&post.form, "address");
         let ws = &ctx.current.id;
-        match lifecycle::create(conn, ws, &address, &ctx.user.id, Some(&post.address)) {
+        match lifecycle::create(conn, ws, &address, by(&ctx, post)) {
             Ok(m) => Ok(Page::SeeOther(page_url(&m, "mailbox_created"))),
             Err(e) => refused_on_page(svc, conn, post, &ctx, None, e, &address),
         }
@@ -314,7 +314,7 @@ async fn delete_mailbox(svc: Svc, path: web::Path<String>, post: FormPost) -> Ht
             return refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, "");
         }
         let cache = &svc.credentials.cache;
-        lifecycle::delete(conn, cache, &m.id, &ctx.user.id, Some(&post.address))?;
+        lifecycle::delete(conn, cache, &m.id, by(&ctx, post))?;
         Ok(Page::SeeOther(format!(
             "/settings/mailboxes?workspace={}&notice=mailbox_deleted",
             m.workspace_id
@@ -327,7 +327,7 @@ async fn create_auth_key(svc: Svc, path: web::Path<String>, post: FormPost) -> H
     on_post(svc, post, move |svc, conn, post| {
         let (ctx, m) = managed_mailbox(conn, post, &path)?;
         let name = field(&post.form, "name");
-        match auth_keys::create(conn, &m.id, &name, &ctx.user.id, Some(&post.address)) {
+        match auth_keys::create(conn, &m.id, &name, by(&ctx, post)) {
             Ok(issued) => Ok(show_secret(svc, &issued, "auth_key_created")),
             Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, &name),
         }
@@ -372,16 +372,16 @@ fn apply_key_action(
     action: &str,
 ) -> Result<Page, Error> {
     let (cache, id) = (&svc.credentials.cache, key.id.as_str());
-    let (who, from) = (ctx.user.id.as_str(), Some(post.address.as_str()));
+    let by = by(ctx, post);
     let notice = match action {
-        "disable" => auth_keys::disable(conn, cache, id, who, from).map(|_| "auth_key_disabled")?,
-        "enable" => auth_keys::enable(conn, cache, id, who, from).map(|_| "auth_key_enabled")?,
+        "disable" => auth_keys::disable(conn, cache, id, by).map(|_| "auth_key_disabled")?,
+        "enable" => auth_keys::enable(conn, cache, id, by).map(|_| "auth_key_enabled")?,
         "rotate" => {
-            let issued = auth_keys::rotate(conn, cache, id, who, from)?;
+            let issued = auth_keys::rotate(conn, cache, id, by)?;
             return Ok(show_secret(svc, &issued, "auth_key_rotated"));
         }
         "delete" if field(&post.form, "confirm_name").trim() == key.name => {
-            auth_keys::delete(conn, cache, id, who, from).map(|_| "auth_key_deleted")?
+            auth_keys::delete(conn, cache, id, by).map(|_| "auth_key_deleted")?
         }
         "delete" => {
             return Err(Error::invalid(format!(

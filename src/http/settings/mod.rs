@@ -26,7 +26,7 @@ mod team;
 mod view;
 
 use form::{
-    check_csrf, confirmed, field, managed, manager_of_found, manager_of_posted, on_post,
+    by, check_csrf, confirmed, field, managed, manager_of_found, manager_of_posted, on_post,
     refusal_words, refused_conflict, FormPost, Guard, Stop,
 };
 use view::{chart, day, framed, last_day, load_usage, Frame};
