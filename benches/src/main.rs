@@ -635,8 +635,7 @@ fn run(opts: Opts) -> Result<(), String> {
         "bench",
         Access::ReadOnly,
         None,
-        "cli",
-        None,
+        keygate::accounts::audit::CLI,
     )
     .map_err(e)?
     .secret;
@@ -645,14 +644,17 @@ fn run(opts: Opts) -> Result<(), String> {
         &mut conn,
         &ws.id,
         "sender@bench.example",
-        "cli",
-        None,
+        keygate::accounts::audit::CLI,
     )
     .map_err(e)?;
-    let auth_key =
-        keygate::mailboxes::auth_keys::create(&mut conn, &mailbox.id, "bench", "cli", None)
-            .map_err(e)?
-            .secret;
+    let auth_key = keygate::mailboxes::auth_keys::create(
+        &mut conn,
+        &mailbox.id,
+        "bench",
+        keygate::accounts::audit::CLI,
+    )
+    .map_err(e)?
+    .secret;
     drop(conn);
     let sasl_addr = {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

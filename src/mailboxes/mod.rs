@@ -29,7 +29,6 @@ use crate::accounts;
 use crate::db::DbConn;
 use crate::error::{Error, Result};
 
-
 /// Mailboxes and their auth keys are part of API access: a workspace whose plan
 /// lacks it can neither create them nor authenticate with them.
 fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts::Workspace> {
