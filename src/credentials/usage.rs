@@ -57,11 +57,12 @@ pub fn add<'a>(
     kind: &str,
     rows: impl IntoIterator<Item = DayCount<'a>>,
 ) -> Result<()> {
+    let style = crate::db::Placeholders::of(conn);
     crate::db::in_batches(rows, |chunk| {
         let mut q = crate::db::boxed_query(format!(
             "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES {} \
              ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
-            crate::db::values_placeholders(chunk.len(), 4)
+            crate::db::values_placeholders(style, chunk.len(), 4)
         ));
         for r in chunk {
             q = q

@@ -88,7 +88,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // (journal_mode = WAL persists in the file: `connect_single` sets it.)
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA mmap_size = 67108864; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 10000;",
+                     PRAGMA mmap_size = 33554432; PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 10000;",
                 )?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -248,10 +248,29 @@ pub fn in_batches<T, E>(
     Ok(())
 }
 
+/// How a statement's parameters are written: PostgreSQL numbers them
+/// (`$1`); SQLite gets anonymous `?`, because it looks each named or
+/// numbered one up among those before it, which makes a statement of
+/// thousands of them quadratic to prepare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placeholders {
+    Numbered,
+    Anonymous,
+}
+
+impl Placeholders {
+    pub fn of(conn: &DbConn) -> Self {
+        match conn {
+            DbConn::Postgresql(_) => Placeholders::Numbered,
+            DbConn::Sqlite(_) => Placeholders::Anonymous,
+        }
+    }
+}
+
 /// The placeholders of a `VALUES` list of `rows` rows of `columns` each:
-/// `($1, $2), ($3, $4)`. Its columns are `column1`, `column2`, … on both
-/// engines when it stands in a `FROM`.
-pub fn values_placeholders(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4)` or `(?, ?), (?, ?)`. Its columns are `column1`,
+/// `column2`, … on both engines when it stands in a `FROM`.
+pub fn values_placeholders(style: Placeholders, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 6);
     for r in 0..rows {
         if r > 0 {
@@ -262,7 +281,10 @@ pub fn values_placeholders(rows: usize, columns: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push_str(&format!("${}", r * columns + c + 1));
+            match style {
+                Placeholders::Numbered => out.push_str(&format!("${}", r * columns + c + 1)),
+                Placeholders::Anonymous => out.push('?'),
+            }
         }
         out.push(')');
     }
@@ -331,9 +353,12 @@ mod tests {
 
     #[test]
     fn values_placeholders_number_every_column() {
-        assert_eq!(values_placeholders(1, 1), "($1)");
-        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(values_placeholders(0, 3), "");
+        let n = Placeholders::Numbered;
+        assert_eq!(values_placeholders(n, 1, 1), "($1)");
+        assert_eq!(values_placeholders(n, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_placeholders(n, 0, 3), "");
+        let a = Placeholders::Anonymous;
+        assert_eq!(values_placeholders(a, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHand
 
 fn run(svc: &Services, stop: &AtomicBool) {
     let poll = Duration::from_millis(svc.config.revocation_poll_ms);
-    let flush_every = Duration::from_millis(svc.config.usage_flush_ms);
+    let base_flush = Duration::from_millis(svc.config.usage_flush_ms);
+    let mut flush_every = base_flush;
     let housekeeping_every = Duration::from_secs(svc.config.housekeeping_secs);
     let mut last_flush = Instant::now();
     let mut last_housekeeping = Instant::now();
@@ -36,7 +37,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
         std::thread::sleep(poll);
         poll_revocations(svc);
         if last_flush.elapsed() >= flush_every {
-            flush_usage(svc);
+            flush_every = next_flush_interval(base_flush, flush_usage(svc));
             last_flush = Instant::now();
         }
         if last_housekeeping.elapsed() >= housekeeping_every {
@@ -132,12 +133,28 @@ pub fn poll_revocations(svc: &Services) {
     }
 }
 
-/// Writes the usage counted since the last flush; on failure keeps it for later.
-pub fn flush_usage(svc: &Services) {
+/// How many rows a usage flush may write per second of its interval. A
+/// flush that wrote more lengthens the next interval (up to
+/// [`MAX_FLUSH_INTERVAL`]), so that the uses of a large working set coalesce
+/// in memory rather than rewrite every key's row each second; counts stay
+/// exact, last-use times get coarser.
+const FLUSH_ROWS_PER_SEC: usize = 5_000;
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The interval before the next flush, after one that wrote `rows` rows.
+fn next_flush_interval(base: Duration, rows: usize) -> Duration {
+    let wanted = Duration::from_secs_f64(rows as f64 / FLUSH_ROWS_PER_SEC as f64);
+    wanted.min(MAX_FLUSH_INTERVAL).max(base)
+}
+
+/// Writes the usage counted since the last flush; on failure keeps it for
+/// later. Answers how many rows it wrote.
+pub fn flush_usage(svc: &Services) -> usize {
     let (keys, apps) = svc.credentials.usage.drain();
     let auth_keys = svc.credentials.usage.drain_auth_keys();
-    if keys.is_empty() && apps.is_empty() && auth_keys.is_empty() {
-        return;
+    let rows = keys.len() + apps.len() + auth_keys.len();
+    if rows == 0 {
+        return 0;
     }
     let written = svc
         .pool
@@ -152,7 +169,9 @@ pub fn flush_usage(svc: &Services) {
         log::warn!("writing usage counts failed, will retry: {e}");
         svc.credentials.usage.restore(keys, apps);
         svc.credentials.usage.restore_auth_keys(auth_keys);
+        return 0;
     }
+    rows
 }
 
 /// Inside the flush's transaction: the counts and last uses of the API keys,
@@ -233,4 +252,24 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     total += crate::credentials::api_key::end_grace_periods(conn, now)?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_flush_lengthens_the_next_interval_within_bounds() {
+        let base = Duration::from_secs(1);
+        assert_eq!(next_flush_interval(base, 0), base);
+        assert_eq!(next_flush_interval(base, FLUSH_ROWS_PER_SEC), base);
+        assert_eq!(
+            next_flush_interval(base, 3 * FLUSH_ROWS_PER_SEC),
+            Duration::from_secs(3)
+        );
+        assert_eq!(next_flush_interval(base, usize::MAX), MAX_FLUSH_INTERVAL);
+        // A configured interval longer than the bound is kept.
+        let slow = Duration::from_secs(30);
+        assert_eq!(next_flush_interval(slow, usize::MAX), slow);
+    }
 }
