@@ -91,7 +91,7 @@ pub fn stored(
         client_id: claims.client_id,
         sub: claims.sub,
         workspace_id: claims.workspace_id,
-        scopes: super::scopes::split(&claims.scope),
+        scopes: super::scopes::known(&claims.scope),
         iat: claims.iat,
         exp: claims.exp,
     });

@@ -205,12 +205,16 @@ impl Access {
     }
 
     pub fn scopes(&self) -> Vec<String> {
-        let names = match self {
+        self.scope_names().into_iter().map(str::to_string).collect()
+    }
+
+    /// The catalogue's names of the scopes this access grants.
+    pub fn scope_names(&self) -> Vec<&'static str> {
+        match self {
             Access::ReadOnly => scopes::read_names(),
             Access::ReadWrite => scopes::all_names(),
             Access::Custom(s) => s.clone(),
-        };
-        names.into_iter().map(str::to_string).collect()
+        }
     }
 }
 
@@ -392,11 +396,8 @@ pub fn lookup(conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>> {
     // A key restricted to one mailbox holds only what reading it needs,
     // whatever its access level says.
     let scopes = match &key.mailbox_id {
-        Some(_) => MAILBOX_RESTRICTED_SCOPES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        None => Access::from_row(&key.access, key.scopes.as_deref()).scopes(),
+        Some(_) => MAILBOX_RESTRICTED_SCOPES.to_vec(),
+        None => Access::from_row(&key.access, key.scopes.as_deref()).scope_names(),
     };
     Ok(Some(CachedKey {
         id: key.id,

@@ -29,7 +29,7 @@ impl Principal {
             Principal::ApiKey(k) => &k.scopes,
             Principal::AccessToken(t) => &t.scopes,
         };
-        scopes.iter().any(|s| s == scope)
+        scopes.contains(&scope)
     }
     /// Whether a request from `ip` may use this credential: an API key's
     /// address allowlist (access tokens have none).

@@ -26,7 +26,8 @@ pub struct CachedToken {
     pub client_id: String,
     pub sub: String,
     pub workspace_id: String,
-    pub scopes: Vec<String>,
+    /// The catalogue's names (`scopes::known`).
+    pub scopes: Vec<&'static str>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -35,7 +36,8 @@ pub struct CachedToken {
 pub struct CachedKey {
     pub id: String,
     pub workspace_id: String,
-    pub scopes: Vec<String>,
+    /// The catalogue's names (`scopes::known`).
+    pub scopes: Vec<&'static str>,
     /// When this entry stops working: the key's expiry, or the end of a
     /// rotation's grace period when it was verified with the replaced secret.
     pub expires_at: Option<i64>,

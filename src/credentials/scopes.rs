@@ -103,6 +103,13 @@ pub fn join(scopes: &[&str]) -> String {
     scopes.join(" ")
 }
 
+/// The catalogue's own names of the scopes in a stored scope string; a name
+/// the catalogue does not have grants nothing and is left out. What the
+/// credential cache holds: no string of its own per scope and entry.
+pub fn known(stored: &str) -> Vec<&'static str> {
+    stored.split(' ').filter_map(info).map(|i| i.name).collect()
+}
+
 /// Splits a stored scope string.
 pub fn split(stored: &str) -> Vec<String> {
     stored
@@ -115,6 +122,16 @@ pub fn split(stored: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_keeps_the_catalogue_names_only() {
+        assert_eq!(
+            known("workspace:read  tags:write admin:all"),
+            vec!["workspace:read", "tags:write"]
+        );
+        assert!(known("").is_empty());
+        assert!(known("WORKSPACE:READ workspace:réad").is_empty());
+    }
 
     #[test]
     fn default_and_canonical_order() {
