@@ -36,6 +36,20 @@ pub fn cached(creds: &Credentials, token: &str) -> Cached {
     if !creds.cache.feed_fresh() {
         return Cached::Miss;
     }
+    lookup(creds, token)
+}
+
+/// [`cached`] for a caller that has just found the feed fresh (the `/v1`
+/// check reads it once for every kind of credential).
+pub fn cached_while_fresh(creds: &Credentials, token: &str) -> Cached {
+    if !looks_like_jwt(token) {
+        return Cached::Invalid;
+    }
+    lookup(creds, token)
+}
+
+/// The cached entry of a well-formed token, if it is still good.
+fn lookup(creds: &Credentials, token: &str) -> Cached {
     let hash = crypto::sha256(token.as_bytes());
     match creds.cache.token(&hash) {
         Some(t) if t.exp > db::now() && !creds.cache.is_revoked(&t.jti) => Cached::Valid(t),

@@ -90,7 +90,7 @@ pub fn check_cached(creds: &Credentials, credential: &str) -> Lookup {
             None => Lookup::Miss,
         };
     }
-    match access_token::cached(creds, credential) {
+    match access_token::cached_while_fresh(creds, credential) {
         access_token::Cached::Valid(t) => Lookup::Found(Principal::AccessToken(t)),
         access_token::Cached::Invalid => Lookup::Invalid,
         access_token::Cached::Miss => Lookup::Miss,
