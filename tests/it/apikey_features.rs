@@ -139,10 +139,6 @@ fn create(db: &TestDb, ws: &str, name: &str, extra: &[&str]) -> Value {
     db.json(&args)
 }
 
-fn status(server: &Server, key: &str) -> u16 {
-    server.client().bearer_get("/v1/workspace", key).status
-}
-
 fn listed(db: &TestDb, ws: &str, id: &str) -> Value {
     db.json_lines(&["apikey", "list", "--workspace", ws])
         .into_iter()
@@ -191,8 +187,8 @@ fn a_signed_report_revokes_the_key_on_every_node(b: Backend) {
     let kept = create(f.db(), ws, "kept", &["--access", "read_only"]);
     let (leaked_key, kept_key) = (s(&leaked, "key"), s(&kept, "key"));
     for node in [&f.server, &node_b] {
-        assert_eq!(status(node, &leaked_key), 200);
-        assert_eq!(status(node, &kept_key), 200);
+        assert_eq!(node.v1_status(&leaked_key), 200);
+        assert_eq!(node.v1_status(&kept_key), 200);
     }
     let unknown_api = random_credential("kgk_");
     let mailbox = random_credential("kgm_");
@@ -224,14 +220,14 @@ fn a_signed_report_revokes_the_key_on_every_node(b: Backend) {
     assert_eq!(rows[3]["label"], "false_positive");
 
     // Revoked at once on the node that took the report, within a second on the other.
-    assert_eq!(status(&f.server, &leaked_key), 401);
+    assert_eq!(f.server.v1_status(&leaked_key), 401);
     assert!(
-        eventually(Duration::from_secs(1), || status(&node_b, &leaked_key)
+        eventually(Duration::from_secs(1), || node_b.v1_status(&leaked_key)
             == 401),
         "node B still accepts a leaked key"
     );
-    assert_eq!(status(&f.server, &kept_key), 200);
-    assert_eq!(status(&node_b, &kept_key), 200);
+    assert_eq!(f.server.v1_status(&kept_key), 200);
+    assert_eq!(node_b.v1_status(&kept_key), 200);
     assert_eq!(listed(f.db(), ws, &s(&leaked, "id"))["status"], "revoked");
 
     // One security-log row, with where it was found.
@@ -255,7 +251,7 @@ fn a_signed_report_revokes_the_key_on_every_node(b: Backend) {
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.json(), r.json());
     assert_eq!(leak_rows(f.db()).len(), 1);
-    assert_eq!(status(&f.server, &kept_key), 200);
+    assert_eq!(f.server.v1_status(&kept_key), 200);
 
     // The security log page shows the row and its URL.
     let mut owner = f.owner();
@@ -330,7 +326,7 @@ fn unsigned_or_badly_signed_reports_change_nothing(b: Backend) {
     for (what, body, headers) in cases {
         let r = post_report(&f.server, &body, &headers);
         r.assert_v1_error(401, "authentication_error", "invalid_signature");
-        assert_eq!(status(&f.server, &key), 200, "{what}: the key was touched");
+        assert_eq!(f.server.v1_status(&key), 200, "{what}: the key was touched");
     }
     assert_eq!(audit(f.db(), ws).len(), audit_before);
     assert_eq!(f.db().count("api_keys WHERE revoked_at IS NOT NULL"), 0);
@@ -342,7 +338,7 @@ fn unsigned_or_badly_signed_reports_change_nothing(b: Backend) {
     let r = signed_report(&reporter, &f.server, &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()[0]["label"], "true_positive");
-    assert_eq!(status(&f.server, &key), 401);
+    assert_eq!(f.server.v1_status(&key), 401);
 }
 
 fn the_endpoint_is_absent_without_keys(b: Backend) {
@@ -358,7 +354,7 @@ fn the_endpoint_is_absent_without_keys(b: Backend) {
         ],
     );
     assert_eq!(r.status, 404, "{}", r.body);
-    assert_eq!(status(&f.server, &key), 200);
+    assert_eq!(f.server.v1_status(&key), 200);
     // A keys file that does not parse stops the node at start, with the reason.
     let dir = std::env::temp_dir().join(format!("keygate-badkeys-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -455,7 +451,7 @@ fn a_thousand_token_batch(b: Backend) {
     let ws = &f.workspace_id;
     // 1,000 keys written straight into the table (the CLI would take minutes).
     let tokens = bulk_keys(f.db(), ws, 1000, "B");
-    assert_eq!(status(&f.server, &tokens[999]), 200);
+    assert_eq!(f.server.v1_status(&tokens[999]), 200);
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let body = report_body(&refs);
     let started = Instant::now();
@@ -474,8 +470,8 @@ fn a_thousand_token_batch(b: Backend) {
             .count("audit_events WHERE action = 'api_key.revoked_leaked'"),
         1000
     );
-    assert_eq!(status(&f.server, &tokens[999]), 401);
-    assert_eq!(status(&f.server, &tokens[0]), 401);
+    assert_eq!(f.server.v1_status(&tokens[999]), 401);
+    assert_eq!(f.server.v1_status(&tokens[0]), 401);
 }
 
 // ---------------------------------------------------------------- allowlists
@@ -641,8 +637,8 @@ fn rotation_with_a_grace_period_on_two_nodes(b: Backend) {
     let created = create(db, ws, "graceful", &["--access", "read_only"]);
     let (id, old) = (s(&created, "id"), s(&created, "key"));
     // Both nodes hold the old secret in memory.
-    assert_eq!(status(&f.server, &old), 200);
-    assert_eq!(status(&node_b, &old), 200);
+    assert_eq!(f.server.v1_status(&old), 200);
+    assert_eq!(node_b.v1_status(&old), 200);
 
     let rotated = db.json(&["apikey", "rotate", &id, "--grace", "4s"]);
     let new = s(&rotated, "key");
@@ -655,8 +651,8 @@ fn rotation_with_a_grace_period_on_two_nodes(b: Backend) {
     for _ in 0..2 {
         for node in [&f.server, &node_b] {
             assert!((now_secs_f64() as i64) < end, "the test ran too slowly");
-            assert_eq!(status(node, &old), 200);
-            assert_eq!(status(node, &new), 200);
+            assert_eq!(node.v1_status(&old), 200);
+            assert_eq!(node.v1_status(&new), 200);
         }
     }
     // At the end it stops, on every node, without anyone telling them.
@@ -665,13 +661,13 @@ fn rotation_with_a_grace_period_on_two_nodes(b: Backend) {
         std::thread::sleep(Duration::from_secs_f64(wait));
     }
     assert!(
-        eventually(Duration::from_millis(500), || status(&f.server, &old)
+        eventually(Duration::from_millis(500), || f.server.v1_status(&old)
             == 401
-            && status(&node_b, &old) == 401),
+            && node_b.v1_status(&old) == 401),
         "the old secret outlived its grace period"
     );
-    assert_eq!(status(&f.server, &new), 200);
-    assert_eq!(status(&node_b, &new), 200);
+    assert_eq!(f.server.v1_status(&new), 200);
+    assert_eq!(node_b.v1_status(&new), 200);
     // Housekeeping forgets the replaced secret.
     assert!(eventually(Duration::from_secs(5), || db
         .text(&format!(
@@ -685,9 +681,9 @@ fn rotation_with_a_grace_period_on_two_nodes(b: Backend) {
     let third = db.json(&["apikey", "rotate", &id]);
     assert!(third["previous_secret_expires_at"].is_null());
     for node in [&f.server, &node_b] {
-        assert_eq!(status(node, &new), 401);
-        assert_eq!(status(node, &s(&second, "key")), 401);
-        assert_eq!(status(node, &s(&third, "key")), 200);
+        assert_eq!(node.v1_status(&new), 401);
+        assert_eq!(node.v1_status(&s(&second, "key")), 401);
+        assert_eq!(node.v1_status(&s(&third, "key")), 200);
     }
     // The security log says until when the old secret worked.
     assert!(audit(db, ws)

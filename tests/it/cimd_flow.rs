@@ -103,10 +103,7 @@ fn a_good_document_runs_the_whole_flow(b: Backend) {
     assert_eq!(t.status, 200, "{}", t.body);
     let v = t.json();
     let access = v["access_token"].as_str().unwrap();
-    assert_eq!(
-        f.server.client().bearer_get("/v1/workspace", access).status,
-        200
-    );
+    assert_eq!(f.server.v1_status(access), 200);
     let refreshed = f.server.client().post_form(
         "/oauth/token",
         &[
@@ -118,9 +115,7 @@ fn a_good_document_runs_the_whole_flow(b: Backend) {
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
     // The authorization stores the URL as its client id.
-    let apps = f
-        .db()
-        .json_lines(&["apps", "list", "--workspace", &f.workspace_id]);
+    let apps = f.apps();
     assert_eq!(apps[0]["client_id"], client_id.as_str());
     assert_eq!(apps[0]["app_name"], "Doc App");
     let kind = f.db().text(&format!(

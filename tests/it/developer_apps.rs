@@ -147,10 +147,7 @@ fn developer_apps_over_http(b: Backend) {
         free_port(),
         &[("KEYGATE_ISSUER", &f.server.base)],
     );
-    assert_eq!(
-        node2.client().bearer_get("/v1/workspace", &access).status,
-        200
-    );
+    assert_eq!(node2.v1_status(&access), 200);
 
     // Delete: the confirmation is required; then every authorization ends,
     // on both nodes.
@@ -169,9 +166,7 @@ fn developer_apps_over_http(b: Backend) {
         .client()
         .bearer_get("/v1/workspace", &access)
         .assert_v1_error(401, "authentication_error", "invalid_api_key");
-    let refused = eventually(Duration::from_secs(1), || {
-        node2.client().bearer_get("/v1/workspace", &access).status == 401
-    });
+    let refused = eventually(Duration::from_secs(1), || node2.v1_status(&access) == 401);
     assert!(refused, "the second node still accepts the token");
     // The client is gone from the second node's client cache too.
     let t = node2.client().post_form_with(
@@ -180,13 +175,7 @@ fn developer_apps_over_http(b: Backend) {
         &[("Authorization", &basic(&client_id, &new_secret))],
     );
     t.assert_oauth_error(401, "invalid_client");
-    let apps = f
-        .db()
-        .json_lines(&["apps", "list", "--workspace", &f.workspace_id]);
-    let row = apps
-        .iter()
-        .find(|a| a["client_id"] == client_id.as_str())
-        .unwrap();
+    let row = f.app_row(&client_id);
     assert_eq!(row["status"], "revoked");
     let list = dev.get("/settings/developer-apps");
     assert!(!list.body.contains(&client_id));

@@ -931,6 +931,16 @@ fn smtp_auth_through_postfix(b: Backend) {
     let other = create_mailbox(db, ws, "other@example.test");
     let (_, other_key) = create_auth_key(db, &other, "CRM");
     let auth = |mech: Auth, user: &str, key: &str, from: &str| submit(smtp, mech, user, key, from);
+    // The AUTH answer to a PLAIN login as the mailbox, sending as itself.
+    let as_sender = |key: &str| {
+        auth(
+            Auth::Plain,
+            "Sender@Example.test",
+            key,
+            "Sender@Example.test",
+        )
+        .code("AUTH")
+    };
 
     // The right key: 235 and the message is accepted, whatever the username's case.
     let s = auth(
@@ -983,73 +993,19 @@ fn smtp_auth_through_postfix(b: Backend) {
 
     // Disabled: refused at the next authentication; the mailbox's other key works.
     db.json(&["authkey", "disable", &k1_id]);
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &k1,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(535)
-    );
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &k2,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(235)
-    );
+    assert_eq!(as_sender(&k1), Some(535));
+    assert_eq!(as_sender(&k2), Some(235));
     db.json(&["authkey", "enable", &k1_id]);
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &k1,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(235)
-    );
+    assert_eq!(as_sender(&k1), Some(235));
 
     // Rotated away: the old secret fails, the new one works.
     let rotated = s_key(&db.json(&["authkey", "rotate", &k1_id]));
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &k1,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(535)
-    );
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &rotated,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(235)
-    );
+    assert_eq!(as_sender(&k1), Some(535));
+    assert_eq!(as_sender(&rotated), Some(235));
 
     // Deleted: refused.
     db.json(&["authkey", "delete", &k1_id]);
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &rotated,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(535)
-    );
+    assert_eq!(as_sender(&rotated), Some(535));
 
     // Usage is counted (batched, written within about a second).
     assert!(
@@ -1063,16 +1019,7 @@ fn smtp_auth_through_postfix(b: Backend) {
 
     // The mailbox deleted: its remaining key fails too.
     db.json(&["mailbox", "delete", &mb]);
-    assert_eq!(
-        auth(
-            Auth::Plain,
-            "Sender@Example.test",
-            &k2,
-            "Sender@Example.test"
-        )
-        .code("AUTH"),
-        Some(535)
-    );
+    assert_eq!(as_sender(&k2), Some(535));
     assert_eq!(
         auth(
             Auth::Plain,

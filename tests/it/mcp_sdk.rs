@@ -145,9 +145,7 @@ fn sdk_registers_with_rfc7591(b: Backend) {
         "SELECT kind AS v FROM clients WHERE id = '{client_id}'"
     ));
     assert_eq!(kind.as_deref(), Some("dynamic"));
-    let apps = f
-        .db()
-        .json_lines(&["apps", "list", "--workspace", &f.workspace_id]);
+    let apps = f.apps();
     assert_eq!(apps[0]["client_id"], client_id);
     assert_eq!(apps[0]["app_name"], "MCP SDK test client");
 }
@@ -180,9 +178,7 @@ fn sdk_uses_a_client_id_metadata_document(b: Backend) {
     assert_eq!(report["registrations"], 0, "no RFC 7591 registration");
     assert_eq!(report["client_id"], doc_url.as_str());
     assert_eq!(report["had_secret"], false);
-    let apps = f
-        .db()
-        .json_lines(&["apps", "list", "--workspace", &f.workspace_id]);
+    let apps = f.apps();
     assert_eq!(apps[0]["client_id"], doc_url.as_str());
     assert_eq!(apps[0]["app_name"], "MCP SDK document client");
     assert_eq!(

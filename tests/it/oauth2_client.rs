@@ -77,13 +77,7 @@ fn oauth2_crate_runs_the_whole_flow(b: Backend) {
         .collect();
     assert_eq!(scopes, vec!["workspace:read", "forms:write"]);
     let access = token.access_token().secret().clone();
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&access), 200);
 
     let refreshed = client
         .exchange_refresh_token(token.refresh_token().unwrap())

@@ -326,10 +326,7 @@ fn code_rules(b: Backend) {
     let v = first.json();
     let access = v["access_token"].as_str().unwrap();
     let refresh = v["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        f.server.client().bearer_get("/v1/workspace", access).status,
-        200
-    );
+    assert_eq!(f.server.v1_status(access), 200);
     f.exchange(&code, &verifier)
         .assert_oauth_error(400, "invalid_grant");
     f.server
@@ -405,13 +402,7 @@ fn refresh_rotation_and_reuse(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["scope"], "tags:read");
     let refresh3 = r.json()["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access2)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&access2), 200);
 
     // Replaying a used refresh token revokes the whole authorization.
     f.refresh(&refresh1)

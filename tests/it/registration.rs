@@ -32,20 +32,7 @@ pub fn authorize_path(client_id: &str, redirect: &str, scope: &str, challenge: &
 
 /// Approves the consent page `page` for the fixture's workspace; the 303.
 pub fn approve_page(f: &Fixture, http: &mut Http, page: &Resp) -> Resp {
-    assert_eq!(page.status, 200, "consent page: {}", page.body);
-    let consent_id = hidden(&page.body, "consent_id").expect("consent_id");
-    let csrf = hidden(&page.body, "csrf_token").expect("csrf_token");
-    let r = http.post_form(
-        "/oauth/authorize",
-        &[
-            ("consent_id", &consent_id),
-            ("csrf_token", &csrf),
-            ("workspace_id", &f.workspace_id),
-            ("decision", "approve"),
-        ],
-    );
-    assert_eq!(r.status, 303, "approve: {}", r.body);
-    r
+    approve_consent(http, page, &f.workspace_id)
 }
 
 /// The `code` of a redirect whose Location may use any scheme.
@@ -229,13 +216,7 @@ fn registration_works(b: Backend) {
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     let access = tokens.json()["access_token"].as_str().unwrap().to_string();
     let refresh = tokens.json()["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&access), 200);
     // The authorized-apps table marks it as not reviewed.
     let apps = owner.get(&format!(
         "/settings/authorized-apps?workspace={}",
@@ -255,13 +236,7 @@ fn registration_works(b: Backend) {
         bearer_send(&f.server, "DELETE", &uri, "kgr_wrong").status,
         401
     );
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&access), 200);
     let deleted = bearer_send(&f.server, "DELETE", &uri, &token);
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     f.server
@@ -275,13 +250,7 @@ fn registration_works(b: Backend) {
     );
     again.assert_oauth_error(401, "invalid_client");
     assert_eq!(bearer_send(&f.server, "GET", &uri, &token).status, 401);
-    let apps = f
-        .db()
-        .json_lines(&["apps", "list", "--workspace", &f.workspace_id]);
-    let row = apps
-        .iter()
-        .find(|a| a["client_id"] == client_id.as_str())
-        .unwrap();
+    let row = f.app_row(&client_id);
     assert_eq!(row["status"], "revoked");
 
     // A public client: `none`, no secret.
@@ -438,13 +407,7 @@ fn private_use_scheme_full_flow(b: Backend) {
     let t = exchange_public(&f.server, &client_id, &code, redirect, &verifier);
     assert_eq!(t.status, 200, "{}", t.body);
     let access = t.json()["access_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&access), 200);
 
     // The same rules for the operator's CLI: a private-use scheme is fine,
     // http://localhost is not (RFC 8252 §8.3).

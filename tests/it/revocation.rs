@@ -60,7 +60,7 @@ fn introspect_at(server: &Server, f: &Fixture, token: &str, hint: Option<&str>) 
 }
 
 fn v1_status(server: &Server, token: &str) -> u16 {
-    server.client().bearer_get("/v1/workspace", token).status
+    server.v1_status(token)
 }
 
 fn assert_live(server: &Server, f: &Fixture, token: &str) {

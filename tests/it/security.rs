@@ -730,17 +730,8 @@ fn logs_hold_no_secrets(b: Backend) {
     let refresh = t["refresh_token"].as_str().unwrap().to_string();
     let refreshed = f.refresh(&refresh).json();
     let key = f.api_key("read_only");
-    assert_eq!(
-        f.server.client().bearer_get("/v1/workspace", &key).status,
-        200
-    );
-    assert_eq!(
-        f.server
-            .client()
-            .bearer_get("/v1/workspace", &access)
-            .status,
-        200
-    );
+    assert_eq!(f.server.v1_status(&key), 200);
+    assert_eq!(f.server.v1_status(&access), 200);
     let _ = f.introspect(&access);
     let session = owner.cookie("keygate_session").unwrap();
     std::thread::sleep(Duration::from_millis(300));

@@ -84,19 +84,7 @@ fn token_for(f: &Fixture, workspace_id: &str, scope: &str) -> String {
         "/oauth/authorize?{}",
         f.authorize_query(&f.client_id, scope, &challenge)
     ));
-    assert_eq!(page.status, 200, "consent page: {}", page.body);
-    let consent_id = hidden(&page.body, "consent_id").expect("consent_id");
-    let csrf = hidden(&page.body, "csrf_token").expect("csrf_token");
-    let r = http.post_form(
-        "/oauth/authorize",
-        &[
-            ("consent_id", &consent_id),
-            ("csrf_token", &csrf),
-            ("workspace_id", workspace_id),
-            ("decision", "approve"),
-        ],
-    );
-    assert_eq!(r.status, 303, "approve: {}", r.body);
+    let r = approve_consent(&mut http, &page, workspace_id);
     let params = r.location_params();
     let code = param(&params, "code").expect("code").to_string();
     let t = f.exchange(&code, &verifier);
@@ -1181,7 +1169,35 @@ fn fuzzed_requests_get_documented_answers(b: Backend) {
     assert_eq!(http.get("/healthz").status, 200);
 }
 
+/// Each `/v1` call with an OAuth token is a use of its authorization: the
+/// authorized-apps row's last use moves and the day's count grows (written
+/// in batches by the node's background task).
+fn token_use_is_counted_for_its_app(b: Backend) {
+    let f = Fixture::new(b);
+    let token = token_for(&f, &f.workspace_id, "workspace:read");
+    let db = f.db();
+    let id = s(&f.app_row(&f.client_id), "id");
+    db.execute(&format!(
+        "UPDATE authorizations SET last_used_at = 1 WHERE id = '{id}'"
+    ));
+    let before = chrono::Utc::now().timestamp() - 2;
+    for _ in 0..3 {
+        assert_eq!(f.server.v1_status(&token), 200);
+    }
+    let counted =
+        format!("usage_daily WHERE kind = 'authorization' AND subject_id = '{id}' AND count = 3");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || db.count(&counted)
+            == 1),
+        "three uses not counted for the authorization"
+    );
+    let last = s(&f.app_row(&f.client_id), "last_used_at");
+    let last = chrono::DateTime::parse_from_rfc3339(&last).expect("rfc3339");
+    assert!(last.timestamp() >= before, "last use {last} not moved");
+}
+
 both_backends!(
+    token_use_is_counted_for_its_app,
     credentials_only_from_the_bearer_header,
     missing_credential,
     invalid_credentials,

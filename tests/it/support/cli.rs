@@ -117,16 +117,7 @@ impl TestDb {
     /// `apikey create --workspace WS --name NAME --access ACCESS`; the key's
     /// secret is in `key`.
     pub fn create_api_key(&self, workspace: &str, name: &str, access: &str) -> Value {
-        self.json(&[
-            "apikey",
-            "create",
-            "--workspace",
-            workspace,
-            "--name",
-            name,
-            "--access",
-            access,
-        ])
+        self.create_api_key_with(workspace, name, access, &[])
     }
 
     /// `apikey create … --expires DAY` (DAY is the last day the key works).
@@ -137,7 +128,18 @@ impl TestDb {
         access: &str,
         expires: &str,
     ) -> Value {
-        self.json(&[
+        self.create_api_key_with(workspace, name, access, &["--expires", expires])
+    }
+
+    /// `apikey create --workspace WS --name NAME --access ACCESS EXTRA…`.
+    fn create_api_key_with(
+        &self,
+        workspace: &str,
+        name: &str,
+        access: &str,
+        extra: &[&str],
+    ) -> Value {
+        let mut args = vec![
             "apikey",
             "create",
             "--workspace",
@@ -146,9 +148,9 @@ impl TestDb {
             name,
             "--access",
             access,
-            "--expires",
-            expires,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)
     }
 
     /// `client create --name NAME --redirect-uri URI`: a confidential client

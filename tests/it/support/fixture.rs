@@ -126,25 +126,27 @@ impl Fixture {
             "/oauth/authorize?{}",
             self.authorize_query(client_id, scope, challenge)
         ));
-        assert_eq!(page.status, 200, "consent page: {}", page.body);
-        let consent_id = hidden(&page.body, "consent_id").expect("consent_id");
-        let csrf = hidden(&page.body, "csrf_token").expect("csrf_token");
-        let r = http.post_form(
-            "/oauth/authorize",
-            &[
-                ("consent_id", &consent_id),
-                ("csrf_token", &csrf),
-                ("workspace_id", &self.workspace_id),
-                ("decision", "approve"),
-            ],
-        );
-        assert_eq!(r.status, 303, "approve: {}", r.body);
+        let r = approve_consent(http, &page, &self.workspace_id);
         assert!(
             r.location().starts_with(&self.redirect_uri),
             "redirected to {}",
             r.location()
         );
         r.location_params()
+    }
+
+    /// The workspace's authorized-apps rows (`apps list --json`).
+    pub fn apps(&self) -> Vec<Value> {
+        self.db()
+            .json_lines(&["apps", "list", "--workspace", &self.workspace_id])
+    }
+
+    /// The authorized-apps row of `client_id` in the workspace.
+    pub fn app_row(&self, client_id: &str) -> Value {
+        self.apps()
+            .into_iter()
+            .find(|a| a["client_id"] == client_id)
+            .unwrap_or_else(|| panic!("no authorized app of client {client_id}"))
     }
 
     /// A code for the confidential client, with its verifier.
@@ -211,4 +213,23 @@ impl Fixture {
         let v = self.db().create_api_key(&self.workspace_id, &name, access);
         v["key"].as_str().unwrap().to_string()
     }
+}
+
+/// Approves the consent page `page` for `workspace_id` as the signed-in
+/// person; the 303 back to the app.
+pub fn approve_consent(http: &mut Http, page: &Resp, workspace_id: &str) -> Resp {
+    assert_eq!(page.status, 200, "consent page: {}", page.body);
+    let consent_id = hidden(&page.body, "consent_id").expect("consent_id");
+    let csrf = hidden(&page.body, "csrf_token").expect("csrf_token");
+    let r = http.post_form(
+        "/oauth/authorize",
+        &[
+            ("consent_id", &consent_id),
+            ("csrf_token", &csrf),
+            ("workspace_id", workspace_id),
+            ("decision", "approve"),
+        ],
+    );
+    assert_eq!(r.status, 303, "approve: {}", r.body);
+    r
 }

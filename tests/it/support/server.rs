@@ -25,6 +25,12 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
+    /// The status of `GET /v1/workspace` with `credential` as the bearer, on a
+    /// fresh connection.
+    pub fn v1_status(&self, credential: &str) -> u16 {
+        self.client().bearer_get("/v1/workspace", credential).status
+    }
+
     pub fn start(backend: Backend) -> Server {
         Server::start_with(TestDb::new(backend), &[])
     }
