@@ -85,10 +85,7 @@ pub(super) fn apps(
                 conn,
                 &CredentialCache::detached(),
                 &id,
-                authorizations::Cause::Person {
-                    actor: apikeys::CLI_ACTOR,
-                    address: None,
-                },
+                authorizations::Cause::Person(crate::accounts::audit::CLI),
             )?;
             await_propagation(config);
             out.emit(

@@ -1,6 +1,7 @@
 //! Authorizations: one row per approval of an app for a workspace (the
 //! authorized-apps table), and their revocation with every token under them.
 
+use crate::accounts::audit::Actor;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::{
     access_tokens, auth_codes, authorizations, clients, refresh_tokens, users,
@@ -143,11 +144,8 @@ pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {
 /// Why an authorization ends: each cause is its own security-log action.
 #[derive(Clone, Copy, Debug)]
 pub enum Cause<'a> {
-    /// A workspace owner or admin, in the settings pages or with the CLI.
-    Person {
-        actor: &'a str,
-        address: Option<&'a str>,
-    },
+    /// A workspace owner or admin, in the settings pages, or the CLI.
+    Person(Actor<'a>),
     /// An authorization code presented twice (RFC 6749 §4.1.2, RFC 9700 §4.2.4).
     CodeReplay,
     /// A used refresh token presented again (RFC 9700 §4.14.2).
@@ -162,23 +160,21 @@ pub enum Cause<'a> {
 impl Cause<'_> {
     fn action(&self) -> &'static str {
         match self {
-            Cause::Person { .. } => "app.revoked",
+            Cause::Person(_) => "app.revoked",
             Cause::CodeReplay => "app.revoked_code_replay",
             Cause::RefreshReuse => "app.revoked_refresh_reuse",
             Cause::ClientRevocation => "app.revoked_by_client",
             Cause::ApproverRemoved => "app.revoked_approver_removed",
         }
     }
-    fn actor<'b>(&'b self, authorization: &'b Authorization) -> &'b str {
+    /// Who ended it: the person, or for every other cause the app itself.
+    fn actor<'b>(&'b self, authorization: &'b Authorization) -> Actor<'b> {
         match self {
-            Cause::Person { actor, .. } => actor,
-            _ => &authorization.client_id,
-        }
-    }
-    fn address(&self) -> Option<&str> {
-        match self {
-            Cause::Person { address, .. } => *address,
-            _ => None,
+            Cause::Person(by) => *by,
+            _ => Actor {
+                id: &authorization.client_id,
+                client_address: None,
+            },
         }
     }
 }
@@ -195,14 +191,14 @@ pub fn revoke_recorded(
         let before = find(conn, id)?;
         let events = revoke_in_tx(conn, id)?;
         if before.revoked_at.is_none() {
-            crate::accounts::audit::record(
-                conn,
-                &before.workspace_id,
-                cause.actor(&before),
-                cause.action(),
-                id,
-                cause.address(),
-            )?;
+            crate::accounts::audit::Entry {
+                workspace_id: &before.workspace_id,
+                actor: cause.actor(&before),
+                action: cause.action(),
+                subject: id,
+                detail: None,
+            }
+            .record(conn)?;
             crate::metrics::METRICS
                 .revocations
                 .with_label_values(&["authorization"])

@@ -372,10 +372,7 @@ fn introspection_shows_a_client_its_own_live_tokens_only() {
         &mut n.conn(),
         &n.credentials.cache,
         &id,
-        Cause::Person {
-            actor: &n.owner,
-            address: None,
-        },
+        Cause::Person(n.actor()),
     )
     .unwrap();
     for token in [&access, &refresh] {
@@ -390,10 +387,10 @@ fn introspection_shows_a_client_its_own_live_tokens_only() {
 fn a_person_revoking_an_app_is_logged_once() {
     let n = Node::new();
     let (access, _, id) = n.tokens(&n.owner);
-    let by_owner = Cause::Person {
-        actor: &n.owner,
-        address: Some("203.0.113.7"),
-    };
+    let by_owner = Cause::Person(audit::Actor {
+        id: &n.owner,
+        client_address: Some("203.0.113.7"),
+    });
     let revoked = authorizations::revoke(&mut n.conn(), &n.credentials.cache, &id, by_owner)
         .expect("revoked");
     let at = revoked.revoked_at.expect("revoked_at set");

@@ -147,10 +147,7 @@ async fn revoke_app(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpRe
         if !confirmed(&post.form) {
             return Ok(confirm_revoke(conn, &ctx, &authorization)?);
         }
-        let cause = authorizations::Cause::Person {
-            actor: &ctx.user.id,
-            address: Some(&post.address),
-        };
+        let cause = authorizations::Cause::Person(by(&ctx, post));
         authorizations::revoke(conn, &svc.credentials.cache, &id, cause)?;
         let ws = &authorization.workspace_id;
         Ok(Page::SeeOther(format!(

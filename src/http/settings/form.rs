@@ -198,26 +198,6 @@ pub(super) fn managed<T>(
     Ok((ctx, object))
 }
 
-/// [`manager_of`] the workspace of an object looked up by id (`found`,
-/// with `workspace_of` naming its workspace); an unknown id is answered with
-/// `guard.missing`, after the same session and CSRF checks as any other.
-pub(super) fn manager_of_found<T>(
-    conn: &mut DbConn,
-    post: &FormPost,
-    found: Result<T, Error>,
-    workspace_of: fn(&T) -> &str,
-    guard: &Guard,
-) -> Result<(Box<Context>, T), Stop> {
-    let found = match found {
-        Ok(t) => Some(t),
-        Err(Error::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let ctx = manager_of(conn, post, found.as_ref().map(workspace_of), guard)?;
-    let found = found.ok_or_else(|| guard.not_found())?;
-    Ok((ctx, found))
-}
-
 /// A conflicting state (an object already revoked, …) answered as a 409; any
 /// other error stays one.
 pub(super) fn refused_conflict(e: Error) -> Stop {

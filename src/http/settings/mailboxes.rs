@@ -297,7 +297,7 @@ fn managed_mailbox(
     id: &str,
 ) -> Result<(Box<Context>, Mailbox), Stop> {
     let found = lifecycle::find(conn, id);
-    manager_of_found(conn, post, found, |m| &m.workspace_id, &MANAGE)
+    managed(conn, post, &MANAGE, found, |m| &m.workspace_id)
 }
 
 /// A deletion, with the mailbox's address typed to confirm it.
@@ -351,7 +351,7 @@ async fn auth_key_action(
         let (id, action) = (&path.0, &path.1);
         let found = auth_keys::find_with_mailbox(conn, id);
         let (ctx, (key, mailbox)) =
-            manager_of_found(conn, post, found, |(_, m)| &m.workspace_id, &MANAGE_KEYS)?;
+            managed(conn, post, &MANAGE_KEYS, found, |(_, m)| &m.workspace_id)?;
         match apply_key_action(svc, conn, post, &ctx, &key, &mailbox, action) {
             Ok(page) => Ok(page),
             Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&mailbox.id), e, ""),

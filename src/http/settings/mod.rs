@@ -26,8 +26,8 @@ mod team;
 mod view;
 
 use form::{
-    by, check_csrf, confirmed, field, managed, manager_of_found, manager_of_posted, on_post,
-    refusal_words, refused_conflict, FormPost, Guard, Stop,
+    by, check_csrf, confirmed, field, managed, manager_of_posted, on_post, refusal_words,
+    refused_conflict, FormPost, Guard, Stop,
 };
 use view::{chart, day, framed, last_day, load_usage, Frame};
 
