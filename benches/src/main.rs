@@ -246,6 +246,14 @@ fn pin(pid: i32, cpu: usize) -> bool {
 /// Runs `work` on `connections` threads for `duration`; `work` returns false on
 /// an unexpected answer (counted as an error) and may end its thread by
 /// returning None.
+/// The `p` quantile (0 to 1) of sorted latencies in µs, in milliseconds.
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    match sorted_us.len() {
+        0 => 0.0,
+        n => sorted_us[((n - 1) as f64 * p) as usize] as f64 / 1000.0,
+    }
+}
+
 /// The `--only` filter of the run.
 static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
@@ -317,13 +325,7 @@ fn load<S: Send + 'static>(
     let server_cpu = server_cpu_secs(server) - cpu_before;
     let mut l = std::mem::take(&mut *latencies.lock().unwrap());
     l.sort_unstable();
-    let pct = |p: f64| {
-        if l.is_empty() {
-            0.0
-        } else {
-            l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
-        }
-    };
+    let pct = |p: f64| percentile_ms(&l, p);
     let errors = *errors.lock().unwrap();
     Stats {
         name: name.to_string(),
@@ -943,13 +945,7 @@ fn run(opts: Opts) -> Result<(), String> {
         let run = sasl::run(&sasl_addr, n, dur, "sender@bench.example", &auth_key);
         let mut l = run.latencies_us;
         l.sort_unstable();
-        let pct = |p: f64| {
-            if l.is_empty() {
-                0.0
-            } else {
-                l[((l.len() - 1) as f64 * p) as usize] as f64 / 1000.0
-            }
-        };
+        let pct = |p: f64| percentile_ms(&l, p);
         results.push(Stats {
             name: "SMTP AUTH (SASL, PLAIN)".to_string(),
             requests: run.ok,
