@@ -431,24 +431,25 @@ struct KeyRow {
 /// statement: a flush of a large working set is a few statements, not one a key.
 pub fn add_usage(conn: &mut DbConn, uses: &super::usage::KeyCounts) -> Result<()> {
     use diesel::sql_types::{BigInt, Nullable, Text};
-    let style = db::Placeholders::of(conn);
-    db::in_batches(uses, |chunk| {
-        let mut q = db::boxed_query(format!(
-            "UPDATE api_keys SET usage_count = api_keys.usage_count + v.column2, \
-             last_used_at = v.column3, last_used_ip = COALESCE(v.column4, api_keys.last_used_ip) \
-             FROM (VALUES {}) AS v WHERE api_keys.id = v.column1",
-            db::values_placeholders(style, chunk.len(), 4)
-        ));
-        for (id, u) in chunk {
-            q = q
-                .bind::<Text, _>(id.to_string())
+    db::write_values(
+        conn,
+        uses,
+        4,
+        |values| {
+            format!(
+                "UPDATE api_keys SET usage_count = api_keys.usage_count + v.column2, \
+                 last_used_at = v.column3, last_used_ip = COALESCE(v.column4, api_keys.last_used_ip) \
+                 FROM (VALUES {values}) AS v WHERE api_keys.id = v.column1"
+            )
+        },
+        |q, (id, u)| {
+            q.bind::<Text, _>(id.to_string())
                 .bind::<BigInt, _>(u.count)
                 .bind::<BigInt, _>(u.last_used)
-                .bind::<Nullable<Text>, _>(u.last_ip.map(|ip| ip.to_string()));
-        }
-        q.execute(conn)?;
-        Ok(())
-    })
+                .bind::<Nullable<Text>, _>(u.last_ip.map(|ip| ip.to_string()))
+        },
+    )?;
+    Ok(())
 }
 
 /// Housekeeping: forgets the secrets whose grace period has ended. They

@@ -57,23 +57,25 @@ pub fn add<'a>(
     kind: &str,
     rows: impl IntoIterator<Item = DayCount<'a>>,
 ) -> Result<()> {
-    let style = crate::db::Placeholders::of(conn);
-    crate::db::in_batches(rows, |chunk| {
-        let mut q = crate::db::boxed_query(format!(
-            "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES {} \
-             ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count",
-            crate::db::values_placeholders(style, chunk.len(), 4)
-        ));
-        for r in chunk {
-            q = q
-                .bind::<Text, _>(kind.to_string())
+    let kind = kind.to_string();
+    crate::db::write_values(
+        conn,
+        rows,
+        4,
+        |values| {
+            format!(
+                "INSERT INTO usage_daily (kind, subject_id, day, count) VALUES {values} \
+                 ON CONFLICT (kind, subject_id, day) DO UPDATE SET count = usage_daily.count + excluded.count"
+            )
+        },
+        |q, r| {
+            q.bind::<Text, _>(kind.clone())
                 .bind::<Text, _>(r.subject_id.to_string())
                 .bind::<BigInt, _>(r.day)
-                .bind::<BigInt, _>(r.count);
-        }
-        q.execute(conn)?;
-        Ok(())
-    })
+                .bind::<BigInt, _>(r.count)
+        },
+    )?;
+    Ok(())
 }
 
 /// Daily counts of one subject from `since_day` on, oldest first (days with no

@@ -222,7 +222,6 @@ where
     }
 }
 
-/// True for a unique-constraint violation, on either backend.
 /// Rows per statement in a many-row write: far under both engines' limits
 /// on bound parameters (SQLite 32,766, PostgreSQL 65,535).
 pub const ROWS_PER_STATEMENT: usize = 500;
@@ -230,7 +229,7 @@ pub const ROWS_PER_STATEMENT: usize = 500;
 /// Hands `write` the items in slices of at most [`ROWS_PER_STATEMENT`],
 /// holding one slice in memory at a time (a flush of a large working set
 /// does not build its whole batch first).
-pub fn in_batches<T, E>(
+fn in_batches<T, E>(
     items: impl IntoIterator<Item = T>,
     mut write: impl FnMut(&[T]) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -253,13 +252,13 @@ pub fn in_batches<T, E>(
 /// numbered one up among those before it, which makes a statement of
 /// thousands of them quadratic to prepare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placeholders {
+enum Placeholders {
     Numbered,
     Anonymous,
 }
 
 impl Placeholders {
-    pub fn of(conn: &DbConn) -> Self {
+    fn of(conn: &DbConn) -> Self {
         match conn {
             DbConn::Postgresql(_) => Placeholders::Numbered,
             DbConn::Sqlite(_) => Placeholders::Anonymous,
@@ -270,7 +269,7 @@ impl Placeholders {
 /// The placeholders of a `VALUES` list of `rows` rows of `columns` each:
 /// `($1, $2), ($3, $4)` or `(?, ?), (?, ?)`. Its columns are `column1`,
 /// `column2`, … on both engines when it stands in a `FROM`.
-pub fn values_placeholders(style: Placeholders, rows: usize, columns: usize) -> String {
+fn values_placeholders(style: Placeholders, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 6);
     for r in 0..rows {
         if r > 0 {
@@ -292,12 +291,30 @@ pub fn values_placeholders(style: Placeholders, rows: usize, columns: usize) -> 
 }
 
 /// A raw SQL statement whose binds are added in a loop.
-pub fn boxed_query(
-    sql: String,
-) -> diesel::query_builder::BoxedSqlQuery<'static, MultiBackend, diesel::query_builder::SqlQuery> {
-    diesel::sql_query(sql).into_boxed::<MultiBackend>()
+pub type BoxedQuery =
+    diesel::query_builder::BoxedSqlQuery<'static, MultiBackend, diesel::query_builder::SqlQuery>;
+
+/// Writes `items` with a statement built around a `VALUES` list, a slice of
+/// at most [`ROWS_PER_STATEMENT`] rows a statement: `sql` puts the list
+/// (its placeholders, `columns` a row) into the statement, and `bind` binds
+/// one item's values in column order.
+pub fn write_values<T>(
+    conn: &mut DbConn,
+    items: impl IntoIterator<Item = T>,
+    columns: usize,
+    sql: impl Fn(&str) -> String,
+    bind: impl Fn(BoxedQuery, &T) -> BoxedQuery,
+) -> QueryResult<()> {
+    let style = Placeholders::of(conn);
+    in_batches(items, |chunk| {
+        let values = values_placeholders(style, chunk.len(), columns);
+        let query = diesel::sql_query(sql(&values)).into_boxed::<MultiBackend>();
+        chunk.iter().fold(query, &bind).execute(conn)?;
+        Ok(())
+    })
 }
 
+/// True for a unique-constraint violation, on either backend.
 pub fn is_unique_violation(e: &DbError) -> bool {
     matches!(
         e,

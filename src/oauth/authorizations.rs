@@ -83,19 +83,19 @@ pub fn mark_used(
     used: &std::collections::HashMap<String, (i64, i64)>,
 ) -> Result<()> {
     use diesel::sql_types::{BigInt, Text};
-    let style = db::Placeholders::of(conn);
-    db::in_batches(used, |chunk| {
-        let mut q = db::boxed_query(format!(
-            "UPDATE authorizations SET last_used_at = v.column2 \
-             FROM (VALUES {}) AS v WHERE authorizations.id = v.column1",
-            db::values_placeholders(style, chunk.len(), 2)
-        ));
-        for (id, (_, at)) in chunk {
-            q = q.bind::<Text, _>(id.to_string()).bind::<BigInt, _>(*at);
-        }
-        q.execute(conn)?;
-        Ok(())
-    })
+    db::write_values(
+        conn,
+        used,
+        2,
+        |values| {
+            format!(
+                "UPDATE authorizations SET last_used_at = v.column2 \
+                 FROM (VALUES {values}) AS v WHERE authorizations.id = v.column1"
+            )
+        },
+        |q, (id, (_, at))| q.bind::<Text, _>(id.to_string()).bind::<BigInt, _>(*at),
+    )?;
+    Ok(())
 }
 
 /// Inside a transaction: marks the authorization revoked, ends its refresh tokens
