@@ -47,11 +47,6 @@ impl ClientKind {
         }
     }
 
-    /// The app registered itself (RFC 7591 or a metadata document).
-    pub fn registered_itself(self) -> bool {
-        matches!(self, ClientKind::Dynamic | ClientKind::MetadataDocument)
-    }
-
     /// Nobody who runs keygate looked at it before people were asked to trust it.
     pub fn unreviewed(self) -> bool {
         self != ClientKind::Operator
