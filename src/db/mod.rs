@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod schema;
+pub mod wal;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -59,6 +60,9 @@ impl DatabaseUrl {
     }
 }
 
+/// How long a SQLite connection waits for another process's write lock.
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
@@ -86,10 +90,13 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // Per-connection settings: WAL lets readers run beside the one writer,
                 // busy_timeout makes writers queue instead of failing with "locked".
                 // (journal_mode = WAL persists in the file: `connect_single` sets it.)
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA mmap_size = 33554432; PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 10000;",
-                )?;
+                // journal_size_limit: a log that grew and started over is cut
+                // back to this size on disk.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 10000; \
+                     PRAGMA journal_size_limit = 67108864;",
+                ))?;
                 Ok(DbConn::Sqlite(conn))
             }
         }

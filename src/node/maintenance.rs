@@ -36,6 +36,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
         poll_revocations(svc);
+        bound_wal(svc);
         if last_flush.elapsed() >= flush_every {
             flush_every = next_flush_interval(base_flush, flush_usage(svc));
             last_flush = Instant::now();
@@ -71,6 +72,21 @@ fn run(svc: &Services, stop: &AtomicBool) {
         }
     }
     flush_usage(svc);
+}
+
+/// Keeps SQLite's write-ahead log short (see [`db::wal`]).
+fn bound_wal(svc: &Services) {
+    if !matches!(db::DatabaseUrl::parse(&svc.config.database_url), Ok(u) if u.is_sqlite()) {
+        return;
+    }
+    let result = svc
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| db::wal::bound(&mut conn).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        log::warn!("checkpointing the write-ahead log failed: {e}");
+    }
 }
 
 /// Reads the revocation feed and applies what other nodes revoked. Each
