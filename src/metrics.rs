@@ -20,6 +20,8 @@ pub struct Metrics {
     pub cache: IntCounterVec,
     pub pool: IntGaugeVec,
     pub abuse_tracked: IntGaugeVec,
+    pub group_transactions: IntCounter,
+    pub group_writes: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -68,7 +70,24 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry
         .register(Box::new(abuse_tracked.clone()))
         .expect("register metric");
+    let group_transactions = IntCounter::new(
+        "keygate_db_group_commit_transactions_total",
+        "Shared write transactions of the token grants (SQLite's group commit).",
+    )
+    .expect("metric definition");
+    let group_writes = IntCounter::new(
+        "keygate_db_group_commit_writes_total",
+        "Grants written in shared transactions; divided by the transactions, the mean batch.",
+    )
+    .expect("metric definition");
+    for c in [&group_transactions, &group_writes] {
+        registry
+            .register(Box::new(c.clone()))
+            .expect("register metric");
+    }
     Metrics {
+        group_transactions,
+        group_writes,
         requests: counter(
             &registry,
             "keygate_http_requests_total",
@@ -213,6 +232,13 @@ pub fn render(pool: &crate::db::Pool) -> String {
         .pool
         .with_label_values(&["in_use"])
         .set((state.connections - state.idle_connections) as i64);
+    for (counter, total) in [
+        (&METRICS.group_transactions, &crate::db::group::TRANSACTIONS),
+        (&METRICS.group_writes, &crate::db::group::WRITES),
+    ] {
+        let total = total.load(std::sync::atomic::Ordering::Relaxed);
+        counter.inc_by(total.saturating_sub(counter.get()));
+    }
     let mut out = Vec::new();
     let _ = TextEncoder::new().encode(&METRICS.registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()

@@ -967,7 +967,10 @@ fn run(opts: Opts) -> Result<(), String> {
     );
     let cache_lines: Vec<String> = String::from_utf8_lossy(&metrics.body)
         .lines()
-        .filter(|l| l.starts_with("keygate_credential_cache_lookups_total"))
+        .filter(|l| {
+            l.starts_with("keygate_credential_cache_lookups_total")
+                || l.starts_with("keygate_db_group_commit_")
+        })
         .map(str::to_string)
         .collect();
     let _ = std::process::Command::new("kill")

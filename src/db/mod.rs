@@ -2,6 +2,7 @@
 //! whose manager picks the backend from the URL, and the embedded migrations.
 
 pub mod backup;
+pub mod group;
 pub mod schema;
 pub mod wal;
 

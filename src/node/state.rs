@@ -31,6 +31,8 @@ pub struct Services {
     pub pool: Pool,
     pub credentials: Credentials,
     pub clients: ClientCache,
+    /// The grants' shared write transactions on this node's database.
+    pub writes: crate::db::group::Group,
     /// Client ID metadata documents, fetched (and cached) by client id URL.
     pub documents: Fetcher,
     pub limits: Option<Limits>,
@@ -79,6 +81,7 @@ impl Services {
             pool,
             credentials,
             clients: ClientCache::default(),
+            writes: Default::default(),
             documents,
             limits,
             trusted_proxies,
@@ -114,6 +117,7 @@ impl Services {
             config: &self.config,
             credentials: &self.credentials,
             clients: &self.clients,
+            writes: &self.writes,
         }
     }
 }

@@ -39,6 +39,7 @@ struct Node {
     config: Config,
     credentials: Credentials,
     clients: ClientCache,
+    writes: db::group::Group,
     workspace: String,
     owner: String,
     client: NewClient,
@@ -71,6 +72,7 @@ impl Node {
             config,
             credentials,
             clients: ClientCache::default(),
+            writes: Default::default(),
             workspace: ws.id,
             owner: owner.id,
             client,
@@ -83,6 +85,7 @@ impl Node {
             config: &self.config,
             credentials: &self.credentials,
             clients: &self.clients,
+            writes: &self.writes,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Issuer<'a> {
     pub config: &'a crate::config::Config,
     pub credentials: &'a crate::credentials::Credentials,
     pub clients: &'a clients::ClientCache,
+    /// The grants' shared write transactions.
+    pub writes: &'a crate::db::group::Group,
 }
 
 impl Issuer<'_> {

@@ -38,6 +38,7 @@ pub struct Grant<'a> {
     config: &'a Config,
     keys: &'a KeyRing,
     client: &'a Client,
+    writes: &'a db::group::Group,
 }
 
 /// What a grant produced: the response, or an error plus revocation events to
@@ -208,9 +209,14 @@ fn spend<R: SingleUse>(
     hash: &str,
     prepared: Prepared,
 ) -> GrantResult {
-    let outcome = redeem(conn, authorization, prepared, |conn| {
-        R::consume(conn, hash).map_err(OAuthError::from)
-    })
+    let owned_hash = hash.to_string();
+    let outcome = redeem(
+        conn,
+        cx.writes,
+        authorization.clone(),
+        prepared,
+        move |conn| R::consume(conn, &owned_hash).map_err(OAuthError::from),
+    )
     .map_err(plain)?;
     match outcome {
         Redeemed::Issued(p) => p.finish(cx.config, cx.keys).map_err(plain),
@@ -373,21 +379,23 @@ impl Prepared {
     }
 }
 
-/// The write of a code exchange or refresh, in one short transaction:
-/// checks the authorization and its approver, consumes the code or refresh
-/// token (`consume`, which answers whether it was still unused) and stores
-/// the new tokens' rows. The JWT is signed after the commit, so the write
+/// The write of a code exchange or refresh, in a transaction shared with
+/// the grants that arrive with it (`db::group`): checks the authorization and
+/// its approver, consumes the code or refresh token (`consume`, which answers
+/// whether it was still unused) and stores the new tokens' rows. It is
+/// answered only once committed; the JWT is signed after that, so the write
 /// lock is held for database work only.
 fn redeem<C>(
     conn: &mut DbConn,
-    authorization: &Authorization,
+    writes: &db::group::Group,
+    authorization: Authorization,
     prepared: Prepared,
     consume: C,
 ) -> Result<Redeemed, OAuthError>
 where
-    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError>,
+    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError> + Send + 'static,
 {
-    db::write_tx(conn, |conn| {
+    writes.run(conn, move |conn| {
         // The authorization row first: a revocation locks it first too, so the
         // two never wait on each other in opposite orders.
         if !touch_active(conn, &authorization.id)? {
@@ -395,7 +403,7 @@ where
                 "the authorization has been revoked",
             )));
         }
-        if !approver_still_manages(conn, authorization)? {
+        if !approver_still_manages(conn, &authorization)? {
             return Ok(Redeemed::ApproverGone);
         }
         if !consume(conn)? {
@@ -458,6 +466,7 @@ pub fn grant(
             config: issuer.config,
             keys: &issuer.credentials.keys,
             client: &client,
+            writes: issuer.writes,
         };
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => authorization_code(conn, &cx, params),
