@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod group;
 pub mod schema;
+mod sqlite_c;
 pub mod wal;
 
 use diesel::connection::SimpleConnection;
@@ -87,6 +88,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 Ok(DbConn::Postgresql(diesel::PgConnection::establish(url)?))
             }
             DatabaseUrl::Sqlite(path) => {
+                sqlite_c::configure();
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // Per-connection settings: WAL lets readers run beside the one writer,
                 // busy_timeout makes writers queue instead of failing with "locked".
