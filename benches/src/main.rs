@@ -243,9 +243,6 @@ fn pin(pid: i32, cpu: usize) -> bool {
     }
 }
 
-/// Runs `work` on `connections` threads for `duration`; `work` returns false on
-/// an unexpected answer (counted as an error) and may end its thread by
-/// returning None.
 /// The `p` quantile (0 to 1) of sorted latencies in µs, in milliseconds.
 fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     match sorted_us.len() {
@@ -265,6 +262,10 @@ fn wanted(name: &str) -> bool {
     }
 }
 
+/// Runs `work` on `connections` threads for `duration`, or until every thread
+/// has ended; `work` returns false on an unexpected answer (counted as an
+/// error) and may end its thread by returning None (a scenario that runs out
+/// of tokens to spend: its rate is taken over the time it ran).
 fn load<S: Send + 'static>(
     name: &str,
     server: u32,
@@ -316,7 +317,9 @@ fn load<S: Send + 'static>(
             *errors.lock().unwrap() += errs;
         }));
     }
-    std::thread::sleep(duration);
+    while start.elapsed() < duration && !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();

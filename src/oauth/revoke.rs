@@ -6,7 +6,6 @@ use super::error::OAuthError;
 use super::Issuer;
 use super::Params;
 use crate::credentials::revocation::{self, Event};
-use crate::credentials::signing_keys::KeyRing;
 use crate::crypto;
 use crate::db::schema::{access_tokens, refresh_tokens};
 use crate::db::{self, DbConn};
@@ -33,7 +32,7 @@ pub fn request(
     let token = params
         .get("token")?
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let events = revoke(&issuer.credentials.keys, conn, &client, token, params)?;
+    let events = revoke(issuer, conn, &client, token, params)?;
     if !events.is_empty() {
         crate::metrics::METRICS
             .revocations
@@ -46,7 +45,7 @@ pub fn request(
 
 /// Revokes what the client may revoke; returns the events recorded.
 fn revoke(
-    keys: &KeyRing,
+    issuer: &Issuer,
     conn: &mut DbConn,
     client: &Client,
     token: &str,
@@ -57,18 +56,20 @@ fn revoke(
         if let Some(events) = revoke_refresh(conn, client, token)? {
             return Ok(events);
         }
-        return revoke_access(keys, conn, client, token);
+        return revoke_access(issuer, conn, client, token);
     }
-    let events = revoke_access(keys, conn, client, token)?;
+    let events = revoke_access(issuer, conn, client, token)?;
     if !events.is_empty() {
         return Ok(events);
     }
     Ok(revoke_refresh(conn, client, token)?.unwrap_or_default())
 }
 
-/// An access token ends alone; nothing else issued under its authorization stops.
+/// An access token ends alone; nothing else issued under its authorization
+/// stops. Its write shares a transaction with the grants and revocations
+/// that arrive with it (`db::group`).
 fn revoke_access(
-    keys: &KeyRing,
+    issuer: &Issuer,
     conn: &mut DbConn,
     client: &Client,
     token: &str,
@@ -76,17 +77,18 @@ fn revoke_access(
     if token.bytes().filter(|b| *b == b'.').count() != 2 {
         return Ok(Vec::new());
     }
-    let Ok(claims) = keys.verify(token) else {
+    let Ok(claims) = issuer.credentials.keys.verify(token) else {
         return Ok(Vec::new());
     };
     if claims.client_id != client.id {
         return Ok(Vec::new());
     }
-    db::write_tx(conn, |conn| {
+    let client_id = client.id.clone();
+    issuer.writes.run(conn, move |conn| {
         let n = diesel::update(
             access_tokens::table
                 .find(&claims.jti)
-                .filter(access_tokens::client_id.eq(&client.id))
+                .filter(access_tokens::client_id.eq(&client_id))
                 .filter(access_tokens::revoked_at.is_null()),
         )
         .set(access_tokens::revoked_at.eq(db::now()))
@@ -95,7 +97,7 @@ fn revoke_access(
             crate::accounts::audit::record(
                 conn,
                 &claims.workspace_id,
-                &client.id,
+                &client_id,
                 "access_token.revoked_by_client",
                 &claims.jti,
                 None,
