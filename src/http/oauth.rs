@@ -376,7 +376,7 @@ fn consent_view(
     let Some((session, user)) = session else {
         return Ok(None);
     };
-    let consent_id = authorize::hold(conn, &svc.config, &session.id_hash, &request)?;
+    let consent_id = authorize::hold(conn, &svc.writes, &svc.config, &session.id_hash, &request)?;
     let workspaces = crate::accounts::managed_workspaces(conn, &user.id)?;
     Ok(Some(pages::ConsentView {
         request,

@@ -478,6 +478,7 @@ pub async fn consent_decision(svc: Svc, req: HttpRequest, form: Params) -> HttpR
         let consent_id = field(&form, "consent_id");
         authorize::decide(
             conn,
+            &svc.writes,
             &svc.config,
             &session.id_hash,
             &user.id,

@@ -7,6 +7,7 @@ use crate::accounts;
 use crate::config::Config;
 use crate::credentials::scopes;
 use crate::crypto;
+use crate::db::group::Group;
 use crate::db::schema::{auth_codes, authorizations, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
@@ -191,6 +192,7 @@ pub struct ConsentRequest {
 /// request.
 pub fn hold(
     conn: &mut DbConn,
+    writes: &Group,
     config: &Config,
     session_hash: &str,
     req: &AuthorizationRequest,
@@ -208,7 +210,7 @@ pub fn hold(
         created_at: now,
         expires_at: now + config.consent_ttl,
     };
-    db::write_tx(conn, |conn| {
+    writes.run(conn, move |conn| {
         diesel::insert_into(consent_requests::table)
             .values(&row)
             .execute(conn)?;
@@ -217,25 +219,30 @@ pub fn hold(
     Ok(id)
 }
 
-/// Takes the held request out (single use), if it belongs to this session and is fresh.
-pub fn take(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<ConsentRequest>> {
-    let id_hash = crypto::sha256_hex(id);
+/// The held request of this id, if it belongs to this session.
+fn find_held(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<ConsentRequest>> {
     let held: Option<ConsentRequest> = consent_requests::table
-        .find(&id_hash)
+        .find(crypto::sha256_hex(id))
         .select(ConsentRequest::as_select())
         .first(conn)
         .optional()?;
-    let Some(held) = held else { return Ok(None) };
-    if !crypto::ct_eq(&held.session_hash, session_hash) {
+    Ok(held.filter(|h| crypto::ct_eq(&h.session_hash, session_hash)))
+}
+
+/// Inside a transaction: removes the held request (single use) and answers
+/// whether it was still there and fresh.
+fn spend_held(conn: &mut DbConn, held: &ConsentRequest) -> Result<bool> {
+    let n = diesel::delete(consent_requests::table.find(&held.id_hash)).execute(conn)?;
+    Ok(n == 1 && held.expires_at >= db::now())
+}
+
+/// Takes the held request out (single use), if it belongs to this session and is fresh.
+pub fn take(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<ConsentRequest>> {
+    let Some(held) = find_held(conn, id, session_hash)? else {
         return Ok(None);
-    }
-    let n = db::write_tx(conn, |conn| {
-        Ok::<_, Error>(diesel::delete(consent_requests::table.find(&id_hash)).execute(conn)?)
-    })?;
-    if n == 0 || held.expires_at < db::now() {
-        return Ok(None);
-    }
-    Ok(Some(held))
+    };
+    let fresh = db::write_tx(conn, |conn| spend_held(conn, &held))?;
+    Ok(fresh.then_some(held))
 }
 
 pub struct Approved {
@@ -252,53 +259,65 @@ pub fn approve(
     user_id: &str,
     workspace_id: &str,
 ) -> Result<Approved> {
+    let code_ttl = config.code_ttl;
     db::write_tx(conn, |conn| {
-        // Locked, so that a concurrent removal of this person either waits
-        // for this authorization (and revokes it) or is seen here.
-        let role = accounts::role_in_locked(conn, workspace_id, user_id)?;
-        if !role.is_some_and(accounts::Role::can_manage) {
-            return Err(Error::forbidden(
-                "only owners and admins of a workspace may authorize apps for it",
-            ));
-        }
-        let now = db::now();
-        let authorization = Authorization {
-            id: db::new_id(),
-            client_id: held.client_id.clone(),
-            workspace_id: workspace_id.to_string(),
-            user_id: user_id.to_string(),
-            scopes: held.scopes.clone(),
-            created_at: now,
-            revoked_at: None,
-            last_used_at: None,
-        };
-        diesel::insert_into(authorizations::table)
-            .values(&authorization)
-            .execute(conn)?;
-        let code = crypto::random_token(32);
-        diesel::insert_into(auth_codes::table)
-            .values((
-                auth_codes::code_hash.eq(crypto::sha256_hex(&code)),
-                auth_codes::authorization_id.eq(&authorization.id),
-                auth_codes::client_id.eq(&held.client_id),
-                auth_codes::redirect_uri.eq(&held.redirect_uri),
-                auth_codes::code_challenge.eq(&held.code_challenge),
-                auth_codes::created_at.eq(now),
-                auth_codes::expires_at.eq(now + config.code_ttl),
-            ))
-            .execute(conn)?;
-        crate::accounts::audit::record(
-            conn,
-            workspace_id,
-            user_id,
-            "app.authorized",
-            &authorization.id,
-            None,
-        )?;
-        Ok(Approved {
-            authorization,
-            code,
-        })
+        record_approval(conn, code_ttl, held, user_id, workspace_id)
+    })
+}
+
+/// Inside a transaction: what `approve` writes.
+fn record_approval(
+    conn: &mut DbConn,
+    code_ttl: i64,
+    held: &ConsentRequest,
+    user_id: &str,
+    workspace_id: &str,
+) -> Result<Approved> {
+    // Locked, so that a concurrent removal of this person either waits
+    // for this authorization (and revokes it) or is seen here.
+    let role = accounts::role_in_locked(conn, workspace_id, user_id)?;
+    if !role.is_some_and(accounts::Role::can_manage) {
+        return Err(Error::forbidden(
+            "only owners and admins of a workspace may authorize apps for it",
+        ));
+    }
+    let now = db::now();
+    let authorization = Authorization {
+        id: db::new_id(),
+        client_id: held.client_id.clone(),
+        workspace_id: workspace_id.to_string(),
+        user_id: user_id.to_string(),
+        scopes: held.scopes.clone(),
+        created_at: now,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    diesel::insert_into(authorizations::table)
+        .values(&authorization)
+        .execute(conn)?;
+    let code = crypto::random_token(32);
+    diesel::insert_into(auth_codes::table)
+        .values((
+            auth_codes::code_hash.eq(crypto::sha256_hex(&code)),
+            auth_codes::authorization_id.eq(&authorization.id),
+            auth_codes::client_id.eq(&held.client_id),
+            auth_codes::redirect_uri.eq(&held.redirect_uri),
+            auth_codes::code_challenge.eq(&held.code_challenge),
+            auth_codes::created_at.eq(now),
+            auth_codes::expires_at.eq(now + code_ttl),
+        ))
+        .execute(conn)?;
+    crate::accounts::audit::record(
+        conn,
+        workspace_id,
+        user_id,
+        "app.authorized",
+        &authorization.id,
+        None,
+    )?;
+    Ok(Approved {
+        authorization,
+        code,
     })
 }
 
@@ -329,35 +348,48 @@ pub enum Decided {
 }
 
 /// Answers a held authorization request for the person whose session holds
-/// it: the request is taken once, then approved (a code) or denied.
+/// it: in one write, shared with those that arrive with it (`db::group`),
+/// the request is taken once, then approved (a code) or denied.
 pub fn decide(
     conn: &mut DbConn,
+    writes: &Group,
     config: &Config,
     session_hash: &str,
     user_id: &str,
     consent_id: &str,
     answer: Answer,
 ) -> Result<Decided> {
-    let Some(held) = take(conn, consent_id, session_hash)? else {
+    let Some(held) = find_held(conn, consent_id, session_hash)? else {
         return Ok(Decided::Expired);
     };
-    match answer {
-        Answer::Approve { workspace_id } => {
-            match approve(conn, config, &held, user_id, workspace_id) {
-                Ok(approved) => Ok(Decided::Redirect(code_redirect(
-                    &config.issuer,
-                    &held,
-                    &approved.code,
-                ))),
-                Err(Error::Forbidden(msg)) => Ok(Decided::Refused(msg)),
-                Err(e) => Err(e),
-            }
+    let approve_for = match answer {
+        Answer::Approve { workspace_id } => Some(workspace_id.to_string()),
+        Answer::Deny => None,
+    };
+    let (work_held, user_id, code_ttl) = (held.clone(), user_id.to_string(), config.code_ttl);
+    let outcome = writes.run(conn, move |conn| {
+        if !spend_held(conn, &work_held)? {
+            return Ok(None);
         }
-        Answer::Deny => Ok(Decided::Redirect(error_redirect(
+        let Some(workspace_id) = approve_for else {
+            return Ok(Some(Ok(None)));
+        };
+        // A refusal still spends the request: it is answered once.
+        match record_approval(conn, code_ttl, &work_held, &user_id, &workspace_id) {
+            Ok(approved) => Ok(Some(Ok(Some(approved.code)))),
+            Err(Error::Forbidden(msg)) => Ok(Some(Err(msg))),
+            Err(e) => Err(e),
+        }
+    })?;
+    Ok(match outcome {
+        None => Decided::Expired,
+        Some(Err(msg)) => Decided::Refused(msg),
+        Some(Ok(Some(code))) => Decided::Redirect(code_redirect(&config.issuer, &held, &code)),
+        Some(Ok(None)) => Decided::Redirect(error_redirect(
             &config.issuer,
             &held.redirect_uri,
             held.state.as_deref(),
             &OAuthError::access_denied("the person denied the request"),
-        ))),
-    }
+        )),
+    })
 }

@@ -127,7 +127,8 @@ impl Node {
             ("code_challenge_method", "S256"),
         ]);
         let req = authorize::validate(&mut conn, &self.config, &query).expect("a valid request");
-        let held_id = authorize::hold(&mut conn, &self.config, "session-hash", &req).unwrap();
+        let held_id =
+            authorize::hold(&mut conn, &self.writes, &self.config, "session-hash", &req).unwrap();
         let held = authorize::take(&mut conn, &held_id, "session-hash")
             .unwrap()
             .expect("the held request, once");
