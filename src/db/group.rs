@@ -255,6 +255,18 @@ mod tests {
 
     use super::super::SQLITE_WRITE_GATE as SQLITE_WRITE_GATE_FOR_TESTS;
 
+    type TestWork = Box<dyn FnOnce(&mut DbConn) -> QueryResult<i64> + Send>;
+
+    /// A thread that runs `work` through the group on a connection of its own.
+    fn writer(
+        group: &Arc<Group>,
+        path: &str,
+        work: TestWork,
+    ) -> std::thread::JoinHandle<QueryResult<i64>> {
+        let (group, path) = (group.clone(), path.to_string());
+        std::thread::spawn(move || group.run(&mut open(&path), work))
+    }
+
     #[test]
     fn concurrent_writers_each_get_their_own_committed_answer() {
         let dir = Dir::new();
@@ -292,10 +304,7 @@ mod tests {
         let dir = Dir::new();
         let (path, mut check) = database(&dir);
         let group = Arc::new(Group::default());
-        let spawn = |work: Box<dyn FnOnce(&mut DbConn) -> QueryResult<i64> + Send>| {
-            let (group, path) = (group.clone(), path.clone());
-            std::thread::spawn(move || group.run(&mut open(&path), work))
-        };
+        let spawn = |work: TestWork| writer(&group, &path, work);
         let (first, rest) = with_gate_held(&group, 4, || {
             let first = spawn(Box::new(|c| insert(c, 1)));
             while group.waiting() < 1 {
@@ -328,10 +337,7 @@ mod tests {
         let dir = Dir::new();
         let (path, mut check) = database(&dir);
         let group = Arc::new(Group::default());
-        let spawn = |work: Box<dyn FnOnce(&mut DbConn) -> QueryResult<i64> + Send>| {
-            let (group, path) = (group.clone(), path.clone());
-            std::thread::spawn(move || group.run(&mut open(&path), work))
-        };
+        let spawn = |work: TestWork| writer(&group, &path, work);
         let (first, rest) = with_gate_held(&group, 3, || {
             let first = spawn(Box::new(|c| insert(c, 1)));
             while group.waiting() < 1 {
