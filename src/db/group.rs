@@ -144,8 +144,29 @@ impl Group {
     }
 }
 
-/// One write transaction for every piece of work, each in its savepoint.
-fn run_batch(conn: &mut DbConn, works: Vec<Work>) -> Result<(), String> {
+/// One write transaction for every piece of work, each in its savepoint
+/// (a piece alone needs none: its failure rolls back the transaction).
+fn run_batch(conn: &mut DbConn, mut works: Vec<Work>) -> Result<(), String> {
+    if works.len() == 1 {
+        let work = works.pop().expect("one piece");
+        let committed = write_tx(conn, |conn| {
+            let ok = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|payload| {
+                log::error!("{}", panic_message(payload.as_ref()));
+                false
+            });
+            // A failed piece is rolled back by failing the transaction; what
+            // it answered is its own.
+            if ok {
+                Ok(())
+            } else {
+                Err(DbError::RollbackTransaction)
+            }
+        });
+        return match committed {
+            Ok(()) | Err(DbError::RollbackTransaction) => Ok(()),
+            Err(e) => Err(format!("the write transaction failed: {e}")),
+        };
+    }
     let committed = write_tx(conn, |conn| {
         for work in works {
             conn.batch_execute("SAVEPOINT grouped")?;
@@ -330,6 +351,40 @@ mod tests {
         assert!(answers[1].is_err(), "{:?}", answers[1]);
         assert_eq!(answers[2].as_ref().unwrap(), &4);
         assert_eq!(rows(&mut check), vec![1, 4]);
+    }
+
+    #[test]
+    fn a_piece_alone_that_fails_or_panics_leaves_nothing_behind() {
+        let dir = Dir::new();
+        let (path, mut check) = database(&dir);
+        let group = Arc::new(Group::default());
+        let failed = writer(
+            &group,
+            &path,
+            Box::new(|c| {
+                insert(c, 1)?;
+                insert(c, 1)
+            }),
+        );
+        assert!(failed.join().unwrap().is_err());
+        let panicked = writer(
+            &group,
+            &path,
+            Box::new(|c| {
+                insert(c, 2)?;
+                panic!("a bug in the work")
+            }),
+        );
+        assert!(panicked.join().unwrap().is_err());
+        assert_eq!(rows(&mut check), Vec::<i64>::new());
+        assert_eq!(
+            writer(&group, &path, Box::new(|c| insert(c, 3)))
+                .join()
+                .unwrap()
+                .unwrap(),
+            3
+        );
+        assert_eq!(rows(&mut check), vec![3]);
     }
 
     #[test]
