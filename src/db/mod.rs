@@ -97,7 +97,7 @@ impl r2d2::ManageConnection for ConnectionManager {
                 // back to this size on disk.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -2000; PRAGMA wal_autocheckpoint = 10000; \
+                     PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA wal_autocheckpoint = 10000; \
                      PRAGMA journal_size_limit = 67108864;",
                 ))?;
                 Ok(DbConn::Sqlite(conn))
@@ -230,6 +230,32 @@ where
             }
         }
     }
+}
+
+/// SQLite's page cache of each connection, in KiB (`PRAGMA cache_size`).
+const SQLITE_CACHE_KIB: u32 = 2_000;
+/// The cache of a connection while it writes a large batch (see
+/// [`with_large_cache`]).
+const SQLITE_LARGE_CACHE_KIB: u32 = 64_000;
+
+/// Runs `f` with a large SQLite page cache on `conn`, given back afterwards:
+/// a write of thousands of rows scattered over a table (the usage flush of a
+/// large working set) otherwise spills its dirty pages to the log before it
+/// commits and reads them back. PostgreSQL: `f` alone.
+pub fn with_large_cache<T, E>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    if !matches!(conn, DbConn::Sqlite(_)) {
+        return f(conn);
+    }
+    conn.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_LARGE_CACHE_KIB}"))?;
+    let result = f(conn);
+    conn.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))?;
+    result
 }
 
 /// Rows per statement in a many-row write: far under both engines' limits

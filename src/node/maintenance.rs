@@ -177,8 +177,8 @@ pub fn flush_usage(svc: &Services) -> usize {
         .get()
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| {
-            db::write_tx(&mut conn, |conn| {
-                write_usage(conn, &keys, &apps, &auth_keys)
+            db::with_large_cache(&mut conn, |conn| {
+                db::write_tx(conn, |conn| write_usage(conn, &keys, &apps, &auth_keys))
             })
         });
     if let Err(e) = written {
