@@ -33,10 +33,14 @@ fn run(svc: &Services, stop: &AtomicBool) {
     let housekeeping_every = Duration::from_secs(svc.config.housekeeping_secs);
     let mut last_flush = Instant::now();
     let mut last_housekeeping = Instant::now();
+    let mut last_checkpoint = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
         poll_revocations(svc);
-        bound_wal(svc);
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            bound_wal(svc);
+            last_checkpoint = Instant::now();
+        }
         if last_flush.elapsed() >= flush_every {
             flush_every = next_flush_interval(base_flush, flush_usage(svc));
             last_flush = Instant::now();
@@ -73,6 +77,10 @@ fn run(svc: &Services, stop: &AtomicBool) {
     }
     flush_usage(svc);
 }
+
+/// How often the write-ahead log is checkpointed: a page written many times
+/// in between (an index's last leaf, a hot table page) is copied once.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(300);
 
 /// Keeps SQLite's write-ahead log short (see [`db::wal`]).
 fn bound_wal(svc: &Services) {
