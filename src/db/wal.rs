@@ -61,3 +61,67 @@ pub fn bound(conn: &mut DbConn) -> QueryResult<Option<Checkpoint>> {
     }
     Ok(Some(passive))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn open(path: &str) -> DbConn {
+        let mut c = DbConn::Sqlite(diesel::SqliteConnection::establish(path).unwrap());
+        c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        c
+    }
+
+    fn frames(conn: &mut DbConn) -> i32 {
+        checkpoint(conn, "PASSIVE").unwrap().log
+    }
+
+    #[test]
+    fn a_long_log_starts_over_although_a_reader_was_on_it() {
+        let dir = std::env::temp_dir().join(format!("keygate-wal-{}", super::super::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db").to_string_lossy().into_owned();
+        let mut writer = open(&path);
+        writer
+            .batch_execute(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB);
+                 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
+                 INSERT INTO t SELECT x, randomblob(3000) FROM c;",
+            )
+            .unwrap();
+        // A reader's snapshot stops a passive checkpoint short of the log's
+        // end; the writes after it keep the log from starting over by itself.
+        let mut reader = open(&path);
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM t;")
+            .unwrap();
+        writer
+            .batch_execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
+                 INSERT INTO t SELECT 10000 + x, randomblob(3000) FROM c;",
+            )
+            .unwrap();
+        let before = frames(&mut writer);
+        assert!(before >= RESET_FRAMES, "{before}");
+        let done = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            reader.batch_execute("COMMIT").unwrap();
+        });
+        let passive = bound(&mut open(&path)).unwrap().unwrap();
+        assert!(passive.checkpointed < passive.log, "{passive:?}");
+        done.join().unwrap();
+        // The next commit writes from the log's beginning.
+        writer
+            .batch_execute("INSERT INTO t VALUES (1000000, x'00')")
+            .unwrap();
+        let after = frames(&mut writer);
+        assert!(
+            after < 10,
+            "the log did not start over: {after} frames (was {before})"
+        );
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
