@@ -236,7 +236,7 @@ where
 const SQLITE_CACHE_KIB: u32 = 2_000;
 /// The cache of a connection while it writes a large batch (see
 /// [`with_large_cache`]).
-const SQLITE_LARGE_CACHE_KIB: u32 = 64_000;
+const SQLITE_LARGE_CACHE_KIB: u32 = 48_000;
 
 /// Runs `f` with a large SQLite page cache on `conn`, given back afterwards:
 /// a write of thousands of rows scattered over a table (the usage flush of a
