@@ -1,6 +1,7 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3 and §6), each one short
-//! write, shared on SQLite with the writes that arrive with it (`db::group`). Codes and refresh tokens are single-use by a conditional UPDATE,
-//! so that a lost race is an `invalid_grant`, never a 500.
+//! write, shared on SQLite with the writes that arrive with it (`db::group`).
+//! Codes and refresh tokens are single-use by a conditional UPDATE, so that a
+//! lost race is an `invalid_grant`, never a 500.
 
 use super::authorizations::{self, Authorization};
 use super::error::OAuthError;
