@@ -8,6 +8,7 @@ use crate::db::{self, DbConn};
 use crate::error::Result;
 use crate::node::state::Services;
 use diesel::prelude::*;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -182,22 +183,92 @@ pub fn flush_usage(svc: &Services) -> usize {
     if rows == 0 {
         return 0;
     }
+    let mut parts = FlushPart::split(keys, apps, auth_keys).into_iter();
+    // The part whose transaction failed, if one did.
+    let mut failed = None;
     let written = svc
         .pool
         .get()
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| {
             db::with_large_cache(&mut conn, |conn| {
-                db::write_tx(conn, |conn| write_usage(conn, &keys, &apps, &auth_keys))
+                // Each part its own transaction: the write lock is released
+                // between them, so grants are not held up by a large flush.
+                for part in parts.by_ref() {
+                    if let Err(e) = db::write_tx(conn, |conn| part.write(conn)) {
+                        failed = Some(part);
+                        return Err(e);
+                    }
+                }
+                Ok(())
             })
         });
     if let Err(e) = written {
         log::warn!("writing usage counts failed, will retry: {e}");
-        svc.credentials.usage.restore(keys, apps);
-        svc.credentials.usage.restore_auth_keys(auth_keys);
+        // What was not written is counted again; parts already committed are not.
+        for part in failed.into_iter().chain(parts) {
+            svc.credentials.usage.restore(part.keys, part.apps);
+            svc.credentials.usage.restore_auth_keys(part.auth_keys);
+        }
         return 0;
     }
     rows
+}
+
+/// Rows per transaction of a usage flush.
+const FLUSH_ROWS_PER_TRANSACTION: usize = 2_000;
+
+/// A slice of one flush's counts, written in one transaction.
+#[derive(Default)]
+struct FlushPart {
+    keys: KeyCounts,
+    apps: Counts,
+    auth_keys: Counts,
+}
+
+impl FlushPart {
+    /// The counts in parts of at most [`FLUSH_ROWS_PER_TRANSACTION`] rows,
+    /// each kind in order of id: a part then covers a run of neighbouring
+    /// rows, so that the parts write few of the same pages (ids are
+    /// time-ordered, like the rows on disk).
+    fn split(keys: KeyCounts, apps: Counts, auth_keys: Counts) -> Vec<FlushPart> {
+        fn sorted<V>(map: HashMap<String, V>) -> Vec<(String, V)> {
+            let mut rows: Vec<(String, V)> = map.into_iter().collect();
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            rows
+        }
+        let mut parts = vec![FlushPart::default()];
+        let room = |parts: &mut Vec<FlushPart>| {
+            if parts
+                .last()
+                .is_some_and(|p| p.len() >= FLUSH_ROWS_PER_TRANSACTION)
+            {
+                parts.push(FlushPart::default());
+            }
+            parts.len() - 1
+        };
+        for (id, used) in sorted(keys) {
+            let i = room(&mut parts);
+            parts[i].keys.insert(id, used);
+        }
+        for (id, used) in sorted(apps) {
+            let i = room(&mut parts);
+            parts[i].apps.insert(id, used);
+        }
+        for (id, used) in sorted(auth_keys) {
+            let i = room(&mut parts);
+            parts[i].auth_keys.insert(id, used);
+        }
+        parts
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len() + self.apps.len() + self.auth_keys.len()
+    }
+
+    fn write(&self, conn: &mut DbConn) -> Result<()> {
+        write_usage(conn, &self.keys, &self.apps, &self.auth_keys)
+    }
 }
 
 /// Inside the flush's transaction: the counts and last uses of the API keys,
@@ -297,5 +368,38 @@ mod tests {
         // A configured interval longer than the bound is kept.
         let slow = Duration::from_secs(30);
         assert_eq!(next_flush_interval(slow, usize::MAX), slow);
+    }
+
+    #[test]
+    fn a_flush_is_split_into_bounded_parts_that_keep_every_count() {
+        use crate::credentials::usage::KeyUse;
+        let n = FLUSH_ROWS_PER_TRANSACTION;
+        let keys: KeyCounts = (0..n + 7)
+            .map(|i| {
+                let used = KeyUse {
+                    count: i as i64,
+                    last_used: 1,
+                    last_ip: None,
+                };
+                (format!("k{i}"), used)
+            })
+            .collect();
+        let apps: Counts = (0..n).map(|i| (format!("a{i}"), (1, 2))).collect();
+        let auth: Counts = (0..3).map(|i| (format!("m{i}"), (4, 5))).collect();
+        let parts = FlushPart::split(keys.clone(), apps.clone(), auth.clone());
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.len() <= n && p.len() > 0));
+        let mut back = (KeyCounts::new(), Counts::new(), Counts::new());
+        for p in parts {
+            back.0.extend(p.keys);
+            back.1.extend(p.apps);
+            back.2.extend(p.auth_keys);
+        }
+        assert_eq!(back, (keys, apps, auth));
+        assert!(
+            FlushPart::split(KeyCounts::new(), Counts::new(), Counts::new())
+                .iter()
+                .all(|p| p.len() == 0)
+        );
     }
 }
