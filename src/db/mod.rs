@@ -180,10 +180,42 @@ pub fn connect_single(url: &str) -> Result<DbConn, String> {
     Ok(conn)
 }
 
+/// A migration's failure, carried out of diesel's transaction (which needs
+/// an error it can make from its own).
+struct MigrationFailed(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<DbError> for MigrationFailed {
+    fn from(e: DbError) -> Self {
+        MigrationFailed(Box::new(e))
+    }
+}
+
+/// The PostgreSQL advisory lock that migrations hold ("keygate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_65;
+
 pub fn run_migrations(conn: &mut DbConn) -> Result<(), String> {
     let result = match conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConn::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        // The same on SQLite: the whole run holds the write lock from its
+        // start (each migration a savepoint in it), so a second process
+        // waits and then finds nothing pending.
+        DbConn::Sqlite(c) => c
+            .immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(MigrationFailed)
+            })
+            .map_err(|e: MigrationFailed| e.0),
+        DbConn::Postgresql(c) => {
+            // Nodes that start together, and a command run beside them,
+            // migrate one at a time: the others wait here, then find nothing
+            // pending (without it, two could both apply the same migration
+            // and one fail on what the other created).
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|e| format!("database migration failed: {e}"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            result
+        }
     };
     result.map_err(|e| format!("database migration failed: {e}"))
 }

@@ -1391,6 +1391,34 @@ fn apikey_changes_take_effect(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// Commands started together on a fresh database (nodes of one deployment
+/// starting at once) each migrate it first: one applies the migrations, the
+/// others wait or find them applied, and every command succeeds.
+fn first_runs_at_once_migrate_once(b: Backend) {
+    let db = TestDb::new(b);
+    let outs: Vec<CliOut> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let db = &db;
+                s.spawn(move || {
+                    db.cli(&[
+                        "--json",
+                        "workspace",
+                        "create",
+                        "--name",
+                        &format!("Together {i}"),
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outs {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(db.count("workspaces"), 6);
+}
+
 both_backends!(
     workspace_create_and_set_plan,
     workspace_refusals,
@@ -1414,4 +1442,5 @@ both_backends!(
     member_remove_revokes_their_authorizations,
     apps_revoke_ends_tokens,
     apikey_changes_take_effect,
+    first_runs_at_once_migrate_once,
 );

@@ -112,11 +112,15 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // The answer must be this process's: another test's server can
+            // hold a port found free, and answer while this one, still
+            // migrating, is about to fail to bind it.
+            let bound = logs.lock().unwrap().contains("keygate listening on");
             if let Ok(r) = ureq::get(&format!("{base}/healthz"))
                 .timeout(Duration::from_secs(1))
                 .call()
             {
-                if r.status() == 200 {
+                if r.status() == 200 && bound {
                     break;
                 }
             }
