@@ -191,7 +191,7 @@ impl From<DbError> for MigrationFailed {
 }
 
 /// The PostgreSQL advisory lock that migrations hold ("keygate" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_65;
+const MIGRATION_LOCK: i64 = 0x006b_6579_6761_7465;
 
 pub fn run_migrations(conn: &mut DbConn) -> Result<(), String> {
     let result = match conn {
