@@ -236,36 +236,14 @@ fn spend_held(conn: &mut DbConn, held: &ConsentRequest) -> Result<bool> {
     Ok(n == 1 && held.expires_at >= db::now())
 }
 
-/// Takes the held request out (single use), if it belongs to this session and is fresh.
-pub fn take(conn: &mut DbConn, id: &str, session_hash: &str) -> Result<Option<ConsentRequest>> {
-    let Some(held) = find_held(conn, id, session_hash)? else {
-        return Ok(None);
-    };
-    let fresh = db::write_tx(conn, |conn| spend_held(conn, &held))?;
-    Ok(fresh.then_some(held))
-}
-
 pub struct Approved {
     pub authorization: Authorization,
     pub code: String,
 }
 
-/// Records the authorization (the authorized-apps row) and issues a single-use
-/// code bound to client, redirect URI, PKCE challenge, scopes, user and workspace.
-pub fn approve(
-    conn: &mut DbConn,
-    config: &Config,
-    held: &ConsentRequest,
-    user_id: &str,
-    workspace_id: &str,
-) -> Result<Approved> {
-    let code_ttl = config.code_ttl;
-    db::write_tx(conn, |conn| {
-        record_approval(conn, code_ttl, held, user_id, workspace_id)
-    })
-}
-
-/// Inside a transaction: what `approve` writes.
+/// Inside a transaction: records the authorization (the authorized-apps row)
+/// and issues a single-use code bound to client, redirect URI, PKCE
+/// challenge, scopes, user and workspace.
 fn record_approval(
     conn: &mut DbConn,
     code_ttl: i64,
@@ -347,10 +325,22 @@ pub enum Decided {
     Refused(String),
 }
 
+/// What answering a held request did.
+pub enum Answered {
+    /// The request had expired or was already answered.
+    Expired,
+    Denied(ConsentRequest),
+    /// This person may not authorize apps for that workspace (the request
+    /// is spent all the same: it is answered once).
+    Refused(String),
+    Approved(ConsentRequest, Approved),
+}
+
 /// Answers a held authorization request for the person whose session holds
 /// it: in one write, shared with those that arrive with it (`db::group`),
-/// the request is taken once, then approved (a code) or denied.
-pub fn decide(
+/// the request is taken once, then approved (the authorization and a code)
+/// or denied.
+pub fn answer(
     conn: &mut DbConn,
     writes: &Group,
     config: &Config,
@@ -358,34 +348,56 @@ pub fn decide(
     user_id: &str,
     consent_id: &str,
     answer: Answer,
-) -> Result<Decided> {
+) -> Result<Answered> {
     let Some(held) = find_held(conn, consent_id, session_hash)? else {
-        return Ok(Decided::Expired);
+        return Ok(Answered::Expired);
     };
     let approve_for = match answer {
         Answer::Approve { workspace_id } => Some(workspace_id.to_string()),
         Answer::Deny => None,
     };
-    let (work_held, user_id, code_ttl) = (held.clone(), user_id.to_string(), config.code_ttl);
-    let outcome = writes.run(conn, move |conn| {
-        if !spend_held(conn, &work_held)? {
-            return Ok(None);
+    let (user_id, code_ttl) = (user_id.to_string(), config.code_ttl);
+    writes.run(conn, move |conn| {
+        if !spend_held(conn, &held)? {
+            return Ok(Answered::Expired);
         }
         let Some(workspace_id) = approve_for else {
-            return Ok(Some(Ok(None)));
+            return Ok(Answered::Denied(held));
         };
-        // A refusal still spends the request: it is answered once.
-        match record_approval(conn, code_ttl, &work_held, &user_id, &workspace_id) {
-            Ok(approved) => Ok(Some(Ok(Some(approved.code)))),
-            Err(Error::Forbidden(msg)) => Ok(Some(Err(msg))),
+        match record_approval(conn, code_ttl, &held, &user_id, &workspace_id) {
+            Ok(approved) => Ok(Answered::Approved(held, approved)),
+            Err(Error::Forbidden(msg)) => Ok(Answered::Refused(msg)),
             Err(e) => Err(e),
         }
-    })?;
-    Ok(match outcome {
-        None => Decided::Expired,
-        Some(Err(msg)) => Decided::Refused(msg),
-        Some(Ok(Some(code))) => Decided::Redirect(code_redirect(&config.issuer, &held, &code)),
-        Some(Ok(None)) => Decided::Redirect(error_redirect(
+    })
+}
+
+/// [`answer`], and where it sends the person.
+pub fn decide(
+    conn: &mut DbConn,
+    writes: &Group,
+    config: &Config,
+    session_hash: &str,
+    user_id: &str,
+    consent_id: &str,
+    answer_given: Answer,
+) -> Result<Decided> {
+    let answered = answer(
+        conn,
+        writes,
+        config,
+        session_hash,
+        user_id,
+        consent_id,
+        answer_given,
+    )?;
+    Ok(match answered {
+        Answered::Expired => Decided::Expired,
+        Answered::Refused(msg) => Decided::Refused(msg),
+        Answered::Approved(held, approved) => {
+            Decided::Redirect(code_redirect(&config.issuer, &held, &approved.code))
+        }
+        Answered::Denied(held) => Decided::Redirect(error_redirect(
             &config.issuer,
             &held.redirect_uri,
             held.state.as_deref(),

@@ -110,7 +110,7 @@ impl Node {
     }
 
     /// The authorization endpoint's steps for the confidential client: validate
-    /// the request, hold it for the session, take it back and approve it as
+    /// the request, hold it for the session, and answer it: approved as
     /// `user`. Returns the code, its PKCE verifier and the authorization's id.
     fn approve(&self, user: &str) -> Result<(String, String, String), Error> {
         let mut conn = self.conn();
@@ -129,11 +129,25 @@ impl Node {
         let req = authorize::validate(&mut conn, &self.config, &query).expect("a valid request");
         let held_id =
             authorize::hold(&mut conn, &self.writes, &self.config, "session-hash", &req).unwrap();
-        let held = authorize::take(&mut conn, &held_id, "session-hash")
-            .unwrap()
-            .expect("the held request, once");
-        let approved = authorize::approve(&mut conn, &self.config, &held, user, &self.workspace)?;
-        Ok((approved.code, verifier, approved.authorization.id))
+        let answer = authorize::Answer::Approve {
+            workspace_id: &self.workspace,
+        };
+        let answered = authorize::answer(
+            &mut conn,
+            &self.writes,
+            &self.config,
+            "session-hash",
+            user,
+            &held_id,
+            answer,
+        )?;
+        match answered {
+            authorize::Answered::Approved(_, approved) => {
+                Ok((approved.code, verifier, approved.authorization.id))
+            }
+            authorize::Answered::Refused(msg) => Err(Error::Forbidden(msg)),
+            _ => panic!("the held request was not there, once"),
+        }
     }
 
     /// `client_id` and `client_secret` of a client, as form parameters.
