@@ -30,13 +30,10 @@ pub fn looks_like_jwt(s: &str) -> bool {
 /// every token is a miss (introspection then asks the database; `/v1` refuses
 /// before it gets here).
 pub fn cached(creds: &Credentials, token: &str) -> Cached {
-    if !looks_like_jwt(token) {
-        return Cached::Invalid;
-    }
-    if !creds.cache.feed_fresh() {
+    if !creds.cache.feed_fresh() && looks_like_jwt(token) {
         return Cached::Miss;
     }
-    lookup(creds, token)
+    cached_while_fresh(creds, token)
 }
 
 /// [`cached`] for a caller that has just found the feed fresh (the `/v1`
@@ -45,11 +42,6 @@ pub fn cached_while_fresh(creds: &Credentials, token: &str) -> Cached {
     if !looks_like_jwt(token) {
         return Cached::Invalid;
     }
-    lookup(creds, token)
-}
-
-/// The cached entry of a well-formed token, if it is still good.
-fn lookup(creds: &Credentials, token: &str) -> Cached {
     let hash = crypto::sha256(token.as_bytes());
     match creds.cache.token(&hash) {
         Some(t) if t.exp > db::now() && !creds.cache.is_revoked(&t.jti) => Cached::Valid(t),
