@@ -35,10 +35,12 @@ fn run(svc: &Services, stop: &AtomicBool) {
     let mut last_flush = Instant::now();
     let mut last_housekeeping = Instant::now();
     let mut last_checkpoint = Instant::now();
+    // Only SQLite's log is ours to keep short.
+    let sqlite = matches!(db::DatabaseUrl::parse(&svc.config.database_url), Ok(u) if u.is_sqlite());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
         poll_revocations(svc);
-        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        if sqlite && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             bound_wal(svc);
             last_checkpoint = Instant::now();
         }
@@ -87,9 +89,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Keeps SQLite's write-ahead log short (see [`db::wal`]).
 fn bound_wal(svc: &Services) {
-    if !matches!(db::DatabaseUrl::parse(&svc.config.database_url), Ok(u) if u.is_sqlite()) {
-        return;
-    }
     let result = svc
         .pool
         .get()
