@@ -19,6 +19,13 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// 32 random bytes (a key for hashing that callers must not predict).
+pub fn random_bytes32() -> [u8; 32] {
+    let mut buf = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf
+}
+
 /// `len` random characters from [A-Za-z0-9].
 pub fn random_alphanumeric(len: usize) -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)

@@ -106,6 +106,16 @@ pub fn record(
     .record(conn)
 }
 
+/// Whether the log holds `action` done to `subject` (in any workspace).
+pub fn on_record(conn: &mut DbConn, subject: &str, action: &str) -> Result<bool> {
+    let n: i64 = audit_events::table
+        .filter(audit_events::subject.eq(subject))
+        .filter(audit_events::action.eq(action))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Newest first.
 pub fn list(conn: &mut DbConn, workspace_id: &str, limit: i64) -> Result<Vec<AuditEvent>> {
     Ok(audit_events::table
@@ -184,6 +194,7 @@ pub struct Page {
 /// one per row.
 pub fn page(
     conn: &mut DbConn,
+    names: &dyn NameSource,
     workspace_id: &str,
     kind: Option<Kind>,
     page: u32,
@@ -213,7 +224,7 @@ pub fn page(
         .load(conn)?;
     let has_older = events.len() > per_page as usize;
     events.truncate(per_page as usize);
-    let names = Names::load(conn, &events)?;
+    let names = Names::load(conn, names, &events)?;
     let events = events
         .into_iter()
         .map(|e| NamedEvent {
@@ -225,7 +236,35 @@ pub fn page(
     Ok(Page { events, has_older })
 }
 
-/// The names of a page's subjects and actors, loaded one query per table.
+/// What the log names but does not own. Each is named by the area that
+/// owns its table, through [`NameSource`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Named {
+    /// An API key, by its name.
+    ApiKey,
+    /// An authorized app, by its client's name.
+    Authorization,
+    /// A mailbox, by its address.
+    Mailbox,
+    /// A mailbox auth key, as `name (address)`.
+    MailboxAuthKey,
+    /// An OAuth client acting, by its name.
+    Client,
+}
+
+/// The areas that own the log's subjects, asked for display names by id:
+/// one query per kind for a whole page. Implemented above the areas
+/// (`node::names`), so that the log imports none of them.
+pub trait NameSource {
+    fn names(
+        &self,
+        conn: &mut DbConn,
+        what: Named,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>>;
+}
+
+/// The names of a page's subjects and actors.
 struct Names {
     keys: HashMap<String, String>,
     apps: HashMap<String, String>,
@@ -236,10 +275,7 @@ struct Names {
 }
 
 impl Names {
-    fn load(conn: &mut DbConn, events: &[AuditEvent]) -> Result<Names> {
-        use crate::db::schema::{
-            api_keys, authorizations, clients, mailbox_auth_keys, mailboxes, users,
-        };
+    fn load(conn: &mut DbConn, source: &dyn NameSource, events: &[AuditEvent]) -> Result<Names> {
         let subjects = |k: Kind| -> Vec<String> {
             events
                 .iter()
@@ -247,50 +283,17 @@ impl Names {
                 .map(|e| e.subject.clone())
                 .collect()
         };
+        let actors: Vec<String> = events.iter().map(|e| e.actor.clone()).collect();
         let mut people_ids = subjects(Kind::Team);
-        people_ids.extend(events.iter().map(|e| e.actor.clone()));
-        let keys = api_keys::table
-            .filter(api_keys::id.eq_any(subjects(Kind::Keys)))
-            .select((api_keys::id, api_keys::name))
-            .load(conn)?;
-        let apps = authorizations::table
-            .inner_join(clients::table.on(clients::id.eq(authorizations::client_id)))
-            .filter(authorizations::id.eq_any(subjects(Kind::Apps)))
-            .select((authorizations::id, clients::name))
-            .load(conn)?;
-        let people = users::table
-            .filter(users::id.eq_any(people_ids))
-            .select((users::id, users::email))
-            .load(conn)?;
+        people_ids.extend(actors.iter().cloned());
         let mailbox_ids = subjects(Kind::Mailboxes);
-        let mailboxes = mailboxes::table
-            .filter(mailboxes::id.eq_any(&mailbox_ids))
-            .select((mailboxes::id, mailboxes::address))
-            .load(conn)?;
-        let auth_keys = mailbox_auth_keys::table
-            .inner_join(mailboxes::table.on(mailboxes::id.eq(mailbox_auth_keys::mailbox_id)))
-            .filter(mailbox_auth_keys::id.eq_any(&mailbox_ids))
-            .select((
-                mailbox_auth_keys::id,
-                mailbox_auth_keys::name,
-                mailboxes::address,
-            ))
-            .load::<(String, String, String)>(conn)?
-            .into_iter()
-            .map(|(id, name, address)| (id, format!("{name} ({address})")))
-            .collect();
-        let clients = clients::table
-            .filter(clients::id.eq_any(events.iter().map(|e| e.actor.clone()).collect::<Vec<_>>()))
-            .select((clients::id, clients::name))
-            .load(conn)?;
-        let map = |v: Vec<(String, String)>| v.into_iter().collect::<HashMap<_, _>>();
         Ok(Names {
-            keys: map(keys),
-            apps: map(apps),
-            people: map(people),
-            mailboxes: map(mailboxes),
-            auth_keys,
-            clients: map(clients),
+            keys: source.names(conn, Named::ApiKey, &subjects(Kind::Keys))?,
+            apps: source.names(conn, Named::Authorization, &subjects(Kind::Apps))?,
+            people: super::emails_of(conn, &people_ids)?,
+            mailboxes: source.names(conn, Named::Mailbox, &mailbox_ids)?,
+            auth_keys: source.names(conn, Named::MailboxAuthKey, &mailbox_ids)?,
+            clients: source.names(conn, Named::Client, &actors)?,
         })
     }
 

@@ -63,12 +63,7 @@ fn rank(r: Role) -> u8 {
 /// (an approval's authorization) does not wait on it, so an approval holding
 /// the membership row and a removal holding the workspace row cannot deadlock.
 pub fn lock_team(conn: &mut DbConn, workspace_id: &str) -> Result<()> {
-    if let DbConn::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-            .bind::<diesel::sql_types::Text, _>(workspace_id)
-            .execute(pg)?;
-    }
-    Ok(())
+    super::lock_workspace_row(conn, workspace_id)
 }
 
 fn owners(conn: &mut DbConn, workspace_id: &str) -> Result<i64> {

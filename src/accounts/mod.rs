@@ -5,6 +5,7 @@ use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 
 pub mod audit;
 pub mod members;
@@ -150,6 +151,28 @@ pub fn find_workspace(conn: &mut DbConn, id: &str) -> Result<Workspace> {
         .ok_or_else(|| Error::not_found(format!("no workspace with id {id:?}")))
 }
 
+/// Inside a transaction, on PostgreSQL: locks the workspace's row `FOR NO
+/// KEY UPDATE` (see `members::lock_team`); SQLite's writers are serialised.
+pub(crate) fn lock_workspace_row(conn: &mut DbConn, workspace_id: &str) -> Result<()> {
+    if let DbConn::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind::<diesel::sql_types::Text, _>(workspace_id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Whether the workspace exists and its plan includes API access: what the
+/// credential checks ask on a cache miss.
+pub fn has_api_access(conn: &mut DbConn, id: &str) -> Result<bool> {
+    let plan: Option<String> = workspaces::table
+        .find(id)
+        .select(workspaces::plan)
+        .first(conn)
+        .optional()?;
+    Ok(plan.is_some_and(|p| plan_includes_api(&p)))
+}
+
 /// Inside a transaction: changes the plan. What follows from it for API
 /// access is `apikeys::set_plan`'s concern.
 pub fn set_plan_in_tx(conn: &mut DbConn, id: &str, plan: Plan) -> Result<Workspace> {
@@ -187,6 +210,9 @@ pub fn validate_email(raw: &str) -> Result<String> {
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
+/// The longest password accepted (argon2 hashes all of it).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<User> {
     let email = validate_email(email)?;
     if password.chars().count() < MIN_PASSWORD_LEN {
@@ -194,7 +220,7 @@ pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<Use
             "the password must be at least {MIN_PASSWORD_LEN} characters"
         )));
     }
-    if password.len() > 1024 {
+    if password.len() > MAX_PASSWORD_BYTES {
         return Err(Error::invalid("the password must be at most 1024 bytes"));
     }
     let user = User {
@@ -223,6 +249,37 @@ pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User> {
         .first(conn)
         .optional()?
         .ok_or_else(|| Error::not_found(format!("no user with id {id:?}")))
+}
+
+/// The emails of the people among `ids` (unknown ids are left out).
+pub fn emails_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Each row with the email of the person who created it (`None` for the CLI,
+/// a leak report, or a person no longer there): one query for all the rows.
+pub fn with_creator_emails<T>(
+    conn: &mut DbConn,
+    rows: Vec<T>,
+    created_by: impl Fn(&T) -> &str,
+) -> Result<Vec<(T, Option<String>)>> {
+    let ids: Vec<String> = rows.iter().map(|r| created_by(r).to_string()).collect();
+    let emails = emails_of(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let email = emails.get(created_by(&r)).cloned();
+            (r, email)
+        })
+        .collect())
 }
 
 pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>> {

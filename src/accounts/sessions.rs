@@ -54,3 +54,8 @@ pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<()> {
     diesel::delete(sessions::table.find(id_hash)).execute(conn)?;
     Ok(())
 }
+
+/// Deletes the sessions that have ended; returns how many.
+pub fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
+    Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?)
+}

@@ -107,7 +107,7 @@ type Row = (
 
 impl LeakedCredentials for ApiKeyLeaks {
     fn prefix(&self) -> &'static str {
-        crate::credentials::api_key::KEY_PREFIX
+        crate::credentials::key_format::KEY_PREFIX
     }
 
     fn action(&self) -> &'static str {
@@ -185,8 +185,8 @@ impl LeakedCredentials for ApiKeyLeaks {
 mod tests {
     use super::*;
     use crate::accounts::{self, Plan};
+    use crate::apikeys::stored as api_key;
     use crate::apikeys::{self, Access};
-    use crate::credentials::api_key;
 
     fn fresh() -> (DbConn, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("keygate-leak-logic-{}", db::new_id()));

@@ -4,15 +4,16 @@
 //! revocation event in the same transaction, and applies the event to this
 //! node's cache after the commit.
 
+use super::access::{Access, KeyStatus};
 use super::{validate_key_name, ApiKey, IssuedKey};
 use crate::accounts::audit::Actor;
 use crate::accounts::{self, plan_includes_api};
 use crate::credentials::address::IpAllowList;
-use crate::credentials::api_key::{Access, KeyStatus, API_KEY};
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::change::{Change, Made};
+use crate::credentials::key_format::API_KEY;
 use crate::credentials::revocation::Event;
-use crate::db::schema::{api_keys, mailboxes, users, workspaces};
+use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
@@ -55,7 +56,7 @@ pub struct NewKey<'a> {
     /// `None`: usable from anywhere.
     pub allowed_ips: Option<IpAllowList>,
     /// The one mailbox a restricted key may see on `/v1` (see
-    /// `credentials::api_key::MAILBOX_RESTRICTED_SCOPES`); `None`: a workspace key.
+    /// `access::MAILBOX_RESTRICTED_SCOPES`); `None`: a workspace key.
     pub mailbox_id: Option<&'a str>,
 }
 
@@ -150,19 +151,14 @@ pub fn create_key(conn: &mut DbConn, spec: &NewKey<'_>, by: Actor) -> Result<Iss
     })
 }
 
-/// The mailbox a key is restricted to must exist in the key's workspace. (A
-/// read of the table, not of `mailboxes`: that area imports this one.)
+/// The mailbox a key is restricted to must exist in the key's workspace.
 fn require_mailbox_of(conn: &mut DbConn, workspace_id: &str, mailbox_id: &str) -> Result<()> {
-    let owner: Option<String> = mailboxes::table
-        .find(mailbox_id)
-        .select(mailboxes::workspace_id)
-        .first(conn)
-        .optional()?;
-    match owner {
-        Some(ws) if ws == workspace_id => Ok(()),
-        _ => Err(Error::not_found(format!(
+    match crate::mailboxes::lifecycle::find_in(conn, workspace_id, mailbox_id) {
+        Ok(_) => Ok(()),
+        Err(Error::NotFound(_)) => Err(Error::not_found(format!(
             "no mailbox with id {mailbox_id:?} in this workspace"
         ))),
+        Err(e) => Err(e),
     }
 }
 
@@ -199,17 +195,16 @@ pub struct ListFilter {
 
 /// Newest first.
 pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Result<Vec<KeyRow>> {
-    let rows: Vec<(ApiKey, Option<String>, String)> = api_keys::table
-        .inner_join(workspaces::table)
-        .left_join(users::table.on(users::id.eq(api_keys::created_by)))
+    let keys: Vec<ApiKey> = api_keys::table
         .filter(api_keys::workspace_id.eq(workspace_id))
         .order(api_keys::id.desc())
-        .select((
-            ApiKey::as_select(),
-            users::email.nullable(),
-            workspaces::name,
-        ))
+        .select(ApiKey::as_select())
         .load(conn)?;
+    let rows = accounts::with_creator_emails(conn, keys, |k| &k.created_by)?;
+    let ws_name = match rows.is_empty() {
+        true => String::new(),
+        false => accounts::find_workspace(conn, workspace_id)?.name,
+    };
     let now = db::now();
     let query = filter
         .query
@@ -218,9 +213,9 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
         .filter(|q| !q.is_empty());
     Ok(rows
         .into_iter()
-        .map(|(key, email, ws_name)| {
+        .map(|(key, email)| {
             let creator = accounts::audit::actor_label(&key.created_by, email);
-            (KeyRow { key, creator }, ws_name)
+            (KeyRow { key, creator }, &ws_name)
         })
         .filter(|(row, ws_name)| match &query {
             None => true,
@@ -324,4 +319,36 @@ pub fn revoke(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -
         .with_label_values(&["api_key"])
         .inc();
     Ok(key)
+}
+
+/// Inside the transaction that deletes a mailbox: revokes every key restricted
+/// to it, with a security-log row each. Returns the events to apply once the
+/// transaction has committed.
+pub fn revoke_restricted_to_in_tx(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    by: crate::accounts::audit::Actor,
+) -> Result<Vec<crate::credentials::revocation::Event>> {
+    let keys: Vec<(String, String)> = api_keys::table
+        .filter(api_keys::mailbox_id.eq(mailbox_id))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::id, api_keys::workspace_id))
+        .load(conn)?;
+    let mut events = Vec::with_capacity(keys.len());
+    for (id, workspace_id) in keys {
+        diesel::update(api_keys::table.find(&id))
+            .set(api_keys::revoked_at.eq(db::now()))
+            .execute(conn)?;
+        crate::accounts::audit::record(
+            conn,
+            &workspace_id,
+            by.id,
+            "api_key.revoked",
+            &id,
+            by.client_address,
+        )?;
+        events.push(crate::credentials::revocation::Event::api_key(&id));
+    }
+    crate::credentials::revocation::record(conn, &events)?;
+    Ok(events)
 }

@@ -11,21 +11,25 @@
 //! is in [`lifecycle`]; leak reports, which revoke keys found in public, in
 //! [`leak_reports`] (the wire format in [`leaks`]).
 
+pub mod access;
+pub mod grace;
 pub mod leak_reports;
 pub mod leaks;
 mod lifecycle;
+pub mod stored;
 
+pub use self::access::{Access, KeyStatus};
 pub use self::lifecycle::*;
 use crate::accounts;
 pub use crate::credentials::address::IpAllowList;
-use crate::credentials::api_key::API_KEY;
-pub use crate::credentials::api_key::{Access, KeyStatus};
+use crate::credentials::key_format::API_KEY;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A key that ends within this many seconds is flagged as expiring soon.
 pub const EXPIRING_SOON_SECS: i64 = 7 * 86_400;
@@ -164,7 +168,33 @@ pub fn parse_expiry(raw: Option<&str>) -> Result<Option<i64>> {
     Ok(Some(end.and_utc().timestamp()))
 }
 
-pub use crate::credentials::api_key::validate_key_name;
+pub use crate::credentials::key_format::validate_key_name;
+
+/// The keys restricted to a mailbox, which end with it
+/// (`mailboxes::lifecycle::delete`).
+pub struct RestrictedKeys;
+pub static RESTRICTED_KEYS: RestrictedKeys = RestrictedKeys;
+
+impl crate::mailboxes::lifecycle::Dependents for RestrictedKeys {
+    fn end_with(
+        &self,
+        conn: &mut DbConn,
+        mailbox_id: &str,
+        by: crate::accounts::audit::Actor,
+    ) -> Result<Vec<Event>> {
+        revoke_restricted_to_in_tx(conn, mailbox_id, by)
+    }
+}
+
+/// The names of the keys among `ids`, for the security log.
+pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    Ok(api_keys::table
+        .filter(api_keys::id.eq_any(ids))
+        .select((api_keys::id, api_keys::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
 
 #[cfg(test)]
 mod tests {

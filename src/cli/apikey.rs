@@ -184,7 +184,7 @@ pub(super) fn apikey(
         ApikeyCmd::Rotate { id, grace } => {
             let grace = grace
                 .as_deref()
-                .map(crate::credentials::grace::parse_grace)
+                .map(crate::apikeys::grace::parse_grace)
                 .transpose()
                 .map_err(|e| Error::invalid(format!("--grace: {e}")))?;
             let issued = apikeys::rotate_with_grace(

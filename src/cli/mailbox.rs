@@ -89,7 +89,8 @@ pub(super) fn mailbox(
         }
         MailboxCmd::Delete { id } => {
             let cache = CredentialCache::detached();
-            let m = lifecycle::delete(conn, &cache, &id, crate::accounts::audit::CLI)?;
+            let keys = &crate::apikeys::RESTRICTED_KEYS;
+            let m = lifecycle::delete(conn, &cache, &id, crate::accounts::audit::CLI, keys)?;
             await_propagation(config);
             out.emit(
                 json!({"id": m.id, "deleted": true}),

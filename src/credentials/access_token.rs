@@ -7,10 +7,8 @@ use super::cache::CachedToken;
 use super::signing_keys::VerifyError;
 use super::Credentials;
 use crate::crypto;
-use crate::db::schema::{access_tokens, authorizations};
 use crate::db::{self, DbConn};
 use crate::error::Result;
-use diesel::prelude::*;
 use std::sync::Arc;
 
 /// What the memory-only path found.
@@ -76,19 +74,7 @@ pub fn stored(
         return Ok(None);
     }
     // No token without its record, and none under a revoked authorization.
-    let row: Option<(String, Option<i64>, Option<i64>)> = access_tokens::table
-        .inner_join(
-            authorizations::table.on(authorizations::id.eq(access_tokens::authorization_id)),
-        )
-        .filter(access_tokens::jti.eq(&claims.jti))
-        .select((
-            access_tokens::authorization_id,
-            access_tokens::revoked_at,
-            authorizations::revoked_at,
-        ))
-        .first(conn)
-        .optional()?;
-    let Some((authorization_id, None, None)) = row else {
+    let Some(authorization_id) = creds.stored.tokens.live_access_token(conn, &claims.jti)? else {
         return Ok(None);
     };
     let token_row = Arc::new(CachedToken {

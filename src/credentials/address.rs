@@ -332,6 +332,67 @@ impl FromStr for IpAllowList {
     }
 }
 
+/// The part of a client address that the abuse limits count: the address
+/// itself for IPv4, its /64 for IPv6 (one host is routinely given a whole
+/// /64, so counting single IPv6 addresses would give it 2^64 budgets).
+pub fn address_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// [`address_bucket`] of an address given as text; text that is no address
+/// is its own bucket.
+pub fn address_bucket_of(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(ip) => address_bucket(ip),
+        Err(_) => address.to_string(),
+    }
+}
+
+/// Where a key may be used from, as the bearer check sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressRule {
+    /// No allowlist (a NULL column).
+    Anywhere,
+    Only(IpAllowList),
+    /// A stored allowlist that does not parse: the key is refused everywhere
+    /// rather than guessed at (fail closed).
+    Nowhere,
+}
+
+impl AddressRule {
+    pub fn from_column(stored: Option<&str>) -> AddressRule {
+        match stored {
+            None => AddressRule::Anywhere,
+            Some(s) => match IpAllowList::from_storage(s) {
+                Ok(list) => AddressRule::Only(list),
+                Err(e) => {
+                    log::warn!("an API key's stored address allowlist is unreadable ({e}); the key is refused");
+                    AddressRule::Nowhere
+                }
+            },
+        }
+    }
+
+    /// Whether a request from `ip` may use the key; an unknown address only
+    /// where there is no allowlist.
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        match (self, ip) {
+            (AddressRule::Anywhere, _) => true,
+            (AddressRule::Only(list), Some(ip)) => list.contains(ip),
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,5 +668,18 @@ mod tests {
             prop_assert!(list.contains(addr));
             prop_assert_eq!(IpAllowList::from_storage(&list.to_storage()), Ok(list));
         }
+    }
+
+    #[test]
+    fn address_rules_fail_closed() {
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(AddressRule::from_column(None).allows(None));
+        let only = AddressRule::from_column(Some("127.0.0.0/8"));
+        assert!(only.allows(Some(local)));
+        assert!(!only.allows(Some("192.0.2.1".parse().expect("ip"))));
+        assert!(!only.allows(None));
+        let broken = AddressRule::from_column(Some("garbage"));
+        assert_eq!(broken, AddressRule::Nowhere);
+        assert!(!broken.allows(Some(local)));
     }
 }

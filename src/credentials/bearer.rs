@@ -3,7 +3,8 @@
 //! authoritative rows once.
 
 use super::cache::{CachedKey, CachedToken};
-use super::{access_token, api_key, Credentials};
+use super::key_format::{API_KEY, KEY_PREFIX};
+use super::{access_token, Credentials};
 use crate::crypto;
 use crate::db::{self, DbConn};
 use crate::error::Result;
@@ -79,14 +80,14 @@ pub fn check_cached(creds: &Credentials, credential: &str) -> Lookup {
     if !creds.cache.feed_fresh() {
         return Lookup::Unavailable;
     }
-    if credential.starts_with(api_key::KEY_PREFIX) {
+    if credential.starts_with(KEY_PREFIX) {
         let hash = crypto::sha256(credential.as_bytes());
         return match creds.cache.key(&hash) {
             Some(k) if k.expires_at.is_none_or(|e| e > db::now()) => {
                 Lookup::Found(Principal::ApiKey(k))
             }
             Some(_) => Lookup::Invalid,
-            None if api_key::API_KEY.parse(credential).is_none() => Lookup::Invalid,
+            None if API_KEY.parse(credential).is_none() => Lookup::Invalid,
             None => Lookup::Miss,
         };
     }
@@ -103,9 +104,9 @@ pub fn check_stored(
     conn: &mut DbConn,
     credential: &str,
 ) -> Result<Option<Principal>> {
-    if credential.starts_with(api_key::KEY_PREFIX) {
+    if credential.starts_with(KEY_PREFIX) {
         let fill = creds.cache.fill();
-        let found = api_key::lookup(conn, credential)?.map(Arc::new);
+        let found = creds.stored.keys.api_key(conn, credential)?.map(Arc::new);
         if let Some(k) = &found {
             creds
                 .cache

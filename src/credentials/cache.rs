@@ -9,7 +9,7 @@
 //! `stale_after`. Both checks are an atomic load and a clock read: the steady
 //! state takes no lock beyond the maps' read locks it always took.
 
-use crate::credentials::api_key::AddressRule;
+use crate::credentials::address::AddressRule;
 use crate::credentials::revocation::{Cursor, Event, EventKind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -4,11 +4,10 @@
 
 pub mod access_token;
 pub mod address;
-pub mod api_key;
 pub mod bearer;
 pub mod cache;
 pub mod change;
-pub mod grace;
+pub mod key_format;
 pub mod leaked;
 pub mod revocation;
 pub mod scopes;
@@ -16,7 +15,9 @@ pub mod sealing;
 pub mod signing_keys;
 pub mod usage;
 
-use cache::CredentialCache;
+use crate::db::DbConn;
+use crate::error::Result;
+use cache::{CachedKey, CredentialCache};
 use signing_keys::KeyRing;
 use usage::UsageRecorder;
 
@@ -27,6 +28,30 @@ pub struct Credentials {
     pub cache: CredentialCache,
     pub usage: UsageRecorder,
     pub access_token_ttl: i64,
+    /// The rows behind the bearer check's slow path.
+    pub stored: Stored,
+}
+
+/// The tables the bearer check reads on a cache miss, through the areas that
+/// own them: API keys (`apikeys::stored::KEYS`) and access-token records
+/// (`oauth::authorizations::TOKENS`).
+#[derive(Clone, Copy)]
+pub struct Stored {
+    pub keys: &'static dyn StoredKeys,
+    pub tokens: &'static dyn StoredTokens,
+}
+
+/// The API keys' store.
+pub trait StoredKeys: Sync {
+    /// The key `presented` is, if it is well formed, known, and works now.
+    fn api_key(&self, conn: &mut DbConn, presented: &str) -> Result<Option<CachedKey>>;
+}
+
+/// The access tokens' records.
+pub trait StoredTokens: Sync {
+    /// The authorization of the access token `jti`, if its record exists and
+    /// neither it nor its authorization is revoked.
+    fn live_access_token(&self, conn: &mut DbConn, jti: &str) -> Result<Option<String>>;
 }
 
 /// At most `max` characters of `raw`, with `…` where it was cut: what an error

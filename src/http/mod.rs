@@ -217,12 +217,7 @@ pub async fn metrics(svc: Svc, req: HttpRequest) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body({
             if let Some(l) = &svc.limits {
-                for (name, limiter) in [
-                    ("login_account", &l.login_account),
-                    ("login_address", &l.login_address),
-                    ("client", &l.client),
-                    ("bearer_address", &l.bearer_address),
-                ] {
+                for (name, limiter) in l.failure_limiters() {
                     crate::metrics::set_abuse_tracked(name, limiter.tracked());
                 }
             }

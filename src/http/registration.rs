@@ -129,7 +129,8 @@ async fn delete(svc: Svc, req: HttpRequest, path: web::Path<String>) -> HttpResp
 
 /// The key of a client address's registration limits (`http::client_ip`).
 fn limiter_key(svc: &Services, req: &HttpRequest) -> String {
-    format!("register:{}", client_address(svc, req))
+    let bucket = crate::credentials::address::address_bucket_of(&client_address(svc, req));
+    format!("register:{bucket}")
 }
 
 /// `429` while an address is backing off after failures, or, for a new

@@ -99,5 +99,5 @@ pub fn delete(
     by: Actor,
 ) -> Result<()> {
     lifecycle::find_in(conn, workspace_id, id)?;
-    lifecycle::delete(conn, cache, id, by).map(|_| ())
+    lifecycle::delete(conn, cache, id, by, &crate::apikeys::RESTRICTED_KEYS).map(|_| ())
 }

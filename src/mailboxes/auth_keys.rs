@@ -9,15 +9,16 @@
 //! old secret fails at the next authentication on every node.
 
 use crate::accounts::audit::Actor;
-use crate::credentials::api_key::SecretFormat;
 use crate::credentials::cache::{CachedAuthKey, CredentialCache};
 use crate::credentials::change::{Change, Made};
+use crate::credentials::key_format::SecretFormat;
 use crate::credentials::revocation::Event;
 use crate::crypto;
-use crate::db::schema::{mailbox_auth_keys, mailboxes, users, workspaces};
+use crate::db::schema::{mailbox_auth_keys, mailboxes};
 use crate::db::{self, DbConn, Pool};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 use super::lifecycle::{self, Mailbox};
 
@@ -84,7 +85,7 @@ pub struct AuthKeyRow {
 /// The API keys' rule for names (describe the tool, never paste a secret),
 /// plus this format's own prefix.
 pub fn validate_key_name(raw: &str) -> Result<String> {
-    let name = crate::credentials::api_key::validate_key_name(raw)?;
+    let name = crate::credentials::key_format::validate_key_name(raw)?;
     if name.to_lowercase().contains(MAILBOX_AUTH_KEY.prefix) {
         return Err(Error::invalid(
             "the key name looks like a secret; name the tool that will use the key instead",
@@ -151,12 +152,12 @@ pub fn find_with_mailbox(conn: &mut DbConn, id: &str) -> Result<(MailboxAuthKey,
 
 /// A mailbox's keys, newest first.
 pub fn list(conn: &mut DbConn, mailbox_id: &str) -> Result<Vec<AuthKeyRow>> {
-    let rows: Vec<(MailboxAuthKey, Option<String>)> = mailbox_auth_keys::table
-        .left_join(users::table.on(users::id.eq(mailbox_auth_keys::created_by)))
+    let keys: Vec<MailboxAuthKey> = mailbox_auth_keys::table
         .filter(mailbox_auth_keys::mailbox_id.eq(mailbox_id))
         .order(mailbox_auth_keys::id.desc())
-        .select((MailboxAuthKey::as_select(), users::email.nullable()))
+        .select(MailboxAuthKey::as_select())
         .load(conn)?;
+    let rows = crate::accounts::with_creator_emails(conn, keys, |k| &k.created_by)?;
     Ok(rows
         .into_iter()
         .map(|(key, email)| AuthKeyRow {
@@ -303,50 +304,30 @@ pub fn lookup(pool: &Pool, presented: &str) -> Result<Option<CachedAuthKey>> {
     let Some(public_id) = MAILBOX_AUTH_KEY.parse(presented) else {
         return Ok(None);
     };
-    type Row = (
-        String,
-        String,
-        Option<i64>,
-        String,
-        String,
-        String,
-        String,
-        String,
-    );
-    let row: Option<Row> = {
-        let mut conn = pool.get()?;
-        mailbox_auth_keys::table
-            .inner_join(mailboxes::table.inner_join(workspaces::table))
-            .filter(mailbox_auth_keys::public_id.eq(public_id))
-            .select((
-                mailbox_auth_keys::id,
-                mailbox_auth_keys::secret_hash,
-                mailbox_auth_keys::disabled_at,
-                mailboxes::id,
-                mailboxes::workspace_id,
-                mailboxes::address,
-                mailboxes::address_lower,
-                workspaces::plan,
-            ))
-            .first(&mut conn)
-            .optional()?
-    };
-    let Some((
-        id,
-        secret_hash,
-        disabled_at,
-        mailbox_id,
-        workspace_id,
-        address,
-        address_lower,
-        plan,
-    )) = row
+    type Row = (String, String, Option<i64>, String, String, String, String);
+    let mut conn = pool.get()?;
+    let row: Option<Row> = mailbox_auth_keys::table
+        .inner_join(mailboxes::table)
+        .filter(mailbox_auth_keys::public_id.eq(public_id))
+        .select((
+            mailbox_auth_keys::id,
+            mailbox_auth_keys::secret_hash,
+            mailbox_auth_keys::disabled_at,
+            mailboxes::id,
+            mailboxes::workspace_id,
+            mailboxes::address,
+            mailboxes::address_lower,
+        ))
+        .first(&mut conn)
+        .optional()?;
+    let Some((id, secret_hash, disabled_at, mailbox_id, workspace_id, address, address_lower)) =
+        row
     else {
         return Ok(None);
     };
     if !crypto::ct_eq(&crypto::sha256_hex(presented), &secret_hash)
         || disabled_at.is_some()
-        || !crate::accounts::plan_includes_api(&plan)
+        || !crate::accounts::has_api_access(&mut conn, &workspace_id)?
     {
         return Ok(None);
     }
@@ -370,6 +351,22 @@ pub fn add_usage(conn: &mut DbConn, id: &str, count: i64, last_used: i64) -> Res
     Ok(())
 }
 
+/// The auth keys among `ids` as `name (address)`, for the security log.
+pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    Ok(mailbox_auth_keys::table
+        .inner_join(mailboxes::table.on(mailboxes::id.eq(mailbox_auth_keys::mailbox_id)))
+        .filter(mailbox_auth_keys::id.eq_any(ids))
+        .select((
+            mailbox_auth_keys::id,
+            mailbox_auth_keys::name,
+            mailboxes::address,
+        ))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, address)| (id, format!("{name} ({address})")))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,9 +375,9 @@ mod tests {
     fn format_is_the_api_keys_with_its_own_prefix() {
         let key = MAILBOX_AUTH_KEY.new_secret("AbCdEfGhIj");
         assert!(key.starts_with("kgm_AbCdEfGhIj_"));
-        assert_eq!(key.len(), crate::credentials::api_key::API_KEY.len());
+        assert_eq!(key.len(), crate::credentials::key_format::API_KEY.len());
         assert_eq!(MAILBOX_AUTH_KEY.parse(&key), Some("AbCdEfGhIj"));
-        assert_eq!(crate::credentials::api_key::API_KEY.parse(&key), None);
+        assert_eq!(crate::credentials::key_format::API_KEY.parse(&key), None);
         let swapped = key.replacen("kgm_", "kgk_", 1);
         assert_eq!(MAILBOX_AUTH_KEY.parse(&swapped), None);
     }

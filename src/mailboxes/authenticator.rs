@@ -79,7 +79,9 @@ async fn decide<N: Node>(node: Arc<N>, attempt: Attempt) -> Verdict {
         Ok(_) => {
             count("fail");
             if let Some(limit) = node.smtp_failures() {
-                let rip = attempt.remote_ip.map(|ip| ip.to_string());
+                let rip = attempt
+                    .remote_ip
+                    .map(crate::credentials::address::address_bucket);
                 let key = format!("{wanted}|{}", rip.as_deref().unwrap_or("-"));
                 if let Err(secs) = limit.check(&key) {
                     tokio::time::sleep(Duration::from_secs(secs).min(MAX_FAILURE_DELAY)).await;

@@ -79,11 +79,5 @@ impl LeakedCredentials for MailboxAuthKeyLeaks {
 
 /// Whether a leak of this key is on record (it may then never work again).
 pub fn leak_on_record(conn: &mut DbConn, key_id: &str) -> Result<bool> {
-    use crate::db::schema::audit_events;
-    let n: i64 = audit_events::table
-        .filter(audit_events::subject.eq(key_id))
-        .filter(audit_events::action.eq(ACTION))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+    crate::accounts::audit::on_record(conn, key_id, ACTION)
 }

@@ -10,10 +10,11 @@ use crate::accounts::audit::Actor;
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::change::Change;
 use crate::credentials::revocation::{self, Event};
-use crate::db::schema::{mailbox_auth_keys, mailboxes, users};
+use crate::db::schema::{mailbox_auth_keys, mailboxes};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq, Eq)]
 #[diesel(table_name = mailboxes)]
@@ -135,12 +136,12 @@ pub fn find_in(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Mailbo
 
 /// A workspace's mailboxes, newest first, with their active keys counted.
 pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
-    let rows: Vec<(Mailbox, Option<String>)> = mailboxes::table
-        .left_join(users::table.on(users::id.eq(mailboxes::created_by)))
+    let found: Vec<Mailbox> = mailboxes::table
         .filter(mailboxes::workspace_id.eq(workspace_id))
         .order(mailboxes::id.desc())
-        .select((Mailbox::as_select(), users::email.nullable()))
+        .select(Mailbox::as_select())
         .load(conn)?;
+    let rows = crate::accounts::with_creator_emails(conn, found, |m| &m.created_by)?;
     let ids: Vec<&String> = rows.iter().map(|(m, _)| &m.id).collect();
     let counts: Vec<(String, i64)> = if ids.is_empty() {
         Vec::new()
@@ -168,10 +169,24 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
         .collect())
 }
 
-/// Deletes a mailbox for good: its auth keys, and every API key restricted to
-/// it is revoked. On every node, the next SMTP authentication with one of its
-/// keys fails.
-pub fn delete(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -> Result<Mailbox> {
+/// What else ends with a mailbox, owned by an area this one cannot name: the
+/// API keys restricted to it (`apikeys::RESTRICTED_KEYS`).
+pub trait Dependents {
+    /// Inside the transaction that deletes the mailbox: ends what depends on
+    /// it, with its security-log rows; returns the revocation events written.
+    fn end_with(&self, conn: &mut DbConn, mailbox_id: &str, by: Actor) -> Result<Vec<Event>>;
+}
+
+/// Deletes a mailbox for good: its auth keys, and what depends on it ends
+/// (every API key restricted to it is revoked). On every node, the next SMTP
+/// authentication with one of its keys fails.
+pub fn delete(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    by: Actor,
+    dependents: &dyn Dependents,
+) -> Result<Mailbox> {
     let (mailbox, events) = db::write_tx(conn, |conn| {
         let mailbox = find(conn, id)?;
         let keys: Vec<String> = mailbox_auth_keys::table
@@ -190,7 +205,7 @@ pub fn delete(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -
                 by.client_address,
             )?;
         }
-        let mut events = crate::credentials::api_key::revoke_restricted_to_in_tx(conn, id, by)?;
+        let mut events = dependents.end_with(conn, id, by)?;
         let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
         if n == 0 {
             return Err(Error::not_found(format!("no mailbox with id {id:?}")));
@@ -215,6 +230,16 @@ pub fn delete(conn: &mut DbConn, cache: &CredentialCache, id: &str, by: Actor) -
     let api_keys = events.len().saturating_sub(1) as u64;
     m.with_label_values(&["api_key"]).inc_by(api_keys);
     Ok(mailbox)
+}
+
+/// The addresses of the mailboxes among `ids`, for the security log.
+pub fn addresses_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    Ok(mailboxes::table
+        .filter(mailboxes::id.eq_any(ids))
+        .select((mailboxes::id, mailboxes::address))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,13 +3,11 @@
 
 use crate::accounts::{self, Plan, Role};
 use crate::config::Config;
-use crate::db::schema::clients as clients_t;
 use crate::db::DbConn;
 use crate::error::Result;
 use crate::oauth::clients;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub const EMAIL: &str = "owner@demo.keygate.local";
@@ -49,12 +47,7 @@ pub fn seed(conn: &mut DbConn, config: &Config) -> Result<Demo> {
         }
     };
     let redirect = redirect_uri(config);
-    let existing: Option<String> = clients_t::table
-        .filter(clients_t::name.eq(CLIENT_NAME))
-        .filter(clients_t::redirect_uris.like(format!("%{redirect}%")))
-        .select(clients_t::id)
-        .first(conn)
-        .optional()?;
+    let existing = clients::find_id_by_name(conn, CLIENT_NAME, Some(&redirect))?;
     let client_id = match existing {
         Some(id) => id,
         None => {
@@ -85,9 +78,5 @@ pub fn authorize_url(config: &Config, demo: &Demo) -> String {
 
 /// The demo client's id, if it was seeded.
 pub fn client_id(conn: &mut DbConn) -> Result<Option<String>> {
-    Ok(clients_t::table
-        .filter(clients_t::name.eq(CLIENT_NAME))
-        .select(clients_t::id)
-        .first::<String>(conn)
-        .optional()?)
+    clients::find_id_by_name(conn, CLIENT_NAME, None)
 }

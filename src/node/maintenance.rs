@@ -3,18 +3,13 @@
 
 use crate::config::Config;
 use crate::credentials::usage::{Counts, KeyCounts};
-use crate::db::schema::{access_tokens, auth_codes, consent_requests, refresh_tokens, sessions};
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use crate::node::state::Services;
-use diesel::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Rows deleted per statement, so housekeeping never holds the write lock long.
-const BATCH: i64 = 500;
 
 /// The ten-second step of the feed's age at the last failure logged, so that a
 /// long outage is logged every ten seconds, not every attempt.
@@ -63,14 +58,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
             }
             svc.credentials.cache.prune();
             if let Some(l) = &svc.limits {
-                for limiter in [
-                    &l.login_account,
-                    &l.login_address,
-                    &l.client,
-                    &l.bearer_address,
-                    &l.registration_failures,
-                    &l.smtp,
-                ] {
+                for (_, limiter) in l.failure_limiters() {
                     limiter.prune();
                 }
                 l.registrations.prune();
@@ -279,7 +267,7 @@ fn write_usage(
     apps: &Counts,
     auth_keys: &Counts,
 ) -> Result<()> {
-    use crate::credentials::api_key;
+    use crate::apikeys::stored as api_key;
     use crate::credentials::usage::{self, DayCount};
     api_key::add_usage(conn, keys)?;
     let key_days = keys
@@ -299,54 +287,15 @@ fn write_usage(
 pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     let now = db::now();
     let mut total = 0;
-    // Codes are kept an hour past expiry so that a replay is still recognised.
-    loop {
-        let ids: Vec<String> = auth_codes::table
-            .filter(auth_codes::expires_at.lt(now - 3600))
-            .select(auth_codes::code_hash)
-            .limit(BATCH)
-            .load(conn)?;
-        if ids.is_empty() {
-            break;
-        }
-        total += diesel::delete(auth_codes::table.filter(auth_codes::code_hash.eq_any(&ids)))
-            .execute(conn)?;
-    }
-    loop {
-        let ids: Vec<String> = refresh_tokens::table
-            .filter(refresh_tokens::expires_at.lt(now))
-            .select(refresh_tokens::token_hash)
-            .limit(BATCH)
-            .load(conn)?;
-        if ids.is_empty() {
-            break;
-        }
-        total +=
-            diesel::delete(refresh_tokens::table.filter(refresh_tokens::token_hash.eq_any(&ids)))
-                .execute(conn)?;
-    }
-    loop {
-        let ids: Vec<String> = access_tokens::table
-            .filter(access_tokens::expires_at.lt(now))
-            .select(access_tokens::jti)
-            .limit(BATCH)
-            .load(conn)?;
-        if ids.is_empty() {
-            break;
-        }
-        total += diesel::delete(access_tokens::table.filter(access_tokens::jti.eq_any(&ids)))
-            .execute(conn)?;
-    }
-    total += diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?;
-    total += diesel::delete(consent_requests::table.filter(consent_requests::expires_at.lt(now)))
-        .execute(conn)?;
+    total += crate::oauth::housekeeping::prune(conn, now)?;
+    total += crate::accounts::sessions::prune(conn, now)?;
     let retention_ms = i64::try_from(config.revocation_retention_secs)
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000);
     total += crate::credentials::revocation::prune(conn, retention_ms)?;
     total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
-    total += crate::credentials::api_key::end_grace_periods(conn, now)?;
+    total += crate::apikeys::stored::end_grace_periods(conn, now)?;
     Ok(total)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod maintenance;
+pub mod names;
 pub mod quota;
 pub mod ratelimit;
 pub mod state;

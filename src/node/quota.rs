@@ -3,6 +3,7 @@
 //! actions where each success makes something that stays (a registered
 //! client), so one address cannot create thousands.
 
+use super::ratelimit::Digest;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ const MAX_TRACKED: usize = 65_536;
 pub struct SuccessQuota {
     limit: u32,
     window: Duration,
-    counts: Mutex<HashMap<String, (Instant, u32)>>,
+    counts: Mutex<HashMap<Digest, (Instant, u32)>>,
 }
 
 impl SuccessQuota {
@@ -25,14 +26,14 @@ impl SuccessQuota {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, u32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, (Instant, u32)>> {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `Err(seconds until the window ends)` when the key used its quota.
     pub fn check(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
-        match self.lock().get(key) {
+        match self.lock().get(&Digest::of(key)) {
             Some((start, n)) if *n >= self.limit && now.duration_since(*start) < self.window => {
                 Err((self.window - now.duration_since(*start)).as_secs().max(1))
             }
@@ -43,21 +44,18 @@ impl SuccessQuota {
     /// Counts one success.
     pub fn record(&self, key: &str) {
         let now = Instant::now();
+        let key = Digest::of(key);
         let mut map = self.lock();
-        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
+        if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
             let window = self.window;
             map.retain(|_, (start, _)| now.duration_since(*start) < window);
             if map.len() >= MAX_TRACKED {
-                if let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (s, _))| *s)
-                    .map(|(k, _)| k.clone())
-                {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (s, _))| *s).map(|(k, _)| *k) {
                     map.remove(&oldest);
                 }
             }
         }
-        let e = map.entry(key.to_string()).or_insert((now, 0));
+        let e = map.entry(key).or_insert((now, 0));
         if now.duration_since(e.0) >= self.window {
             *e = (now, 0);
         }

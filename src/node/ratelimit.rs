@@ -1,11 +1,36 @@
 //! Abuse limits that count failures only: a caller that keeps succeeding is never
 //! slowed. After `threshold` failures within the window, each further failure
 //! doubles a lock-out (1 s, 2 s, 4 s … up to 15 min).
+//!
+//! Keys are caller text (a client id, an email, an SMTP username), so each is
+//! kept as a keyed 128-bit digest ([`Digest`]): a limiter's memory is bounded
+//! by its entry count alone, whatever the callers send.
 
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A limiter key as a fixed-size digest, keyed per process so that callers
+/// cannot choose colliding keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest([u8; 16]);
+
+static DIGEST_KEY: std::sync::LazyLock<[u8; 32]> =
+    std::sync::LazyLock::new(crate::crypto::random_bytes32);
+
+impl Digest {
+    pub fn of(key: &str) -> Digest {
+        let mut h = Sha256::new();
+        h.update(*DIGEST_KEY);
+        h.update(key.as_bytes());
+        let full = h.finalize();
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&full[..16]);
+        Digest(d)
+    }
+}
 
 struct Entry {
     failures: u32,
@@ -22,7 +47,7 @@ pub struct FailureLimiter {
     threshold: u32,
     window: Duration,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    shards: Vec<Mutex<HashMap<Digest, Entry>>>,
 }
 
 const MAX_BLOCK: Duration = Duration::from_secs(900);
@@ -41,7 +66,7 @@ impl FailureLimiter {
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, HashMap<Digest, Entry>> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,8 +81,9 @@ impl FailureLimiter {
 
     /// `Err(seconds)` while the key is locked out.
     pub fn check(&self, key: &str) -> Result<(), u64> {
-        let map = self.shard(key);
-        if let Some(until) = map.get(key).and_then(|e| e.blocked_until) {
+        let key = Digest::of(key);
+        let map = self.shard(&key);
+        if let Some(until) = map.get(&key).and_then(|e| e.blocked_until) {
             let now = Instant::now();
             if until > now {
                 return Err((until - now).as_secs().max(1));
@@ -68,14 +94,15 @@ impl FailureLimiter {
 
     pub fn failure(&self, key: &str) {
         let now = Instant::now();
-        let mut map = self.shard(key);
-        if map.len() >= PER_SHARD && !map.contains_key(key) {
+        let key = Digest::of(key);
+        let mut map = self.shard(&key);
+        if map.len() >= PER_SHARD && !map.contains_key(&key) {
             // Any entry will do: the first one the table yields.
-            if let Some(victim) = map.keys().next().cloned() {
+            if let Some(victim) = map.keys().next().copied() {
                 map.remove(&victim);
             }
         }
-        let e = map.entry(key.to_string()).or_insert(Entry {
+        let e = map.entry(key).or_insert(Entry {
             failures: 0,
             window_start: now,
             blocked_until: None,
@@ -96,7 +123,19 @@ impl FailureLimiter {
 
     /// A success clears the count (for logins: the right password was known).
     pub fn success(&self, key: &str) {
-        self.shard(key).remove(key);
+        let key = Digest::of(key);
+        self.shard(&key).remove(&key);
+    }
+
+    /// Failures counted for the key in its current window (0 when none).
+    pub fn failures(&self, key: &str) -> u32 {
+        let key = Digest::of(key);
+        let now = Instant::now();
+        match self.shard(&key).get(&key) {
+            Some(e) if now.duration_since(e.window_start) <= self.window => e.failures,
+            Some(e) if e.blocked_until.is_some_and(|u| u > now) => e.failures,
+            _ => 0,
+        }
     }
 
     /// Drops entries whose window and block have both passed.

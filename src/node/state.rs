@@ -16,6 +16,9 @@ use crate::oauth::registration::Offered;
 pub struct Limits {
     pub login_account: FailureLimiter,
     pub login_address: FailureLimiter,
+    /// Failures per account from any address: counted for a delay, never a
+    /// lock-out (`http::pages`).
+    pub login_delay: FailureLimiter,
     pub client: FailureLimiter,
     pub bearer_address: FailureLimiter,
     /// Failed registrations and registration-token checks, per address.
@@ -24,6 +27,21 @@ pub struct Limits {
     pub registrations: super::quota::SuccessQuota,
     /// SMTP AUTH failures per (mailbox address, client address).
     pub smtp: FailureLimiter,
+}
+
+impl Limits {
+    /// Every failure limiter, by its name in `/metrics`.
+    pub fn failure_limiters(&self) -> [(&'static str, &FailureLimiter); 7] {
+        [
+            ("login_account", &self.login_account),
+            ("login_address", &self.login_address),
+            ("login_delay", &self.login_delay),
+            ("client", &self.client),
+            ("bearer_address", &self.bearer_address),
+            ("registration_failures", &self.registration_failures),
+            ("smtp", &self.smtp),
+        ]
+    }
 }
 
 pub struct Services {
@@ -59,6 +77,7 @@ impl Services {
         let limits = config.rate_limits.as_ref().map(|r| Limits {
             login_account: FailureLimiter::new(r.login_failures, r.window_secs),
             login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
+            login_delay: FailureLimiter::new(u32::MAX, r.window_secs),
             client: FailureLimiter::new(r.client_failures, r.window_secs),
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
             registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
@@ -75,6 +94,10 @@ impl Services {
             cache: CredentialCache::new(cursor, Bounds::from_config(&config)),
             usage: UsageRecorder::default(),
             access_token_ttl: config.access_token_ttl,
+            stored: crate::credentials::Stored {
+                keys: &crate::apikeys::stored::KEYS,
+                tokens: &crate::oauth::authorizations::TOKENS,
+            },
         };
         Ok(Services {
             config,

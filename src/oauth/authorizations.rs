@@ -3,12 +3,11 @@
 
 use crate::accounts::audit::Actor;
 use crate::credentials::revocation::{self, Event};
-use crate::db::schema::{
-    access_tokens, auth_codes, authorizations, clients, refresh_tokens, users,
-};
+use crate::db::schema::{access_tokens, auth_codes, authorizations, clients, refresh_tokens};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
 #[diesel(table_name = authorizations)]
@@ -54,24 +53,25 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Authorization> {
 
 /// Newest first.
 pub fn list_for_workspace(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<AppRow>> {
-    let rows: Vec<(Authorization, super::clients::Client, String)> = authorizations::table
+    let rows: Vec<(Authorization, super::clients::Client)> = authorizations::table
         .inner_join(clients::table)
-        .inner_join(users::table)
         .filter(authorizations::workspace_id.eq(workspace_id))
         .order(authorizations::id.desc())
         .select((
             Authorization::as_select(),
             super::clients::Client::as_select(),
-            users::email,
         ))
         .load(conn)?;
+    let rows = crate::accounts::with_creator_emails(conn, rows, |(a, _)| &a.user_id)?;
     Ok(rows
         .into_iter()
-        .map(|(authorization, client, authorized_by)| AppRow {
-            authorization,
-            app_name: client.name.clone(),
-            authorized_by,
-            client,
+        .filter_map(|((authorization, client), authorized_by)| {
+            Some(AppRow {
+                authorization,
+                app_name: client.name.clone(),
+                authorized_by: authorized_by?,
+                client,
+            })
         })
         .collect())
 }
@@ -274,4 +274,42 @@ pub fn remove_member(
     })?;
     cache.apply(&events);
     Ok(revoked)
+}
+
+/// The access tokens' records for the bearer check (`credentials::Stored`).
+pub struct Tokens;
+pub static TOKENS: Tokens = Tokens;
+
+impl crate::credentials::StoredTokens for Tokens {
+    fn live_access_token(&self, conn: &mut DbConn, jti: &str) -> Result<Option<String>> {
+        // No token without its record, and none under a revoked authorization.
+        let row: Option<(String, Option<i64>, Option<i64>)> = access_tokens::table
+            .inner_join(
+                authorizations::table.on(authorizations::id.eq(access_tokens::authorization_id)),
+            )
+            .filter(access_tokens::jti.eq(jti))
+            .select((
+                access_tokens::authorization_id,
+                access_tokens::revoked_at,
+                authorizations::revoked_at,
+            ))
+            .first(conn)
+            .optional()?;
+        Ok(match row {
+            Some((authorization_id, None, None)) => Some(authorization_id),
+            _ => None,
+        })
+    }
+}
+
+/// The names of the apps of the authorizations among `ids`, for the
+/// security log.
+pub fn app_names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    Ok(authorizations::table
+        .inner_join(clients::table.on(clients::id.eq(authorizations::client_id)))
+        .filter(authorizations::id.eq_any(ids))
+        .select((authorizations::id, clients::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
 }

@@ -12,6 +12,7 @@ use crate::db::schema::{authorizations as authz, clients, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 /// How a client came to be registered. Only `Operator` clients were reviewed
 /// by whoever runs keygate; the consent page says so for the others.
@@ -559,6 +560,33 @@ pub fn remove_unused(conn: &mut DbConn, now: i64) -> Result<usize> {
             .execute(conn)?,
         )
     })
+}
+
+/// The id of a client named `name` (with `redirect_uri` among its redirect
+/// URIs, when given): how the demo finds the client it seeded.
+pub fn find_id_by_name(
+    conn: &mut DbConn,
+    name: &str,
+    redirect_uri: Option<&str>,
+) -> Result<Option<String>> {
+    let mut query = clients::table
+        .filter(clients::name.eq(name))
+        .select(clients::id)
+        .into_boxed();
+    if let Some(uri) = redirect_uri {
+        query = query.filter(clients::redirect_uris.like(format!("%{uri}%")));
+    }
+    Ok(query.first::<String>(conn).optional()?)
+}
+
+/// The names of the clients among `ids`, for the security log.
+pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
+    Ok(clients::table
+        .filter(clients::id.eq_any(ids))
+        .select((clients::id, clients::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
 }
 
 #[cfg(test)]

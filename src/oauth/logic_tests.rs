@@ -58,6 +58,10 @@ impl Node {
             cache: CredentialCache::detached(),
             usage: UsageRecorder::default(),
             access_token_ttl: config.access_token_ttl,
+            stored: crate::credentials::Stored {
+                keys: &crate::apikeys::stored::KEYS,
+                tokens: &crate::oauth::authorizations::TOKENS,
+            },
         };
         let mut conn = pool.get().expect("connection");
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();

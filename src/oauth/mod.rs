@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod clients;
 pub mod engine;
 pub mod error;
+pub mod housekeeping;
 pub mod introspect;
 pub mod metadata;
 pub mod registration;

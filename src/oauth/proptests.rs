@@ -4,7 +4,7 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::credentials::api_key::API_KEY;
+    use crate::credentials::key_format::API_KEY;
     use crate::credentials::scopes;
     use crate::credentials::signing_keys::{AccessClaims, KeyRing};
     use crate::oauth::client_auth::basic_credentials;

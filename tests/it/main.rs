@@ -6,12 +6,14 @@ pub mod support;
 
 mod apikey_features;
 mod apikeys;
+mod architecture;
 mod cimd;
 mod cimd_flow;
 mod cli;
 mod developer_apps;
 mod faults;
 mod https_server;
+mod login_limits;
 mod mailboxes;
 mod mcp_sdk;
 mod membership;

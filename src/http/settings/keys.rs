@@ -1,7 +1,7 @@
 //! The API keys page: generate, rotate, revoke.
 
 use super::*;
-use crate::credentials::grace::parse_grace;
+use crate::apikeys::grace::parse_grace;
 
 struct KeyLine {
     id: String,

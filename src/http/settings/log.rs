@@ -92,7 +92,14 @@ fn render_log(conn: &mut DbConn, ctx: &Context, q: &LogQuery) -> Result<Page, Er
     let kind = q.kind.as_deref().and_then(Kind::parse);
     let page = q.page.unwrap_or(1).max(1);
     let (events, has_older) = if ctx.role.can_manage() {
-        let p = audit::page(conn, &ctx.current.id, kind, page, PER_PAGE)?;
+        let p = audit::page(
+            conn,
+            &crate::node::names::AreaNames,
+            &ctx.current.id,
+            kind,
+            page,
+            PER_PAGE,
+        )?;
         (p.events.into_iter().map(line).collect(), p.has_older)
     } else {
         (Vec::new(), false)

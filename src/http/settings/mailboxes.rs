@@ -314,7 +314,8 @@ async fn delete_mailbox(svc: Svc, path: web::Path<String>, post: FormPost) -> Ht
             return refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, "");
         }
         let cache = &svc.credentials.cache;
-        lifecycle::delete(conn, cache, &m.id, by(&ctx, post))?;
+        let keys = &crate::apikeys::RESTRICTED_KEYS;
+        lifecycle::delete(conn, cache, &m.id, by(&ctx, post), keys)?;
         Ok(Page::SeeOther(format!(
             "/settings/mailboxes?workspace={}&notice=mailbox_deleted",
             m.workspace_id

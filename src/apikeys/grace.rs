@@ -57,7 +57,7 @@ pub enum GraceError {
 const SHOWN_CHARS: usize = 40;
 
 fn shown(raw: &str) -> String {
-    super::excerpt(raw, SHOWN_CHARS)
+    crate::credentials::excerpt(raw, SHOWN_CHARS)
 }
 
 /// Seconds in one of the accepted units.
