@@ -5,6 +5,8 @@
 //!
 //! - `cli`: the commands, and `serve`, which starts the listeners;
 //! - `http`: thin handlers that parse, call one area function, and map the result;
+//!   beside it `smtp`, the SMTP-auth listener Postfix asks (it depends on nothing
+//!   else in keygate: `mailboxes` implements its `Authenticator`);
 //! - `node`: what one running node holds (services, caches, abuse limits) and
 //!   its background tasks;
 //! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources);
@@ -27,4 +29,5 @@ pub mod mailboxes;
 pub mod metrics;
 pub mod node;
 pub mod oauth;
+pub mod smtp;
 pub mod v1;

@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::mailboxes::authenticator::MailboxAuthenticator;
-use crate::mailboxes::sasl;
 use crate::node::state::Services;
+use crate::smtp;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -23,7 +23,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let sasl_bind = config
         .sasl_bind
         .as_deref()
-        .map(sasl::Bind::parse)
+        .map(smtp::Bind::parse)
         .transpose()
         .map_err(|e| format!("KEYGATE_SASL_BIND: {e}"))?;
     let pool = crate::db::connect(&config.database_url)?;
@@ -70,19 +70,19 @@ pub fn run(config: Config) -> Result<(), String> {
 /// Binds the Dovecot-protocol listener for Postfix's SMTP AUTH and serves it on
 /// this runtime until the returned task is aborted.
 async fn start_sasl(
-    bind: &sasl::Bind,
+    bind: &smtp::Bind,
     services: Arc<Services>,
 ) -> Result<actix_web::rt::task::JoinHandle<()>, String> {
-    let listener = sasl::Listener::bind(bind)
+    let listener = smtp::Listener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} for SASL: {e}"))?;
     let at = listener.local_addr().map_err(|e| e.to_string())?;
     log::info!("keygate SMTP AUTH (Dovecot protocol) listening on {at}");
     let auth = Arc::new(MailboxAuthenticator::new(services));
-    Ok(actix_web::rt::spawn(sasl::serve(
+    Ok(actix_web::rt::spawn(smtp::serve(
         listener,
         auth,
-        sasl::Limits::default(),
+        smtp::Limits::default(),
     )))
 }
 
