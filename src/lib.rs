@@ -14,7 +14,8 @@
 //!   the one bearer check, its cache, revocation events, usage) and `accounts`
 //!   (workspaces, people, roles, sessions, the security log);
 //! - `db`: connections, schema, migrations, backups;
-//! - shared by all: `error`, `crypto`, `config`, `metrics`.
+//! - shared by all: `error`, `crypto`, `config`, `metrics`, and `outbound`, the one
+//!   HTTPS client for requests to URLs others chose (with its SSRF rules).
 
 pub mod accounts;
 pub mod apikeys;
@@ -29,5 +30,6 @@ pub mod mailboxes;
 pub mod metrics;
 pub mod node;
 pub mod oauth;
+pub mod outbound;
 pub mod smtp;
 pub mod v1;
