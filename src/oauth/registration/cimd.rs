@@ -32,11 +32,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use url::Url;
 
-/// The environment variable naming hosts that may resolve to special-use
-/// addresses (comma-separated), e.g. `127.0.0.1,localhost` in tests.
-pub const ENV_ALLOWED_HOSTS: &str = "KEYGATE_CIMD_ALLOWED_HOSTS";
-/// The environment variable naming a PEM file of extra trusted root CAs.
-pub const ENV_CA_FILE: &str = "KEYGATE_CIMD_CA_FILE";
 /// The most bytes of a document read (the contract's 5 KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 
@@ -76,22 +71,6 @@ impl Default for CimdConfig {
             default_ttl: Duration::from_secs(5 * 60),
             min_ttl: Duration::from_secs(60),
             max_ttl: Duration::from_secs(24 * 60 * 60),
-        }
-    }
-}
-
-impl CimdConfig {
-    /// The defaults, with [`ENV_ALLOWED_HOSTS`] and [`ENV_CA_FILE`] read from
-    /// the environment (empty values are as if unset).
-    pub fn from_env() -> Self {
-        let allowed = std::env::var(ENV_ALLOWED_HOSTS).unwrap_or_default();
-        let ca_file = std::env::var_os(ENV_CA_FILE)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        CimdConfig {
-            allowed_hosts: outbound::parse_allowed_hosts(&allowed),
-            ca_file,
-            ..CimdConfig::default()
         }
     }
 }
