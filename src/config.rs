@@ -1,5 +1,12 @@
 //! Configuration from flags and environment (precedence: flag, `KEYGATE_…`,
-//! `DATABASE_URL`, default), resolved once at start.
+//! `DATABASE_URL`, default), resolved once at start. This is the only reader
+//! of `KEYGATE_*` variables: everything else is built from [`Config`].
+//!
+//! [`Config::resolve`] reads what every command uses; [`Config::serving`] adds
+//! what only a serving node uses, so that a bad server setting (a pool size, a
+//! cache TTL) does not stop the admin commands.
+
+use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -52,7 +59,49 @@ pub struct Config {
     /// `KEYGATE_SMTP_HOST`: the SMTP host the settings pages tell senders to
     /// use; `None` for the issuer's host.
     pub smtp_host: Option<String>,
+    /// `KEYGATE_MASTER_KEY`: signing keys are sealed under it at rest; `None`
+    /// stores them in clear.
+    pub master_key: Option<MasterKey>,
+    /// `KEYGATE_DB_POOL_SIZE` (serving only): the pool's connections; `None`
+    /// for 8 on SQLite, 16 on PostgreSQL.
+    pub db_pool_size: Option<u32>,
+    /// `KEYGATE_CIMD_ALLOWED_HOSTS` (serving only): hosts the outbound HTTPS
+    /// client fetches from even when they resolve to special-use addresses,
+    /// e.g. `127.0.0.1,localhost` in tests.
+    pub cimd_allowed_hosts: Vec<String>,
+    /// `KEYGATE_CIMD_CA_FILE` (serving only): a PEM file of extra trusted root
+    /// CAs for the outbound HTTPS client.
+    pub cimd_ca_file: Option<PathBuf>,
+    /// `KEYGATE_CIMD_CACHE_TTL` (serving only): the most seconds a good client
+    /// metadata document is cached; `None` for the fetcher's default (24 h).
+    pub cimd_cache_ttl_secs: Option<u64>,
+    /// `KEYGATE_LEAK_REPORT_KEYS` (serving only): the file of keys leak reports
+    /// must be signed with; `None`: `POST /api-keys/leaks` does not exist.
+    pub leak_report_keys_file: Option<PathBuf>,
+    /// `KEYGATE_TEST_PANIC_ROUTE=1` (serving only): routes that panic, for the
+    /// tests of the panic boundary; never set it in production.
+    pub test_panic_routes: bool,
 }
+
+/// `KEYGATE_MASTER_KEY` as the key it stands for: the SHA-256 of the trimmed
+/// value. Never printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// The environment variable naming hosts that may resolve to special-use
+/// addresses (comma-separated).
+pub const ENV_CIMD_ALLOWED_HOSTS: &str = "KEYGATE_CIMD_ALLOWED_HOSTS";
+/// The environment variable naming a PEM file of extra trusted root CAs.
+pub const ENV_CIMD_CA_FILE: &str = "KEYGATE_CIMD_CA_FILE";
+/// The environment variable naming the leak-report keys file; unset, the
+/// endpoint is off.
+pub const ENV_LEAK_REPORT_KEYS: &str = "KEYGATE_LEAK_REPORT_KEYS";
 
 #[derive(Clone, Debug)]
 pub struct RateLimits {
@@ -96,6 +145,19 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A path from the environment; empty is as if unset.
+fn path_env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `KEYGATE_LOG_FORMAT=json`: one JSON object per log line. Read before the
+/// configuration is resolved, since logging starts first.
+pub fn json_logs() -> bool {
+    std::env::var("KEYGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
 fn env_i64(name: &str, default: i64) -> Result<i64, String> {
     match env(name) {
         None => Ok(default),
@@ -135,6 +197,13 @@ impl Config {
             registration_open: true,
             sasl_bind: None,
             smtp_host: None,
+            master_key: None,
+            db_pool_size: None,
+            cimd_allowed_hosts: Vec::new(),
+            cimd_ca_file: None,
+            cimd_cache_ttl_secs: None,
+            leak_report_keys_file: None,
+            test_panic_routes: false,
         }
     }
 
@@ -211,7 +280,44 @@ impl Config {
             registration_open,
             sasl_bind: env("KEYGATE_SASL_BIND"),
             smtp_host: env("KEYGATE_SMTP_HOST"),
+            master_key: env("KEYGATE_MASTER_KEY")
+                .map(|v| MasterKey(crate::crypto::sha256(v.trim().as_bytes()))),
+            db_pool_size: None,
+            cimd_allowed_hosts: Vec::new(),
+            cimd_ca_file: None,
+            cimd_cache_ttl_secs: None,
+            leak_report_keys_file: None,
+            test_panic_routes: false,
         })
+    }
+
+    /// Adds the settings only a serving node uses (`serve`, `demo`), with
+    /// their own errors.
+    pub fn serving(mut self) -> Result<Config, String> {
+        self.db_pool_size = match std::env::var("KEYGATE_DB_POOL_SIZE") {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=1024).contains(&n) => Some(n),
+                _ => {
+                    return Err(format!(
+                        "KEYGATE_DB_POOL_SIZE must be a number of connections from 1 to 1024, not {v:?}"
+                    ))
+                }
+            },
+            _ => None,
+        };
+        self.cimd_allowed_hosts = crate::outbound::parse_allowed_hosts(
+            &std::env::var(ENV_CIMD_ALLOWED_HOSTS).unwrap_or_default(),
+        );
+        self.cimd_ca_file = path_env(ENV_CIMD_CA_FILE);
+        self.cimd_cache_ttl_secs = match env("KEYGATE_CIMD_CACHE_TTL") {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                format!("KEYGATE_CIMD_CACHE_TTL must be a number of seconds, not {v:?}")
+            })?),
+        };
+        self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
+        self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
+        Ok(self)
     }
 
     pub fn https(&self) -> bool {

@@ -5,6 +5,8 @@
 //!
 //! - `cli`: the commands, and `serve`, which starts the listeners;
 //! - `http`: thin handlers that parse, call one area function, and map the result;
+//!   beside it `smtp`, the SMTP-auth listener Postfix asks (it depends on nothing
+//!   else in keygate: `mailboxes` implements its `Authenticator`);
 //! - `node`: what one running node holds (services, caches, abuse limits) and
 //!   its background tasks;
 //! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources);
@@ -12,7 +14,8 @@
 //!   the one bearer check, its cache, revocation events, usage) and `accounts`
 //!   (workspaces, people, roles, sessions, the security log);
 //! - `db`: connections, schema, migrations, backups;
-//! - shared by all: `error`, `crypto`, `config`, `metrics`.
+//! - shared by all: `error`, `crypto`, `config`, `metrics`, and `outbound`, the one
+//!   HTTPS client for requests to URLs others chose (with its SSRF rules).
 
 pub mod accounts;
 pub mod apikeys;
@@ -27,4 +30,6 @@ pub mod mailboxes;
 pub mod metrics;
 pub mod node;
 pub mod oauth;
+pub mod outbound;
+pub mod smtp;
 pub mod v1;

@@ -441,7 +441,10 @@ struct Seeded {
 /// made of credentials the server accepts.
 fn seed_bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, String> {
     use diesel::connection::SimpleConnection;
-    let ring = KeyRing::load(conn, issuer, 3600).map_err(|e| e.to_string())?;
+    // Sealed as the server will find them: under the master key of the
+    // environment the server inherits.
+    let master_key = keygate::config::Config::resolve(None, None, None)?.master_key;
+    let ring = KeyRing::load(conn, issuer, 3600, master_key).map_err(|e| e.to_string())?;
     let mut seeded = Seeded::default();
     let now = db::now();
     let hash = keygate::crypto::hash_password(PASSWORD);

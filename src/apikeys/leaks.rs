@@ -64,8 +64,6 @@ use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
-/// The variable naming the trusted keys file; unset, the endpoint is off.
-pub const KEYS_FILE_ENV: &str = "KEYGATE_LEAK_REPORT_KEYS";
 /// Header with the base64 DER signature over the raw body.
 pub const SIGNATURE_HEADER: &str = "Github-Public-Key-Signature";
 /// Header with the `key_identifier` of the key that signed.
@@ -308,15 +306,6 @@ impl LeakReportKeys {
             return Err(LeakKeysError::TooLarge);
         }
         Self::from_json(&buf)
-    }
-
-    /// The keys named by [`KEYS_FILE_ENV`]; `None` (endpoint disabled) when
-    /// the variable is unset or empty.
-    pub fn from_env() -> Result<Option<Self>, LeakKeysError> {
-        match std::env::var_os(KEYS_FILE_ENV) {
-            Some(path) if !path.is_empty() => Self::load(Path::new(&path)).map(Some),
-            _ => Ok(None),
-        }
     }
 
     pub fn len(&self) -> usize {

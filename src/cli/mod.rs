@@ -188,7 +188,7 @@ fn init_logging(serving: bool) {
     let default = if serving { "info" } else { "error" };
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
-    if std::env::var("KEYGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if crate::config::json_logs() {
         // One JSON object per line, for log shippers.
         builder.format(|buf, record| {
             use std::io::Write;
@@ -325,7 +325,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys(KeysCmd::Rotate) => {
             let mut conn = conn_for(&config)?;
-            let kid = keys::rotate(&mut conn).map_err(e)?;
+            let kid = keys::rotate(&mut conn, config.master_key.as_ref()).map_err(e)?;
             out.emit(
                 json!({"kid": kid}),
                 format!(

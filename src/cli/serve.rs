@@ -2,8 +2,8 @@
 
 use crate::config::Config;
 use crate::mailboxes::authenticator::MailboxAuthenticator;
-use crate::mailboxes::sasl;
 use crate::node::state::Services;
+use crate::smtp;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -13,7 +13,8 @@ use std::sync::Arc;
 /// Opens the database, loads keys, binds, serves until SIGTERM/SIGINT, drains
 /// in-flight requests, and writes the last usage counts.
 pub fn run(config: Config) -> Result<(), String> {
-    if crate::credentials::sealing::master_key().is_none() {
+    let config = config.serving()?;
+    if config.master_key.is_none() {
         log::warn!(
             "KEYGATE_MASTER_KEY is not set: signing keys are stored unencrypted in the database. \
              Set it to a long random value to encrypt them at rest."
@@ -23,10 +24,10 @@ pub fn run(config: Config) -> Result<(), String> {
     let sasl_bind = config
         .sasl_bind
         .as_deref()
-        .map(sasl::Bind::parse)
+        .map(smtp::Bind::parse)
         .transpose()
         .map_err(|e| format!("KEYGATE_SASL_BIND: {e}"))?;
-    let pool = crate::db::connect(&config.database_url)?;
+    let pool = crate::db::connect(&config.database_url, config.db_pool_size)?;
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let services = Arc::new(Services::new(config, pool)?);
@@ -70,19 +71,19 @@ pub fn run(config: Config) -> Result<(), String> {
 /// Binds the Dovecot-protocol listener for Postfix's SMTP AUTH and serves it on
 /// this runtime until the returned task is aborted.
 async fn start_sasl(
-    bind: &sasl::Bind,
+    bind: &smtp::Bind,
     services: Arc<Services>,
 ) -> Result<actix_web::rt::task::JoinHandle<()>, String> {
-    let listener = sasl::Listener::bind(bind)
+    let listener = smtp::Listener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} for SASL: {e}"))?;
     let at = listener.local_addr().map_err(|e| e.to_string())?;
     log::info!("keygate SMTP AUTH (Dovecot protocol) listening on {at}");
     let auth = Arc::new(MailboxAuthenticator::new(services));
-    Ok(actix_web::rt::spawn(sasl::serve(
+    Ok(actix_web::rt::spawn(smtp::serve(
         listener,
         auth,
-        sasl::Limits::default(),
+        smtp::Limits::default(),
     )))
 }
 
@@ -96,6 +97,7 @@ async fn serve_http(
     let data = web::Data::from(services.clone());
     let https = services.config.https();
     let server = HttpServer::new(move || {
+        let config = &data.config;
         App::new()
             .app_data(data.clone())
             // Innermost: a panicking handler becomes a 500 that the headers
@@ -103,7 +105,7 @@ async fn serve_http(
             .wrap(from_fn(crate::http::panic::catch_panic))
             .wrap(crate::http::default_headers(https))
             .wrap(from_fn(crate::http::observe::observe))
-            .configure(crate::http::configure)
+            .configure(|cfg| crate::http::configure(cfg, config))
             .configure(crate::http::demo::configure)
     })
     .shutdown_timeout(10)

@@ -10,14 +10,9 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-const SEALED_PREFIX: &str = "enc1:";
+use crate::config::MasterKey;
 
-pub fn master_key() -> Option<[u8; 32]> {
-    std::env::var("KEYGATE_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| crate::crypto::sha256(v.trim().as_bytes()))
-}
+const SEALED_PREFIX: &str = "enc1:";
 
 fn cipher(key: &[u8; 32]) -> Result<LessSafeKey, String> {
     UnboundKey::new(&AES_256_GCM, key)
@@ -26,14 +21,14 @@ fn cipher(key: &[u8; 32]) -> Result<LessSafeKey, String> {
 }
 
 /// Seals with the master key when one is set.
-pub fn seal(plain: &[u8]) -> Result<String, String> {
-    let Some(key) = master_key() else {
+pub fn seal(plain: &[u8], master_key: Option<&MasterKey>) -> Result<String, String> {
+    let Some(MasterKey(key)) = master_key else {
         return Ok(STANDARD.encode(plain));
     };
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness".to_string())?;
     let mut data = plain.to_vec();
-    cipher(&key)?
+    cipher(key)?
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
         .map_err(|_| "sealing failed".to_string())?;
     let mut out = nonce.to_vec();
@@ -56,16 +51,17 @@ pub fn open_clear(stored: &str) -> Result<Vec<u8>, String> {
 /// Opens what `seal` wrote. With a master key set, a key stored in clear is
 /// refused: keys at rest are sealed or the node does not use them (the node
 /// seals clear keys when it starts, `signing_keys::seal_stored`).
-pub fn open(stored: &str) -> Result<Vec<u8>, String> {
+pub fn open(stored: &str, master_key: Option<&MasterKey>) -> Result<Vec<u8>, String> {
     let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
-        if master_key().is_some() {
+        if master_key.is_some() {
             return Err(
                 "a signing key is stored unencrypted while KEYGATE_MASTER_KEY is set".to_string(),
             );
         }
         return open_clear(stored);
     };
-    let key = master_key().ok_or("the signing keys are encrypted: set KEYGATE_MASTER_KEY")?;
+    let MasterKey(key) =
+        master_key.ok_or("the signing keys are encrypted: set KEYGATE_MASTER_KEY")?;
     let raw = STANDARD
         .decode(sealed)
         .map_err(|_| "a stored key is corrupt".to_string())?;
@@ -76,7 +72,7 @@ pub fn open(stored: &str) -> Result<Vec<u8>, String> {
     let mut data = data.to_vec();
     let nonce = Nonce::try_assume_unique_for_key(nonce)
         .map_err(|_| "a stored key is corrupt".to_string())?;
-    let plain = cipher(&key)?
+    let plain = cipher(key)?
         .open_in_place(nonce, Aad::empty(), &mut data)
         .map_err(|_| "cannot decrypt the signing keys: wrong KEYGATE_MASTER_KEY".to_string())?;
     Ok(plain.to_vec())

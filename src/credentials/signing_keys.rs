@@ -2,6 +2,7 @@
 //! the database so that every node signs and verifies with the same set. Older keys
 //! stay published until every token they signed has expired.
 
+use crate::config::MasterKey;
 use crate::db::schema::signing_keys;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
@@ -59,6 +60,8 @@ struct Inner {
 
 pub struct KeyRing {
     inner: RwLock<Inner>,
+    /// What the stored keys are sealed under (`Config::master_key`).
+    master_key: Option<MasterKey>,
     validation: Validation,
     /// Unix seconds of the last reload for an unknown `kid`.
     last_reload: std::sync::atomic::AtomicI64,
@@ -67,7 +70,7 @@ pub struct KeyRing {
 /// The least time between two reloads of the key set for unknown `kid`s.
 const RELOAD_INTERVAL_SECS: i64 = 1;
 
-fn generate() -> Result<SigningKeyRow> {
+fn generate(master_key: Option<&MasterKey>) -> Result<SigningKeyRow> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| Error::invalid("could not generate a signing key"))?;
@@ -76,7 +79,8 @@ fn generate() -> Result<SigningKeyRow> {
     Ok(SigningKeyRow {
         kid: crate::crypto::random_token(12),
         algorithm: ALGORITHM.to_string(),
-        private_key: crate::credentials::sealing::seal(pkcs8.as_ref()).map_err(Error::Invalid)?,
+        private_key: crate::credentials::sealing::seal(pkcs8.as_ref(), master_key)
+            .map_err(Error::Invalid)?,
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: db::now(),
         retired_at: None,
@@ -100,11 +104,11 @@ pub struct Sealing {
 ///   sealed key must open with it (a wrong master key is an error);
 /// - without it, any sealed key is an error: the node cannot sign, and a
 ///   rotation would add a key in clear beside them.
-pub fn seal_stored(conn: &mut DbConn) -> Result<Sealing> {
+pub fn seal_stored(conn: &mut DbConn, master_key: Option<&MasterKey>) -> Result<Sealing> {
     let rows: Vec<(String, String)> = signing_keys::table
         .select((signing_keys::kid, signing_keys::private_key))
         .load(conn)?;
-    let sealing = crate::credentials::sealing::master_key().is_some();
+    let sealing = master_key.is_some();
     let mut out = Sealing::default();
     for (kid, stored) in rows {
         let is_sealed = crate::credentials::sealing::is_sealed(&stored);
@@ -117,14 +121,14 @@ pub fn seal_stored(conn: &mut DbConn) -> Result<Sealing> {
             (false, false) => out.clear += 1,
             (true, true) => {
                 // Proves the master key is the one they were sealed with.
-                crate::credentials::sealing::open(&stored).map_err(Error::Invalid)?;
+                crate::credentials::sealing::open(&stored, master_key).map_err(Error::Invalid)?;
                 out.sealed += 1;
             }
             (true, false) => {
                 let plain = crate::credentials::sealing::open_clear(&stored).map_err(|e| {
                     Error::invalid(format!("cannot seal signing key {kid}: {e}"))
                 })?;
-                let sealed = crate::credentials::sealing::seal(&plain).map_err(|e| {
+                let sealed = crate::credentials::sealing::seal(&plain, master_key).map_err(|e| {
                     Error::invalid(format!("cannot seal signing key {kid}: {e}"))
                 })?;
                 diesel::update(
@@ -145,9 +149,9 @@ pub fn seal_stored(conn: &mut DbConn) -> Result<Sealing> {
 /// Adds a new signing key; older ones stop signing but stay published for
 /// `keep_secs` (the access token lifetime). Returns the new key id. Refused
 /// when the new key would not be stored like the others (see `seal_stored`).
-pub fn rotate(conn: &mut DbConn) -> Result<String> {
-    seal_stored(conn)?;
-    let row = generate()?;
+pub fn rotate(conn: &mut DbConn, master_key: Option<&MasterKey>) -> Result<String> {
+    seal_stored(conn, master_key)?;
+    let row = generate(master_key)?;
     db::write_tx(conn, |conn| {
         diesel::update(signing_keys::table.filter(signing_keys::retired_at.is_null()))
             .set(signing_keys::retired_at.eq(db::now()))
@@ -173,13 +177,14 @@ fn load_rows(conn: &mut DbConn, keep_secs: i64) -> Result<Vec<SigningKeyRow>> {
         .load(conn)?)
 }
 
-fn build(rows: Vec<SigningKeyRow>) -> Result<Inner> {
+fn build(rows: Vec<SigningKeyRow>, master_key: Option<&MasterKey>) -> Result<Inner> {
     let active = rows
         .iter()
         .find(|r| r.retired_at.is_none())
         .or(rows.first())
         .ok_or_else(|| Error::not_found("no signing key"))?;
-    let der = crate::credentials::sealing::open(&active.private_key).map_err(Error::Invalid)?;
+    let der = crate::credentials::sealing::open(&active.private_key, master_key)
+        .map_err(Error::Invalid)?;
     let signer = Signer {
         kid: active.kid.clone(),
         key: EncodingKey::from_ed_der(&der),
@@ -219,8 +224,13 @@ fn validation(issuer: &str) -> Validation {
 
 impl KeyRing {
     /// Loads the keys, creating the first one when there is none.
-    pub fn load(conn: &mut DbConn, issuer: &str, keep_secs: i64) -> Result<KeyRing> {
-        let sealing = seal_stored(conn)?;
+    pub fn load(
+        conn: &mut DbConn,
+        issuer: &str,
+        keep_secs: i64,
+        master_key: Option<MasterKey>,
+    ) -> Result<KeyRing> {
+        let sealing = seal_stored(conn, master_key.as_ref())?;
         if sealing.sealed > 0 {
             log::info!(
                 "signing keys: {} sealed with KEYGATE_MASTER_KEY ({} were stored in clear and sealed now)",
@@ -230,11 +240,12 @@ impl KeyRing {
         }
         let mut rows = load_rows(conn, keep_secs)?;
         if rows.iter().all(|r| r.retired_at.is_some()) {
-            rotate(conn)?;
+            rotate(conn, master_key.as_ref())?;
             rows = load_rows(conn, keep_secs)?;
         }
         Ok(KeyRing {
-            inner: RwLock::new(build(rows)?),
+            inner: RwLock::new(build(rows, master_key.as_ref())?),
+            master_key,
             validation: validation(issuer),
             last_reload: Default::default(),
         })
@@ -243,7 +254,8 @@ impl KeyRing {
     /// A key ring with one fresh key and no database (for tests and fuzzing).
     pub fn ephemeral(issuer: &str) -> Result<KeyRing> {
         Ok(KeyRing {
-            inner: RwLock::new(build(vec![generate()?])?),
+            inner: RwLock::new(build(vec![generate(None)?], None)?),
+            master_key: None,
             validation: validation(issuer),
             last_reload: Default::default(),
         })
@@ -275,7 +287,7 @@ impl KeyRing {
     /// Re-reads the key set (after a rotation on another node).
     pub fn reload(&self, conn: &mut DbConn, keep_secs: i64) -> Result<()> {
         // A key written in clear since (by an older node) is sealed before use.
-        let sealing = seal_stored(conn)?;
+        let sealing = seal_stored(conn, self.master_key.as_ref())?;
         if sealing.sealed_now > 0 {
             log::info!(
                 "signing keys: {} stored in clear were sealed with KEYGATE_MASTER_KEY",
@@ -286,7 +298,7 @@ impl KeyRing {
         if rows.is_empty() {
             return Ok(());
         }
-        let inner = build(rows)?;
+        let inner = build(rows, self.master_key.as_ref())?;
         if let Ok(mut guard) = self.inner.write() {
             *guard = inner;
         }

@@ -116,12 +116,14 @@ impl r2d2::ManageConnection for ConnectionManager {
 }
 
 /// Opens the pool, checks that the database answers and runs pending migrations.
-pub fn connect(url: &str) -> Result<Pool, String> {
+/// `pool_size` is `Config::db_pool_size`.
+pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
     let parsed = DatabaseUrl::parse(url)?;
     // Switch to WAL and migrate on one connection before the pool opens others,
     // so that no connection races the schema change for the lock.
     drop(connect_single(url)?);
-    let size = pool_size(&parsed)?;
+    // 8 connections on SQLite (one writer at a time anyway), 16 on PostgreSQL.
+    let size = pool_size.unwrap_or(if parsed.is_sqlite() { 8 } else { 16 });
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -145,20 +147,6 @@ pub fn connect(url: &str) -> Result<Pool, String> {
                 None => "cannot open the database: timed out".to_string(),
             })
         }
-    }
-}
-
-/// `KEYGATE_DB_POOL_SIZE`, or 8 connections on SQLite (one writer at a time
-/// anyway) and 16 on PostgreSQL.
-fn pool_size(url: &DatabaseUrl) -> Result<u32, String> {
-    match std::env::var("KEYGATE_DB_POOL_SIZE") {
-        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u32>() {
-            Ok(n) if (1..=1024).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "KEYGATE_DB_POOL_SIZE must be a number of connections from 1 to 1024, not {v:?}"
-            )),
-        },
-        _ => Ok(if url.is_sqlite() { 8 } else { 16 }),
     }
 }
 

@@ -24,17 +24,18 @@ pub type Svc = web::Data<Services>;
 /// The largest request body any endpoint reads.
 pub const MAX_BODY: usize = 64 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     // `/metrics` is not public (OWASP Top 10 A05, security misconfiguration:
     // it shows traffic, outcomes and pool use): on the main listener only
     // with KEYGATE_METRICS_TOKEN, else on KEYGATE_METRICS_BIND's, else not at
-    // all. Read as `Config::resolve` reads them.
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if set("KEYGATE_METRICS_TOKEN") && !set("KEYGATE_METRICS_BIND") {
+    // all.
+    if config.metrics_token.is_some() && config.metrics_bind.is_none() {
         cfg.route("/metrics", web::get().to(metrics));
     }
     // Before the /v1 scope, whose default service would answer these.
-    panic::configure_test_routes(cfg);
+    if config.test_panic_routes {
+        panic::configure_test_routes(cfg);
+    }
     // The router tries services in order: `/v1` first, so the busiest routes
     // are matched before every page and settings pattern is tried.
     v1::configure(cfg);

@@ -137,12 +137,10 @@ fn internal_error_for(path: &str) -> HttpResponse {
     }
 }
 
-/// `KEYGATE_TEST_PANIC_ROUTE=1` adds routes that panic, one per boundary, so
-/// the tests can prove the answer above; never set it in production.
+/// Routes that panic, one per boundary, so the tests can prove the answer
+/// above (`KEYGATE_TEST_PANIC_ROUTE=1`, `Config::test_panic_routes`); never
+/// in production.
 pub fn configure_test_routes(cfg: &mut web::ServiceConfig) {
-    if std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() != Ok("1") {
-        return;
-    }
     async fn panics() -> HttpResponse {
         panic!("KEYGATE_TEST_PANIC_ROUTE: a handler panicked on purpose")
     }

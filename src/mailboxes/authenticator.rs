@@ -17,11 +17,11 @@
 //!   answer within Postfix's 10 s wait.
 
 use super::auth_keys;
-use super::sasl::{Attempt, Authenticator, BoxFuture, Verdict};
 use crate::credentials::cache::CachedAuthKey;
 use crate::credentials::Credentials;
 use crate::db::{self, Pool};
 use crate::error::Error;
+use crate::smtp::{Attempt, Authenticator, BoxFuture, Verdict};
 use std::sync::Arc;
 use std::time::Duration;
 

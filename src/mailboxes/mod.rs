@@ -6,11 +6,11 @@
 //! - `auth_keys`: mailbox auth keys (`kgm_…`, the API key's format with its own
 //!   prefix): create, list, disable, enable, rotate, delete, and the lookup the
 //!   SMTP side makes;
-//! - `authenticator`: the [`sasl::Authenticator`] that checks an SMTP login
-//!   (address and auth key) against them, with the cache, usage counts and
-//!   abuse limits of the node that runs it;
-//! - `sasl`: the SMTP side itself, the authentication service Postfix asks when
-//!   a client says `AUTH`. It knows nothing of mailboxes.
+//! - `authenticator`: the [`crate::smtp::Authenticator`] that checks an SMTP
+//!   login (address and auth key) against them, with the cache, usage counts
+//!   and abuse limits of the node that runs it. The SMTP side itself, the
+//!   authentication service Postfix asks when a client says `AUTH`, is the
+//!   transport `crate::smtp`, which knows nothing of mailboxes.
 //!
 //! Every change writes its security-log row, and every change that ends a
 //! credential its revocation event, inside the transaction that makes it.
@@ -20,7 +20,6 @@ pub mod auth_keys;
 pub mod authenticator;
 pub mod leaks;
 pub mod lifecycle;
-pub mod sasl;
 
 pub use auth_keys::{AuthKeyStatus, IssuedAuthKey, MailboxAuthKey};
 pub use lifecycle::{Mailbox, MailboxRow};

@@ -1,8 +1,8 @@
 //! What every request handler and background task of a node shares.
 
 use super::ratelimit::FailureLimiter;
-use crate::apikeys::leaks::{LeakReportKeys, KEYS_FILE_ENV};
-use crate::config::Config;
+use crate::apikeys::leaks::LeakReportKeys;
+use crate::config::{Config, ENV_LEAK_REPORT_KEYS};
 use crate::credentials::address::TrustedProxies;
 use crate::credentials::cache::{Bounds, CredentialCache};
 use crate::credentials::signing_keys::KeyRing;
@@ -65,13 +65,22 @@ impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
-        let leak_report_keys =
-            LeakReportKeys::from_env().map_err(|e| format!("{KEYS_FILE_ENV}: {e}"))?;
+        let leak_report_keys = config
+            .leak_report_keys_file
+            .as_deref()
+            .map(LeakReportKeys::load)
+            .transpose()
+            .map_err(|e| format!("{ENV_LEAK_REPORT_KEYS}: {e}"))?;
         let mut conn = pool
             .get()
             .map_err(|e| format!("cannot open the database: {e}"))?;
-        let keys = KeyRing::load(&mut conn, &config.issuer, config.access_token_ttl)
-            .map_err(|e| format!("cannot load signing keys: {e}"))?;
+        let keys = KeyRing::load(
+            &mut conn,
+            &config.issuer,
+            config.access_token_ttl,
+            config.master_key,
+        )
+        .map_err(|e| format!("cannot load signing keys: {e}"))?;
         let cursor = crate::credentials::revocation::start(&mut conn)
             .map_err(|e| format!("cannot read the revocation feed: {e}"))?;
         let limits = config.rate_limits.as_ref().map(|r| Limits {
@@ -85,7 +94,7 @@ impl Services {
             smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
         });
         let documents = Fetcher::new(
-            cimd_config()?,
+            cimd_config(&config),
             Offered::new(crate::credentials::scopes::all_names()),
         )
         .map_err(|e| e.to_string())?;
@@ -113,24 +122,22 @@ impl Services {
     }
 }
 
-/// `KEYGATE_CIMD_ALLOWED_HOSTS` and `KEYGATE_CIMD_CA_FILE` (see
-/// `CimdConfig::from_env`), and `KEYGATE_CIMD_CACHE_TTL`: the most seconds a
-/// good document is cached (default 24 h; `Cache-Control` may ask for less).
-fn cimd_config() -> Result<CimdConfig, String> {
-    let mut config = CimdConfig::from_env();
-    if let Some(v) = std::env::var("KEYGATE_CIMD_CACHE_TTL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        let secs: u64 = v.trim().parse().map_err(|_| {
-            format!("KEYGATE_CIMD_CACHE_TTL must be a number of seconds, not {v:?}")
-        })?;
+/// The fetcher's defaults with the outbound client's allowed hosts and CA
+/// file, and `cimd_cache_ttl_secs` as the most seconds a good document is
+/// cached (default 24 h; `Cache-Control` may ask for less).
+fn cimd_config(config: &Config) -> CimdConfig {
+    let mut cimd = CimdConfig {
+        allowed_hosts: config.cimd_allowed_hosts.clone(),
+        ca_file: config.cimd_ca_file.clone(),
+        ..CimdConfig::default()
+    };
+    if let Some(secs) = config.cimd_cache_ttl_secs {
         let ttl = std::time::Duration::from_secs(secs);
-        config.max_ttl = ttl;
-        config.min_ttl = config.min_ttl.min(ttl);
-        config.default_ttl = config.default_ttl.min(ttl);
+        cimd.max_ttl = ttl;
+        cimd.min_ttl = cimd.min_ttl.min(ttl);
+        cimd.default_ttl = cimd.default_ttl.min(ttl);
     }
-    Ok(config)
+    cimd
 }
 
 impl Services {

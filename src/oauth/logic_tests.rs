@@ -51,7 +51,7 @@ impl Node {
         let dir = std::env::temp_dir().join(format!("keygate-logic-{}", db::new_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("keygate.db").display());
-        let pool = db::connect(&url).expect("open and migrate a fresh database");
+        let pool = db::connect(&url, None).expect("open and migrate a fresh database");
         let config = Config::defaults(url, ISSUER.to_string());
         let credentials = Credentials {
             keys: KeyRing::ephemeral(ISSUER).expect("key ring"),

@@ -1,11 +1,11 @@
-//! The Dovecot authentication protocol listener (`keygate::mailboxes::sasl`),
+//! The Dovecot authentication protocol listener (`keygate::smtp`),
 //! driven line by line over real sockets with a stub authenticator that knows
 //! one address and one key, and then behind a real Postfix.
 
 use crate::postfix::{submit, Auth, Postfix};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use keygate::mailboxes::sasl::{
+use keygate::smtp::{
     serve, Attempt, Authenticator, Bind, BoxFuture, Limits, Listener, Mechanism, Verdict,
 };
 use std::io::{BufRead, BufReader, Write};

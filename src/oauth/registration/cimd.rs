@@ -3,61 +3,35 @@
 //! and the authorization server fetches it instead of keeping a registration.
 //!
 //! Fetching a URL the client chose is a server-side request forgery surface
-//! (draft §"Server-Side Request Forgery (SSRF) Attacks"), so [`Fetcher`]:
+//! (draft §"Server-Side Request Forgery (SSRF) Attacks"), so [`Fetcher`] fetches
+//! through the one outbound HTTPS client, [`crate::outbound`]: special-use
+//! addresses refused before connecting (hosts named in
+//! `KEYGATE_CIMD_ALLOWED_HOSTS` excepted), no redirects, connect and total time
+//! bounded, TLS verified against the webpki roots plus, optionally, one extra
+//! root from `KEYGATE_CIMD_CA_FILE` (for tests and private deployments). On top
+//! of it, a document:
 //!
-//! * resolves the host itself and refuses special-use addresses (RFC 6890 and
-//!   its successors, see [`is_special_use`]) before connecting, then connects
-//!   only to an address it checked: there is no second DNS lookup to rebind;
-//!   hosts named in `KEYGATE_CIMD_ALLOWED_HOSTS` skip the address check;
-//! * follows no redirects (a `3xx` is an error), accepts only `200` with a JSON
-//!   object, reads at most 5 KiB (draft: "the authorization server SHOULD limit
-//!   the size of the response"), and bounds connect and total time;
-//! * verifies TLS against the webpki roots plus, optionally, one extra root
-//!   from `KEYGATE_CIMD_CA_FILE` (for tests and private deployments);
-//! * fetches each URL once at a time: concurrent callers wait for the same
-//!   result; caches good documents (bounded count, TTL from `Cache-Control`
-//!   within bounds, draft §"Metadata Caching") and never caches a failure.
-//!
-//! # Why this HTTP stack
-//!
-//! The request is one `GET` over a connection we open ourselves: `tokio`'s
-//! `TcpStream` to the vetted address, `tokio-rustls` (aws-lc-rs, the provider the
-//! crate already uses), and hyper's bare HTTP/1.1 client connection. No HTTP
-//! client with its own resolver, pool, redirect or proxy logic is involved, so
-//! nothing can reconnect elsewhere, and the whole fetch is one future that a
-//! timeout cancels outright (a blocking client in `spawn_blocking` would keep a
-//! thread until its own timeouts fired). hyper and http-body-util were already
-//! in the lock file; reqwest would add a large tree for features we must turn
-//! off.
+//! * is accepted only as a `200` with a JSON object, of at most 5 KiB (draft:
+//!   "the authorization server SHOULD limit the size of the response");
+//! * is fetched once at a time per URL: concurrent callers wait for the same
+//!   result; good documents are cached (bounded count, TTL from `Cache-Control`
+//!   within bounds, draft §"Metadata Caching"), a failure never is.
 
 use super::metadata::{
     check_text, quoted, redirect_uri_matches, validate_redirect_uris, validate_scope, AuthMethod,
     ClientLinks, GrantType, Offered, MAX_CLIENT_NAME_CHARS,
 };
 use super::RegistrationError;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper::header;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use crate::outbound::{self, OutboundError};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 use url::Url;
 
-/// The environment variable naming hosts that may resolve to special-use
-/// addresses (comma-separated), e.g. `127.0.0.1,localhost` in tests.
-pub const ENV_ALLOWED_HOSTS: &str = "KEYGATE_CIMD_ALLOWED_HOSTS";
-/// The environment variable naming a PEM file of extra trusted root CAs.
-pub const ENV_CA_FILE: &str = "KEYGATE_CIMD_CA_FILE";
 /// The most bytes of a document read (the contract's 5 KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 
@@ -101,38 +75,6 @@ impl Default for CimdConfig {
     }
 }
 
-impl CimdConfig {
-    /// The defaults, with [`ENV_ALLOWED_HOSTS`] and [`ENV_CA_FILE`] read from
-    /// the environment (empty values are as if unset).
-    pub fn from_env() -> Self {
-        let allowed = std::env::var(ENV_ALLOWED_HOSTS).unwrap_or_default();
-        let ca_file = std::env::var_os(ENV_CA_FILE)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        CimdConfig {
-            allowed_hosts: parse_allowed_hosts(&allowed),
-            ca_file,
-            ..CimdConfig::default()
-        }
-    }
-}
-
-/// Splits a comma-separated host list (`KEYGATE_CIMD_ALLOWED_HOSTS`):
-/// trimmed, lower-cased, IPv6 brackets dropped, blanks skipped.
-pub fn parse_allowed_hosts(list: &str) -> Vec<String> {
-    list.split(',').filter_map(normalise_host).collect()
-}
-
-fn normalise_host(h: &str) -> Option<String> {
-    let h = h.trim();
-    let h = h
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(h);
-    let h = h.trim_end_matches('.').to_ascii_lowercase();
-    (!h.is_empty()).then_some(h)
-}
-
 /// Why a document could not be used. Never cached; cheap to clone, since every
 /// caller waiting on one fetch gets the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +116,26 @@ pub enum CimdError {
     /// The fetcher could not be built (e.g. an unreadable CA file).
     #[error("client ID metadata document fetcher: {0}")]
     Config(String),
+}
+
+impl From<OutboundError> for CimdError {
+    fn from(e: OutboundError) -> Self {
+        match e {
+            OutboundError::BadUrl(url) => CimdError::NotMetadataUrl(url),
+            OutboundError::Resolve { host, reason } => CimdError::Resolve { host, reason },
+            OutboundError::ForbiddenAddress { host, addr } => {
+                CimdError::ForbiddenAddress { host, addr }
+            }
+            OutboundError::Connect { host, reason } => CimdError::Connect { host, reason },
+            OutboundError::Tls { host, reason } => CimdError::Tls { host, reason },
+            OutboundError::Http(e) => CimdError::Http(e),
+            OutboundError::Timeout => CimdError::Timeout,
+            OutboundError::Redirect(status) => CimdError::Redirect(status),
+            OutboundError::Status(status) => CimdError::Status(status),
+            OutboundError::TooLarge(max) => CimdError::TooLarge(max),
+            OutboundError::Config(e) => CimdError::Config(e),
+        }
+    }
 }
 
 /// Checks a `client_id` against the draft's rules for a client identifier URL
@@ -405,83 +367,6 @@ pub fn validate_document(
     })
 }
 
-/// Whether an address is special-use and never fetched (unless its host is
-/// allow-listed): RFC 6890's registries as updated since, and everything in IPv6
-/// outside global unicast `2000::/3`.
-///
-/// IPv4: 0/8 "this network", 10/8, 172.16/12, 192.168/16 (private, RFC 1918),
-/// 100.64/10 (shared/CGNAT, RFC 6598), 127/8 (loopback), 169.254/16
-/// (link-local), 192.0.0/24 (IETF protocol assignments), 192.0.2/24,
-/// 198.51.100/24, 203.0.113/24 (documentation, RFC 5737), 192.31.196/24 and
-/// 192.175.48/24 (AS112), 192.52.193/24 (AMT), 192.88.99/24 (6to4 relay
-/// anycast), 198.18/15 (benchmarking, RFC 2544), 224/4 (multicast), 240/4
-/// (reserved, with 255.255.255.255 broadcast).
-///
-/// IPv6: IPv4-mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96` (RFC 6052) and 6to4
-/// `2002::/16` are judged by the IPv4 address they carry; anything outside
-/// `2000::/3` is refused (`::`, `::1`, IPv4-compatible `::/96`, `64:ff9b:1::/48`,
-/// discard `100::/64`, ULA `fc00::/7`, link-local `fe80::/10`, site-local
-/// `fec0::/10`, multicast `ff00::/8`, …), and inside it `2001::/23` (IETF
-/// protocol assignments: Teredo, benchmarking, ORCHID…), `2001:db8::/32` and
-/// `3fff::/20` (documentation).
-pub fn is_special_use(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_special_v4(v4),
-        IpAddr::V6(v6) => is_special_v6(v6),
-    }
-}
-
-fn is_special_v4(ip: Ipv4Addr) -> bool {
-    const BLOCKS: [([u8; 4], u32); 18] = [
-        ([0, 0, 0, 0], 8),
-        ([10, 0, 0, 0], 8),
-        ([100, 64, 0, 0], 10),
-        ([127, 0, 0, 0], 8),
-        ([169, 254, 0, 0], 16),
-        ([172, 16, 0, 0], 12),
-        ([192, 0, 0, 0], 24),
-        ([192, 0, 2, 0], 24),
-        ([192, 31, 196, 0], 24),
-        ([192, 52, 193, 0], 24),
-        ([192, 88, 99, 0], 24),
-        ([192, 168, 0, 0], 16),
-        ([192, 175, 48, 0], 24),
-        ([198, 18, 0, 0], 15),
-        ([198, 51, 100, 0], 24),
-        ([203, 0, 113, 0], 24),
-        ([224, 0, 0, 0], 4),
-        ([240, 0, 0, 0], 4),
-    ];
-    let a = u32::from(ip);
-    BLOCKS.iter().any(|(net, len)| {
-        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-        a & mask == u32::from(Ipv4Addr::from(*net)) & mask
-    })
-}
-
-fn is_special_v6(ip: Ipv6Addr) -> bool {
-    let in_block = |net: Ipv6Addr, len: u32| {
-        let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-        u128::from(ip) & mask == u128::from(net) & mask
-    };
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_special_v4(v4);
-    }
-    let bits = u128::from(ip);
-    if in_block(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
-        return is_special_v4(Ipv4Addr::from(bits as u32));
-    }
-    if in_block(Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
-        return is_special_v4(Ipv4Addr::from((bits >> 80) as u32));
-    }
-    if !in_block(Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3) {
-        return true;
-    }
-    in_block(Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23)
-        || in_block(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32)
-        || in_block(Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20)
-}
-
 /// How long a fetched document is cached: `max-age` (or 0 for `no-store` /
 /// `no-cache`), else the default, held within `[min_ttl, max_ttl]`
 /// (draft §"Metadata Caching": the server may impose its own bounds).
@@ -520,8 +405,7 @@ struct State {
 struct Inner {
     config: CimdConfig,
     offered: Offered,
-    allowed_hosts: HashSet<String>,
-    tls: Arc<ClientConfig>,
+    client: outbound::Client,
     state: Mutex<State>,
 }
 
@@ -544,18 +428,12 @@ impl Fetcher {
     /// Builds a fetcher; fails only if the CA file cannot be read or holds no
     /// certificate.
     pub fn new(config: CimdConfig, offered: Offered) -> Result<Self, CimdError> {
-        let tls = tls_config(config.ca_file.as_deref())?;
-        let allowed_hosts = config
-            .allowed_hosts
-            .iter()
-            .filter_map(|h| normalise_host(h))
-            .collect();
+        let client = outbound::Client::new(&config.allowed_hosts, config.ca_file.as_deref())?;
         Ok(Fetcher {
             inner: Arc::new(Inner {
                 config,
                 offered,
-                allowed_hosts,
-                tls,
+                client,
                 state: Mutex::new(State::default()),
             }),
         })
@@ -672,149 +550,27 @@ impl Fetcher {
 
     async fn load(&self, url: Url, client_id: &str) -> Shared {
         let config = &self.inner.config;
-        let fetched = tokio::time::timeout(config.total_timeout, self.get(&url))
-            .await
-            .unwrap_or(Err(CimdError::Timeout));
-        let (body, cache_control) = match fetched {
-            Ok(ok) => ok,
+        let limits = outbound::Limits {
+            connect_timeout: config.connect_timeout,
+            total_timeout: config.total_timeout,
+            max_body_bytes: config.max_body_bytes,
+        };
+        let response = match self.inner.client.get_json(&url, &limits).await {
+            Ok(response) => response,
             Err(e) => {
+                let e = CimdError::from(e);
                 log::info!("client metadata document {client_id}: {e}");
                 return Err(e);
             }
         };
-        match validate_document(client_id, &body, &self.inner.offered) {
+        let cache_control = response.header_list(hyper::header::CACHE_CONTROL);
+        match validate_document(client_id, &response.body, &self.inner.offered) {
             Ok(doc) => Ok((Arc::new(doc), cache_ttl(cache_control.as_deref(), config))),
             Err(e) => {
                 log::info!("client metadata document {client_id}: {e}");
                 Err(e)
             }
         }
-    }
-
-    /// One `GET` of `url`: the body (at most `max_body_bytes`) and the
-    /// `Cache-Control` header of a `200` response.
-    async fn get(&self, url: &Url) -> Result<(Vec<u8>, Option<String>), CimdError> {
-        let config = &self.inner.config;
-        let host = url
-            .host()
-            .ok_or_else(|| CimdError::NotMetadataUrl(url.to_string()))?;
-        let host_str = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-
-        // Resolve here, check, and connect only to what was checked.
-        let addrs: Vec<SocketAddr> = match &host {
-            url::Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
-            url::Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
-            url::Host::Domain(d) => tokio::net::lookup_host((*d, port))
-                .await
-                .map_err(|e| CimdError::Resolve {
-                    host: host_str.clone(),
-                    reason: e.to_string(),
-                })?
-                .collect(),
-        };
-        if addrs.is_empty() {
-            return Err(CimdError::Resolve {
-                host: host_str,
-                reason: "no addresses".into(),
-            });
-        }
-        let allowed =
-            normalise_host(&host_str).is_some_and(|h| self.inner.allowed_hosts.contains(&h));
-        if !allowed {
-            // Refuse the host if any of its addresses is special-use.
-            if let Some(bad) = addrs.iter().find(|a| is_special_use(a.ip())) {
-                return Err(CimdError::ForbiddenAddress {
-                    host: host_str,
-                    addr: bad.ip(),
-                });
-            }
-        }
-
-        let tcp = connect_any(&addrs, config.connect_timeout, &host_str).await?;
-        let server_name = match host {
-            url::Host::Domain(d) => {
-                ServerName::try_from(d.to_string()).map_err(|e| CimdError::Tls {
-                    host: host_str.clone(),
-                    reason: e.to_string(),
-                })?
-            }
-            url::Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(ip).into()),
-            url::Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(ip).into()),
-        };
-        let tls = tokio_rustls::TlsConnector::from(self.inner.tls.clone())
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| CimdError::Tls {
-                host: host_str.clone(),
-                reason: e.to_string(),
-            })?;
-
-        // Small buffers: a document is at most a few KiB, and so are its headers.
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .max_header_size(8 * 1024)
-            .max_buf_size(16 * 1024)
-            .handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| CimdError::Http(e.to_string()))?;
-        let authority = match url.port() {
-            Some(p) => format!("{host_str}:{p}"),
-            None => host_str.clone(),
-        };
-        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
-        let request = hyper::Request::get(target)
-            .header(header::HOST, authority)
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("keygate/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| CimdError::Http(e.to_string()))?;
-
-        let max = config.max_body_bytes;
-        let exchange = async move {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| CimdError::Http(e.to_string()))?;
-            let status = response.status().as_u16();
-            if (300..400).contains(&status) {
-                return Err(CimdError::Redirect(status));
-            }
-            if status != 200 {
-                return Err(CimdError::Status(status));
-            }
-            let declared = response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max as u64) {
-                return Err(CimdError::TooLarge(max));
-            }
-            let cache_control = response
-                .headers()
-                .get_all(header::CACHE_CONTROL)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut body = response.into_body();
-            let mut buf = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| CimdError::Http(e.to_string()))?;
-                if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > max {
-                        // Stop reading; dropping the connection discards the rest.
-                        return Err(CimdError::TooLarge(max));
-                    }
-                    buf.extend_from_slice(&data);
-                }
-            }
-            Ok((buf, (!cache_control.is_empty()).then_some(cache_control)))
-        };
-        drive(conn, exchange).await
     }
 }
 
@@ -838,78 +594,6 @@ impl Drop for InFlightGuard<'_> {
             state.in_flight.remove(self.client_id);
         }
     }
-}
-
-/// Runs `work` while also polling the HTTP connection `conn` that serves it,
-/// without spawning: dropping this future (a timeout) closes the connection.
-async fn drive<C, W, T>(conn: C, work: W) -> T
-where
-    C: Future,
-    W: Future<Output = T>,
-{
-    let mut conn = std::pin::pin!(conn);
-    let mut work = std::pin::pin!(work);
-    let mut conn_done = false;
-    std::future::poll_fn(move |cx| {
-        if !conn_done && conn.as_mut().poll(cx).is_ready() {
-            // Finished or failed; a failure reaches `work` as a request error.
-            conn_done = true;
-        }
-        work.as_mut().poll(cx)
-    })
-    .await
-}
-
-async fn connect_any(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-    host: &str,
-) -> Result<TcpStream, CimdError> {
-    let mut last = String::from("no address");
-    for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: timed out"),
-        }
-    }
-    Err(CimdError::Connect {
-        host: host.to_string(),
-        reason: last,
-    })
-}
-
-/// TLS for fetching documents: aws-lc-rs, rustls' safe defaults, HTTP/1.1, the
-/// webpki roots plus those of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, CimdError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let display = path.display();
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| CimdError::Config(format!("cannot read {display}: {e}")))?;
-        let mut added = 0;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| CimdError::Config(format!("cannot read {display}: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| CimdError::Config(format!("{display}: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(CimdError::Config(format!("{display} holds no certificate")));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CimdError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -1114,89 +798,6 @@ mod tests {
     }
 
     #[test]
-    fn special_use_addresses() {
-        for a in [
-            "0.0.0.0",
-            "0.1.2.3",
-            "10.0.0.1",
-            "10.255.255.255",
-            "100.64.0.1",
-            "100.127.255.254",
-            "127.0.0.1",
-            "127.255.0.1",
-            "169.254.169.254",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.0.0.8",
-            "192.0.2.1",
-            "192.31.196.1",
-            "192.52.193.1",
-            "192.88.99.1",
-            "192.168.1.1",
-            "192.175.48.6",
-            "198.18.0.1",
-            "198.19.255.255",
-            "198.51.100.7",
-            "203.0.113.9",
-            "224.0.0.1",
-            "239.255.255.250",
-            "240.0.0.1",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "::127.0.0.1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.1.2.3",
-            "::ffff:169.254.169.254",
-            "64:ff9b::7f00:1",
-            "64:ff9b::a00:1",
-            "64:ff9b:1::1",
-            "100::1",
-            "fc00::1",
-            "fd12:3456::1",
-            "fe80::1",
-            "febf::1",
-            "fec0::1",
-            "ff02::1",
-            "2001::1",
-            "2001:2::1",
-            "2001:10::1",
-            "2001:db8::1",
-            "2002:7f00:1::1",
-            "2002:c0a8:101::1",
-            "3fff::1",
-            "5f00::1",
-            "::ffff:0:7f00:1",
-        ] {
-            let ip: IpAddr = a.parse().unwrap();
-            assert!(is_special_use(ip), "{a} should be special-use");
-        }
-        for a in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "93.184.216.34",
-            "100.63.255.255",
-            "100.128.0.1",
-            "172.15.255.255",
-            "172.32.0.1",
-            "192.0.1.1",
-            "192.169.0.1",
-            "198.17.255.255",
-            "198.20.0.1",
-            "223.255.255.255",
-            "2606:4700::1111",
-            "2a00:1450:4001::1",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-            "2002:808:808::1",
-            "2001:4860::8888",
-        ] {
-            let ip: IpAddr = a.parse().unwrap();
-            assert!(!is_special_use(ip), "{a} should be public");
-        }
-    }
-
-    #[test]
     fn ttl_from_cache_control() {
         let c = CimdConfig {
             default_ttl: Duration::from_secs(300),
@@ -1222,37 +823,5 @@ mod tests {
             ..c
         };
         assert_eq!(cache_ttl(Some("max-age=50"), &odd).as_secs(), 10);
-    }
-
-    #[test]
-    fn allowed_hosts_parsing() {
-        assert_eq!(
-            parse_allowed_hosts(" 127.0.0.1, LocalHost ,,[::1], example.com. "),
-            vec!["127.0.0.1", "localhost", "::1", "example.com"]
-        );
-        assert!(parse_allowed_hosts("").is_empty());
-    }
-
-    #[test]
-    fn a_missing_or_empty_ca_file_is_a_config_error() {
-        let c = CimdConfig {
-            ca_file: Some(PathBuf::from("/nonexistent/keygate-ca.pem")),
-            ..CimdConfig::default()
-        };
-        assert!(matches!(
-            Fetcher::new(c, offered()),
-            Err(CimdError::Config(_))
-        ));
-        let path =
-            std::env::temp_dir().join(format!("keygate-empty-ca-{}.pem", std::process::id()));
-        std::fs::write(&path, "not a pem\n").unwrap();
-        let c = CimdConfig {
-            ca_file: Some(path.clone()),
-            ..CimdConfig::default()
-        };
-        let r = Fetcher::new(c, offered());
-        let _ = std::fs::remove_file(&path);
-        assert!(matches!(r, Err(CimdError::Config(_))));
-        assert!(Fetcher::new(CimdConfig::default(), offered()).is_ok());
     }
 }

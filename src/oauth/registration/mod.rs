@@ -12,8 +12,9 @@
 //! * [`endpoint`]: the registration endpoint itself (RFC 7591 §3, RFC 7592 §2),
 //!   storing clients through `oauth::clients`.
 //!
-//! [`metadata`] and [`cimd`] depend on no other keygate module; [`endpoint`]
-//! is where they meet storage.
+//! [`metadata`] depends on no other keygate module and [`cimd`] only on the
+//! outbound HTTPS client ([`crate::outbound`]); [`endpoint`] is where they
+//! meet storage.
 
 pub mod cimd;
 pub mod endpoint;
