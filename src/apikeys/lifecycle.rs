@@ -339,16 +339,8 @@ pub fn revoke_restricted_to_in_tx(
         diesel::update(api_keys::table.find(&id))
             .set(api_keys::revoked_at.eq(db::now()))
             .execute(conn)?;
-        crate::accounts::audit::record(
-            conn,
-            &workspace_id,
-            by.id,
-            "api_key.revoked",
-            &id,
-            by.client_address,
-        )?;
-        events.push(crate::credentials::revocation::Event::api_key(&id));
+        let revoked = Change::new(&id, "api_key.revoked", by).ending(Event::api_key);
+        events.extend(revoked.record(conn, &workspace_id, None)?);
     }
-    crate::credentials::revocation::record(conn, &events)?;
     Ok(events)
 }

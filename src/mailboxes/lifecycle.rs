@@ -196,13 +196,10 @@ pub fn delete(
         diesel::delete(mailbox_auth_keys::table.filter(mailbox_auth_keys::mailbox_id.eq(id)))
             .execute(conn)?;
         for key in &keys {
-            crate::accounts::audit::record(
+            Change::new(key, "mailbox_auth_key.deleted", by).record(
                 conn,
                 &mailbox.workspace_id,
-                by.id,
-                "mailbox_auth_key.deleted",
-                key,
-                by.client_address,
+                None,
             )?;
         }
         let mut events = dependents.end_with(conn, id, by)?;
@@ -210,17 +207,8 @@ pub fn delete(
         if n == 0 {
             return Err(Error::not_found(format!("no mailbox with id {id:?}")));
         }
-        let gone = Event::mailbox(id);
-        revocation::record(conn, std::slice::from_ref(&gone))?;
-        events.push(gone);
-        crate::accounts::audit::record(
-            conn,
-            &mailbox.workspace_id,
-            by.id,
-            "mailbox.deleted",
-            id,
-            by.client_address,
-        )?;
+        let deleted = Change::new(id, "mailbox.deleted", by).ending(Event::mailbox);
+        events.extend(deleted.record(conn, &mailbox.workspace_id, None)?);
         Ok((mailbox, events))
     })?;
     cache.apply(&events);
