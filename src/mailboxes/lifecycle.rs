@@ -9,7 +9,7 @@
 use crate::accounts::audit::Actor;
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::change::Change;
-use crate::credentials::revocation::{self, Event};
+use crate::credentials::revocation::Event;
 use crate::db::schema::{mailbox_auth_keys, mailboxes};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
