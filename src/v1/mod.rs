@@ -1,140 +1,121 @@
-//! The workspace resources behind `/v1`: tags and forms (mailboxes are in
-//! `mailboxes::api`), and the list bounds every `/v1` list shares. Every
-//! function takes the workspace the credential picked; no request names one.
+//! The protected API, `/v1`: what a credential presented to it may do.
+//!
+//! - `check`: the check every presented credential passes (failure limits per
+//!   address, the address allowlist, the revocation-feed staleness rule, the
+//!   scope, usage counting), independent of any path;
+//! - `resources`: tags and forms; `mailboxes`: the workspace's mailboxes as
+//!   `/v1` shows them (their rules stay in `crate::mailboxes`);
+//! - `wire`: the request and response shapes; `error`: [`V1Error`].
+//!
+//! Every function takes the [`Principal`] the check gave: the credential picks
+//! the workspace, no request names one. `http::v1` parses, calls one of them
+//! and maps the result.
 
-use crate::db::{self, DbConn};
-use crate::error::{Error, Result};
-use diesel::prelude::*;
-use serde::Serialize;
+pub mod check;
+pub mod error;
+pub mod mailboxes;
+pub mod resources;
+pub mod wire;
 
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct Item {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
-}
+pub use error::V1Error;
 
-/// A list: `{"data": [...], "has_more": bool}`, newest first.
-#[derive(Serialize, Debug)]
-pub struct Page {
-    pub data: Vec<Item>,
-    pub has_more: bool,
-}
-
-/// `GET /v1/workspace`.
-#[derive(Serialize, Debug)]
-pub struct WorkspaceBody<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-}
+use crate::credentials::bearer::Principal;
+use crate::credentials::Credentials;
+use crate::db::{DbConn, Pool};
+use crate::mailboxes::authenticator::FailureLimit;
+use std::sync::Arc;
+use wire::{ListQuery, WorkspaceBody};
 
 pub const DEFAULT_LIMIT: i64 = 10;
 pub const MAX_LIMIT: i64 = 100;
 
-#[derive(Clone, Copy, Debug)]
-pub enum Resource {
-    Tags,
-    Forms,
+/// What `/v1` uses of the node that serves it.
+pub trait Node: Send + Sync + 'static {
+    fn pool(&self) -> &Pool;
+    fn credentials(&self) -> &Credentials;
+    /// Failed bearer checks per client address; `None` when abuse limits are off.
+    fn bearer_failures(&self) -> Option<&dyn FailureLimit>;
 }
 
-impl Resource {
-    pub fn singular(self) -> &'static str {
-        match self {
-            Resource::Tags => "tag",
-            Resource::Forms => "form",
-        }
-    }
-    pub fn read_scope(self) -> &'static str {
-        match self {
-            Resource::Tags => "tags:read",
-            Resource::Forms => "forms:read",
-        }
-    }
-    pub fn write_scope(self) -> &'static str {
-        match self {
-            Resource::Tags => "tags:write",
-            Resource::Forms => "forms:write",
-        }
-    }
-}
-
-// Tags and forms share one shape; the macro writes each query once per table.
-macro_rules! with_table {
-    ($resource:expr, $t:ident => $body:expr) => {
-        match $resource {
-            Resource::Tags => {
-                use crate::db::schema::tags as $t;
-                $body
-            }
-            Resource::Forms => {
-                use crate::db::schema::forms as $t;
-                $body
-            }
-        }
-    };
-}
-
-fn item((id, name, created_at): (String, String, i64)) -> Item {
-    Item {
-        id,
-        name,
-        created_at: db::rfc3339(created_at),
-    }
-}
-
-/// Newest first; `starting_after` is the id of the last item of the previous page.
-pub fn list(
-    conn: &mut DbConn,
-    resource: Resource,
-    workspace_id: &str,
-    limit: i64,
-    starting_after: Option<&str>,
-) -> Result<Page> {
-    let limit = limit.clamp(1, MAX_LIMIT);
-    let rows: Vec<(String, String, i64)> = with_table!(resource, t => {
-        let mut q = t::table
-            .filter(t::workspace_id.eq(workspace_id))
-            .select((t::id, t::name, t::created_at))
-            .order(t::id.desc())
-            .limit(limit + 1)
-            .into_boxed();
-        if let Some(after) = starting_after {
-            q = q.filter(t::id.lt(after.to_string()));
-        }
-        q.load(conn)?
+/// Runs `f` with a pooled connection off the async thread, so that only a
+/// read that needs the database waits for one.
+async fn on_conn<N, T, F>(node: &Arc<N>, f: F) -> Result<T, V1Error>
+where
+    N: Node,
+    T: Send + 'static,
+    F: FnOnce(&N, &mut DbConn) -> Result<T, V1Error> + Send + 'static,
+{
+    let node = node.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut conn = node.pool().get().map_err(crate::error::Error::from)?;
+        f(&node, &mut conn)
     });
-    let has_more = rows.len() as i64 > limit;
-    Ok(Page {
-        data: rows.into_iter().take(limit as usize).map(item).collect(),
-        has_more,
-    })
+    match task.await {
+        Ok(r) => r,
+        Err(_) => Err(crate::error::Error::internal("a database task failed").into()),
+    }
 }
 
-pub fn create(
-    conn: &mut DbConn,
-    resource: Resource,
-    workspace_id: &str,
-    name: &str,
-) -> Result<Item> {
-    let row = (db::new_id(), name.to_string(), db::now());
-    let inserted = db::write_tx(conn, |conn| {
-        with_table!(resource, t => {
-            diesel::insert_into(t::table)
-                .values((
-                    t::id.eq(&row.0),
-                    t::workspace_id.eq(workspace_id),
-                    t::name.eq(&row.1),
-                    t::created_at.eq(row.2),
+/// A list request's bounds: how many, and after which id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub starting_after: Option<String>,
+}
+
+impl PageRequest {
+    /// `limit` a whole number from 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]);
+    /// `starting_after` an id from a previous page (ids are UUIDs), or empty.
+    pub fn from_query(q: ListQuery) -> Result<PageRequest, V1Error> {
+        let limit = match q.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => match l.parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(V1Error::ParameterInvalid(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}."
+                    )))
+                }
+            },
+        };
+        let starting_after = match q.starting_after {
+            None => None,
+            Some(a) if a.is_empty() => None,
+            Some(a) if uuid::Uuid::parse_str(&a).is_ok() => Some(a),
+            Some(_) => {
+                return Err(V1Error::ParameterInvalid(
+                    "starting_after must be an id from a previous page.".into(),
                 ))
-                .execute(conn)
+            }
+        };
+        Ok(PageRequest {
+            limit,
+            starting_after,
         })
-    });
-    match inserted {
-        Ok(_) => Ok(item(row)),
-        Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(format!(
-            "a {} named {name:?} already exists in this workspace",
-            resource.singular()
-        ))),
-        Err(e) => Err(e.into()),
     }
+}
+
+/// `GET /v1/workspace`. Names never change once a workspace exists: memory
+/// answers after the first read.
+pub async fn workspace<N: Node>(
+    node: &Arc<N>,
+    caller: &Principal,
+) -> Result<WorkspaceBody, V1Error> {
+    let id = caller.workspace_id().to_string();
+    let cache = &node.credentials().cache;
+    if let Some(name) = cache.workspace_name(&id) {
+        return Ok(WorkspaceBody {
+            id,
+            name: name.to_string(),
+        });
+    }
+    let ws = on_conn(node, move |_, conn| {
+        Ok(crate::accounts::find_workspace(conn, &id)?)
+    })
+    .await?;
+    cache.put_workspace_name(&ws.id, &ws.name);
+    Ok(WorkspaceBody {
+        id: ws.id,
+        name: ws.name,
+    })
 }
