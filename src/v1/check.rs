@@ -102,3 +102,146 @@ fn failed<N: Node>(node: &N, client: Option<IpAddr>) -> V1Error {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    //! The check without HTTP, on a fresh SQLite database: every outcome a
+    //! gateway would see as well.
+
+    use super::{check, Presented};
+    use crate::apikeys::{self, Access};
+    use crate::credentials::bearer::Principal;
+    use crate::v1::testkit::{ip, node, node_with, TestNode, LIMIT, OWNER};
+    use crate::v1::V1Error;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const FROM: &str = "198.51.100.7";
+
+    async fn run(
+        n: &Arc<TestNode>,
+        credential: &str,
+        scope: Option<&str>,
+    ) -> Result<Principal, V1Error> {
+        check(n, Presented::Bearer(credential), ip(FROM), scope).await
+    }
+
+    fn uses(n: &TestNode, id: &str) -> Option<(i64, Option<IpAddr>)> {
+        let (keys, _) = n.credentials.usage.drain();
+        keys.get(id).map(|u| (u.count, u.last_ip))
+    }
+
+    #[tokio::test]
+    async fn a_valid_key_with_the_scope_passes_and_counts_one_use() {
+        let n = node();
+        let (id, secret) = n.key(Access::ReadWrite, None);
+        for _ in 0..2 {
+            // The first from the database, the second from memory.
+            let p = run(&n, &secret, Some("tags:write")).await.expect("passes");
+            assert_eq!(p.workspace_id(), n.workspace);
+            assert_eq!(uses(&n, &id), Some((1, ip(FROM))));
+        }
+        run(&n, &secret, None).await.expect("any valid credential");
+    }
+
+    #[tokio::test]
+    async fn a_key_without_the_scope_is_insufficient_scope_and_no_use() {
+        let n = node();
+        let (id, secret) = n.key(Access::ReadOnly, None);
+        assert_eq!(
+            run(&n, &secret, Some("tags:write")).await.unwrap_err(),
+            V1Error::InsufficientScope("tags:write".into())
+        );
+        assert_eq!(uses(&n, &id), None);
+        run(&n, &secret, Some("tags:read"))
+            .await
+            .expect("a read scope");
+    }
+
+    #[tokio::test]
+    async fn nothing_presented_is_unauthenticated_and_counts_no_failure() {
+        let n = node();
+        for _ in 0..LIMIT * 2 {
+            let r = check(&n, Presented::Nothing, ip(FROM), Some("tags:read")).await;
+            assert_eq!(
+                r.unwrap_err(),
+                V1Error::InvalidApiKey {
+                    credential_sent: false
+                }
+            );
+        }
+        assert!(n.failures.check(FROM).is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_are_limited_per_address_but_never_refuse_a_valid_key() {
+        let n = node();
+        let (_, secret) = n.key(Access::ReadOnly, None);
+        let sent = V1Error::InvalidApiKey {
+            credential_sent: true,
+        };
+        let unknown = format!("{}x", &secret[..secret.len() - 1]);
+        assert_eq!(run(&n, &unknown, None).await.unwrap_err(), sent);
+        assert_eq!(run(&n, "not-a-key", None).await.unwrap_err(), sent);
+        let r = check(&n, Presented::Malformed, ip(FROM), None).await;
+        assert_eq!(r.unwrap_err(), sent);
+        assert!(matches!(
+            run(&n, "not-a-key", None).await.unwrap_err(),
+            V1Error::RateLimited { retry_after } if retry_after >= 1
+        ));
+        run(&n, &secret, Some("tags:read"))
+            .await
+            .expect("the right key still passes");
+        let elsewhere = check(&n, Presented::Bearer("not-a-key"), ip("192.0.2.1"), None).await;
+        assert_eq!(
+            elsewhere.unwrap_err(),
+            sent,
+            "another address is not held back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_outside_its_allowlist_is_refused_without_a_failure() {
+        let n = node();
+        let (id, secret) = n.key(Access::ReadOnly, Some("192.0.2.0/24"));
+        for _ in 0..LIMIT * 2 {
+            let r = run(&n, &secret, Some("tags:read")).await;
+            assert_eq!(r.unwrap_err(), V1Error::IpNotAllowed);
+        }
+        assert!(n.failures.check(FROM).is_ok(), "counted as failures");
+        assert_eq!(uses(&n, &id), None);
+        let inside = check(&n, Presented::Bearer(&secret), ip("192.0.2.9"), None).await;
+        inside.expect("from inside the allowlist");
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_refused_at_once() {
+        let n = node();
+        let (id, secret) = n.key(Access::ReadOnly, None);
+        run(&n, &secret, None).await.expect("cached");
+        apikeys::revoke(&mut n.pool.get().unwrap(), &n.credentials.cache, &id, OWNER).unwrap();
+        let r = run(&n, &secret, None).await;
+        assert_eq!(
+            r.unwrap_err(),
+            V1Error::InvalidApiKey {
+                credential_sent: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_revocation_feed_refuses_every_credential() {
+        let n = node_with(Duration::from_millis(200));
+        let (_, secret) = n.key(Access::ReadOnly, None);
+        std::thread::sleep(Duration::from_millis(300));
+        for credential in [secret.as_str(), "not-a-key"] {
+            let r = run(&n, credential, None).await;
+            assert_eq!(r.unwrap_err(), V1Error::ServiceUnavailable);
+        }
+        assert!(n.failures.check(FROM).is_ok());
+        n.credentials.cache.feed_read();
+        run(&n, &secret, None)
+            .await
+            .expect("served again once the feed is read");
+    }
+}

@@ -113,3 +113,67 @@ pub async fn delete<N: Node>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apikeys::Access;
+    use crate::v1::check::{check, Presented};
+    use crate::v1::testkit::{node, OWNER};
+
+    #[tokio::test]
+    async fn a_restricted_key_sees_only_its_mailbox() {
+        let n = node();
+        let mut conn = n.pool.get().unwrap();
+        let ours = lifecycle::create(&mut conn, &n.workspace, "sales@example.com", OWNER).unwrap();
+        let other = lifecycle::create(&mut conn, &n.workspace, "ops@example.com", OWNER).unwrap();
+        drop(conn);
+        let (_, secret) = n.key_for(Access::ReadOnly, None, Some(&ours.id));
+        let p = check(&n, Presented::Bearer(&secret), None, Some("mailboxes:read"))
+            .await
+            .expect("a restricted key reads mailboxes");
+
+        let page = list(&n, &p, ListQuery::default()).await.unwrap();
+        let ids: Vec<&str> = page.data.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!((ids, page.has_more), (vec![ours.id.as_str()], false));
+        assert_eq!(
+            get(&n, &p, ours.id.clone()).await.unwrap().address,
+            "sales@example.com"
+        );
+        assert_eq!(
+            get(&n, &p, other.id).await.unwrap_err(),
+            V1Error::NotFound("No such mailbox.")
+        );
+        let writes = check(
+            &n,
+            Presented::Bearer(&secret),
+            None,
+            Some("mailboxes:write"),
+        )
+        .await;
+        assert_eq!(
+            writes.unwrap_err(),
+            V1Error::InsufficientScope("mailboxes:write".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn mailbox_rules_answer_in_the_contracts_codes() {
+        let n = node();
+        let (_, secret) = n.key(Access::ReadWrite, None);
+        let p = check(&n, Presented::Bearer(&secret), None, None)
+            .await
+            .unwrap();
+        let from = || "192.0.2.1".to_string();
+        let made = create(&n, &p, "Sales@Example.com".into(), from())
+            .await
+            .unwrap();
+        let taken = create(&n, &p, "sales@example.COM".into(), from()).await;
+        assert_eq!(taken.unwrap_err().code(), "address_taken");
+        let bad = create(&n, &p, "no-at-sign".into(), from()).await;
+        assert_eq!(bad.unwrap_err().code(), "parameter_invalid");
+        delete(&n, &p, made.id.clone(), from()).await.unwrap();
+        let gone = delete(&n, &p, made.id, from()).await;
+        assert_eq!(gone.unwrap_err(), V1Error::NotFound("No such mailbox."));
+    }
+}

@@ -119,3 +119,142 @@ pub async fn workspace<N: Node>(
         name: ws.name,
     })
 }
+
+/// A fresh node for the area's logic tests (as `oauth::logic_tests` sets one
+/// up): a new SQLite database, a Pro workspace, and real abuse limits.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::Node;
+    use crate::accounts::{self, audit::Actor, Plan};
+    use crate::apikeys::{self, Access, IpAllowList, NewKey};
+    use crate::credentials::cache::{Bounds, CredentialCache};
+    use crate::credentials::signing_keys::KeyRing;
+    use crate::credentials::usage::UsageRecorder;
+    use crate::credentials::Credentials;
+    use crate::db::{self, Pool};
+    use crate::mailboxes::authenticator::FailureLimit;
+    use crate::node::ratelimit::FailureLimiter;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Failures per address before it is held back.
+    pub const LIMIT: u32 = 3;
+
+    pub const OWNER: Actor<'static> = Actor {
+        id: "test",
+        client_address: None,
+    };
+
+    pub struct TestNode {
+        pub pool: Pool,
+        pub credentials: Credentials,
+        pub failures: FailureLimiter,
+        pub workspace: String,
+    }
+
+    impl Node for TestNode {
+        fn pool(&self) -> &Pool {
+            &self.pool
+        }
+        fn credentials(&self) -> &Credentials {
+            &self.credentials
+        }
+        fn bearer_failures(&self) -> Option<&dyn FailureLimit> {
+            Some(&self.failures)
+        }
+    }
+
+    /// `stale_after`: how long the node's revocation feed counts as read.
+    pub fn node_with(stale_after: Duration) -> Arc<TestNode> {
+        let dir = std::env::temp_dir().join(format!("keygate-v1-{}", db::new_id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("keygate.db").display());
+        let pool = db::connect(&url).expect("open and migrate a fresh database");
+        let bounds = Bounds {
+            max_age: Duration::from_secs(60),
+            stale_after,
+        };
+        let credentials = Credentials {
+            keys: KeyRing::ephemeral("https://id.example.test").expect("key ring"),
+            cache: CredentialCache::new(Default::default(), bounds),
+            usage: UsageRecorder::default(),
+            access_token_ttl: 3600,
+        };
+        credentials.cache.feed_read();
+        let mut conn = pool.get().expect("connection");
+        let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();
+        drop(conn);
+        Arc::new(TestNode {
+            pool,
+            credentials,
+            failures: FailureLimiter::new(LIMIT, 60),
+            workspace: ws.id,
+        })
+    }
+
+    pub fn node() -> Arc<TestNode> {
+        node_with(Duration::from_secs(60))
+    }
+
+    pub fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("an address"))
+    }
+
+    impl TestNode {
+        /// A new key of the workspace (`allowed`: its address allowlist);
+        /// returns its id and secret.
+        pub fn key(&self, access: Access, allowed: Option<&str>) -> (String, String) {
+            self.key_for(access, allowed, None)
+        }
+
+        /// A key restricted to one mailbox when `mailbox_id` is set.
+        pub fn key_for(
+            &self,
+            access: Access,
+            allowed: Option<&str>,
+            mailbox_id: Option<&str>,
+        ) -> (String, String) {
+            let spec = NewKey {
+                workspace_id: &self.workspace,
+                name: "crm-sync",
+                access,
+                expires_at: None,
+                allowed_ips: allowed.map(|a| IpAllowList::parse_entries(&[a]).unwrap()),
+                mailbox_id,
+            };
+            let mut conn = self.pool.get().expect("connection");
+            let issued = apikeys::create_key(&mut conn, &spec, OWNER).expect("a new key");
+            (issued.key.id, issued.secret)
+        }
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::{ListQuery, PageRequest, V1Error, DEFAULT_LIMIT};
+
+    fn page(limit: Option<&str>, after: Option<&str>) -> Result<PageRequest, V1Error> {
+        PageRequest::from_query(ListQuery {
+            limit: limit.map(str::to_string),
+            starting_after: after.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn list_bounds() {
+        let id = "0190a0b2-0000-7000-8000-000000000001";
+        assert_eq!(page(None, None).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(page(Some("100"), Some("")).unwrap().starting_after, None);
+        let after = page(Some("1"), Some(id)).unwrap().starting_after;
+        assert_eq!(after.as_deref(), Some(id));
+        for limit in ["0", "101", "-1", "ten", ""] {
+            let e = page(Some(limit), None).unwrap_err();
+            assert_eq!(e.code(), "parameter_invalid", "limit={limit:?}");
+        }
+        assert_eq!(
+            page(None, Some("7")).unwrap_err().code(),
+            "parameter_invalid"
+        );
+    }
+}
