@@ -5,9 +5,10 @@
 
 mod body;
 mod caller;
-mod error;
+pub mod error;
 
 use super::{client_address, Svc};
+use crate::credentials::bearer::Principal;
 use crate::credentials::Credentials;
 use crate::db::Pool;
 use crate::mailboxes::authenticator::FailureLimit;
@@ -15,7 +16,10 @@ use crate::node::state::Services;
 use crate::v1::{self as area, resources::Resource, V1Error};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use caller::*;
+use caller::{
+    Caller, FormsRead, FormsWrite, MailboxesRead, MailboxesWrite, TagsRead, TagsWrite,
+    WorkspaceRead,
+};
 pub use error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -84,12 +88,7 @@ async fn workspace(svc: Svc, caller: Caller<WorkspaceRead>) -> Answer {
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn list(
-    svc: Svc,
-    req: HttpRequest,
-    caller: &crate::credentials::bearer::Principal,
-    resource: Resource,
-) -> Answer {
+async fn list(svc: Svc, req: HttpRequest, caller: &Principal, resource: Resource) -> Answer {
     let query = body::list_query(&req)?;
     let page = area::resources::list(&svc, caller, resource, query).await?;
     Ok(HttpResponse::Ok().json(page))
@@ -99,7 +98,7 @@ async fn create(
     svc: Svc,
     req: HttpRequest,
     payload: web::Payload,
-    caller: &crate::credentials::bearer::Principal,
+    caller: &Principal,
     resource: Resource,
 ) -> Answer {
     let name = body::field(&req, payload, "name").await?;
