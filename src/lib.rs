@@ -32,4 +32,6 @@ pub mod node;
 pub mod oauth;
 pub mod outbound;
 pub mod smtp;
+#[cfg(test)]
+pub mod testkit;
 pub mod v1;

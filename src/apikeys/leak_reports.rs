@@ -188,11 +188,9 @@ mod tests {
     use crate::apikeys::stored as api_key;
     use crate::apikeys::{self, Access};
 
-    fn fresh() -> (DbConn, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("keygate-leak-logic-{}", db::new_id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let url = format!("sqlite://{}", dir.join("k.db").display());
-        (db::connect_single(&url).expect("database"), dir)
+    fn fresh() -> (DbConn, crate::testkit::TestDb) {
+        let db = crate::testkit::TestDb::new();
+        (db.conn(), db)
     }
 
     fn report(token: &str) -> LeakReport {
@@ -206,7 +204,7 @@ mod tests {
 
     #[test]
     fn live_keys_are_revoked_once_and_replays_change_nothing() {
-        let (mut conn, dir) = fresh();
+        let (mut conn, _db) = fresh();
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).expect("ws");
         let issued = |conn: &mut DbConn, name: &str| {
             apikeys::create(
@@ -270,6 +268,5 @@ mod tests {
             crate::apikeys::leaks::Label::FalsePositive
         );
         drop(conn);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -278,21 +278,13 @@ mod tests {
     use super::*;
 
     /// A migrated SQLite database of its own, removed afterwards.
-    struct TempDb(std::path::PathBuf);
+    struct TempDb;
 
     impl TempDb {
-        fn new() -> (TempDb, DbConn) {
-            let dir = std::env::temp_dir().join(format!("keygate-unit-{}", db::new_id()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let url = format!("sqlite://{}", dir.join("keygate.db").display());
-            let conn = db::connect_single(&url).expect("open sqlite");
-            (TempDb(dir), conn)
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+        fn new() -> (crate::testkit::TestDb, DbConn) {
+            let db = crate::testkit::TestDb::new();
+            let conn = db.conn();
+            (db, conn)
         }
     }
 

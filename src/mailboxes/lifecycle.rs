@@ -134,6 +134,35 @@ pub fn find_in(conn: &mut DbConn, workspace_id: &str, id: &str) -> Result<Mailbo
     }
 }
 
+/// One page of a workspace's mailboxes, newest first, after `starting_after`
+/// (an id of the previous page), and whether more follow. `only` narrows it to
+/// one mailbox (the one a restricted API key may see).
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    only: Option<&str>,
+    limit: i64,
+    starting_after: Option<&str>,
+) -> Result<(Vec<Mailbox>, bool)> {
+    let limit = limit.max(1);
+    let mut q = mailboxes::table
+        .filter(mailboxes::workspace_id.eq(workspace_id))
+        .select(Mailbox::as_select())
+        .order(mailboxes::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(id) = only {
+        q = q.filter(mailboxes::id.eq(id.to_string()));
+    }
+    if let Some(after) = starting_after {
+        q = q.filter(mailboxes::id.lt(after.to_string()));
+    }
+    let mut rows: Vec<Mailbox> = q.load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
+}
+
 /// A workspace's mailboxes, newest first, with their active keys counted.
 pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<MailboxRow>> {
     let found: Vec<Mailbox> = mailboxes::table

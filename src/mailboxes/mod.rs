@@ -15,7 +15,6 @@
 //! Every change writes its security-log row, and every change that ends a
 //! credential its revocation event, inside the transaction that makes it.
 
-pub mod api;
 pub mod auth_keys;
 pub mod authenticator;
 pub mod leaks;

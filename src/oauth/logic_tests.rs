@@ -15,17 +15,13 @@ use crate::accounts::{self, audit, Plan, Role};
 use crate::apikeys::{self, Access};
 use crate::config::Config;
 use crate::credentials::bearer::{self, Lookup, Principal};
-use crate::credentials::cache::CredentialCache;
-use crate::credentials::signing_keys::KeyRing;
-use crate::credentials::usage::UsageRecorder;
 use crate::credentials::Credentials;
 use crate::db::{self, Pool};
 use crate::error::Error;
 use base64::Engine;
 use sha2::Digest;
-use std::path::PathBuf;
 
-const ISSUER: &str = "https://id.example.test";
+const ISSUER: &str = crate::testkit::ISSUER;
 const REDIRECT: &str = "https://crm.example.test/callback";
 const SCOPE: &str = "workspace:read tags:write";
 const PASSWORD: &str = "correct horse battery";
@@ -34,7 +30,8 @@ const PASSWORD: &str = "correct horse battery";
 /// ephemeral signing key, and a workspace with its owner and two confidential
 /// clients.
 struct Node {
-    dir: PathBuf,
+    /// The database, removed when the node is dropped.
+    _db: crate::testkit::TestDb,
     pool: Pool,
     config: Config,
     credentials: Credentials,
@@ -48,20 +45,16 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let dir = std::env::temp_dir().join(format!("keygate-logic-{}", db::new_id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}", dir.join("keygate.db").display());
-        let pool = db::connect(&url, None).expect("open and migrate a fresh database");
-        let config = Config::defaults(url, ISSUER.to_string());
+        let db = crate::testkit::TestDb::new();
+        let pool = db.pool();
+        let config = Config::defaults(db.url.clone(), ISSUER.to_string());
+        let stored = crate::credentials::Stored {
+            keys: &crate::apikeys::stored::KEYS,
+            tokens: &crate::oauth::authorizations::TOKENS,
+        };
         let credentials = Credentials {
-            keys: KeyRing::ephemeral(ISSUER).expect("key ring"),
-            cache: CredentialCache::detached(),
-            usage: UsageRecorder::default(),
             access_token_ttl: config.access_token_ttl,
-            stored: crate::credentials::Stored {
-                keys: &crate::apikeys::stored::KEYS,
-                tokens: &crate::oauth::authorizations::TOKENS,
-            },
+            ..crate::testkit::credentials(stored, None)
         };
         let mut conn = pool.get().expect("connection");
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();
@@ -71,7 +64,7 @@ impl Node {
         let other = clients::create(&mut conn, "Other App", &[REDIRECT.into()], false).unwrap();
         drop(conn);
         Node {
-            dir,
+            _db: db,
             pool,
             config,
             credentials,
@@ -227,12 +220,6 @@ impl Node {
             .collect();
         rows.reverse();
         rows
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
