@@ -57,7 +57,7 @@ fn sixty_four_concurrent_writers(b: Backend) {
 }
 
 fn crash_in_the_middle_of_load_leaves_consistent_state(b: Backend) {
-    let f = Fixture::with_server(crate::ops::metrics_server(b, &[]));
+    let f = Fixture::with_server(metrics_server(b, &[]));
     // Codes prepared before the load, exchanged during it.
     let codes: Vec<(String, String)> = (0..12).map(|_| f.code("workspace:read")).collect();
     let pairs: Vec<(String, String)> = (0..4).map(|_| f.tokens("workspace:read")).collect();
@@ -163,9 +163,9 @@ fn crash_in_the_middle_of_load_leaves_consistent_state(b: Backend) {
         // comes once some have, so that it can land on a shared one.
         let batched = b != Backend::Sqlite
             || (0..200).any(|_| {
-                let m = crate::ops::scrape(&server);
-                let writes = crate::ops::metric(&m, "keygate_db_group_commit_writes_total", &[]);
-                let txs = crate::ops::metric(&m, "keygate_db_group_commit_transactions_total", &[]);
+                let m = scrape(&server);
+                let writes = metric(&m, "keygate_db_group_commit_writes_total", &[]);
+                let txs = metric(&m, "keygate_db_group_commit_transactions_total", &[]);
                 writes > txs || {
                     std::thread::sleep(Duration::from_millis(50));
                     false
