@@ -1,6 +1,7 @@
 //! Faults and load: concurrent writers, a crash in the middle of a load, and
 //! housekeeping that keeps the tables bounded.
 
+use crate::support::input_value as hidden_input;
 use crate::support::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -244,15 +245,6 @@ fn extra_keys_in_flight(db: &TestDb, received: usize) {
         (0..=1).contains(&extra),
         "{total} keys stored, {received} received"
     );
-}
-
-fn hidden_input(html: &str, id: &str) -> Option<String> {
-    let marker = format!("id=\"{id}\"");
-    let at = html.find(&marker)?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')? + v;
-    Some(unescape(&rest[v..end]))
 }
 
 fn server_pid(s: &Server) -> u32 {

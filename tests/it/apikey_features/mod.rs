@@ -100,13 +100,6 @@ fn random_credential(prefix: &str) -> String {
     credential(prefix, &id[..10], &secret)
 }
 
-fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {field} in {v}"))
-        .to_string()
-}
-
 fn create(db: &TestDb, ws: &str, name: &str, extra: &[&str]) -> Value {
     let mut args = vec!["apikey", "create", "--workspace", ws, "--name", name];
     args.extend_from_slice(extra);
@@ -128,13 +121,6 @@ fn secret_hash(db: &TestDb, id: &str) -> Option<String> {
     db.text(&format!(
         "SELECT secret_hash AS v FROM api_keys WHERE id = '{id}'"
     ))
-}
-
-/// A second node on the same database and issuer.
-fn second_node(f: &Fixture, env: &[(&str, &str)]) -> Server {
-    let mut all = vec![("KEYGATE_ISSUER", f.server.base.as_str())];
-    all.extend_from_slice(env);
-    Server::spawn(TestDb::reuse(f.db()), free_port(), &all)
 }
 
 /// `n` read-only keys written straight into the table (the CLI would take

@@ -8,15 +8,6 @@ fn keys_page(http: &mut Http, ws: &str, query: &str) -> Resp {
     http.get(&format!("/settings/api-keys?workspace={ws}{query}"))
 }
 
-fn shown_key(html: &str) -> Option<String> {
-    let at = html.find("id=\"new-key\"")?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[at..tag_end];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let end = tag[v..].find('"')? + v;
-    Some(unescape(&tag[v..end]))
-}
-
 fn settings_forms_for_the_new_features(b: Backend) {
     let f = Fixture::new(b);
     let ws = f.workspace_id.clone();

@@ -39,17 +39,6 @@ fn generate(http: &mut Http, ws: &str, name: &str, access: &str, expires: &str) 
     )
 }
 
-/// The full key in the "save your key" page (input id="new-key").
-fn shown_key(html: &str) -> Option<String> {
-    let at = html.find("id=\"new-key\"")?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[tag_start..tag_end];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let end = tag[v..].find('"')? + v;
-    Some(unescape(&tag[v..end]))
-}
-
 fn csrf_of(http: &mut Http, ws: &str) -> String {
     let page = keys_page(http, ws);
     hidden(&page.body, "csrf_token").expect("csrf_token")
@@ -67,13 +56,6 @@ fn revoke_in_page(http: &mut Http, id: &str, csrf: &str, typed: &str) -> Resp {
         &format!("/settings/api-keys/{id}/revoke"),
         &[("csrf_token", csrf), ("confirm_name", typed)],
     )
-}
-
-fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {field} in {v}"))
-        .to_string()
 }
 
 fn list(db: &TestDb, ws: &str) -> Vec<Value> {

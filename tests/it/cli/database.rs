@@ -20,11 +20,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)], dir: Option<&std::path::Pat
         cmd.current_dir(d);
     }
     let out = cmd.output().expect("run keygate");
-    CliOut {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    CliOut::from(out)
 }
 
 fn created_ok(out: &CliOut) {

@@ -3,21 +3,6 @@
 
 use super::*;
 
-/// The code flow for the confidential client, approved by `email`: (access, refresh).
-fn tokens_approved_by(f: &Fixture, email: &str, scope: &str) -> (String, String) {
-    let (verifier, challenge) = pkce();
-    let mut http = f.signed_in(email);
-    let params = f.approve(&mut http, &f.client_id, scope, &challenge);
-    let code = param(&params, "code").expect("code");
-    let r = f.exchange(code, &verifier);
-    assert_eq!(r.status, 200, "token: {}", r.body);
-    let v = r.json();
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["refresh_token"].as_str().unwrap().to_string(),
-    )
-}
-
 fn member_add_and_remove(b: Backend) {
     let db = TestDb::new(b);
     let ws = workspace(&db, "Acme");

@@ -16,15 +16,6 @@ mod settings;
 mod smtp;
 mod v1;
 
-// ---------------------------------------------------------------- helpers
-
-fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {field} in {v}"))
-        .to_string()
-}
-
 /// The member names of a JSON object, sorted.
 fn members(v: &Value) -> Vec<String> {
     let mut names: Vec<String> = v

@@ -2,17 +2,6 @@
 
 use super::*;
 
-/// The full key in a "save your key" page (input id="new-key").
-fn shown_key(html: &str) -> Option<String> {
-    let at = html.find("id=\"new-key\"")?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[tag_start..tag_end];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let end = tag[v..].find('"')? + v;
-    Some(unescape(&tag[v..end]))
-}
-
 /// The `mailbox` parameter of a redirect back to the page.
 fn mailbox_of(location: &str) -> String {
     let url = url::Url::parse(&format!("http://x{location}")).expect("location");

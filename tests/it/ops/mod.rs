@@ -81,9 +81,5 @@ fn keygate(args: &[&str]) -> CliOut {
         .env("KEYGATE_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .output()
         .expect("run keygate");
-    CliOut {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    CliOut::from(out)
 }

@@ -9,10 +9,7 @@ fn v1_status(server: &Server, token: &str) -> u16 {
 
 /// A second keygate process on the fixture's database, with the same issuer.
 fn second_node(f: &Fixture) -> Server {
-    // TestDb owns its directory; this one borrows only the first node's URL.
-    let mut db = TestDb::new(f.db().backend);
-    db.url = f.db().url.clone();
-    Server::spawn(db, free_port(), &[("KEYGATE_ISSUER", &f.server.base)])
+    crate::support::second_node(f, &[])
 }
 
 // ---------------------------------------------------------------------------

@@ -48,13 +48,6 @@ fn assert_envelope(r: &Resp, status: u16) -> Value {
     v
 }
 
-fn s(v: &Value, field: &str) -> String {
-    v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {field} in {v}"))
-        .to_string()
-}
-
 fn create(http: &mut Http, path: &str, credential: &str, name: &str) -> Value {
     let r = http.bearer_post_json(path, credential, &json!({ "name": name }).to_string());
     assert_eq!(r.status, 201, "create {name:?} at {path}: {}", r.body);
