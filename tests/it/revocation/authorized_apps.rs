@@ -5,12 +5,7 @@ use super::*;
 
 /// One more approval, left as an unredeemed code: (code, verifier, authorization id).
 fn code_with_id(f: &Fixture, scope: &str) -> (String, String, String) {
-    let before = ids(f);
-    let (code, verifier) = f.code(scope);
-    let id = ids(f)
-        .into_iter()
-        .find(|id| !before.contains(id))
-        .expect("the approval made a new authorization");
+    let ((code, verifier), id) = new_authorization(f, || f.code(scope));
     (code, verifier, id)
 }
 

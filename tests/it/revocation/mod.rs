@@ -104,13 +104,19 @@ fn ids(f: &Fixture) -> Vec<String> {
 
 /// One more approval of the confidential client: (access, refresh, authorization id).
 fn tokens_with_id(f: &Fixture, scope: &str) -> (String, String, String) {
+    let ((access, refresh), id) = new_authorization(f, || f.tokens(scope));
+    (access, refresh, id)
+}
+
+/// What `approve` returns, and the id of the one authorization it made.
+fn new_authorization<T>(f: &Fixture, approve: impl FnOnce() -> T) -> (T, String) {
     let before = ids(f);
-    let (access, refresh) = f.tokens(scope);
+    let made = approve();
     let id = ids(f)
         .into_iter()
         .find(|id| !before.contains(id))
         .expect("the approval made a new authorization");
-    (access, refresh, id)
+    (made, id)
 }
 
 /// Tokens of the public client (PKCE, `client_id` only): (access, refresh).

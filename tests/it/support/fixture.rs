@@ -177,14 +177,7 @@ impl Fixture {
 
     /// Tokens for the confidential client: (access, refresh).
     pub fn tokens(&self, scope: &str) -> (String, String) {
-        let (code, verifier) = self.code(scope);
-        let r = self.exchange(&code, &verifier);
-        assert_eq!(r.status, 200, "token: {}", r.body);
-        let v = r.json();
-        (
-            v["access_token"].as_str().unwrap().to_string(),
-            v["refresh_token"].as_str().unwrap().to_string(),
-        )
+        tokens_approved_by(self, &self.owner_email, scope)
     }
 
     pub fn refresh(&self, refresh_token: &str) -> Resp {
