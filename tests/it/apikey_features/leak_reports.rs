@@ -4,6 +4,51 @@
 
 use super::*;
 
+const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+
+/// A stand-in for GitHub: a P-256 key whose public half is in a keys file.
+struct Reporter {
+    key: SigningKey,
+    dir: PathBuf,
+    file: String,
+}
+
+impl Reporter {
+    fn new() -> Reporter {
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let pem = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("pem");
+        let dir = std::env::temp_dir().join(format!("keygate-leaks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("github-keys.json");
+        let doc =
+            json!({"public_keys": [{"key_identifier": KEY_ID, "key": pem, "is_current": true}]});
+        std::fs::write(&path, doc.to_string()).expect("write keys file");
+        Reporter {
+            key,
+            dir,
+            file: path.display().to_string(),
+        }
+    }
+
+    fn env(&self) -> (&'static str, &str) {
+        ("KEYGATE_LEAK_REPORT_KEYS", self.file.as_str())
+    }
+
+    fn sign(&self, body: &str) -> String {
+        let sig: Signature = self.key.sign(body.as_bytes());
+        STANDARD.encode(sig.to_der().as_bytes())
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 const LEAK_URL: &str = "https://github.com/acme/app/blob/main/.env";
 
 fn post_report(server: &Server, body: &str, headers: &[(&str, &str)]) -> Resp {

@@ -2,6 +2,27 @@
 
 use super::*;
 
+/// A scratch directory, removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("keygate-ops-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs a command that must be refused: exit 1, one line on stderr that
 /// mentions `mentions`, nothing on stdout (with and without `--json`).
 fn refused(db: &TestDb, args: &[&str], mentions: &str) {
