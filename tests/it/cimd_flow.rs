@@ -5,7 +5,6 @@
 //! any login, never a redirect.
 
 use crate::https_server::{HttpsServer, Reply};
-use crate::registration::{approve_page, authorize_path, code_of, exchange_public};
 use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,18 +2,8 @@
 //! app, sees its secret once, rotates it and deletes the app, which revokes
 //! every authorization of it on every node.
 
-use crate::registration::{approve_page, authorize_path, code_of};
 use crate::support::*;
 use std::time::Duration;
-
-/// The value of a read-only input by id (the secret page's fields).
-fn input_value(html: &str, id: &str) -> Option<String> {
-    let start = html.find(&format!("id=\"{id}\""))?;
-    let rest = &html[start..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')? + v;
-    Some(unescape(&rest[v..end]))
-}
 
 fn token_with(server: &Server, form: &[(&str, &str)], id: &str, secret: &str) -> Resp {
     server.client().post_form_with(

@@ -1,6 +1,7 @@
 //! Faults and load: concurrent writers, a crash in the middle of a load, and
 //! housekeeping that keeps the tables bounded.
 
+use crate::support::input_value as hidden_input;
 use crate::support::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -57,7 +58,7 @@ fn sixty_four_concurrent_writers(b: Backend) {
 }
 
 fn crash_in_the_middle_of_load_leaves_consistent_state(b: Backend) {
-    let f = Fixture::with_server(crate::ops::metrics_server(b, &[]));
+    let f = Fixture::with_server(metrics_server(b, &[]));
     // Codes prepared before the load, exchanged during it.
     let codes: Vec<(String, String)> = (0..12).map(|_| f.code("workspace:read")).collect();
     let pairs: Vec<(String, String)> = (0..4).map(|_| f.tokens("workspace:read")).collect();
@@ -163,9 +164,9 @@ fn crash_in_the_middle_of_load_leaves_consistent_state(b: Backend) {
         // comes once some have, so that it can land on a shared one.
         let batched = b != Backend::Sqlite
             || (0..200).any(|_| {
-                let m = crate::ops::scrape(&server);
-                let writes = crate::ops::metric(&m, "keygate_db_group_commit_writes_total", &[]);
-                let txs = crate::ops::metric(&m, "keygate_db_group_commit_transactions_total", &[]);
+                let m = scrape(&server);
+                let writes = metric(&m, "keygate_db_group_commit_writes_total", &[]);
+                let txs = metric(&m, "keygate_db_group_commit_transactions_total", &[]);
                 writes > txs || {
                     std::thread::sleep(Duration::from_millis(50));
                     false
@@ -244,15 +245,6 @@ fn extra_keys_in_flight(db: &TestDb, received: usize) {
         (0..=1).contains(&extra),
         "{total} keys stored, {received} received"
     );
-}
-
-fn hidden_input(html: &str, id: &str) -> Option<String> {
-    let marker = format!("id=\"{id}\"");
-    let at = html.find(&marker)?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')? + v;
-    Some(unescape(&rest[v..end]))
 }
 
 fn server_pid(s: &Server) -> u32 {

@@ -21,20 +21,7 @@ fn limited_server(b: Backend) -> Fixture {
 
 /// Signs in through the login form as a client at `address`.
 fn login_at(http: &mut Http, address: &str, email: &str, password: &str) -> Resp {
-    let xff = [("X-Forwarded-For", address)];
-    let page = http.get_with("/login", &xff);
-    assert_eq!(page.status, 200, "login page: {}", page.body);
-    let csrf = hidden(&page.body, "csrf_token").expect("CSRF token");
-    http.post_form_with(
-        "/login",
-        &[
-            ("email", email),
-            ("password", password),
-            ("csrf_token", &csrf),
-            ("next", "/settings"),
-        ],
-        &xff,
-    )
+    http.login_with(email, password, &[("X-Forwarded-For", address)])
 }
 
 /// The high defect: an address over its limit used to have its wrong

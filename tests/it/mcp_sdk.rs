@@ -6,7 +6,6 @@
 //! signs in, approves the consent page and hands the code to the script.
 
 use crate::https_server::{HttpsServer, Reply};
-use crate::registration::{approve_page, code_of};
 use crate::require::require_program;
 use crate::support::*;
 use serde_json::{json, Value};

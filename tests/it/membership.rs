@@ -139,18 +139,8 @@ fn approvals_racing_member_removal(b: Backend) {
     );
 }
 
-/// Tokens approved by `email` for the confidential client: (access, refresh).
 fn tokens_approved_by(f: &Fixture, email: &str) -> (String, String) {
-    let (verifier, challenge) = pkce();
-    let mut http = f.signed_in(email);
-    let params = f.approve(&mut http, &f.client_id, SCOPE, &challenge);
-    let r = f.exchange(param(&params, "code").expect("code"), &verifier);
-    assert_eq!(r.status, 200, "token: {}", r.body);
-    let v = r.json();
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["refresh_token"].as_str().unwrap().to_string(),
-    )
+    crate::support::tokens_approved_by(f, email, SCOPE)
 }
 
 /// A grant rests on the approver still managing the workspace, not only on

@@ -16,55 +16,6 @@ pub fn register(server: &Server, body: &Value) -> Resp {
     )
 }
 
-/// The authorization request of any client, redirect URI and scope.
-pub fn authorize_path(client_id: &str, redirect: &str, scope: &str, challenge: &str) -> String {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", redirect)
-        .append_pair("scope", scope)
-        .append_pair("state", "st-1")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .finish();
-    format!("/oauth/authorize?{q}")
-}
-
-/// Approves the consent page `page` for the fixture's workspace; the 303.
-pub fn approve_page(f: &Fixture, http: &mut Http, page: &Resp) -> Resp {
-    approve_consent(http, page, &f.workspace_id)
-}
-
-/// The `code` of a redirect whose Location may use any scheme.
-pub fn code_of(r: &Resp) -> String {
-    let loc = r.location();
-    let query = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {loc}"))
-}
-
-/// Exchanges a code as a public client (`none`).
-pub fn exchange_public(
-    server: &Server,
-    client_id: &str,
-    code: &str,
-    redirect: &str,
-    verifier: &str,
-) -> Resp {
-    server.client().post_form(
-        "/oauth/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", code),
-            ("redirect_uri", redirect),
-            ("code_verifier", verifier),
-        ],
-    )
-}
-
 fn bearer_send(server: &Server, method: &str, url: &str, token: &str) -> Resp {
     let auth = format!("Bearer {token}");
     server

@@ -145,16 +145,7 @@ const STALE_SECS: u64 = 3;
 /// A new API key of the fixture's workspace: (id, name, key).
 fn new_key(f: &Fixture) -> (String, String, String) {
     let name = format!("key-{}", short_id());
-    let v = f.db().json(&[
-        "apikey",
-        "create",
-        "--workspace",
-        &f.workspace_id,
-        "--name",
-        &name,
-        "--access",
-        "read_write",
-    ]);
+    let v = f.db().create_api_key(&f.workspace_id, &name, "read_write");
     (
         v["id"].as_str().unwrap().to_string(),
         name,

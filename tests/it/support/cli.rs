@@ -52,11 +52,7 @@ impl TestDb {
             }
         }
         let out = child.wait_with_output().expect("wait for keygate");
-        CliOut {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        CliOut::from(out)
     }
 
     /// Runs a `--json` command that must succeed; returns its one JSON line.
@@ -185,6 +181,16 @@ pub struct CliOut {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for CliOut {
+    fn from(out: std::process::Output) -> CliOut {
+        CliOut {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl CliOut {

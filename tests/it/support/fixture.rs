@@ -3,7 +3,7 @@
 
 use super::db::{Backend, TestDb};
 use super::http::{basic, hidden, param, Http, Resp};
-use super::server::Server;
+use super::server::{free_port, Server};
 use super::unique;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -177,14 +177,7 @@ impl Fixture {
 
     /// Tokens for the confidential client: (access, refresh).
     pub fn tokens(&self, scope: &str) -> (String, String) {
-        let (code, verifier) = self.code(scope);
-        let r = self.exchange(&code, &verifier);
-        assert_eq!(r.status, 200, "token: {}", r.body);
-        let v = r.json();
-        (
-            v["access_token"].as_str().unwrap().to_string(),
-            v["refresh_token"].as_str().unwrap().to_string(),
-        )
+        tokens_approved_by(self, &self.owner_email, scope)
     }
 
     pub fn refresh(&self, refresh_token: &str) -> Resp {
@@ -232,4 +225,53 @@ pub fn approve_consent(http: &mut Http, page: &Resp, workspace_id: &str) -> Resp
     );
     assert_eq!(r.status, 303, "approve: {}", r.body);
     r
+}
+
+/// Approves the consent page `page` for the fixture's workspace; the 303.
+pub fn approve_page(f: &Fixture, http: &mut Http, page: &Resp) -> Resp {
+    approve_consent(http, page, &f.workspace_id)
+}
+
+/// Exchanges a code as a public client (`none`).
+pub fn exchange_public(
+    server: &Server,
+    client_id: &str,
+    code: &str,
+    redirect: &str,
+    verifier: &str,
+) -> Resp {
+    server.client().post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ],
+    )
+}
+
+/// Tokens from a consent that `email` approved for the fixture's confidential client.
+/// The code flow for the confidential client, approved by `email`: (access, refresh).
+pub fn tokens_approved_by(f: &Fixture, email: &str, scope: &str) -> (String, String) {
+    let (verifier, challenge) = pkce();
+    let mut http = f.signed_in(email);
+    let params = f.approve(&mut http, &f.client_id, scope, &challenge);
+    let code = param(&params, "code").expect("code");
+    let r = f.exchange(code, &verifier);
+    assert_eq!(r.status, 200, "token: {}", r.body);
+    let v = r.json();
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A second keygate process on the fixture's database, with the same issuer.
+/// A second node on the same database and issuer.
+pub fn second_node(f: &Fixture, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("KEYGATE_ISSUER", f.server.base.as_str())];
+    all.extend_from_slice(env);
+    Server::spawn(TestDb::reuse(f.db()), free_port(), &all)
 }

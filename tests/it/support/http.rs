@@ -200,10 +200,16 @@ impl Http {
 
     /// Signs in through the login form.
     pub fn login(&mut self, email: &str, password: &str) -> Resp {
-        let page = self.get("/login");
+        self.login_with(email, password, &[])
+    }
+
+    /// The login form, with `headers` on both of its requests (e.g. an
+    /// `X-Forwarded-For` to sign in from another address).
+    pub fn login_with(&mut self, email: &str, password: &str, headers: &[(&str, &str)]) -> Resp {
+        let page = self.get_with("/login", headers);
         assert_eq!(page.status, 200, "login page: {}", page.body);
         let csrf = hidden(&page.body, "csrf_token").expect("login form has a CSRF token");
-        self.post_form(
+        self.post_form_with(
             "/login",
             &[
                 ("email", email),
@@ -211,6 +217,7 @@ impl Http {
                 ("csrf_token", &csrf),
                 ("next", "/settings"),
             ],
+            headers,
         )
     }
 }
@@ -270,4 +277,57 @@ pub fn basic(id: &str, secret: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
+}
+
+/// A string field of a JSON object; panics when it is missing.
+pub fn s(v: &Value, field: &str) -> String {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field} in {v}"))
+        .to_string()
+}
+
+/// The full key in the "save your key" page (input id="new-key").
+pub fn shown_key(html: &str) -> Option<String> {
+    let at = html.find("id=\"new-key\"")?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + "value=\"".len();
+    let end = tag[v..].find('"')? + v;
+    Some(unescape(&tag[v..end]))
+}
+
+/// The `value` of the input with `id` (its first `value="` after the id).
+/// The value of a read-only input by id (the secret page's fields).
+pub fn input_value(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[start..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')? + v;
+    Some(unescape(&rest[v..end]))
+}
+
+/// The authorization request of any client, redirect URI and scope.
+pub fn authorize_path(client_id: &str, redirect: &str, scope: &str, challenge: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", scope)
+        .append_pair("state", "st-1")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("/oauth/authorize?{q}")
+}
+
+/// The `code` of a redirect whose Location may use any scheme.
+pub fn code_of(r: &Resp) -> String {
+    let loc = r.location();
+    let query = loc.split_once('?').map(|(_, q)| q).unwrap_or("");
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {loc}"))
 }

@@ -174,3 +174,51 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The token the tests' servers require for `/metrics` on the main listener.
+pub const METRICS_TOKEN: &str = "metrics-token-for-the-tests";
+
+/// A server whose `/metrics` is on the main listener behind `METRICS_TOKEN`.
+pub fn metrics_server(b: Backend, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("KEYGATE_METRICS_TOKEN", METRICS_TOKEN)];
+    all.extend_from_slice(env);
+    Server::start_with(TestDb::new(b), &all)
+}
+
+pub fn scrape(s: &Server) -> String {
+    let auth = format!("Bearer {METRICS_TOKEN}");
+    let r = s.client().get_with("/metrics", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{:?}",
+        r.header("content-type")
+    );
+    r.body
+}
+
+/// The sum of every sample of `name` (Prometheus text format) whose labels
+/// include all of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, lbls) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let wanted = n == name
+                && labels.iter().all(|(k, v)| {
+                    let pair = format!("{k}=\"{v}\"");
+                    lbls.split(',').any(|p| p == pair)
+                });
+            if wanted {
+                value.parse::<f64>().ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
