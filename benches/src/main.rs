@@ -17,7 +17,7 @@ use base64::Engine;
 use clap::Parser;
 use keygate::accounts::{self, Plan, Role};
 use keygate::apikeys::{self, Access};
-use keygate::credentials::api_key::API_KEY;
+use keygate::credentials::key_format::API_KEY;
 use keygate::credentials::signing_keys::{AccessClaims, KeyRing};
 use keygate::db::{self, DbConn};
 use serde_json::{json, Value};

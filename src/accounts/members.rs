@@ -148,8 +148,10 @@ pub fn add_by_email(
     })
 }
 
-/// Changes a member's role; the last owner keeps theirs.
-pub fn change_role(
+/// Inside a transaction: changes a member's role (the last owner keeps
+/// theirs) and returns the role they had. A demotion from owner or admin also
+/// ends the apps they approved: `oauth::authorizations::change_role` does both.
+pub fn change_role_in_tx(
     conn: &mut DbConn,
     workspace_id: &str,
     user_id: &str,
@@ -157,29 +159,27 @@ pub fn change_role(
     actor: &str,
     client_address: Option<&str>,
 ) -> Result<Role> {
-    db::write_tx(conn, |conn| {
-        lock_team(conn, workspace_id)?;
-        let before = current_role(conn, workspace_id, user_id)?;
-        if before == role {
-            return Ok(role);
-        }
-        if before == Role::Owner {
-            keep_an_owner(conn, workspace_id, user_id)?;
-        }
-        find_user(conn, user_id)?;
-        diesel::update(memberships::table.find((workspace_id, user_id)))
-            .set(memberships::role.eq(role.as_str()))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            workspace_id,
-            actor,
-            &format!("member.role_{}", role.as_str()),
-            user_id,
-            client_address,
-        )?;
-        Ok(role)
-    })
+    lock_team(conn, workspace_id)?;
+    let before = current_role(conn, workspace_id, user_id)?;
+    if before == role {
+        return Ok(before);
+    }
+    if before == Role::Owner {
+        keep_an_owner(conn, workspace_id, user_id)?;
+    }
+    find_user(conn, user_id)?;
+    diesel::update(memberships::table.find((workspace_id, user_id)))
+        .set(memberships::role.eq(role.as_str()))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        workspace_id,
+        actor,
+        &format!("member.role_{}", role.as_str()),
+        user_id,
+        client_address,
+    )?;
+    Ok(before)
 }
 
 /// Inside a transaction: removes a person's membership; the last owner stays.

@@ -110,7 +110,22 @@ impl Role {
 
 pub const MAX_NAME_LEN: usize = 100;
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// An invisible formatting character that could disguise a name shown to
+/// other people (bidirectional overrides and isolates, zero-width characters,
+/// the soft hyphen, interlinear annotations).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A display name (shown to other people: workspaces, apps, keys, tags):
+/// trimmed, 1 to 100 characters, no control characters and no invisible
+/// formatting characters.
 pub fn validate_name(what: &str, raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -121,9 +136,13 @@ pub fn validate_name(what: &str, raw: &str) -> Result<String> {
             "{what} must be at most {MAX_NAME_LEN} characters"
         )));
     }
-    if name.chars().any(char::is_control) {
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_control() || is_invisible_format(c))
+    {
         return Err(Error::invalid(format!(
-            "{what} must not contain control characters"
+            "{what} must not contain control or invisible formatting characters (found U+{:04X})",
+            c as u32
         )));
     }
     Ok(name.to_string())

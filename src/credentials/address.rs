@@ -183,6 +183,20 @@ impl TrustedProxies {
     pub fn nets(&self) -> &[IpNet] {
         &self.nets
     }
+
+    /// The networks wider than one site's proxies usually are (an IPv4 range
+    /// wider than /24, an IPv6 range wider than /64): every address in them
+    /// may name any client in `X-Forwarded-For`, which is worth a warning.
+    pub fn wide(&self) -> Vec<IpNet> {
+        self.nets
+            .iter()
+            .filter(|n| match n {
+                IpNet::V4(v4) => v4.prefix_len() < 24,
+                IpNet::V6(v6) => v6.prefix_len() < 64,
+            })
+            .copied()
+            .collect()
+    }
 }
 
 impl FromStr for TrustedProxies {
@@ -587,6 +601,13 @@ mod tests {
             Err(AddressError::Invalid(_))
         ));
         assert!(TrustedProxies::parse("  ").expect("blank").is_empty());
+        let wide = TrustedProxies::parse("10.0.0.0/8, 192.0.2.0/24, fd00::/8, 2001:db8::/64")
+            .expect("proxies")
+            .wide();
+        assert_eq!(wide.len(), 2, "{wide:?}");
+        assert!(wide
+            .iter()
+            .all(|n| n.to_string() == "10.0.0.0/8" || n.to_string() == "fd00::/8"));
     }
 
     fn any_ip() -> impl Strategy<Value = IpAddr> {

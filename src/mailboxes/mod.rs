@@ -33,7 +33,8 @@ fn require_api_access(conn: &mut DbConn, workspace_id: &str) -> Result<accounts:
     let ws = accounts::find_workspace(conn, workspace_id)?;
     if !accounts::plan_includes_api(&ws.plan) {
         return Err(Error::forbidden(format!(
-            "the workspace's plan ({}) does not include API access: upgrade required",
+            "the workspace's plan ({}) does not include mailbox auth keys: upgrade required \
+             (apps that people authorize work on every plan)",
             ws.plan
         )));
     }

@@ -65,6 +65,13 @@ impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
+        for net in trusted_proxies.wide() {
+            log::warn!(
+                "KEYGATE_TRUSTED_PROXIES: {net} is wider than /24 (IPv4) or /64 (IPv6): every \
+                 address in it may name any client address in X-Forwarded-For; list your \
+                 proxies' own addresses"
+            );
+        }
         let leak_report_keys = config
             .leak_report_keys_file
             .as_deref()

@@ -227,6 +227,7 @@ pub fn revoke_approved_by(
     conn: &mut DbConn,
     workspace_id: &str,
     user_id: &str,
+    action: &str,
 ) -> Result<Vec<Event>> {
     let ids: Vec<String> = authorizations::table
         .filter(authorizations::workspace_id.eq(workspace_id))
@@ -237,14 +238,7 @@ pub fn revoke_approved_by(
     let mut events = Vec::new();
     for id in &ids {
         events.extend(revoke_in_tx(conn, id)?);
-        crate::accounts::audit::record(
-            conn,
-            workspace_id,
-            "keygate",
-            "app.revoked_member_removed",
-            id,
-            None,
-        )?;
+        crate::accounts::audit::record(conn, workspace_id, "keygate", action, id, None)?;
     }
     Ok(events)
 }
@@ -268,12 +262,42 @@ pub fn remove_member(
             .count()
             .get_result(conn)?;
         crate::accounts::remove_membership(conn, workspace_id, user_id)?;
-        let events = revoke_approved_by(conn, workspace_id, user_id)?;
+        let events = revoke_approved_by(conn, workspace_id, user_id, "app.revoked_member_removed")?;
         crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
         Ok::<_, crate::error::Error>((revoked as usize, events))
     })?;
     cache.apply(&events);
     Ok(revoked)
+}
+
+/// Changes a member's role and, in the same transaction, when they lose the
+/// right to authorize apps (an owner or admin made a member), revokes the
+/// apps they authorized in the workspace, as removal does; this node's cache
+/// forgets their tokens at once. The last owner keeps theirs.
+pub fn change_role(
+    conn: &mut DbConn,
+    cache: &crate::credentials::cache::CredentialCache,
+    workspace_id: &str,
+    user_id: &str,
+    role: crate::accounts::Role,
+    by: Actor,
+) -> Result<crate::accounts::Role> {
+    let events = db::write_tx(conn, |conn| {
+        let before = crate::accounts::members::change_role_in_tx(
+            conn,
+            workspace_id,
+            user_id,
+            role,
+            by.id,
+            by.client_address,
+        )?;
+        match before.can_manage() && !role.can_manage() {
+            true => revoke_approved_by(conn, workspace_id, user_id, "app.revoked_member_demoted"),
+            false => Ok(Vec::new()),
+        }
+    })?;
+    cache.apply(&events);
+    Ok(role)
 }
 
 /// The access tokens' records for the bearer check (`credentials::Stored`).

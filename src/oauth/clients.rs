@@ -246,6 +246,11 @@ pub fn create(
     })
 }
 
+/// The most developer apps one person keeps (deleted ones do not count): a
+/// bound on what one account can make, as the registration quota is for
+/// anonymous callers.
+pub const MAX_DEVELOPER_APPS: i64 = 25;
+
 /// A developer app of the settings pages, owned by the person who made it.
 pub fn create_developer_app(
     conn: &mut DbConn,
@@ -256,6 +261,17 @@ pub fn create_developer_app(
 ) -> Result<NewClient> {
     let name = crate::accounts::validate_name("app name", name)?;
     let uris = checked_redirect_uris(redirect_uris)?;
+    let kept: i64 = clients::table
+        .filter(clients::owner_user_id.eq(owner_user_id))
+        .filter(clients::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if kept >= MAX_DEVELOPER_APPS {
+        return Err(Error::invalid(format!(
+            "you have {MAX_DEVELOPER_APPS} developer apps, the most one person may keep; \
+             delete one you no longer use first"
+        )));
+    }
     let (mut client, secret) = base_row(ClientKind::Developer, name, &uris, public);
     client.owner_user_id = Some(owner_user_id.to_string());
     insert(conn, &client)?;

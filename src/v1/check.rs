@@ -209,12 +209,22 @@ mod tests {
             let r = check(&n, Presented::Bearer("not-a-key"), from, None).await;
             assert!(matches!(r.unwrap_err(), V1Error::InvalidApiKey { .. }));
         }
-        let same_64 = check(&n, Presented::Bearer("not-a-key"), ip("2001:db8:5:6:ff::1"), None);
+        let same_64 = check(
+            &n,
+            Presented::Bearer("not-a-key"),
+            ip("2001:db8:5:6:ff::1"),
+            None,
+        );
         assert!(matches!(
             same_64.await.unwrap_err(),
             V1Error::RateLimited { .. }
         ));
-        let next_64 = check(&n, Presented::Bearer("not-a-key"), ip("2001:db8:5:7::1"), None);
+        let next_64 = check(
+            &n,
+            Presented::Bearer("not-a-key"),
+            ip("2001:db8:5:7::1"),
+            None,
+        );
         assert!(matches!(
             next_64.await.unwrap_err(),
             V1Error::InvalidApiKey { .. }

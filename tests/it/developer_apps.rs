@@ -175,4 +175,56 @@ fn developer_apps_over_http(b: Backend) {
     assert!(anon.location().starts_with("/login?"));
 }
 
-both_backends!(developer_apps_over_http);
+/// Issue 25 item 7: names shown to other people refuse bidirectional and
+/// invisible formatting characters (as registration does), and one person
+/// keeps a bounded number of developer apps.
+fn developer_app_names_and_count_are_bounded(b: Backend) {
+    let f = Fixture::new(b);
+    let email = "quota-dev@example.com";
+    f.db().create_user(email);
+    let mut dev = f.signed_in(email);
+    let create = |dev: &mut Http, name: &str| {
+        let page = dev.get("/settings/developer-apps");
+        let csrf = hidden(&page.body, "csrf_token").unwrap();
+        dev.post_form(
+            "/settings/developer-apps",
+            &[
+                ("csrf_token", &csrf),
+                ("name", name),
+                ("redirect_uris", REDIRECT),
+                ("client_type", "confidential"),
+            ],
+        )
+    };
+    for name in ["Pay\u{202E}lapyaP", "Zero\u{200B}width", "Iso\u{2066}late"] {
+        let r = create(&mut dev, name);
+        assert_eq!(r.status, 400, "{name:?}: {}", r.body);
+        assert!(r.body.contains("invisible formatting"), "{}", r.body);
+    }
+    // The same rule for a workspace's name at the command line.
+    f.db()
+        .cli(&["workspace", "create", "--name", "Acme\u{202E}"])
+        .assert_refused("invisible formatting");
+    let before = f.db().count("clients");
+    for i in 0..25 {
+        let r = create(&mut dev, &format!("Tool {i}"));
+        assert_eq!(r.status, 200, "app {i}: {}", r.body);
+    }
+    let r = create(&mut dev, "One too many");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("the most one person may keep"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        f.db().count("clients"),
+        before + 25,
+        "nothing else was made"
+    );
+}
+
+both_backends!(
+    developer_apps_over_http,
+    developer_app_names_and_count_are_bounded
+);

@@ -174,6 +174,54 @@ fn removing_a_member_revokes_their_apps(b: Backend) {
         .any(|a| a == "app.revoked_member_removed"));
 }
 
+/// Issue 25 item 7: an owner or admin made a member may no longer authorize
+/// apps, so the apps they authorized end with the demotion, as with a
+/// removal; a promotion or a demotion between managers revokes nothing.
+fn demoting_a_manager_revokes_their_apps(b: Backend) {
+    let fx = Fixture::new(b);
+    let ws = fx.workspace_id.clone();
+    let (admin_id, admin_email) = fx.add_user("admin");
+    let (access, refresh) = crate::support::tokens_approved_by(&fx, &admin_email, "workspace:read");
+    let (owner_access, _) = fx.tokens("workspace:read");
+    let mut api = fx.server.client();
+    assert_eq!(api.bearer_get("/v1/workspace", &access).status, 200);
+
+    let mut owner = fx.owner();
+    let role = |owner: &mut Http, role: &str| {
+        let path = format!("/settings/team/{admin_id}/role");
+        let r = post(owner, &path, &ws, &[("role", role)]);
+        assert_eq!(r.status, 303, "{}", r.body);
+    };
+    role(&mut owner, "owner");
+    assert_eq!(
+        api.bearer_get("/v1/workspace", &access).status,
+        200,
+        "promoted"
+    );
+    role(&mut owner, "admin");
+    assert_eq!(
+        api.bearer_get("/v1/workspace", &access).status,
+        200,
+        "still a manager"
+    );
+    role(&mut owner, "member");
+    assert_eq!(
+        api.bearer_get("/v1/workspace", &access).status,
+        401,
+        "the app's token stops at the demotion"
+    );
+    fx.refresh(&refresh)
+        .assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        api.bearer_get("/v1/workspace", &owner_access).status,
+        200,
+        "the owner's own apps are untouched"
+    );
+    assert!(log_actions(&fx)
+        .iter()
+        .any(|a| a == "app.revoked_member_demoted"));
+}
+
 fn the_last_owner_stays(b: Backend) {
     let fx = Fixture::new(b);
     let ws = fx.workspace_id.clone();
@@ -256,6 +304,7 @@ fn admins_read_and_members_are_refused(b: Backend) {
 both_backends!(
     owner_adds_changes_and_removes_members,
     removing_a_member_revokes_their_apps,
+    demoting_a_manager_revokes_their_apps,
     the_last_owner_stays,
     admins_read_and_members_are_refused,
 );

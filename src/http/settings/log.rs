@@ -143,6 +143,9 @@ fn action_words(action: &str) -> &'static str {
         "access_token.revoked_by_client" => "Access token revoked by the app",
         "member.removed" => "Member removed",
         "app.revoked_member_removed" => "App revoked: the person who approved it left",
+        "app.revoked_member_demoted" => {
+            "App revoked: the person who approved it is no longer an owner or admin"
+        }
         "member.added_owner" => "Member added as owner",
         "member.added_admin" => "Member added as admin",
         "member.added_member" => "Member added",

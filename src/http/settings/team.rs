@@ -4,7 +4,9 @@
 //! is never removed or demoted (`accounts::members`).
 
 use super::*;
+use crate::accounts::audit::Actor;
 use crate::accounts::members::{self, Member};
+use crate::oauth::authorizations;
 
 struct MemberLine {
     user_id: String,
@@ -156,10 +158,15 @@ async fn add_member(svc: Svc, post: FormPost) -> HttpResponse {
 }
 
 async fn change_role(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpResponse {
-    on_post(svc, post, move |_, conn, post| {
+    on_post(svc, post, move |svc, conn, post| {
         let from = Some(post.address.as_str());
         role_change(conn, post, "role_changed", |conn, ctx, role| {
-            members::change_role(conn, &ctx.current.id, &path, role, &ctx.user.id, from)
+            let cache = &svc.credentials.cache;
+            let by = Actor {
+                id: &ctx.user.id,
+                client_address: from,
+            };
+            authorizations::change_role(conn, cache, &ctx.current.id, &path, role, by)
         })
     })
     .await

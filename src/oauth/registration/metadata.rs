@@ -708,7 +708,7 @@ pub(crate) fn check_text(
     }
     if let Some(c) = trimmed
         .chars()
-        .find(|&c| c.is_control() || is_invisible_format(c))
+        .find(|&c| c.is_control() || crate::accounts::is_invisible_format(c))
     {
         return Err(RegistrationError::metadata(format!(
             "{field} must not contain control or invisible formatting characters \
@@ -717,16 +717,6 @@ pub(crate) fn check_text(
         )));
     }
     Ok(Some(trimmed.to_string()))
-}
-
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// The characters RFC 3986 allows in a URI (unreserved, reserved, `%` with two

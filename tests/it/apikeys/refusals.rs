@@ -315,6 +315,14 @@ fn plan_without_api_access(b: Backend) {
     let page = keys_page(&mut owner, &ws);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Upgrade required"), "{}", page.body);
+    // The plan gates API keys only: the page says apps work on every plan.
+    assert!(
+        page.body
+            .contains("Apps that people authorize work on every plan"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("does not include API access"));
     assert!(
         !page.body.contains("Generate API Key"),
         "the drawer's button is offered"
