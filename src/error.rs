@@ -15,7 +15,7 @@ pub enum Error {
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
     #[error("database unavailable: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(#[from] crate::db::PoolError),
     /// A fault of the server itself (a failed worker): always a 500.
     #[error("internal error: {0}")]
     Internal(String),

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod group;
+mod pool;
 pub mod schema;
 mod sqlite_c;
 pub mod wal;
@@ -21,7 +22,7 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type Pool = r2d2::Pool<ConnectionManager>;
+pub use pool::{Health, Pool, PoolError, PooledConn};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -68,6 +69,8 @@ const BUSY_TIMEOUT_MS: u32 = 10_000;
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    /// Told of every connection attempt's outcome (see `pool`).
+    health: std::sync::Arc<Health>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +86,37 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<DbConn, ConnectError> {
+        let opened = self.open();
+        match &opened {
+            Ok(_) => self.health.connected(),
+            Err(e) => self.health.failed(e),
+        }
+        opened
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+impl ConnectionManager {
+    fn new(url: DatabaseUrl) -> Self {
+        ConnectionManager {
+            url,
+            health: Default::default(),
+        }
+    }
+
+    fn open(&self) -> Result<DbConn, ConnectError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => {
-                Ok(DbConn::Postgresql(diesel::PgConnection::establish(url)?))
-            }
+            DatabaseUrl::Postgres(url) => Ok(DbConn::Postgresql(diesel::PgConnection::establish(
+                &with_connect_timeout(url),
+            )?)),
             DatabaseUrl::Sqlite(path) => {
                 sqlite_c::configure();
                 let mut conn = diesel::SqliteConnection::establish(path)?;
@@ -104,16 +134,22 @@ impl r2d2::ManageConnection for ConnectionManager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
-    }
-
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
-    }
 }
+
+/// A PostgreSQL URL with libpq's `connect_timeout` (unless it has one): a
+/// server that does not answer at all (a partition) fails a connection
+/// attempt in seconds, not at the TCP timeout, so the pool learns that the
+/// database is away.
+fn with_connect_timeout(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.contains("connect_timeout=") {
+        return url.into();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={PG_CONNECT_TIMEOUT_SECS}").into()
+}
+
+/// libpq's connection timeout, when the URL gives none.
+const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
 
 /// Opens the pool, checks that the database answers and runs pending migrations.
 /// `pool_size` is `Config::db_pool_size`.
@@ -124,6 +160,8 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
     drop(connect_single(url)?);
     // 8 connections on SQLite (one writer at a time anyway), 16 on PostgreSQL.
     let size = pool_size.unwrap_or(if parsed.is_sqlite() { 8 } else { 16 });
+    let manager = ConnectionManager::new(parsed.clone());
+    let health = manager.health.clone();
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -133,14 +171,12 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
         // A request waits at most this long for a connection before it is
         // answered 503 (the database is away or saturated).
         .connection_timeout(Duration::from_secs(3))
-        .build_unchecked(ConnectionManager {
-            url: parsed.clone(),
-        });
+        .build_unchecked(manager);
     match pool.get_timeout(Duration::from_secs(10)) {
-        Ok(_) => Ok(pool),
+        Ok(_) => Ok(Pool::new(pool, health)),
         Err(_) => {
             // r2d2 hides the cause; open one connection by hand to report it.
-            let mgr = ConnectionManager { url: parsed };
+            let mgr = ConnectionManager::new(parsed);
             let err = r2d2::ManageConnection::connect(&mgr).err();
             Err(match err {
                 Some(e) => format!("cannot open the database: {e}"),
@@ -154,9 +190,7 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
 /// threads could still be opening connections (and using libpq's TLS) while the
 /// process exits.
 pub fn connect_single(url: &str) -> Result<DbConn, String> {
-    let mgr = ConnectionManager {
-        url: DatabaseUrl::parse(url)?,
-    };
+    let mgr = ConnectionManager::new(DatabaseUrl::parse(url)?);
     let mut conn = r2d2::ManageConnection::connect(&mgr)
         .map_err(|e| format!("cannot open the database: {e}"))?;
     if let DbConn::Sqlite(_) = conn {

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long the probe of a database that is away waits for a connection.
+const PROBE_BUDGET: Duration = Duration::from_millis(500);
+
 /// The ten-second step of the feed's age at the last failure logged, so that a
 /// long outage is logged every ten seconds, not every attempt.
 static FAILING_SINCE_BUCKET: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -34,6 +37,9 @@ fn run(svc: &Services, stop: &AtomicBool) {
     let sqlite = matches!(db::DatabaseUrl::parse(&svc.config.database_url), Ok(u) if u.is_sqlite());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(poll);
+        // While the database is away, requests are answered 503 at once;
+        // this notices it coming back (`db::pool`).
+        svc.pool.probe(PROBE_BUDGET);
         poll_revocations(svc);
         if sqlite && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             bound_wal(svc);

@@ -373,6 +373,55 @@ fn a_cut_off_node_refuses_within_the_bound() {
     drop(node_b);
 }
 
+/// Issue 25: a node that knows its database is away answers what needs the
+/// database with 503 at once, not after the pool's 3 s wait (so a load
+/// balancer's health check sees the 503, not a timeout), and notices the
+/// database coming back by itself.
+fn a_node_without_its_database_answers_at_once() {
+    let f = Fixture::new(Backend::Postgres);
+    let role = NodeRole::create(f.db());
+    let node_b = role.node(&f, &[("KEYGATE_REVOCATION_STALE_SECS", "60")]);
+    let (_, _, fresh) = new_key(&f);
+    let (_, refresh) = f.tokens("workspace:read");
+    role.cut_off();
+    // The node learns it within a poll or two (its background task).
+    std::thread::sleep(Duration::from_millis(1500));
+    let timed = |what: &str, r: Resp, started: Instant| {
+        let took = started.elapsed();
+        assert_eq!(r.status, 503, "{what}: {}", r.body);
+        assert!(
+            took < Duration::from_millis(1500),
+            "{what} waited {} ms for its 503",
+            ms(took)
+        );
+    };
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = v1(&node_b, &fresh);
+        assert!(is_unavailable(&r), "{}", r.body);
+        timed("a credential not in memory", r, t);
+        let t = Instant::now();
+        let r = node_b.client().post_form_with(
+            "/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            &[("Authorization", &f.basic())],
+        );
+        timed("the token endpoint", r, t);
+        let t = Instant::now();
+        let r = ready(&node_b);
+        assert_eq!(r.json()["database"], "unavailable", "{}", r.body);
+        timed("/readyz", r, t);
+    }
+    role.restore();
+    assert!(
+        eventually(Duration::from_secs(10), || v1(&node_b, &fresh).status
+            == 200),
+        "the node did not notice its database back\n{}",
+        node_b.logs()
+    );
+    assert_eq!(ready(&node_b).status, 200);
+}
+
 /// A node whose revocation feed fails while the rest of the database answers
 /// (here: the feed's table made unreadable for the node's role) says so on
 /// `/readyz` before the bound, and past it refuses credentials; both recover
@@ -586,6 +635,7 @@ both_backends!(cached_credentials_have_a_maximum_age);
 
 postgres_only!(
     a_cut_off_node_refuses_within_the_bound,
+    a_node_without_its_database_answers_at_once,
     a_failing_feed_shows_in_readyz,
     a_node_away_past_retention_forgets_its_cache,
     a_late_committing_revocation_is_not_missed,
