@@ -185,17 +185,23 @@ fn is_unavailable(r: &Resp) -> bool {
         && r.header("retry-after").is_some()
 }
 
-/// One `/v1` request of the load: when it started and ended, which
-/// credential, and the answer (a 503 only counts as such in the contract's shape).
+/// One `/v1` request of the load: which node, when it was sent and answered,
+/// which credential, and the answer (a 503 only counts as such in the
+/// contract's shape).
 struct Sample {
+    node: usize,
     at: Instant,
     done: Instant,
     credential: usize,
     status: u16,
 }
 
-/// Requests `/v1/workspace` with each credential in turn until `stop`.
-fn load(base: &str, credentials: &[String], stop: &AtomicBool) -> Vec<Sample> {
+/// Node indexes of a history.
+const NODE_A: usize = 0;
+const NODE_B: usize = 1;
+
+/// Requests `/v1/workspace` of `node` with each credential in turn until `stop`.
+fn load(node: usize, base: &str, credentials: &[String], stop: &AtomicBool) -> Vec<Sample> {
     let mut http = Http::new(base);
     let mut samples = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -207,6 +213,7 @@ fn load(base: &str, credentials: &[String], stop: &AtomicBool) -> Vec<Sample> {
                 s => s,
             };
             samples.push(Sample {
+                node,
                 at,
                 done: Instant::now(),
                 credential: i,
@@ -228,6 +235,9 @@ fn ms(d: Duration) -> u128 {
 /// shape (never 200 with a revoked credential after the bound), `/readyz` says
 /// why, and once the database is back it recovers by itself: the revoked
 /// credentials 401, the good key 200.
+/// The whole history of the run (every request: node, credential, send and
+/// answer times, status) is checked afterwards against the contract's bounds,
+/// so a regression anywhere in the window is caught.
 fn a_cut_off_node_refuses_within_the_bound() {
     let f = Fixture::new(Backend::Postgres);
     let role = NodeRole::create(f.db());
@@ -251,53 +261,66 @@ fn a_cut_off_node_refuses_within_the_bound() {
 
     let stop = AtomicBool::new(false);
     let bound = Duration::from_secs(STALE_SECS);
-    let (samples, t_cut, t_restore, recovered_after, readyz_while_cut) = std::thread::scope(|s| {
-        let loaders: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| load(&node_b.base, &credentials, &stop)))
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
+    let (samples, t_cut, t_revoked, t_restore, recovered_after, readyz_while_cut) =
+        std::thread::scope(|s| {
+            // The whole history: three clients of node B, two of node A.
+            let loaders: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| load(NODE_B, &node_b.base, &credentials, &stop)))
+                .chain(
+                    (0..2).map(|_| s.spawn(|| load(NODE_A, &f.server.base, &credentials, &stop))),
+                )
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
 
-        let t_cut = role.cut_off();
-        // Revoked through node A, which refuses both at once.
-        revoke_key_in_page(&f, &doomed_id, &doomed_name);
-        let r = f.server.client().post_form_with(
-            "/oauth/revoke",
-            &[("token", &token)],
-            &[("Authorization", &f.basic())],
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        for c in [&doomed, &token] {
-            v1(&f.server, c).assert_v1_error(401, "authentication_error", "invalid_api_key");
-        }
+            let t_cut = role.cut_off();
+            // Revoked through node A, which refuses both at once.
+            revoke_key_in_page(&f, &doomed_id, &doomed_name);
+            let r = f.server.client().post_form_with(
+                "/oauth/revoke",
+                &[("token", &token)],
+                &[("Authorization", &f.basic())],
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            for c in [&doomed, &token] {
+                v1(&f.server, c).assert_v1_error(401, "authentication_error", "invalid_api_key");
+            }
+            let t_revoked = Instant::now();
 
-        // Past the bound node B refuses everything, good or revoked.
-        assert!(
-            eventually(bound + Duration::from_secs(2), || is_unavailable(&v1(
-                &node_b, &good
-            ))),
-            "node B still serves from memory {} ms after it was cut off",
-            ms(t_cut.elapsed())
-        );
-        let readyz_while_cut = ready(&node_b);
-        std::thread::sleep(Duration::from_millis(500));
+            // Past the bound node B refuses everything, good or revoked.
+            assert!(
+                eventually(bound + Duration::from_secs(2), || is_unavailable(&v1(
+                    &node_b, &good
+                ))),
+                "node B still serves from memory {} ms after it was cut off",
+                ms(t_cut.elapsed())
+            );
+            let readyz_while_cut = ready(&node_b);
+            std::thread::sleep(Duration::from_millis(500));
 
-        role.restore();
-        let t_restore = Instant::now();
-        let back = eventually(Duration::from_secs(15), || {
-            v1(&node_b, &good).status == 200
-                && v1(&node_b, &doomed).status == 401
-                && v1(&node_b, &token).status == 401
+            role.restore();
+            let t_restore = Instant::now();
+            let back = eventually(Duration::from_secs(15), || {
+                v1(&node_b, &good).status == 200
+                    && v1(&node_b, &doomed).status == 401
+                    && v1(&node_b, &token).status == 401
+            });
+            let recovered_after = t_restore.elapsed();
+            assert!(back, "node B did not recover by itself\n{}", node_b.logs());
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+            let samples: Vec<Sample> = loaders
+                .into_iter()
+                .flat_map(|h| h.join().expect("load thread"))
+                .collect();
+            (
+                samples,
+                t_cut,
+                t_revoked,
+                t_restore,
+                recovered_after,
+                readyz_while_cut,
+            )
         });
-        let recovered_after = t_restore.elapsed();
-        assert!(back, "node B did not recover by itself\n{}", node_b.logs());
-        std::thread::sleep(Duration::from_millis(300));
-        stop.store(true, Ordering::Relaxed);
-        let samples: Vec<Sample> = loaders
-            .into_iter()
-            .flat_map(|h| h.join().expect("load thread"))
-            .collect();
-        (samples, t_cut, t_restore, recovered_after, readyz_while_cut)
-    });
 
     // /readyz said why while the node was cut off.
     assert_eq!(readyz_while_cut.status, 503, "{}", readyz_while_cut.body);
@@ -309,7 +332,45 @@ fn a_cut_off_node_refuses_within_the_bound() {
         "{v}"
     );
 
-    // What the load saw. Every answer is 200, 401 or the contract's 503.
+    // The whole history against the contract's bounds. Node A reaches the
+    // database throughout: the good key always works there, and a revoked
+    // credential sent after the revocation is refused (its own revocations
+    // apply at once). Once node B has recovered, it refuses them too.
+    let recovered = t_restore + recovered_after + Duration::from_millis(100);
+    for s in samples.iter().filter(|s| s.node == NODE_A) {
+        let since = ms(s.at.saturating_duration_since(t_cut));
+        match s.credential {
+            GOOD => assert_eq!(s.status, 200, "node A refused the good key ({since} ms)"),
+            _ if s.at > t_revoked => {
+                assert_eq!(
+                    s.status, 401,
+                    "node A served a revoked credential ({since} ms)"
+                )
+            }
+            _ => assert!(
+                matches!(s.status, 200 | 401),
+                "node A answered {}",
+                s.status
+            ),
+        }
+    }
+    for s in samples
+        .iter()
+        .filter(|s| s.node == NODE_B && s.at > recovered)
+    {
+        let expected = if s.credential == GOOD { 200 } else { 401 };
+        assert_eq!(
+            s.status,
+            expected,
+            "node B, recovered, answered {} for credential {} ({} ms after it was back)",
+            s.status,
+            s.credential,
+            ms(s.at - t_restore)
+        );
+    }
+    let samples: Vec<Sample> = samples.into_iter().filter(|s| s.node == NODE_B).collect();
+
+    // What node B's load saw. Every answer is 200, 401 or the contract's 503.
     let after_bound = t_cut + bound + Duration::from_millis(200);
     let mut first_503 = None;
     for s in &samples {
