@@ -15,6 +15,22 @@ use std::time::Duration;
 pub const SESSION_COOKIE: &str = "keygate_session";
 const LOGIN_CSRF_COOKIE: &str = "keygate_login_csrf";
 
+/// A cookie's name: with the `__Host-` prefix when the issuer is https, so
+/// that a browser takes it only from this host, over TLS, for every path
+/// (RFC 6265bis §4.1.3.2): no other host of the domain can set or shadow it.
+fn cookie_name(name: &'static str, secure: bool) -> &'static str {
+    match (secure, name) {
+        (true, SESSION_COOKIE) => "__Host-keygate_session",
+        (true, LOGIN_CSRF_COOKIE) => "__Host-keygate_login_csrf",
+        _ => name,
+    }
+}
+
+/// Whether this server's issuer is https (its cookies are `Secure`).
+fn secure_cookies(req: &HttpRequest) -> bool {
+    req.app_data::<Svc>().is_some_and(|svc| svc.config.https())
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/login")
@@ -68,13 +84,13 @@ pub fn internal_error(e: &crate::error::Error) -> HttpResponse {
 }
 
 pub fn session_cookie(req: &HttpRequest) -> Option<String> {
-    req.cookie(SESSION_COOKIE)
+    req.cookie(cookie_name(SESSION_COOKIE, secure_cookies(req)))
         .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty())
 }
 
-fn cookie<'a>(name: &'a str, value: String, secure: bool) -> Cookie<'a> {
-    Cookie::build(name, value)
+fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(cookie_name(name, secure), value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
@@ -82,7 +98,7 @@ fn cookie<'a>(name: &'a str, value: String, secure: bool) -> Cookie<'a> {
         .finish()
 }
 
-fn removal(name: &str, secure: bool) -> Cookie<'_> {
+fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
     let mut c = cookie(name, String::new(), secure);
     c.make_removal();
     c
@@ -181,7 +197,7 @@ struct LoginForm {
 fn login_form(req: &HttpRequest, body: &[u8]) -> (LoginForm, bool) {
     let form = form_of(body);
     let expected = req
-        .cookie(LOGIN_CSRF_COOKIE)
+        .cookie(cookie_name(LOGIN_CSRF_COOKIE, secure_cookies(req)))
         .map(|c| c.value().to_string())
         .unwrap_or_default();
     let csrf_ok = !expected.is_empty() && crypto::ct_eq(&expected, field(&form, "csrf_token"));

@@ -32,11 +32,12 @@ fn https_issuer_gets_hsts_and_secure_cookies(b: Backend) {
     let port = free_port();
     // The issuer is https (as behind a TLS-terminating proxy); keygate itself listens on
     // http. A trailing slash is dropped from the issuer.
-    let s = Server::spawn(
+    let f = Fixture::with_server(Server::spawn(
         TestDb::new(b),
         port,
         &[("KEYGATE_ISSUER", "https://id.example.test/")],
-    );
+    ));
+    let s = &f.server;
     let mut http = s.client();
     let login = http.get("/login");
     assert!(login
@@ -44,6 +45,23 @@ fn https_issuer_gets_hsts_and_secure_cookies(b: Backend) {
         .is_some_and(|h| h.contains("max-age=")));
     let cookie = login.header("set-cookie").unwrap();
     assert!(cookie.to_lowercase().contains("secure"), "{cookie}");
+    // `__Host-` names: only this host, over TLS, for every path, no Domain.
+    assert!(cookie.starts_with("__Host-keygate_login_csrf="), "{cookie}");
+    assert!(cookie.contains("Path=/") && !cookie.to_lowercase().contains("domain="));
+    // A session cookie without the prefix (as another host of the domain
+    // could set) is not a session.
+    let mut owner = s.client();
+    let signed_in = owner.login(&f.owner_email, PASSWORD);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let session = owner
+        .cookie("__Host-keygate_session")
+        .expect("a __Host- session");
+    assert!(owner.cookie("keygate_session").is_none());
+    assert_eq!(owner.get("/settings/api-keys").status, 200);
+    let mut planted = s.client();
+    let plain = format!("keygate_session={session}");
+    let r = planted.get_with("/settings/api-keys", &[("Cookie", &plain)]);
+    assert_eq!(r.status, 302, "an unprefixed cookie was taken: {}", r.body);
     let meta = http.get("/.well-known/oauth-authorization-server").json();
     assert_eq!(meta["issuer"], "https://id.example.test");
     assert_eq!(
