@@ -329,27 +329,13 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
         );
     }
     let limits = LoginLimits::new(&svc, &form.email, &client_address(&svc, &req));
-    if let Err(secs) = limits.before() {
-        return too_many_logins(&svc, &form.next, &form.email, secs);
-    }
-    if form.email.len() > MAX_EMAIL_BYTES
-        || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES
-    {
-        return again(StatusCode::UNAUTHORIZED, "Incorrect email or password.");
-    }
-    let delay = limits.delay();
-    if !delay.is_zero() {
-        actix_web::rt::time::sleep(delay).await;
-    }
-    let user = match check_login(&svc, form.email.clone(), form.password.clone()).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            if let Err(secs) = limits.failed() {
-                return too_many_logins(&svc, &form.next, &form.email, secs);
-            }
-            return again(StatusCode::UNAUTHORIZED, "Incorrect email or password.");
+    let user = match verified(&svc, &limits, &form).await {
+        Ok(user) => user,
+        Err(Refused::TooMany(secs)) => return too_many_logins(&svc, &form.next, &form.email, secs),
+        Err(Refused::Wrong) => {
+            return again(StatusCode::UNAUTHORIZED, "Incorrect email or password.")
         }
-        Err(e) => return internal_error(&e),
+        Err(Refused::Fault(e)) => return internal_error(&e),
     };
     let started = super::with_conn(&svc, move |svc, conn| {
         crate::accounts::sessions::start(conn, &user.id, svc.config.session_ttl)
@@ -361,6 +347,42 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
             signed_in(&svc, &form.next, cookie_value)
         }
         Err(e) => internal_error(&e),
+    }
+}
+
+/// Why a login is refused.
+enum Refused {
+    /// The abuse limits hold it back for this many seconds.
+    TooMany(u64),
+    Wrong,
+    Fault(crate::error::Error),
+}
+
+/// The person whose email and password the form holds, within the abuse
+/// limits (`LoginLimits`): an address over its limit is refused before any
+/// check, an oversized identifier before it is looked up or counted, and the
+/// account's delay is waited before the password is checked.
+async fn verified(
+    svc: &Svc,
+    limits: &LoginLimits<'_>,
+    form: &LoginForm,
+) -> Result<crate::accounts::User, Refused> {
+    limits.before().map_err(Refused::TooMany)?;
+    if form.email.len() > MAX_EMAIL_BYTES
+        || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES
+    {
+        return Err(Refused::Wrong);
+    }
+    let delay = limits.delay();
+    if !delay.is_zero() {
+        actix_web::rt::time::sleep(delay).await;
+    }
+    match check_login(svc, form.email.clone(), form.password.clone()).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(limits
+            .failed()
+            .map_or_else(Refused::TooMany, |()| Refused::Wrong)),
+        Err(e) => Err(Refused::Fault(e)),
     }
 }
 
