@@ -192,4 +192,32 @@ mod tests {
         }
         assert!(l.check("client:victim").is_err());
     }
+
+    /// The resident set of this process, from /proc (Linux).
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    #[test]
+    fn hostile_64_kib_keys_keep_memory_flat() {
+        let l = FailureLimiter::new(3, 60);
+        // Warm the map to its cap first, so the measured part adds no entries.
+        for i in 0..MAX_TRACKED {
+            l.failure(&format!("warm-{i}"));
+        }
+        let before = rss_bytes();
+        let mut key = "k".repeat(64 * 1024);
+        for i in 0..100_000u32 {
+            key.replace_range(..8, &format!("{i:08}"));
+            l.failure(&key);
+        }
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(l.tracked() <= MAX_TRACKED);
+        // 100,000 keys of 64 KiB are 6.25 GiB of caller text; kept as text,
+        // the capped map alone would hold 4 GiB of it. (The bound leaves room
+        // for the tests that run beside this one in the same process.)
+        assert!(grown < 256 << 20, "RSS grew by {} MiB", grown >> 20);
+    }
 }
