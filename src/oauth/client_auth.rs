@@ -63,6 +63,10 @@ pub fn authenticate_with(
     let body_secret = params.get("client_secret")?;
     let failed = || OAuthError::invalid_client("client authentication failed");
 
+    let used = match authorization_header {
+        Some(_) => "client_secret_basic",
+        None => "client_secret_post",
+    };
     let (client_id, secret) = match authorization_header {
         Some(h) => {
             let (id, secret) = basic_credentials(h).ok_or_else(|| {
@@ -91,7 +95,7 @@ pub fn authenticate_with(
     };
     let client = find(&client_id)?.ok_or_else(failed)?;
     match (client.is_public, secret) {
-        (false, Some(secret)) if client.secret_matches(&secret) => Ok(client),
+        (false, Some(secret)) if client.secret_matches(&secret) => registered_method(client, used),
         (false, _) => Err(failed()),
         // A public client has no secret; some libraries still send Basic with an
         // empty one, which identifies the client just as `client_id` does.
@@ -102,6 +106,19 @@ pub fn authenticate_with(
         )),
         (true, Some(_)) => Err(failed()),
     }
+}
+
+/// A client that registered itself (RFC 7591 §2 `token_endpoint_auth_method`)
+/// authenticates with the method it registered and no other; the clients
+/// the operator and the settings pages make may use either secret method.
+fn registered_method(client: Client, used: &str) -> Result<Client, OAuthError> {
+    if client.kind() == clients::ClientKind::Dynamic && client.token_endpoint_auth_method != used {
+        return Err(OAuthError::invalid_client(format!(
+            "this client registered token_endpoint_auth_method {}",
+            client.token_endpoint_auth_method
+        )));
+    }
+    Ok(client)
 }
 
 /// Client authentication with the client looked up in memory first, then in the

@@ -93,6 +93,15 @@ impl Client {
             .any(|registered| redirect_matches(registered, given))
     }
 
+    /// Whether the client registered `grant` (RFC 7591 §2 `grant_types`).
+    /// Clients made by the operator or in the settings pages have the code
+    /// and refresh grants.
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        serde_json::from_str::<Vec<String>>(&self.grant_types)
+            .map(|g| g.iter().any(|g| g == grant))
+            .unwrap_or(false)
+    }
+
     /// Checks a presented secret in constant time. Public clients have none.
     pub fn secret_matches(&self, presented: &str) -> bool {
         match &self.secret_hash {

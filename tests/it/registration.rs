@@ -540,8 +540,80 @@ fn unused_self_registered_clients_are_removed_after_30_days(b: Backend) {
     }
 }
 
+/// Issue 25 item 7: a client that registered itself gets what it registered
+/// and nothing more: no refresh token and no refresh grant without the
+/// `refresh_token` grant type, and no other authentication method than its
+/// `token_endpoint_auth_method`.
+fn registered_grants_and_auth_method_are_enforced(b: Backend) {
+    let f = Fixture::new(b);
+    let redirect = "https://codeonly.example.com/cb";
+    let r = register(
+        &f.server,
+        &json!({
+            "client_name": "Code Only",
+            "redirect_uris": [redirect],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.json();
+    let (id, secret) = (s(&v, "client_id"), s(&v, "client_secret"));
+    let code = |f: &Fixture| -> (String, String) {
+        let (verifier, challenge) = pkce();
+        let mut owner = f.owner();
+        let page = owner.get(&authorize_path(&id, redirect, "workspace:read", &challenge));
+        (code_of(&approve_page(f, &mut owner, &page)), verifier)
+    };
+    let exchange = |code: &str, verifier: &str, basic_auth: bool| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ];
+        let header = basic(&id, &secret);
+        let headers: Vec<(&str, &str)> = match basic_auth {
+            true => vec![("Authorization", header.as_str())],
+            false => {
+                form.extend([
+                    ("client_id", id.as_str()),
+                    ("client_secret", secret.as_str()),
+                ]);
+                vec![]
+            }
+        };
+        f.server
+            .client()
+            .post_form_with("/oauth/token", &form, &headers)
+    };
+    // Another method than the registered one is refused.
+    let (c, verifier) = code(&f);
+    exchange(&c, &verifier, true).assert_oauth_error(401, "invalid_client");
+    // The registered one works, and no refresh token comes with it.
+    let (c, verifier) = code(&f);
+    let tokens = exchange(&c, &verifier, false);
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let t = tokens.json();
+    assert!(t["access_token"].is_string());
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    assert_eq!(f.db().count("refresh_tokens"), 0);
+    // The refresh grant is not this client's.
+    let refused = f.server.client().post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "anything"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ],
+    );
+    refused.assert_oauth_error(400, "unauthorized_client");
+}
+
 both_backends!(
     registration_works,
+    registered_grants_and_auth_method_are_enforced,
     bad_metadata_is_refused,
     private_use_scheme_full_flow,
     registration_can_be_turned_off,

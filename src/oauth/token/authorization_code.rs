@@ -25,6 +25,10 @@ pub fn authorization_code(conn: &mut DbConn, cx: &Grant, params: &Params) -> Gra
         ));
     }
     let granted = authorization.scopes.clone();
-    let prepared = prepare(cx.config, &authorization, &granted, &granted);
+    let refresh_scopes = cx
+        .client
+        .allows_grant("refresh_token")
+        .then_some(granted.as_str());
+    let prepared = prepare(cx.config, &authorization, refresh_scopes, &granted);
     spend::<CodeRow>(conn, cx, &authorization, &code_hash, prepared)
 }

@@ -27,7 +27,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// `None` for a client that did not register the `refresh_token` grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub scope: String,
     pub workspace_id: String,
 }
@@ -306,26 +308,38 @@ fn approver_gone(conn: &mut DbConn, authorization_id: &str) -> (OAuthError, Vec<
 /// The tokens of a grant, made before its transaction: the transaction
 /// only stores their rows, and the JWT is signed after it has committed.
 struct Prepared {
-    refresh_token: String,
-    refresh_hash: String,
-    refresh_scopes: String,
-    refresh_expires_at: i64,
+    refresh: Option<NewRefresh>,
     claims: AccessClaims,
 }
 
+/// A refresh token to issue with the access token.
+struct NewRefresh {
+    token: String,
+    hash: String,
+    scopes: String,
+    expires_at: i64,
+}
+
+/// `refresh_scopes`: the scopes of a new refresh token, or `None` when the
+/// client gets none (it did not register the `refresh_token` grant).
 fn prepare(
     config: &Config,
     authorization: &Authorization,
-    refresh_scopes: &str,
+    refresh_scopes: Option<&str>,
     access_scopes: &str,
 ) -> Prepared {
     let now = db::now();
-    let refresh_token = crypto::random_token(32);
+    let refresh = refresh_scopes.map(|scopes| {
+        let token = crypto::random_token(32);
+        NewRefresh {
+            hash: crypto::sha256_hex(&token),
+            token,
+            scopes: scopes.to_string(),
+            expires_at: now + config.refresh_token_ttl,
+        }
+    });
     Prepared {
-        refresh_hash: crypto::sha256_hex(&refresh_token),
-        refresh_token,
-        refresh_scopes: refresh_scopes.to_string(),
-        refresh_expires_at: now + config.refresh_token_ttl,
+        refresh,
         claims: AccessClaims {
             iss: config.issuer.clone(),
             sub: authorization.user_id.clone(),
@@ -344,16 +358,18 @@ impl Prepared {
     /// Inside the transaction: the refresh token's and the access token's rows.
     fn store(&self, conn: &mut DbConn, authorization_id: &str) -> Result<(), OAuthError> {
         let now = self.claims.iat;
-        diesel::insert_into(refresh_tokens::table)
-            .values((
-                refresh_tokens::token_hash.eq(&self.refresh_hash),
-                refresh_tokens::authorization_id.eq(authorization_id),
-                refresh_tokens::client_id.eq(&self.claims.client_id),
-                refresh_tokens::scopes.eq(&self.refresh_scopes),
-                refresh_tokens::created_at.eq(now),
-                refresh_tokens::expires_at.eq(self.refresh_expires_at),
-            ))
-            .execute(conn)?;
+        if let Some(refresh) = &self.refresh {
+            diesel::insert_into(refresh_tokens::table)
+                .values((
+                    refresh_tokens::token_hash.eq(&refresh.hash),
+                    refresh_tokens::authorization_id.eq(authorization_id),
+                    refresh_tokens::client_id.eq(&self.claims.client_id),
+                    refresh_tokens::scopes.eq(&refresh.scopes),
+                    refresh_tokens::created_at.eq(now),
+                    refresh_tokens::expires_at.eq(refresh.expires_at),
+                ))
+                .execute(conn)?;
+        }
         diesel::insert_into(access_tokens::table)
             .values((
                 access_tokens::jti.eq(&self.claims.jti),
@@ -373,7 +389,7 @@ impl Prepared {
             access_token,
             token_type: "Bearer",
             expires_in: config.access_token_ttl,
-            refresh_token: self.refresh_token,
+            refresh_token: self.refresh.map(|r| r.token),
             scope: self.claims.scope,
             workspace_id: self.claims.workspace_id,
         })

@@ -7,6 +7,12 @@ use super::*;
 /// `grant_type=refresh_token` (RFC 6749 §6): rotates on every use; a used one
 /// presented again revokes the whole authorization (RFC 9700 §4.14.2).
 pub fn refresh_token(conn: &mut DbConn, cx: &Grant, params: &Params) -> GrantResult {
+    // RFC 6749 §5.2: a client that did not register the grant may not use it.
+    if !cx.client.allows_grant("refresh_token") {
+        return Err(plain(OAuthError::unauthorized_client(
+            "this client did not register the refresh_token grant",
+        )));
+    }
     let token = required(params, "refresh_token")?;
     let requested_scope = params.get("scope").map_err(plain)?;
     crate::oauth::check_resource(params, &cx.config.resource()).map_err(plain)?;
@@ -27,6 +33,6 @@ pub fn refresh_token(conn: &mut DbConn, cx: &Grant, params: &Params) -> GrantRes
             scopes::join(&wanted)
         }
     };
-    let prepared = prepare(cx.config, &authorization, &row.scopes, &access_scopes);
+    let prepared = prepare(cx.config, &authorization, Some(&row.scopes), &access_scopes);
     spend::<RefreshRow>(conn, cx, &authorization, &hash, prepared)
 }
