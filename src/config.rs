@@ -257,23 +257,26 @@ impl Config {
                 ))
             }
         };
+        let d = Config::defaults(database_url, issuer);
         Ok(Config {
-            database_url,
-            issuer,
             bind,
-            access_token_ttl: env_i64("KEYGATE_ACCESS_TOKEN_TTL", 3600)?,
-            refresh_token_ttl: env_i64("KEYGATE_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
-            code_ttl: 60,
-            session_ttl: 12 * 3600,
-            consent_ttl: 600,
-            revocation_poll_ms: 100,
-            revocation_stale_secs: env_i64("KEYGATE_REVOCATION_STALE_SECS", 60)? as u64,
-            revocation_retention_secs: env_i64("KEYGATE_REVOCATION_RETENTION_SECS", 600)? as u64,
-            credential_cache_secs: env_i64("KEYGATE_CREDENTIAL_CACHE_SECS", 60)? as u64,
-            usage_flush_ms: 1000,
-            housekeeping_secs: env_i64("KEYGATE_HOUSEKEEPING_SECS", 30)? as u64,
+            access_token_ttl: env_i64("KEYGATE_ACCESS_TOKEN_TTL", d.access_token_ttl)?,
+            refresh_token_ttl: env_i64("KEYGATE_REFRESH_TOKEN_TTL", d.refresh_token_ttl)?,
+            revocation_stale_secs: env_i64(
+                "KEYGATE_REVOCATION_STALE_SECS",
+                d.revocation_stale_secs as i64,
+            )? as u64,
+            revocation_retention_secs: env_i64(
+                "KEYGATE_REVOCATION_RETENTION_SECS",
+                d.revocation_retention_secs as i64,
+            )? as u64,
+            credential_cache_secs: env_i64(
+                "KEYGATE_CREDENTIAL_CACHE_SECS",
+                d.credential_cache_secs as i64,
+            )? as u64,
+            housekeeping_secs: env_i64("KEYGATE_HOUSEKEEPING_SECS", d.housekeeping_secs as i64)?
+                as u64,
             rate_limits,
-            demo: false,
             trusted_proxies: env("KEYGATE_TRUSTED_PROXIES").unwrap_or_default(),
             metrics_token: env("KEYGATE_METRICS_TOKEN"),
             metrics_bind: env("KEYGATE_METRICS_BIND"),
@@ -282,12 +285,7 @@ impl Config {
             smtp_host: env("KEYGATE_SMTP_HOST"),
             master_key: env("KEYGATE_MASTER_KEY")
                 .map(|v| MasterKey(crate::crypto::sha256(v.trim().as_bytes()))),
-            db_pool_size: None,
-            cimd_allowed_hosts: Vec::new(),
-            cimd_ca_file: None,
-            cimd_cache_ttl_secs: None,
-            leak_report_keys_file: None,
-            test_panic_routes: false,
+            ..d
         })
     }
 

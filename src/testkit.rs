@@ -19,6 +19,12 @@ pub struct TestDb {
     pub url: String,
 }
 
+impl Default for TestDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestDb {
     pub fn new() -> TestDb {
         let dir = std::env::temp_dir().join(format!("keygate-test-{}", db::new_id()));

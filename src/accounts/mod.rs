@@ -275,12 +275,8 @@ pub fn emails_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, St
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    Ok(users::table
-        .filter(users::id.eq_any(ids))
-        .select((users::id, users::email))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+    let named = users::table.filter(users::id.eq_any(ids));
+    Ok(db::id_map(conn, named.select((users::id, users::email)))?)
 }
 
 /// Each row with the email of the person who created it (`None` for the CLI,

@@ -188,12 +188,11 @@ impl crate::mailboxes::lifecycle::Dependents for RestrictedKeys {
 
 /// The names of the keys among `ids`, for the security log.
 pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
-    Ok(api_keys::table
-        .filter(api_keys::id.eq_any(ids))
-        .select((api_keys::id, api_keys::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+    let named = api_keys::table.filter(api_keys::id.eq_any(ids));
+    Ok(db::id_map(
+        conn,
+        named.select((api_keys::id, api_keys::name)),
+    )?)
 }
 
 #[cfg(test)]

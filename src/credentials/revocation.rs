@@ -278,14 +278,10 @@ mod tests {
     use super::*;
 
     /// A migrated SQLite database of its own, removed afterwards.
-    struct TempDb;
-
-    impl TempDb {
-        fn new() -> (crate::testkit::TestDb, DbConn) {
-            let db = crate::testkit::TestDb::new();
-            let conn = db.conn();
-            (db, conn)
-        }
+    fn temp_db() -> (crate::testkit::TestDb, DbConn) {
+        let db = crate::testkit::TestDb::new();
+        let conn = db.conn();
+        (db, conn)
     }
 
     fn age_all(conn: &mut DbConn, by_ms: i64) {
@@ -297,7 +293,7 @@ mod tests {
 
     #[test]
     fn the_feed_reads_each_event_and_notices_gaps() {
-        let (_db, mut conn) = TempDb::new();
+        let (_db, mut conn) = temp_db();
         let start = start(&mut conn).unwrap();
         assert_eq!(start, Cursor::default());
         record(&mut conn, &[Event::api_key("k1"), Event::api_key("k2")]).unwrap();
@@ -333,7 +329,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_a_suffix_of_the_sequence() {
-        let (_db, mut conn) = TempDb::new();
+        let (_db, mut conn) = temp_db();
         record(&mut conn, &[Event::api_key("old")]).unwrap();
         age_all(&mut conn, 3_600_000);
         record(&mut conn, &[Event::api_key("recent")]).unwrap();

@@ -151,6 +151,19 @@ fn with_connect_timeout(url: &str) -> std::borrow::Cow<'_, str> {
 /// libpq's connection timeout, when the URL gives none.
 const PG_CONNECT_TIMEOUT_SECS: u32 = 3;
 
+/// The rows of a query of two text columns as a map from the first to the
+/// second: how the owners of tables name their rows by id for others (the
+/// security log's subjects).
+pub fn id_map<'a, Q>(
+    conn: &mut DbConn,
+    query: Q,
+) -> QueryResult<std::collections::HashMap<String, String>>
+where
+    Q: diesel::query_dsl::LoadQuery<'a, DbConn, (String, String)>,
+{
+    Ok(query.load::<(String, String)>(conn)?.into_iter().collect())
+}
+
 /// Opens the pool, checks that the database answers and runs pending migrations.
 /// `pool_size` is `Config::db_pool_size`.
 pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {

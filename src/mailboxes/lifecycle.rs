@@ -251,12 +251,11 @@ pub fn delete(
 
 /// The addresses of the mailboxes among `ids`, for the security log.
 pub fn addresses_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
-    Ok(mailboxes::table
-        .filter(mailboxes::id.eq_any(ids))
-        .select((mailboxes::id, mailboxes::address))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+    let named = mailboxes::table.filter(mailboxes::id.eq_any(ids));
+    Ok(db::id_map(
+        conn,
+        named.select((mailboxes::id, mailboxes::address)),
+    )?)
 }
 
 #[cfg(test)]

@@ -329,11 +329,11 @@ impl crate::credentials::StoredTokens for Tokens {
 /// The names of the apps of the authorizations among `ids`, for the
 /// security log.
 pub fn app_names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
-    Ok(authorizations::table
+    let named = authorizations::table
         .inner_join(clients::table.on(clients::id.eq(authorizations::client_id)))
-        .filter(authorizations::id.eq_any(ids))
-        .select((authorizations::id, clients::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+        .filter(authorizations::id.eq_any(ids));
+    Ok(db::id_map(
+        conn,
+        named.select((authorizations::id, clients::name)),
+    )?)
 }

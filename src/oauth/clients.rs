@@ -606,12 +606,11 @@ pub fn find_id_by_name(
 
 /// The names of the clients among `ids`, for the security log.
 pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, String>> {
-    Ok(clients::table
-        .filter(clients::id.eq_any(ids))
-        .select((clients::id, clients::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect())
+    let named = clients::table.filter(clients::id.eq_any(ids));
+    Ok(db::id_map(
+        conn,
+        named.select((clients::id, clients::name)),
+    )?)
 }
 
 #[cfg(test)]
