@@ -181,3 +181,133 @@ fn the_ownership_check_sees_every_way_of_naming_a_table() {
         Vec::<String>::new()
     );
 }
+
+/// The top-level module a file under src/ belongs to (`oauth` for
+/// src/oauth/token/mod.rs, `config` for src/config.rs).
+fn top_module(rel: &str) -> String {
+    let rest = rel.trim_start_matches("src/");
+    rest.split('/')
+        .next()
+        .unwrap_or(rest)
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+/// The top-level modules a file's code (before its `#[cfg(test)]` part)
+/// refers to through `crate::…`, including grouped `use crate::{…}`.
+fn imports_of(text: &str) -> Vec<String> {
+    let code: String = text
+        .split("#[cfg(test)]")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        match rest.strip_prefix('{') {
+            // The first segment of each path of the group, at depth one.
+            Some(g) => {
+                let (mut depth, mut start) = (0usize, 0usize);
+                for (j, c) in g.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            found.push(first_segment(&g[start..j]));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            found.push(first_segment(&g[start..j]));
+                            start = j + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            None => found.push(first_segment(rest)),
+        }
+    }
+    found.retain(|n| !n.is_empty());
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The leading identifier of a path (`db` of ` db::{self, DbConn}`).
+fn first_segment(path: &str) -> String {
+    path.trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+type Edges = BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The modules that reach themselves through the edges.
+fn in_cycles(edges: &Edges) -> Vec<String> {
+    let mut cycles = Vec::new();
+    for start in edges.keys() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<String> = edges[start].iter().cloned().collect();
+        while let Some(m) = stack.pop() {
+            if &m == start {
+                cycles.push(start.clone());
+                break;
+            }
+            if seen.insert(m.clone()) {
+                stack.extend(edges.get(&m).into_iter().flatten().cloned());
+            }
+        }
+    }
+    cycles
+}
+
+#[test]
+fn no_import_cycle_between_top_level_modules() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    let mut edges = Edges::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(ROOT)
+            .expect("under the crate")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let from = top_module(&rel);
+        let text = std::fs::read_to_string(file).expect("read");
+        let entry = edges.entry(from.clone()).or_default();
+        for to in imports_of(&text) {
+            if to != from {
+                entry.insert(to);
+            }
+        }
+    }
+    let cycles = in_cycles(&edges);
+    assert!(
+        cycles.is_empty(),
+        "modules in an import cycle: {cycles:?}\nedges: {edges:#?}"
+    );
+}
+
+#[test]
+fn the_import_check_reads_grouped_and_single_paths() {
+    let text = "use crate::{accounts::audit, db::{self, DbConn}};\nuse crate::error::Result;\n\
+                fn f() { crate::metrics::METRICS.x(); }\n#[cfg(test)]\nuse crate::node::x;";
+    assert_eq!(imports_of(text), ["accounts", "db", "error", "metrics"]);
+    assert_eq!(top_module("src/oauth/token/mod.rs"), "oauth");
+    assert_eq!(top_module("src/config.rs"), "config");
+    let edge = |a: &str, b: &[&str]| (a.to_string(), b.iter().map(|s| s.to_string()).collect());
+    let acyclic: Edges = [edge("http", &["oauth", "db"]), edge("oauth", &["db"])].into();
+    assert!(in_cycles(&acyclic).is_empty());
+    let cyclic: Edges = [
+        edge("http", &["oauth"]),
+        edge("oauth", &["db"]),
+        edge("db", &["http"]),
+    ]
+    .into();
+    assert_eq!(in_cycles(&cyclic), ["db", "http", "oauth"]);
+}
