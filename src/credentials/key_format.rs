@@ -101,11 +101,13 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
     let name = crate::accounts::validate_name("the key name", raw)?;
     let lower = name.to_lowercase();
     let looks_like_key = lower.contains(KEY_PREFIX) || lower.contains("kgs_");
-    let high_entropy = name.split_whitespace().any(|word| {
-        word.len() >= 24
-            && word.chars().any(|c| c.is_ascii_digit())
-            && word.chars().any(|c| c.is_ascii_alphabetic())
-            && (!word.contains('-') || word.len() >= 32)
+    // A secret is a long run of letters and digits mixed, without the
+    // separators people name things with: `prod-main-app-eu-west-1-2026-primary`
+    // is a name, `a8F3kL0pQ9zX7mN2bV6cR1tY` is not.
+    let high_entropy = name.split(|c: char| !c.is_ascii_alphanumeric()).any(|run| {
+        run.len() >= 20
+            && run.chars().filter(char::is_ascii_digit).count() >= 2
+            && run.chars().any(|c| c.is_ascii_alphabetic())
     });
     if looks_like_key || high_entropy {
         return Err(Error::invalid(
@@ -118,6 +120,26 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realistic_key_names_are_names_and_pasted_secrets_are_not() {
+        for name in [
+            "prod-main-app-eu-west-1-2026-primary",
+            "zapier_sync_2026_backup_eu_central_1",
+            "Outreach Primary (EU) 2026-12-07",
+            "staging.crm.example.com webhook 2",
+        ] {
+            assert!(validate_key_name(name).is_ok(), "{name}");
+        }
+        for name in [
+            "a8F3kL0pQ9zX7mN2bV6cR1tY",
+            "token a8F3kL0pQ9zX7mN2bV6cR1tYq2w3",
+            "kgk_AbCdEfGhIj_0123",
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        ] {
+            assert!(validate_key_name(name).is_err(), "{name}");
+        }
+    }
 
     #[test]
     fn format_parses_and_checksum_catches_typos() {
