@@ -1,6 +1,15 @@
 //! `keygate apikey`.
 
-use super::*;
+use super::await_propagation;
+use super::output::{ApiKeyCreatedOut, ApiKeyOut, ApiKeyRotatedOut, Out, StatusOut, UsageDayOut};
+use crate::accounts::{self, audit::CLI};
+use crate::apikeys::{self, Access, KeyRow, ListFilter, NewKey};
+use crate::config::Config;
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::usage;
+use crate::db::{self, rfc3339, DbConn};
+use crate::error::Error;
+use clap::{Args, Subcommand};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum ApikeyCmd {
@@ -8,43 +17,12 @@ pub(super) enum ApikeyCmd {
     #[command(
         after_help = "Examples:\n  keygate apikey create --workspace WS_ID --name crm-sync --access read_only --expires 2027-01-31\n  keygate apikey create --workspace WS_ID --name site-forms --access custom --scope forms:read --scope forms:write\n  keygate apikey create --workspace WS_ID --name backend --access read_write --allow-ip 203.0.113.0/24 --allow-ip 2001:db8::/32"
     )]
-    Create {
-        #[arg(long)]
-        workspace: String,
-        #[arg(long)]
-        name: String,
-        /// read_only, read_write, or custom (with --scope).
-        #[arg(long)]
-        access: String,
-        /// With --access custom: a scope the key gets (repeatable), e.g. tags:read.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
-        #[arg(long)]
-        expires: Option<String>,
-        /// Only requests from this address or network may use the key
-        /// (repeatable; IPv4 or IPv6 CIDR, or a bare address). Omit for anywhere.
-        #[arg(long = "allow-ip", value_name = "CIDR")]
-        allow_ip: Vec<String>,
-        /// Restrict the key to one mailbox of the workspace: it reads only that
-        /// mailbox on /v1, and nothing else.
-        #[arg(long, value_name = "MAILBOX_ID")]
-        mailbox: Option<String>,
-    },
+    Create(CreateArgs),
     /// List a workspace's keys, newest first.
     #[command(
         after_help = "Examples:\n  keygate --json apikey list --workspace WS_ID --status active\n  keygate apikey list --workspace WS_ID --status expiring"
     )]
-    List {
-        #[arg(long)]
-        workspace: String,
-        /// Search name, creator, workspace or purpose.
-        #[arg(long)]
-        search: Option<String>,
-        /// active, expired, revoked, or expiring (active and ending within 7 days).
-        #[arg(long)]
-        status: Option<String>,
-    },
+    List(ListArgs),
     /// Give a key a new secret (printed once); the old one stops at once, or
     /// at the end of --grace.
     #[command(
@@ -70,20 +48,41 @@ pub(super) enum ApikeyCmd {
     },
 }
 
-pub(super) fn key_json(key: &apikeys::ApiKey, secret: Option<&str>) -> Value {
-    let mut v = json!({
-        "id": key.id,
-        "prefix": key.prefix(),
-        "access": key.access,
-        "scopes": key.scope_names(),
-        "allowed_ips": key.allowed_ip_list(),
-        "expires_at": time_or_null(key.expires_at),
-        "mailbox_id": key.mailbox_id,
-    });
-    if let Some(s) = secret {
-        v["key"] = json!(s);
-    }
-    v
+#[derive(Args, Debug)]
+pub(super) struct CreateArgs {
+    #[arg(long)]
+    workspace: String,
+    #[arg(long)]
+    name: String,
+    /// read_only, read_write, or custom (with --scope).
+    #[arg(long)]
+    access: String,
+    /// With --access custom: a scope the key gets (repeatable), e.g. tags:read.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
+    #[arg(long)]
+    expires: Option<String>,
+    /// Only requests from this address or network may use the key
+    /// (repeatable; IPv4 or IPv6 CIDR, or a bare address). Omit for anywhere.
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    allow_ip: Vec<String>,
+    /// Restrict the key to one mailbox of the workspace: it reads only that
+    /// mailbox on /v1, and nothing else.
+    #[arg(long, value_name = "MAILBOX_ID")]
+    mailbox: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ListArgs {
+    #[arg(long)]
+    workspace: String,
+    /// Search name, creator, workspace or purpose.
+    #[arg(long)]
+    search: Option<String>,
+    /// active, expired, revoked, or expiring (active and ending within 7 days).
+    #[arg(long)]
+    status: Option<String>,
 }
 
 pub(super) fn apikey(
@@ -93,159 +92,150 @@ pub(super) fn apikey(
     cmd: ApikeyCmd,
 ) -> Result<(), Error> {
     match cmd {
-        ApikeyCmd::Create {
-            workspace,
-            name,
-            access,
-            scopes,
-            expires,
-            allow_ip,
-            mailbox,
-        } => {
-            let access = Access::with_scopes(&access, &scopes)?;
-            if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
-                return Err(Error::invalid(
-                    "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
-                ));
-            }
-            let expires_at = apikeys::parse_expiry(expires.as_deref())?;
-            let allowed_ips = if allow_ip.is_empty() {
-                None
-            } else {
-                Some(
-                    apikeys::IpAllowList::parse_entries(&allow_ip)
-                        .map_err(|e| Error::invalid(format!("--allow-ip: {e}")))?,
-                )
-            };
-            let spec = apikeys::NewKey {
-                workspace_id: &workspace,
-                name: &name,
-                access,
-                expires_at,
-                allowed_ips,
-                mailbox_id: mailbox.as_deref(),
-            };
-            let issued = apikeys::create_key(conn, &spec, crate::accounts::audit::CLI)?;
-            out.emit(
-                key_json(&issued.key, Some(&issued.secret)),
-                format!(
-                    "{}\n(key {} \"{}\"; shown only now: store it safely)",
-                    issued.secret, issued.key.id, issued.key.name
-                ),
-            );
-        }
-        ApikeyCmd::List {
-            workspace,
-            search,
-            status,
-        } => {
-            if let Some(s) = status.as_deref() {
-                if !apikeys::STATUS_FILTERS.contains(&s) {
-                    return Err(Error::invalid(format!(
-                        "unknown status {s:?}: expected active, expired, revoked or expiring"
-                    )));
-                }
-            }
-            accounts::find_workspace(conn, &workspace)?;
-            let now = db::now();
-            for row in apikeys::list(
-                conn,
-                &workspace,
-                &ListFilter {
-                    query: search,
-                    status,
-                },
-            )? {
-                let k = &row.key;
-                let mut v = key_json(k, None);
-                v["name"] = json!(k.name);
-                v["workspace_id"] = json!(k.workspace_id);
-                v["created_by"] = json!(row.creator);
-                v["created_at"] = json!(rfc3339(k.created_at));
-                v["usage_count"] = json!(k.usage_count);
-                v["last_used_at"] = time_or_null(k.last_used_at);
-                v["last_used_ip"] = json!(k.last_used_ip);
-                v["status"] = json!(k.status_at(now).as_str());
-                v["expiring_soon"] = json!(k.expiring_soon(now));
-                v["previous_secret_expires_at"] = time_or_null(k.grace_ends_at(now));
-                out.emit(
-                    v,
-                    format!(
-                        "{}  {:<24} {:<10} {:<8} used {}",
-                        k.prefix(),
-                        k.name,
-                        k.access,
-                        k.status_at(now).as_str(),
-                        k.usage_count
-                    ),
-                );
-            }
-        }
-        ApikeyCmd::Rotate { id, grace } => {
-            let grace = grace
-                .as_deref()
-                .map(crate::apikeys::grace::parse_grace)
-                .transpose()
-                .map_err(|e| Error::invalid(format!("--grace: {e}")))?;
-            let issued = apikeys::rotate_with_grace(
-                conn,
-                &CredentialCache::detached(),
-                &id,
-                grace,
-                crate::accounts::audit::CLI,
-            )?;
-            await_propagation(config);
-            let now = db::now();
-            let grace_end = issued.key.grace_ends_at(now);
-            let mut v = key_json(&issued.key, Some(&issued.secret));
-            v["previous_secret_expires_at"] = time_or_null(grace_end);
-            let old = match grace_end {
-                Some(t) => format!("the old one works until {}", rfc3339(t)),
-                None => "the old one no longer works".to_string(),
-            };
-            out.emit(
-                v,
-                format!(
-                    "{}\n(new secret for key {}; {old})",
-                    issued.secret, issued.key.id
-                ),
-            );
-        }
-        ApikeyCmd::Usage { id, days } => {
-            if !(1..=crate::credentials::usage::RETENTION_DAYS).contains(&days) {
-                return Err(Error::invalid("--days must be from 1 to 90"));
-            }
-            let key = apikeys::find(conn, &id)?;
-            let today = crate::credentials::usage::day_of(db::now());
-            let series = crate::credentials::usage::series(
-                conn,
-                crate::credentials::usage::API_KEY,
-                &key.id,
-                today - days + 1,
-            )?;
-            let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
-            for day in (today - days + 1)..=today {
-                let n = counts.get(&day).copied().unwrap_or(0);
-                let date = crate::credentials::usage::date_of(day);
-                out.emit(
-                    json!({"id": key.id, "date": date, "count": n}),
-                    format!("{date}  {n}"),
-                );
-            }
-        }
-        ApikeyCmd::Revoke { id } => {
-            let key = apikeys::revoke(
-                conn,
-                &CredentialCache::detached(),
-                &id,
-                crate::accounts::audit::CLI,
-            )?;
-            await_propagation(config);
-            out.emit(
-                json!({"id": key.id, "status": "revoked"}),
-                format!("revoked key {} ({})", key.id, key.name),
-            );
+        ApikeyCmd::Create(args) => create(conn, out, args),
+        ApikeyCmd::List(args) => list(conn, out, args),
+        ApikeyCmd::Rotate { id, grace } => rotate(conn, config, out, &id, grace.as_deref()),
+        ApikeyCmd::Usage { id, days } => usage(conn, out, &id, days),
+        ApikeyCmd::Revoke { id } => revoke(conn, config, out, &id),
+    }
+}
+
+fn create(conn: &mut DbConn, out: &Out, args: CreateArgs) -> Result<(), Error> {
+    let spec = new_key(&args)?;
+    let issued = apikeys::create_key(conn, &spec, CLI)?;
+    out.emit(
+        &ApiKeyCreatedOut::new(&issued.key, &issued.secret),
+        format!(
+            "{}\n(key {} \"{}\"; shown only now: store it safely)",
+            issued.secret, issued.key.id, issued.key.name
+        ),
+    );
+    Ok(())
+}
+
+/// The key `apikey create` asks for, from its flags.
+fn new_key(args: &CreateArgs) -> Result<NewKey<'_>, Error> {
+    let access = Access::with_scopes(&args.access, &args.scopes)?;
+    if args.expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        return Err(Error::invalid(
+            "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
+        ));
+    }
+    let expires_at = apikeys::parse_expiry(args.expires.as_deref())?;
+    let allowed_ips = match args.allow_ip.is_empty() {
+        true => None,
+        false => Some(
+            apikeys::IpAllowList::parse_entries(&args.allow_ip)
+                .map_err(|e| Error::invalid(format!("--allow-ip: {e}")))?,
+        ),
+    };
+    Ok(NewKey {
+        workspace_id: &args.workspace,
+        name: &args.name,
+        access,
+        expires_at,
+        allowed_ips,
+        mailbox_id: args.mailbox.as_deref(),
+    })
+}
+
+fn list(conn: &mut DbConn, out: &Out, args: ListArgs) -> Result<(), Error> {
+    if let Some(s) = args.status.as_deref() {
+        if !apikeys::STATUS_FILTERS.contains(&s) {
+            return Err(Error::invalid(format!(
+                "unknown status {s:?}: expected active, expired, revoked or expiring"
+            )));
         }
     }
+    accounts::find_workspace(conn, &args.workspace)?;
+    let filter = ListFilter {
+        query: args.search,
+        status: args.status,
+    };
+    let now = db::now();
+    for row in apikeys::list(conn, &args.workspace, &filter)? {
+        out.emit(&ApiKeyOut::new(&row, now), key_line(&row, now));
+    }
+    Ok(())
+}
+
+fn key_line(row: &KeyRow, now: i64) -> String {
+    let k = &row.key;
+    format!(
+        "{}  {:<24} {:<10} {:<8} used {}",
+        k.prefix(),
+        k.name,
+        k.access,
+        k.status_at(now).as_str(),
+        k.usage_count
+    )
+}
+
+/// A new secret; the old one stops at once, or at the end of `grace`.
+fn rotate(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    id: &str,
+    grace: Option<&str>,
+) -> Result<(), Error> {
+    let grace = grace
+        .map(apikeys::grace::parse_grace)
+        .transpose()
+        .map_err(|e| Error::invalid(format!("--grace: {e}")))?;
+    let cache = CredentialCache::detached();
+    let issued = apikeys::rotate_with_grace(conn, &cache, id, grace, CLI)?;
+    await_propagation(config);
+    let grace_end = issued.key.grace_ends_at(db::now());
+    let old = match grace_end {
+        Some(t) => format!("the old one works until {}", rfc3339(t)),
+        None => "the old one no longer works".to_string(),
+    };
+    out.emit(
+        &ApiKeyRotatedOut::new(&issued.key, &issued.secret, grace_end),
+        format!(
+            "{}\n(new secret for key {}; {old})",
+            issued.secret, issued.key.id
+        ),
+    );
+    Ok(())
+}
+
+/// One line per day of the last `days`, a day without requests as 0.
+fn usage(conn: &mut DbConn, out: &Out, id: &str, days: i64) -> Result<(), Error> {
+    if !(1..=usage::RETENTION_DAYS).contains(&days) {
+        return Err(Error::invalid("--days must be from 1 to 90"));
+    }
+    let key = apikeys::find(conn, id)?;
+    let today = usage::day_of(db::now());
+    let first = today - days + 1;
+    let series = usage::series(conn, usage::API_KEY, &key.id, first)?;
+    let counts: std::collections::HashMap<i64, i64> = series.into_iter().collect();
+    for day in first..=today {
+        let count = counts.get(&day).copied().unwrap_or(0);
+        let date = usage::date_of(day);
+        let human = format!("{date}  {count}");
+        let line = UsageDayOut {
+            count,
+            date,
+            id: key.id.clone(),
+        };
+        out.emit(&line, human);
+    }
+    Ok(())
+}
+
+/// Immediate and final.
+fn revoke(conn: &mut DbConn, config: &Config, out: &Out, id: &str) -> Result<(), Error> {
+    let key = apikeys::revoke(conn, &CredentialCache::detached(), id, CLI)?;
+    await_propagation(config);
+    let human = format!("revoked key {} ({})", key.id, key.name);
+    out.emit(
+        &StatusOut {
+            id: key.id,
+            status: "revoked",
+        },
+        human,
+    );
     Ok(())
 }

@@ -1,6 +1,18 @@
 //! `keygate client`, `apps` and `keys`: the issuer's commands.
 
-use super::*;
+use super::await_propagation;
+use super::output::{
+    AppOut, ClientCreatedOut, ClientDeletedOut, ClientOut, Out, SigningKeyOut, StatusOut,
+};
+use crate::accounts::{self, audit};
+use crate::config::Config;
+use crate::credentials::cache::CredentialCache;
+use crate::credentials::signing_keys;
+use crate::db::{rfc3339, DbConn};
+use crate::error::Error;
+use crate::oauth::authorizations::{self, AppRow};
+use crate::oauth::clients::{self, ClientCache};
+use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum ClientCmd {
@@ -53,47 +65,43 @@ pub(super) fn apps(
     cmd: AppsCmd,
 ) -> Result<(), Error> {
     match cmd {
-        AppsCmd::List { workspace } => {
-            accounts::find_workspace(conn, &workspace)?;
-            for row in authorizations::list_for_workspace(conn, &workspace)? {
-                let a = &row.authorization;
-                out.emit(
-                    json!({
-                        "id": a.id,
-                        "app_name": row.app_name,
-                        "client_id": a.client_id,
-                        "workspace_id": a.workspace_id,
-                        "scopes": scopes::split(&a.scopes),
-                        "authorized_at": rfc3339(a.created_at),
-                        "status": a.status(),
-                        "authorized_by": row.authorized_by,
-                        "last_used_at": time_or_null(a.last_used_at),
-                    }),
-                    format!(
-                        "{}  {:<24} {:<8} {}  {}",
-                        a.id,
-                        row.app_name,
-                        a.status(),
-                        rfc3339(a.created_at),
-                        a.scopes
-                    ),
-                );
-            }
-        }
-        AppsCmd::Revoke { id } => {
-            let a = authorizations::revoke(
-                conn,
-                &CredentialCache::detached(),
-                &id,
-                authorizations::Cause::Person(crate::accounts::audit::CLI),
-            )?;
-            await_propagation(config);
-            out.emit(
-                json!({"id": a.id, "status": "revoked"}),
-                format!("revoked authorization {}", a.id),
-            );
-        }
+        AppsCmd::List { workspace } => list_apps(conn, out, &workspace),
+        AppsCmd::Revoke { id } => revoke_app(conn, config, out, &id),
     }
+}
+
+fn list_apps(conn: &mut DbConn, out: &Out, workspace: &str) -> Result<(), Error> {
+    accounts::find_workspace(conn, workspace)?;
+    for row in authorizations::list_for_workspace(conn, workspace)? {
+        out.emit(&AppOut::from(&row), app_line(&row));
+    }
+    Ok(())
+}
+
+fn app_line(row: &AppRow) -> String {
+    let a = &row.authorization;
+    format!(
+        "{}  {:<24} {:<8} {}  {}",
+        a.id,
+        row.app_name,
+        a.status(),
+        rfc3339(a.created_at),
+        a.scopes
+    )
+}
+
+fn revoke_app(conn: &mut DbConn, config: &Config, out: &Out, id: &str) -> Result<(), Error> {
+    let cause = authorizations::Cause::Person(audit::CLI);
+    let a = authorizations::revoke(conn, &CredentialCache::detached(), id, cause)?;
+    await_propagation(config);
+    let human = format!("revoked authorization {}", a.id);
+    out.emit(
+        &StatusOut {
+            id: a.id,
+            status: "revoked",
+        },
+        human,
+    );
     Ok(())
 }
 
@@ -103,75 +111,85 @@ pub(super) fn client(
     out: &Out,
     cmd: ClientCmd,
 ) -> Result<(), Error> {
-    let (name, redirect_uris, public) = match cmd {
+    match cmd {
         ClientCmd::Create {
             name,
             redirect_uris,
             public,
-        } => (name, redirect_uris, public),
-        ClientCmd::List => return list_clients(conn, out),
-        ClientCmd::Delete { client_id } => {
-            let deleted = crate::oauth::clients::delete(
-                conn,
-                &crate::oauth::clients::ClientCache::default(),
-                &CredentialCache::detached(),
-                &client_id,
-                apikeys::CLI_ACTOR,
-                None,
-            )?;
-            await_propagation(config);
-            out.emit(
-                json!({"client_id": deleted.client.id, "deleted": true, "revoked_authorizations": deleted.revoked}),
-                format!(
-                    "deleted client {} ({}); revoked {} authorization(s)",
-                    deleted.client.id, deleted.client.name, deleted.revoked
-                ),
-            );
-            return Ok(());
-        }
-    };
-    let created = crate::oauth::clients::create(conn, &name, &redirect_uris, public)?;
-    let mut v = json!({"client_id": created.client.id});
-    if let Some(secret) = &created.secret {
-        v["client_secret"] = json!(secret);
+        } => create_client(conn, out, &name, &redirect_uris, public),
+        ClientCmd::List => list_clients(conn, out),
+        ClientCmd::Delete { client_id } => delete_client(conn, config, out, &client_id),
     }
+}
+
+fn create_client(
+    conn: &mut DbConn,
+    out: &Out,
+    name: &str,
+    redirect_uris: &[String],
+    public: bool,
+) -> Result<(), Error> {
+    let created = clients::create(conn, name, redirect_uris, public)?;
+    let id = created.client.id;
     let human = match &created.secret {
-        Some(s) => format!(
-            "client_id: {}\nclient_secret: {s}\n(the secret is shown only now)",
-            created.client.id
-        ),
-        None => format!(
-            "client_id: {} (public client: no secret, PKCE only)",
-            created.client.id
-        ),
+        Some(s) => format!("client_id: {id}\nclient_secret: {s}\n(the secret is shown only now)"),
+        None => format!("client_id: {id} (public client: no secret, PKCE only)"),
     };
-    out.emit(v, human);
+    out.emit(
+        &ClientCreatedOut {
+            client_id: id,
+            client_secret: created.secret,
+        },
+        human,
+    );
     Ok(())
 }
 
 fn list_clients(conn: &mut DbConn, out: &Out) -> Result<(), Error> {
-    for (c, active) in crate::oauth::clients::list_all(conn)? {
-        out.emit(
-            json!({
-                "client_id": c.id,
-                "name": c.name,
-                "kind": c.kind,
-                "public": c.is_public,
-                "token_endpoint_auth_method": c.token_endpoint_auth_method,
-                "redirect_uris": c.redirect_uri_list(),
-                "owner_user_id": c.owner_user_id,
-                "created_at": rfc3339(c.created_at),
-                "active_authorizations": active,
-            }),
-            format!(
-                "{}  {:<24} {:<17} {:<6} {} active",
-                c.id,
-                c.name,
-                c.kind,
-                if c.is_public { "public" } else { "secret" },
-                active
-            ),
+    for (c, active) in clients::list_all(conn)? {
+        let human = format!(
+            "{}  {:<24} {:<17} {:<6} {} active",
+            c.id,
+            c.name,
+            c.kind,
+            if c.is_public { "public" } else { "secret" },
+            active
         );
+        out.emit(&ClientOut::new(&c, active), human);
     }
+    Ok(())
+}
+
+/// Deletes a client of any kind and revokes every authorization of it.
+fn delete_client(conn: &mut DbConn, config: &Config, out: &Out, id: &str) -> Result<(), Error> {
+    let (clients, credentials) = (ClientCache::default(), CredentialCache::detached());
+    let deleted = clients::delete(conn, &clients, &credentials, id, audit::CLI_ACTOR, None)?;
+    await_propagation(config);
+    let human = format!(
+        "deleted client {} ({}); revoked {} authorization(s)",
+        deleted.client.id, deleted.client.name, deleted.revoked
+    );
+    out.emit(
+        &ClientDeletedOut {
+            client_id: deleted.client.id,
+            deleted: true,
+            revoked_authorizations: deleted.revoked,
+        },
+        human,
+    );
+    Ok(())
+}
+
+pub(super) fn keys(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    cmd: KeysCmd,
+) -> Result<(), Error> {
+    let KeysCmd::Rotate = cmd;
+    let kid = signing_keys::rotate(conn, config.master_key.as_ref())?;
+    let human =
+        format!("new signing key {kid}; older keys stay published until their tokens expire");
+    out.emit(&SigningKeyOut { kid }, human);
     Ok(())
 }

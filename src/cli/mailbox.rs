@@ -1,7 +1,17 @@
 //! `keygate mailbox` and `keygate authkey`: mailboxes and their SMTP auth keys.
 
-use super::*;
-use crate::mailboxes::{auth_keys, lifecycle};
+use super::await_propagation;
+use super::output::{
+    AuthKeyCreatedOut, AuthKeyOut, AuthKeyRotatedOut, DeletedOut, MailboxCreatedOut, MailboxOut,
+    Out, StatusOut,
+};
+use crate::accounts::{self, audit::CLI};
+use crate::config::Config;
+use crate::credentials::cache::CredentialCache;
+use crate::db::DbConn;
+use crate::error::Error;
+use crate::mailboxes::{auth_keys, lifecycle, MailboxAuthKey};
+use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum MailboxCmd {
@@ -66,38 +76,48 @@ pub(super) fn mailbox(
 ) -> Result<(), Error> {
     match cmd {
         MailboxCmd::Create { workspace, address } => {
-            let m = lifecycle::create(conn, &workspace, &address, crate::accounts::audit::CLI)?;
-            out.emit(
-                json!({"id": m.id, "workspace_id": m.workspace_id, "address": m.address,
-                       "created_at": rfc3339(m.created_at)}),
-                format!("created mailbox {} ({})", m.address, m.id),
-            );
+            create_mailbox(conn, out, &workspace, &address)
         }
-        MailboxCmd::List { workspace } => {
-            accounts::find_workspace(conn, &workspace)?;
-            for row in lifecycle::list(conn, &workspace)? {
-                let m = &row.mailbox;
-                out.emit(
-                    json!({"id": m.id, "workspace_id": m.workspace_id, "address": m.address,
-                           "created_at": rfc3339(m.created_at), "active_keys": row.active_keys}),
-                    format!(
-                        "{}  {:<40} {} active keys",
-                        m.id, m.address, row.active_keys
-                    ),
-                );
-            }
-        }
-        MailboxCmd::Delete { id } => {
-            let cache = CredentialCache::detached();
-            let keys = &crate::apikeys::RESTRICTED_KEYS;
-            let m = lifecycle::delete(conn, &cache, &id, crate::accounts::audit::CLI, keys)?;
-            await_propagation(config);
-            out.emit(
-                json!({"id": m.id, "deleted": true}),
-                format!("deleted mailbox {} ({}) and its auth keys", m.address, m.id),
-            );
-        }
+        MailboxCmd::List { workspace } => list_mailboxes(conn, out, &workspace),
+        MailboxCmd::Delete { id } => delete_mailbox(conn, config, out, &id),
     }
+}
+
+fn create_mailbox(
+    conn: &mut DbConn,
+    out: &Out,
+    workspace: &str,
+    address: &str,
+) -> Result<(), Error> {
+    let m = lifecycle::create(conn, workspace, address, CLI)?;
+    let human = format!("created mailbox {} ({})", m.address, m.id);
+    out.emit(&MailboxCreatedOut::from(m), human);
+    Ok(())
+}
+
+fn list_mailboxes(conn: &mut DbConn, out: &Out, workspace: &str) -> Result<(), Error> {
+    accounts::find_workspace(conn, workspace)?;
+    for row in lifecycle::list(conn, workspace)? {
+        let m = &row.mailbox;
+        let human = format!(
+            "{}  {:<40} {} active keys",
+            m.id, m.address, row.active_keys
+        );
+        out.emit(&MailboxOut::from(&row), human);
+    }
+    Ok(())
+}
+
+/// Also deletes its auth keys and revokes the API keys restricted to it.
+fn delete_mailbox(conn: &mut DbConn, config: &Config, out: &Out, id: &str) -> Result<(), Error> {
+    let cache = CredentialCache::detached();
+    let keys = &crate::apikeys::RESTRICTED_KEYS;
+    let m = lifecycle::delete(conn, &cache, id, CLI, keys)?;
+    await_propagation(config);
+    out.emit(
+        &DeletedOut::new(&m.id),
+        format!("deleted mailbox {} ({}) and its auth keys", m.address, m.id),
+    );
     Ok(())
 }
 
@@ -109,72 +129,88 @@ pub(super) fn authkey(
 ) -> Result<(), Error> {
     let cache = CredentialCache::detached();
     match cmd {
-        AuthkeyCmd::Create { mailbox, name } => {
-            let issued = auth_keys::create(conn, &mailbox, &name, crate::accounts::audit::CLI)?;
-            let k = &issued.key;
-            out.emit(
-                json!({"id": k.id, "mailbox_id": k.mailbox_id, "address": issued.mailbox.address,
-                       "name": k.name, "key": issued.secret, "prefix": k.prefix()}),
-                format!(
-                    "{}\n(auth key {} \"{}\" for {}; shown only now: store it safely)",
-                    issued.secret, k.id, k.name, issued.mailbox.address
-                ),
-            );
-        }
-        AuthkeyCmd::List { mailbox } => {
-            lifecycle::find(conn, &mailbox)?;
-            for row in auth_keys::list(conn, &mailbox)? {
-                let k = &row.key;
-                out.emit(
-                    json!({"id": k.id, "mailbox_id": k.mailbox_id, "name": k.name,
-                           "prefix": k.prefix(), "created_at": rfc3339(k.created_at),
-                           "last_used_at": time_or_null(k.last_used_at),
-                           "usage_count": k.usage_count, "status": k.status().as_str()}),
-                    format!(
-                        "{}  {:<24} {:<8} used {}",
-                        k.prefix(),
-                        k.name,
-                        k.status().as_str(),
-                        k.usage_count
-                    ),
-                );
-            }
-        }
+        AuthkeyCmd::Create { mailbox, name } => create_authkey(conn, out, &mailbox, &name),
+        AuthkeyCmd::List { mailbox } => list_authkeys(conn, out, &mailbox),
         AuthkeyCmd::Disable { id } => {
-            let k = auth_keys::disable(conn, &cache, &id, crate::accounts::audit::CLI)?;
+            let k = auth_keys::disable(conn, &cache, &id, CLI)?;
             await_propagation(config);
-            status_line(out, &k, "disabled");
+            status_line(out, &k, "disabled")
         }
         AuthkeyCmd::Enable { id } => {
-            let k = auth_keys::enable(conn, &cache, &id, crate::accounts::audit::CLI)?;
-            status_line(out, &k, "enabled");
+            let k = auth_keys::enable(conn, &cache, &id, CLI)?;
+            status_line(out, &k, "enabled")
         }
-        AuthkeyCmd::Rotate { id } => {
-            let issued = auth_keys::rotate(conn, &cache, &id, crate::accounts::audit::CLI)?;
-            await_propagation(config);
-            out.emit(
-                json!({"id": issued.key.id, "key": issued.secret, "prefix": issued.key.prefix()}),
-                format!(
-                    "{}\n(new secret for auth key {}; the old one no longer works)",
-                    issued.secret, issued.key.id
-                ),
-            );
-        }
+        AuthkeyCmd::Rotate { id } => rotate_authkey(conn, &cache, config, out, &id),
         AuthkeyCmd::Delete { id } => {
-            let k = auth_keys::delete(conn, &cache, &id, crate::accounts::audit::CLI)?;
+            let k = auth_keys::delete(conn, &cache, &id, CLI)?;
             await_propagation(config);
             out.emit(
-                json!({"id": k.id, "deleted": true}),
+                &DeletedOut::new(&k.id),
                 format!("deleted auth key {} ({})", k.id, k.name),
             );
+            Ok(())
         }
+    }
+}
+
+fn create_authkey(conn: &mut DbConn, out: &Out, mailbox: &str, name: &str) -> Result<(), Error> {
+    let issued = auth_keys::create(conn, mailbox, name, CLI)?;
+    let k = &issued.key;
+    out.emit(
+        &AuthKeyCreatedOut::from(&issued),
+        format!(
+            "{}\n(auth key {} \"{}\" for {}; shown only now: store it safely)",
+            issued.secret, k.id, k.name, issued.mailbox.address
+        ),
+    );
+    Ok(())
+}
+
+fn list_authkeys(conn: &mut DbConn, out: &Out, mailbox: &str) -> Result<(), Error> {
+    lifecycle::find(conn, mailbox)?;
+    for row in auth_keys::list(conn, mailbox)? {
+        let k = &row.key;
+        let human = format!(
+            "{}  {:<24} {:<8} used {}",
+            k.prefix(),
+            k.name,
+            k.status().as_str(),
+            k.usage_count
+        );
+        out.emit(&AuthKeyOut::from(&row), human);
     }
     Ok(())
 }
 
-fn status_line(out: &Out, k: &crate::mailboxes::MailboxAuthKey, done: &str) {
+/// The old secret stops at once.
+fn rotate_authkey(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    config: &Config,
+    out: &Out,
+    id: &str,
+) -> Result<(), Error> {
+    let issued = auth_keys::rotate(conn, cache, id, CLI)?;
+    await_propagation(config);
+    let human = format!(
+        "{}\n(new secret for auth key {}; the old one no longer works)",
+        issued.secret, issued.key.id
+    );
     out.emit(
-        json!({"id": k.id, "status": k.status().as_str()}),
+        &AuthKeyRotatedOut {
+            id: issued.key.id.clone(),
+            prefix: issued.key.prefix(),
+            key: issued.secret,
+        },
+        human,
+    );
+    Ok(())
+}
+
+fn status_line(out: &Out, k: &MailboxAuthKey, done: &str) -> Result<(), Error> {
+    out.emit(
+        &StatusOut::of_auth_key(k),
         format!("{done} auth key {} ({})", k.id, k.name),
     );
+    Ok(())
 }

@@ -5,26 +5,21 @@ mod apikey;
 mod issuer;
 mod mailbox;
 mod ops;
+mod output;
 mod people;
 pub mod serve;
 
-use self::apikey::{apikey, ApikeyCmd};
-use self::issuer::{apps, client, AppsCmd, ClientCmd, KeysCmd};
-use self::mailbox::{authkey, mailbox, AuthkeyCmd, MailboxCmd};
-use self::ops::{audit, completions, print_demo, AuditCmd};
-use self::people::{member, read_password, workspace, MemberCmd, UserCmd, WorkspaceCmd};
+use self::apikey::ApikeyCmd;
+use self::issuer::{AppsCmd, ClientCmd, KeysCmd};
+use self::mailbox::{AuthkeyCmd, MailboxCmd};
+use self::ops::{completions, AuditCmd};
+use self::output::{LogLine, Out};
+use self::people::{MemberCmd, UserCmd, WorkspaceCmd};
 
-use crate::accounts::{self, Plan, Role};
-use crate::apikeys::{self, Access, ListFilter};
 use crate::config::Config;
-use crate::credentials::cache::CredentialCache;
-use crate::credentials::{scopes, signing_keys as keys};
-use crate::db::{self, rfc3339, DbConn};
+use crate::db::{self, DbConn};
 use crate::error::Error;
-use crate::oauth::authorizations;
-use clap::{Args, CommandFactory, Parser, Subcommand};
-use serde_json::{json, Value};
-use std::io::BufRead;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -192,13 +187,17 @@ fn init_logging(serving: bool) {
         // One JSON object per line, for log shippers.
         builder.format(|buf, record| {
             use std::io::Write;
-            let line = json!({
-                "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "msg": record.args().to_string(),
-            });
-            writeln!(buf, "{line}")
+            let line = LogLine {
+                level: record.level().as_str(),
+                msg: record.args().to_string(),
+                target: record.target().to_string(),
+                ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            };
+            writeln!(
+                buf,
+                "{}",
+                serde_json::to_string(&line).map_err(std::io::Error::other)?
+            )
         });
     } else {
         builder.format_timestamp_millis();
@@ -215,26 +214,17 @@ fn await_propagation(config: &Config) {
     ));
 }
 
-struct Out {
-    json: bool,
-}
-
-impl Out {
-    fn emit(&self, value: Value, human: String) {
-        if self.json {
-            println!("{value}");
-        } else {
-            println!("{human}");
-        }
-    }
-}
-
 fn conn_for(config: &Config) -> Result<DbConn, String> {
     db::connect_single(&config.database_url)
 }
 
-fn time_or_null(t: Option<i64>) -> Value {
-    t.map(|t| Value::String(rfc3339(t))).unwrap_or(Value::Null)
+/// Runs a command of the database on one connection; its error as one line.
+fn with_conn(
+    config: &Config,
+    command: impl FnOnce(&mut DbConn) -> Result<(), Error>,
+) -> Result<(), String> {
+    let mut conn = conn_for(config)?;
+    command(&mut conn).map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -246,118 +236,27 @@ fn run(cli: Cli) -> Result<(), String> {
     if cli.sasl_bind.is_some() {
         config.sasl_bind = cli.sasl_bind;
     }
-    let out = Out { json: cli.json };
-    let e = |e: Error| e.to_string();
-    match cli.command {
-        Command::Serve => crate::cli::serve::run(config),
-        Command::Demo => {
-            let demo = {
-                let mut conn = conn_for(&config)?;
-                crate::node::demo::seed(&mut conn, &config).map_err(e)?
-            };
-            config.demo = true;
-            print_demo(&config, &demo);
-            if out.json {
-                // The same, for scripts: one line on stdout before serving.
-                println!(
-                    "{}",
-                    json!({
-                        "workspace_id": demo.workspace_id,
-                        "client_id": demo.client_id,
-                        "redirect_uri": demo.redirect_uri,
-                        "email": crate::node::demo::EMAIL,
-                        "password": crate::node::demo::PASSWORD,
-                        "code_verifier": crate::node::demo::VERIFIER,
-                        "authorize_url": crate::node::demo::authorize_url(&config, &demo),
-                    })
-                );
-            }
-            crate::cli::serve::run(config)
-        }
-        Command::Migrate => {
-            conn_for(&config)?;
-            out.emit(
-                json!({"migrated": true}),
-                "migrations are up to date".into(),
-            );
-            Ok(())
-        }
-        Command::Workspace(cmd) => {
-            let mut conn = conn_for(&config)?;
-            workspace(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::User(UserCmd::Create {
-            email,
-            password_stdin: _,
-        }) => {
-            let password = read_password()?;
-            let mut conn = conn_for(&config)?;
-            let user = accounts::create_user(&mut conn, &email, &password).map_err(e)?;
-            out.emit(
-                json!({"id": user.id, "email": user.email}),
-                format!("created user {} ({})", user.email, user.id),
-            );
-            Ok(())
-        }
-        Command::Member(cmd) => {
-            let mut conn = conn_for(&config)?;
-            member(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Client(cmd) => {
-            let mut conn = conn_for(&config)?;
-            client(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Apikey(cmd) => {
-            let mut conn = conn_for(&config)?;
-            apikey(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Mailbox(cmd) => {
-            let mut conn = conn_for(&config)?;
-            mailbox(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Authkey(cmd) => {
-            let mut conn = conn_for(&config)?;
-            authkey(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Apps(cmd) => {
-            let mut conn = conn_for(&config)?;
-            apps(&mut conn, &config, &out, cmd).map_err(e)
-        }
-        Command::Keys(KeysCmd::Rotate) => {
-            let mut conn = conn_for(&config)?;
-            let kid = keys::rotate(&mut conn, config.master_key.as_ref()).map_err(e)?;
-            out.emit(
-                json!({"kid": kid}),
-                format!(
-                    "new signing key {kid}; older keys stay published until their tokens expire"
-                ),
-            );
-            Ok(())
-        }
-        Command::Audit(cmd) => {
-            let mut conn = conn_for(&config)?;
-            audit(&mut conn, &out, cmd).map_err(e)
-        }
-        Command::Backup { to } => {
-            let bytes = crate::db::backup::backup(&config.database_url, &to)?;
-            out.emit(
-                json!({"backup": to.display().to_string(), "bytes": bytes}),
-                format!("backed up to {} ({bytes} bytes)", to.display()),
-            );
-            Ok(())
-        }
-        Command::Restore { from } => {
-            let (database, bytes) = crate::db::backup::restore(&config.database_url, &from)?;
-            out.emit(
-                json!({"restored": from.display().to_string(), "database": database.display().to_string(), "bytes": bytes}),
-                format!(
-                    "restored {} into {} ({bytes} bytes)",
-                    from.display(),
-                    database.display()
-                ),
-            );
-            Ok(())
-        }
+    dispatch(cli.command, config, &Out { json: cli.json })
+}
+
+fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
+    let cfg = &config;
+    match command {
+        Command::Serve => serve::run(config),
+        Command::Demo => ops::demo(config, out),
+        Command::Migrate => ops::migrate(cfg, out),
+        Command::Workspace(cmd) => with_conn(cfg, |c| people::workspace(c, cfg, out, cmd)),
+        Command::User(cmd) => people::user(cfg, out, cmd),
+        Command::Member(cmd) => with_conn(cfg, |c| people::member(c, cfg, out, cmd)),
+        Command::Client(cmd) => with_conn(cfg, |c| issuer::client(c, cfg, out, cmd)),
+        Command::Apikey(cmd) => with_conn(cfg, |c| apikey::apikey(c, cfg, out, cmd)),
+        Command::Mailbox(cmd) => with_conn(cfg, |c| mailbox::mailbox(c, cfg, out, cmd)),
+        Command::Authkey(cmd) => with_conn(cfg, |c| mailbox::authkey(c, cfg, out, cmd)),
+        Command::Apps(cmd) => with_conn(cfg, |c| issuer::apps(c, cfg, out, cmd)),
+        Command::Keys(cmd) => with_conn(cfg, |c| issuer::keys(c, cfg, out, cmd)),
+        Command::Audit(cmd) => with_conn(cfg, |c| ops::audit(c, out, cmd)),
+        Command::Backup { to } => ops::backup(cfg, out, &to),
+        Command::Restore { from } => ops::restore(cfg, out, &from),
         Command::Completions { shell } => completions(shell),
     }
 }

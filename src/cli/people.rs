@@ -1,6 +1,15 @@
 //! `keygate workspace`, `user` and `member`.
 
-use super::*;
+use super::output::{MemberOut, MemberRemovedOut, Out, UserOut, WorkspaceOut, WorkspacePlanOut};
+use super::{await_propagation, conn_for};
+use crate::accounts::{self, audit::CLI_ACTOR, Plan, Role};
+use crate::config::Config;
+use crate::credentials::cache::CredentialCache;
+use crate::db::DbConn;
+use crate::error::Error;
+use crate::oauth::authorizations;
+use clap::Subcommand;
+use std::io::BufRead;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum WorkspaceCmd {
@@ -61,7 +70,24 @@ pub(super) enum MemberCmd {
     },
 }
 
-pub(super) fn read_password() -> Result<String, String> {
+/// Reads the password before opening the database: a missing one changes nothing.
+pub(super) fn user(config: &Config, out: &Out, cmd: UserCmd) -> Result<(), String> {
+    let UserCmd::Create { email, .. } = cmd;
+    let password = read_password()?;
+    let mut conn = conn_for(config)?;
+    let user = accounts::create_user(&mut conn, &email, &password).map_err(|e| e.to_string())?;
+    let human = format!("created user {} ({})", user.email, user.id);
+    out.emit(
+        &UserOut {
+            email: user.email,
+            id: user.id,
+        },
+        human,
+    );
+    Ok(())
+}
+
+fn read_password() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -81,25 +107,45 @@ pub(super) fn workspace(
     cmd: WorkspaceCmd,
 ) -> Result<(), Error> {
     match cmd {
-        WorkspaceCmd::Create { name, plan } => {
-            let ws = accounts::create_workspace(conn, &name, Plan::parse(&plan)?)?;
-            out.emit(
-                json!({"id": ws.id, "name": ws.name}),
-                format!(
-                    "created workspace {} ({}, plan {})",
-                    ws.name, ws.id, ws.plan
-                ),
-            );
-        }
-        WorkspaceCmd::SetPlan { id, plan } => {
-            let ws = apikeys::set_plan(conn, &id, Plan::parse(&plan)?)?;
-            await_propagation(config);
-            out.emit(
-                json!({"id": ws.id, "name": ws.name, "plan": ws.plan}),
-                format!("workspace {} is now on plan {}", ws.id, ws.plan),
-            );
-        }
+        WorkspaceCmd::Create { name, plan } => create_workspace(conn, out, &name, &plan),
+        WorkspaceCmd::SetPlan { id, plan } => set_plan(conn, config, out, &id, &plan),
     }
+}
+
+fn create_workspace(conn: &mut DbConn, out: &Out, name: &str, plan: &str) -> Result<(), Error> {
+    let ws = accounts::create_workspace(conn, name, Plan::parse(plan)?)?;
+    let human = format!(
+        "created workspace {} ({}, plan {})",
+        ws.name, ws.id, ws.plan
+    );
+    out.emit(
+        &WorkspaceOut {
+            id: ws.id,
+            name: ws.name,
+        },
+        human,
+    );
+    Ok(())
+}
+
+fn set_plan(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    id: &str,
+    plan: &str,
+) -> Result<(), Error> {
+    let ws = crate::apikeys::set_plan(conn, id, Plan::parse(plan)?)?;
+    await_propagation(config);
+    let human = format!("workspace {} is now on plan {}", ws.id, ws.plan);
+    out.emit(
+        &WorkspacePlanOut {
+            id: ws.id,
+            name: ws.name,
+            plan: ws.plan,
+        },
+        human,
+    );
     Ok(())
 }
 
@@ -114,31 +160,57 @@ pub(super) fn member(
             workspace,
             user,
             role,
-        } => {
-            let role = Role::parse(&role)?;
-            let m = accounts::add_member(conn, &workspace, &user, role)?;
-            out.emit(
-                json!({"workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role}),
-                format!(
-                    "added user {} to workspace {} as {}",
-                    m.user_id, m.workspace_id, m.role
-                ),
-            );
-        }
-        MemberCmd::Remove { workspace, user } => {
-            let revoked = authorizations::remove_member(
-                conn,
-                &CredentialCache::detached(),
-                &workspace,
-                &user,
-                apikeys::CLI_ACTOR,
-            )?;
-            await_propagation(config);
-            out.emit(
-                json!({"workspace_id": workspace, "user_id": user, "removed": true, "revoked_authorizations": revoked}),
-                format!("removed user {user} from workspace {workspace}; revoked {revoked} authorization(s)"),
-            );
-        }
+        } => add_member(conn, out, &workspace, &user, &role),
+        MemberCmd::Remove { workspace, user } => remove_member(conn, config, out, workspace, user),
     }
+}
+
+fn add_member(
+    conn: &mut DbConn,
+    out: &Out,
+    workspace: &str,
+    user: &str,
+    role: &str,
+) -> Result<(), Error> {
+    let role = Role::parse(role)?;
+    let m = accounts::add_member(conn, workspace, user, role)?;
+    let human = format!(
+        "added user {} to workspace {} as {}",
+        m.user_id, m.workspace_id, m.role
+    );
+    out.emit(
+        &MemberOut {
+            role: m.role,
+            user_id: m.user_id,
+            workspace_id: m.workspace_id,
+        },
+        human,
+    );
+    Ok(())
+}
+
+/// Also revokes the apps the person authorized in the workspace.
+fn remove_member(
+    conn: &mut DbConn,
+    config: &Config,
+    out: &Out,
+    workspace: String,
+    user: String,
+) -> Result<(), Error> {
+    let cache = CredentialCache::detached();
+    let revoked = authorizations::remove_member(conn, &cache, &workspace, &user, CLI_ACTOR)?;
+    await_propagation(config);
+    let human = format!(
+        "removed user {user} from workspace {workspace}; revoked {revoked} authorization(s)"
+    );
+    out.emit(
+        &MemberRemovedOut {
+            removed: true,
+            revoked_authorizations: revoked,
+            user_id: user,
+            workspace_id: workspace,
+        },
+        human,
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::mailboxes::authenticator::MailboxAuthenticator;
 use crate::node::state::Services;
 use crate::smtp;
+use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use std::net::TcpListener;
@@ -14,12 +15,7 @@ use std::sync::Arc;
 /// in-flight requests, and writes the last usage counts.
 pub fn run(config: Config) -> Result<(), String> {
     let config = config.serving()?;
-    if config.master_key.is_none() {
-        log::warn!(
-            "KEYGATE_MASTER_KEY is not set: signing keys are stored unencrypted in the database. \
-             Set it to a long random value to encrypt them at rest."
-        );
-    }
+    warn_if_unsealed(&config);
     // A bad SASL address fails before anything else starts.
     let sasl_bind = config
         .sasl_bind
@@ -38,8 +34,26 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let maintenance = crate::node::maintenance::spawn(services.clone(), stop.clone());
-    let metrics_bind = services.config.metrics_bind.clone();
-    match (&metrics_bind, &services.config.metrics_token) {
+    log_metrics_listener(&services.config);
+    let result = actix_web::rt::System::new().block_on(serve_all(services, listener, sasl_bind));
+    stop.store(true, Ordering::Relaxed);
+    let _ = maintenance.join();
+    log::info!("keygate stopped");
+    result
+}
+
+fn warn_if_unsealed(config: &Config) {
+    if config.master_key.is_none() {
+        log::warn!(
+            "KEYGATE_MASTER_KEY is not set: signing keys are stored unencrypted in the database. \
+             Set it to a long random value to encrypt them at rest."
+        );
+    }
+}
+
+/// Says where `/metrics` is served, if anywhere.
+fn log_metrics_listener(config: &Config) {
+    match (&config.metrics_bind, &config.metrics_token) {
         (Some(bind), _) => log::info!("/metrics is served on http://{bind} only"),
         (None, Some(_)) => {
             log::info!("/metrics is served on the main listener to KEYGATE_METRICS_TOKEN only")
@@ -48,23 +62,25 @@ pub fn run(config: Config) -> Result<(), String> {
             "/metrics is off: set KEYGATE_METRICS_BIND (a private address) or KEYGATE_METRICS_TOKEN"
         ),
     }
-    let result = actix_web::rt::System::new().block_on(async move {
-        let smtp_auth = match &sasl_bind {
-            Some(bind) => Some(start_sasl(bind, services.clone()).await?),
-            None => None,
-        };
-        let result = serve_http(services, listener, metrics_bind).await;
-        if let Some(task) = smtp_auth {
-            // Dropping the listener's future ends its connections (and removes
-            // a unix socket).
-            task.abort();
-            let _ = task.await;
-        }
-        result
-    });
-    stop.store(true, Ordering::Relaxed);
-    let _ = maintenance.join();
-    log::info!("keygate stopped");
+}
+
+/// Serves HTTP, and SMTP AUTH when asked, until HTTP stops.
+async fn serve_all(
+    services: Arc<Services>,
+    listener: TcpListener,
+    sasl_bind: Option<smtp::Bind>,
+) -> Result<(), String> {
+    let smtp_auth = match &sasl_bind {
+        Some(bind) => Some(start_sasl(bind, services.clone()).await?),
+        None => None,
+    };
+    let result = serve_http(services, listener).await;
+    if let Some(task) = smtp_auth {
+        // Dropping the listener's future ends its connections (and removes
+        // a unix socket).
+        task.abort();
+        let _ = task.await;
+    }
     result
 }
 
@@ -89,11 +105,7 @@ async fn start_sasl(
 
 /// Serves HTTP (and metrics on their own listener when asked) until SIGTERM or
 /// SIGINT, draining in-flight requests.
-async fn serve_http(
-    services: Arc<Services>,
-    listener: TcpListener,
-    metrics_bind: Option<String>,
-) -> Result<(), String> {
+async fn serve_http(services: Arc<Services>, listener: TcpListener) -> Result<(), String> {
     let data = web::Data::from(services.clone());
     let https = services.config.https();
     let server = HttpServer::new(move || {
@@ -112,23 +124,30 @@ async fn serve_http(
     .listen(listener)
     .map_err(|e| format!("cannot serve: {e}"))?
     .run();
-    if let Some(bind) = metrics_bind {
-        // Metrics on their own listener, away from the public one.
-        let data = web::Data::from(services.clone());
-        let metrics = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .route("/metrics", web::get().to(crate::http::metrics))
-        })
-        .workers(1)
-        .bind(&bind)
-        .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?
-        .run();
-        let handle = metrics.handle();
-        actix_web::rt::spawn(metrics);
-        let result = server.await.map_err(|e| format!("server error: {e}"));
+    let metrics = match &services.config.metrics_bind {
+        Some(bind) => Some(start_metrics(bind, services.clone())?),
+        None => None,
+    };
+    let result = server.await.map_err(|e| format!("server error: {e}"));
+    if let Some(handle) = metrics {
         handle.stop(true).await;
-        return result;
     }
-    server.await.map_err(|e| format!("server error: {e}"))
+    result
+}
+
+/// Metrics on their own listener, away from the public one, until stopped.
+fn start_metrics(bind: &str, services: Arc<Services>) -> Result<ServerHandle, String> {
+    let data = web::Data::from(services);
+    let metrics = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(crate::http::metrics))
+    })
+    .workers(1)
+    .bind(bind)
+    .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?
+    .run();
+    let handle = metrics.handle();
+    actix_web::rt::spawn(metrics);
+    Ok(handle)
 }
