@@ -56,6 +56,14 @@ pub struct Config {
     /// Postfix's SMTP AUTH questions (Dovecot's protocol), `HOST:PORT` or
     /// `unix:PATH`; `None` for not at all.
     pub sasl_bind: Option<String>,
+    /// `KEYGATE_SASL_MAX_CONNECTIONS` (serving only): connections the SASL
+    /// listener serves at once (when all are taken, the one idle longest is
+    /// closed); `None` for the listener's default (1024).
+    pub sasl_max_connections: Option<usize>,
+    /// `KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER` (serving only): connections one
+    /// peer (a remote address; a user id on a unix socket) may hold; `None`
+    /// for the listener's default (256).
+    pub sasl_max_connections_per_peer: Option<usize>,
     /// `KEYGATE_SMTP_HOST`: the SMTP host the settings pages tell senders to
     /// use; `None` for the issuer's host.
     pub smtp_host: Option<String>,
@@ -170,6 +178,19 @@ fn env_i64(name: &str, default: i64) -> Result<i64, String> {
     }
 }
 
+/// A number of connections from 1 to 1,000,000; `None` when unset.
+fn env_count(name: &str) -> Result<Option<usize>, String> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(Some(n)),
+            _ => Err(format!(
+                "{name} must be a number of connections from 1 to 1000000, not {v:?}"
+            )),
+        },
+    }
+}
+
 impl Config {
     /// The defaults for a database and issuer, with the abuse limits off and no
     /// environment read (logic tests build their node from it).
@@ -196,6 +217,8 @@ impl Config {
             credential_cache_secs: 60,
             registration_open: true,
             sasl_bind: None,
+            sasl_max_connections: None,
+            sasl_max_connections_per_peer: None,
             smtp_host: None,
             master_key: None,
             db_pool_size: None,
@@ -282,6 +305,8 @@ impl Config {
             metrics_bind: env("KEYGATE_METRICS_BIND"),
             registration_open,
             sasl_bind: env("KEYGATE_SASL_BIND"),
+            sasl_max_connections: None,
+            sasl_max_connections_per_peer: None,
             smtp_host: env("KEYGATE_SMTP_HOST"),
             master_key: env("KEYGATE_MASTER_KEY")
                 .map(|v| MasterKey(crate::crypto::sha256(v.trim().as_bytes()))),
@@ -313,6 +338,8 @@ impl Config {
                 format!("KEYGATE_CIMD_CACHE_TTL must be a number of seconds, not {v:?}")
             })?),
         };
+        self.sasl_max_connections = env_count("KEYGATE_SASL_MAX_CONNECTIONS")?;
+        self.sasl_max_connections_per_peer = env_count("KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER")?;
         self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
         self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
         Ok(self)

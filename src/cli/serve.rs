@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub fn run(config: Config) -> Result<(), String> {
     let config = config.serving()?;
     warn_if_unsealed(&config);
+    let open_files = raise_open_files_limit();
     // A bad SASL address fails before anything else starts.
     let sasl_bind = config
         .sasl_bind
@@ -35,7 +36,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let maintenance = crate::node::maintenance::spawn(services.clone(), stop.clone());
     log_metrics_listener(&services.config);
-    let result = actix_web::rt::System::new().block_on(serve_all(services, listener, sasl_bind));
+    let sasl = sasl_bind.map(|bind| (bind, sasl_limits(&services.config, open_files)));
+    let result = actix_web::rt::System::new().block_on(serve_all(services, listener, sasl));
     stop.store(true, Ordering::Relaxed);
     let _ = maintenance.join();
     log::info!("keygate stopped");
@@ -68,10 +70,10 @@ fn log_metrics_listener(config: &Config) {
 async fn serve_all(
     services: Arc<Services>,
     listener: TcpListener,
-    sasl_bind: Option<smtp::Bind>,
+    sasl: Option<(smtp::Bind, smtp::Limits)>,
 ) -> Result<(), String> {
-    let smtp_auth = match &sasl_bind {
-        Some(bind) => Some(start_sasl(bind, services.clone()).await?),
+    let smtp_auth = match sasl {
+        Some((bind, limits)) => Some(start_sasl(&bind, services.clone(), limits).await?),
         None => None,
     };
     let result = serve_http(services, listener).await;
@@ -89,18 +91,64 @@ async fn serve_all(
 async fn start_sasl(
     bind: &smtp::Bind,
     services: Arc<Services>,
+    limits: smtp::Limits,
 ) -> Result<actix_web::rt::task::JoinHandle<()>, String> {
     let listener = smtp::Listener::bind(bind)
         .await
         .map_err(|e| format!("cannot listen on {bind} for SASL: {e}"))?;
     let at = listener.local_addr().map_err(|e| e.to_string())?;
-    log::info!("keygate SMTP AUTH (Dovecot protocol) listening on {at}");
+    log::info!(
+        "keygate SMTP AUTH (Dovecot protocol) listening on {at} (at most {} connections, {} per peer)",
+        limits.max_connections,
+        limits.max_connections_per_peer
+    );
     let auth = Arc::new(MailboxAuthenticator::new(services));
-    Ok(actix_web::rt::spawn(smtp::serve(
-        listener,
-        auth,
-        smtp::Limits::default(),
-    )))
+    Ok(actix_web::rt::spawn(smtp::serve(listener, auth, limits)))
+}
+/// Raises the soft limit on open files to the hard one (every connection,
+/// HTTP or SMTP AUTH, holds a descriptor, and the usual soft limit is 1024),
+/// logs the outcome and answers the soft limit in force, when known.
+fn raise_open_files_limit() -> Option<u64> {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    match rlimit::increase_nofile_limit(rlimit::INFINITY) {
+        Ok(now) => {
+            match before {
+                Some((soft, _)) if soft < now => {
+                    log::info!("open files limit raised from {soft} to {now} (the hard limit)")
+                }
+                _ => log::info!("open files limit: {now}"),
+            }
+            Some(now)
+        }
+        Err(e) => {
+            log::warn!("cannot raise the open files limit: {e}");
+            before.map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// The SMTP AUTH listener's limits: the defaults, the settings, and at most
+/// half the open files limit, so that its connections cannot take the
+/// descriptors HTTP and the database need.
+fn sasl_limits(config: &Config, open_files: Option<u64>) -> smtp::Limits {
+    let mut limits = smtp::Limits::default();
+    if let Some(n) = config.sasl_max_connections {
+        limits.max_connections = n;
+    }
+    if let Some(n) = config.sasl_max_connections_per_peer {
+        limits.max_connections_per_peer = n;
+    }
+    if let Some(files) = open_files {
+        let budget = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
+        if limits.max_connections > budget && config.sasl_bind.is_some() {
+            log::warn!(
+                "SMTP AUTH: {} connections would take more than half the open files limit ({files}): serving at most {budget}",
+                limits.max_connections
+            );
+        }
+        limits.max_connections = limits.max_connections.min(budget);
+    }
+    limits
 }
 
 /// Serves HTTP (and metrics on their own listener when asked) until SIGTERM or

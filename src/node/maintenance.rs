@@ -63,6 +63,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
                 }
             }
             svc.credentials.cache.prune();
+            svc.clients.prune();
             if let Some(l) = &svc.limits {
                 for (_, limiter) in l.failure_limiters() {
                     limiter.prune();
@@ -97,7 +98,8 @@ fn bound_wal(svc: &Services) {
 /// success is recorded: past the stale bound without one, this node serves
 /// nothing from memory (`/v1` answers 503, `/readyz` says why). A node that
 /// comes back after the stale bound, or finds that events it never read were
-/// pruned, forgets every cached credential before it serves from memory again.
+/// pruned, forgets every cached credential, client and client metadata
+/// document before it serves from memory again.
 pub fn poll_revocations(svc: &Services) {
     let cache = &svc.credentials.cache;
     let read = svc
@@ -110,7 +112,7 @@ pub fn poll_revocations(svc: &Services) {
             let stale = !cache.feed_fresh();
             if stale || batch.gap {
                 log::warn!(
-                    "revocation feed: {}; dropping every cached credential",
+                    "revocation feed: {}; dropping every cached credential, client and client metadata document",
                     if batch.gap {
                         "events this node never read were pruned"
                     } else {
@@ -118,6 +120,10 @@ pub fn poll_revocations(svc: &Services) {
                     }
                 );
                 cache.clear();
+                // A missed event may have been a client's (a rotated secret,
+                // a deleted client): those caches go too.
+                svc.clients.clear();
+                svc.documents.forget_all();
             }
             cache.apply(&batch.events);
             for id in crate::oauth::clients::changed_clients(&batch.events) {

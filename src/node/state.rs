@@ -105,6 +105,8 @@ impl Services {
             Offered::new(crate::credentials::scopes::all_names()),
         )
         .map_err(|e| e.to_string())?;
+        // Clients are trusted in memory as long as credentials are.
+        let clients = ClientCache::new(Bounds::from_config(&config).max_age);
         let credentials = Credentials {
             keys,
             cache: CredentialCache::new(cursor, Bounds::from_config(&config)),
@@ -119,7 +121,7 @@ impl Services {
             config,
             pool,
             credentials,
-            clients: ClientCache::default(),
+            clients,
             writes: Default::default(),
             documents,
             limits,

@@ -685,21 +685,44 @@ mod tests {
 /// Clients by id, in memory, so that client authentication on the token,
 /// revocation and introspection endpoints needs no database read. Bounded:
 /// beyond `MAX_CACHED` entries the map is emptied and refilled from the
-/// database. An entry is dropped when its client changes or is deleted.
-#[derive(Default)]
+/// database. An entry is dropped when its client changes or is deleted (the
+/// revocation events), all of them when the node missed events (a gap in the
+/// feed), and each is read from the database again after `max_age` (the
+/// credentials' maximum age, `KEYGATE_CREDENTIAL_CACHE_SECS`), events or not.
 pub struct ClientCache {
-    map: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Client>>>,
+    map: std::sync::RwLock<std::collections::HashMap<String, CachedClient>>,
+    max_age: std::time::Duration,
+}
+
+struct CachedClient {
+    client: std::sync::Arc<Client>,
+    read_at: std::time::Instant,
 }
 
 const MAX_CACHED: usize = 100_000;
 
+impl Default for ClientCache {
+    /// With the default maximum age of credentials (60 s).
+    fn default() -> ClientCache {
+        ClientCache::new(std::time::Duration::from_secs(60))
+    }
+}
+
 impl ClientCache {
+    pub fn new(max_age: std::time::Duration) -> ClientCache {
+        ClientCache {
+            map: Default::default(),
+            max_age,
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<std::sync::Arc<Client>> {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned()
+            .filter(|c| c.read_at.elapsed() < self.max_age)
+            .map(|c| c.client.clone())
     }
 
     pub fn put(&self, client: &Client) {
@@ -707,7 +730,13 @@ impl ClientCache {
         if map.len() >= MAX_CACHED {
             map.clear();
         }
-        map.insert(client.id.clone(), std::sync::Arc::new(client.clone()));
+        map.insert(
+            client.id.clone(),
+            CachedClient {
+                client: std::sync::Arc::new(client.clone()),
+                read_at: std::time::Instant::now(),
+            },
+        );
     }
 
     pub fn remove(&self, id: &str) {
@@ -715,5 +744,60 @@ impl ClientCache {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    /// Forgets every client (the revocation feed had a gap or was stale):
+    /// each is read from the database again when next used.
+    pub fn clear(&self) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Drops the entries too old to serve.
+    pub fn prune(&self) {
+        let max_age = self.max_age;
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, c| c.read_at.elapsed() < max_age);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn client(id: &str) -> Client {
+        Client {
+            id: id.to_string(),
+            name: "App".to_string(),
+            secret_hash: Some(crypto::sha256_hex("kgs_secret")),
+            is_public: false,
+            redirect_uris: "[]".to_string(),
+            created_at: 0,
+            kind: "admin".to_string(),
+            owner_user_id: None,
+            metadata: None,
+            registration_token_hash: None,
+            token_endpoint_auth_method: "client_secret_basic".to_string(),
+            grant_types: DEFAULT_GRANTS.to_string(),
+            updated_at: 0,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn entries_have_a_maximum_age_and_clear_forgets_them() {
+        let cache = ClientCache::new(Duration::from_millis(50));
+        cache.put(&client("a"));
+        cache.put(&client("b"));
+        assert!(cache.get("a").is_some());
+        cache.clear();
+        assert!(cache.get("a").is_none() && cache.get("b").is_none());
+        cache.put(&client("a"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get("a").is_none(), "served past its maximum age");
+        cache.prune();
+        assert!(cache.map.read().unwrap().is_empty());
     }
 }

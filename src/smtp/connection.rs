@@ -11,6 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use super::slots::Activity;
 use super::{Authenticator, Limits, Verdict};
 
 /// Why a connection is closed, for the debug log: a client that breaks the
@@ -50,6 +51,9 @@ pub(super) struct Connection {
     pub(super) check_ids: HashMap<tokio::task::Id, u32>,
     /// Answers not yet written.
     pub(super) out: Vec<u8>,
+    /// What the listener sees of this connection (when it was last active),
+    /// to close the one idle longest when every slot is taken.
+    activity: Arc<Activity>,
 }
 
 enum ReadLine {
@@ -64,6 +68,7 @@ impl Connection {
         peer: String,
         auth: Arc<dyn Authenticator>,
         mut limits: Limits,
+        activity: Arc<Activity>,
     ) where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -80,6 +85,7 @@ impl Connection {
             checks: JoinSet::new(),
             check_ids: HashMap::new(),
             out: Vec::with_capacity(256),
+            activity,
         };
         conn.handshake();
         let why = conn.serve(&mut reader, &mut writer).await;
@@ -108,12 +114,14 @@ impl Connection {
             if !reading && self.checks.is_empty() {
                 return "end of input, every check answered";
             }
+            self.activity.set_checking(!self.checks.is_empty());
             let deadline = self.next_deadline(handshake_deadline, last_activity);
             let may_read = reading && self.checks.len() < self.limits.max_pending_per_connection;
             tokio::select! {
                 biased;
                 Some(done) = self.checks.join_next_with_id(), if !self.checks.is_empty() => {
                     last_activity = Instant::now();
+                    self.activity.touch();
                     if let Err(why) = self.on_verdict(done) {
                         let _ = timeout(self.limits.write_timeout, writer.write_all(&self.out)).await;
                         return why;
@@ -123,7 +131,11 @@ impl Connection {
                     match read {
                         Ok(ReadLine::Line) => {
                             last_activity = Instant::now();
+                            self.activity.touch();
                             let result = self.on_line(&line);
+                            // At once: the answer is written before the loop
+                            // comes round, and the listener may look meanwhile.
+                            self.activity.set_checking(!self.checks.is_empty());
                             line.clear();
                             if let Err(why) = result {
                                 return why;

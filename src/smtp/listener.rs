@@ -1,20 +1,21 @@
 //! Where the SMTP-auth service listens, and the accept loop that hands each
-//! connection to its own task, within [`Limits::max_connections`].
+//! connection to its own task, within the connection slots (`slots`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::sleep;
 
 use super::connection::Connection;
+use super::slots::{Activity, Admission, Peer, Slots};
 use super::{Authenticator, Limits};
 
 /// Where to listen: `HOST:PORT` (an IP address and a port) or `unix:PATH`.
@@ -136,25 +137,38 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 /// dropped, which also ends every connection it started. Accept errors (out of
 /// file descriptors, a connection reset before it was accepted) are logged and
 /// retried after a pause, never fatal.
+///
+/// A peer (see [`Peer`]) holding [`Limits::max_connections_per_peer`] already
+/// has its newest connection closed at once; when all
+/// [`Limits::max_connections`] slots are taken, the connection idle longest is
+/// closed to make room (one waiting for a verdict is not), so connections that
+/// shake hands and go quiet cannot lock Postfix out.
 pub async fn serve(listener: Listener, auth: Arc<dyn Authenticator>, limits: Limits) {
-    let slots = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let origin = Instant::now();
+    let mut slots = Slots::new(limits.max_connections, limits.max_connections_per_peer);
+    let mut aborts: HashMap<tokio::task::Id, AbortHandle> = HashMap::new();
     let mut connections = JoinSet::new();
     let mut refused: u64 = 0;
+    let mut evicted: u64 = 0;
     loop {
         let accepted = tokio::select! {
-            Some(done) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(e) = done {
-                    if e.is_panic() {
-                        log::error!("sasl: a connection task panicked");
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        if e.is_panic() {
+                            log::error!("sasl: a connection task panicked");
+                        }
+                        e.id()
                     }
-                }
+                };
+                slots.remove(id);
+                aborts.remove(&id);
                 continue;
             }
             accepted = accept(&listener) => accepted,
         };
-        let (stream, peer) = match accepted {
+        let (stream, peer_name, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 log::warn!("sasl: accept failed: {e}");
@@ -162,24 +176,53 @@ pub async fn serve(listener: Listener, auth: Arc<dyn Authenticator>, limits: Lim
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                log::warn!(
-                    "sasl: {} connections open, the limit: closed {peer} ({refused} so far)",
-                    limits.max_connections
-                );
+        match slots.admit(peer) {
+            Admission::Admit => {}
+            Admission::Evict(id) => {
+                // Postfix notices the close when it next writes, and connects
+                // again.
+                if let Some(abort) = aborts.remove(&id) {
+                    abort.abort();
+                }
+                slots.remove(id);
+                evicted += 1;
+                if evicted.is_power_of_two() {
+                    log::warn!(
+                        "sasl: all {} connections taken: closed the one idle longest for {peer_name} ({evicted} so far)",
+                        limits.max_connections
+                    );
+                }
             }
-            continue;
-        };
+            refusal @ (Admission::PeerFull | Admission::Full) => {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    let why = if refusal == Admission::PeerFull {
+                        format!(
+                            "its peer holds {} connections, the limit per peer",
+                            limits.max_connections_per_peer
+                        )
+                    } else {
+                        format!(
+                            "all {} connections are waiting for a verdict",
+                            limits.max_connections
+                        )
+                    };
+                    log::warn!("sasl: closed {peer_name}: {why} ({refused} so far)");
+                }
+                continue;
+            }
+        }
         let auth = auth.clone();
-        connections.spawn(async move {
-            let _slot = slot;
+        let activity = Arc::new(Activity::new(origin));
+        let watched = activity.clone();
+        let abort = connections.spawn(async move {
             match stream {
-                Accepted::Tcp(s) => Connection::run(s, peer, auth, limits).await,
-                Accepted::Unix(s) => Connection::run(s, peer, auth, limits).await,
+                Accepted::Tcp(s) => Connection::run(s, peer_name, auth, limits, watched).await,
+                Accepted::Unix(s) => Connection::run(s, peer_name, auth, limits, watched).await,
             }
         });
+        slots.insert(abort.id(), peer, activity);
+        aborts.insert(abort.id(), abort);
     }
 }
 
@@ -188,7 +231,7 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener) -> io::Result<(Accepted, String)> {
+async fn accept(listener: &Listener) -> io::Result<(Accepted, String, Peer)> {
     match &listener.kind {
         ListenerKind::Tcp(l) => {
             let (stream, peer) = l.accept().await?;
@@ -200,11 +243,19 @@ async fn accept(listener: &Listener) -> io::Result<(Accepted, String)> {
                 .with_time(Duration::from_secs(60))
                 .with_interval(Duration::from_secs(15));
             let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-            Ok((Accepted::Tcp(stream), peer.to_string()))
+            Ok((Accepted::Tcp(stream), peer.to_string(), Peer::ip(peer.ip())))
         }
         ListenerKind::Unix(l, path) => {
             let (stream, _) = l.accept().await?;
-            Ok((Accepted::Unix(stream), format!("unix:{}", path.display())))
+            // Unix-socket peers count per user: all of Postfix is one peer.
+            let peer = stream
+                .peer_cred()
+                .map_or(Peer::Unknown, |cred| Peer::Uid(cred.uid()));
+            let name = match peer {
+                Peer::Uid(uid) => format!("unix:{} (uid {uid})", path.display()),
+                _ => format!("unix:{}", path.display()),
+            };
+            Ok((Accepted::Unix(stream), name, peer))
         }
     }
 }

@@ -33,7 +33,9 @@
 //! - this file: what a caller sees ([`Authenticator`], [`Attempt`], [`Verdict`],
 //!   [`Limits`]);
 //! - `listener`: where to listen ([`Bind`]), the socket ([`Listener`]) and the
-//!   accept loop ([`serve`]) with its connection limit;
+//!   accept loop ([`serve`]);
+//! - `slots`: who holds the connection slots (per peer and in all) and which
+//!   connection is closed to make room;
 //! - `connection`: one connection's loop: reading lines, writing answers,
 //!   the handshake, `CONT` and idle timers;
 //! - `protocol`: what each line means and what is answered to it.
@@ -47,6 +49,7 @@ use std::time::Duration;
 mod connection;
 mod listener;
 mod protocol;
+mod slots;
 
 pub use listener::{serve, Bind, Listener};
 
@@ -147,10 +150,18 @@ pub trait Authenticator: Send + Sync + 'static {
 /// limits) belongs to the [`Authenticator`], not here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once; one more is closed as soon as it is
-    /// accepted. Postfix holds one connection per `smtpd` process (100 per
-    /// service by default, `default_process_limit`).
+    /// Connections served at once. When all are taken, the one idle longest
+    /// (that is not waiting for a verdict) is closed to make room for a new
+    /// one: Postfix connects again when it next needs us. Postfix holds one
+    /// connection per `smtpd` process (100 per service by default,
+    /// `default_process_limit`), idle between SMTP sessions.
     pub max_connections: usize,
+    /// Connections one peer may hold: a TCP peer is one remote address, a
+    /// unix-socket peer one user id (all of Postfix is one peer). A peer's
+    /// connection beyond it is closed as soon as it is accepted, so one peer
+    /// cannot push the others out. Keep it above the number of Postfix
+    /// `smtpd` processes that offer AUTH.
+    pub max_connections_per_peer: usize,
     /// The longest line accepted, without its LF; a longer one closes the
     /// connection. Postfix's own SMTP lines are at most `line_length_limit`
     /// (2048 bytes by default), so an initial response never comes near it.
@@ -187,6 +198,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 1024,
+            max_connections_per_peer: 256,
             max_line_bytes: 16 * 1024,
             max_pending_per_connection: 16,
             handshake_timeout: Duration::from_secs(10),

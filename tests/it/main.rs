@@ -26,6 +26,7 @@ mod registration;
 mod require;
 mod revocation;
 mod revocation_bound;
+mod revocation_clients;
 mod sasl;
 mod security;
 mod settings_ui;

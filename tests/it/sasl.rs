@@ -474,18 +474,43 @@ fn sasl_open_exchanges_per_connection_are_capped() {
 }
 
 #[test]
-fn sasl_connections_beyond_the_limit_are_closed_at_once() {
+fn sasl_when_every_slot_is_taken_the_longest_idle_makes_room() {
     let server = Server::tcp(Limits {
         max_connections: 2,
         ..Limits::default()
     });
     let mut a = server.client();
+    std::thread::sleep(Duration::from_millis(30));
+    let mut b = server.client();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(a.auth_plain(1, ADDRESS, KEY), ok(1));
+    std::thread::sleep(Duration::from_millis(30));
+    // b is now the one idle longest: it makes room for c.
+    let mut c = server.client();
+    assert_eq!(c.auth_plain(2, ADDRESS, KEY), ok(2));
+    b.send(&format!(
+        "AUTH\t3\tPLAIN\tresp={}",
+        b64(&format!("\0{ADDRESS}\0{KEY}"))
+    ));
+    assert_eq!(b.recv(), None, "the connection idle longest is still open");
+    assert_eq!(a.auth_plain(4, ADDRESS, KEY), ok(4));
+    assert_eq!(c.auth_plain(5, ADDRESS, KEY), ok(5));
+}
+
+#[test]
+fn sasl_one_peer_holds_at_most_its_cap() {
+    let limits = Limits {
+        max_connections_per_peer: 2,
+        ..Limits::default()
+    };
+    let server = Server::tcp(limits);
+    let mut a = server.client();
     let _b = server.client();
-    let mut extra = server.raw();
-    extra.expect_closed();
+    // Closed before a word: a served connection is sent the handshake at once.
+    server.raw().expect_closed();
     assert_eq!(a.auth_plain(1, ADDRESS, KEY), ok(1));
     drop(a);
-    // A slot is free again once a connection ends.
+    // A slot of this peer is free again once one of its connections ends.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut c = server.raw();
@@ -496,6 +521,18 @@ fn sasl_connections_beyond_the_limit_are_closed_at_once() {
         assert!(Instant::now() < deadline, "no slot freed");
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // On a unix socket a peer is a user id: this process's connections are one.
+    let dir = std::env::temp_dir().join(format!("keygate-sasl-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bind = Bind::parse(&format!("unix:{}", dir.join("auth").display())).expect("parse");
+    let server = Server::start(bind, limits);
+    let mut a = server.client();
+    let _b = server.client();
+    server.raw().expect_closed();
+    assert_eq!(a.auth_plain(1, ADDRESS, KEY), ok(1));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -643,3 +680,146 @@ fn sasl_behind_postfix() {
         "{rips:?}"
     );
 }
+
+// ------------------------------------------------- through the real server
+
+/// A TCP connection to the real server's SASL listener from the loopback
+/// address `source` (127.0.0.x: each is a peer of its own).
+fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from((source, 0)).into())
+        .expect("bind the source address");
+    socket
+        .connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect to the SASL listener");
+    socket.into()
+}
+
+/// What Postfix's idle `smtpd` looks like: the handshake, then nothing.
+fn quiet_from(source: [u8; 4], port: u16) -> TcpStream {
+    let s = connect_from(source, port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut c = Client {
+        reader: Box::new(BufReader::new(s.try_clone().expect("clone"))),
+        writer: Box::new(s.try_clone().expect("clone")),
+    };
+    let lines = c.handshake();
+    assert_eq!(lines.last().map(String::as_str), Some("DONE"));
+    s
+}
+
+/// Whether the server has closed `s` (within `wait`); a line from it panics.
+fn closed(s: &TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = [0u8; 256];
+    match (&*s).read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!(
+            "expected silence or a close, got {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(_) => false,
+    }
+}
+
+/// Idle connections cannot lock Postfix out: one peer holds at most its cap
+/// (its next connection is closed at once), and once every slot is taken the
+/// connection idle longest is closed to make room, so a fresh client (Postfix
+/// reconnecting) still authenticates.
+fn sasl_idle_connections_cannot_lock_postfix_out(b: crate::support::Backend) {
+    use crate::support::{Fixture as F, Server as RealServer, TestDb};
+    let port = crate::postfix::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let f = F::with_server(RealServer::start_with(
+        TestDb::new(b),
+        &[
+            ("KEYGATE_SASL_BIND", &bind),
+            ("KEYGATE_SASL_MAX_CONNECTIONS", "6"),
+            ("KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER", "3"),
+        ],
+    ));
+    let db = f.db();
+    let address = "idle@example.test";
+    let mailbox = db.json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        &f.workspace_id,
+        "--address",
+        address,
+    ]);
+    let key = db.json(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        mailbox["id"].as_str().expect("mailbox id"),
+        "--name",
+        "Postfix",
+    ])["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert!(
+        f.server
+            .logs()
+            .contains("(at most 6 connections, 3 per peer)"),
+        "{}",
+        f.server.logs()
+    );
+
+    // One peer takes its cap; its next connection is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(quiet_from([127, 0, 0, 2], port));
+        // Each idle for a different time.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let over = connect_from([127, 0, 0, 2], port);
+    assert!(
+        closed(&over, Duration::from_secs(5)),
+        "a peer holds more connections than its cap"
+    );
+    // Another peer takes the remaining slots: all six are held, idle.
+    for _ in 0..3 {
+        idle.push(quiet_from([127, 0, 0, 3], port));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    for s in &idle {
+        assert!(!closed(s, Duration::from_millis(50)), "closed too early");
+    }
+
+    // A fresh client still gets in and authenticates…
+    let s = connect_from([127, 0, 0, 4], port);
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut fresh = Client {
+        reader: Box::new(BufReader::new(s.try_clone().expect("clone"))),
+        writer: Box::new(s),
+    };
+    fresh.handshake();
+    assert_eq!(
+        fresh.auth_plain(1, address, &key),
+        format!("OK\t1\tuser={address}"),
+        "{}",
+        f.server.logs()
+    );
+    // …because the connection idle longest, and only it, was closed.
+    assert!(
+        closed(&idle[0], Duration::from_secs(5)),
+        "the oldest idle connection is open"
+    );
+    for s in &idle[1..] {
+        assert!(
+            !closed(s, Duration::from_millis(50)),
+            "another connection was closed"
+        );
+    }
+    // The peer at its cap is still refused a fourth, even with slots full.
+    let over = connect_from([127, 0, 0, 3], port);
+    assert!(closed(&over, Duration::from_secs(5)));
+}
+
+both_backends!(sasl_idle_connections_cannot_lock_postfix_out);

@@ -499,6 +499,12 @@ impl Fetcher {
         self.lock().cache.remove(client_id);
     }
 
+    /// Drops every cached document (the node missed revocation events, so
+    /// any of them may be out of date).
+    pub fn forget_all(&self) {
+        self.lock().cache.clear();
+    }
+
     /// How many documents are cached (expired ones included until evicted).
     pub fn cached_len(&self) -> usize {
         self.lock().cache.len()
