@@ -834,6 +834,44 @@ mod tests {
     }
 
     #[test]
+    fn public_messages_say_nothing_of_the_fetch() {
+        let addr: IpAddr = "10.1.2.3".parse().unwrap();
+        for e in [
+            CimdError::ForbiddenAddress {
+                host: "intranet.example".into(),
+                addr,
+            },
+            CimdError::Resolve {
+                host: "intranet.example".into(),
+                reason: "no such host".into(),
+            },
+            CimdError::Connect {
+                host: "intranet.example".into(),
+                reason: "connection refused (os error 111)".into(),
+            },
+            CimdError::Tls {
+                host: "intranet.example".into(),
+                reason: "bad certificate".into(),
+            },
+            CimdError::Timeout,
+            CimdError::Redirect(302),
+            CimdError::Status(404),
+            CimdError::TooLarge(MAX_DOCUMENT_BYTES),
+        ] {
+            let shown = e.public_message();
+            assert_eq!(shown, "the document could not be fetched", "{e:?}");
+        }
+        // What keygate found wrong in a document it read is shown.
+        assert!(CimdError::ClientIdMismatch
+            .public_message()
+            .contains("client_id is not the URL"));
+        assert!(doc(json!({"client_id": ID, "redirect_uris": []}))
+            .unwrap_err()
+            .public_message()
+            .contains("redirect"));
+    }
+
+    #[test]
     fn ttl_from_cache_control() {
         let c = CimdConfig {
             default_ttl: Duration::from_secs(300),
