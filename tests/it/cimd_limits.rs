@@ -201,6 +201,51 @@ fn fetches_are_limited_per_address(b: Backend) {
     assert_eq!(https.hits("/gone.json"), 4);
 }
 
+fn token_requests_share_the_fetch_limit(b: Backend) {
+    let https = HttpsServer::start();
+    let client_id = https.url("/app.json");
+    https.set("/app.json", Reply::json(&document(&client_id, REDIRECT)));
+    // Nothing cached: every request fetches the document again.
+    let f = keygate_for(
+        &https,
+        b,
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_CIMD_FETCH_LIMIT", "3"),
+            ("KEYGATE_CIMD_CACHE_TTL", "0"),
+        ],
+    );
+    let mut owner = f.owner();
+    let (verifier, challenge) = pkce();
+    let page = owner.get(&authorize_path(
+        &client_id,
+        REDIRECT,
+        "workspace:read",
+        &challenge,
+    ));
+    let code = code_of(&approve_page(&f, &mut owner, &page));
+    let t = exchange_public(&f.server, &client_id, &code, REDIRECT, &verifier);
+    assert_eq!(t.status, 200, "{}", t.body);
+    let refresh = |token: &str| {
+        f.server.client().post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &client_id),
+                ("refresh_token", token),
+            ],
+        )
+    };
+    let r = refresh(t.json()["refresh_token"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(https.hits("/app.json"), 3);
+    // The fourth fetch from this address in the minute: 429, not fetched.
+    let over = refresh(r.json()["refresh_token"].as_str().unwrap());
+    over.assert_oauth_error(429, "slow_down");
+    assert!(over.header("retry-after").is_some());
+    assert_eq!(https.hits("/app.json"), 3);
+}
+
 fn fetches_are_limited_per_node(b: Backend) {
     let https = HttpsServer::start();
     let client_id = https.url("/gone.json");
@@ -273,6 +318,7 @@ both_backends!(
     first_sightings_count_against_the_registration_quota,
     documents_can_be_turned_off,
     fetches_are_limited_per_address,
+    token_requests_share_the_fetch_limit,
     fetches_are_limited_per_node,
     fetch_errors_say_nothing_of_the_fetch,
 );
