@@ -52,6 +52,9 @@ pub struct Config {
     /// `KEYGATE_REGISTRATION=open|off`: RFC 7591 dynamic client registration
     /// at `/oauth/register` (default open).
     pub registration_open: bool,
+    /// `KEYGATE_CIMD=on|off`: client ID metadata documents (default on). Off,
+    /// the metadata says `false` and a URL `client_id` is an unknown client.
+    pub cimd: bool,
     /// `KEYGATE_SASL_BIND` / `--sasl-bind`: where `serve` also answers
     /// Postfix's SMTP AUTH questions (Dovecot's protocol), `HOST:PORT` or
     /// `unix:PATH`; `None` for not at all.
@@ -127,8 +130,15 @@ pub struct RateLimits {
     /// Failed registrations (and registration-token checks) per client
     /// address before back-off starts.
     pub registration_failures: u32,
-    /// Successful registrations per client address per hour.
+    /// Successful registrations per client address per hour; a client ID
+    /// metadata document seen for the first time counts as one.
     pub registrations_per_hour: u32,
+    /// `KEYGATE_CIMD_FETCH_LIMIT`: client metadata documents fetched for one
+    /// client address per minute (cache hits are free).
+    pub cimd_fetches_per_address: u32,
+    /// `KEYGATE_CIMD_FETCH_RATE`: client metadata documents fetched per
+    /// second by this node, for every address together.
+    pub cimd_fetches_per_second: u32,
 }
 
 impl Default for RateLimits {
@@ -141,6 +151,8 @@ impl Default for RateLimits {
             window_secs: 300,
             registration_failures: 20,
             registrations_per_hour: 20,
+            cimd_fetches_per_address: 30,
+            cimd_fetches_per_second: 20,
         }
     }
 }
@@ -216,6 +228,7 @@ impl Config {
             revocation_retention_secs: 600,
             credential_cache_secs: 60,
             registration_open: true,
+            cimd: true,
             sasl_bind: None,
             sasl_max_connections: None,
             sasl_max_connections_per_peer: None,
@@ -268,6 +281,14 @@ impl Config {
                         "KEYGATE_REGISTRATION_LIMIT",
                         d.registrations_per_hour,
                     )?,
+                    cimd_fetches_per_address: n(
+                        "KEYGATE_CIMD_FETCH_LIMIT",
+                        d.cimd_fetches_per_address,
+                    )?,
+                    cimd_fetches_per_second: n(
+                        "KEYGATE_CIMD_FETCH_RATE",
+                        d.cimd_fetches_per_second,
+                    )?,
                 })
             }
         };
@@ -279,6 +300,11 @@ impl Config {
                     "KEYGATE_REGISTRATION must be open or off, not {other:?}"
                 ))
             }
+        };
+        let cimd = match env("KEYGATE_CIMD").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("KEYGATE_CIMD must be on or off, not {other:?}")),
         };
         let d = Config::defaults(database_url, issuer);
         Ok(Config {
@@ -304,6 +330,7 @@ impl Config {
             metrics_token: env("KEYGATE_METRICS_TOKEN"),
             metrics_bind: env("KEYGATE_METRICS_BIND"),
             registration_open,
+            cimd,
             sasl_bind: env("KEYGATE_SASL_BIND"),
             sasl_max_connections: None,
             sasl_max_connections_per_peer: None,

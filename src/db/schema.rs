@@ -68,6 +68,7 @@ diesel::table! {
         code_challenge -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        client_document -> Nullable<Text>,
     }
 }
 

@@ -151,14 +151,89 @@ fn presented_client_id(header: Option<&str>, params: &Params) -> Option<String> 
         .or_else(|| params.get("client_id").ok().flatten().map(str::to_string))
 }
 
-/// The client ID metadata document of a `client_id` that is a document URL
-/// (fetched, or from the node's cache); `None` for every other client id.
-async fn client_document(
+/// A `client_id` that names a client ID metadata document, while keygate
+/// accepts them (`KEYGATE_CIMD`).
+fn document_url<'a>(svc: &Services, client_id: Option<&'a str>) -> Option<&'a str> {
+    client_id.filter(|id| svc.config.cimd && cimd::is_metadata_url(id))
+}
+
+/// Why a request's metadata document was not obtained.
+enum NoDocument {
+    /// Over a fetch budget, or over the registration quota: retry after this
+    /// many seconds. Nothing was fetched.
+    TooMany(u64),
+    /// The fetch or the document failed; what the caller may be told
+    /// ([`CimdError::public_message`]; the details are in the log).
+    Failed(String),
+}
+
+/// The key of this node's one fetch budget for every address together.
+const ALL_ADDRESSES: &str = "all";
+
+/// The metadata document of `client_id`: from the node's cache for free, or
+/// fetched within the budgets (per client address per minute, and per second
+/// for the whole node: failures are never cached, so fetches are limited
+/// instead). `new_client`: keygate has no row for it, so a fetch is its first
+/// sighting, counted (when it succeeds) against the address's registration
+/// quota, which must not already be used up.
+async fn limited_document(
     svc: &Services,
-    client_id: Option<&str>,
-) -> Option<Result<Arc<ClientDocument>, CimdError>> {
-    let id = client_id.filter(|id| cimd::is_metadata_url(id))?;
-    Some(svc.documents.fetch(id).await)
+    req: &HttpRequest,
+    client_id: &str,
+    new_client: bool,
+) -> Result<Arc<ClientDocument>, NoDocument> {
+    if let Some(doc) = svc.documents.cached(client_id) {
+        return Ok(doc);
+    }
+    let quota_key = super::registration::limiter_key(svc, req);
+    if let Some(limits) = &svc.limits {
+        let fetch_key = format!("cimd:{quota_key}");
+        let blocked = limits
+            .document_fetches
+            .check(&fetch_key)
+            .and_then(|()| limits.document_fetches_global.check(ALL_ADDRESSES))
+            .and_then(|()| match new_client {
+                true => limits.registrations.check(&quota_key),
+                false => Ok(()),
+            });
+        if let Err(secs) = blocked {
+            log::info!("client metadata document {client_id}: not fetched, over a limit");
+            return Err(NoDocument::TooMany(secs));
+        }
+        limits.document_fetches.record(&fetch_key);
+        limits.document_fetches_global.record(ALL_ADDRESSES);
+    }
+    // The fetcher logs why a document failed.
+    let doc = svc
+        .documents
+        .fetch(client_id)
+        .await
+        .map_err(|e: CimdError| NoDocument::Failed(e.public_message()))?;
+    if let (true, Some(limits)) = (new_client, &svc.limits) {
+        limits.registrations.record(&quota_key);
+    }
+    Ok(doc)
+}
+
+/// Whether keygate has a row for this client id (deleted or not): whether a
+/// metadata document's client is new to it.
+async fn has_row(
+    svc: &Svc,
+    client_id: &str,
+    deleted_too: bool,
+) -> Result<bool, crate::error::Error> {
+    if svc.clients.get(client_id).is_some() {
+        return Ok(true);
+    }
+    let id = client_id.to_string();
+    super::with_conn(svc, move |_, conn| {
+        Ok(if deleted_too {
+            crate::oauth::clients::find_any(conn, &id)?.is_some()
+        } else {
+            crate::oauth::clients::find(conn, &id)?.is_some()
+        })
+    })
+    .await
 }
 
 /// The answer to a failed request. Failures are counted per client; a client
@@ -236,15 +311,30 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
         Ok(r) => r,
         Err(r) => return r,
     };
+    if let Some(refused) = documents_off(&svc, &r) {
+        return refused;
+    }
     // A metadata-document client is looked up afresh (draft §"Client
-    // Information Discovery"): its document must still be good.
-    let document = match client_document(&svc, r.client_id.as_deref()).await {
-        Some(Ok(doc)) => Some(doc),
-        Some(Err(e)) => {
-            let e = OAuthError::invalid_client(format!("client metadata document: {e}"));
-            return failure_response(&svc, &r.key, &e);
-        }
+    // Information Discovery"): its document must still be good. Only one a
+    // person approved has a row; any other is refused before anything is
+    // fetched, and a token request never makes a row.
+    let document = match document_url(&svc, r.client_id.as_deref()) {
         None => None,
+        Some(id) => match has_row(&svc, id, false).await {
+            Err(e) => return error_response(&e.into()),
+            Ok(false) => {
+                let e = OAuthError::invalid_client("unknown client");
+                return failure_response(&svc, &r.key, &e);
+            }
+            Ok(true) => match limited_document(&svc, &req, id, false).await {
+                Ok(doc) => Some(doc),
+                Err(NoDocument::TooMany(secs)) => return too_many(secs),
+                Err(NoDocument::Failed(msg)) => {
+                    let e = OAuthError::invalid_client(format!("client metadata document: {msg}"));
+                    return failure_response(&svc, &r.key, &e);
+                }
+            },
+        },
     };
     client_endpoint(svc, r, move |svc, conn, auth, params| {
         if let Some(doc) = &document {
@@ -255,16 +345,29 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
     .await
 }
 
-async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    match client_request(&req, payload).await {
-        Ok(r) => {
-            client_endpoint(svc, r, |svc, conn, auth, params| {
-                revoke::request(&svc.issuer(), conn, auth, params)
-            })
-            .await
-        }
-        Err(r) => r,
+/// With `KEYGATE_CIMD=off`, a `client_id` that is a metadata-document URL
+/// is an unknown client, whatever rows keygate keeps.
+fn documents_off(svc: &Services, r: &ClientRequest) -> Option<HttpResponse> {
+    let id = r.client_id.as_deref()?;
+    if svc.config.cimd || !cimd::is_metadata_url(id) {
+        return None;
     }
+    let e = OAuthError::invalid_client("unknown client");
+    Some(failure_response(svc, &r.key, &e))
+}
+
+async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let r = match client_request(&req, payload).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if let Some(refused) = documents_off(&svc, &r) {
+        return refused;
+    }
+    client_endpoint(svc, r, |svc, conn, auth, params| {
+        revoke::request(&svc.issuer(), conn, auth, params)
+    })
+    .await
 }
 
 async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> HttpResponse {
@@ -311,19 +414,42 @@ async fn authorize_post(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
 }
 
 /// The metadata document of the request's client, fetched before anything
-/// else: a bad document is an error page (the client is unknown), never a
-/// redirect.
+/// else (within the fetch budgets, and the registration quota for a client
+/// keygate has no row for): a bad document is an error page (the client is
+/// unknown), never a redirect, and so is a request over a limit (`429`).
 async fn document_or_page(
-    svc: &Services,
+    svc: &Svc,
+    req: &HttpRequest,
     params: &Params,
 ) -> Result<Option<Arc<ClientDocument>>, HttpResponse> {
-    match client_document(svc, params.get("client_id").ok().flatten()).await {
-        Some(Ok(doc)) => Ok(Some(doc)),
-        Some(Err(e)) => Err(pages::error_page(
+    let Some(id) = document_url(svc, params.get("client_id").ok().flatten()) else {
+        return Ok(None);
+    };
+    if let Some(doc) = svc.documents.cached(id) {
+        return Ok(Some(doc));
+    }
+    let new_client = match svc.limits {
+        Some(_) => match has_row(svc, id, true).await {
+            Ok(found) => !found,
+            Err(e) => return Err(pages::internal_error(&e)),
+        },
+        None => false,
+    };
+    match limited_document(svc, req, id, new_client).await {
+        Ok(doc) => Ok(Some(doc)),
+        Err(NoDocument::TooMany(secs)) => {
+            let mut page = pages::error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many applications were looked up from this address. Try again later.",
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            Err(page)
+        }
+        Err(NoDocument::Failed(msg)) => Err(pages::error_page(
             StatusCode::BAD_REQUEST,
-            &format!("The application's client metadata document cannot be used: {e}."),
+            &format!("The application's client metadata document cannot be used: {msg}."),
         )),
-        None => Ok(None),
     }
 }
 
@@ -332,7 +458,7 @@ async fn authorization_request(svc: Svc, req: HttpRequest, query: String) -> Htt
     let params = Params::parse(query.as_bytes());
     let cookie = pages::session_cookie(&req);
     let issuer = svc.config.issuer.clone();
-    let document = match document_or_page(&svc, &params).await {
+    let document = match document_or_page(&svc, &req, &params).await {
         Ok(d) => d,
         Err(page) => return page,
     };

@@ -127,8 +127,10 @@ async fn delete(svc: Svc, req: HttpRequest, path: web::Path<String>) -> HttpResp
     answer(&svc, &key, result, StatusCode::NO_CONTENT)
 }
 
-/// The key of a client address's registration limits (`http::client_ip`).
-fn limiter_key(svc: &Services, req: &HttpRequest) -> String {
+/// The key of a client address's registration limits (`http::client_ip`);
+/// a client metadata document seen for the first time counts against the
+/// same quota (`http::oauth`).
+pub(super) fn limiter_key(svc: &Services, req: &HttpRequest) -> String {
     let bucket = crate::credentials::address::address_bucket_of(&client_address(svc, req));
     format!("register:{bucket}")
 }

@@ -69,6 +69,7 @@ fn run(svc: &Services, stop: &AtomicBool) {
                     limiter.prune();
                 }
                 l.registrations.prune();
+                l.document_fetches.prune();
             }
             last_housekeeping = Instant::now();
         }

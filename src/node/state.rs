@@ -23,8 +23,13 @@ pub struct Limits {
     pub bearer_address: FailureLimiter,
     /// Failed registrations and registration-token checks, per address.
     pub registration_failures: FailureLimiter,
-    /// Successful registrations, per address per hour.
+    /// Successful registrations, per address per hour; a client metadata
+    /// document seen for the first time counts as one.
     pub registrations: super::quota::SuccessQuota,
+    /// Client metadata documents fetched, per address per minute.
+    pub document_fetches: super::quota::SuccessQuota,
+    /// Client metadata documents fetched by this node, per second (one key).
+    pub document_fetches_global: super::quota::SuccessQuota,
     /// SMTP AUTH failures per (mailbox address, client address).
     pub smtp: FailureLimiter,
 }
@@ -98,6 +103,8 @@ impl Services {
             bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
             registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
             registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
+            document_fetches: super::quota::SuccessQuota::new(r.cimd_fetches_per_address, 60),
+            document_fetches_global: super::quota::SuccessQuota::new(r.cimd_fetches_per_second, 1),
             smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
         });
         let documents = Fetcher::new(

@@ -18,7 +18,11 @@ use diesel::prelude::*;
 /// A request that passed validation.
 #[derive(Clone, Debug)]
 pub struct AuthorizationRequest {
+    /// For a metadata-document client, the row it would have: it is written
+    /// only when a person approves.
     pub client: Client,
+    /// The validated metadata document of a client known by one.
+    pub document: Option<ClientDocument>,
     pub redirect_uri: String,
     pub scopes: Vec<&'static str>,
     pub state: Option<String>,
@@ -60,7 +64,9 @@ pub fn validate(
 /// [`validate`], for a request whose `client_id` may be a client ID metadata
 /// document URL: `document` is what the caller fetched for it (the fetch is
 /// asynchronous, this is not). A URL `client_id` without its document is
-/// refused as a page, never redirected.
+/// refused as a page, never redirected; with `KEYGATE_CIMD=off` it is an
+/// unknown client. Nothing is written: a document's client gets its row only
+/// when a person approves ([`answer`]).
 pub fn validate_with(
     conn: &mut DbConn,
     config: &Config,
@@ -72,20 +78,21 @@ pub fn validate_with(
         .get("client_id")
         .map_err(|_| page("The client_id parameter is repeated."))?
         .ok_or_else(|| page("The request has no client_id."))?;
+    let unknown = || page("The application is not registered with keygate (unknown client_id).");
+    let document = document.filter(|doc| config.cimd && doc.client_id == client_id);
     let client = match document {
-        Some(doc) if doc.client_id == client_id => match clients::sync_document(conn, doc) {
+        Some(doc) => match clients::check_document(conn, doc) {
             Ok(c) => c,
             Err(Error::Forbidden(msg)) => return Err(Rejection::Page(msg)),
             Err(e) => return Err(e.into()),
         },
-        _ if cimd::is_metadata_url(client_id) => {
+        None if cimd::is_metadata_url(client_id) && !config.cimd => return Err(unknown()),
+        None if cimd::is_metadata_url(client_id) => {
             return Err(page(
                 "The application's client metadata document could not be used.",
             ))
         }
-        _ => clients::find(conn, client_id)?.ok_or_else(|| {
-            page("The application is not registered with keygate (unknown client_id).")
-        })?,
+        None => clients::find(conn, client_id)?.ok_or_else(unknown)?,
     };
     let redirect_uri = params
         .get("redirect_uri")
@@ -148,6 +155,7 @@ pub fn validate_with(
     super::check_resource(params, &config.resource()).map_err(fail)?;
     Ok(AuthorizationRequest {
         client,
+        document: document.cloned(),
         redirect_uri,
         scopes,
         state,
@@ -185,6 +193,9 @@ pub struct ConsentRequest {
     pub code_challenge: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The validated metadata document (JSON) of a client known by one: its
+    /// row is written from it when a person approves.
+    pub client_document: Option<String>,
 }
 
 /// Holds a validated request server-side while the person decides, bound to their
@@ -209,6 +220,10 @@ pub fn hold(
         code_challenge: req.code_challenge.clone(),
         created_at: now,
         expires_at: now + config.consent_ttl,
+        client_document: req
+            .document
+            .as_ref()
+            .and_then(|d| serde_json::to_string(d).ok()),
     };
     writes.run(conn, move |conn| {
         diesel::insert_into(consent_requests::table)
@@ -257,6 +272,13 @@ fn record_approval(
     if !role.is_some_and(accounts::Role::can_manage) {
         return Err(Error::forbidden(
             "only owners and admins of a workspace may authorize apps for it",
+        ));
+    }
+    // Deleted while the person decided (or, for a metadata document, never
+    // written): nothing to authorize.
+    if clients::find(conn, &held.client_id)?.is_none() {
+        return Err(Error::forbidden(
+            "This application was removed by the operator of keygate.",
         ));
     }
     let now = db::now();
@@ -356,6 +378,13 @@ pub fn answer(
         Answer::Approve { workspace_id } => Some(workspace_id.to_string()),
         Answer::Deny => None,
     };
+    if let (Some(workspace_id), Some(document)) = (&approve_for, &held.client_document) {
+        if let Some(refused) =
+            save_approved_document(conn, config, &held, user_id, workspace_id, document)?
+        {
+            return Ok(refused);
+        }
+    }
     let (user_id, code_ttl) = (user_id.to_string(), config.code_ttl);
     writes.run(conn, move |conn| {
         if !spend_held(conn, &held)? {
@@ -370,6 +399,40 @@ pub fn answer(
             Err(e) => Err(e),
         }
     })
+}
+
+/// Before the approval of a metadata-document client: writes (or brings up
+/// to date) its row from the document held with the request, the one moment
+/// such a row is made. Only for a fresh request that this person may approve
+/// for that workspace (anything else is answered by the approval itself,
+/// which checks again under lock, and writes nothing here). `Some` answers
+/// the request at once: documents turned off, or a client the operator
+/// deleted.
+fn save_approved_document(
+    conn: &mut DbConn,
+    config: &Config,
+    held: &ConsentRequest,
+    user_id: &str,
+    workspace_id: &str,
+    document: &str,
+) -> Result<Option<Answered>> {
+    if !config.cimd || held.expires_at < db::now() {
+        return Ok(Some(Answered::Expired));
+    }
+    let role = accounts::role_in(conn, workspace_id, user_id)?;
+    if !role.is_some_and(accounts::Role::can_manage) {
+        return Ok(None);
+    }
+    let doc: ClientDocument = serde_json::from_str(document)
+        .map_err(|e| Error::internal(format!("a held client metadata document: {e}")))?;
+    if doc.client_id != held.client_id {
+        return Ok(Some(Answered::Expired));
+    }
+    match clients::save_document(conn, &doc) {
+        Ok(_) => Ok(None),
+        Err(Error::Forbidden(msg)) => Ok(Some(Answered::Refused(msg))),
+        Err(e) => Err(e),
+    }
 }
 
 /// [`answer`], and where it sends the person.

@@ -149,17 +149,22 @@ pub fn authenticate_with_cache(
 
 /// The client of a metadata document fetched for this request, brought up to
 /// date in the database and this node's cache before it authenticates
-/// (`none`: such clients are public). A client the operator deleted is
-/// `invalid_client`.
+/// (`none`: such clients are public). Only a client a person approved has a
+/// row, and this never makes one: any other (never approved, or deleted by
+/// the operator) is `invalid_client`.
 pub fn document_client(
     cache: &ClientCache,
     conn: &mut crate::db::DbConn,
     document: &super::registration::cimd::ClientDocument,
 ) -> Result<Client, OAuthError> {
-    match clients::sync_document(conn, document) {
-        Ok(client) => {
+    match clients::refresh_document(conn, document) {
+        Ok(Some(client)) => {
             cache.put(&client);
             Ok(client)
+        }
+        Ok(None) => {
+            cache.remove(&document.client_id);
+            Err(OAuthError::invalid_client("unknown client"))
         }
         Err(crate::error::Error::Forbidden(msg)) => {
             cache.remove(&document.client_id);

@@ -315,66 +315,96 @@ pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Resul
     })
 }
 
-/// The client of a fetched metadata document: its row is made on first use
-/// (authorizations refer to it by the URL) and brought up to date whenever
-/// the document says something new. A client the operator deleted stays
-/// refused (`Forbidden`), whatever its document says.
-pub fn sync_document(conn: &mut DbConn, doc: &ClientDocument) -> Result<Client> {
-    let uris = to_json(&doc.redirect_uris);
-    let metadata = to_json(doc);
-    let grants = to_json(&doc.grant_types);
+/// The row a metadata document's client has (or would have): its id is the
+/// URL.
+pub fn document_row(doc: &ClientDocument) -> Client {
+    let now = db::now();
+    Client {
+        id: doc.client_id.clone(),
+        name: doc.client_name.clone(),
+        secret_hash: None,
+        is_public: true,
+        redirect_uris: to_json(&doc.redirect_uris),
+        created_at: now,
+        kind: ClientKind::MetadataDocument.as_str().to_string(),
+        owner_user_id: None,
+        metadata: Some(to_json(doc)),
+        registration_token_hash: None,
+        token_endpoint_auth_method: doc.token_endpoint_auth_method().as_str().into(),
+        grant_types: to_json(&doc.grant_types),
+        updated_at: now,
+        deleted_at: None,
+    }
+}
+
+fn document_refused() -> Error {
+    Error::forbidden("This application was removed by the operator of keygate.")
+}
+
+/// The client of a fetched metadata document as the authorization endpoint
+/// shows it, read only: no row is written before a person approves (the row
+/// may not exist). A client the operator deleted stays refused (`Forbidden`),
+/// whatever its document says.
+pub fn check_document(conn: &mut DbConn, doc: &ClientDocument) -> Result<Client> {
+    match find_any(conn, &doc.client_id)? {
+        Some(c) if c.deleted_at.is_some() || c.kind() != ClientKind::MetadataDocument => {
+            Err(document_refused())
+        }
+        _ => Ok(document_row(doc)),
+    }
+}
+
+/// The client of a metadata document a person approved: its row is made
+/// (authorizations refer to it by the URL) or brought up to date. A client
+/// the operator deleted stays refused (`Forbidden`).
+pub fn save_document(conn: &mut DbConn, doc: &ClientDocument) -> Result<Client> {
+    sync_document(conn, doc, true)?.ok_or_else(document_refused)
+}
+
+/// The row of an approved metadata-document client brought up to date with
+/// its document; `None` when there is no row: such a client was never
+/// approved, and this never makes one (the token endpoint).
+pub fn refresh_document(conn: &mut DbConn, doc: &ClientDocument) -> Result<Option<Client>> {
+    sync_document(conn, doc, false)
+}
+
+fn sync_document(conn: &mut DbConn, doc: &ClientDocument, create: bool) -> Result<Option<Client>> {
+    let fresh = document_row(doc);
     let current = |c: &Client| {
-        c.name == doc.client_name
-            && c.redirect_uris == uris
-            && c.metadata.as_deref() == Some(metadata.as_str())
+        c.name == fresh.name
+            && c.redirect_uris == fresh.redirect_uris
+            && c.metadata == fresh.metadata
     };
-    let refused = || Error::forbidden("This application was removed by the operator of keygate.");
     for _ in 0..2 {
         match find_any(conn, &doc.client_id)? {
             Some(c) if c.deleted_at.is_some() || c.kind() != ClientKind::MetadataDocument => {
-                return Err(refused())
+                return Err(document_refused())
             }
-            Some(c) if current(&c) => return Ok(c),
+            Some(c) if current(&c) => return Ok(Some(c)),
             Some(_) => {
                 let now = db::now();
                 diesel::update(clients::table.find(&doc.client_id))
                     .set((
-                        clients::name.eq(&doc.client_name),
-                        clients::redirect_uris.eq(&uris),
-                        clients::metadata.eq(&metadata),
-                        clients::grant_types.eq(&grants),
+                        clients::name.eq(&fresh.name),
+                        clients::redirect_uris.eq(&fresh.redirect_uris),
+                        clients::metadata.eq(&fresh.metadata),
+                        clients::grant_types.eq(&fresh.grant_types),
                         clients::updated_at.eq(now),
                     ))
                     .execute(conn)?;
             }
-            None => {
-                let now = db::now();
-                let client = Client {
-                    id: doc.client_id.clone(),
-                    name: doc.client_name.clone(),
-                    secret_hash: None,
-                    is_public: true,
-                    redirect_uris: uris.clone(),
-                    created_at: now,
-                    kind: ClientKind::MetadataDocument.as_str().to_string(),
-                    owner_user_id: None,
-                    metadata: Some(metadata.clone()),
-                    registration_token_hash: None,
-                    token_endpoint_auth_method: doc.token_endpoint_auth_method().as_str().into(),
-                    grant_types: grants.clone(),
-                    updated_at: now,
-                    deleted_at: None,
-                };
-                match insert(conn, &client) {
-                    Ok(()) => return Ok(client),
-                    // Another request made the row first: read it again.
-                    Err(Error::Db(e)) if db::is_unique_violation(&e) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
+            None if !create => return Ok(None),
+            None => match db::write_tx(conn, |conn| insert(conn, &fresh)) {
+                Ok(()) => return Ok(Some(fresh)),
+                // Another request made the row first: read it again.
+                Err(Error::Db(e)) if db::is_unique_violation(&e) => continue,
+                Err(e) => return Err(e),
+            },
         }
     }
-    find(conn, &doc.client_id)?.ok_or_else(refused)
+    find(conn, &doc.client_id)?
+        .map(Some)
+        .ok_or_else(document_refused)
 }
 
 /// A client that is not deleted.

@@ -26,8 +26,8 @@ pub fn authorization_server(config: &Config) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{i}/openapi.json"),
         // draft-ietf-oauth-client-id-metadata-document: an https client_id
-        // with a path is fetched as the client's metadata.
-        "client_id_metadata_document_supported": true,
+        // with a path is fetched as the client's metadata (`KEYGATE_CIMD`).
+        "client_id_metadata_document_supported": config.cimd,
     });
     // RFC 8414 §2 / RFC 7591 §3: advertised only while registration is open.
     if config.registration_open {

@@ -2,7 +2,9 @@
 //! document of a URL `client_id` from a loopback HTTPS server (trusted through
 //! KEYGATE_CIMD_CA_FILE, allowed through KEYGATE_CIMD_ALLOWED_HOSTS) at the
 //! authorization and token endpoints. A bad document is an error page before
-//! any login, never a redirect.
+//! any login, never a redirect, and says nothing of the fetch itself (no
+//! address, no connection detail: those are in the log). A client has no row
+//! until a person approves it.
 
 use crate::https_server::{HttpsServer, Reply};
 use crate::support::*;
@@ -12,7 +14,7 @@ use std::time::Duration;
 const PATH: &str = "/clients/app.json";
 const REDIRECT_DOC: &str = "http://127.0.0.1/callback";
 
-fn document(client_id: &str, redirect: &str) -> Value {
+pub(crate) fn document(client_id: &str, redirect: &str) -> Value {
     json!({
         "client_id": client_id,
         "client_name": "Doc App",
@@ -26,7 +28,7 @@ fn document(client_id: &str, redirect: &str) -> Value {
     })
 }
 
-fn keygate_for(https: &HttpsServer, b: Backend, extra: &[(&str, &str)]) -> Fixture {
+pub(crate) fn keygate_for(https: &HttpsServer, b: Backend, extra: &[(&str, &str)]) -> Fixture {
     let ca = https.ca_file().display().to_string();
     let mut env = vec![
         ("KEYGATE_CIMD_CA_FILE", ca.as_str()),
@@ -164,15 +166,17 @@ fn bad_documents_are_error_pages(b: Backend) {
     );
     refused_before_login(&f, &id("/mismatch.json"), "client_id is not the URL");
 
+    // What went wrong with the fetch is in the log only.
+    const NOT_FETCHED: &str = "could not be fetched";
     https.set("/moved.json", Reply::redirect(302, &id("/mismatch.json")));
-    refused_before_login(&f, &id("/moved.json"), "redirect");
+    refused_before_login(&f, &id("/moved.json"), NOT_FETCHED);
 
     let big = id("/big.json");
     https.set(
         "/big.json",
         Reply::json_of_size(document(&big, REDIRECT_DOC), 6 * 1024),
     );
-    refused_before_login(&f, &big, "larger than");
+    refused_before_login(&f, &big, NOT_FETCHED);
 
     let slow = id("/slow.json");
     https.set(
@@ -180,14 +184,18 @@ fn bad_documents_are_error_pages(b: Backend) {
         Reply::json(&document(&slow, REDIRECT_DOC)).delay(Duration::from_secs(7)),
     );
     let started = std::time::Instant::now();
-    refused_before_login(&f, &slow, "took too long");
+    refused_before_login(&f, &slow, NOT_FETCHED);
     assert!(
         started.elapsed() < Duration::from_secs(7),
         "waited {:?}",
         started.elapsed()
     );
 
-    refused_before_login(&f, &id("/missing.json"), "status 404");
+    refused_before_login(&f, &id("/missing.json"), NOT_FETCHED);
+    let logs = f.server.logs();
+    for detail in ["redirect", "larger than", "took too long", "status 404"] {
+        assert!(logs.contains(detail), "{detail:?} not in the log");
+    }
 
     let text = id("/text.json");
     https.set("/text.json", Reply::raw(200, "application/json", "[1, 2]"));
@@ -223,7 +231,8 @@ fn a_private_address_is_not_fetched(b: Backend) {
             ("KEYGATE_CIMD_ALLOWED_HOSTS", ""),
         ],
     ));
-    refused_before_login(&f, &client_id, "special-use address");
+    refused_before_login(&f, &client_id, "could not be fetched");
+    assert!(f.server.logs().contains("special-use address"));
     assert_eq!(https.connections(), 0, "nothing was connected to");
     // Nor at the token endpoint.
     let r = exchange_public(&f.server, &client_id, "code", REDIRECT_DOC, "verifier");
@@ -269,6 +278,8 @@ fn a_changed_document_is_read_after_the_cache_expires(b: Backend) {
     let page = owner.get(&new);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Doc App 2"), "{}", page.body);
+    // The row is brought up to date when a person approves the new document.
+    approve_page(&f, &mut owner, &page);
     let name = f.db().text(&format!(
         "SELECT name AS v FROM clients WHERE id = '{client_id}'"
     ));

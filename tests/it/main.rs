@@ -9,6 +9,7 @@ mod apikeys;
 mod architecture;
 mod cimd;
 mod cimd_flow;
+mod cimd_limits;
 mod cli;
 mod developer_apps;
 mod faults;

@@ -118,6 +118,32 @@ pub enum CimdError {
     Config(String),
 }
 
+impl CimdError {
+    /// What a caller who is not signed in may be told: what keygate found
+    /// wrong in a document it read, but nothing of the fetch itself (no
+    /// resolved address, no connection, TLS, timing or status detail: those
+    /// would make keygate a probe of other hosts). The full error goes to the
+    /// log.
+    pub fn public_message(&self) -> String {
+        match self {
+            CimdError::NotMetadataUrl(_)
+            | CimdError::NotJsonObject(_)
+            | CimdError::ClientIdMismatch
+            | CimdError::InvalidDocument(_) => self.to_string(),
+            CimdError::Resolve { .. }
+            | CimdError::ForbiddenAddress { .. }
+            | CimdError::Connect { .. }
+            | CimdError::Tls { .. }
+            | CimdError::Http(_)
+            | CimdError::Timeout
+            | CimdError::Redirect(_)
+            | CimdError::Status(_)
+            | CimdError::TooLarge(_)
+            | CimdError::Config(_) => "the document could not be fetched".to_string(),
+        }
+    }
+}
+
 impl From<OutboundError> for CimdError {
     fn from(e: OutboundError) -> Self {
         match e {
@@ -196,7 +222,8 @@ pub fn is_metadata_url(client_id: &str) -> bool {
 ///
 /// Such a client is always public: `token_endpoint_auth_method` `none`
 /// (draft: no shared secret can be established through a document).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Deserialised only from what keygate itself wrote (a held consent request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientDocument {
     /// The URL, equal to the document's own `client_id`.
     pub client_id: String,
@@ -492,6 +519,15 @@ impl Fetcher {
         }
         drop(state);
         result.map(|(doc, _)| doc)
+    }
+
+    /// The cached document of `client_id`, if one is cached and fresh: using
+    /// it costs no fetch.
+    pub fn cached(&self, client_id: &str) -> Option<Arc<ClientDocument>> {
+        match self.lock().cache.get(client_id) {
+            Some(c) if c.expires > Instant::now() => Some(c.doc.clone()),
+            _ => None,
+        }
     }
 
     /// Drops a cached document (e.g. after an administrator blocks a client).
@@ -801,6 +837,44 @@ mod tests {
                 "{k}: {v}"
             );
         }
+    }
+
+    #[test]
+    fn public_messages_say_nothing_of_the_fetch() {
+        let addr: IpAddr = "10.1.2.3".parse().unwrap();
+        for e in [
+            CimdError::ForbiddenAddress {
+                host: "intranet.example".into(),
+                addr,
+            },
+            CimdError::Resolve {
+                host: "intranet.example".into(),
+                reason: "no such host".into(),
+            },
+            CimdError::Connect {
+                host: "intranet.example".into(),
+                reason: "connection refused (os error 111)".into(),
+            },
+            CimdError::Tls {
+                host: "intranet.example".into(),
+                reason: "bad certificate".into(),
+            },
+            CimdError::Timeout,
+            CimdError::Redirect(302),
+            CimdError::Status(404),
+            CimdError::TooLarge(MAX_DOCUMENT_BYTES),
+        ] {
+            let shown = e.public_message();
+            assert_eq!(shown, "the document could not be fetched", "{e:?}");
+        }
+        // What keygate found wrong in a document it read is shown.
+        assert!(CimdError::ClientIdMismatch
+            .public_message()
+            .contains("client_id is not the URL"));
+        assert!(doc(json!({"client_id": ID, "redirect_uris": []}))
+            .unwrap_err()
+            .public_message()
+            .contains("redirect"));
     }
 
     #[test]
