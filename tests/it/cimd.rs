@@ -5,6 +5,7 @@
 use crate::https_server::{HttpsServer, Reply};
 use keygate::oauth::registration::cimd::{CimdConfig, CimdError, Fetcher};
 use keygate::oauth::registration::{GrantType, Offered};
+use keygate::outbound::OutboundError;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -100,7 +101,7 @@ async fn redirects_are_not_followed() {
     for status in [301, 302, 303, 307, 308] {
         server.set("/moved", Reply::redirect(status, &server.url(PATH)));
         let err = fetcher(&server).fetch(&id).await.unwrap_err();
-        assert_eq!(err, CimdError::Redirect(status));
+        assert_eq!(err, CimdError::Fetch(OutboundError::Redirect(status)));
     }
     assert_eq!(
         server.hits(PATH),
@@ -128,7 +129,10 @@ async fn only_200_with_a_json_object_is_accepted() {
         server.set(PATH, reply);
         let err = f.fetch(&id).await.unwrap_err();
         match want {
-            "status" => assert!(matches!(err, CimdError::Status(_)), "{err:?}"),
+            "status" => assert!(
+                matches!(err, CimdError::Fetch(OutboundError::Status(_))),
+                "{err:?}"
+            ),
             _ => assert!(matches!(err, CimdError::NotJsonObject(_)), "{err:?}"),
         }
     }
@@ -150,7 +154,7 @@ async fn documents_over_5_kib_are_refused_without_reading_them_whole() {
     );
     assert_eq!(
         f.fetch(&id).await.unwrap_err(),
-        CimdError::TooLarge(5 * 1024)
+        CimdError::Fetch(OutboundError::TooLarge(5 * 1024))
     );
 
     // Without Content-Length the body is cut off while streaming.
@@ -161,7 +165,7 @@ async fn documents_over_5_kib_are_refused_without_reading_them_whole() {
     let started = Instant::now();
     assert_eq!(
         f.fetch(&id).await.unwrap_err(),
-        CimdError::TooLarge(5 * 1024)
+        CimdError::Fetch(OutboundError::TooLarge(5 * 1024))
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -179,7 +183,10 @@ async fn a_slow_server_times_out() {
         ..config(&server)
     });
     let started = Instant::now();
-    assert_eq!(f.fetch(&id).await.unwrap_err(), CimdError::Timeout);
+    assert_eq!(
+        f.fetch(&id).await.unwrap_err(),
+        CimdError::Fetch(OutboundError::Timeout)
+    );
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(400), "{took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -216,15 +223,15 @@ async fn special_use_addresses_are_refused_before_connecting() {
     let err = f.fetch(&id).await.unwrap_err();
     assert_eq!(
         err,
-        CimdError::ForbiddenAddress {
+        CimdError::Fetch(OutboundError::ForbiddenAddress {
             host: "127.0.0.1".into(),
             addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        }
+        })
     );
     // A name that resolves to loopback is refused too.
     let err = f.fetch(&server.localhost_url(PATH)).await.unwrap_err();
     assert!(
-        matches!(err, CimdError::ForbiddenAddress { ref host, .. } if host == "localhost"),
+        matches!(err, CimdError::Fetch(OutboundError::ForbiddenAddress { ref host, .. }) if host == "localhost"),
         "{err:?}"
     );
     assert_eq!(server.connections(), 0, "nothing was connected to");
@@ -236,7 +243,7 @@ async fn special_use_addresses_are_refused_before_connecting() {
     });
     assert!(matches!(
         f.fetch(&id).await,
-        Err(CimdError::ForbiddenAddress { .. })
+        Err(CimdError::Fetch(OutboundError::ForbiddenAddress { .. }))
     ));
     assert_eq!(server.connections(), 0);
 }
@@ -251,7 +258,10 @@ async fn the_server_certificate_must_chain_to_a_trusted_root() {
         ..config(&server)
     });
     let err = f.fetch(&id).await.unwrap_err();
-    assert!(matches!(err, CimdError::Tls { .. }), "{err:?}");
+    assert!(
+        matches!(err, CimdError::Fetch(OutboundError::Tls { .. })),
+        "{err:?}"
+    );
     assert_eq!(server.hits(PATH), 0);
 }
 
@@ -262,7 +272,10 @@ async fn failures_are_never_cached() {
     let f = fetcher(&server);
 
     server.set(PATH, Reply::status(503));
-    assert_eq!(f.fetch(&id).await.unwrap_err(), CimdError::Status(503));
+    assert_eq!(
+        f.fetch(&id).await.unwrap_err(),
+        CimdError::Fetch(OutboundError::Status(503))
+    );
     server.set(PATH, Reply::json(&document(&server.url("/x"), "Wrong")));
     assert_eq!(f.fetch(&id).await.unwrap_err(), CimdError::ClientIdMismatch);
     assert_eq!(f.cached_len(), 0);
@@ -358,8 +371,8 @@ async fn concurrent_fetches_of_one_url_make_one_request() {
         Reply::status(500).delay(Duration::from_millis(300)),
     );
     let (a, b) = tokio::join!(f.fetch(&bad), f.fetch(&bad));
-    assert_eq!(a.unwrap_err(), CimdError::Status(500));
-    assert_eq!(b.unwrap_err(), CimdError::Status(500));
+    assert_eq!(a.unwrap_err(), CimdError::Fetch(OutboundError::Status(500)));
+    assert_eq!(b.unwrap_err(), CimdError::Fetch(OutboundError::Status(500)));
     assert_eq!(server.hits("/bad.json"), 1);
     let _ = f.fetch(&bad).await;
     assert_eq!(server.hits("/bad.json"), 2);

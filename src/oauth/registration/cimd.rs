@@ -25,7 +25,6 @@ use super::RegistrationError;
 use crate::outbound::{self, OutboundError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -83,28 +82,9 @@ pub enum CimdError {
     /// Identifier URL").
     #[error("not a client ID metadata document URL: {0}")]
     NotMetadataUrl(String),
-    #[error("cannot resolve {host}: {reason}")]
-    Resolve { host: String, reason: String },
-    /// The host resolved to a special-use address and is not allow-listed;
-    /// nothing was connected to.
-    #[error("{host} resolves to {addr}, a special-use address that is never fetched")]
-    ForbiddenAddress { host: String, addr: IpAddr },
-    #[error("cannot connect to {host}: {reason}")]
-    Connect { host: String, reason: String },
-    #[error("TLS with {host} failed: {reason}")]
-    Tls { host: String, reason: String },
-    #[error("HTTP error: {0}")]
-    Http(String),
-    #[error("fetching the document took too long")]
-    Timeout,
-    /// A `3xx`: redirects are not followed (draft §"Client Information
-    /// Discovery").
-    #[error("the document URL answered with a redirect ({0}); redirects are not followed")]
-    Redirect(u16),
-    #[error("the document URL answered with status {0}, not 200")]
-    Status(u16),
-    #[error("the document is larger than {0} bytes")]
-    TooLarge(usize),
+    /// The document could not be fetched (the one outbound client's error).
+    #[error("fetching the document failed: {0}")]
+    Fetch(OutboundError),
     #[error("the document is not a JSON object: {0}")]
     NotJsonObject(String),
     /// The document's `client_id` is not exactly the URL it was fetched from.
@@ -113,9 +93,6 @@ pub enum CimdError {
     /// The document is a JSON object, but its metadata is unacceptable.
     #[error("invalid client metadata document: {0}")]
     InvalidDocument(RegistrationError),
-    /// The fetcher could not be built (e.g. an unreadable CA file).
-    #[error("client ID metadata document fetcher: {0}")]
-    Config(String),
 }
 
 impl CimdError {
@@ -130,16 +107,7 @@ impl CimdError {
             | CimdError::NotJsonObject(_)
             | CimdError::ClientIdMismatch
             | CimdError::InvalidDocument(_) => self.to_string(),
-            CimdError::Resolve { .. }
-            | CimdError::ForbiddenAddress { .. }
-            | CimdError::Connect { .. }
-            | CimdError::Tls { .. }
-            | CimdError::Http(_)
-            | CimdError::Timeout
-            | CimdError::Redirect(_)
-            | CimdError::Status(_)
-            | CimdError::TooLarge(_)
-            | CimdError::Config(_) => "the document could not be fetched".to_string(),
+            CimdError::Fetch(_) => "the document could not be fetched".to_string(),
         }
     }
 }
@@ -148,18 +116,7 @@ impl From<OutboundError> for CimdError {
     fn from(e: OutboundError) -> Self {
         match e {
             OutboundError::BadUrl(url) => CimdError::NotMetadataUrl(url),
-            OutboundError::Resolve { host, reason } => CimdError::Resolve { host, reason },
-            OutboundError::ForbiddenAddress { host, addr } => {
-                CimdError::ForbiddenAddress { host, addr }
-            }
-            OutboundError::Connect { host, reason } => CimdError::Connect { host, reason },
-            OutboundError::Tls { host, reason } => CimdError::Tls { host, reason },
-            OutboundError::Http(e) => CimdError::Http(e),
-            OutboundError::Timeout => CimdError::Timeout,
-            OutboundError::Redirect(status) => CimdError::Redirect(status),
-            OutboundError::Status(status) => CimdError::Status(status),
-            OutboundError::TooLarge(max) => CimdError::TooLarge(max),
-            OutboundError::Config(e) => CimdError::Config(e),
+            other => CimdError::Fetch(other),
         }
     }
 }
@@ -642,6 +599,7 @@ impl Drop for InFlightGuard<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::net::IpAddr;
 
     const ID: &str = "https://app.example.com/oauth/client.json";
 
@@ -843,26 +801,26 @@ mod tests {
     fn public_messages_say_nothing_of_the_fetch() {
         let addr: IpAddr = "10.1.2.3".parse().unwrap();
         for e in [
-            CimdError::ForbiddenAddress {
+            CimdError::Fetch(OutboundError::ForbiddenAddress {
                 host: "intranet.example".into(),
                 addr,
-            },
-            CimdError::Resolve {
+            }),
+            CimdError::Fetch(OutboundError::Resolve {
                 host: "intranet.example".into(),
                 reason: "no such host".into(),
-            },
-            CimdError::Connect {
+            }),
+            CimdError::Fetch(OutboundError::Connect {
                 host: "intranet.example".into(),
                 reason: "connection refused (os error 111)".into(),
-            },
-            CimdError::Tls {
+            }),
+            CimdError::Fetch(OutboundError::Tls {
                 host: "intranet.example".into(),
                 reason: "bad certificate".into(),
-            },
-            CimdError::Timeout,
-            CimdError::Redirect(302),
-            CimdError::Status(404),
-            CimdError::TooLarge(MAX_DOCUMENT_BYTES),
+            }),
+            CimdError::Fetch(OutboundError::Timeout),
+            CimdError::Fetch(OutboundError::Redirect(302)),
+            CimdError::Fetch(OutboundError::Status(404)),
+            CimdError::Fetch(OutboundError::TooLarge(MAX_DOCUMENT_BYTES)),
         ] {
             let shown = e.public_message();
             assert_eq!(shown, "the document could not be fetched", "{e:?}");
