@@ -212,8 +212,33 @@ fn json_logs(b: Backend) {
     assert_eq!(request_lines, 1, "{logs}");
 }
 
+/// Issue 25 item 7: a trusted-proxy range wider than /24 (IPv4) or /64
+/// (IPv6) lets every address in it name any client, so the start warns of
+/// it; a proxy's own address does not.
+fn wide_trusted_proxy_ranges_are_warned_of(b: Backend) {
+    let s = Server::start_with(
+        TestDb::new(b),
+        &[(
+            "KEYGATE_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.10, fd00::/8, 2001:db8::/64",
+        )],
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || s
+            .logs()
+            .contains("fd00::/8 is wider")),
+        "{}",
+        s.logs()
+    );
+    let logs = s.logs();
+    assert!(logs.contains("10.0.0.0/8 is wider than /24"), "{logs}");
+    assert!(!logs.contains("192.0.2.10/32 is wider"), "{logs}");
+    assert!(!logs.contains("2001:db8::/64 is wider"), "{logs}");
+}
+
 both_backends!(
     health_and_readiness,
     request_ids_and_the_request_log,
     json_logs,
+    wide_trusted_proxy_ranges_are_warned_of,
 );
