@@ -20,6 +20,9 @@ pub struct Change<'a> {
     /// Makes the revocation event of a change that ends the credential's
     /// secret (`Event::api_key`); `None` for a change that ends none.
     pub ends: Option<fn(&str) -> Event>,
+    /// Further revocation events the change writes with its row (an
+    /// authorization's live access tokens, a leaked key's stop).
+    pub events: &'a [Event],
 }
 
 /// What a change did, for its log row.
@@ -51,7 +54,13 @@ impl<'a> Change<'a> {
             action,
             actor: by,
             ends: None,
+            events: &[],
         }
+    }
+
+    /// The same change, writing `events` with its row.
+    pub fn with_events(self, events: &'a [Event]) -> Self {
+        Change { events, ..self }
     }
 
     /// The same change, ending the credential's secret: `event` makes its
@@ -72,7 +81,9 @@ impl<'a> Change<'a> {
         workspace_id: &str,
         detail: Option<&str>,
     ) -> Result<Vec<Event>> {
-        let events: Vec<Event> = self.ends.iter().map(|event| event(self.id)).collect();
+        let events: Vec<Event> = (self.ends.iter().map(|event| event(self.id)))
+            .chain(self.events.iter().cloned())
+            .collect();
         revocation::record(conn, &events)?;
         Entry {
             workspace_id,

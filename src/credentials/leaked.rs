@@ -7,7 +7,7 @@
 //! its own table without the areas importing one another. A prefix no store
 //! claims is answered `false_positive`.
 
-use super::revocation::{self, Event};
+use super::revocation::Event;
 use crate::accounts::audit;
 use crate::db::DbConn;
 use crate::error::Result;
@@ -110,19 +110,15 @@ pub trait LeakedCredentials: Sync {
                 continue;
             };
             stopped.insert(&key.id);
-            revocation::record(conn, std::slice::from_ref(&stop.event))?;
-            audit::Entry {
-                workspace_id: &key.workspace_id,
-                actor: audit::Actor {
-                    id: audit::LEAK_REPORT_ACTOR,
-                    client_address: reporter,
-                },
-                action: self.action(),
-                subject: &key.id,
-                detail: Some(&format!("{}{}", stop.note, detail(token.url, token.source))),
-            }
-            .record(conn)?;
-            outcome.events.push(stop.event);
+            let by = audit::Actor {
+                id: audit::LEAK_REPORT_ACTOR,
+                client_address: reporter,
+            };
+            let found_at = format!("{}{}", stop.note, detail(token.url, token.source));
+            let events = super::change::Change::new(&key.id, self.action(), by)
+                .with_events(std::slice::from_ref(&stop.event))
+                .record(conn, &key.workspace_id, Some(&found_at))?;
+            outcome.events.extend(events);
         }
         Ok(outcome)
     }

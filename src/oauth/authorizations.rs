@@ -2,6 +2,7 @@
 //! authorized-apps table), and their revocation with every token under them.
 
 use crate::accounts::audit::Actor;
+use crate::credentials::change::Change;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::{access_tokens, auth_codes, authorizations, clients, refresh_tokens};
 use crate::db::{self, DbConn};
@@ -98,11 +99,19 @@ pub fn mark_used(
     Ok(())
 }
 
-/// Inside a transaction: marks the authorization revoked, ends its refresh tokens
-/// and unredeemed codes, and its live access tokens by event. Deletes nothing.
-pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {
+/// Inside a transaction: marks the authorization revoked, ends its refresh
+/// tokens and unredeemed codes, and its live access tokens by event; when it
+/// was active, the change is recorded (`credentials::Change`: the security-log
+/// row `action` by `by`, with the events). Deletes nothing. Returns the events.
+pub fn revoke_in_tx(
+    conn: &mut DbConn,
+    id: &str,
+    workspace_id: &str,
+    action: &str,
+    by: Actor,
+) -> Result<Vec<Event>> {
     let now = db::now();
-    diesel::update(
+    let ended = diesel::update(
         authorizations::table
             .find(id)
             .filter(authorizations::revoked_at.is_null()),
@@ -137,8 +146,13 @@ pub fn revoke_in_tx(conn: &mut DbConn, id: &str) -> Result<Vec<Event>> {
         .iter()
         .map(|(jti, exp)| Event::access_token(jti, *exp))
         .collect();
-    revocation::record(conn, &events)?;
-    Ok(events)
+    if ended == 0 {
+        revocation::record(conn, &events)?;
+        return Ok(events);
+    }
+    Change::new(id, action, by)
+        .with_events(&events)
+        .record(conn, workspace_id, None)
 }
 
 /// Why an authorization ends: each cause is its own security-log action.
@@ -189,16 +203,9 @@ pub fn revoke_recorded(
 ) -> Result<(Authorization, Vec<Event>)> {
     db::write_tx(conn, |conn| {
         let before = find(conn, id)?;
-        let events = revoke_in_tx(conn, id)?;
+        let (action, by) = (cause.action(), cause.actor(&before));
+        let events = revoke_in_tx(conn, id, &before.workspace_id, action, by)?;
         if before.revoked_at.is_none() {
-            crate::accounts::audit::Entry {
-                workspace_id: &before.workspace_id,
-                actor: cause.actor(&before),
-                action: cause.action(),
-                subject: id,
-                detail: None,
-            }
-            .record(conn)?;
             crate::metrics::METRICS
                 .revocations
                 .with_label_values(&["authorization"])
@@ -235,10 +242,13 @@ pub fn revoke_approved_by(
         .filter(authorizations::revoked_at.is_null())
         .select(authorizations::id)
         .load(conn)?;
+    let by = Actor {
+        id: "keygate",
+        client_address: None,
+    };
     let mut events = Vec::new();
     for id in &ids {
-        events.extend(revoke_in_tx(conn, id)?);
-        crate::accounts::audit::record(conn, workspace_id, "keygate", action, id, None)?;
+        events.extend(revoke_in_tx(conn, id, workspace_id, action, by)?);
     }
     Ok(events)
 }
@@ -263,7 +273,11 @@ pub fn remove_member(
             .get_result(conn)?;
         crate::accounts::remove_membership(conn, workspace_id, user_id)?;
         let events = revoke_approved_by(conn, workspace_id, user_id, "app.revoked_member_removed")?;
-        crate::accounts::audit::record(conn, workspace_id, actor, "member.removed", user_id, None)?;
+        let by = Actor {
+            id: actor,
+            client_address: None,
+        };
+        Change::new(user_id, "member.removed", by).record(conn, workspace_id, None)?;
         Ok::<_, crate::error::Error>((revoked as usize, events))
     })?;
     cache.apply(&events);

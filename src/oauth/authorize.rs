@@ -5,6 +5,7 @@ use super::error::OAuthError;
 use super::{authorizations::Authorization, engine, redirect_with, Params};
 use crate::accounts;
 use crate::config::Config;
+use crate::credentials::change::Change;
 use crate::credentials::scopes;
 use crate::crypto;
 use crate::db::group::Group;
@@ -307,14 +308,11 @@ fn record_approval(
             auth_codes::expires_at.eq(now + code_ttl),
         ))
         .execute(conn)?;
-    crate::accounts::audit::record(
-        conn,
-        workspace_id,
-        user_id,
-        "app.authorized",
-        &authorization.id,
-        None,
-    )?;
+    let by = crate::accounts::audit::Actor {
+        id: user_id,
+        client_address: None,
+    };
+    Change::new(&authorization.id, "app.authorized", by).record(conn, workspace_id, None)?;
     Ok(Approved {
         authorization,
         code,

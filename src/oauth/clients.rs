@@ -525,16 +525,15 @@ pub fn delete(
             .select((authz::id, authz::workspace_id))
             .load(conn)?;
         let mut events = Vec::new();
+        let by = crate::accounts::audit::Actor {
+            id: actor,
+            client_address: address,
+        };
         for (authorization_id, workspace_id) in &active {
-            events.extend(authorizations::revoke_in_tx(conn, authorization_id)?);
-            crate::accounts::audit::record(
-                conn,
-                workspace_id,
-                actor,
-                "app.revoked_client_deleted",
-                authorization_id,
-                address,
-            )?;
+            let action = "app.revoked_client_deleted";
+            let ended =
+                authorizations::revoke_in_tx(conn, authorization_id, workspace_id, action, by);
+            events.extend(ended?);
         }
         diesel::delete(consent_requests::table.filter(consent_requests::client_id.eq(id)))
             .execute(conn)?;

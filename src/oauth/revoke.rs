@@ -5,7 +5,8 @@ use super::authorizations;
 use super::error::OAuthError;
 use super::Issuer;
 use super::Params;
-use crate::credentials::revocation::{self, Event};
+use crate::credentials::change::Change;
+use crate::credentials::revocation::Event;
 use crate::crypto;
 use crate::db::schema::{access_tokens, refresh_tokens};
 use crate::db::{self, DbConn};
@@ -93,21 +94,17 @@ fn revoke_access(
         )
         .set(access_tokens::revoked_at.eq(db::now()))
         .execute(conn)?;
-        let events = if n > 0 {
-            crate::accounts::audit::record(
-                conn,
-                &claims.workspace_id,
-                &client_id,
-                "access_token.revoked_by_client",
-                &claims.jti,
-                None,
-            )?;
-            vec![Event::access_token(&claims.jti, claims.exp)]
-        } else {
-            Vec::new()
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let by = crate::accounts::audit::Actor {
+            id: &client_id,
+            client_address: None,
         };
-        revocation::record(conn, &events)?;
-        Ok(events)
+        let ended = [Event::access_token(&claims.jti, claims.exp)];
+        Change::new(&claims.jti, "access_token.revoked_by_client", by)
+            .with_events(&ended)
+            .record(conn, &claims.workspace_id, None)
     })
 }
 
