@@ -134,6 +134,13 @@ async fn client_request(
     let params = form_params(req, payload).await?;
     let auth = authorization_header(req).map_err(|e| error_response(&e))?;
     let client_id = presented_client_id(auth.as_deref(), &params);
+    if client_id
+        .as_ref()
+        .is_some_and(|id| id.len() > crate::oauth::clients::MAX_CLIENT_ID_BYTES)
+    {
+        let unknown = OAuthError::invalid_client("client authentication failed");
+        return Err(error_response(&unknown));
+    }
     let key = format!("client:{}", client_id.as_deref().unwrap_or_default());
     Ok(ClientRequest {
         params,

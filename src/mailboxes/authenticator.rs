@@ -66,10 +66,19 @@ fn count(outcome: &str) {
         .inc();
 }
 
+/// The longest SMTP username (a mailbox address) worth checking.
+const MAX_USERNAME_BYTES: usize = 254;
+
 async fn decide<N: Node>(node: Arc<N>, attempt: Attempt) -> Verdict {
     // Addresses are ASCII (`lifecycle::validate_address`): a username that is
     // not never matches.
     let wanted = attempt.username.to_ascii_lowercase();
+    // No address is longer (RFC 5321's path limit): refused before any
+    // lookup or count.
+    if wanted.len() > MAX_USERNAME_BYTES {
+        count("fail");
+        return Verdict::Fail;
+    }
     match verify(&node, attempt.password).await {
         Ok(Some(key)) if key.address_lower == wanted => {
             node.credentials().usage.auth_key_used(&key.id, db::now());

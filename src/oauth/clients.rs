@@ -255,6 +255,11 @@ pub fn create(
     })
 }
 
+/// The longest client id keygate accepts: its own ids are short, and a
+/// metadata document's URL fits well within it. A longer one is refused as
+/// an unknown client before it is looked up, fetched or counted.
+pub const MAX_CLIENT_ID_BYTES: usize = 2048;
+
 /// The most developer apps one person keeps (deleted ones do not count): a
 /// bound on what one account can make, as the registration quota is for
 /// anonymous callers.

@@ -395,7 +395,45 @@ fn memory_stays_bounded_under_made_up_keys(b: Backend) {
     eprintln!("100,000 made-up clients in {:?}", started.elapsed());
 }
 
+/// Issue 25 item 5: an identifier longer than any real one is refused before
+/// it is looked up, fetched or counted, so hostile 64 KiB client ids neither
+/// fill a limiter nor lock anything: every one is the same `invalid_client`.
+fn oversized_client_ids_are_refused_uncounted(b: Backend) {
+    let s = metrics_server(
+        b,
+        &[
+            ("KEYGATE_RATE_LIMITS", "on"),
+            ("KEYGATE_CLIENT_FAILURE_LIMIT", "3"),
+        ],
+    );
+    let tracked = |s: &Server| {
+        let m = scrape(s);
+        metric(
+            &m,
+            "keygate_abuse_tracked_entries",
+            &[("limiter", "client")],
+        )
+    };
+    let before = tracked(&s);
+    let mut http = s.client();
+    for i in 0..20 {
+        // 60 KiB: the form's limit is 64 KiB.
+        let id = format!("https://example.com/{i}/{}", "a".repeat(60 * 1024));
+        let r = http.post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "x"),
+                ("client_id", &id),
+            ],
+        );
+        r.assert_oauth_error(401, "invalid_client");
+    }
+    assert_eq!(tracked(&s), before, "oversized ids were counted");
+}
+
 both_backends!(
+    oversized_client_ids_are_refused_uncounted,
     failed_logins_are_slowed_without_enumeration,
     failed_bearer_checks_are_limited_per_address,
     failed_logins_never_lock_out_the_owner,
