@@ -4,12 +4,15 @@
 //! for one. While the database is away, every such request would wait that
 //! long before its 503: a load balancer's health check with a shorter
 //! timeout would see a timeout rather than the 503, and the node would serve
-//! a few requests a second. So once a connection attempt has failed, the pool
-//! knows the database is away and answers every checkout at once with
-//! [`PoolError::Away`]; the node's background task [probes](Pool::probe)
-//! every poll, and the first connection that opens again ends it. A checkout
-//! that times out because every connection is busy (the pool is saturated,
-//! the database answers) marks nothing.
+//! a few requests a second. So once a checkout has timed out while the last
+//! connection attempt failed, the pool knows the database is away and answers
+//! every checkout at once with [`PoolError::Away`]; the node's background
+//! task (which checks out a connection every poll, so it learns it within
+//! the pool's timeout) [probes](Pool::probe) every poll, and the first
+//! connection that works again ends it. A checkout that times out because
+//! every connection is busy while new ones open (the pool is saturated, the
+//! database answers) marks nothing, and neither does a refused connection
+//! while pooled ones still serve.
 
 use super::ConnectionManager;
 use diesel::connection::SimpleConnection;
@@ -22,17 +25,28 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct Health {
     away: AtomicBool,
+    /// Whether the last connection attempt failed.
+    connect_failing: AtomicBool,
 }
 
 impl Health {
+    /// A connection opened (or answered): the database is there.
     pub(super) fn connected(&self) {
+        self.connect_failing.store(false, Ordering::Release);
         if self.away.swap(false, Ordering::AcqRel) {
             log::info!("the database answers again");
         }
     }
-    pub(super) fn failed(&self, why: &dyn std::fmt::Display) {
-        if !self.away.swap(true, Ordering::AcqRel) {
-            log::warn!("the database is away ({why}): requests that need it get 503 at once until it is back");
+    /// A connection attempt failed.
+    pub(super) fn failed(&self, _why: &dyn std::fmt::Display) {
+        self.connect_failing.store(true, Ordering::Release);
+    }
+    /// A checkout timed out: away if connections cannot be opened.
+    fn timed_out(&self, why: &dyn std::fmt::Display) {
+        if self.connect_failing.load(Ordering::Acquire) && !self.away.swap(true, Ordering::AcqRel) {
+            log::warn!(
+                "the database is away ({why}): requests that need it get 503 at once until it is back"
+            );
         }
     }
     pub fn is_away(&self) -> bool {
@@ -70,7 +84,12 @@ impl Pool {
         if self.health.is_away() {
             return Err(PoolError::Away);
         }
-        Ok(self.inner.get()?)
+        self.inner.get().map_err(|e| self.timed_out(e))
+    }
+
+    fn timed_out(&self, e: r2d2::Error) -> PoolError {
+        self.health.timed_out(&e);
+        PoolError::Checkout(e)
     }
 
     /// A connection within `budget` (for `/readyz`'s own short budget); at
@@ -79,7 +98,9 @@ impl Pool {
         if self.health.is_away() {
             return Err(PoolError::Away);
         }
-        Ok(self.inner.get_timeout(budget)?)
+        self.inner
+            .get_timeout(budget)
+            .map_err(|e| self.timed_out(e))
     }
 
     pub fn is_away(&self) -> bool {
@@ -88,7 +109,7 @@ impl Pool {
 
     /// While the database is away: tries one connection within `budget`,
     /// whatever the pool knows, and returns whether the database answers
-    /// (a connection that opens ends the away state).
+    /// (a connection that works ends the away state).
     pub fn probe(&self, budget: Duration) -> bool {
         if !self.health.is_away() {
             return true;
@@ -110,5 +131,28 @@ impl Pool {
 
     pub fn state(&self) -> r2d2::State {
         self.inner.state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+
+    #[test]
+    fn away_only_when_a_checkout_times_out_while_connections_fail() {
+        let h = Health::default();
+        // A saturated pool: checkouts time out, connections still open.
+        h.timed_out(&"timed out");
+        assert!(!h.is_away());
+        // A refused connection while pooled ones serve: not away either.
+        h.failed(&"refused");
+        assert!(!h.is_away());
+        // Both: the database is away, until a connection works again.
+        h.timed_out(&"timed out");
+        assert!(h.is_away());
+        h.connected();
+        assert!(!h.is_away());
+        h.timed_out(&"timed out");
+        assert!(!h.is_away(), "a connection opened since");
     }
 }
