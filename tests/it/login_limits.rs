@@ -142,10 +142,10 @@ fn an_accounts_failures_delay_it_from_every_address_without_locking_out(b: Backe
     let started = Instant::now();
     let r = login_at(&mut http, "198.18.99.1", &f.owner_email, "guess");
     assert_eq!(r.status, 401, "{}", r.body);
+    let delayed = started.elapsed();
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "no delay: {:?}",
-        started.elapsed()
+        delayed >= Duration::from_millis(1900),
+        "no delay: {delayed:?}"
     );
     // Another account is not delayed by it, and the owner still signs in.
     let (_, member) = f.add_user("member");
@@ -160,7 +160,11 @@ fn an_accounts_failures_delay_it_from_every_address_without_locking_out(b: Backe
         PASSWORD,
     );
     assert_eq!(r.status, 303, "the owner is never locked out: {}", r.body);
-    assert!(undelayed < Duration::from_millis(900), "{undelayed:?}");
+    // The same work without the 2 s delay (a password check either way).
+    assert!(
+        undelayed + Duration::from_millis(1000) < delayed,
+        "another account was delayed: {undelayed:?} against {delayed:?}"
+    );
 }
 
 /// Oversized identifiers are refused before they are looked up or counted.
