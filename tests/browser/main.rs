@@ -1119,3 +1119,65 @@ fn browser_developer_app_rotate_asks_first() {
         },
     );
 }
+
+/// Issue 32, defects 1 and 4: a self-registered app's "not reviewed" note
+/// wraps, so the authorized apps table fits its box at 1280 px; at a phone's
+/// width the badge stays one line high and the note stays right of its label.
+#[test]
+fn browser_unreviewed_app_note_wraps() {
+    browser_test("browser_unreviewed_app_note_wraps", |fx, b| async move {
+        let mut owner = fx.owner();
+        let page = owner.get("/settings/developer-apps");
+        let csrf = support::hidden(&page.body, "csrf_token").expect("a CSRF token");
+        let r = owner.post_form(
+            "/settings/developer-apps",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("name", "Quarterly reporting assistant"),
+                ("redirect_uris", fx.redirect_uri.as_str()),
+                ("client_type", "public"),
+            ],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let client_id = support::input_value(&r.body, "client-id").expect("client id");
+        let (_, challenge) = pkce();
+        fx.approve(&mut owner, &client_id, "tags:read", &challenge);
+
+        b.set_width(1280, 800).await;
+        b.goto(&fx.server.url("/login")).await;
+        b.wait_css("#email").await;
+        b.sign_in(&fx).await;
+        b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+            .await;
+        b.goto(&fx.server.url("/settings/authorized-apps")).await;
+        b.wait_text("td.name", "not reviewed").await;
+        let (scroll, client, _) = table_fit(&b).await;
+        assert!(
+            scroll <= client + 1,
+            "the authorized apps table is {scroll} px wide in a {client} px box at 1280 px"
+        );
+        check_page(&b, "authorized-apps with an unreviewed app at 1280px").await;
+
+        b.set_width(390, 844).await;
+        b.goto(&fx.server.url("/settings/authorized-apps")).await;
+        b.wait_text("td.name", "not reviewed").await;
+        let height = b
+            .client
+            .execute(
+                "return document.querySelector('td.name .badge').getBoundingClientRect().height;",
+                vec![],
+            )
+            .await
+            .expect("measure the badge")
+            .as_f64()
+            .unwrap_or(0.0);
+        assert!(height < 30.0, "the badge is {height} px high");
+        let misplaced = in_label_column(&b).await;
+        assert!(
+            misplaced.is_empty(),
+            "in the label column at 390 px:\n  {}",
+            misplaced.join("\n  ")
+        );
+        check_page(&b, "authorized-apps with an unreviewed app at 390px").await;
+    });
+}
