@@ -6,6 +6,11 @@
 //   side; data-open-now opens at once (a form sent back with an error);
 // - a <dialog data-modal> shown open by the server becomes modal; closing it
 //   (Escape too) follows its [data-close] link.
+// - a field with data-confirm-name="<name>" keeps its form's submit button
+//   disabled until the name is typed exactly; a wrong name shows the error
+//   next to the field (the server checks the name again);
+// - Escape on a show-once dialog first warns that the secret will be gone;
+// - a table wider than its box (.table-wrap) gets a "scroll sideways" hint.
 // showModal() makes the rest of the page inert and Escape close the dialog;
 // Tab is also kept cycling inside it, and focus goes back to the opener.
 (function () {
@@ -122,6 +127,17 @@
       var c = d.querySelector("[data-copy]");
       if (c) c.focus();
       d.addEventListener("keydown", trap);
+      // Escape warns once before the secret is thrown away; a second
+      // Escape (or the close link) leaves.
+      var warning = d.querySelector(".escape-warning");
+      d.addEventListener("keydown", function (ev) {
+        if (ev.key !== "Escape" || !warning || !warning.hidden) return;
+        ev.preventDefault();
+        warning.hidden = false;
+      });
+      d.addEventListener("cancel", function (ev) {
+        if (warning && warning.hidden) { ev.preventDefault(); warning.hidden = false; }
+      });
       d.addEventListener("close", function () {
         // The close() just above fires too, later: the dialog is open again then.
         if (d.open) return;
@@ -129,12 +145,77 @@
         if (link) window.location.assign(link.href);
       });
     });
+    Array.prototype.forEach.call(document.querySelectorAll("input[data-confirm-name]"), confirmByName);
+    tableCues();
+    window.addEventListener("resize", tableCues);
     // Choosing Custom opens the list of scopes.
     var access = document.getElementById("key-access");
     var box = document.querySelector(".scopes-box");
     if (access && box) {
       access.addEventListener("change", function () { if (access.value === "custom") box.open = true; });
     }
+  }
+
+  // A typed-name confirmation: the submit button waits for the exact name.
+  function confirmByName(input) {
+    var form = input.form;
+    if (!form) return;
+    var want = input.getAttribute("data-confirm-name");
+    var buttons = form.querySelectorAll("button[type=submit]");
+    var err = document.createElement("p");
+    err.className = "flash error field-error";
+    err.id = input.id + "-error";
+    err.hidden = true;
+    input.parentNode.insertBefore(err, input.nextSibling);
+    var described = input.getAttribute("aria-describedby");
+    input.setAttribute("aria-describedby", (described ? described + " " : "") + err.id);
+    var anyCase = input.hasAttribute("data-confirm-any-case");
+    function norm(v) { return anyCase ? v.toLowerCase() : v; }
+    function matches() { return norm(input.value.trim()) === norm(want); }
+    function showError(show) {
+      err.hidden = !show;
+      if (show) {
+        err.setAttribute("role", "alert");
+        err.textContent = "That is not the name. Type it exactly: " + want;
+        input.setAttribute("aria-invalid", "true");
+      } else {
+        err.removeAttribute("role");
+        err.textContent = "";
+        input.removeAttribute("aria-invalid");
+      }
+    }
+    function update() {
+      var ok = matches();
+      Array.prototype.forEach.call(buttons, function (b) { b.disabled = !ok; });
+      // Wrong as soon as it can no longer become the name.
+      showError(input.value !== "" && !ok && norm(want).indexOf(norm(input.value.replace(/^\s+/, ""))) !== 0);
+    }
+    input.addEventListener("input", update);
+    input.addEventListener("change", function () { if (!matches() && input.value !== "") showError(true); });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && !matches()) { ev.preventDefault(); showError(true); }
+    });
+    form.addEventListener("submit", function (ev) {
+      if (!matches()) { ev.preventDefault(); showError(true); input.focus(); }
+    });
+    update();
+  }
+
+  // Tables wider than their box: a visible hint above, and a class for the
+  // edge cue.
+  function tableCues() {
+    Array.prototype.forEach.call(document.querySelectorAll(".table-wrap"), function (w) {
+      var hint = w.previousElementSibling;
+      if (!hint || !hint.classList.contains("scroll-hint")) {
+        hint = document.createElement("p");
+        hint.className = "scroll-hint muted";
+        hint.textContent = "The table is wider than the page: scroll it sideways to see every column.";
+        w.parentNode.insertBefore(hint, w);
+      }
+      var over = w.scrollWidth > w.clientWidth + 1;
+      w.classList.toggle("overflows", over);
+      hint.classList.toggle("shown", over);
+    });
   }
 
   document.addEventListener("click", function (ev) {

@@ -284,20 +284,38 @@ fn browser_api_key_lifecycle() {
         assert_workspace(&fx, &second);
         close_secret(&b, "key_rotated").await;
 
-        // Revoking needs the key's name typed: a wrong one changes nothing.
+        // Revoking needs the key's name typed: the button waits for it, and
+        // a wrong one keeps the dialog open with the error inside it.
         let revoke_button =
             format!("form[action='/settings/api-keys/{id}/revoke'] button[type='submit']");
         b.click(&format!("button[data-opens='revoke-{id}']")).await;
         b.wait_css(&format!("dialog#revoke-{id}-dialog[open]"))
             .await;
+        let button = b.wait_css(&revoke_button).await;
+        assert!(
+            !button.is_enabled().await.unwrap(),
+            "Revoke is active before the name is typed"
+        );
         b.type_into(&format!("#confirm-{id}"), "not-the-name").await;
-        b.click(&revoke_button).await;
-        b.wait_text("p.flash.error", "type the key's name exactly")
-            .await;
+        assert!(
+            !button.is_enabled().await.unwrap(),
+            "Revoke is active with a wrong name"
+        );
+        b.press(webdriver::ENTER).await;
+        b.wait_text(
+            &format!("dialog#revoke-{id}-dialog[open] p.flash.error"),
+            "Type it exactly",
+        )
+        .await;
+        b.screenshot("-wrong-name").await;
+        assert!(
+            b.url().await.ends_with("notice=key_rotated"),
+            "the page changed"
+        );
         assert_workspace(&fx, &second);
 
-        b.click(&format!("button[data-opens='revoke-{id}']")).await;
         b.type_into(&format!("#confirm-{id}"), name).await;
+        assert!(button.is_enabled().await.unwrap(), "Revoke stays disabled");
         b.click(&revoke_button).await;
         b.wait_url("the API keys list", |u| {
             param(&query_params(u), "notice") == Some("key_revoked")
@@ -645,6 +663,17 @@ fn browser_api_keys_by_keyboard_only() {
             let second = shown_key(&b, &name).await;
             assert_ne!(first, second, "rotation showed the same secret");
             b.wait_css("dialog[data-modal][open]").await;
+            // The first Escape warns that the key will be gone; the second leaves.
+            b.press(ESCAPE).await;
+            b.wait_text(
+                "dialog[data-modal][open] .escape-warning",
+                "cannot be shown again",
+            )
+            .await;
+            assert!(
+                b.url().await.contains("/rotate"),
+                "Escape threw the key away without a warning"
+            );
             b.press(ESCAPE).await;
             b.wait_url("the list", |u| {
                 param(&query_params(u), "notice") == Some("key_rotated")
@@ -714,6 +743,13 @@ fn browser_mailboxes_tab() {
         b.click("[data-copy='new-key']").await;
         b.wait_text("[data-copy='new-key']", "Copied").await;
         b.screenshot("-created").await;
+        b.press(webdriver::ESCAPE).await;
+        b.wait_text(
+            "dialog[data-modal][open] .escape-warning",
+            "cannot be shown again",
+        )
+        .await;
+        b.screenshot("-escape-warning").await;
         b.wait_xpath("//a[normalize-space()='I saved it, close']")
             .await
             .click()
@@ -726,8 +762,49 @@ fn browser_mailboxes_tab() {
         let body = b.body_text().await;
         assert!(!body.contains(&key), "the key is shown again");
 
-        // Disable it: the row says so and offers Enable instead.
+        // Rotate asks first: the dialog says what happens, and the key is
+        // unchanged until it is confirmed.
         let row = key_row(name);
+        let opener = b
+            .wait_xpath(&format!(
+                "{row}//button[starts-with(@data-opens, 'rotate-auth-')]"
+            ))
+            .await;
+        let dialog = opener.attr("data-opens").await.unwrap().unwrap();
+        opener.click().await.unwrap();
+        b.wait_css(&format!("dialog#{dialog}-dialog[open]")).await;
+        b.wait_text(&format!("dialog#{dialog}-dialog"), "stops working")
+            .await;
+        b.screenshot("-rotate-confirm").await;
+        b.press(webdriver::ESCAPE).await;
+        wait_closed(&b, &format!("dialog#{dialog}-dialog")).await;
+        assert!(
+            b.url().await.contains("notice=auth_key_created"),
+            "rotated at once"
+        );
+        opener.click().await.unwrap();
+        b.click(&format!("dialog#{dialog}-dialog button[type='submit']"))
+            .await;
+        b.wait_text("#save-title", "Save your auth key").await;
+        let rotated = b
+            .wait_css("#new-key")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert_ne!(rotated, key, "rotation showed the same key");
+        b.wait_xpath("//a[normalize-space()='I saved it, close']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        b.wait_url("the mailbox after rotating", |u| {
+            u.path() == "/settings/mailboxes"
+        })
+        .await;
+
+        // Disable it: the row says so and offers Enable instead.
         let status = b
             .wait_xpath(&format!("{row}/td[starts-with(@class, 'status-')]"))
             .await;
@@ -752,5 +829,355 @@ fn browser_mailboxes_tab() {
         ))
         .await;
         b.screenshot("").await;
+    });
+}
+
+/// Elements of the tables' cells that sit in the label column of the phone
+/// layout (a cell's label is 7.5rem wide, its content starts right of it).
+async fn in_label_column(b: &Browser) -> Vec<String> {
+    let found = b
+        .client
+        .execute(
+            "const out = [];\
+             for (const td of document.querySelectorAll('table.cards td:not(.row-actions)')) {\
+               const t = td.getBoundingClientRect();\
+               for (const el of td.querySelectorAll(':scope > *')) {\
+                 if (el.tagName === 'BR') continue;\
+                 const r = el.getBoundingClientRect();\
+                 if (r.width === 0 && r.height === 0) continue;\
+                 if (r.left < t.left + 100) out.push(td.dataset.label + ': ' + el.tagName.toLowerCase() + ' ' + (el.textContent || '').trim().slice(0, 30));\
+               }\
+             }\
+             return out;",
+            vec![],
+        )
+        .await
+        .expect("measure the cells");
+    found
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How far each table overflows its box: (scrollWidth, clientWidth) of the
+/// first `.table-wrap`, and the width of its first name cell.
+async fn table_fit(b: &Browser) -> (i64, i64, i64) {
+    let v = b
+        .client
+        .execute(
+            "const w = document.querySelector('.table-wrap');\
+             const n = w.querySelector('td.name');\
+             return [w.scrollWidth, w.clientWidth, n ? Math.round(n.getBoundingClientRect().width) : 0];",
+            vec![],
+        )
+        .await
+        .expect("measure the table");
+    (
+        v[0].as_i64().unwrap_or(0),
+        v[1].as_i64().unwrap_or(0),
+        v[2].as_i64().unwrap_or(0),
+    )
+}
+
+/// Issue 32, defects 1 and 4: a long key name wraps and the keys table fits
+/// its box at 1280 px (or, narrower, scrolls inside it with a visible hint);
+/// at a phone's width every second line of a cell stays right of its label,
+/// and the columns meant for wide screens only are hidden.
+#[test]
+fn browser_long_names_wrap_and_phone_cells_line_up() {
+    browser_test(
+        "browser_long_names_wrap_and_phone_cells_line_up",
+        |fx, b| async move {
+            let ws = fx.workspace_id.clone();
+            let long = "integration".repeat(9);
+            fx.db().create_api_key(&ws, &long, "read_only");
+            fx.db().json(&[
+                "apikey",
+                "create",
+                "--workspace",
+                &ws,
+                "--name",
+                "prod-main-app-eu-west-1-2026-primary",
+                "--access",
+                "custom",
+                "--scope",
+                "tags:write",
+                "--scope",
+                "workspace:read",
+                "--allow-ip",
+                "203.0.113.0/24",
+                "--allow-ip",
+                "2001:db8::/32",
+            ]);
+            for i in 0..12 {
+                fx.db()
+                    .create_api_key(&ws, &format!("worker-{i}"), "read_write");
+            }
+            let mailbox = fx.db().json(&[
+                "mailbox",
+                "create",
+                "--workspace",
+                &ws,
+                "--address",
+                "sales@example.com",
+            ]);
+            let mailbox_id = mailbox["id"].as_str().expect("mailbox id").to_string();
+            fx.db().json(&[
+                "authkey",
+                "create",
+                "--mailbox",
+                &mailbox_id,
+                "--name",
+                "Outreach Primary",
+            ]);
+
+            b.set_width(1280, 800).await;
+            b.goto(&fx.server.url("/login")).await;
+            b.wait_css("#email").await;
+            b.sign_in(&fx).await;
+            b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+                .await;
+            b.wait_xpath(&key_row(&long)).await;
+            let (scroll, client, name) = table_fit(&b).await;
+            assert!(
+                scroll <= client + 1,
+                "the keys table is {scroll} px wide in a {client} px box at 1280 px"
+            );
+            assert!(
+                name < 400,
+                "the long name does not wrap: its cell is {name} px"
+            );
+            check_page(&b, "api-keys with a long name at 1280px").await;
+
+            // Narrower than the table: it scrolls in its box, and says so.
+            b.set_width(800, 800).await;
+            b.goto(&fx.server.url("/settings/api-keys")).await;
+            b.wait_xpath(&key_row(&long)).await;
+            let (scroll, client, _) = table_fit(&b).await;
+            if scroll > client + 1 {
+                b.wait_text(".scroll-hint.shown", "scroll it sideways")
+                    .await;
+                b.wait_css(".table-wrap.overflows").await;
+            }
+            b.assert_nothing_clipped("api-keys at 800px").await;
+
+            b.set_width(390, 844).await;
+            for (page, path) in [
+                ("api-keys", format!("/settings/api-keys?workspace={ws}")),
+                (
+                    "mailboxes",
+                    format!("/settings/mailboxes?workspace={ws}&mailbox={mailbox_id}"),
+                ),
+            ] {
+                b.goto(&fx.server.url(&path)).await;
+                b.wait_css("table.cards").await;
+                let misplaced = in_label_column(&b).await;
+                b.screenshot(&format!("-390-{page}")).await;
+                assert!(
+                    misplaced.is_empty(),
+                    "{path}: in the label column at 390 px:\n  {}",
+                    misplaced.join("\n  ")
+                );
+                let shown = b
+                    .client
+                    .execute(
+                        "return Array.from(document.querySelectorAll('.hide-sm'))\
+                           .filter(e => getComputedStyle(e).display !== 'none').length;",
+                        vec![],
+                    )
+                    .await
+                    .expect("count the wide-only cells");
+                assert_eq!(shown, serde_json::json!(0), "{path}: hide-sm hides nothing");
+                check_page(&b, &format!("{page} at 390px")).await;
+            }
+        },
+    );
+}
+
+/// Issue 32, defect 2: a refused Generate shows its error inside the open
+/// drawer, in view at a phone's width, with everything chosen kept.
+#[test]
+fn browser_generate_error_shows_in_the_drawer() {
+    browser_test(
+        "browser_generate_error_shows_in_the_drawer",
+        |fx, b| async move {
+            b.set_width(390, 844).await;
+            b.goto(&fx.server.url("/login")).await;
+            b.wait_css("#email").await;
+            b.sign_in(&fx).await;
+            b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+                .await;
+            b.click("[data-opens='generate']").await;
+            b.wait_css("dialog#generate-dialog[open]").await;
+            b.type_into("#key-name", "billing-export").await;
+            b.wait_css("#key-access")
+                .await
+                .select_by_value("custom")
+                .await
+                .unwrap();
+            b.click("input[name='scope'][value='tags:write']").await;
+            b.type_into("#key-ips", "203.0.113.0/24 not-an-address")
+                .await;
+            b.click("#generate-dialog button[type='submit']").await;
+            let error = b
+                .wait_css("dialog#generate-dialog[open] #generate-error")
+                .await;
+            assert!(error.is_displayed().await.unwrap(), "the error is hidden");
+            let top = b
+                .client
+                .execute(
+                    "const e = document.getElementById('generate-error');\
+                     const r = e.getBoundingClientRect();\
+                     const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);\
+                     return r.top >= 0 && r.bottom <= window.innerHeight && !!hit && e.contains(hit);",
+                    vec![],
+                )
+                .await
+                .expect("locate the error");
+            assert_eq!(
+                top,
+                serde_json::json!(true),
+                "the error is covered or out of view"
+            );
+            let text = error.text().await.unwrap();
+            assert!(text.contains("Allowed addresses"), "error: {text:?}");
+            let value = |css: &'static str| {
+                let b = b.clone();
+                async move {
+                    b.wait_css(css)
+                        .await
+                        .prop("value")
+                        .await
+                        .unwrap()
+                        .unwrap_or_default()
+                }
+            };
+            assert_eq!(value("#key-name").await, "billing-export");
+            assert_eq!(value("#key-access").await, "custom");
+            assert_eq!(value("#key-ips").await, "203.0.113.0/24 not-an-address");
+            let ticked = b
+                .wait_css("input[name='scope'][value='tags:write']")
+                .await
+                .is_selected()
+                .await
+                .unwrap();
+            assert!(ticked, "the ticked scope was cleared");
+            check_page(&b, "generate drawer with an error at 390px").await;
+        },
+    );
+}
+
+/// Issue 32, defect 6: a developer app's Rotate secret asks first.
+#[test]
+fn browser_developer_app_rotate_asks_first() {
+    browser_test(
+        "browser_developer_app_rotate_asks_first",
+        |fx, b| async move {
+            b.goto(&fx.server.url("/login")).await;
+            b.wait_css("#email").await;
+            b.sign_in(&fx).await;
+            b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+                .await;
+            b.goto(&fx.server.url("/settings/developer-apps")).await;
+            b.type_into("#app-name", "Rotation check").await;
+            b.type_into("#app-uris", "https://app.example.com/callback")
+                .await;
+            b.click("form[action='/settings/developer-apps'] button[type='submit']")
+                .await;
+            let first = b
+                .wait_css("#client-secret")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            b.wait_xpath("//a[normalize-space()='I saved it, close']")
+                .await
+                .click()
+                .await
+                .unwrap();
+            let opener = b.wait_css("button[data-opens^='rotate-app-']").await;
+            let dialog = opener.attr("data-opens").await.unwrap().unwrap();
+            opener.click().await.unwrap();
+            b.wait_text(&format!("dialog#{dialog}-dialog[open]"), "stops working")
+                .await;
+            check_page(&b, "rotate secret dialog").await;
+            b.click(&format!("dialog#{dialog}-dialog button[type='submit']"))
+                .await;
+            let second = b
+                .wait_css("#client-secret")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            assert_ne!(first, second, "rotation showed the same secret");
+        },
+    );
+}
+
+/// Issue 32, defects 1 and 4: a self-registered app's "not reviewed" note
+/// wraps, so the authorized apps table fits its box at 1280 px; at a phone's
+/// width the badge stays one line high and the note stays right of its label.
+#[test]
+fn browser_unreviewed_app_note_wraps() {
+    browser_test("browser_unreviewed_app_note_wraps", |fx, b| async move {
+        let mut owner = fx.owner();
+        let page = owner.get("/settings/developer-apps");
+        let csrf = support::hidden(&page.body, "csrf_token").expect("a CSRF token");
+        let r = owner.post_form(
+            "/settings/developer-apps",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("name", "Quarterly reporting assistant"),
+                ("redirect_uris", fx.redirect_uri.as_str()),
+                ("client_type", "public"),
+            ],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let client_id = support::input_value(&r.body, "client-id").expect("client id");
+        let (_, challenge) = pkce();
+        fx.approve(&mut owner, &client_id, "tags:read", &challenge);
+
+        b.set_width(1280, 800).await;
+        b.goto(&fx.server.url("/login")).await;
+        b.wait_css("#email").await;
+        b.sign_in(&fx).await;
+        b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+            .await;
+        b.goto(&fx.server.url("/settings/authorized-apps")).await;
+        b.wait_text("td.name", "not reviewed").await;
+        let (scroll, client, _) = table_fit(&b).await;
+        assert!(
+            scroll <= client + 1,
+            "the authorized apps table is {scroll} px wide in a {client} px box at 1280 px"
+        );
+        check_page(&b, "authorized-apps with an unreviewed app at 1280px").await;
+
+        b.set_width(390, 844).await;
+        b.goto(&fx.server.url("/settings/authorized-apps")).await;
+        b.wait_text("td.name", "not reviewed").await;
+        let height = b
+            .client
+            .execute(
+                "return document.querySelector('td.name .badge').getBoundingClientRect().height;",
+                vec![],
+            )
+            .await
+            .expect("measure the badge")
+            .as_f64()
+            .unwrap_or(0.0);
+        assert!(height < 30.0, "the badge is {height} px high");
+        let misplaced = in_label_column(&b).await;
+        assert!(
+            misplaced.is_empty(),
+            "in the label column at 390 px:\n  {}",
+            misplaced.join("\n  ")
+        );
+        check_page(&b, "authorized-apps with an unreviewed app at 390px").await;
     });
 }

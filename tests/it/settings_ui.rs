@@ -172,8 +172,154 @@ fn the_drawer_generates_in_the_chosen_workspace(b: Backend) {
     assert_eq!(db.count("api_keys WHERE name = 'gamma-sync'"), 0);
 }
 
+/// A workspace without keys says so and offers the first one; a search that
+/// finds nothing says that instead; a plan without API access says why.
+fn keys_page_empty_states(b: Backend) {
+    let fx = Fixture::new(b);
+    let ws = fx.workspace_id.clone();
+    let mut owner = fx.owner();
+    let r = owner.get(&format!("/settings/api-keys?workspace={ws}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("No API keys yet"), "{}", r.body);
+    assert!(r.body.contains("Generate your first API key"), "{}", r.body);
+    assert!(!r.body.contains("No API keys match"), "{}", r.body);
+    assert!(
+        !r.body.contains("id=\"key-search\""),
+        "a search box over nothing"
+    );
+
+    let r = owner.get(&format!("/settings/api-keys?workspace={ws}&q=zzz-none"));
+    assert!(
+        r.body.contains("No API keys match this search"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Show all API keys"), "{}", r.body);
+
+    let db = fx.db();
+    db.json(&["workspace", "set-plan", &ws, "--plan", "free"]);
+    let r = owner.get(&format!("/settings/api-keys?workspace={ws}"));
+    assert!(r.body.contains("No API keys yet"), "{}", r.body);
+    assert!(r.body.contains("plan does not include them"), "{}", r.body);
+    assert!(r
+        .body
+        .contains("Apps that people authorize work on every plan"));
+    assert!(!r.body.contains("No API keys match"), "{}", r.body);
+}
+
+/// A person in no workspace gets a page that says what to do, not a link
+/// back to the same page.
+fn no_workspace_page_says_what_to_do(b: Backend) {
+    let fx = Fixture::new(b);
+    let email = format!("alone-{}@example.com", &unique()[..8]);
+    fx.db().create_user(&email);
+    let r = fx.signed_in(&email).get("/settings/api-keys");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("No workspace yet"), "{}", r.body);
+    assert!(r.body.contains("Team members"), "{}", r.body);
+    assert!(
+        r.body.contains("href=\"/settings/developer-apps\""),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("href=\"/settings\""), "loops: {}", r.body);
+}
+
+/// `/settings/api-access` is the API keys page; unknown URLs get a 404 page
+/// in the frame, with ways on.
+fn unknown_urls_get_a_404_page_and_api_access_routes(b: Backend) {
+    let fx = Fixture::new(b);
+    let ws = fx.workspace_id.clone();
+    let mut owner = fx.owner();
+    let r = owner.get(&format!("/settings/api-access?workspace={ws}"));
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(r.location(), format!("/settings/api-keys?workspace={ws}"));
+    let r = owner.get("/settings/api-access");
+    assert_eq!(r.location(), "/settings/api-keys");
+    for path in ["/settings/no-such-page", "/no-such-page"] {
+        let r = owner.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(
+            r.body.contains("<header class=\"top\">"),
+            "{path}: {}",
+            r.body
+        );
+        assert!(r.body.contains("Page not found"), "{path}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("<code>{path}</code>")),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("href=\"/settings/api-keys\""), "{}", r.body);
+    }
+}
+
+/// A refused Generate shows its error inside the drawer, which opens again
+/// with everything as it was sent.
+fn generate_refusal_keeps_the_form_in_the_drawer(b: Backend) {
+    let fx = Fixture::new(b);
+    let ws = fx.workspace_id.clone();
+    let mut owner = fx.owner();
+    let page = owner.get(&format!("/settings/api-keys?workspace={ws}"));
+    let csrf = hidden(&page.body, "csrf_token").expect("a CSRF token");
+    let r = owner.post_form(
+        "/settings/api-keys",
+        &[
+            ("csrf_token", csrf.as_str()),
+            ("workspace_id", &ws),
+            ("name", "billing-export"),
+            ("access", "custom"),
+            ("scope", "tags:write"),
+            ("expires", "2031-03-04"),
+            ("allowed_ips", "203.0.113.0/24 not-an-address"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let drawer = r.body.find("id=\"generate\"").expect("the drawer");
+    let error = r.body.find("id=\"generate-error\"").expect("the error");
+    assert!(
+        error > drawer,
+        "the error is outside the drawer: {}",
+        r.body
+    );
+    assert!(r.body[error..].contains("Allowed addresses"), "{}", r.body);
+    assert!(
+        r.body[drawer..error].contains("data-open-now"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body.matches("class=\"flash error\"").count(),
+        1,
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"billing-export\""));
+    assert!(
+        r.body.contains("<option value=\"custom\" selected>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("value=\"tags:write\" checked>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"2031-03-04\""), "{}", r.body);
+    assert!(
+        r.body.contains("value=\"203.0.113.0/24 not-an-address\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(fx.db().count("api_keys WHERE name = 'billing-export'"), 0);
+}
+
 both_backends!(
     security_log_names_subjects_filters_and_pages,
     security_log_is_for_managers_only,
     the_drawer_generates_in_the_chosen_workspace,
+    keys_page_empty_states,
+    no_workspace_page_says_what_to_do,
+    unknown_urls_get_a_404_page_and_api_access_routes,
+    generate_refusal_keeps_the_form_in_the_drawer,
 );

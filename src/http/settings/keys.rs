@@ -34,6 +34,35 @@ struct ScopeChoice {
     description: &'static str,
 }
 
+/// What the generate form was sent with, shown again after a refusal so
+/// that nothing typed or chosen is lost.
+#[derive(Default)]
+struct GenerateForm {
+    name: String,
+    access: String,
+    scopes: Vec<String>,
+    expires: String,
+    allowed_ips: String,
+    mailbox_id: String,
+}
+
+impl GenerateForm {
+    fn from_post(form: &Params) -> GenerateForm {
+        GenerateForm {
+            name: field(form, "name"),
+            access: field(form, "access"),
+            scopes: form.all("scope").into_iter().map(str::to_string).collect(),
+            expires: field(form, "expires"),
+            allowed_ips: field(form, "allowed_ips"),
+            mailbox_id: field(form, "mailbox_id"),
+        }
+    }
+
+    fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
 /// The grace periods the rotate form offers (`credentials::grace` syntax).
 const GRACE_CHOICES: &[(&str, &str)] = &[
     ("", "Stop the old secret at once"),
@@ -51,9 +80,15 @@ struct KeysTemplate<'a> {
     keys: Vec<KeyLine>,
     query: &'a str,
     status: &'a str,
+    /// A search or status filter is set (an empty list then means no match,
+    /// not no keys).
+    filtered: bool,
     notice: Option<&'a str>,
+    /// A refusal of a row's action, shown above the list.
     error: Option<&'a str>,
-    form_name: &'a str,
+    /// A refusal of the generate form, shown inside its drawer.
+    form_error: Option<&'a str>,
+    form: &'a GenerateForm,
     scope_choices: Vec<ScopeChoice>,
     grace_choices: &'a [(&'a str, &'a str)],
     /// The mailboxes a new key may be restricted to.
@@ -106,24 +141,36 @@ fn load_keys(conn: &mut DbConn, ctx: &Context, q: &KeysQuery) -> Result<KeysView
     })
 }
 
-/// The page for `ctx`; after a refused form, with `error` and the name typed.
-fn render_keys(
-    ctx: &Context,
-    view: &KeysView,
-    q: &KeysQuery,
-    error: Option<&str>,
-    form_name: &str,
-) -> Page {
+/// Where a refusal is shown: above the list (a row's action), or in the
+/// generate drawer with the form as it was sent.
+enum Refusal<'a> {
+    None,
+    Row(&'a str),
+    Generate(&'a str, &'a GenerateForm),
+}
+
+/// The page for `ctx`; after a refused form, with its refusal.
+fn render_keys(ctx: &Context, view: &KeysView, q: &KeysQuery, refusal: Refusal) -> Page {
+    let empty = GenerateForm::default();
+    let (error, form_error, form) = match refusal {
+        Refusal::None => (None, None, &empty),
+        Refusal::Row(e) => (Some(e), None, &empty),
+        Refusal::Generate(e, form) => (None, Some(e), form),
+    };
+    let query = q.q.as_deref().unwrap_or("");
+    let status = q.status.as_deref().unwrap_or("");
     let now = db::now();
     let page = KeysTemplate {
         frame: Frame::of(ctx, "keys"),
         api_access: accounts::plan_includes_api(&ctx.current.plan),
         keys: view.rows.iter().map(|r| key_line(view, r, now)).collect(),
-        query: q.q.as_deref().unwrap_or(""),
-        status: q.status.as_deref().unwrap_or(""),
+        query,
+        status,
+        filtered: !query.trim().is_empty() || !status.is_empty(),
         notice: notice_text(q.notice.as_deref()),
         error,
-        form_name,
+        form_error,
+        form,
         scope_choices: scopes::SCOPES
             .iter()
             .map(|s| ScopeChoice {
@@ -134,7 +181,8 @@ fn render_keys(
         grace_choices: GRACE_CHOICES,
         mailboxes: view.mailboxes.clone(),
     };
-    Page::render(form_status(ctx.role, error.is_some()), &page)
+    let refused = page.error.is_some() || page.form_error.is_some();
+    Page::render(form_status(ctx.role, refused), &page)
 }
 
 /// One key's row of the list, as of `now`.
@@ -178,17 +226,17 @@ fn restricted_to(mailboxes: &[crate::mailboxes::MailboxRow], id: Option<&str>) -
 async fn keys_page(svc: Svc, req: HttpRequest) -> HttpResponse {
     show(svc, req, NEXT, |_, conn, ctx, q: &KeysQuery| {
         let view = load_keys(conn, ctx, q)?;
-        Ok(render_keys(ctx, &view, q, None, ""))
+        Ok(render_keys(ctx, &view, q, Refusal::None))
     })
     .await
 }
 
-/// The page again after a refused form, with `error` and the name typed:
-/// unfiltered, without a notice.
-fn refused_form(conn: &mut DbConn, ctx: &Context, error: &str, name: &str) -> Result<Page, Stop> {
+/// The page again after a refused form, with its refusal: unfiltered,
+/// without a notice.
+fn refused_form(conn: &mut DbConn, ctx: &Context, refusal: Refusal) -> Result<Page, Stop> {
     let q = KeysQuery::default();
     let view = load_keys(conn, ctx, &q)?;
-    Ok(render_keys(ctx, &view, &q, Some(error), name))
+    Ok(render_keys(ctx, &view, &q, refusal))
 }
 
 #[derive(Template)]
@@ -232,7 +280,11 @@ async fn generate_key(svc: Svc, post: FormPost) -> HttpResponse {
             .and_then(|spec| apikeys::create_key(conn, &spec, by(&ctx, post)));
         match created {
             Ok(issued) => Ok(show_secret(&issued, "key_created")),
-            Err(e) => refused_form(conn, &ctx, &refusal_words(e)?, &name),
+            Err(e) => {
+                let words = refusal_words(e)?;
+                let sent = GenerateForm::from_post(&post.form);
+                refused_form(conn, &ctx, Refusal::Generate(&words, &sent))
+            }
         }
     })
     .await
@@ -313,7 +365,7 @@ async fn rotate_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpRe
         let (ctx, key) = managed_key(conn, post, &path)?;
         let grace = match chosen_grace(&post.form) {
             Ok(grace) => grace,
-            Err(msg) => return refused_form(conn, &ctx, &msg, ""),
+            Err(msg) => return refused_form(conn, &ctx, Refusal::Row(&msg)),
         };
         let cache = &svc.credentials.cache;
         let issued = apikeys::rotate_with_grace(conn, cache, &key.id, grace, by(&ctx, post))
@@ -333,7 +385,7 @@ async fn revoke_key(svc: Svc, path: web::Path<String>, post: FormPost) -> HttpRe
         let (ctx, key) = managed_key(conn, post, &path)?;
         if field(&post.form, "confirm_name").trim() != key.name {
             let msg = format!("To revoke, type the key's name exactly: {}", key.name);
-            return refused_form(conn, &ctx, &msg, "");
+            return refused_form(conn, &ctx, Refusal::Row(&msg));
         }
         let cache = &svc.credentials.cache;
         apikeys::revoke(conn, cache, &key.id, by(&ctx, post)).map_err(refused_conflict)?;

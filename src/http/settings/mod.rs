@@ -36,13 +36,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/settings",
         web::get().to(|| async { redirect(StatusCode::FOUND, "/settings/api-keys") }),
     );
+    // The product's own name for the API keys page.
+    cfg.route("/settings/api-access", web::get().to(api_access_alias));
     keys::routes(cfg);
     mailboxes::routes(cfg);
     apps::routes(cfg);
     log::routes(cfg);
     team::routes(cfg);
     developer_apps::routes(cfg);
+    // Every URL nothing else answers: a page that says so, in the frame.
+    cfg.default_service(web::to(not_found));
 }
+
+/// `/settings/api-access`, with its query, to the API keys page.
+async fn api_access_alias(req: HttpRequest) -> HttpResponse {
+    let to = match req.query_string() {
+        "" => "/settings/api-keys".to_string(),
+        q => format!("/settings/api-keys?{q}"),
+    };
+    redirect(StatusCode::FOUND, &to)
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundTemplate<'a> {
+    path: &'a str,
+}
+
+/// The 404 page of any unknown URL.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let path: String = req.path().chars().take(200).collect();
+    match (NotFoundTemplate { path: &path }).render() {
+        Ok(body) => html(StatusCode::NOT_FOUND, body),
+        Err(_) => crate::http::render_failed(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "no_workspace.html")]
+struct NoWorkspaceTemplate;
 
 /// The signed-in person, their workspaces, and the one selected.
 struct Context {
@@ -165,10 +197,10 @@ where
 fn no_access(a: Access_, next: &str) -> HttpResponse {
     match a {
         Access_::Login => login_redirect(next),
-        _ => error_page(
-            StatusCode::FORBIDDEN,
-            "You are not a member of any workspace.",
-        ),
+        _ => match NoWorkspaceTemplate.render() {
+            Ok(body) => html(StatusCode::FORBIDDEN, body),
+            Err(_) => crate::http::render_failed(),
+        },
     }
 }
 

@@ -56,7 +56,7 @@ fn generate_in_settings_page_shows_the_key_once(b: Backend) {
         "the current workspace is not the chosen one: {workspace_field}"
     );
     assert!(page.body.contains("name=\"access\""));
-    assert!(page.body.contains("No API keys match."));
+    assert!(page.body.contains("No API keys yet"));
 
     // Generate: the full key, once, on a page nobody caches.
     let r = generate(&mut owner, &ws, "crm-sync", "read_write", "");

@@ -33,7 +33,7 @@ fn search_and_filter_the_list(b: Backend) {
             );
         }
         if expected.is_empty() {
-            assert!(page.body.contains("No API keys match."));
+            assert!(page.body.contains("No API keys match this search"));
         }
     };
     check("", &all);
