@@ -53,9 +53,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use thiserror::Error;
 
-/// The variable naming the proxies whose `X-Forwarded-For` entries are believed.
-pub const TRUSTED_PROXIES_ENV: &str = "KEYGATE_TRUSTED_PROXIES";
-
 /// How many `X-Forwarded-For` entries [`client_ip`] examines at most. Real
 /// deployments have one to three proxies; this bounds the work a long header
 /// can cause.

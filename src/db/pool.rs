@@ -103,10 +103,6 @@ impl Pool {
             .map_err(|e| self.timed_out(e))
     }
 
-    pub fn is_away(&self) -> bool {
-        self.health.is_away()
-    }
-
     /// While the database is away: tries one connection within `budget`,
     /// whatever the pool knows, and returns whether the database answers
     /// (a connection that works ends the away state).

@@ -172,20 +172,24 @@ fn documents_can_be_turned_off(b: Backend) {
     assert!(!has_row(&f, &client_id));
 }
 
-fn fetches_are_limited_per_address(b: Backend) {
+/// A document that never works (failures are never cached, so every use
+/// fetches), and keygate with abuse limits on, one fetch `limit` set, and
+/// client addresses taken from `X-Forwarded-For`.
+fn failing_document(b: Backend, limit: (&str, &str)) -> (HttpsServer, String, Fixture) {
     let https = HttpsServer::start();
-    // A document that never works: failures are never cached.
     let client_id = https.url("/gone.json");
     https.set("/gone.json", Reply::status(404));
-    let f = keygate_for(
-        &https,
-        b,
-        &[
-            ("KEYGATE_RATE_LIMITS", "on"),
-            ("KEYGATE_CIMD_FETCH_LIMIT", "3"),
-            ("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
-        ],
-    );
+    let env = [
+        ("KEYGATE_RATE_LIMITS", "on"),
+        limit,
+        ("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let f = keygate_for(&https, b, &env);
+    (https, client_id, f)
+}
+
+fn fetches_are_limited_per_address(b: Backend) {
+    let (https, client_id, f) = failing_document(b, ("KEYGATE_CIMD_FETCH_LIMIT", "3"));
     for _ in 0..3 {
         let r = authorize_anon(&f, &client_id, Some("203.0.113.7"));
         assert_eq!(r.status, 400, "{}", r.body);
@@ -247,18 +251,7 @@ fn token_requests_share_the_fetch_limit(b: Backend) {
 }
 
 fn fetches_are_limited_per_node(b: Backend) {
-    let https = HttpsServer::start();
-    let client_id = https.url("/gone.json");
-    https.set("/gone.json", Reply::status(404));
-    let f = keygate_for(
-        &https,
-        b,
-        &[
-            ("KEYGATE_RATE_LIMITS", "on"),
-            ("KEYGATE_CIMD_FETCH_RATE", "2"),
-            ("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
-        ],
-    );
+    let (https, client_id, f) = failing_document(b, ("KEYGATE_CIMD_FETCH_RATE", "2"));
     // Ten addresses, each well within its own budget, in well under a second
     // or two: at most two fetches a second for all of them together.
     let started = std::time::Instant::now();
