@@ -4,15 +4,15 @@ use super::{client_address, html, read_body, redirect, Svc};
 use crate::accounts::Workspace;
 use crate::credentials::scopes;
 use crate::crypto;
+use crate::node::login::LoginLimits;
 use crate::oauth::authorize::{self, AuthorizationRequest};
 use crate::oauth::Params;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use std::time::Duration;
 
-pub const SESSION_COOKIE: &str = "keygate_session";
+const SESSION_COOKIE: &str = "keygate_session";
 const LOGIN_CSRF_COOKIE: &str = "keygate_login_csrf";
 
 /// A cookie's name: with the `__Host-` prefix when the issuer is https, so
@@ -209,88 +209,6 @@ fn login_form(req: &HttpRequest, body: &[u8]) -> (LoginForm, bool) {
     (login, csrf_ok)
 }
 
-/// The login's abuse limits, all keyed by the client address's bucket
-/// (`ratelimit::address_bucket`: an IPv6 /64 counts as one address):
-/// - failures per (account, address): guessing one account's password from
-///   one address is stopped before any password is checked, while the owner
-///   signing in from elsewhere is never locked out by it (OWASP
-///   Authentication Cheat Sheet, "account lockout" as a denial of service);
-/// - failures per address, across accounts: while an address is over it,
-///   every attempt from it is answered alike (429, no password checked, the
-///   attempt counted), so the answer never tells a right guess from a wrong
-///   one and a blocked address stays blocked while it keeps trying;
-/// - failures per account from any address: a delay before the password is
-///   checked that grows with them and never refuses, so that many addresses
-///   together guess slowly while the owner still signs in.
-///
-/// Every wrong password counts toward all three, whatever the others say.
-struct LoginLimits<'a> {
-    svc: &'a Svc,
-    pair: String,
-    address: String,
-    account: String,
-}
-
-/// Failures of one account (from any address) before its delay starts.
-const UNDELAYED_FAILURES: u32 = 5;
-/// The longest per-account delay.
-const MAX_ACCOUNT_DELAY: Duration = Duration::from_secs(3);
-
-impl<'a> LoginLimits<'a> {
-    fn new(svc: &'a Svc, email: &str, address: &str) -> Self {
-        let bucket = crate::credentials::address::address_bucket_of(address);
-        LoginLimits {
-            svc,
-            pair: format!("login:{email}|{bucket}"),
-            address: format!("login-ip:{bucket}"),
-            account: format!("login-account:{email}"),
-        }
-    }
-    /// Before any password is checked: `Err(seconds)` while the address is
-    /// over its limit (the attempt counted) or the pair is locked.
-    fn before(&self) -> Result<(), u64> {
-        let Some(l) = &self.svc.limits else {
-            return Ok(());
-        };
-        if let Err(secs) = l.login_address.check(&self.address) {
-            l.login_address.failure(&self.address);
-            return Err(secs);
-        }
-        l.login_account.check(&self.pair)
-    }
-    /// How long to wait before checking the password: 0 for an account's
-    /// first failures, then doubling from 250 ms up to `MAX_ACCOUNT_DELAY`.
-    fn delay(&self) -> Duration {
-        let Some(l) = &self.svc.limits else {
-            return Duration::ZERO;
-        };
-        let failures = l.login_delay.failures(&self.account);
-        if failures < UNDELAYED_FAILURES {
-            return Duration::ZERO;
-        }
-        let doublings = (failures - UNDELAYED_FAILURES).min(8);
-        (Duration::from_millis(250) * (1u32 << doublings)).min(MAX_ACCOUNT_DELAY)
-    }
-    /// After a wrong password: counts it toward every limit; `Err(seconds)`
-    /// when the pair or the address is now over its limit.
-    fn failed(&self) -> Result<(), u64> {
-        let Some(l) = &self.svc.limits else {
-            return Ok(());
-        };
-        l.login_account.failure(&self.pair);
-        l.login_address.failure(&self.address);
-        l.login_delay.failure(&self.account);
-        l.login_account.check(&self.pair)?;
-        l.login_address.check(&self.address)
-    }
-    fn succeeded(&self) {
-        if let Some(l) = &self.svc.limits {
-            l.login_account.success(&self.pair);
-            l.login_delay.success(&self.account);
-        }
-    }
-}
-
 /// The longest email address (RFC 5321's path limit): a longer one is
 /// refused as a wrong password, before it is looked up or counted.
 const MAX_EMAIL_BYTES: usize = 254;
@@ -328,7 +246,8 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
             "The form expired. Please sign in again.",
         );
     }
-    let limits = LoginLimits::new(&svc, &form.email, &client_address(&svc, &req));
+    let address = client_address(&svc, &req);
+    let limits = LoginLimits::new(svc.limits.as_ref(), &form.email, &address);
     let user = match verified(&svc, &limits, &form).await {
         Ok(user) => user,
         Err(Refused::TooMany(secs)) => return too_many_logins(&svc, &form.next, &form.email, secs),

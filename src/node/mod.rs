@@ -2,6 +2,7 @@
 //! limits, and the background tasks (revocation feed, usage flush, housekeeping).
 
 pub mod demo;
+pub mod login;
 pub mod maintenance;
 pub mod names;
 pub mod quota;

@@ -35,6 +35,22 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits the settings give.
+    pub fn new(r: &crate::config::RateLimits) -> Limits {
+        Limits {
+            login_account: FailureLimiter::new(r.login_failures, r.window_secs),
+            login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
+            login_delay: FailureLimiter::new(u32::MAX, r.window_secs),
+            client: FailureLimiter::new(r.client_failures, r.window_secs),
+            bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
+            registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
+            registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
+            document_fetches: super::quota::SuccessQuota::new(r.cimd_fetches_per_address, 60),
+            document_fetches_global: super::quota::SuccessQuota::new(r.cimd_fetches_per_second, 1),
+            smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
+        }
+    }
+
     /// Every failure limiter, by its name in `/metrics`.
     pub fn failure_limiters(&self) -> [(&'static str, &FailureLimiter); 7] {
         [
@@ -95,18 +111,7 @@ impl Services {
         .map_err(|e| format!("cannot load signing keys: {e}"))?;
         let cursor = crate::credentials::revocation::start(&mut conn)
             .map_err(|e| format!("cannot read the revocation feed: {e}"))?;
-        let limits = config.rate_limits.as_ref().map(|r| Limits {
-            login_account: FailureLimiter::new(r.login_failures, r.window_secs),
-            login_address: FailureLimiter::new(r.login_failures * 4, r.window_secs),
-            login_delay: FailureLimiter::new(u32::MAX, r.window_secs),
-            client: FailureLimiter::new(r.client_failures, r.window_secs),
-            bearer_address: FailureLimiter::new(r.bearer_failures, r.window_secs),
-            registration_failures: FailureLimiter::new(r.registration_failures, r.window_secs),
-            registrations: super::quota::SuccessQuota::new(r.registrations_per_hour, 3600),
-            document_fetches: super::quota::SuccessQuota::new(r.cimd_fetches_per_address, 60),
-            document_fetches_global: super::quota::SuccessQuota::new(r.cimd_fetches_per_second, 1),
-            smtp: FailureLimiter::new(r.smtp_failures, r.window_secs),
-        });
+        let limits = config.rate_limits.as_ref().map(Limits::new);
         let documents = Fetcher::new(
             cimd_config(&config),
             Offered::new(crate::credentials::scopes::all_names()),
