@@ -76,13 +76,14 @@ pub struct Config {
     /// `KEYGATE_DB_POOL_SIZE` (serving only): the pool's connections; `None`
     /// for 8 on SQLite, 16 on PostgreSQL.
     pub db_pool_size: Option<u32>,
-    /// `KEYGATE_CIMD_ALLOWED_HOSTS` (serving only): hosts the outbound HTTPS
-    /// client fetches from even when they resolve to special-use addresses,
+    /// `KEYGATE_OUTBOUND_ALLOWED_HOSTS` and `KEYGATE_CIMD_ALLOWED_HOSTS`
+    /// together (the second is the first's older name): hosts the outbound
+    /// HTTPS client reaches even when they resolve to special-use addresses,
     /// e.g. `127.0.0.1,localhost` in tests.
-    pub cimd_allowed_hosts: Vec<String>,
-    /// `KEYGATE_CIMD_CA_FILE` (serving only): a PEM file of extra trusted root
-    /// CAs for the outbound HTTPS client.
-    pub cimd_ca_file: Option<PathBuf>,
+    pub outbound_allowed_hosts: Vec<String>,
+    /// `KEYGATE_OUTBOUND_CA_FILE` and `KEYGATE_CIMD_CA_FILE` (either or both):
+    /// PEM files of extra trusted root CAs for the outbound HTTPS client.
+    pub outbound_ca_files: Vec<PathBuf>,
     /// `KEYGATE_CIMD_CACHE_TTL` (serving only): the most seconds a good client
     /// metadata document is cached; `None` for the fetcher's default (24 h).
     pub cimd_cache_ttl_secs: Option<u64>,
@@ -105,11 +106,15 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-/// The environment variable naming hosts that may resolve to special-use
-/// addresses (comma-separated).
-pub const ENV_CIMD_ALLOWED_HOSTS: &str = "KEYGATE_CIMD_ALLOWED_HOSTS";
-/// The environment variable naming a PEM file of extra trusted root CAs.
-pub const ENV_CIMD_CA_FILE: &str = "KEYGATE_CIMD_CA_FILE";
+/// The environment variables naming hosts that may resolve to special-use
+/// addresses (comma-separated); both count.
+pub const ENV_OUTBOUND_ALLOWED_HOSTS: [&str; 2] = [
+    "KEYGATE_OUTBOUND_ALLOWED_HOSTS",
+    "KEYGATE_CIMD_ALLOWED_HOSTS",
+];
+/// The environment variables naming a PEM file of extra trusted root CAs;
+/// both count.
+pub const ENV_OUTBOUND_CA_FILE: [&str; 2] = ["KEYGATE_OUTBOUND_CA_FILE", "KEYGATE_CIMD_CA_FILE"];
 /// The environment variable naming the leak-report keys file; unset, the
 /// endpoint is off.
 pub const ENV_LEAK_REPORT_KEYS: &str = "KEYGATE_LEAK_REPORT_KEYS";
@@ -235,8 +240,8 @@ impl Config {
             smtp_host: None,
             master_key: None,
             db_pool_size: None,
-            cimd_allowed_hosts: Vec::new(),
-            cimd_ca_file: None,
+            outbound_allowed_hosts: Vec::new(),
+            outbound_ca_files: Vec::new(),
             cimd_cache_ttl_secs: None,
             leak_report_keys_file: None,
             test_panic_routes: false,
@@ -337,6 +342,16 @@ impl Config {
             smtp_host: env("KEYGATE_SMTP_HOST"),
             master_key: env("KEYGATE_MASTER_KEY")
                 .map(|v| MasterKey(crate::crypto::sha256(v.trim().as_bytes()))),
+            outbound_allowed_hosts: ENV_OUTBOUND_ALLOWED_HOSTS
+                .iter()
+                .flat_map(|name| {
+                    crate::outbound::parse_allowed_hosts(&std::env::var(name).unwrap_or_default())
+                })
+                .collect(),
+            outbound_ca_files: ENV_OUTBOUND_CA_FILE
+                .iter()
+                .filter_map(|name| path_env(name))
+                .collect(),
             ..d
         })
     }
@@ -355,10 +370,6 @@ impl Config {
             },
             _ => None,
         };
-        self.cimd_allowed_hosts = crate::outbound::parse_allowed_hosts(
-            &std::env::var(ENV_CIMD_ALLOWED_HOSTS).unwrap_or_default(),
-        );
-        self.cimd_ca_file = path_env(ENV_CIMD_CA_FILE);
         self.cimd_cache_ttl_secs = match env("KEYGATE_CIMD_CACHE_TTL") {
             None => None,
             Some(v) => Some(v.trim().parse().map_err(|_| {

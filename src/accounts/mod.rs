@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 pub mod audit;
+pub mod identities;
 pub mod members;
 pub mod sessions;
 
@@ -20,6 +21,8 @@ pub struct Workspace {
     pub name: String,
     pub plan: String,
     pub created_at: i64,
+    /// The product's own id for the workspace (unique; admin API).
+    pub external_id: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -27,8 +30,32 @@ pub struct Workspace {
 pub struct User {
     pub id: String,
     pub email: String,
+    /// An argon2id hash, or [`NO_PASSWORD`] for a person who signs in only
+    /// through the product's identity provider.
     pub password_hash: String,
     pub created_at: i64,
+    /// The product's own id for the person (unique; admin API).
+    pub external_id: Option<String>,
+    /// Set while the person is disabled: they cannot sign in at all.
+    pub disabled_at: Option<i64>,
+}
+
+/// The `password_hash` of a person without a password: an empty string is no
+/// argon2 hash, so no password ever verifies against it (and
+/// [`check_password`] does not even try).
+pub const NO_PASSWORD: &str = "";
+
+impl User {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+    pub fn has_password(&self) -> bool {
+        self.password_hash != NO_PASSWORD
+    }
+    /// Whether this person may sign in at all (any way).
+    pub fn may_sign_in(&self) -> bool {
+        !self.is_disabled()
+    }
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -154,6 +181,7 @@ pub fn create_workspace(conn: &mut DbConn, name: &str, plan: Plan) -> Result<Wor
         name: validate_name("workspace name", name)?,
         plan: plan.as_str().to_string(),
         created_at: db::now(),
+        external_id: None,
     };
     diesel::insert_into(workspaces::table)
         .values(&ws)
@@ -247,6 +275,8 @@ pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<Use
         email,
         password_hash: crate::crypto::hash_password(password),
         created_at: db::now(),
+        external_id: None,
+        disabled_at: None,
     };
     match diesel::insert_into(users::table)
         .values(&user)
@@ -307,12 +337,15 @@ pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>
 }
 
 /// Checks a password against the account read by `find_user_by_email`; the
-/// same work is done whether or not the account exists. It takes no database
-/// connection: argon2id costs about 15 ms, and holding a pooled connection
-/// meanwhile would let a few dozen failed logins exhaust the pool (OWASP
-/// Denial of Service Cheat Sheet: keep expensive work away from shared
+/// same work is done whether or not the account exists, and whether or not it
+/// may sign in with a password (a disabled person, a person without a
+/// password): each of those fails exactly as a wrong password does. It takes
+/// no database connection: argon2id costs about 15 ms, and holding a pooled
+/// connection meanwhile would let a few dozen failed logins exhaust the pool
+/// (OWASP Denial of Service Cheat Sheet: keep expensive work away from shared
 /// resources).
 pub fn check_password(user: Option<User>, password: &str) -> Option<User> {
+    let user = user.filter(|u| u.may_sign_in() && u.has_password());
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.as_str())
@@ -412,4 +445,34 @@ pub fn managed_workspaces(conn: &mut DbConn, user_id: &str) -> Result<Vec<Worksp
         .filter(|(_, r)| r.can_manage())
         .map(|(w, _)| w)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(password: Option<&str>, disabled: bool) -> User {
+        User {
+            id: db::new_id(),
+            email: "ada@example.test".into(),
+            password_hash: password
+                .map(crate::crypto::hash_password)
+                .unwrap_or_else(|| NO_PASSWORD.to_string()),
+            created_at: 0,
+            external_id: None,
+            disabled_at: disabled.then_some(1),
+        }
+    }
+
+    #[test]
+    fn a_password_signs_in_only_an_enabled_person_who_has_one() {
+        let pw = "correct horse";
+        assert!(check_password(Some(person(Some(pw), false)), pw).is_some());
+        assert!(check_password(Some(person(Some(pw), false)), "wrong one").is_none());
+        assert!(check_password(Some(person(Some(pw), true)), pw).is_none());
+        assert!(check_password(Some(person(None, false)), "").is_none());
+        assert!(check_password(Some(person(None, false)), pw).is_none());
+        assert!(check_password(None, pw).is_none());
+        assert!(!crate::crypto::verify_password("", NO_PASSWORD));
+    }
 }

@@ -46,7 +46,11 @@ pub fn resolve(conn: &mut DbConn, cookie: &str) -> Result<Option<(Session, User)
     let Some(session) = session.filter(|s| s.expires_at > db::now()) else {
         return Ok(None);
     };
-    let user = accounts::find_user(conn, &session.user_id).ok();
+    // A disabled person's sessions end when they are disabled; this check
+    // holds even for one started a moment before.
+    let user = accounts::find_user(conn, &session.user_id)
+        .ok()
+        .filter(User::may_sign_in);
     Ok(user.map(|u| (session, u)))
 }
 

@@ -7,6 +7,7 @@ diesel::table! {
         name -> Text,
         plan -> Text,
         created_at -> BigInt,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -16,8 +17,21 @@ diesel::table! {
         email -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        external_id -> Nullable<Text>,
+        disabled_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(identities -> users (user_id));
 
 diesel::table! {
     memberships (workspace_id, user_id) {
@@ -223,6 +237,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tags,
     forms,
     audit_events,
+    identities,
 );
 
 diesel::table! {

@@ -74,6 +74,9 @@ pub struct Services {
     pub writes: crate::db::group::Group,
     /// Client ID metadata documents, fetched (and cached) by client id URL.
     pub documents: Fetcher,
+    /// The one outbound HTTPS client (SSRF rules, bounded in flight): client
+    /// metadata documents, webhook deliveries, the identity provider.
+    pub outbound: crate::outbound::Client,
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
@@ -112,11 +115,14 @@ impl Services {
         let cursor = crate::credentials::revocation::start(&mut conn)
             .map_err(|e| format!("cannot read the revocation feed: {e}"))?;
         let limits = config.rate_limits.as_ref().map(Limits::new);
-        let documents = Fetcher::new(
+        let outbound =
+            crate::outbound::Client::new(&config.outbound_allowed_hosts, &config.outbound_ca_files)
+                .map_err(|e| e.to_string())?;
+        let documents = Fetcher::with_client(
             cimd_config(&config),
             Offered::new(crate::credentials::scopes::all_names()),
-        )
-        .map_err(|e| e.to_string())?;
+            outbound.clone(),
+        );
         // Clients are trusted in memory as long as credentials are.
         let clients = ClientCache::new(Bounds::from_config(&config).max_age);
         let credentials = Credentials {
@@ -136,6 +142,7 @@ impl Services {
             clients,
             writes: Default::default(),
             documents,
+            outbound,
             limits,
             trusted_proxies,
             leak_report_keys,
@@ -143,15 +150,11 @@ impl Services {
     }
 }
 
-/// The fetcher's defaults with the outbound client's allowed hosts and CA
-/// file, and `cimd_cache_ttl_secs` as the most seconds a good document is
+/// The fetcher's defaults (its client is the node's outbound client), with
+/// `cimd_cache_ttl_secs` as the most seconds a good document is
 /// cached (default 24 h; `Cache-Control` may ask for less).
 fn cimd_config(config: &Config) -> CimdConfig {
-    let mut cimd = CimdConfig {
-        allowed_hosts: config.cimd_allowed_hosts.clone(),
-        ca_file: config.cimd_ca_file.clone(),
-        ..CimdConfig::default()
-    };
+    let mut cimd = CimdConfig::default();
     if let Some(secs) = config.cimd_cache_ttl_secs {
         let ttl = std::time::Duration::from_secs(secs);
         cimd.max_ttl = ttl;
