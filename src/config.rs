@@ -93,6 +93,41 @@ pub struct Config {
     /// `KEYGATE_TEST_PANIC_ROUTE=1` (serving only): routes that panic, for the
     /// tests of the panic boundary; never set it in production.
     pub test_panic_routes: bool,
+    /// `KEYGATE_OIDC_*` (serving only): the product's identity provider
+    /// people sign in through; `None` when not configured.
+    pub oidc: Option<OidcSettings>,
+    /// `KEYGATE_PASSWORD_LOGIN=on|off` (serving only, default on): off, the
+    /// login page has no password form and password posts are refused.
+    pub password_login: bool,
+}
+
+/// The product's OpenID provider (`KEYGATE_OIDC_*`), checked at start.
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// `KEYGATE_OIDC_ISSUER` as written: the discovery document's `issuer`
+    /// and the ID token's `iss` must equal it exactly.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `KEYGATE_OIDC_NAME`: shown on the button; default the issuer's host.
+    pub name: String,
+    /// `KEYGATE_OIDC_SCOPES` (default `openid email profile`), `openid` first.
+    pub scopes: Vec<String>,
+    /// `KEYGATE_OIDC_CREATE_PEOPLE=on`: a verified email no person has makes
+    /// a new person (default off).
+    pub create_people: bool,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("create_people", &self.create_people)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `KEYGATE_MASTER_KEY` as the key it stands for: the SHA-256 of the trimmed
@@ -245,6 +280,8 @@ impl Config {
             cimd_cache_ttl_secs: None,
             leak_report_keys_file: None,
             test_panic_routes: false,
+            oidc: None,
+            password_login: true,
         }
     }
 
@@ -380,6 +417,20 @@ impl Config {
         self.sasl_max_connections_per_peer = env_count("KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER")?;
         self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
         self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
+        self.oidc = oidc_settings(
+            env("KEYGATE_OIDC_ISSUER"),
+            env("KEYGATE_OIDC_CLIENT_ID"),
+            env("KEYGATE_OIDC_CLIENT_SECRET"),
+            env("KEYGATE_OIDC_NAME"),
+            env("KEYGATE_OIDC_SCOPES"),
+            on_off("KEYGATE_OIDC_CREATE_PEOPLE", false)?,
+        )?;
+        self.password_login = on_off("KEYGATE_PASSWORD_LOGIN", true)?;
+        if !self.password_login && self.oidc.is_none() {
+            return Err("KEYGATE_PASSWORD_LOGIN=off needs KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID \
+                 and KEYGATE_OIDC_CLIENT_SECRET: nobody could sign in"
+                .to_string());
+        }
         Ok(self)
     }
 
@@ -401,6 +452,90 @@ impl Config {
     pub fn resource(&self) -> String {
         format!("{}/v1", self.issuer)
     }
+}
+
+/// `on` or `off` (unset: `default`).
+fn on_off(name: &str, default: bool) -> Result<bool, String> {
+    match env(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
+    }
+}
+
+/// The identity provider's settings: all of issuer, client id and secret, or
+/// none of them (then nothing else may be set either).
+fn oidc_settings(
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    name: Option<String>,
+    scopes: Option<String>,
+    create_people: bool,
+) -> Result<Option<OidcSettings>, String> {
+    let (issuer, client_id, client_secret) = match (issuer, client_id, client_secret) {
+        (None, None, None) => {
+            if name.is_some() || scopes.is_some() || create_people {
+                return Err("KEYGATE_OIDC_NAME, KEYGATE_OIDC_SCOPES and KEYGATE_OIDC_CREATE_PEOPLE \
+                     need KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET"
+                    .to_string());
+            }
+            return Ok(None);
+        }
+        (Some(i), Some(c), Some(s)) => (i.trim().to_string(), c.trim().to_string(), s),
+        _ => {
+            return Err("KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET \
+                 must be set together"
+                .to_string())
+        }
+    };
+    let parsed = url::Url::parse(&issuer)
+        .map_err(|e| format!("KEYGATE_OIDC_ISSUER {issuer:?} is not a URL: {e}"))?;
+    if parsed.scheme() != "https" || parsed.host_str().is_none() {
+        return Err(format!(
+            "KEYGATE_OIDC_ISSUER {issuer:?} must be an https URL (OpenID Connect Discovery §3)"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "KEYGATE_OIDC_ISSUER {issuer:?} must have no query or fragment"
+        ));
+    }
+    let name = match name {
+        Some(n) => n.trim().to_string(),
+        None => host_as_written(&issuer),
+    };
+    let mut scopes: Vec<String> = scopes
+        .as_deref()
+        .unwrap_or("openid email profile")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
+        return Err(format!("KEYGATE_OIDC_SCOPES: {bad:?} is not a scope (RFC 6749 §3.3)"));
+    }
+    scopes.retain(|s| s != "openid");
+    scopes.insert(0, "openid".to_string());
+    Ok(Some(OidcSettings {
+        issuer,
+        client_id,
+        client_secret,
+        name,
+        scopes,
+        create_people,
+    }))
+}
+
+/// The host of a URL as written in it (with its port, without user info or
+/// path): `https://Login.Example.com:8443/x` gives `Login.Example.com:8443`.
+fn host_as_written(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .to_string()
 }
 
 /// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment,
@@ -431,5 +566,28 @@ mod tests {
         );
         assert!(normalise_issuer("ftp://x").is_err());
         assert!(normalise_issuer("https://x/?a=b").is_err());
+    }
+
+    fn oidc(issuer: &str, scopes: Option<&str>) -> Result<Option<OidcSettings>, String> {
+        let s = |v: &str| Some(v.to_string());
+        oidc_settings(s(issuer), s("kg"), s("secret"), None, scopes.map(str::to_string), false)
+    }
+
+    #[test]
+    fn the_identity_provider_settings_are_all_or_nothing_and_checked() {
+        let ok = oidc("https://Login.Example.com:8443/tenant", None).unwrap().unwrap();
+        assert_eq!(ok.name, "Login.Example.com:8443");
+        assert_eq!(ok.scopes, ["openid", "email", "profile"]);
+        assert_eq!(ok.issuer, "https://Login.Example.com:8443/tenant");
+        let s = oidc("https://idp.test", Some("email openid groups")).unwrap().unwrap();
+        assert_eq!(s.scopes, ["openid", "email", "groups"]);
+        assert!(oidc("http://idp.test", None).is_err());
+        assert!(oidc("not a url", None).is_err());
+        assert!(oidc("https://idp.test?x=1", None).is_err());
+        assert!(oidc("https://idp.test", Some("a\u{7f}b")).is_err());
+        let partial = oidc_settings(Some("https://idp.test".into()), None, None, None, None, false);
+        assert!(partial.is_err());
+        assert!(oidc_settings(None, None, None, None, None, false).unwrap().is_none());
+        assert!(oidc_settings(None, None, None, Some("Acme".into()), None, false).is_err());
     }
 }

@@ -27,6 +27,12 @@ pub const CLI_ACTOR: &str = "cli";
 /// The actor of revocations that a leaked-key report caused.
 pub const LEAK_REPORT_ACTOR: &str = "leak-report";
 
+/// A person signed in through the product's identity provider (written in
+/// each of their workspaces; the detail names the identity).
+pub const SIGNED_IN_WITH_PROVIDER: &str = "member.signed_in_with_provider";
+/// A person's identity at the product's identity provider was linked to them.
+pub const IDENTITY_LINKED: &str = "member.identity_linked";
+
 /// Who acted (or created something), in words: the person's email, else the
 /// actor itself, the command line as `keygate CLI`.
 pub fn actor_label(actor: &str, email: Option<String>) -> String {

@@ -291,6 +291,30 @@ pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<Use
     }
 }
 
+/// A person without a password, who signs in only through the product's
+/// identity provider (`signin`, with `KEYGATE_OIDC_CREATE_PEOPLE=on`).
+pub fn create_user_without_password(conn: &mut DbConn, email: &str) -> Result<User> {
+    let user = User {
+        id: db::new_id(),
+        email: validate_email(email)?,
+        password_hash: NO_PASSWORD.to_string(),
+        created_at: db::now(),
+        external_id: None,
+        disabled_at: None,
+    };
+    match diesel::insert_into(users::table)
+        .values(&user)
+        .execute(conn)
+    {
+        Ok(_) => Ok(user),
+        Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(format!(
+            "a user with email {:?} already exists",
+            user.email
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User> {
     users::table
         .find(id)

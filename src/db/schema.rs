@@ -34,6 +34,18 @@ diesel::table! {
 diesel::joinable!(identities -> users (user_id));
 
 diesel::table! {
+    pending_sign_ins (state_hash) {
+        state_hash -> Text,
+        browser_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        next -> Text,
+        client_address -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     memberships (workspace_id, user_id) {
         workspace_id -> Text,
         user_id -> Text,
@@ -238,6 +250,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     forms,
     audit_events,
     identities,
+    pending_sign_ins,
 );
 
 diesel::table! {

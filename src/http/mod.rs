@@ -9,6 +9,7 @@ pub mod pages;
 pub mod panic;
 pub mod registration;
 pub mod settings;
+pub mod signin;
 pub mod v1;
 pub mod wellknown;
 
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     oauth::configure(cfg);
     registration::configure(cfg);
     pages::configure(cfg);
+    signin::configure(cfg);
     settings::configure(cfg);
     leaks::configure(cfg);
 }

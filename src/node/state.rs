@@ -83,6 +83,9 @@ pub struct Services {
     /// The keys leak reports must be signed with (`KEYGATE_LEAK_REPORT_KEYS`,
     /// read once at start); `None`: `POST /api-keys/leaks` does not exist.
     pub leak_report_keys: Option<LeakReportKeys>,
+    /// The product's identity provider (`KEYGATE_OIDC_*`); `None` when not
+    /// configured.
+    pub signin: Option<crate::signin::Provider>,
 }
 
 impl Services {
@@ -135,7 +138,11 @@ impl Services {
                 tokens: &crate::oauth::authorizations::TOKENS,
             },
         };
+        let signin = config.oidc.clone().map(|settings| {
+            crate::signin::Provider::new(settings, &config.issuer, outbound.clone())
+        });
         Ok(Services {
+            signin,
             config,
             pool,
             credentials,

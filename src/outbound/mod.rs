@@ -192,11 +192,23 @@ impl Client {
     /// answer is one ([`OutboundError::Redirect`] for a `3xx`,
     /// [`OutboundError::Status`] otherwise). The body is not parsed.
     pub async fn get_json(&self, url: &Url, limits: &Limits) -> Result<Response, OutboundError> {
-        let accept = [(header::ACCEPT, HeaderValue::from_static("application/json"))];
+        self.get_json_with(url, &[], limits).await
+    }
+
+    /// [`Client::get_json`] with more request headers (an `Authorization`
+    /// for an OpenID provider's UserInfo endpoint).
+    pub async fn get_json_with(
+        &self,
+        url: &Url,
+        headers: &[(HeaderName, HeaderValue)],
+        limits: &Limits,
+    ) -> Result<Response, OutboundError> {
+        let mut all = vec![(header::ACCEPT, HeaderValue::from_static("application/json"))];
+        all.extend_from_slice(headers);
         let request = self.send(
             url,
             Method::GET,
-            &accept,
+            &all,
             Empty::<Bytes>::new(),
             limits,
             |status| match status {

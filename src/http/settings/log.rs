@@ -152,6 +152,8 @@ fn action_words(action: &str) -> &'static str {
         "member.role_owner" => "Role changed to owner",
         "member.role_admin" => "Role changed to admin",
         "member.role_member" => "Role changed to member",
+        audit::SIGNED_IN_WITH_PROVIDER => "Signed in through the identity provider",
+        audit::IDENTITY_LINKED => "Identity provider account linked",
         "app.revoked_client_deleted" => "App revoked: its developer deleted it",
         "mailbox.created" => "Mailbox created",
         "mailbox.deleted" => "Mailbox deleted",
