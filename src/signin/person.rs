@@ -36,6 +36,15 @@ pub struct SignedIn {
     pub session_cookie: String,
 }
 
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user.id)
+            .field("found", &self.found)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Finds (or links, or makes) the person and starts their session, in one
 /// transaction; a lost race with another sign-in of the same person is tried
 /// once more.
