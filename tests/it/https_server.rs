@@ -200,43 +200,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn make_certificates() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "keygate test CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
-
-    let leaf_key = rcgen::KeyPair::generate().expect("server key");
-    let mut leaf_params = rcgen::CertificateParams::new(vec![
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-        "localhost".to_string(),
-    ])
-    .expect("server params");
-    leaf_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &*ca)
-        .expect("server certificate");
-
+    let issued = crate::support::tls::issue();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone(), CertificateDer::from(ca.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            vec![
+                CertificateDer::from(issued.leaf_der.clone()),
+                CertificateDer::from(issued.ca_der.clone()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.clone())),
         )
         .expect("server TLS config");
-    (ca.pem(), Arc::new(config))
+    (issued.ca_pem, Arc::new(config))
 }
 
 fn serve(tcp: TcpStream, shared: &Shared) {

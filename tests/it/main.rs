@@ -31,5 +31,6 @@ mod revocation_clients;
 mod sasl;
 mod security;
 mod settings_ui;
+mod signin_provider;
 mod team;
 mod v1_api;

@@ -11,12 +11,15 @@ pub mod cli;
 pub mod db;
 pub mod fixture;
 pub mod http;
+pub mod oidc;
 pub mod server;
+pub mod tls;
 
 pub use cli::*;
 pub use db::*;
 pub use fixture::*;
 pub use http::*;
+pub use oidc::*;
 pub use server::*;
 
 use std::time::{Duration, Instant};
