@@ -32,5 +32,6 @@ mod sasl;
 mod security;
 mod settings_ui;
 mod signin_provider;
+mod signin_refusals;
 mod team;
 mod v1_api;
