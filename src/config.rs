@@ -427,9 +427,11 @@ impl Config {
         )?;
         self.password_login = on_off("KEYGATE_PASSWORD_LOGIN", true)?;
         if !self.password_login && self.oidc.is_none() {
-            return Err("KEYGATE_PASSWORD_LOGIN=off needs KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID \
+            return Err(
+                "KEYGATE_PASSWORD_LOGIN=off needs KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID \
                  and KEYGATE_OIDC_CLIENT_SECRET: nobody could sign in"
-                .to_string());
+                    .to_string(),
+            );
         }
         Ok(self)
     }
@@ -485,9 +487,11 @@ fn oidc_settings(
         }
         (Some(i), Some(c), Some(s)) => (i.trim().to_string(), c.trim().to_string(), s),
         _ => {
-            return Err("KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET \
+            return Err(
+                "KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET \
                  must be set together"
-                .to_string())
+                    .to_string(),
+            )
         }
     };
     let parsed = url::Url::parse(&issuer)
@@ -512,8 +516,13 @@ fn oidc_settings(
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    if let Some(bad) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
-        return Err(format!("KEYGATE_OIDC_SCOPES: {bad:?} is not a scope (RFC 6749 §3.3)"));
+    if let Some(bad) = scopes.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    }) {
+        return Err(format!(
+            "KEYGATE_OIDC_SCOPES: {bad:?} is not a scope (RFC 6749 §3.3)"
+        ));
     }
     scopes.retain(|s| s != "openid");
     scopes.insert(0, "openid".to_string());
@@ -570,24 +579,44 @@ mod tests {
 
     fn oidc(issuer: &str, scopes: Option<&str>) -> Result<Option<OidcSettings>, String> {
         let s = |v: &str| Some(v.to_string());
-        oidc_settings(s(issuer), s("kg"), s("secret"), None, scopes.map(str::to_string), false)
+        oidc_settings(
+            s(issuer),
+            s("kg"),
+            s("secret"),
+            None,
+            scopes.map(str::to_string),
+            false,
+        )
     }
 
     #[test]
     fn the_identity_provider_settings_are_all_or_nothing_and_checked() {
-        let ok = oidc("https://Login.Example.com:8443/tenant", None).unwrap().unwrap();
+        let ok = oidc("https://Login.Example.com:8443/tenant", None)
+            .unwrap()
+            .unwrap();
         assert_eq!(ok.name, "Login.Example.com:8443");
         assert_eq!(ok.scopes, ["openid", "email", "profile"]);
         assert_eq!(ok.issuer, "https://Login.Example.com:8443/tenant");
-        let s = oidc("https://idp.test", Some("email openid groups")).unwrap().unwrap();
+        let s = oidc("https://idp.test", Some("email openid groups"))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.scopes, ["openid", "email", "groups"]);
         assert!(oidc("http://idp.test", None).is_err());
         assert!(oidc("not a url", None).is_err());
         assert!(oidc("https://idp.test?x=1", None).is_err());
         assert!(oidc("https://idp.test", Some("a\u{7f}b")).is_err());
-        let partial = oidc_settings(Some("https://idp.test".into()), None, None, None, None, false);
+        let partial = oidc_settings(
+            Some("https://idp.test".into()),
+            None,
+            None,
+            None,
+            None,
+            false,
+        );
         assert!(partial.is_err());
-        assert!(oidc_settings(None, None, None, None, None, false).unwrap().is_none());
+        assert!(oidc_settings(None, None, None, None, None, false)
+            .unwrap()
+            .is_none());
         assert!(oidc_settings(None, None, None, Some("Acme".into()), None, false).is_err());
     }
 }

@@ -65,7 +65,10 @@ async fn callback(svc: Svc, req: HttpRequest, q: web::Query<CallbackQuery>) -> H
     };
     let q = q.into_inner();
     let browser = req
-        .cookie(super::pages::cookie_name(SIGNIN_COOKIE, secure_cookies(&req)))
+        .cookie(super::pages::cookie_name(
+            SIGNIN_COOKIE,
+            secure_cookies(&req),
+        ))
         .map(|c| c.value().to_string())
         .unwrap_or_default();
     let (Some(state), false) = (q.state.filter(|s| !s.is_empty()), browser.is_empty()) else {

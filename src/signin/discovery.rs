@@ -130,7 +130,11 @@ mod tests {
         assert_eq!(m.userinfo_endpoint, None);
         assert!(parse(ISSUER, &doc(json!({"issuer": format!("{ISSUER}/")}))).is_err());
         assert!(parse(ISSUER, &doc(json!({"issuer": null}))).is_err());
-        assert!(parse(ISSUER, &doc(json!({"token_endpoint": "http://idp.example.test/t"}))).is_err());
+        assert!(parse(
+            ISSUER,
+            &doc(json!({"token_endpoint": "http://idp.example.test/t"}))
+        )
+        .is_err());
         assert!(parse(ISSUER, &doc(json!({"jwks_uri": null}))).is_err());
         assert!(parse(ISSUER, b"not json").is_err());
         let no_s256 = doc(json!({"code_challenge_methods_supported": ["plain"]}));

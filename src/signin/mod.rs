@@ -50,10 +50,14 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Provider(e) => write!(f, "the provider answered the callback with {e}"),
-            Failure::State => f.write_str("the state is unknown, expired, used or another browser's"),
+            Failure::State => {
+                f.write_str("the state is unknown, expired, used or another browser's")
+            }
             Failure::Unreachable(e) => write!(f, "the provider is unreachable or unusable: {e}"),
             Failure::Token(e) => write!(f, "{e}"),
-            Failure::UnverifiedEmail => f.write_str("the provider does not say the email is verified"),
+            Failure::UnverifiedEmail => {
+                f.write_str("the provider does not say the email is verified")
+            }
             Failure::UnknownAccount => f.write_str("no keygate person is this account"),
             Failure::Disabled => f.write_str("the person is disabled"),
             Failure::TooMany => f.write_str("too many unfinished sign-ins from this address"),
@@ -79,11 +83,9 @@ pub async fn begin(
 ) -> Result<Begun, Failure> {
     let m = provider.metadata().await.map_err(Failure::Unreachable)?;
     let (next, address) = (next.to_string(), client_address.to_string());
-    let started = blocking(pool, move |conn| {
-        Ok(pending::start(conn, &next, &address)?)
-    })
-    .await?
-    .ok_or(Failure::TooMany)?;
+    let started = blocking(pool, move |conn| Ok(pending::start(conn, &next, &address)?))
+        .await?
+        .ok_or(Failure::TooMany)?;
     Ok(Begun {
         location: provider.authorization_url(
             &m,
@@ -127,7 +129,11 @@ pub async fn finish(
     let pending = blocking(pool, move |conn| Ok(pending::take(conn, &state, &browser)?))
         .await?
         .ok_or(Failure::State)?;
-    if cb.iss.as_ref().is_some_and(|i| *i != provider.settings.issuer) {
+    if cb
+        .iss
+        .as_ref()
+        .is_some_and(|i| *i != provider.settings.issuer)
+    {
         return Err(Failure::Provider(format!(
             "a callback from another issuer ({:?}, RFC 9207)",
             cb.iss.unwrap_or_default()
@@ -227,5 +233,9 @@ where
         f(&mut conn)
     })
     .await
-    .unwrap_or_else(|_| Err(Failure::Store(crate::error::Error::internal("a database task failed"))))
+    .unwrap_or_else(|_| {
+        Err(Failure::Store(crate::error::Error::internal(
+            "a database task failed",
+        )))
+    })
 }

@@ -112,10 +112,10 @@ pub fn take(conn: &mut DbConn, state: &str, browser: &str) -> Result<Option<Pend
 
 /// Deletes the attempts that have expired; returns how many.
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
-    Ok(diesel::delete(
-        pending_sign_ins::table.filter(pending_sign_ins::created_at.le(now - TTL)),
+    Ok(
+        diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::created_at.le(now - TTL)))
+            .execute(conn)?,
     )
-    .execute(conn)?)
 }
 
 #[cfg(test)]
@@ -140,13 +140,21 @@ mod tests {
         let db = crate::testkit::TestDb::new();
         let mut conn = db.conn();
         for _ in 0..MAX_PER_ADDRESS {
-            assert!(start(&mut conn, "/settings", "192.0.2.1").unwrap().is_some());
+            assert!(start(&mut conn, "/settings", "192.0.2.1")
+                .unwrap()
+                .is_some());
         }
-        assert!(start(&mut conn, "/settings", "192.0.2.1").unwrap().is_none());
-        assert!(start(&mut conn, "/settings", "192.0.2.2").unwrap().is_some());
+        assert!(start(&mut conn, "/settings", "192.0.2.1")
+            .unwrap()
+            .is_none());
+        assert!(start(&mut conn, "/settings", "192.0.2.2")
+            .unwrap()
+            .is_some());
         assert_eq!(prune(&mut conn, db::now()).unwrap(), 0);
         let n = prune(&mut conn, db::now() + TTL).unwrap();
         assert_eq!(n, MAX_PER_ADDRESS as usize + 1);
-        assert!(start(&mut conn, "/settings", "192.0.2.1").unwrap().is_some());
+        assert!(start(&mut conn, "/settings", "192.0.2.1")
+            .unwrap()
+            .is_some());
     }
 }

@@ -253,7 +253,9 @@ mod tests {
         let ok = token_response(200, br#"{"id_token":"a.b.c","access_token":"at"}"#).unwrap();
         assert_eq!(ok.id_token, "a.b.c");
         assert!(token_response(200, br#"{"access_token":"at"}"#).is_err());
-        let e = token_response(400, br#"{"error":"invalid_grant"}"#).err().unwrap();
+        let e = token_response(400, br#"{"error":"invalid_grant"}"#)
+            .err()
+            .unwrap();
         assert!(e.contains("invalid_grant"), "{e}");
         assert!(token_response(500, b"oops").is_err());
     }

@@ -86,7 +86,11 @@ fn the_person_resumes_the_authorization_they_started(b: Backend) {
         "/settings/security-log?workspace={}",
         f.workspace_id
     ));
-    assert!(log.body.contains("Identity provider account linked"), "{}", log.body);
+    assert!(
+        log.body.contains("Identity provider account linked"),
+        "{}",
+        log.body
+    );
     assert!(log.body.contains("Signed in through the identity provider"));
     let linked = f.db().texts(&format!(
         "SELECT subject AS v FROM identities WHERE user_id = '{}'",
@@ -111,7 +115,10 @@ fn unknown_and_unverified_accounts_get_a_page_and_no_session(b: Backend) {
     }
     assert_eq!(f.db().count("users"), people);
     assert_eq!(f.db().count("identities"), 0);
-    assert!(f.server.logs().contains("sign-in through the identity provider failed"));
+    assert!(f
+        .server
+        .logs()
+        .contains("sign-in through the identity provider failed"));
 }
 
 fn a_disabled_person_cannot_sign_in(b: Backend) {

@@ -67,7 +67,9 @@ impl FakeProvider {
     fn answer(&self, id_token: &str) {
         self.https.set(
             "/token",
-            Reply::json(&json!({"id_token": id_token, "access_token": "at", "token_type": "Bearer"})),
+            Reply::json(
+                &json!({"id_token": id_token, "access_token": "at", "token_type": "Bearer"}),
+            ),
         );
     }
 }
@@ -76,7 +78,10 @@ impl FakeProvider {
 fn start(http: &mut Http) -> (String, String) {
     let page = http.get("/login");
     let csrf = hidden(&page.body, "csrf_token").expect("csrf");
-    let r = http.post_form("/login/oidc", &[("csrf_token", &csrf), ("next", "/settings")]);
+    let r = http.post_form(
+        "/login/oidc",
+        &[("csrf_token", &csrf), ("next", "/settings")],
+    );
     assert_eq!(r.status, 303, "{}", r.body);
     let params = r.location_params();
     assert_eq!(param(&params, "code_challenge_method"), Some("S256"));
@@ -123,30 +128,57 @@ fn every_bad_id_token_is_refused(b: Backend) {
     );
     type Make<'a> = Box<dyn Fn(&str) -> String + 'a>;
     let cases: Vec<(&str, Make)> = vec![
-        ("another audience", Box::new(|n| p.signed(&with(n, json!({"aud": "someone-else"}))))),
-        ("another issuer", Box::new(|n| p.signed(&with(n, json!({"iss": "https://evil.example"}))))),
-        ("expired", Box::new(|n| p.signed(&with(n, json!({"exp": now - 120, "iat": now - 400}))))),
-        ("a wrong nonce", Box::new(|n| p.signed(&with(&format!("{n}x"), json!({}))))),
-        ("unsigned", Box::new(|n| {
-            let body = URL_SAFE_NO_PAD.encode(p.claims(n, &email).to_string());
-            format!("{}.{body}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#))
-        })),
-        ("HMAC with the client secret", Box::new(|n| {
-            let mut h = Header::new(Algorithm::HS256);
-            h.kid = Some("k1".into());
-            let key = EncodingKey::from_secret(OIDC_CLIENT_SECRET.as_bytes());
-            jsonwebtoken::encode(&h, &p.claims(n, &email), &key).unwrap()
-        })),
-        ("an unknown key", Box::new(|n| {
-            let mut h = Header::new(Algorithm::EdDSA);
-            h.kid = Some("k2".into());
-            jsonwebtoken::encode(&h, &p.claims(n, &email), &other_key).unwrap()
-        })),
-        ("another key under the known kid", Box::new(|n| {
-            let mut h = Header::new(Algorithm::EdDSA);
-            h.kid = Some("k1".into());
-            jsonwebtoken::encode(&h, &p.claims(n, &email), &other_key).unwrap()
-        })),
+        (
+            "another audience",
+            Box::new(|n| p.signed(&with(n, json!({"aud": "someone-else"})))),
+        ),
+        (
+            "another issuer",
+            Box::new(|n| p.signed(&with(n, json!({"iss": "https://evil.example"})))),
+        ),
+        (
+            "expired",
+            Box::new(|n| p.signed(&with(n, json!({"exp": now - 120, "iat": now - 400})))),
+        ),
+        (
+            "a wrong nonce",
+            Box::new(|n| p.signed(&with(&format!("{n}x"), json!({})))),
+        ),
+        (
+            "unsigned",
+            Box::new(|n| {
+                let body = URL_SAFE_NO_PAD.encode(p.claims(n, &email).to_string());
+                format!(
+                    "{}.{body}.",
+                    URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#)
+                )
+            }),
+        ),
+        (
+            "HMAC with the client secret",
+            Box::new(|n| {
+                let mut h = Header::new(Algorithm::HS256);
+                h.kid = Some("k1".into());
+                let key = EncodingKey::from_secret(OIDC_CLIENT_SECRET.as_bytes());
+                jsonwebtoken::encode(&h, &p.claims(n, &email), &key).unwrap()
+            }),
+        ),
+        (
+            "an unknown key",
+            Box::new(|n| {
+                let mut h = Header::new(Algorithm::EdDSA);
+                h.kid = Some("k2".into());
+                jsonwebtoken::encode(&h, &p.claims(n, &email), &other_key).unwrap()
+            }),
+        ),
+        (
+            "another key under the known kid",
+            Box::new(|n| {
+                let mut h = Header::new(Algorithm::EdDSA);
+                h.kid = Some("k1".into());
+                jsonwebtoken::encode(&h, &p.claims(n, &email), &other_key).unwrap()
+            }),
+        ),
     ];
     for (case, make) in &cases {
         let mut http = f.server.client();
@@ -193,7 +225,13 @@ fn bad_replayed_or_foreign_state_and_provider_errors_are_refused(b: Backend) {
     let r = http.get(&format!(
         "/login/oidc/callback?error=access_denied&error_description=no&state={state}"
     ));
-    refused(&mut http, &r, 403, "did not let you sign in", "access_denied");
+    refused(
+        &mut http,
+        &r,
+        403,
+        "did not let you sign in",
+        "access_denied",
+    );
 
     // An email the provider has not verified.
     let mut http = f.server.client();
@@ -203,14 +241,26 @@ fn bad_replayed_or_foreign_state_and_provider_errors_are_refused(b: Backend) {
     c["email_verified"] = json!(false);
     p.answer(&p.signed(&c));
     let r = http.get(&callback(&state));
-    refused(&mut http, &r, 403, "has not verified", "an unverified email");
+    refused(
+        &mut http,
+        &r,
+        403,
+        "has not verified",
+        "an unverified email",
+    );
 
     // A provider that cannot be reached.
     let mut http = f.server.client();
     let (state, _) = start(&mut http);
     p.https.set("/token", Reply::status(500));
     let r = http.get(&callback(&state));
-    refused(&mut http, &r, 400, "could not verify the answer", "a failing token endpoint");
+    refused(
+        &mut http,
+        &r,
+        400,
+        "could not verify the answer",
+        "a failing token endpoint",
+    );
 }
 
 fn with_password_login_off_only_the_provider_signs_in(b: Backend) {
@@ -240,7 +290,10 @@ fn an_unreachable_provider_is_a_page(b: Backend) {
     let mut http = server.client();
     let page = http.get("/login");
     let csrf = hidden(&page.body, "csrf_token").expect("csrf");
-    let r = http.post_form("/login/oidc", &[("csrf_token", &csrf), ("next", "/settings")]);
+    let r = http.post_form(
+        "/login/oidc",
+        &[("csrf_token", &csrf), ("next", "/settings")],
+    );
     refused(&mut http, &r, 400, "could not reach Acme ID", "unreachable");
     assert_eq!(server.db.count("pending_sign_ins"), 0);
 }

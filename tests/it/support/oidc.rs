@@ -102,7 +102,10 @@ pub fn provider_env(issuer: &str, ca_file: &std::path::Path) -> Vec<(String, Str
         ("KEYGATE_OIDC_CLIENT_ID", OIDC_CLIENT_ID.to_string()),
         ("KEYGATE_OIDC_CLIENT_SECRET", OIDC_CLIENT_SECRET.to_string()),
         ("KEYGATE_OIDC_NAME", "Acme ID".to_string()),
-        ("KEYGATE_OUTBOUND_ALLOWED_HOSTS", "127.0.0.1,localhost".to_string()),
+        (
+            "KEYGATE_OUTBOUND_ALLOWED_HOSTS",
+            "127.0.0.1,localhost".to_string(),
+        ),
         ("KEYGATE_OUTBOUND_CA_FILE", ca_file.display().to_string()),
     ]
     .into_iter()

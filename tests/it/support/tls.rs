@@ -90,7 +90,11 @@ impl TlsAgent {
         let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
         let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: text/html\r\n");
         if !self.cookies.is_empty() {
-            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             head.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
         }
         let body = form.unwrap_or("");
@@ -197,7 +201,11 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
             return out;
         };
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&body[..eol]).split(';').next().unwrap_or("").trim(),
+            String::from_utf8_lossy(&body[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
             16,
         )
         .unwrap_or(0);
