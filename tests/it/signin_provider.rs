@@ -92,6 +92,13 @@ fn the_person_resumes_the_authorization_they_started(b: Backend) {
         log.body
     );
     assert!(log.body.contains("Signed in through the identity provider"));
+    // The settings pages show the linked identity.
+    assert!(
+        log.body
+            .contains("signed in through 127.0.0.1 (account owner-sub)"),
+        "{}",
+        log.body
+    );
     let linked = f.db().texts(&format!(
         "SELECT subject AS v FROM identities WHERE user_id = '{}'",
         f.owner_id

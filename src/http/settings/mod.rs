@@ -83,6 +83,8 @@ struct Context {
     workspaces: Vec<Workspace>,
     current: Workspace,
     role: Role,
+    /// The person's identity at the product's identity provider.
+    identity: Option<view::LinkedIdentity>,
 }
 
 enum Access_ {
@@ -112,12 +114,14 @@ fn context(
         return Ok(Access_::NoWorkspace);
     };
     let workspaces = all.into_iter().map(|(w, _)| w).collect();
+    let identity = view::LinkedIdentity::load(conn, &user.id)?;
     Ok(Access_::Ok(Box::new(Context {
         session,
         user,
         workspaces,
         current,
         role,
+        identity,
     })))
 }
 

@@ -16,6 +16,36 @@ pub(super) struct Frame<'a> {
     pub(super) user_email: &'a str,
     pub(super) csrf_token: &'a str,
     pub(super) can_manage: bool,
+    /// The identity provider account linked to the person, in words
+    /// (`settings_identity.html`).
+    pub(super) identity: Option<LinkedIdentity>,
+}
+
+/// A linked identity as the frame shows it: the provider's host and the
+/// person's `sub` there.
+#[derive(Clone)]
+pub(super) struct LinkedIdentity {
+    pub(super) host: String,
+    pub(super) subject: String,
+}
+
+impl LinkedIdentity {
+    /// The first of a person's identities (keygate has one provider).
+    pub(super) fn of(identities: &[crate::accounts::identities::IdentityRef]) -> Option<Self> {
+        identities.first().map(|i| LinkedIdentity {
+            host: url::Url::parse(&i.issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| i.issuer.clone()),
+            subject: i.subject.clone(),
+        })
+    }
+
+    /// The identity of one person.
+    pub(super) fn load(conn: &mut DbConn, user_id: &str) -> Result<Option<Self>, Error> {
+        let mut all = crate::accounts::identities::of_users(conn, &[user_id.to_string()])?;
+        Ok(Self::of(&all.remove(user_id).unwrap_or_default()))
+    }
 }
 
 impl<'a> Frame<'a> {
@@ -28,6 +58,7 @@ impl<'a> Frame<'a> {
             user_email: &ctx.user.email,
             csrf_token: &ctx.session.csrf_token,
             can_manage: ctx.role.can_manage(),
+            identity: ctx.identity.clone(),
         }
     }
 }
