@@ -21,6 +21,11 @@ use url::Url;
 /// The least time between two fetches of the JWKS for an unknown `kid`.
 pub const JWKS_REFETCH: Duration = Duration::from_secs(60);
 
+/// How long a failed fetch is answered from memory: while the provider is
+/// down, sign-ins queued behind one fetch fail at once instead of each
+/// waiting out its own timeout.
+const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
 const LIMITS: Limits = Limits {
     connect_timeout: Duration::from_secs(5),
     total_timeout: Duration::from_secs(10),
@@ -33,8 +38,16 @@ pub struct Provider {
     /// `{KEYGATE_ISSUER}/login/oidc/callback`.
     pub redirect_uri: String,
     client: outbound::Client,
-    metadata: Mutex<Option<(Arc<Metadata>, Instant)>>,
+    metadata: Mutex<MetadataCache>,
     keys: Mutex<KeyCache>,
+}
+
+#[derive(Default)]
+struct MetadataCache {
+    /// The document and when it expires.
+    doc: Option<(Arc<Metadata>, Instant)>,
+    /// The last failed fetch: when, and why.
+    failed: Option<(Instant, String)>,
 }
 
 #[derive(Default)]
@@ -42,6 +55,8 @@ struct KeyCache {
     /// The set, the URL it came from and when it expires.
     set: Option<(Arc<Keys>, Url, Instant)>,
     fetched_at: Option<Instant>,
+    /// The last failed fetch: when, and why.
+    failed: Option<(Instant, String)>,
 }
 
 /// What the token endpoint answered.
@@ -62,7 +77,7 @@ impl Provider {
             settings,
             redirect_uri: format!("{keygate_issuer}/login/oidc/callback"),
             client,
-            metadata: Mutex::new(None),
+            metadata: Mutex::new(MetadataCache::default()),
             keys: Mutex::new(KeyCache::default()),
         }
     }
@@ -70,11 +85,33 @@ impl Provider {
     /// The discovery document, from the cache while it is fresh.
     pub async fn metadata(&self) -> Result<Arc<Metadata>, String> {
         let mut cached = self.metadata.lock().await;
-        if let Some((m, until)) = cached.as_ref() {
-            if Instant::now() < *until {
+        let now = Instant::now();
+        if let Some((m, until)) = cached.doc.as_ref() {
+            if now < *until {
                 return Ok(m.clone());
             }
         }
+        if let Some((at, why)) = &cached.failed {
+            if now.duration_since(*at) < FAILURE_MEMORY {
+                return Err(why.clone());
+            }
+        }
+        match self.fetch_metadata().await {
+            Ok((m, ttl)) => {
+                *cached = MetadataCache {
+                    doc: Some((m.clone(), now + ttl)),
+                    failed: None,
+                };
+                Ok(m)
+            }
+            Err(why) => {
+                cached.failed = Some((now, why.clone()));
+                Err(why)
+            }
+        }
+    }
+
+    async fn fetch_metadata(&self) -> Result<(Arc<Metadata>, Duration), String> {
         let url = discovery::discovery_url(&self.settings.issuer)?;
         let r = self
             .client
@@ -83,8 +120,7 @@ impl Provider {
             .map_err(|e| format!("discovery at {url}: {e}"))?;
         let m = Arc::new(discovery::parse(&self.settings.issuer, &r.body)?);
         let ttl = discovery::cache_ttl(r.header_list(header::CACHE_CONTROL).as_deref());
-        *cached = Some((m.clone(), Instant::now() + ttl));
-        Ok(m)
+        Ok((m, ttl))
     }
 
     /// The provider's keys from `jwks_uri`, fetched again when the cache has
@@ -103,13 +139,30 @@ impl Provider {
                 return Ok(keys.clone());
             }
         }
+        if let Some((at, why)) = &cache.failed {
+            if now.duration_since(*at) < FAILURE_MEMORY {
+                return Err(why.clone());
+            }
+        }
         cache.fetched_at = Some(now);
-        let r = self
-            .client
-            .get_json(jwks_uri, &LIMITS)
-            .await
-            .map_err(|e| format!("JWKS at {jwks_uri}: {e}"))?;
-        let keys = Arc::new(Keys::parse(&r.body)?);
+        let fetched = async {
+            let r = self
+                .client
+                .get_json(jwks_uri, &LIMITS)
+                .await
+                .map_err(|e| format!("JWKS at {jwks_uri}: {e}"))?;
+            Ok::<_, String>((Keys::parse(&r.body)?, r))
+        }
+        .await;
+        let (keys, r) = match fetched {
+            Ok(ok) => ok,
+            Err(why) => {
+                cache.failed = Some((now, why.clone()));
+                return Err(why);
+            }
+        };
+        cache.failed = None;
+        let keys = Arc::new(keys);
         let ttl = discovery::cache_ttl(r.header_list(header::CACHE_CONTROL).as_deref());
         cache.set = Some((keys.clone(), jwks_uri.clone(), now + ttl));
         Ok(keys)

@@ -10,6 +10,7 @@
 
 #[path = "../it/require.rs"]
 mod require;
+mod signin;
 /// The it suite's support (server, database, CLI, HTTP client, fixture), shared.
 #[path = "../it/support/mod.rs"]
 mod support;

@@ -304,3 +304,63 @@ both_backends!(
     with_password_login_off_only_the_provider_signs_in,
     an_unreachable_provider_is_a_page,
 );
+
+/// A half-configured provider stops `keygate serve` at start with one line
+/// naming the variable, before anything is served.
+#[test]
+fn bad_provider_settings_stop_the_node_with_one_line() {
+    let db = TestDb::new(Backend::Sqlite);
+    let full = [
+        ("KEYGATE_OIDC_ISSUER", "https://idp.example.com"),
+        ("KEYGATE_OIDC_CLIENT_ID", "keygate"),
+        ("KEYGATE_OIDC_CLIENT_SECRET", "secret"),
+    ];
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![full[0]], "must be set together"),
+        (
+            vec![
+                ("KEYGATE_OIDC_ISSUER", "http://idp.example.com"),
+                full[1],
+                full[2],
+            ],
+            "must be an https URL",
+        ),
+        (
+            vec![
+                full[0],
+                full[1],
+                full[2],
+                ("KEYGATE_OIDC_CREATE_PEOPLE", "yes"),
+            ],
+            "KEYGATE_OIDC_CREATE_PEOPLE must be on or off",
+        ),
+        (
+            vec![("KEYGATE_PASSWORD_LOGIN", "off")],
+            "nobody could sign in",
+        ),
+    ];
+    for (env, words) in cases {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("serve")
+            .env("KEYGATE_DATABASE_URL", &db.url)
+            .env("KEYGATE_BIND", "127.0.0.1:0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run keygate");
+        let exited = eventually(std::time::Duration::from_secs(20), || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("wait for keygate");
+        assert!(exited, "keygate served with {env:?}");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(words), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
+    }
+}

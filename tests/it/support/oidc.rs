@@ -17,6 +17,8 @@ pub struct OidcProvider {
     child: Child,
     pub issuer: String,
     pub ca_pem: String,
+    /// See [`super::tls::Issued::spki_sha256`] (a browser's trust in it).
+    pub spki_sha256: String,
     files: Vec<PathBuf>,
 }
 
@@ -79,6 +81,7 @@ impl OidcProvider {
             child,
             issuer: v["issuer"].as_str().expect("issuer").to_string(),
             ca_pem: issued.ca_pem,
+            spki_sha256: issued.spki_sha256,
             files,
         }
     }

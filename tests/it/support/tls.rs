@@ -11,6 +11,9 @@ pub struct Issued {
     pub chain_pem: String,
     pub key_der: Vec<u8>,
     pub key_pem: String,
+    /// base64 of the SHA-256 of the server key's SubjectPublicKeyInfo, as
+    /// Chromium's `--ignore-certificate-errors-spki-list` takes it.
+    pub spki_sha256: String,
 }
 
 pub fn issue() -> Issued {
@@ -46,6 +49,13 @@ pub fn issue() -> Issued {
         chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
         key_der: leaf_key.serialize_der(),
         key_pem: leaf_key.serialize_pem(),
+        spki_sha256: {
+            use base64::Engine;
+            use sha2::Digest;
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
+                rcgen::PublicKeyData::subject_public_key_info(&leaf_key),
+            ))
+        },
     }
 }
 
