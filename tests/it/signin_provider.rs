@@ -153,7 +153,51 @@ fn with_creation_on_a_new_verified_email_is_a_person_without_workspaces(b: Backe
     assert_eq!(hash.as_deref(), Some(""));
 }
 
+/// The keys a real provider publishes for each algorithm verify its tokens
+/// (RS256 is every other test's).
+#[test]
+fn ps256_es256_and_eddsa_tokens_of_a_real_provider_verify() {
+    for alg in ["PS256", "ES256", "EdDSA"] {
+        let port = free_port();
+        let provider = OidcProvider::start_with(
+            &format!("http://127.0.0.1:{port}"),
+            json!({"owner-sub": {"email": "someone@example.com", "email_verified": true}}),
+            json!({ "alg": alg }),
+        );
+        let env = provider.keygate_env();
+        let server = Server::spawn(TestDb::new(Backend::Sqlite), port, &env_refs(&env));
+        server.db.create_user("someone@example.com");
+        let mut http = server.client();
+        let r = sign_in_via_provider(&mut http, &provider, "/login", "owner-sub");
+        assert_eq!(r.status, 303, "{alg}: {}\n{}", r.body, server.logs());
+        assert!(http.cookie("keygate_session").is_some(), "{alg}");
+    }
+}
+
+/// A provider that gives the email only at UserInfo: keygate asks there.
+fn the_email_comes_from_userinfo_when_the_id_token_has_none(b: Backend) {
+    let port = free_port();
+    let provider = OidcProvider::start_with(
+        &format!("http://127.0.0.1:{port}"),
+        json!({
+            "owner-sub": {"email": "someone@example.com", "email_verified": true},
+            "unverified-sub": {"email": "someone@example.com", "email_verified": false},
+        }),
+        json!({ "email_only_at_userinfo": true }),
+    );
+    let env = provider.keygate_env();
+    let server = Server::spawn(TestDb::new(b), port, &env_refs(&env));
+    server.db.create_user("someone@example.com");
+    let mut http = server.client();
+    let r = sign_in_via_provider(&mut http, &provider, "/login", "unverified-sub");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = sign_in_via_provider(&mut http, &provider, "/login", "owner-sub");
+    assert_eq!(r.status, 303, "{}\n{}", r.body, server.logs());
+    assert!(http.cookie("keygate_session").is_some());
+}
+
 both_backends!(
+    the_email_comes_from_userinfo_when_the_id_token_has_none,
     the_person_resumes_the_authorization_they_started,
     unknown_and_unverified_accounts_get_a_page_and_no_session,
     a_disabled_person_cannot_sign_in,

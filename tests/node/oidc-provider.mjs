@@ -6,7 +6,9 @@
 //   node oidc-provider.mjs PORT CERT_PEM KEY_PEM CONFIG_JSON
 //
 // CONFIG_JSON: {"client_id", "client_secret", "redirect_uri",
-//               "accounts": {SUB: {"email", "email_verified"}}}
+//               "accounts": {SUB: {"email", "email_verified"}},
+//               "alg": the ID token's algorithm, RS256 (default), PS256, ES256 or EdDSA,
+//               "email_only_at_userinfo": true to leave the email out of ID tokens}
 // Prints {"issuer": URL} on stdout once it listens; logs go to stderr.
 import Provider from 'oidc-provider';
 import { createServer } from 'node:https';
@@ -17,9 +19,15 @@ const [port, certFile, keyFile, configJson] = process.argv.slice(2);
 const config = JSON.parse(configJson);
 const issuer = `https://127.0.0.1:${port}`;
 
-// A fresh RS256 key each run: the provider's JWKS.
-const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
-  .export({ format: 'jwk' });
+// A fresh key for the algorithm each run: the provider's JWKS.
+const alg = config.alg || 'RS256';
+const keyType = {
+  RS256: ['rsa', { modulusLength: 2048 }],
+  PS256: ['rsa', { modulusLength: 2048 }],
+  ES256: ['ec', { namedCurve: 'P-256' }],
+  EdDSA: ['ed25519', {}],
+}[alg];
+const key = generateKeyPairSync(...keyType).privateKey.export({ format: 'jwk' });
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -29,11 +37,13 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: alg,
   }],
-  jwks: { keys: [{ ...key, kid: 'test-rs256', use: 'sig', alg: 'RS256' }] },
+  jwks: { keys: [{ ...key, kid: `test-${alg}`, use: 'sig', alg }] },
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-  // The email claims in the ID token too (not only at UserInfo).
-  conformIdTokenClaims: false,
+  // The email claims in the ID token too, unless asked to give them only at
+  // UserInfo (OpenID Connect Core §5.4: scope claims belong there).
+  conformIdTokenClaims: Boolean(config.email_only_at_userinfo),
   pkce: { required: () => true },
   cookies: { keys: ['keygate-test-cookie-key'] },
   features: { devInteractions: { enabled: true } },

@@ -30,6 +30,17 @@ impl OidcProvider {
     /// Starts the provider with keygate (at `keygate_base`) as its client and
     /// `accounts` (`{SUB: {"email", "email_verified"}}`) as its people.
     pub fn start(keygate_base: &str, accounts: serde_json::Value) -> OidcProvider {
+        OidcProvider::start_with(keygate_base, accounts, serde_json::json!({}))
+    }
+
+    /// [`OidcProvider::start`] with more settings of the script:
+    /// `{"alg": "PS256"}` (RS256, PS256, ES256 or EdDSA) signs ID tokens so,
+    /// `{"email_only_at_userinfo": true}` leaves the email out of them.
+    pub fn start_with(
+        keygate_base: &str,
+        accounts: serde_json::Value,
+        settings: serde_json::Value,
+    ) -> OidcProvider {
         let node = crate::require::require_program("node", "the identity provider tests");
         let dir = node_dir();
         assert!(
@@ -48,12 +59,15 @@ impl OidcProvider {
             write("cert", &issued.chain_pem),
             write("key", &issued.key_pem),
         ];
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "client_id": OIDC_CLIENT_ID,
             "client_secret": OIDC_CLIENT_SECRET,
             "redirect_uri": format!("{keygate_base}/login/oidc/callback"),
             "accounts": accounts,
         });
+        for (k, v) in settings.as_object().into_iter().flatten() {
+            config[k] = v.clone();
+        }
         let port = free_port();
         let mut child = Command::new(node)
             .arg(dir.join("oidc-provider.mjs"))
