@@ -109,8 +109,15 @@ fn failed(svc: &Svc, req: &HttpRequest, failure: Failure) -> HttpResponse {
     if let Failure::Store(e) = &failure {
         return internal_error(e);
     }
+    // The detail may hold the provider's (or a caller's) text: one line.
+    let detail: String = failure
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1000)
+        .collect();
     log::warn!(
-        "sign-in through the identity provider failed from {}: {failure}",
+        "sign-in through the identity provider failed from {}: {detail}",
         client_address(svc, req)
     );
     let (status, words) = words(&failure, name);
