@@ -536,15 +536,16 @@ fn oidc_settings(
     }))
 }
 
-/// The host of a URL as written in it (with its port, without user info or
-/// path): `https://Login.Example.com:8443/x` gives `Login.Example.com:8443`.
+/// The host of a URL as written in it (without user info, port or path, case
+/// kept): `https://Login.Example.com:8443/x` gives `Login.Example.com`.
 fn host_as_written(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, h)| h)
-        .to_string()
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or(v6)),
+        None => host_port.split(':').next().unwrap_or(host_port).to_string(),
+    }
 }
 
 /// RFC 8414 §2: an https (or, for local use, http) URL with no query or fragment,
@@ -594,7 +595,8 @@ mod tests {
         let ok = oidc("https://Login.Example.com:8443/tenant", None)
             .unwrap()
             .unwrap();
-        assert_eq!(ok.name, "Login.Example.com:8443");
+        assert_eq!(ok.name, "Login.Example.com");
+        assert_eq!(host_as_written("https://u@[::1]:8443/t"), "[::1]");
         assert_eq!(ok.scopes, ["openid", "email", "profile"]);
         assert_eq!(ok.issuer, "https://Login.Example.com:8443/tenant");
         let s = oidc("https://idp.test", Some("email openid groups"))
