@@ -131,7 +131,7 @@ fn failed(svc: &Svc, req: &HttpRequest, failure: Failure) -> HttpResponse {
 fn words(failure: &Failure, name: &str) -> (StatusCode, String) {
     let again = "Go back to the sign-in page and try again.";
     match failure {
-        Failure::Provider(e) if e.starts_with("access_denied") => (
+        Failure::Denied(_) => (
             StatusCode::FORBIDDEN,
             format!("{name} did not let you sign in (the request was denied). You are not signed in."),
         ),

@@ -26,7 +26,10 @@ use crate::db::{DbConn, Pool};
 /// for the server's log; the person is told in plain words (`http::signin`).
 #[derive(Debug)]
 pub enum Failure {
-    /// The provider answered the callback with an error (`access_denied` …).
+    /// The person (or the provider for them) refused: `access_denied`.
+    Denied(String),
+    /// The provider answered the callback with another error, or a callback
+    /// that is no answer of the provider's.
     Provider(String),
     /// No attempt has this `state` for this browser: unknown, expired,
     /// already used, or started in another browser.
@@ -49,7 +52,9 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Provider(e) => write!(f, "the provider answered the callback with {e}"),
+            Failure::Denied(e) | Failure::Provider(e) => {
+                write!(f, "the provider answered the callback with {e}")
+            }
             Failure::State => {
                 f.write_str("the state is unknown, expired, used or another browser's")
             }
@@ -129,24 +134,7 @@ pub async fn finish(
     let pending = blocking(pool, move |conn| Ok(pending::take(conn, &state, &browser)?))
         .await?
         .ok_or(Failure::State)?;
-    if cb
-        .iss
-        .as_ref()
-        .is_some_and(|i| *i != provider.settings.issuer)
-    {
-        return Err(Failure::Provider(format!(
-            "a callback from another issuer ({:?}, RFC 9207)",
-            cb.iss.unwrap_or_default()
-        )));
-    }
-    if let Some(e) = cb.error {
-        let description = cb.error_description.unwrap_or_default();
-        return Err(Failure::Provider(format!("{e} {description}")));
-    }
-    let code = cb
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Failure::Provider("a callback with neither code nor error".into()))?;
+    let code = code_of(provider, &cb)?;
     let m = provider.metadata().await.map_err(Failure::Unreachable)?;
     let tokens = provider
         .exchange(&m, &code, &pending.pkce_verifier)
@@ -172,6 +160,27 @@ pub async fn finish(
         user_id: signed_in.user.id,
         found: signed_in.found,
     })
+}
+
+/// The callback's code, unless it came from another issuer (RFC 9207) or
+/// carries the provider's error.
+fn code_of(provider: &Provider, cb: &Callback) -> Result<String, Failure> {
+    if let Some(iss) = cb.iss.as_ref().filter(|i| **i != provider.settings.issuer) {
+        return Err(Failure::Provider(format!(
+            "a callback from another issuer ({iss:?}, RFC 9207)"
+        )));
+    }
+    if let Some(e) = &cb.error {
+        let detail = format!("{e} {}", cb.error_description.as_deref().unwrap_or(""));
+        return Err(match e.as_str() {
+            "access_denied" => Failure::Denied(detail),
+            _ => Failure::Provider(detail),
+        });
+    }
+    cb.code
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Failure::Provider("a callback with neither code nor error".into()))
 }
 
 /// The ID token verified against the provider's keys (fetched again once for
