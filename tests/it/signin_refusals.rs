@@ -233,6 +233,16 @@ fn bad_replayed_or_foreign_state_and_provider_errors_are_refused(b: Backend) {
         "access_denied",
     );
 
+    // A callback that says it comes from another issuer (RFC 9207).
+    let mut http = f.server.client();
+    let (state, nonce) = start(&mut http);
+    p.answer(&p.signed(&p.claims(&nonce, &f.owner_email)));
+    let r = http.get(&format!(
+        "{}&iss=https%3A%2F%2Fevil.example",
+        callback(&state)
+    ));
+    refused(&mut http, &r, 400, "could not sign you in", "another iss");
+
     // An email the provider has not verified.
     let mut http = f.server.client();
     let (state, nonce) = start(&mut http);
