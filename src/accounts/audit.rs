@@ -242,6 +242,32 @@ pub fn page(
     Ok(Page { events, has_older })
 }
 
+/// The newest `limit` events done to `subject` in a workspace, named.
+pub fn of_subject(
+    conn: &mut DbConn,
+    names: &dyn NameSource,
+    workspace_id: &str,
+    subject: &str,
+    limit: i64,
+) -> Result<Vec<NamedEvent>> {
+    let events: Vec<AuditEvent> = audit_events::table
+        .filter(audit_events::workspace_id.eq(workspace_id))
+        .filter(audit_events::subject.eq(subject))
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?;
+    let names = Names::load(conn, names, &events)?;
+    Ok(events
+        .into_iter()
+        .map(|e| NamedEvent {
+            subject_name: names.subject(&e),
+            actor_name: names.actor(&e.actor),
+            event: e,
+        })
+        .collect())
+}
+
 /// What the log names but does not own. Each is named by the area that
 /// owns its table, through [`NameSource`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -191,6 +191,7 @@ diesel::table! {
         previous_secret_hash -> Nullable<Text>,
         previous_secret_expires_at -> Nullable<BigInt>,
         mailbox_id -> Nullable<Text>,
+        description -> Text,
     }
 }
 

@@ -437,14 +437,13 @@ impl Browser {
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
-    /// Reloads the API keys page until the usage column of a row reaches `at_least`;
+    /// Reloads an API key's page until its usage count reaches `at_least`;
     /// returns the count shown then.
-    pub async fn wait_usage(&self, row_xpath: &str, at_least: i64) -> i64 {
-        let cell = format!("{row_xpath}/td[6]");
+    pub async fn wait_usage(&self, at_least: i64) -> i64 {
         let deadline = Instant::now() + WAIT;
         loop {
             let shown = self
-                .wait_xpath(&cell)
+                .wait_css("#usage-total")
                 .await
                 .text()
                 .await

@@ -121,7 +121,7 @@ fn render(view: &DevView, notice: Option<&str>, form: Form) -> Page {
             },
             confidential: !c.is_public,
             redirect_uris: c.redirect_uri_list(),
-            created: day(Some(c.created_at), ""),
+            created: when_html(Some(c.created_at), ""),
         })
         .collect();
     let page = DevAppsTemplate {
