@@ -18,6 +18,7 @@
 //!   HTTPS client for requests to URLs others chose (with its SSRF rules).
 
 pub mod accounts;
+pub mod admin;
 pub mod apikeys;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mailboxes;
 pub mod metrics;
@@ -35,3 +37,4 @@ pub mod smtp;
 #[cfg(test)]
 pub mod testkit;
 pub mod v1;
+pub mod webhooks;

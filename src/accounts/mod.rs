@@ -10,9 +10,11 @@ use std::collections::HashMap;
 pub mod audit;
 pub mod identities;
 pub mod members;
+mod outbox;
 pub mod sessions;
 
 pub use members::remove_membership;
+pub use outbox::install_names;
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = workspaces)]
