@@ -192,3 +192,50 @@ pub fn remove_membership(conn: &mut DbConn, workspace_id: &str, user_id: &str) -
     diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
     Ok(())
 }
+
+/// A page of a workspace's members, newest membership first; the cursor is
+/// `{created_at}:{user_id}` of the last one shown.
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    paging: &crate::db::paging::Paging,
+) -> Result<crate::db::paging::Listed<Member>> {
+    find_workspace(conn, workspace_id)?;
+    let mut q = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .into_boxed();
+    if let Some(c) = &paging.cursor {
+        let (at, user) = c
+            .split_once(':')
+            .and_then(|(a, u)| Some((a.parse::<i64>().ok()?, u.to_string())))
+            .ok_or_else(|| Error::invalid("cursor is not one this API gave"))?;
+        q = q.filter(
+            memberships::created_at
+                .lt(at)
+                .or(memberships::created_at.eq(at).and(memberships::user_id.lt(user))),
+        );
+    }
+    let rows: Vec<(String, String, String, i64)> = q
+        .order((memberships::created_at.desc(), memberships::user_id.desc()))
+        .limit(paging.fetch())
+        .select((
+            memberships::user_id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .load(conn)?;
+    let members = rows
+        .into_iter()
+        .filter_map(|(user_id, email, role, joined_at)| {
+            Some(Member {
+                user_id,
+                email,
+                role: Role::parse(&role).ok()?,
+                joined_at,
+            })
+        })
+        .collect();
+    Ok(paging.page(members, |m| format!("{}:{}", m.joined_at, m.user_id)))
+}

@@ -4,7 +4,9 @@
 //! functions the CLI and the settings pages call.
 
 pub mod idempotency;
+pub mod people;
 pub mod tokens;
+pub mod workspaces;
 
 use crate::db::DbConn;
 use crate::error::Result;

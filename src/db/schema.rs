@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> BigInt,
         external_id -> Nullable<Text>,
         disabled_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 

@@ -58,3 +58,4 @@ CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);
 
 ALTER TABLE api_keys ADD COLUMN expiring_sent_at BIGINT;
 ALTER TABLE workspaces ADD COLUMN deleted_at BIGINT;
+ALTER TABLE users ADD COLUMN deleted_at BIGINT;

@@ -1,3 +1,4 @@
+ALTER TABLE users DROP COLUMN deleted_at;
 ALTER TABLE workspaces DROP COLUMN deleted_at;
 ALTER TABLE api_keys DROP COLUMN expiring_sent_at;
 DROP TABLE webhook_deliveries;
