@@ -163,7 +163,9 @@ pub fn person_by_external_id(conn: &mut DbConn, external_id: &str) -> Result<Opt
 
 /// A page of the people, newest first.
 pub fn list_people(conn: &mut DbConn, paging: &Paging) -> Result<Listed<User>> {
-    let mut q = users::table.filter(users::deleted_at.is_null()).into_boxed();
+    let mut q = users::table
+        .filter(users::deleted_at.is_null())
+        .into_boxed();
     if let Some(c) = &paging.cursor {
         q = q.filter(users::id.lt(c.clone()));
     }
@@ -184,9 +186,9 @@ pub fn set_email_in_tx(conn: &mut DbConn, id: &str, email: &str) -> Result<()> {
         .execute(conn)
     {
         Ok(_) => Ok(()),
-        Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(
-            "a person with that email already exists",
-        )),
+        Err(e) if db::is_unique_violation(&e) => {
+            Err(Error::conflict("a person with that email already exists"))
+        }
         Err(e) => Err(e.into()),
     }
 }

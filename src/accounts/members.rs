@@ -211,9 +211,9 @@ pub fn page(
             .and_then(|(a, u)| Some((a.parse::<i64>().ok()?, u.to_string())))
             .ok_or_else(|| Error::invalid("cursor is not one this API gave"))?;
         q = q.filter(
-            memberships::created_at
-                .lt(at)
-                .or(memberships::created_at.eq(at).and(memberships::user_id.lt(user))),
+            memberships::created_at.lt(at).or(memberships::created_at
+                .eq(at)
+                .and(memberships::user_id.lt(user))),
         );
     }
     let rows: Vec<(String, String, String, i64)> = q
@@ -238,4 +238,28 @@ pub fn page(
         })
         .collect();
     Ok(paging.page(members, |m| format!("{}:{}", m.joined_at, m.user_id)))
+}
+
+/// One member of a workspace, if they are one.
+pub fn one(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<Option<Member>> {
+    let row: Option<(String, String, String, i64)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((
+            memberships::user_id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(user_id, email, role, joined_at)| {
+        Some(Member {
+            user_id,
+            email,
+            role: Role::parse(&role).ok()?,
+            joined_at,
+        })
+    }))
 }

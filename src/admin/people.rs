@@ -32,7 +32,11 @@ pub fn update(
         }
         if let Some(disabled) = patch.disabled {
             if directory::set_disabled_in_tx(conn, id, disabled)? {
-                let action = if disabled { "person.disabled" } else { "person.enabled" };
+                let action = if disabled {
+                    "person.disabled"
+                } else {
+                    "person.enabled"
+                };
                 log(conn, id, action, by)?;
             }
             if disabled {
