@@ -104,8 +104,8 @@ pub fn create(
     url: &str,
     types: &[String],
 ) -> Result<EndpointView> {
-    let url = check_url(url, allowed_hosts)?;
     let types = endpoints::parse_types(types)?;
+    let url = check_url(url, allowed_hosts)?;
     let key = crate::crypto::random_bytes32();
     let sealed = sealing::seal(&key, master_key).map_err(Error::internal)?;
     let endpoint = endpoints::insert(conn, url.as_str(), &types, sealed)?;

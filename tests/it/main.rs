@@ -5,6 +5,7 @@
 pub mod support;
 
 mod apikey_features;
+mod admin_api;
 mod apikeys;
 mod architecture;
 mod cimd;

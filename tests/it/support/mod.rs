@@ -7,12 +7,14 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod cli;
 pub mod db;
 pub mod fixture;
 pub mod http;
 pub mod server;
 
+pub use admin::*;
 pub use cli::*;
 pub use db::*;
 pub use fixture::*;
