@@ -4,8 +4,8 @@
 #[macro_use]
 pub mod support;
 
-mod apikey_features;
 mod admin_api;
+mod apikey_features;
 mod apikeys;
 mod architecture;
 mod cimd;

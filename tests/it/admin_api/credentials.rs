@@ -11,7 +11,10 @@ fn api_keys_are_made_rotated_and_revoked(b: Backend) {
     let mut admin = Admin::new(&f.server);
     let ws = &f.workspace_id;
     let path = format!("/workspaces/{ws}/api-keys");
-    let made = admin.post(&path, &json!({"name": "crm-sync", "access": "read_only", "expires": "2099-01-31"}));
+    let made = admin.post(
+        &path,
+        &json!({"name": "crm-sync", "access": "read_only", "expires": "2099-01-31"}),
+    );
     assert_eq!(made.status, 201, "{}", made.body);
     let made = made.json();
     let key = s(&made, "key");
@@ -31,15 +34,33 @@ fn api_keys_are_made_rotated_and_revoked(b: Backend) {
     let revoked = admin.send("POST", &format!("/api-keys/{id}/revoke"), &json!({}), &[]);
     assert_eq!(revoked.json()["status"], "revoked");
     assert_eq!(f.server.v1_status(&new_key), 401);
-    assert_admin_error(&admin.send("POST", &format!("/api-keys/{id}/rotate"), &json!({}), &[]), 409, "conflict");
-    assert_admin_error(&admin.post(&path, &json!({"name": "x", "access": "all"})), 400, "invalid_request");
-    assert_admin_error(&admin.post("/workspaces/nope/api-keys", &json!({"name": "x", "access": "read_only"})), 404, "not_found");
+    assert_admin_error(
+        &admin.send("POST", &format!("/api-keys/{id}/rotate"), &json!({}), &[]),
+        409,
+        "conflict",
+    );
+    assert_admin_error(
+        &admin.post(&path, &json!({"name": "x", "access": "all"})),
+        400,
+        "invalid_request",
+    );
+    assert_admin_error(
+        &admin.post(
+            "/workspaces/nope/api-keys",
+            &json!({"name": "x", "access": "read_only"}),
+        ),
+        404,
+        "not_found",
+    );
 
     let actions = f.db().texts(&format!(
         "SELECT action || ' ' || actor AS v FROM audit_events WHERE subject = '{id}' ORDER BY id"
     ));
     assert_eq!(actions.len(), 3, "{actions:?}");
-    assert!(actions.iter().all(|a| a.ends_with(":product-backend")), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| a.ends_with(":product-backend")),
+        "{actions:?}"
+    );
 }
 
 fn authorizations_are_listed_and_revoked(b: Backend) {
@@ -47,10 +68,20 @@ fn authorizations_are_listed_and_revoked(b: Backend) {
     let mut admin = Admin::new(&f.server);
     let (access, _) = f.tokens("workspace:read");
     assert_eq!(f.server.v1_status(&access), 200);
-    let apps = admin.get(&format!("/workspaces/{}/authorizations", f.workspace_id)).json();
+    let apps = admin
+        .get(&format!("/workspaces/{}/authorizations", f.workspace_id))
+        .json();
     let app = &apps["data"][0];
-    assert_eq!((app["client_id"].as_str(), app["status"].as_str()), (Some(f.client_id.as_str()), Some("active")));
-    let revoked = admin.send("POST", &format!("/authorizations/{}/revoke", s(app, "id")), &json!({}), &[]);
+    assert_eq!(
+        (app["client_id"].as_str(), app["status"].as_str()),
+        (Some(f.client_id.as_str()), Some("active"))
+    );
+    let revoked = admin.send(
+        "POST",
+        &format!("/authorizations/{}/revoke", s(app, "id")),
+        &json!({}),
+        &[],
+    );
     assert_eq!(revoked.json()["status"], "revoked", "{}", revoked.body);
     assert_eq!(f.server.v1_status(&access), 401);
 }
@@ -64,12 +95,22 @@ fn deleting_a_workspace_stops_every_credential_under_it_on_every_node(b: Backend
     assert_eq!(other.v1_status(&key), 200);
     assert_eq!(other.v1_status(&access), 200);
 
-    assert_eq!(admin.delete(&format!("/workspaces/{}", f.workspace_id)).status, 204);
-    assert!(eventually(Duration::from_secs(1), || other.v1_status(&key) == 401
+    assert_eq!(
+        admin
+            .delete(&format!("/workspaces/{}", f.workspace_id))
+            .status,
+        204
+    );
+    assert!(eventually(Duration::from_secs(1), || other.v1_status(&key)
+        == 401
         && other.v1_status(&access) == 401));
     assert_eq!(f.server.v1_status(&key), 401);
     f.refresh(&refresh).assert_oauth_error(400, "invalid_grant");
-    assert_admin_error(&admin.get(&format!("/workspaces/{}", f.workspace_id)), 404, "not_found");
+    assert_admin_error(
+        &admin.get(&format!("/workspaces/{}", f.workspace_id)),
+        404,
+        "not_found",
+    );
     assert!(f.db().count("audit_events") > 0, "its security log is kept");
     let log = f.db().texts(&format!(
         "SELECT action AS v FROM audit_events WHERE workspace_id = '{}' ORDER BY id DESC",
@@ -83,7 +124,12 @@ fn disabling_a_person_revokes_the_apps_they_approved(b: Backend) {
     let mut admin = Admin::new(&f.server);
     let (access, _) = f.tokens("workspace:read");
     assert_eq!(f.server.v1_status(&access), 200);
-    let off = admin.send("PATCH", &format!("/people/{}", f.owner_id), &json!({"disabled": true}), &[]);
+    let off = admin.send(
+        "PATCH",
+        &format!("/people/{}", f.owner_id),
+        &json!({"disabled": true}),
+        &[],
+    );
     assert_eq!(off.status, 200, "{}", off.body);
     assert_eq!(f.server.v1_status(&access), 401);
     assert_eq!(f.apps()[0]["status"], "revoked");

@@ -6,13 +6,20 @@ use serde_json::json;
 
 fn admin_tokens_are_shown_once_and_refused_once_revoked(b: Backend) {
     let server = Server::start(b);
-    let made = server.db.json(&["admin-token", "create", "--name", "backend"]);
+    let made = server
+        .db
+        .json(&["admin-token", "create", "--name", "backend"]);
     let token = s(&made, "token");
     assert!(token.starts_with("kga_"), "{token}");
-    assert!(server.db.text(&format!(
-        "SELECT token_hash AS v FROM admin_tokens WHERE token_hash = '{token}'"
-    ))
-    .is_none(), "only a hash is stored");
+    assert!(
+        server
+            .db
+            .text(&format!(
+                "SELECT token_hash AS v FROM admin_tokens WHERE token_hash = '{token}'"
+            ))
+            .is_none(),
+        "only a hash is stored"
+    );
     let mut admin = Admin::with_token(&server, token.clone());
     assert_eq!(admin.get("/workspaces").status, 200);
     let listed = server.db.json_lines(&["admin-token", "list"]);
@@ -30,12 +37,21 @@ fn admin_tokens_are_shown_once_and_refused_once_revoked(b: Backend) {
     assert_admin_error(&admin.get("/workspaces"), 401, "invalid_admin_token");
     let r = admin.get("/workspaces");
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    assert!(r.header("www-authenticate").is_some_and(|w| w.starts_with("Bearer")));
-    server.db.cli(&["admin-token", "revoke", &s(&made, "id")]).assert_refused("no admin token");
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|w| w.starts_with("Bearer")));
+    server
+        .db
+        .cli(&["admin-token", "revoke", &s(&made, "id")])
+        .assert_refused("no admin token");
 
     // No token, a malformed one, an API key: refused alike.
     let mut anon = server.client();
-    assert_admin_error(&anon.get("/admin/v1/workspaces"), 401, "invalid_admin_token");
+    assert_admin_error(
+        &anon.get("/admin/v1/workspaces"),
+        401,
+        "invalid_admin_token",
+    );
     let mut wrong = Admin::with_token(&server, "kga_nope".into());
     assert_admin_error(&wrong.get("/workspaces"), 401, "invalid_admin_token");
     assert_admin_error(
@@ -58,34 +74,78 @@ fn bad_input_is_a_clear_400_and_changes_nothing(b: Backend) {
         ("/workspaces", r#"[1]"#, "object"),
         ("/workspaces", r#"{"name": "#, "JSON"),
         ("/people", r#"{"email": "not-an-address"}"#, "email"),
-        ("/people", r#"{"email": "a@example.com", "password": "short"}"#, "password"),
-        ("/people", r#"{"email": "a@example.com", "admin": true}"#, "admin"),
-        ("/webhooks", r#"{"url": "http://example.com/hook"}"#, "https"),
-        ("/webhooks", r#"{"url": "https://10.0.0.1/hook"}"#, "special-use"),
-        ("/webhooks", r#"{"url": "https://127.0.0.1/hook"}"#, "special-use"),
-        ("/webhooks", r#"{"url": "https://example.com/", "events": ["key.made"]}"#, "event type"),
+        (
+            "/people",
+            r#"{"email": "a@example.com", "password": "short"}"#,
+            "password",
+        ),
+        (
+            "/people",
+            r#"{"email": "a@example.com", "admin": true}"#,
+            "admin",
+        ),
+        (
+            "/webhooks",
+            r#"{"url": "http://example.com/hook"}"#,
+            "https",
+        ),
+        (
+            "/webhooks",
+            r#"{"url": "https://10.0.0.1/hook"}"#,
+            "special-use",
+        ),
+        (
+            "/webhooks",
+            r#"{"url": "https://127.0.0.1/hook"}"#,
+            "special-use",
+        ),
+        (
+            "/webhooks",
+            r#"{"url": "https://example.com/", "events": ["key.made"]}"#,
+            "event type",
+        ),
     ];
     for (path, body, says) in bad {
         let r = admin.send_raw("POST", path, body, &[]);
         assert_admin_error(&r, 400, "invalid_request");
-        let message = r.json()["error"]["message"].as_str().unwrap_or("").to_string();
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         assert!(message.contains(says), "{path} {body}: {message}");
     }
     let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(70 * 1024));
-    assert_admin_error(&admin.send_raw("POST", "/workspaces", &big, &[]), 400, "invalid_request");
+    assert_admin_error(
+        &admin.send_raw("POST", "/workspaces", &big, &[]),
+        400,
+        "invalid_request",
+    );
     let r = admin.http.send(
         "POST",
         "/admin/v1/workspaces",
-        &[("Authorization", &format!("Bearer {}", admin.token)), ("Content-Type", "text/plain")],
+        &[
+            ("Authorization", &format!("Bearer {}", admin.token)),
+            ("Content-Type", "text/plain"),
+        ],
         r#"{"name": "A"}"#,
     );
     assert_admin_error(&r, 400, "invalid_request");
     assert_admin_error(
-        &admin.send_raw("POST", "/workspaces", r#"{"name": "A"}"#, &[("Idempotency-Key", "")]),
+        &admin.send_raw(
+            "POST",
+            "/workspaces",
+            r#"{"name": "A"}"#,
+            &[("Idempotency-Key", "")],
+        ),
         400,
         "invalid_request",
     );
-    for table in ["workspaces", "users", "webhook_endpoints", "idempotency_keys"] {
+    for table in [
+        "workspaces",
+        "users",
+        "webhook_endpoints",
+        "idempotency_keys",
+    ] {
         assert_eq!(server.db.count(table), 0, "{table}");
     }
 
@@ -99,11 +159,30 @@ fn bad_input_is_a_clear_400_and_changes_nothing(b: Backend) {
         "not_found",
     );
     let ws = s(&admin.workspace("Real"), "id");
-    let patch = admin.send("PATCH", &format!("/workspaces/{ws}"), &json!({"name": "B", "owner": 1}), &[]);
+    let patch = admin.send(
+        "PATCH",
+        &format!("/workspaces/{ws}"),
+        &json!({"name": "B", "owner": 1}),
+        &[],
+    );
     assert_admin_error(&patch, 400, "invalid_request");
-    assert_eq!(admin.get(&format!("/workspaces/{ws}")).json()["name"], "Real");
-    let renamed = admin.send("PATCH", &format!("/workspaces/{ws}"), &json!({"name": "Renamed", "plan": "free"}), &[]);
-    assert_eq!((renamed.json()["name"].as_str(), renamed.json()["plan"].as_str()), (Some("Renamed"), Some("free")));
+    assert_eq!(
+        admin.get(&format!("/workspaces/{ws}")).json()["name"],
+        "Real"
+    );
+    let renamed = admin.send(
+        "PATCH",
+        &format!("/workspaces/{ws}"),
+        &json!({"name": "Renamed", "plan": "free"}),
+        &[],
+    );
+    assert_eq!(
+        (
+            renamed.json()["name"].as_str(),
+            renamed.json()["plan"].as_str()
+        ),
+        (Some("Renamed"), Some("free"))
+    );
 }
 
 both_backends!(

@@ -48,7 +48,13 @@ impl Admin {
         self.send_raw(method, path, &body.to_string(), extra)
     }
 
-    pub fn send_raw(&mut self, method: &str, path: &str, body: &str, extra: &[(&str, &str)]) -> Resp {
+    pub fn send_raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let auth = self.auth();
         let mut headers = vec![
             ("Authorization", auth.as_str()),
@@ -65,8 +71,12 @@ impl Admin {
 
     pub fn delete(&mut self, path: &str) -> Resp {
         let auth = self.auth();
-        self.http
-            .send("DELETE", &format!("/admin/v1{path}"), &[("Authorization", &auth)], "")
+        self.http.send(
+            "DELETE",
+            &format!("/admin/v1{path}"),
+            &[("Authorization", &auth)],
+            "",
+        )
     }
 
     /// Creates a workspace; its object.
