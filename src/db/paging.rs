@@ -3,7 +3,6 @@
 //! with time (UUIDv7 ids), so rows inserted meanwhile land before the first
 //! page, never between pages: no gap, no duplicate.
 
-use crate::error::{Error, Result};
 use serde::Serialize;
 
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -19,26 +18,23 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// `?limit=` (1 to 100, default 20) and `?cursor=` as given.
-    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Paging> {
+    /// `?limit=` (1 to 100, default 20) and `?cursor=` as given; the error
+    /// says what is wrong (a bad request).
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Paging, String> {
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(raw) => raw
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "limit must be a whole number from 1 to {MAX_LIMIT}"
-                    ))
-                })?,
+                .ok_or_else(|| format!("limit must be a whole number from 1 to {MAX_LIMIT}"))?,
         };
         let cursor = match cursor {
             None => None,
             Some(c) if !c.is_empty() && c.len() <= MAX_CURSOR_LEN && c.is_ascii() => {
                 Some(c.to_string())
             }
-            Some(_) => return Err(Error::invalid("cursor is not one this API gave")),
+            Some(_) => return Err("cursor is not one this API gave".to_string()),
         };
         Ok(Paging { limit, cursor })
     }

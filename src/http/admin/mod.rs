@@ -171,7 +171,8 @@ fn list_query(req: &HttpRequest) -> Result<(Paging, ListQuery), AdminError> {
     let q = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|e| AdminError::invalid(format!("The query string is not valid: {e}")))?
         .into_inner();
-    let paging = Paging::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let paging =
+        Paging::parse(q.limit.as_deref(), q.cursor.as_deref()).map_err(AdminError::invalid)?;
     Ok((paging, q))
 }
 

@@ -3,4 +3,5 @@
 mod credentials;
 mod directory;
 mod errors;
+mod openapi;
 mod webhooks;
