@@ -79,8 +79,11 @@ fn every_change_is_delivered_signed_with_its_actor_and_no_secret(b: Backend) {
     );
     let key = server.db.create_api_key(&ws, "crm", "read_only");
     server.db.json(&["apikey", "revoke", &s(&key, "id")]);
+    let client = server
+        .db
+        .create_client("Hook App", "https://app.example.com/cb");
 
-    let got = wait_for(&receiver, 3, 10);
+    let got = wait_for(&receiver, 4, 10);
     let bodies: Vec<Value> = got.iter().map(|r| verified(&secret, r)).collect();
     let of = |t: &str| {
         bodies
@@ -93,8 +96,18 @@ fn every_change_is_delivered_signed_with_its_actor_and_no_secret(b: Backend) {
     types.sort();
     assert_eq!(
         types,
-        ["api_key.created", "api_key.revoked", "member.added"]
+        [
+            "api_key.created",
+            "api_key.revoked",
+            "client.registered",
+            "member.added"
+        ]
     );
+    let registered = of("client.registered");
+    assert_eq!(registered["workspace_id"], Value::Null);
+    assert_eq!(registered["data"]["client"]["id"], client["client_id"]);
+    assert_eq!(registered["data"]["client"]["name"], "Hook App");
+    assert_eq!(registered["data"]["actor"]["kind"], "cli");
     let added = &of("member.added");
     assert_eq!(added["workspace_id"], ws.as_str());
     assert_eq!(
@@ -138,7 +151,7 @@ fn every_change_is_delivered_signed_with_its_actor_and_no_secret(b: Backend) {
     );
     assert!(listed[0].get("secret").is_none());
     let lines = server.db.json_lines(&["webhook", "deliveries", &id]);
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     assert!(lines.iter().all(|l| l["status"] == "delivered"));
     assert_eq!(server.db.json(&["webhook", "delete", &id])["deleted"], true);
     assert_eq!(server.db.count("webhook_deliveries"), 0);
