@@ -96,7 +96,8 @@ fn keep_an_owner(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result
     Ok(())
 }
 
-/// Adds an existing user, found by email, with a role.
+/// Adds an existing user, found by email, with a role (the settings pages'
+/// team form; the same insert and log row as [`add_in_tx`]).
 pub fn add_by_email(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -106,6 +107,10 @@ pub fn add_by_email(
     client_address: Option<&str>,
 ) -> Result<Member> {
     let email = super::validate_email(email)?;
+    let by = audit::Actor {
+        id: actor,
+        client_address,
+    };
     db::write_tx(conn, |conn| {
         find_workspace(conn, workspace_id)?;
         let user = find_user_by_email(conn, &email)?.ok_or_else(|| {
@@ -113,32 +118,12 @@ pub fn add_by_email(
                 "no keygate account uses {email}; they must sign up before they can be added"
             ))
         })?;
-        let m = Membership {
-            workspace_id: workspace_id.to_string(),
-            user_id: user.id.clone(),
-            role: role.as_str().to_string(),
-            created_at: db::now(),
-        };
-        match diesel::insert_into(memberships::table)
-            .values(&m)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::conflict(format!(
-                    "{email} is already a member of this workspace"
-                )))
+        let m = add_in_tx(conn, workspace_id, &user.id, role, by).map_err(|e| match e {
+            Error::Conflict(_) => {
+                Error::conflict(format!("{email} is already a member of this workspace"))
             }
-            Err(e) => return Err(e.into()),
-        }
-        audit::record(
-            conn,
-            workspace_id,
-            actor,
-            &format!("member.added_{}", role.as_str()),
-            &user.id,
-            client_address,
-        )?;
+            e => e,
+        })?;
         Ok(Member {
             user_id: user.id,
             email: user.email,
@@ -146,6 +131,43 @@ pub fn add_by_email(
             joined_at: m.created_at,
         })
     })
+}
+
+/// Inside a transaction: adds a person (who exists) to a workspace with a
+/// role, logged as `member.added_{role}` by `by` (the event `member.added`).
+/// Every way of adding a member comes here.
+pub fn add_in_tx(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+    by: audit::Actor,
+) -> Result<Membership> {
+    let m = Membership {
+        workspace_id: workspace_id.to_string(),
+        user_id: user_id.to_string(),
+        role: role.as_str().to_string(),
+        created_at: db::now(),
+    };
+    match diesel::insert_into(memberships::table)
+        .values(&m)
+        .execute(conn)
+    {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => return Err(Error::conflict(
+            "that user is already a member of the workspace (remove them first to change the role)",
+        )),
+        Err(e) => return Err(e.into()),
+    }
+    audit::Entry {
+        workspace_id,
+        actor: by,
+        action: &format!("member.added_{}", role.as_str()),
+        subject: user_id,
+        detail: None,
+    }
+    .record(conn)?;
+    Ok(m)
 }
 
 /// Inside a transaction: changes a member's role (the last owner keeps

@@ -183,19 +183,10 @@ pub fn validate_name(what: &str, raw: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// `keygate workspace create`: a workspace without an external id (see
+/// `directory::create_workspace`, which the admin API calls, for the rule).
 pub fn create_workspace(conn: &mut DbConn, name: &str, plan: Plan) -> Result<Workspace> {
-    let ws = Workspace {
-        id: db::new_id(),
-        name: validate_name("workspace name", name)?,
-        plan: plan.as_str().to_string(),
-        created_at: db::now(),
-        external_id: None,
-        deleted_at: None,
-    };
-    diesel::insert_into(workspaces::table)
-        .values(&ws)
-        .execute(conn)?;
-    Ok(ws)
+    directory::create_workspace(conn, name, plan, None, audit::CLI)
 }
 
 pub fn find_workspace(conn: &mut DbConn, id: &str) -> Result<Workspace> {
@@ -368,28 +359,7 @@ pub fn add_member_by(
     db::write_tx(conn, |conn| {
         find_workspace(conn, workspace_id)?;
         find_user(conn, user_id)?;
-        let m = Membership {
-            workspace_id: workspace_id.to_string(),
-            user_id: user_id.to_string(),
-            role: role.as_str().to_string(),
-            created_at: db::now(),
-        };
-        match diesel::insert_into(memberships::table).values(&m).execute(conn) {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => return Err(Error::conflict(
-                "that user is already a member of the workspace (remove them first to change the role)",
-            )),
-            Err(e) => return Err(e.into()),
-        }
-        audit::Entry {
-            workspace_id,
-            actor: by,
-            action: &format!("member.added_{}", role.as_str()),
-            subject: user_id,
-            detail: None,
-        }
-        .record(conn)?;
-        Ok(m)
+        members::add_in_tx(conn, workspace_id, user_id, role, by)
     })
 }
 

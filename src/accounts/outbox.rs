@@ -88,6 +88,9 @@ pub(super) fn record_for(conn: &mut DbConn, entry: &Entry) -> Result<()> {
     let Some((event_type, subject, named)) = event_of(entry.action) else {
         return Ok(());
     };
+    if !events::wanted(conn, event_type)? {
+        return Ok(());
+    }
     let actor = actor_of(conn, entry.actor.id)?;
     let mut data = Map::new();
     let mut object = Map::new();

@@ -19,8 +19,10 @@ pub(super) enum AdminTokenCmd {
         name: String,
     },
     /// List the admin tokens (never the tokens themselves).
+    #[command(after_help = "Example:\n  keygate --json admin-token list")]
     List,
     /// Revoke an admin token: refused from its next request on, on every node.
+    #[command(after_help = "Example:\n  keygate admin-token revoke TOKEN_ID")]
     Revoke { id: String },
 }
 
@@ -38,10 +40,13 @@ pub(super) enum WebhookCmd {
         events: Vec<String>,
     },
     /// List the webhook endpoints.
+    #[command(after_help = "Example:\n  keygate --json webhook list")]
     List,
     /// Delete a webhook endpoint (its pending deliveries are dropped).
+    #[command(after_help = "Example:\n  keygate webhook delete ENDPOINT_ID")]
     Delete { id: String },
     /// An endpoint's deliveries, newest first.
+    #[command(after_help = "Example:\n  keygate --json webhook deliveries ENDPOINT_ID")]
     Deliveries { id: String },
 }
 

@@ -77,10 +77,18 @@ impl Actor {
     }
 }
 
+/// Whether any webhook endpoint wants events of `event_type`: an event no
+/// endpoint wants is not written (nothing would ever read it), which spares
+/// the change path the event's queries when no webhooks are set up.
+pub fn wanted(conn: &mut DbConn, event_type: &str) -> Result<bool> {
+    Ok(endpoints::all(conn)?.iter().any(|e| e.wants(event_type)))
+}
+
 /// Records an event of `event_type` (one of [`TYPES`]) inside the caller's
-/// transaction, for `workspace_id` (`None` for an event of no workspace),
+/// transaction, if any endpoint wants it ([`wanted`]), for `workspace_id` (`None` for an event of no workspace),
 /// with `data` (a JSON object of ids and names, never a secret, a hash or a
-/// token) and `actor` as `data.actor`. Returns the event's id.
+/// token) and `actor` as `data.actor`. Returns the event's id (empty when
+/// none was written).
 pub fn record(
     conn: &mut DbConn,
     workspace_id: Option<&str>,
@@ -92,6 +100,9 @@ pub fn record(
         return Err(Error::Internal(format!(
             "unknown event type {event_type:?}"
         )));
+    }
+    if !wanted(conn, event_type)? {
+        return Ok(String::new());
     }
     let mut data = match data {
         Value::Object(map) => map,
