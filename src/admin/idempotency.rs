@@ -3,7 +3,8 @@
 //! yet); once it succeeds its answer is kept, without any secret it showed,
 //! for 24 hours. The same key with the same body then answers that again and
 //! changes nothing; with another body, or while the first is still running,
-//! it is a conflict. A first request that fails releases the key.
+//! it is a conflict. A first request that fails releases the key, and so does
+//! one abandoned for [`ABANDONED_SECS`] (its node died).
 
 use crate::db::schema::idempotency_keys;
 use crate::db::{self, DbConn};
@@ -12,6 +13,9 @@ use diesel::prelude::*;
 
 /// How long an answer is kept.
 pub const KEEP_SECS: i64 = 24 * 3600;
+/// A claim with no answer after this long was abandoned (a node died
+/// mid-request): the key may be used again. Every request ends far sooner.
+pub const ABANDONED_SECS: i64 = 120;
 /// The longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
 
@@ -58,7 +62,9 @@ pub fn begin(conn: &mut DbConn, scope: &Scope, body: &[u8]) -> Result<Begin> {
             .first(conn)
             .optional()?;
         match found {
-            Some((_, _, _, at)) if at < now - KEEP_SECS => {
+            Some((_, _, response, at))
+                if at < now - KEEP_SECS || (response.is_none() && at < now - ABANDONED_SECS) =>
+            {
                 diesel::delete(idempotency_keys::table.find((
                     &scope.token_id,
                     &scope.path,

@@ -310,7 +310,68 @@ fn the_cli_refuses_urls_it_may_not_reach(b: Backend) {
     assert_eq!(db.count("webhook_endpoints"), 0);
 }
 
+fn apps_and_mailbox_auth_keys_send_their_events(b: Backend) {
+    let receiver = HttpsServer::start();
+    receiver.set(HOOK, Reply::status(200));
+    let f = Fixture::with_server(node(TestDb::new(b), &receiver, &[]));
+    let mut admin = Admin::new(&f.server);
+    let (_, secret) = endpoint(
+        &mut admin,
+        &receiver,
+        json!([
+            "authorization.created",
+            "authorization.revoked",
+            "mailbox_auth_key.created"
+        ]),
+    );
+    f.tokens("workspace:read");
+    let app = s(&f.apps()[0], "id");
+    f.db().json(&["apps", "revoke", &app]);
+    let mailbox = f.db().json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        &f.workspace_id,
+        "--address",
+        "sales@example.com",
+    ]);
+    f.db().json(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &s(&mailbox, "id"),
+        "--name",
+        "CRM",
+    ]);
+    let got = wait_for(&receiver, 3, 10);
+    let bodies: Vec<Value> = got.iter().map(|r| verified(&secret, r)).collect();
+    let of = |t: &str| {
+        bodies
+            .iter()
+            .find(|b| b["type"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let created = of("authorization.created");
+    assert_eq!(
+        created["data"]["authorization"],
+        json!({"id": app, "app_name": APP_NAME})
+    );
+    assert_eq!(created["data"]["actor"]["kind"], "person");
+    assert_eq!(created["data"]["actor"]["name"], f.owner_email.as_str());
+    assert_eq!(of("authorization.revoked")["data"]["actor"]["kind"], "cli");
+    assert_eq!(
+        of("mailbox_auth_key.created")["data"]["mailbox_auth_key"]["name"],
+        "CRM (sales@example.com)"
+    );
+    for r in &got {
+        let raw = String::from_utf8_lossy(&r.body);
+        assert!(!raw.contains("kgm_") && !raw.contains("eyJ"), "{raw}");
+    }
+}
+
 both_backends!(
+    apps_and_mailbox_auth_keys_send_their_events,
     every_change_is_delivered_signed_with_its_actor_and_no_secret,
     a_failed_delivery_is_retried_with_the_same_id_and_a_fresh_signature,
     nothing_is_lost_across_receiver_downtime_and_a_kill,
