@@ -4,6 +4,7 @@
 //! functions the CLI and the settings pages call.
 
 pub mod idempotency;
+pub mod members;
 pub mod people;
 pub mod tokens;
 pub mod workspaces;

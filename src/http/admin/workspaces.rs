@@ -156,30 +156,9 @@ async fn put_member(
     let (ws, person) = path.into_inner();
     change(&svc, caller, move |svc, conn, by| {
         let role = Role::parse(&body.role)?;
-        let added = match accounts::membership(conn, &ws, &person)? {
-            None if accounts::find_workspace(conn, &ws).is_ok() => {
-                accounts::add_member_by(conn, &ws, &person, role, by)?;
-                true
-            }
-            None => {
-                return Err(crate::error::Error::not_found(format!(
-                    "no workspace with id {ws:?}"
-                )))
-            }
-            Some(_) => {
-                crate::oauth::authorizations::change_role(
-                    conn,
-                    &svc.credentials.cache,
-                    &ws,
-                    &person,
-                    role,
-                    by,
-                )?;
-                false
-            }
-        };
-        let m = members::one(conn, &ws, &person)?;
-        let body = m.map(|m| member_json(&ws, &m)).unwrap_or(Value::Null);
+        let (m, added) =
+            admin::members::set_role(conn, &svc.credentials.cache, &ws, &person, role, by)?;
+        let body = member_json(&ws, &m);
         Ok(if added {
             Made::created(body)
         } else {
@@ -193,19 +172,7 @@ async fn remove_member(svc: Svc, req: HttpRequest, path: web::Path<(String, Stri
     let caller = caller(&svc, &req).await?;
     let (ws, person) = path.into_inner();
     change(&svc, caller, move |svc, conn, by| {
-        accounts::find_workspace(conn, &ws)?;
-        if accounts::membership(conn, &ws, &person)?.is_none() {
-            return Err(crate::error::Error::not_found(
-                "that person is not a member of the workspace",
-            ));
-        }
-        crate::oauth::authorizations::remove_member(
-            conn,
-            &svc.credentials.cache,
-            &ws,
-            &person,
-            by.id,
-        )?;
+        admin::members::remove(conn, &svc.credentials.cache, &ws, &person, by)?;
         Ok(gone())
     })
     .await
