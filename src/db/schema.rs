@@ -69,6 +69,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         client_document -> Nullable<Text>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -82,6 +83,7 @@ diesel::table! {
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         last_used_at -> Nullable<BigInt>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -271,3 +273,16 @@ diesel::allow_tables_to_appear_in_same_query!(mailboxes, users);
 diesel::allow_tables_to_appear_in_same_query!(mailboxes, api_keys);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, users);
+
+diesel::table! {
+    resources (id) {
+        id -> Text,
+        identifier -> Text,
+        identifier_key -> Text,
+        name -> Text,
+        client_id -> Text,
+        secret_hash -> Text,
+        routes -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -77,6 +77,8 @@ pub struct Services {
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// The registered protected resources, kept true by the revocation feed.
+    pub resources: crate::resources::Registry,
     /// The keys leak reports must be signed with (`KEYGATE_LEAK_REPORT_KEYS`,
     /// read once at start); `None`: `POST /api-keys/leaks` does not exist.
     pub leak_report_keys: Option<LeakReportKeys>,
@@ -129,6 +131,7 @@ impl Services {
                 tokens: &crate::oauth::authorizations::TOKENS,
             },
         };
+        let resources = crate::resources::Registry::new(Bounds::from_config(&config).max_age);
         Ok(Services {
             config,
             pool,
@@ -139,6 +142,7 @@ impl Services {
             limits,
             trusted_proxies,
             leak_report_keys,
+            resources,
         })
     }
 }
@@ -169,6 +173,7 @@ impl Services {
             credentials: &self.credentials,
             clients: &self.clients,
             writes: &self.writes,
+            resources: &self.resources,
         }
     }
 }

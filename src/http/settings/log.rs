@@ -153,6 +153,7 @@ fn action_words(action: &str) -> &'static str {
         "member.role_admin" => "Role changed to admin",
         "member.role_member" => "Role changed to member",
         "app.revoked_client_deleted" => "App revoked: its developer deleted it",
+        "app.revoked_resource_deleted" => "App revoked: the API it was authorized for was removed",
         "mailbox.created" => "Mailbox created",
         "mailbox.deleted" => "Mailbox deleted",
         "mailbox_auth_key.created" => "Mailbox auth key created",

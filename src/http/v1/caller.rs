@@ -60,7 +60,8 @@ impl<S: Scope> FromRequest for Caller<S> {
                 Err(()) => Presented::Malformed,
             };
             let client = super::super::client_ip(&svc, &req);
-            match check::check(&svc, presented, client, Some(S::NAME)).await {
+            let audience = svc.config.resource();
+            match check::check(&svc, presented, client, Some(S::NAME), &audience).await {
                 Ok(principal) => Ok(Caller {
                     principal,
                     scope: PhantomData,
