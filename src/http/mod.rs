@@ -2,6 +2,7 @@
 //! result. One `configure` serves `main` and the tests.
 
 pub mod demo;
+pub mod gateway;
 pub mod leaks;
 pub mod oauth;
 pub mod observe;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     // The router tries services in order: `/v1` first, so the busiest routes
     // are matched before every page and settings pattern is tried.
     v1::configure(cfg);
+    gateway::configure(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     registration::configure(cfg);

@@ -14,6 +14,7 @@
 //! ends the authorizations granted for it, through the caller's `revoke`
 //! (the issuer's, which sits above this area), in the same transaction.
 
+pub mod gateway;
 pub mod identifier;
 pub mod registry;
 pub mod routes;

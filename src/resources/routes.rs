@@ -66,10 +66,12 @@ impl Route {
         let scope = match scope {
             "-" => None,
             s if scopes::info(s).is_some() => Some(s.to_string()),
-            s => return Err(format!(
+            s => {
+                return Err(format!(
                 "route {spec:?}: unknown scope {s:?} (one of {}, or - for any valid credential)",
                 scopes::all_names().join(", ")
-            )),
+            ))
+            }
         };
         Ok(Route {
             method: method.to_string(),

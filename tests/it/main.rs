@@ -25,6 +25,7 @@ mod ops;
 mod postfix;
 mod registration;
 mod require;
+mod resources;
 mod revocation;
 mod revocation_bound;
 mod revocation_clients;

@@ -73,7 +73,7 @@ impl<S: Scope> FromRequest for Caller<S> {
 }
 
 /// The credential, only from `Authorization: Bearer <credential>`.
-fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
+pub(crate) fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
