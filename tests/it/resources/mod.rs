@@ -5,5 +5,6 @@
 //! a resource.
 
 mod gateway;
+mod nginx;
 mod registry;
 mod tokens;

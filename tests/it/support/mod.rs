@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod http;
 pub mod resource;
 pub mod server;
+pub mod upstream;
 
 pub use cli::*;
 pub use db::*;
@@ -20,6 +21,7 @@ pub use fixture::*;
 pub use http::*;
 pub use resource::*;
 pub use server::*;
+pub use upstream::*;
 
 use std::time::{Duration, Instant};
 
