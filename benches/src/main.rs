@@ -653,8 +653,7 @@ fn run(opts: Opts) -> Result<(), String> {
         name: "bench API",
         routes: &["GET /tags tags:read".to_string()],
     };
-    keygate::resources::create(&mut conn, &format!("{issuer}/v1"), &gateway_resource)
-        .map_err(e)?;
+    keygate::resources::create(&mut conn, &format!("{issuer}/v1"), &gateway_resource).map_err(e)?;
     // A mailbox and its auth key, for the SMTP AUTH scenario.
     let mailbox = keygate::mailboxes::lifecycle::create(
         &mut conn,

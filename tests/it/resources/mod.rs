@@ -5,6 +5,7 @@
 //! a resource.
 
 mod gateway;
+mod mcp;
 mod nginx;
 mod registry;
 mod tokens;
