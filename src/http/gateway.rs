@@ -17,7 +17,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/gateway/check", web::get().to(check))
+    // GET for nginx and Traefik; Envoy's ext_authz asks with the original
+    // request's method (its body is never read).
+    cfg.route("/gateway/check", web::route().to(check))
         // Before `/.well-known/oauth-protected-resource/{path}` (`wellknown`).
         .route(
             "/.well-known/oauth-protected-resource/gateway/{id}",

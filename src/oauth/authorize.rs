@@ -369,11 +369,11 @@ pub enum Decided {
 pub enum Answered {
     /// The request had expired or was already answered.
     Expired,
-    Denied(ConsentRequest),
+    Denied(Box<ConsentRequest>),
     /// This person may not authorize apps for that workspace (the request
     /// is spent all the same: it is answered once).
     Refused(String),
-    Approved(ConsentRequest, Approved),
+    Approved(Box<ConsentRequest>, Approved),
 }
 
 /// Answers a held authorization request for the person whose session holds
@@ -409,10 +409,10 @@ pub fn answer(
             return Ok(Answered::Expired);
         }
         let Some(workspace_id) = approve_for else {
-            return Ok(Answered::Denied(held));
+            return Ok(Answered::Denied(Box::new(held)));
         };
         match record_approval(conn, code_ttl, &held, &user_id, &workspace_id) {
-            Ok(approved) => Ok(Answered::Approved(held, approved)),
+            Ok(approved) => Ok(Answered::Approved(Box::new(held), approved)),
             Err(Error::Forbidden(msg)) => Ok(Answered::Refused(msg)),
             Err(e) => Err(e),
         }

@@ -140,7 +140,14 @@ fn allowed_requests_reach_the_upstream_with_the_identity(b: Backend) {
     let (f, upstream, nginx) = behind_nginx(b, &[]);
     let row = f.db().create_api_key(&f.workspace_id, "gw", "read_only");
     let key = s(&row, "key");
-    let r = nginx.get("/tags/7?page=2", Some(&key));
+    // Identity headers a client sends are replaced, never passed on.
+    let auth = format!("Bearer {key}");
+    let forged = [
+        ("Authorization", auth.as_str()),
+        ("X-Keygate-Workspace-Id", "forged"),
+        ("X-Keygate-Subject", "forged"),
+    ];
+    let r = nginx.client().get_with("/tags/7?page=2", &forged);
     assert_eq!(r.status, 200, "{} {}", r.body, nginx.error_log());
     assert_eq!(r.body, "upstream ok");
     let got = upstream.take();
@@ -160,6 +167,11 @@ fn allowed_requests_reach_the_upstream_with_the_identity(b: Backend) {
         .header("x-keygate-scopes")
         .unwrap()
         .contains("tags:read"));
+    assert_eq!(
+        got[0].header("x-keygate-subject"),
+        None,
+        "a forged header passed"
+    );
 
     let (_, tokens) = resource_tokens(&f, API, "tags:read tags:write");
     let access = s(&tokens, "access_token");
