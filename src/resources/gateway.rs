@@ -162,7 +162,14 @@ mod tests {
     }
 
     fn gateway() -> (Arc<Gw>, String) {
-        let v1 = Arc::try_unwrap(testkit::node()).ok().expect("one owner");
+        gateway_with(Duration::from_secs(60))
+    }
+
+    /// `stale_after`: how long the node's revocation feed counts as read.
+    fn gateway_with(stale_after: Duration) -> (Arc<Gw>, String) {
+        let v1 = Arc::try_unwrap(testkit::node_with(stale_after))
+            .ok()
+            .expect("one owner");
         let new = NewResource {
             identifier: API,
             name: "Acme API",
@@ -252,6 +259,19 @@ mod tests {
             ..forwarded("GET", "/tags", &key)
         };
         check(&g, slash).await.expect("one trailing slash ignored");
+    }
+
+    #[tokio::test]
+    async fn a_stale_feed_is_the_v1_checks_503() {
+        let (g, id) = gateway_with(Duration::from_millis(300));
+        let (_, key) = g.v1.key(Access::ReadOnly, None);
+        check(&g, forwarded("GET", "/tags", &key))
+            .await
+            .expect("fresh");
+        std::thread::sleep(Duration::from_millis(400));
+        let r = check(&g, forwarded("GET", "/tags", &key)).await;
+        let unavailable = Refused::ByResource(V1Error::ServiceUnavailable, id);
+        assert_eq!(r.map(|_| ()), Err(unavailable));
     }
 
     #[tokio::test]
