@@ -165,7 +165,8 @@ fn access(
     })
 }
 
-/// client, scopes, iat, exp, used, revoked, authorization revoked, user, workspace
+/// client, scopes, iat, exp, used, revoked, authorization revoked, user,
+/// workspace, the resource it was granted for
 type RefreshState = (
     String,
     String,
@@ -176,6 +177,7 @@ type RefreshState = (
     Option<i64>,
     String,
     String,
+    Option<String>,
 );
 
 fn refresh(
@@ -200,11 +202,12 @@ fn refresh(
             authorizations::revoked_at,
             authorizations::user_id,
             authorizations::workspace_id,
+            authorizations::resource,
         ))
         .first(conn)
         .optional()?;
     Ok(match row {
-        Some((client_id, scopes, iat, exp, None, None, None, sub, workspace_id))
+        Some((client_id, scopes, iat, exp, None, None, None, sub, workspace_id, resource))
             if client_id == client.id && exp > now =>
         {
             Introspection {
@@ -215,7 +218,7 @@ fn refresh(
                 exp: Some(exp),
                 iat: Some(iat),
                 iss: Some(issuer.config.issuer.clone()),
-                aud: Some(issuer.config.resource()),
+                aud: Some(resource.unwrap_or_else(|| issuer.config.resource())),
                 jti: None,
                 token_type: Some("refresh_token"),
                 workspace_id: Some(workspace_id),

@@ -635,6 +635,8 @@ fn a_resource_gets_tokens_of_its_own_audience_and_sees_every_key() {
     assert!(!n.introspect_as(&other, &t.access_token).active);
     let by_client = n.introspect(&n.client, &t.access_token, None);
     assert_eq!(by_client.aud.as_deref(), Some(API));
+    let refresh_seen = n.introspect(&n.client, t.refresh_token.as_deref().unwrap(), None);
+    assert_eq!(refresh_seen.aud.as_deref(), Some(API));
     // A refresh keeps the resource; a /v1 token is not the resource's.
     let refreshed = n.refresh(t.refresh_token.as_deref().unwrap()).unwrap();
     assert_eq!(
