@@ -59,13 +59,25 @@ fn allowed_requests_carry_the_identity(b: Backend) {
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // Envoy's ext_authz asks with the original request's method.
+    let r = f.server.client().send(
+        "POST",
+        &query,
+        &[
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", "/tags"),
+            ("Authorization", &auth),
+        ],
+        "a body the check never reads",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     // Uses count as on /v1.
     assert!(eventually(Duration::from_secs(5), || {
         let keys = f
             .db()
             .json_lines(&["apikey", "list", "--workspace", &f.workspace_id]);
         keys.iter()
-            .any(|k| k["id"] == key_row["id"] && k["usage_count"].as_i64() >= Some(2))
+            .any(|k| k["id"] == key_row["id"] && k["usage_count"].as_i64() >= Some(3))
     }));
     // The resource's metadata names this issuer and its routes' scopes.
     let metadata = f.server.client().get(&format!(
