@@ -9,8 +9,11 @@
 //!   else in keygate: `mailboxes` implements its `Authenticator`);
 //! - `node`: what one running node holds (services, caches, abuse limits) and
 //!   its background tasks;
-//! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources),
-//!   `signin` (people signing in through the product's identity provider);
+//! - the areas: `oauth` (the issuer), `apikeys`, `resources` (the product's
+//!   own APIs registered as protected resources, and the gateway check: below
+//!   `oauth`, which names them, above `v1`, whose check it runs), `v1` (the
+//!   workspace resources), `signin` (people signing in through the product's
+//!   identity provider);
 //! - `credentials` (what a presented credential is: key formats, signing keys,
 //!   the one bearer check, its cache, revocation events, usage) and `accounts`
 //!   (workspaces, people, roles, sessions, the security log);
@@ -35,6 +38,7 @@ pub mod node;
 pub mod oauth;
 pub mod outbound;
 pub mod signin;
+pub mod resources;
 pub mod smtp;
 #[cfg(test)]
 pub mod testkit;

@@ -647,6 +647,13 @@ fn run(opts: Opts) -> Result<(), String> {
     )
     .map_err(e)?
     .secret;
+    // A registered resource, for the gateway check scenario.
+    let gateway_resource = keygate::resources::NewResource {
+        identifier: "https://api.bench.example",
+        name: "bench API",
+        routes: &["GET /tags tags:read".to_string()],
+    };
+    keygate::resources::create(&mut conn, &format!("{issuer}/v1"), &gateway_resource).map_err(e)?;
     // A mailbox and its auth key, for the SMTP AUTH scenario.
     let mailbox = keygate::mailboxes::lifecycle::create(
         &mut conn,
@@ -770,13 +777,32 @@ fn run(opts: Opts) -> Result<(), String> {
         &addr,
         n,
         dur,
-        vec![key_header; n],
+        vec![key_header.clone(); n],
         |c, h| {
             Some(
                 c.send("GET", "/v1/workspace", &[("Authorization", h)], "")
                     .status
                     == 200,
             )
+        },
+    ));
+    // What nginx's auth_request asks for each request of the product's API:
+    // the /v1 check with a route's scope (it should cost what /v1 costs).
+    results.push(load(
+        "/gateway/check (API key)",
+        pid,
+        &addr,
+        n,
+        dur,
+        vec![key_header.clone(); n],
+        |c, h| {
+            let headers = [
+                ("Authorization", h.as_str()),
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/tags/7?page=2"),
+            ];
+            let path = "/gateway/check?resource=https%3A%2F%2Fapi.bench.example";
+            Some(c.send("GET", path, &headers, "").status == 200)
         },
     ));
     let jwt_headers: Vec<String> = token_pairs

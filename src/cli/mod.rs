@@ -8,6 +8,7 @@ mod mailbox;
 mod ops;
 mod output;
 mod people;
+mod resource;
 pub mod serve;
 
 use self::apikey::ApikeyCmd;
@@ -16,6 +17,7 @@ use self::mailbox::{AuthkeyCmd, MailboxCmd};
 use self::ops::{completions, AuditCmd};
 use self::output::{LogLine, Out};
 use self::people::{MemberCmd, UserCmd, WorkspaceCmd};
+use self::resource::ResourceCmd;
 
 use crate::config::Config;
 use crate::db::{self, DbConn};
@@ -115,6 +117,13 @@ enum Command {
         after_help = "Examples:\n  keygate --json apps list --workspace WS_ID\n  keygate apps revoke AUTHORIZATION_ID"
     )]
     Apps(AppsCmd),
+    /// Protected resources: the product's own APIs that trust keygate's
+    /// credentials (through a gateway, or by introspection).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate resource create --identifier https://api.example.com --name 'Acme API' --route 'GET /tags tags:read'\n  keygate --json resource list\n  keygate resource delete RESOURCE_ID"
+    )]
+    Resource(ResourceCmd),
     /// Access-token signing keys.
     #[command(subcommand, after_help = "Example:\n  keygate keys rotate")]
     Keys(KeysCmd),
@@ -269,6 +278,7 @@ fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
         Command::Mailbox(cmd) => with_conn(cfg, |c| mailbox::mailbox(c, cfg, out, cmd)),
         Command::Authkey(cmd) => with_conn(cfg, |c| mailbox::authkey(c, cfg, out, cmd)),
         Command::Apps(cmd) => with_conn(cfg, |c| issuer::apps(c, cfg, out, cmd)),
+        Command::Resource(cmd) => with_conn(cfg, |c| resource::resource(c, cfg, out, cmd)),
         Command::Keys(cmd) => with_conn(cfg, |c| issuer::keys(c, cfg, out, cmd)),
         Command::Audit(cmd) => with_conn(cfg, |c| ops::audit(c, out, cmd)),
         Command::AdminToken(cmd) => with_conn(cfg, |c| admin::admin_token(c, out, cmd)),

@@ -15,6 +15,7 @@ use crate::mailboxes::lifecycle::{Mailbox, MailboxRow};
 use crate::mailboxes::MailboxAuthKey;
 use crate::oauth::authorizations::AppRow;
 use crate::oauth::clients::Client;
+use crate::resources::{Created, Resource};
 use serde::Serialize;
 
 /// Where a command's results go: stdout, as JSON lines or as words.
@@ -254,6 +255,79 @@ pub(super) struct ClientDeletedOut {
     pub client_id: String,
     pub deleted: bool,
     pub revoked_authorizations: usize,
+}
+
+// ---- protected resources ----
+
+/// One route of a resource: `scope` null for any valid credential (`-`).
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct RouteOut {
+    pub method: String,
+    pub path: String,
+    pub scope: Option<String>,
+}
+
+impl RouteOut {
+    fn all(r: &Resource) -> Vec<RouteOut> {
+        r.routes
+            .iter()
+            .map(|r| RouteOut {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                scope: r.scope.clone(),
+            })
+            .collect()
+    }
+}
+
+/// `resource create`: the secret, shown this once.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct ResourceCreatedOut {
+    pub client_id: String,
+    pub client_secret: String,
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub routes: Vec<RouteOut>,
+}
+
+impl From<&Created> for ResourceCreatedOut {
+    fn from(c: &Created) -> Self {
+        let r = &c.resource;
+        ResourceCreatedOut {
+            client_id: r.client_id.clone(),
+            client_secret: c.secret.clone(),
+            id: r.id.clone(),
+            identifier: r.identifier.clone(),
+            name: r.name.clone(),
+            routes: RouteOut::all(r),
+        }
+    }
+}
+
+/// `resource list`: one resource.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct ResourceOut {
+    pub client_id: String,
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub routes: Vec<RouteOut>,
+}
+
+impl From<&Resource> for ResourceOut {
+    fn from(r: &Resource) -> Self {
+        ResourceOut {
+            client_id: r.client_id.clone(),
+            id: r.id.clone(),
+            identifier: r.identifier.clone(),
+            name: r.name.clone(),
+            routes: RouteOut::all(r),
+        }
+    }
 }
 
 /// `apps list`: one authorization of a workspace.
@@ -549,6 +623,12 @@ mod tests {
         assert_sorted(&ClientOut::default());
         assert_sorted(&ClientDeletedOut::default());
         assert_sorted(&AppOut::default());
+        assert_sorted(&RouteOut::default());
+        assert_sorted(&ResourceCreatedOut {
+            routes: vec![RouteOut::default()],
+            ..Default::default()
+        });
+        assert_sorted(&ResourceOut::default());
         assert_sorted(&ApiKeyCreatedOut::default());
         assert_sorted(&ApiKeyRotatedOut::default());
         assert_sorted(&ApiKeyOut::default());

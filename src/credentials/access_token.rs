@@ -83,6 +83,7 @@ pub fn stored(
         client_id: claims.client_id,
         sub: claims.sub,
         workspace_id: claims.workspace_id,
+        aud: claims.aud,
         scopes: super::scopes::known(&claims.scope),
         iat: claims.iat,
         exp: claims.exp,

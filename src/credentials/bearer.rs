@@ -40,6 +40,15 @@ impl Principal {
             Principal::AccessToken(_) => true,
         }
     }
+    /// Whether this credential is accepted at the resource `audience`
+    /// (RFC 8707): an API key at every resource, an access token only at the
+    /// one it was issued for.
+    pub fn serves(&self, audience: &str) -> bool {
+        match self {
+            Principal::ApiKey(_) => true,
+            Principal::AccessToken(t) => t.aud == audience,
+        }
+    }
     /// The one mailbox a restricted API key may see; `None` for the whole workspace.
     pub fn mailbox_id(&self) -> Option<&str> {
         match self {

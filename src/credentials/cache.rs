@@ -26,6 +26,9 @@ pub struct CachedToken {
     pub client_id: String,
     pub sub: String,
     pub workspace_id: String,
+    /// The resource it was issued for (RFC 8707): `{issuer}/v1`, or a
+    /// registered resource's identifier. Only that resource accepts it.
+    pub aud: String,
     /// The catalogue's names (`scopes::known`).
     pub scopes: Vec<&'static str>,
     pub iat: i64,
@@ -322,8 +325,9 @@ impl CredentialCache {
                     write(&self.keys)
                         .retain(|_, k| k.value.mailbox_id.as_ref() != Some(&e.subject));
                 }
-                // The issuer's client cache is the node's to correct.
-                EventKind::Client => {}
+                // The issuer's client cache and the resources are the node's
+                // to correct.
+                EventKind::Client | EventKind::Resource => {}
             }
         }
     }

@@ -22,6 +22,9 @@ pub enum EventKind {
     MailboxAuthKey,
     /// A mailbox (by id) was deleted: drop every cached key of it.
     Mailbox,
+    /// A protected resource (by id) was registered or deleted: every node
+    /// reads the resources again (`resources::Registry`).
+    Resource,
 }
 
 impl EventKind {
@@ -33,6 +36,7 @@ impl EventKind {
             EventKind::Client => "client",
             EventKind::MailboxAuthKey => "mailbox_auth_key",
             EventKind::Mailbox => "mailbox",
+            EventKind::Resource => "resource",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -43,6 +47,7 @@ impl EventKind {
             "client" => Some(EventKind::Client),
             "mailbox_auth_key" => Some(EventKind::MailboxAuthKey),
             "mailbox" => Some(EventKind::Mailbox),
+            "resource" => Some(EventKind::Resource),
             _ => None,
         }
     }
@@ -88,6 +93,13 @@ impl Event {
     pub fn mailbox(id: &str) -> Self {
         Event {
             kind: EventKind::Mailbox,
+            subject: id.to_string(),
+            expires_at: db::now() + 3600,
+        }
+    }
+    pub fn resource(id: &str) -> Self {
+        Event {
+            kind: EventKind::Resource,
             subject: id.to_string(),
             expires_at: db::now() + 3600,
         }

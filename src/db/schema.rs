@@ -97,6 +97,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         client_document -> Nullable<Text>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -110,6 +111,7 @@ diesel::table! {
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         last_used_at -> Nullable<BigInt>,
+        resource -> Nullable<Text>,
     }
 }
 
@@ -365,3 +367,16 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_endpoints, events);
+
+diesel::table! {
+    resources (id) {
+        id -> Text,
+        identifier -> Text,
+        identifier_key -> Text,
+        name -> Text,
+        client_id -> Text,
+        secret_hash -> Text,
+        routes -> Text,
+        created_at -> BigInt,
+    }
+}

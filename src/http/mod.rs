@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod gateway;
 pub mod leaks;
 pub mod oauth;
 pub mod observe;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     // are matched before every page and settings pattern is tried.
     v1::configure(cfg);
     admin::configure(cfg);
+    gateway::configure(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     registration::configure(cfg);

@@ -421,6 +421,9 @@ struct ConsentTemplate<'a> {
     /// Set for apps nobody who runs keygate reviewed: how they were registered.
     unreviewed: Option<String>,
     scopes: Vec<ScopeLine>,
+    /// The registered API the access is for (RFC 8707): name and identifier;
+    /// `None` for keygate's own API.
+    resource: Option<(&'a str, &'a str)>,
     workspaces: &'a [Workspace],
     consent_id: &'a str,
     csrf_token: &'a str,
@@ -446,6 +449,8 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
         redirect_host,
         unreviewed: unreviewed_note(&view.request.client),
         scopes: lines,
+        resource: (view.request.resource.as_ref())
+            .map(|r| (r.name.as_str(), r.identifier.as_str())),
         workspaces: &view.workspaces,
         consent_id: &view.consent_id,
         csrf_token: &view.csrf_token,

@@ -122,11 +122,17 @@ pub fn poll_revocations(svc: &Services) {
                 );
                 cache.clear();
                 // A missed event may have been a client's (a rotated secret,
-                // a deleted client): those caches go too.
+                // a deleted client) or a resource's: those caches go too.
                 svc.clients.clear();
                 svc.documents.forget_all();
+                svc.resources.forget();
             }
             cache.apply(&batch.events);
+            if (batch.events.iter())
+                .any(|e| e.kind == crate::credentials::revocation::EventKind::Resource)
+            {
+                svc.resources.forget();
+            }
             for id in crate::oauth::clients::changed_clients(&batch.events) {
                 svc.clients.remove(id);
                 svc.documents.forget(id);

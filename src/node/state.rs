@@ -80,6 +80,8 @@ pub struct Services {
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// The registered protected resources, kept true by the revocation feed.
+    pub resources: crate::resources::Registry,
     /// The keys leak reports must be signed with (`KEYGATE_LEAK_REPORT_KEYS`,
     /// read once at start); `None`: `POST /api-keys/leaks` does not exist.
     pub leak_report_keys: Option<LeakReportKeys>,
@@ -142,6 +144,7 @@ impl Services {
         let signin = config.oidc.clone().map(|settings| {
             crate::signin::Provider::new(settings, &config.issuer, outbound.clone())
         });
+        let resources = crate::resources::Registry::new(Bounds::from_config(&config).max_age);
         Ok(Services {
             signin,
             config,
@@ -154,6 +157,7 @@ impl Services {
             limits,
             trusted_proxies,
             leak_report_keys,
+            resources,
         })
     }
 }
@@ -180,6 +184,7 @@ impl Services {
             credentials: &self.credentials,
             clients: &self.clients,
             writes: &self.writes,
+            resources: &self.resources,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Authorization {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The registered resource it was granted for, by identifier (the `aud`
+    /// of its access tokens); `None`: `{issuer}/v1`.
+    pub resource: Option<String>,
 }
 
 impl Authorization {
@@ -249,6 +252,32 @@ pub fn revoke_approved_by(
     let mut events = Vec::new();
     for id in &ids {
         events.extend(revoke_in_tx(conn, id, workspace_id, action, by)?);
+    }
+    Ok(events)
+}
+
+/// Inside the transaction that deletes a resource: revokes every active
+/// authorization granted for it (by identifier), each logged in its
+/// workspace. Returns the events recorded (`resources::RevokeGranted`).
+pub fn revoke_for_resource(conn: &mut DbConn, identifier: &str) -> Result<Vec<Event>> {
+    let granted: Vec<(String, String)> = authorizations::table
+        .filter(authorizations::resource.eq(identifier))
+        .filter(authorizations::revoked_at.is_null())
+        .select((authorizations::id, authorizations::workspace_id))
+        .load(conn)?;
+    let by = Actor {
+        id: "keygate",
+        client_address: None,
+    };
+    let mut events = Vec::new();
+    for (id, workspace_id) in &granted {
+        events.extend(revoke_in_tx(
+            conn,
+            id,
+            workspace_id,
+            "app.revoked_resource_deleted",
+            by,
+        )?);
     }
     Ok(events)
 }

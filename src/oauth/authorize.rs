@@ -29,6 +29,9 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     /// The PKCE challenge as the engine stores it.
     pub code_challenge: String,
+    /// The registered resource the tokens are for (RFC 8707); `None`:
+    /// keygate's own `{issuer}/v1`.
+    pub resource: Option<crate::resources::Resource>,
 }
 
 /// Why a request was refused, and how the person learns of it.
@@ -153,7 +156,11 @@ pub fn validate_with(
             ))));
         }
     }
-    super::check_resource(params, &config.resource()).map_err(fail)?;
+    let v1 = config.resource();
+    let resource = match super::named_resource(params, &v1).map_err(fail)? {
+        Some(named) => Some(super::registered_resource(conn, named).map_err(fail)?),
+        None => None,
+    };
     Ok(AuthorizationRequest {
         client,
         document: document.cloned(),
@@ -161,6 +168,7 @@ pub fn validate_with(
         scopes,
         state,
         code_challenge,
+        resource,
     })
 }
 
@@ -197,6 +205,8 @@ pub struct ConsentRequest {
     /// The validated metadata document (JSON) of a client known by one: its
     /// row is written from it when a person approves.
     pub client_document: Option<String>,
+    /// The identifier of the registered resource asked for; `None`: `/v1`.
+    pub resource: Option<String>,
 }
 
 /// Holds a validated request server-side while the person decides, bound to their
@@ -225,6 +235,7 @@ pub fn hold(
             .document
             .as_ref()
             .and_then(|d| serde_json::to_string(d).ok()),
+        resource: req.resource.as_ref().map(|r| r.identifier.clone()),
     };
     writes.run(conn, move |conn| {
         diesel::insert_into(consent_requests::table)
@@ -282,6 +293,14 @@ fn record_approval(
             "This application was removed by the operator of keygate.",
         ));
     }
+    // Deleted while the person decided: nothing to grant it for.
+    if let Some(resource) = &held.resource {
+        if crate::resources::find_by_identifier(conn, resource)?.is_none() {
+            return Err(Error::forbidden(
+                "The API this application asked for was removed by the operator of keygate.",
+            ));
+        }
+    }
     let now = db::now();
     let authorization = Authorization {
         id: db::new_id(),
@@ -292,6 +311,7 @@ fn record_approval(
         created_at: now,
         revoked_at: None,
         last_used_at: None,
+        resource: held.resource.clone(),
     };
     diesel::insert_into(authorizations::table)
         .values(&authorization)
@@ -349,11 +369,11 @@ pub enum Decided {
 pub enum Answered {
     /// The request had expired or was already answered.
     Expired,
-    Denied(ConsentRequest),
+    Denied(Box<ConsentRequest>),
     /// This person may not authorize apps for that workspace (the request
     /// is spent all the same: it is answered once).
     Refused(String),
-    Approved(ConsentRequest, Approved),
+    Approved(Box<ConsentRequest>, Approved),
 }
 
 /// Answers a held authorization request for the person whose session holds
@@ -389,10 +409,10 @@ pub fn answer(
             return Ok(Answered::Expired);
         }
         let Some(workspace_id) = approve_for else {
-            return Ok(Answered::Denied(held));
+            return Ok(Answered::Denied(Box::new(held)));
         };
         match record_approval(conn, code_ttl, &held, &user_id, &workspace_id) {
-            Ok(approved) => Ok(Answered::Approved(held, approved)),
+            Ok(approved) => Ok(Answered::Approved(Box::new(held), approved)),
             Err(Error::Forbidden(msg)) => Ok(Answered::Refused(msg)),
             Err(e) => Err(e),
         }

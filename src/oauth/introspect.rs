@@ -37,6 +37,9 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// An API key's id, for a resource's introspection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl Introspection {
@@ -57,10 +60,11 @@ fn describe(issuer: &Issuer, client: &Client, t: &CachedToken) -> Introspection 
         exp: Some(t.exp),
         iat: Some(t.iat),
         iss: Some(issuer.config.issuer.clone()),
-        aud: Some(issuer.config.resource()),
+        aud: Some(t.aud.clone()),
         jti: Some(t.jti.clone()),
         token_type: Some("Bearer"),
         workspace_id: Some(t.workspace_id.clone()),
+        key_id: None,
     }
 }
 
@@ -71,6 +75,11 @@ pub fn from_memory(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> Option<std::result::Result<Introspection, OAuthError>> {
+    if let Some(by_resource) =
+        super::resource_clients::introspect_from_memory(issuer, authorization_header, params)
+    {
+        return Some(by_resource);
+    }
     let client = match super::client_auth::authenticate_from_memory(
         issuer.clients,
         authorization_header,
@@ -100,6 +109,11 @@ pub fn request(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> std::result::Result<Introspection, OAuthError> {
+    if let Some(by_resource) =
+        super::resource_clients::introspect(issuer, conn, authorization_header, params)
+    {
+        return by_resource;
+    }
     let client = issuer.authenticate(
         conn,
         authorization_header,
@@ -151,7 +165,8 @@ fn access(
     })
 }
 
-/// client, scopes, iat, exp, used, revoked, authorization revoked, user, workspace
+/// client, scopes, iat, exp, used, revoked, authorization revoked, user,
+/// workspace, the resource it was granted for
 type RefreshState = (
     String,
     String,
@@ -162,6 +177,7 @@ type RefreshState = (
     Option<i64>,
     String,
     String,
+    Option<String>,
 );
 
 fn refresh(
@@ -186,11 +202,12 @@ fn refresh(
             authorizations::revoked_at,
             authorizations::user_id,
             authorizations::workspace_id,
+            authorizations::resource,
         ))
         .first(conn)
         .optional()?;
     Ok(match row {
-        Some((client_id, scopes, iat, exp, None, None, None, sub, workspace_id))
+        Some((client_id, scopes, iat, exp, None, None, None, sub, workspace_id, resource))
             if client_id == client.id && exp > now =>
         {
             Introspection {
@@ -201,10 +218,11 @@ fn refresh(
                 exp: Some(exp),
                 iat: Some(iat),
                 iss: Some(issuer.config.issuer.clone()),
-                aud: Some(issuer.config.resource()),
+                aud: Some(resource.unwrap_or_else(|| issuer.config.resource())),
                 jti: None,
                 token_type: Some("refresh_token"),
                 workspace_id: Some(workspace_id),
+                key_id: None,
             }
         }
         _ => Introspection::inactive(),

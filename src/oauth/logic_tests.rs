@@ -37,6 +37,7 @@ struct Node {
     credentials: Credentials,
     clients: ClientCache,
     writes: db::group::Group,
+    resources: crate::resources::Registry,
     workspace: String,
     owner: String,
     client: NewClient,
@@ -70,6 +71,7 @@ impl Node {
             credentials,
             clients: ClientCache::default(),
             writes: Default::default(),
+            resources: crate::resources::Registry::new(std::time::Duration::from_secs(60)),
             workspace: ws.id,
             owner: owner.id,
             client,
@@ -83,6 +85,7 @@ impl Node {
             credentials: &self.credentials,
             clients: &self.clients,
             writes: &self.writes,
+            resources: &self.resources,
         }
     }
 
@@ -110,11 +113,20 @@ impl Node {
     /// the request, hold it for the session, and answer it: approved as
     /// `user`. Returns the code, its PKCE verifier and the authorization's id.
     fn approve(&self, user: &str) -> Result<(String, String, String), Error> {
+        self.approve_with(user, &[])
+    }
+
+    /// [`Node::approve`] with more request parameters (`resource`).
+    fn approve_with(
+        &self,
+        user: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<(String, String, String), Error> {
         let mut conn = self.conn();
         let verifier = format!("{}{}", db::new_id(), db::new_id());
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(sha2::Sha256::digest(verifier.as_bytes()));
-        let query = form(&[
+        let mut pairs = vec![
             ("response_type", "code"),
             ("client_id", &self.client.client.id),
             ("redirect_uri", REDIRECT),
@@ -122,7 +134,9 @@ impl Node {
             ("state", "st"),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
-        ]);
+        ];
+        pairs.extend_from_slice(extra);
+        let query = form(&pairs);
         let req = authorize::validate(&mut conn, &self.config, &query).expect("a valid request");
         let held_id =
             authorize::hold(&mut conn, &self.writes, &self.config, "session-hash", &req).unwrap();
@@ -555,4 +569,191 @@ fn a_free_workspace_gets_no_api_key() {
         "{:?}",
         r.map(|k| k.key.id)
     );
+}
+
+// ---- protected resources (RFC 8707) and introspection by a resource ----
+
+const API: &str = "https://api.example.test/mcp";
+
+impl Node {
+    fn register(&self, identifier: &str) -> crate::resources::Created {
+        let new = crate::resources::NewResource {
+            identifier,
+            name: "Acme MCP",
+            routes: &["* / -".to_string()],
+        };
+        let v1 = self.config.resource();
+        let created = crate::resources::create(&mut self.conn(), &v1, &new).expect("registered");
+        // What the node's feed reader does with the `resource` event.
+        self.resources.forget();
+        created
+    }
+
+    /// Introspection with a resource's credentials.
+    fn introspect_as(&self, r: &crate::resources::Created, token: &str) -> Introspection {
+        let params = form(&[
+            ("token", token),
+            ("client_id", &r.resource.client_id),
+            ("client_secret", &r.secret),
+        ]);
+        introspect::request(&self.issuer(), &mut self.conn(), None, &params)
+            .expect("introspection answers")
+    }
+}
+
+#[test]
+fn a_resource_gets_tokens_of_its_own_audience_and_sees_every_key() {
+    let n = Node::new();
+    let api = n.register(API);
+    let other = n.register("https://other.example.test");
+    let (code, verifier, id) = n.approve_with(&n.owner, &[("resource", API)]).unwrap();
+    assert_eq!(
+        authorizations::find(&mut n.conn(), &id)
+            .unwrap()
+            .resource
+            .as_deref(),
+        Some(API)
+    );
+    // The token request may name no resource, or the one authorized only.
+    let wrong = n.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+        ("resource", &n.config.resource()),
+    ]);
+    assert_eq!(wrong.unwrap_err().code(), "invalid_target");
+    let t = n.exchange(&code, &verifier).expect("exchanged");
+    let claims = n.credentials.keys.verify(&t.access_token).unwrap();
+    assert_eq!(claims.aud, API);
+    // Its resource sees it; another resource does not; the client does.
+    let seen = n.introspect_as(&api, &t.access_token);
+    assert!(seen.active);
+    assert_eq!(seen.token_type, Some("access_token"));
+    assert_eq!(seen.client_id.as_deref(), Some(n.client.client.id.as_str()));
+    assert_eq!(seen.sub.as_deref(), Some(n.owner.as_str()));
+    assert!(!n.introspect_as(&other, &t.access_token).active);
+    let by_client = n.introspect(&n.client, &t.access_token, None);
+    assert_eq!(by_client.aud.as_deref(), Some(API));
+    let refresh_seen = n.introspect(&n.client, t.refresh_token.as_deref().unwrap(), None);
+    assert_eq!(refresh_seen.aud.as_deref(), Some(API));
+    // A refresh keeps the resource; a /v1 token is not the resource's.
+    let refreshed = n.refresh(t.refresh_token.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        n.credentials
+            .keys
+            .verify(&refreshed.access_token)
+            .unwrap()
+            .aud,
+        API
+    );
+    let (v1_token, _, _) = n.tokens(&n.owner);
+    assert!(!n.introspect_as(&api, &v1_token).active);
+    // Every live API key, with its id and no expiry.
+    let key = apikeys::create_key(
+        &mut n.conn(),
+        &apikeys::NewKey {
+            workspace_id: &n.workspace,
+            name: "mcp",
+            access: Access::ReadOnly,
+            expires_at: None,
+            allowed_ips: None,
+            mailbox_id: None,
+        },
+        n.actor(),
+    )
+    .unwrap();
+    let k = n.introspect_as(&other, &key.secret);
+    assert!(k.active);
+    assert_eq!(k.token_type, Some("api_key"));
+    assert_eq!(k.key_id.as_deref(), Some(key.key.id.as_str()));
+    assert_eq!(k.exp, None);
+    assert_eq!(k.workspace_id.as_deref(), Some(n.workspace.as_str()));
+    // A resource's credentials obtain no tokens.
+    let params = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_id", &api.resource.client_id),
+        ("client_secret", &api.secret),
+    ]);
+    let refused = token::grant(&n.issuer(), &mut n.conn(), None, &params);
+    assert_eq!(refused.unwrap_err().code(), "unauthorized_client");
+    let params = form(&[
+        ("token", &key.secret),
+        ("client_id", &api.resource.client_id),
+        ("client_secret", "wrong"),
+    ]);
+    let wrong = introspect::request(&n.issuer(), &mut n.conn(), None, &params);
+    assert_eq!(wrong.unwrap_err().code(), "invalid_client");
+}
+
+#[test]
+fn unknown_or_several_resources_are_invalid_target() {
+    let n = Node::new();
+    n.register(API);
+    let v1 = n.config.resource();
+    for extra in [
+        vec![("resource", "https://unknown.example.test")],
+        vec![("resource", API), ("resource", v1.as_str())],
+    ] {
+        let mut conn = n.conn();
+        let (_, challenge) = ("", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", n.client.client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        pairs.extend(extra);
+        match authorize::validate(&mut conn, &n.config, &form(&pairs)) {
+            Err(authorize::Rejection::Redirect { error, .. }) => {
+                assert_eq!(error.code(), "invalid_target")
+            }
+            other => panic!("not refused: {:?}", other.map(|r| r.resource)),
+        }
+    }
+    // One trailing slash is ignored; /v1 named is /v1.
+    let with_slash = format!("{API}/");
+    let (_, _, id) = n
+        .approve_with(&n.owner, &[("resource", &with_slash)])
+        .unwrap();
+    let a = authorizations::find(&mut n.conn(), &id).unwrap();
+    assert_eq!(a.resource.as_deref(), Some(API));
+    let (_, _, id) = n.approve_with(&n.owner, &[("resource", &v1)]).unwrap();
+    assert_eq!(
+        authorizations::find(&mut n.conn(), &id).unwrap().resource,
+        None
+    );
+}
+
+#[test]
+fn deleting_a_resource_ends_its_authorizations_and_credentials() {
+    let n = Node::new();
+    let api = n.register(API);
+    let (code, verifier, id) = n.approve_with(&n.owner, &[("resource", API)]).unwrap();
+    let t = n.exchange(&code, &verifier).unwrap();
+    assert!(n.introspect_as(&api, &t.access_token).active);
+    let revoke = authorizations::revoke_for_resource;
+    crate::resources::delete(
+        &mut n.conn(),
+        &n.credentials.cache,
+        &api.resource.id,
+        revoke,
+    )
+    .expect("deleted");
+    n.resources.forget();
+    assert!(n.revoked_at(&id).is_some());
+    assert!(!n.introspect(&n.client, &t.access_token, None).active);
+    assert_eq!(n.log("app.revoked_resource_deleted").len(), 1);
+    let params = form(&[
+        ("token", &t.access_token),
+        ("client_id", &api.resource.client_id),
+        ("client_secret", &api.secret),
+    ]);
+    let gone = introspect::request(&n.issuer(), &mut n.conn(), None, &params);
+    assert_eq!(gone.unwrap_err().code(), "invalid_client");
+    // The identifier is free again; the old tokens stay revoked.
+    let again = n.register(API);
+    assert!(!n.introspect_as(&again, &t.access_token).active);
 }

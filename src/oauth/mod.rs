@@ -11,6 +11,7 @@ pub mod housekeeping;
 pub mod introspect;
 pub mod metadata;
 pub mod registration;
+pub mod resource_clients;
 pub mod revoke;
 pub mod token;
 
@@ -28,6 +29,8 @@ pub struct Issuer<'a> {
     pub clients: &'a clients::ClientCache,
     /// The grants' shared write transactions.
     pub writes: &'a crate::db::group::Group,
+    /// The registered protected resources (RFC 8707), and their credentials.
+    pub resources: &'a crate::resources::Registry,
 }
 
 impl Issuer<'_> {
@@ -100,16 +103,33 @@ impl Params {
     }
 }
 
-/// RFC 8707: every `resource` named must be keygate's one protected resource.
-pub fn check_resource(params: &Params, resource: &str) -> Result<(), OAuthError> {
-    for r in params.all("resource") {
-        if r != resource {
-            return Err(OAuthError::invalid_target(format!(
-                "unknown resource {r:?}; the only resource is {resource}"
-            )));
-        }
+/// RFC 8707 §2: the one resource a request names. `Ok(None)`: none, or
+/// keygate's own `{issuer}/v1` (`v1`); a registered resource's identifier
+/// (one trailing slash ignored); anything else, or more than one, is
+/// `invalid_target`.
+pub fn named_resource<'p>(params: &'p Params, v1: &str) -> Result<Option<&'p str>, OAuthError> {
+    match params.all("resource")[..] {
+        [] => Ok(None),
+        [one] if crate::resources::identifier::same(one, v1) => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(OAuthError::invalid_target(
+            "name one resource per request (RFC 8707)",
+        )),
     }
-    Ok(())
+}
+
+/// The registered resource `named` (from [`named_resource`]), read from
+/// the database; an unknown one is `invalid_target`.
+pub fn registered_resource(
+    conn: &mut crate::db::DbConn,
+    named: &str,
+) -> Result<crate::resources::Resource, OAuthError> {
+    crate::resources::find_by_identifier(conn, named)?.ok_or_else(|| {
+        OAuthError::invalid_target(format!(
+            "unknown resource {:?}",
+            crate::credentials::excerpt(named, 200)
+        ))
+    })
 }
 
 /// Appends parameters to a redirect URI's query (keeping the query it has).

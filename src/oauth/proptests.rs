@@ -147,7 +147,7 @@ mod tests {
             let _ = scopes::parse(Some(&body));
             let _ = engine::challenge(Some(&name), Some(&body));
             let _ = engine::challenge(Some("S256"), Some(&body));
-            let _ = crate::oauth::check_resource(&p, &name);
+            let _ = crate::oauth::named_resource(&p, &name);
         }
 
         #[test]
@@ -223,8 +223,14 @@ mod tests {
         assert!(ring().verify(&ring().sign(&claims(-5)).unwrap()).is_err());
         let other = KeyRing::ephemeral(ISSUER).unwrap();
         assert!(ring().verify(&other.sign(&claims(60)).unwrap()).is_err());
-        let mut wrong_aud = claims(60);
-        wrong_aud.aud = "https://elsewhere.example/api".into();
-        assert!(ring().verify(&ring().sign(&wrong_aud).unwrap()).is_err());
+        let mut wrong_iss = claims(60);
+        wrong_iss.iss = "https://elsewhere.example".into();
+        assert!(ring().verify(&ring().sign(&wrong_iss).unwrap()).is_err());
+        // Another audience verifies, and says so: which audience is
+        // accepted is the bearer check's to decide (`Principal::serves`).
+        let mut other_aud = claims(60);
+        other_aud.aud = "https://api.example.com/mcp".into();
+        let verified = ring().verify(&ring().sign(&other_aud).unwrap()).unwrap();
+        assert_eq!(verified.aud, "https://api.example.com/mcp");
     }
 }

@@ -35,12 +35,31 @@ pub enum Presented<'a> {
 }
 
 /// Checks `presented` from the client address `client` for `scope` (`None`:
-/// any valid credential of the workspace).
+/// any valid credential of the workspace) at the resource `audience` (`/v1`'s
+/// `{issuer}/v1`, or a registered resource's identifier).
 pub async fn check<N: Node>(
     node: &Arc<N>,
     presented: Presented<'_>,
     client: Option<IpAddr>,
     scope: Option<&str>,
+    audience: &str,
+) -> Result<Principal, V1Error> {
+    let principal = authenticate(node, presented, client, audience).await?;
+    if let Some(scope) = scope.filter(|s| !principal.has_scope(s)) {
+        return Err(V1Error::InsufficientScope(scope.to_string()));
+    }
+    bearer::record_use_from(node.credentials(), &principal, client);
+    Ok(principal)
+}
+
+/// The check without a scope and without counting a use: the credential is
+/// valid, accepted at `audience` and allowed from `client`. A gateway whose
+/// request matches no route refuses what passes this.
+pub async fn authenticate<N: Node>(
+    node: &Arc<N>,
+    presented: Presented<'_>,
+    client: Option<IpAddr>,
+    audience: &str,
 ) -> Result<Principal, V1Error> {
     let credential = match presented {
         Presented::Nothing => {
@@ -56,15 +75,19 @@ pub async fn check<N: Node>(
         m.invalid.inc();
         return Err(failed(&**node, client));
     };
+    // A token issued for another resource is no credential here, but no
+    // failure of the caller's either (RFC 8707 §2, RFC 9068 §4).
+    if !principal.serves(audience) {
+        m.invalid.inc();
+        return Err(V1Error::InvalidApiKey {
+            credential_sent: true,
+        });
+    }
     let allowed = principal.allows_address(client);
     m.outcome(principal.kind(), allowed).inc();
     if !allowed {
         return Err(V1Error::IpNotAllowed);
     }
-    if let Some(scope) = scope.filter(|s| !principal.has_scope(s)) {
-        return Err(V1Error::InsufficientScope(scope.to_string()));
-    }
-    bearer::record_use_from(node.credentials(), &principal, client);
     Ok(principal)
 }
 
@@ -118,13 +141,15 @@ mod tests {
     use std::time::Duration;
 
     const FROM: &str = "198.51.100.7";
+    /// The audience `/v1` checks for (API keys serve every audience).
+    const V1: &str = "https://id.example.test/v1";
 
     async fn run(
         n: &Arc<TestNode>,
         credential: &str,
         scope: Option<&str>,
     ) -> Result<Principal, V1Error> {
-        check(n, Presented::Bearer(credential), ip(FROM), scope).await
+        check(n, Presented::Bearer(credential), ip(FROM), scope, V1).await
     }
 
     fn uses(n: &TestNode, id: &str) -> Option<(i64, Option<IpAddr>)> {
@@ -163,7 +188,7 @@ mod tests {
     async fn nothing_presented_is_unauthenticated_and_counts_no_failure() {
         let n = node();
         for _ in 0..LIMIT * 2 {
-            let r = check(&n, Presented::Nothing, ip(FROM), Some("tags:read")).await;
+            let r = check(&n, Presented::Nothing, ip(FROM), Some("tags:read"), V1).await;
             assert_eq!(
                 r.unwrap_err(),
                 V1Error::InvalidApiKey {
@@ -184,7 +209,7 @@ mod tests {
         let unknown = format!("{}x", &secret[..secret.len() - 1]);
         assert_eq!(run(&n, &unknown, None).await.unwrap_err(), sent);
         assert_eq!(run(&n, "not-a-key", None).await.unwrap_err(), sent);
-        let r = check(&n, Presented::Malformed, ip(FROM), None).await;
+        let r = check(&n, Presented::Malformed, ip(FROM), None, V1).await;
         assert_eq!(r.unwrap_err(), sent);
         assert!(matches!(
             run(&n, "not-a-key", None).await.unwrap_err(),
@@ -193,7 +218,14 @@ mod tests {
         run(&n, &secret, Some("tags:read"))
             .await
             .expect("the right key still passes");
-        let elsewhere = check(&n, Presented::Bearer("not-a-key"), ip("192.0.2.1"), None).await;
+        let elsewhere = check(
+            &n,
+            Presented::Bearer("not-a-key"),
+            ip("192.0.2.1"),
+            None,
+            V1,
+        )
+        .await;
         assert_eq!(
             elsewhere.unwrap_err(),
             sent,
@@ -206,7 +238,7 @@ mod tests {
         let n = node();
         for i in 1..=LIMIT {
             let from = ip(&format!("2001:db8:5:6::{i:x}"));
-            let r = check(&n, Presented::Bearer("not-a-key"), from, None).await;
+            let r = check(&n, Presented::Bearer("not-a-key"), from, None, V1).await;
             assert!(matches!(r.unwrap_err(), V1Error::InvalidApiKey { .. }));
         }
         let same_64 = check(
@@ -214,6 +246,7 @@ mod tests {
             Presented::Bearer("not-a-key"),
             ip("2001:db8:5:6:ff::1"),
             None,
+            V1,
         );
         assert!(matches!(
             same_64.await.unwrap_err(),
@@ -224,6 +257,7 @@ mod tests {
             Presented::Bearer("not-a-key"),
             ip("2001:db8:5:7::1"),
             None,
+            V1,
         );
         assert!(matches!(
             next_64.await.unwrap_err(),
@@ -241,7 +275,7 @@ mod tests {
         }
         assert!(n.failures.check(FROM).is_ok(), "counted as failures");
         assert_eq!(uses(&n, &id), None);
-        let inside = check(&n, Presented::Bearer(&secret), ip("192.0.2.9"), None).await;
+        let inside = check(&n, Presented::Bearer(&secret), ip("192.0.2.9"), None, V1).await;
         inside.expect("from inside the allowlist");
     }
 

@@ -19,6 +19,9 @@ pub enum V1Error {
     IpNotAllowed,
     /// A valid credential without this scope.
     InsufficientScope(String),
+    /// A valid credential, but no route of the resource allows the request
+    /// (a gateway check): refused as a missing scope.
+    NoRoute,
     /// The workspace's plan does not include what was asked.
     PlanUpgradeRequired(String),
     /// The database cannot be reached, or the revocation feed is stale.
@@ -44,7 +47,7 @@ impl V1Error {
             V1Error::InvalidApiKey { .. } => "invalid_api_key",
             V1Error::RateLimited { .. } => "rate_limited",
             V1Error::IpNotAllowed => "ip_not_allowed",
-            V1Error::InsufficientScope(_) => "insufficient_scope",
+            V1Error::InsufficientScope(_) | V1Error::NoRoute => "insufficient_scope",
             V1Error::PlanUpgradeRequired(_) => "plan_upgrade_required",
             V1Error::ServiceUnavailable => "service_unavailable",
             V1Error::InternalError => "internal_error",
@@ -73,6 +76,7 @@ impl V1Error {
             V1Error::InsufficientScope(scope) => {
                 format!("This credential does not have the {scope} scope.").into()
             }
+            V1Error::NoRoute => "No route of this resource allows this request.".into(),
             V1Error::ServiceUnavailable => {
                 "The service is temporarily unavailable. Retry shortly.".into()
             }

@@ -130,9 +130,15 @@ mod tests {
         let other = lifecycle::create(&mut conn, &n.workspace, "ops@example.com", OWNER).unwrap();
         drop(conn);
         let (_, secret) = n.key_for(Access::ReadOnly, None, Some(&ours.id));
-        let p = check(&n, Presented::Bearer(&secret), None, Some("mailboxes:read"))
-            .await
-            .expect("a restricted key reads mailboxes");
+        let p = check(
+            &n,
+            Presented::Bearer(&secret),
+            None,
+            Some("mailboxes:read"),
+            "any",
+        )
+        .await
+        .expect("a restricted key reads mailboxes");
 
         let page = list(&n, &p, ListQuery::default()).await.unwrap();
         let ids: Vec<&str> = page.data.iter().map(|m| m.id.as_str()).collect();
@@ -150,6 +156,7 @@ mod tests {
             Presented::Bearer(&secret),
             None,
             Some("mailboxes:write"),
+            "any",
         )
         .await;
         assert_eq!(
@@ -162,7 +169,7 @@ mod tests {
     async fn mailbox_rules_answer_in_the_contracts_codes() {
         let n = node();
         let (_, secret) = n.key(Access::ReadWrite, None);
-        let p = check(&n, Presented::Bearer(&secret), None, None)
+        let p = check(&n, Presented::Bearer(&secret), None, None, "any")
             .await
             .unwrap();
         let from = || "192.0.2.1".to_string();

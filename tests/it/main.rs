@@ -26,6 +26,7 @@ mod ops;
 mod postfix;
 mod registration;
 mod require;
+mod resources;
 mod revocation;
 mod revocation_bound;
 mod revocation_clients;

@@ -19,13 +19,19 @@ fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
 }
 
-struct Script {
+/// A Node script of tests/node that speaks one JSON object per line.
+pub(crate) struct Script {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Script {
     fn start(args: &[&str]) -> Script {
+        Script::run("mcp-client.mjs", args)
+    }
+
+    /// Starts `tests/node/<script>` with `args`.
+    pub(crate) fn run(script: &str, args: &[&str]) -> Script {
         let node = require_program("node", "the MCP SDK test");
         let dir = node_dir();
         assert!(
@@ -33,7 +39,7 @@ impl Script {
             "the MCP SDK is not installed: run npm ci in tests/node (./scripts/test does)"
         );
         let mut child = Command::new(node)
-            .arg(dir.join("mcp-client.mjs"))
+            .arg(dir.join(script))
             .args(args)
             .current_dir(&dir)
             .stdin(Stdio::piped())
@@ -53,7 +59,7 @@ impl Script {
         Script { child, lines }
     }
 
-    fn next(&self) -> Value {
+    pub(crate) fn next(&self) -> Value {
         let line = self
             .lines
             .recv_timeout(Duration::from_secs(60))
@@ -68,7 +74,7 @@ impl Script {
         v
     }
 
-    fn send(&mut self, v: &Value) {
+    pub(crate) fn send(&mut self, v: &Value) {
         let stdin = self.child.stdin.as_mut().expect("stdin");
         writeln!(stdin, "{v}").expect("write to the script");
     }

@@ -303,6 +303,36 @@ fn responses_match_the_openapi_document(b: Backend) {
     ] {
         conforms(&doc, path, "get", &http.get(path));
     }
+
+    // The gateway check, its resource's metadata, and introspection by it.
+    let api = "https://api.example.com";
+    let r = f.db().create_resource(api, &["GET /tags tags:read"]);
+    let check = "/gateway/check";
+    for (method, uri, cred) in [
+        ("GET", "/tags", Some(ro.as_str())),
+        ("GET", "/tags", None),
+        ("POST", "/tags", Some(ro.as_str())),
+    ] {
+        conforms(
+            &doc,
+            check,
+            "get",
+            &gateway_check(&f.server, api, method, uri, cred),
+        );
+    }
+    conforms(&doc, check, "get", &http.get(check));
+    let metadata = format!(
+        "/.well-known/oauth-protected-resource/gateway/{}",
+        s(&r, "id")
+    );
+    let path = "/.well-known/oauth-protected-resource/gateway/{id}";
+    conforms(&doc, path, "get", &http.get(&metadata));
+    let seen = http.post_form_with(
+        "/oauth/introspect",
+        &[("token", &ro)],
+        &[("Authorization", &resource_basic(&r))],
+    );
+    conforms(&doc, "/oauth/introspect", "post", &seen);
 }
 
 both_backends!(responses_match_the_openapi_document);

@@ -156,6 +156,7 @@ fn action_words(action: &str) -> &'static str {
         audit::SIGNED_IN_WITH_PROVIDER => "Signed in through the identity provider",
         audit::IDENTITY_LINKED => "Identity provider account linked",
         "app.revoked_client_deleted" => "App revoked: its developer deleted it",
+        "app.revoked_resource_deleted" => "App revoked: the API it was authorized for was removed",
         "mailbox.created" => "Mailbox created",
         "mailbox.deleted" => "Mailbox deleted",
         "mailbox_auth_key.created" => "Mailbox auth key created",

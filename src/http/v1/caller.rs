@@ -60,7 +60,8 @@ impl<S: Scope> FromRequest for Caller<S> {
                 Err(()) => Presented::Malformed,
             };
             let client = super::super::client_ip(&svc, &req);
-            match check::check(&svc, presented, client, Some(S::NAME)).await {
+            let audience = svc.config.resource();
+            match check::check(&svc, presented, client, Some(S::NAME), &audience).await {
                 Ok(principal) => Ok(Caller {
                     principal,
                     scope: PhantomData,
@@ -72,7 +73,7 @@ impl<S: Scope> FromRequest for Caller<S> {
 }
 
 /// The credential, only from `Authorization: Bearer <credential>`.
-fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
+pub(crate) fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -48,9 +48,10 @@ pub fn status_of(e: &V1Error) -> StatusCode {
     match e {
         V1Error::InvalidApiKey { .. } => StatusCode::UNAUTHORIZED,
         V1Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        V1Error::IpNotAllowed | V1Error::InsufficientScope(_) | V1Error::PlanUpgradeRequired(_) => {
-            StatusCode::FORBIDDEN
-        }
+        V1Error::IpNotAllowed
+        | V1Error::InsufficientScope(_)
+        | V1Error::NoRoute
+        | V1Error::PlanUpgradeRequired(_) => StatusCode::FORBIDDEN,
         V1Error::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         V1Error::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         V1Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,6 +94,7 @@ fn www_authenticate(e: &V1Error, resource_metadata: Option<&str>) -> Option<Stri
         V1Error::InsufficientScope(scope) => Some(format!(
             "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
         )),
+        V1Error::NoRoute => Some("Bearer error=\"insufficient_scope\"".to_string()),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 //! contract's envelope.
 
 mod body;
-mod caller;
+pub(crate) mod caller;
 pub mod error;
 
 use super::{client_address, Svc};

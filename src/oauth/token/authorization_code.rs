@@ -9,10 +9,10 @@ pub fn authorization_code(conn: &mut DbConn, cx: &Grant, params: &Params) -> Gra
     let redirect_uri = required(params, "redirect_uri")?;
     // PKCE (RFC 7636 §4.5) is required of every client.
     let verifier = required(params, "code_verifier")?;
-    crate::oauth::check_resource(params, &cx.config.resource()).map_err(plain)?;
 
     let code_hash = crypto::sha256_hex(code);
     let (row, authorization) = find_spendable::<CodeRow>(conn, cx.client, &code_hash)?;
+    same_resource(params, cx.config, &authorization)?;
     let invalid = |why: &str| plain(OAuthError::invalid_grant(why));
     if row.redirect_uri != redirect_uri {
         return Err(invalid(

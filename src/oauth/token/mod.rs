@@ -229,6 +229,26 @@ fn spend<R: SingleUse>(
     }
 }
 
+/// RFC 8707 §2.2: a token request names no resource, or the one its
+/// authorization was granted for (`{issuer}/v1` when it named none).
+fn same_resource(
+    params: &Params,
+    config: &Config,
+    authorization: &Authorization,
+) -> Result<(), (OAuthError, Vec<Event>)> {
+    let granted = (authorization.resource.clone()).unwrap_or_else(|| config.resource());
+    match params.all("resource")[..] {
+        [] => Ok(()),
+        [one] if crate::resources::identifier::same(one, &granted) => Ok(()),
+        [_] => Err(plain(OAuthError::invalid_target(
+            "the authorization was not granted for this resource",
+        ))),
+        _ => Err(plain(OAuthError::invalid_target(
+            "name one resource per request (RFC 8707)",
+        ))),
+    }
+}
+
 /// A parameter the grant cannot go without (RFC 6749 §4.1.3, §6).
 fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, (OAuthError, Vec<Event>)> {
     params
@@ -343,7 +363,11 @@ fn prepare(
         claims: AccessClaims {
             iss: config.issuer.clone(),
             sub: authorization.user_id.clone(),
-            aud: config.resource(),
+            // RFC 8707: the resource the authorization was granted for.
+            aud: authorization
+                .resource
+                .clone()
+                .unwrap_or_else(|| config.resource()),
             client_id: authorization.client_id.clone(),
             scope: access_scopes.to_string(),
             jti: db::new_id(),
@@ -471,6 +495,15 @@ pub fn grant(
         None => "none",
     };
     let result = (|| {
+        // A protected resource's credentials are for introspection only.
+        if let Some(resource) =
+            super::resource_clients::authenticate(issuer, conn, authorization_header, params)
+        {
+            resource.map_err(plain)?;
+            return Err(plain(OAuthError::unauthorized_client(
+                "a resource's credentials obtain no tokens; they serve introspection",
+            )));
+        }
         let client = issuer
             .authenticate(
                 conn,

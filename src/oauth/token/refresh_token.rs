@@ -15,10 +15,10 @@ pub fn refresh_token(conn: &mut DbConn, cx: &Grant, params: &Params) -> GrantRes
     }
     let token = required(params, "refresh_token")?;
     let requested_scope = params.get("scope").map_err(plain)?;
-    crate::oauth::check_resource(params, &cx.config.resource()).map_err(plain)?;
 
     let hash = crypto::sha256_hex(token);
     let (row, authorization) = find_spendable::<RefreshRow>(conn, cx.client, &hash)?;
+    same_resource(params, cx.config, &authorization)?;
     // RFC 6749 §6: a narrower scope may be asked for; never a wider one.
     let granted = scopes::split(&row.scopes);
     let access_scopes = match requested_scope {

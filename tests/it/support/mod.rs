@@ -13,8 +13,10 @@ pub mod db;
 pub mod fixture;
 pub mod http;
 pub mod oidc;
+pub mod resource;
 pub mod server;
 pub mod tls;
+pub mod upstream;
 
 pub use admin::*;
 pub use cli::*;
@@ -22,7 +24,9 @@ pub use db::*;
 pub use fixture::*;
 pub use http::*;
 pub use oidc::*;
+pub use resource::*;
 pub use server::*;
+pub use upstream::*;
 
 use std::time::{Duration, Instant};
 
