@@ -28,6 +28,7 @@ fn mailbox_error(e: Error) -> V1Error {
         Error::NotFound(_) => V1Error::NotFound("No such mailbox."),
         Error::Invalid(m) => V1Error::ParameterInvalid(format!("{m}.")),
         Error::Conflict(m) => V1Error::AddressTaken(format!("{m}.")),
+        Error::NotVerified(m) => V1Error::DomainNotVerified(format!("{m}.")),
         Error::Forbidden(m) => V1Error::PlanUpgradeRequired(format!("{m}.")),
         e => e.into(),
     }

@@ -18,6 +18,7 @@ use askama::Template;
 
 mod apps;
 mod developer_apps;
+mod domains;
 mod form;
 mod keys;
 mod log;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings/api-access", web::get().to(api_access_alias));
     keys::routes(cfg);
     mailboxes::routes(cfg);
+    domains::routes(cfg);
     apps::routes(cfg);
     log::routes(cfg);
     team::routes(cfg);

@@ -240,6 +240,30 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> Result<Vec<SendingDomain>>
         .load(conn)?)
 }
 
+/// One page of a workspace's domains, newest first, after `starting_after`
+/// (an id of the previous page), and whether more follow.
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    limit: i64,
+    starting_after: Option<&str>,
+) -> Result<(Vec<SendingDomain>, bool)> {
+    let limit = limit.max(1);
+    let mut q = sending_domains::table
+        .filter(sending_domains::workspace_id.eq(workspace_id))
+        .select(SendingDomain::as_select())
+        .order(sending_domains::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = starting_after {
+        q = q.filter(sending_domains::id.lt(after.to_string()));
+    }
+    let mut rows: Vec<SendingDomain> = q.load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
+}
+
 /// The one place a domain's change of status is recorded: its security-log
 /// row, and the revocation events that make every node look at the keys
 /// it decides again (the workspace's own when it leaves `verified`; the other
