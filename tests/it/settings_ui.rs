@@ -39,6 +39,7 @@ fn security_log_names_subjects_filters_and_pages(b: Backend) {
         ],
     );
     assert_eq!(r.status, 303, "{}", r.body);
+    db.verified_domain(&ws, "example.com");
     let address = format!("news-{}@example.com", &unique()[..8]);
     let mailbox = db.json(&[
         "mailbox",

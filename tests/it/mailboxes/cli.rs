@@ -7,6 +7,7 @@ use super::*;
 
 fn mailbox_cli_lifecycle(b: Backend) {
     let f = Fixture::new(b);
+    f.db().verified_domain(&f.workspace_id, "example.com");
     let db = f.db();
     let ws = &f.workspace_id;
 
@@ -136,6 +137,7 @@ fn mailbox_cli_refusals_change_nothing(b: Backend) {
         &db.json(&["workspace", "create", "--name", "Free", "--plan", "free"]),
         "id",
     );
+    db.verified_domain(&ws, "example.com");
     let mb = create_mailbox(db, &ws, "ops@example.com");
     let (kid, _) = create_auth_key(db, &mb, "CRM");
     db.json(&["authkey", "disable", &kid]);

@@ -10,6 +10,7 @@ fn fixture_with_sasl(b: Backend, extra: &[(&str, &str)]) -> (Fixture, u16) {
     let mut env = vec![("KEYGATE_SASL_BIND", bind.as_str())];
     env.extend_from_slice(extra);
     let f = Fixture::with_server(Server::start_with(TestDb::new(b), &env));
+    f.db().verified_domain(&f.workspace_id, "example.test");
     (f, port)
 }
 

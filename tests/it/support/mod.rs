@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod db;
+pub mod dns;
 pub mod fixture;
 pub mod http;
 pub mod server;
