@@ -101,7 +101,7 @@ pub fn create(conn: &mut DbConn, workspace_id: &str, address: &str, by: Actor) -
     let (address, address_lower) = validate_address(address)?;
     db::write_tx(conn, |conn| {
         super::require_api_access(conn, workspace_id)?;
-        super::domains::require_verified(conn, workspace_id, &address_lower)?;
+        super::domains::require_verified(conn, workspace_id, &address, &address_lower)?;
         if let Some(holder) = holder_of(conn, &address_lower)? {
             return Err(taken(workspace_id, &holder, &address));
         }

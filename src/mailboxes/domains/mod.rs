@@ -452,7 +452,12 @@ pub fn remove(
 /// A mailbox may be created at `address_lower` in `workspace_id` only when
 /// its domain is verified there. Refused with `domain_not_verified`, in the
 /// same words as an address taken in another workspace.
-pub fn require_verified(conn: &mut DbConn, workspace_id: &str, address_lower: &str) -> Result<()> {
+pub fn require_verified(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    address: &str,
+    address_lower: &str,
+) -> Result<()> {
     let domain = name::of_address(address_lower);
     let status: Option<String> = sending_domains::table
         .filter(sending_domains::workspace_id.eq(workspace_id))
@@ -463,7 +468,7 @@ pub fn require_verified(conn: &mut DbConn, workspace_id: &str, address_lower: &s
     if status.as_deref() == Some(DomainStatus::Verified.as_str()) {
         Ok(())
     } else {
-        Err(not_in_verified_domain(address_lower))
+        Err(not_in_verified_domain(address))
     }
 }
 

@@ -18,6 +18,12 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     db.verified_domain(&other, "theirs.test");
     add(db, ws, "pending.test");
     db.json(&["mailbox", "create", "--workspace", &other, "--address", "taken@theirs.test"]);
+    // A domain the other workspace let lapse (failed), now verified here: its
+    // old mailbox's address is still taken there.
+    db.verified_domain(&other, "lapsed.test");
+    db.json(&["mailbox", "create", "--workspace", &other, "--address", "kept@lapsed.test"]);
+    db.execute("UPDATE sending_domains SET status = 'failed' WHERE domain = 'lapsed.test'");
+    db.verified_domain(ws, "lapsed.test");
     let before = (db.count("mailboxes"), db.count("audit_events"));
 
     // The CLI: one line, the same apart from the address.
@@ -26,7 +32,14 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
         out.assert_refused("not in a domain this workspace has verified");
         apart_from(&out.stderr, address)
     };
-    let outside = ["a@nowhere.test", "b@pending.test", "taken@theirs.test", "Taken@THEIRS.test"];
+    let outside = [
+        "a@nowhere.test",
+        "b@pending.test",
+        "taken@theirs.test",
+        "Taken@THEIRS.test",
+        "kept@lapsed.test",
+        "KEPT@lapsed.test",
+    ];
     let said: Vec<String> = outside.iter().map(|a| cli(a)).collect();
     assert!(said.iter().all(|l| l == &said[0]), "{said:?}");
 
@@ -78,7 +91,7 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     assert_eq!(actions_on(db, ws, &s(&key, "id"))[0], "mailbox_auth_key.deleted");
     assert_eq!(actions_on(db, ws, &s(&domain, "id"))[0], "domain.removed");
     // The other workspace's mailbox is untouched.
-    assert_eq!(db.json_lines(&["mailbox", "list", "--workspace", &other]).len(), 1);
+    assert_eq!(db.json_lines(&["mailbox", "list", "--workspace", &other]).len(), 2);
 }
 
 both_backends!(mailboxes_only_in_verified_domains);

@@ -88,7 +88,14 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
         &[("csrf_token", &token), ("workspace_id", ws), ("domain", "news.example.test")],
     );
     assert_eq!(r.status, 303, "{}", r.body);
-    let news = listed(db, ws, "news.example.test");
+    let all = http.bearer_get("/v1/domains", &ro).json();
+    let news = all["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|d| d["domain"] == "news.example.test")
+        .expect("news.example.test")
+        .clone();
     let path = format!("/settings/domains/{}/verify", s(&news, "id"));
     let r = owner.post_form(&path, &[("csrf_token", &token)]);
     let said = flash_error(&r.body).expect("an error on the page");
@@ -199,7 +206,7 @@ fn bad_domains_change_nothing(b: Backend) {
     );
     assert!(flash_error(&r.body).is_some_and(|e| e.contains("mixes scripts")), "{}", r.body);
     assert_eq!(db.count("sending_domains"), 0);
-    assert_eq!(db.count("audit_events"), before + 2, "two API keys made, nothing else");
+    assert_eq!(db.count("audit_events"), before + 1, "an API key made, nothing else");
     // An internationalized name is kept as its A-label.
     assert_eq!(add(db, ws, "Bücher.test")["domain"], "xn--bcher-kva.test");
 }
