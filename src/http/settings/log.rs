@@ -160,6 +160,11 @@ fn action_words(action: &str) -> &'static str {
         "mailbox_auth_key.enabled" => "Mailbox auth key enabled",
         "mailbox_auth_key.rotated" => "Mailbox auth key rotated",
         "mailbox_auth_key.deleted" => "Mailbox auth key deleted",
+        "mailbox_auth_key.restricted" => "Mailbox auth key restrictions changed",
+        "domain.added" => "Sending domain added",
+        "domain.verified" => "Sending domain verified",
+        "domain.failed" => "Sending domain failed: its TXT record is missing",
+        "domain.removed" => "Sending domain removed",
         _ => "Other",
     }
 }

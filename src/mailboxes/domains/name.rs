@@ -141,7 +141,7 @@ mod tests {
             ("exa_mple.com", "letters"),
             ("-example.com", "hyphens"),
             ("example.123", "digits"),
-            ("ex ample.com", "host name"),
+            ("ex ample.com", "letters, digits"),
             ("аpple.com", "mixes scripts"),
             ("аррӏе.com", "looks like"),
             ("pаypal.com", "mixes scripts"),

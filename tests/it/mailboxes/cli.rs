@@ -60,6 +60,8 @@ fn mailbox_cli_lifecycle(b: Backend) {
     assert_eq!(
         members(&listed),
         sorted(&[
+            "allowed_ips",
+            "expires_at",
             "id",
             "mailbox_id",
             "name",
@@ -202,7 +204,7 @@ fn mailbox_cli_refusals_change_nothing(b: Backend) {
                 "--address",
                 "ops@example.com",
             ],
-            "already taken",
+            "not in a domain this workspace has verified",
         ),
         (
             vec![
