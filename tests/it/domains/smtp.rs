@@ -29,7 +29,8 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
     };
     let plain = s(&key("plain", &[]), "key");
     let here = s(&key("here", &["--allow-ip", "127.0.0.0/8", "--allow-ip", "2001:db8::/32"]), "key");
-    let elsewhere = s(&key("elsewhere", &["--allow-ip", "192.0.2.0/24"]), "key");
+    let elsewhere_key = key("elsewhere", &["--allow-ip", "192.0.2.0/24"]);
+    let elsewhere = s(&elsewhere_key, "key");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let expired = key("expired", &["--expires", &today]);
     // The last day passed (as time would): refused from its first login.
@@ -56,6 +57,20 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
     assert_eq!(code(&here), Some(235));
     assert_eq!(code(&elsewhere), Some(535));
     assert_eq!(code(&s(&expired, "key")), Some(535));
+
+    // The allowlist edited in the settings page: a bad one is refused and
+    // changes nothing; a good one applies from the next login.
+    let mut owner = f.owner();
+    let page = owner.get(&format!("/settings/mailboxes?workspace={ws}&mailbox={m}"));
+    assert!(page.body.contains("192.0.2.0/24"), "{}", page.body);
+    let token = hidden(&page.body, "csrf_token").expect("csrf");
+    let path = format!("/settings/mailbox-auth-keys/{}/restrict", s(&elsewhere_key, "id"));
+    let r = owner.post_form(&path, &[("csrf_token", &token), ("allowed_ips", "nope"), ("expires", "")]);
+    assert!(flash_error(&r.body).is_some_and(|e| e.contains("not an IP address")), "{}", r.body);
+    assert_eq!(code(&elsewhere), Some(535));
+    let ips = [("csrf_token", token.as_str()), ("allowed_ips", "192.0.2.0/24, 127.0.0.1"), ("expires", "")];
+    assert_eq!(owner.post_form(&path, &ips).status, 303);
+    assert_eq!(code(&elsewhere), Some(235));
 
     // The record gone: the background check fails the domain, and its keys stop.
     publish(&mut dns, &[]);
