@@ -322,7 +322,9 @@ impl Config {
         let dns_server = match env("KEYGATE_DNS_SERVER") {
             None => None,
             Some(v) => Some(v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
-                format!("KEYGATE_DNS_SERVER must be IP:PORT (e.g. 127.0.0.1:53 or [::1]:53), not {v:?}")
+                format!(
+                    "KEYGATE_DNS_SERVER must be IP:PORT (e.g. 127.0.0.1:53 or [::1]:53), not {v:?}"
+                )
             })?),
         };
         let d = Config::defaults(database_url, issuer);
@@ -390,8 +392,10 @@ impl Config {
         self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
         self.domain_recheck_secs =
             env_i64("KEYGATE_DOMAIN_RECHECK_SECS", self.domain_recheck_secs)?;
-        self.domain_fail_after_secs =
-            env_i64("KEYGATE_DOMAIN_FAIL_AFTER_SECS", self.domain_fail_after_secs)?;
+        self.domain_fail_after_secs = env_i64(
+            "KEYGATE_DOMAIN_FAIL_AFTER_SECS",
+            self.domain_fail_after_secs,
+        )?;
         self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
         Ok(self)
     }

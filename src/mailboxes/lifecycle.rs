@@ -134,7 +134,9 @@ fn holder_of(conn: &mut DbConn, address_lower: &str) -> Result<Option<String>> {
 /// address outside its verified domains in another.
 fn taken(workspace_id: &str, holder: &str, address: &str) -> Error {
     if holder == workspace_id {
-        Error::conflict(format!("the address {address} is already taken by a mailbox"))
+        Error::conflict(format!(
+            "the address {address} is already taken by a mailbox"
+        ))
     } else {
         super::domains::not_in_verified_domain(address)
     }

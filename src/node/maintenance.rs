@@ -43,7 +43,9 @@ fn spawn_domain_checks(svc: Arc<Services>, stop: Arc<AtomicBool>) {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(DOMAIN_CHECK_EVERY);
                 let cache = &svc.credentials.cache;
-                if let Err(e) = crate::mailboxes::domains::recheck_due(&connect, cache, &dns, schedule) {
+                if let Err(e) =
+                    crate::mailboxes::domains::recheck_due(&connect, cache, &dns, schedule)
+                {
                     log::warn!("checking sending domains failed: {e}");
                 }
             }

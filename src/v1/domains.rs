@@ -53,8 +53,7 @@ pub async fn list<N: Node>(
     let ws = caller.workspace_id().to_string();
     on_conn(node, move |_, conn| {
         let after = page.starting_after.as_deref();
-        let (rows, has_more) =
-            domains::page(conn, &ws, page.limit, after).map_err(domain_error)?;
+        let (rows, has_more) = domains::page(conn, &ws, page.limit, after).map_err(domain_error)?;
         Ok(Page {
             data: rows.into_iter().map(body).collect(),
             has_more,

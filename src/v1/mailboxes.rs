@@ -127,7 +127,8 @@ mod tests {
     async fn a_restricted_key_sees_only_its_mailbox() {
         let n = node();
         let mut conn = n.pool.get().unwrap();
-        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER).unwrap();
+        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER)
+            .unwrap();
         let ours = lifecycle::create(&mut conn, &n.workspace, "sales@example.com", OWNER).unwrap();
         let other = lifecycle::create(&mut conn, &n.workspace, "ops@example.com", OWNER).unwrap();
         drop(conn);
@@ -164,7 +165,8 @@ mod tests {
     async fn mailbox_rules_answer_in_the_contracts_codes() {
         let n = node();
         let mut conn = n.pool.get().unwrap();
-        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER).unwrap();
+        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER)
+            .unwrap();
         drop(conn);
         let (_, secret) = n.key(Access::ReadWrite, None);
         let p = check(&n, Presented::Bearer(&secret), None, None)

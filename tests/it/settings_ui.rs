@@ -79,8 +79,16 @@ fn security_log_names_subjects_filters_and_pages(b: Backend) {
     assert_eq!(rows(&apps), 1, "{}", apps.body);
     let mailboxes = log(&fx, "&kind=mailboxes");
     assert!(mailboxes.body.contains("Mailbox created") && mailboxes.body.contains(&address));
-    assert!(mailboxes.body.contains("Sending domain verified") && mailboxes.body.contains("example.com"));
-    assert_eq!(rows(&mailboxes), 3, "domain added, verified; mailbox created: {}", mailboxes.body);
+    assert!(
+        mailboxes.body.contains("Sending domain verified")
+            && mailboxes.body.contains("example.com")
+    );
+    assert_eq!(
+        rows(&mailboxes),
+        3,
+        "domain added, verified; mailbox created: {}",
+        mailboxes.body
+    );
     assert!(keys.body.contains("aria-current=\"true\">API keys</a>"));
 
     // Paging: 59 older key events make 60 in all, 50 on the first page.

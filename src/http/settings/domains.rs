@@ -48,8 +48,14 @@ const NEXT: &str = "/settings/mailboxes";
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings/domains", web::post().to(add_domain))
-        .route("/settings/domains/{id}/verify", web::post().to(verify_domain))
-        .route("/settings/domains/{id}/remove", web::post().to(remove_domain));
+        .route(
+            "/settings/domains/{id}/verify",
+            web::post().to(verify_domain),
+        )
+        .route(
+            "/settings/domains/{id}/remove",
+            web::post().to(remove_domain),
+        );
 }
 
 fn page_url(workspace_id: &str, notice: &str) -> String {

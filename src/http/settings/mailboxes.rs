@@ -107,7 +107,9 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "auth_key_disabled" => Some("Auth key disabled. It can no longer be used until enabled."),
         "auth_key_enabled" => Some("Auth key enabled. It works again."),
         "auth_key_deleted" => Some("Auth key deleted."),
-        "auth_key_restricted" => Some("Auth key restrictions saved. They apply from its next login."),
+        "auth_key_restricted" => {
+            Some("Auth key restrictions saved. They apply from its next login.")
+        }
         _ => None,
     }
 }
@@ -249,7 +251,11 @@ fn key_line(view: &View, r: &AuthKeyRow) -> AuthKeyLine {
 /// comma-separated; empty: anywhere) and the last day (empty: never).
 fn typed_restrictions(form: &Params) -> Result<Restrictions, Error> {
     let ips = field(form, "allowed_ips");
-    let list: Vec<&str> = if ips.trim().is_empty() { Vec::new() } else { vec![ips.as_str()] };
+    let list: Vec<&str> = if ips.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![ips.as_str()]
+    };
     Restrictions::parse(&list, Some(&field(form, "expires")))
 }
 
@@ -388,8 +394,9 @@ async fn create_auth_key(svc: Svc, path: web::Path<String>, post: FormPost) -> H
     on_post(svc, post, move |svc, conn, post| {
         let (ctx, m) = managed_mailbox(conn, post, &path)?;
         let name = field(&post.form, "name");
-        let created = typed_restrictions(&post.form)
-            .and_then(|limits| auth_keys::create_restricted(conn, &m.id, &name, &limits, by(&ctx, post)));
+        let created = typed_restrictions(&post.form).and_then(|limits| {
+            auth_keys::create_restricted(conn, &m.id, &name, &limits, by(&ctx, post))
+        });
         match created {
             Ok(issued) => Ok(show_secret(svc, &issued, "auth_key_created")),
             Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, &name),

@@ -183,7 +183,9 @@ pub fn add(
             missing_since: None,
         };
         db::insert_new(conn, sending_domains::table, &row, |_| {
-            Error::conflict(format!("the domain {domain} is already added to this workspace"))
+            Error::conflict(format!(
+                "the domain {domain} is already added to this workspace"
+            ))
         })?;
         Change::new(&row.id, "domain.added", by).record(conn, workspace_id, None)?;
         if !operator_verified {
@@ -348,8 +350,15 @@ fn not_found_words(d: &SendingDomain, answer: &TxtAnswer) -> String {
                 .map(|v| format!("{:?}", v.chars().take(100).collect::<String>()))
                 .collect();
             let more = values.len().saturating_sub(5);
-            let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
-            format!("DNS answered with other TXT records: {}{tail}", shown.join(", "))
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "DNS answered with other TXT records: {}{tail}",
+                shown.join(", ")
+            )
         }
         TxtAnswer::NoRecords => "DNS answered that there is no TXT record there".to_string(),
         TxtAnswer::Failed(why) => format!("DNS gave no answer: {why}"),
@@ -484,11 +493,7 @@ pub fn not_in_verified_domain(address: &str) -> Error {
 /// Whether a mailbox of `workspace_id` at `address_lower` may log in to
 /// SMTP: its domain is verified in its workspace, or (a mailbox that existed
 /// before sending domains did) pending there while no workspace holds it.
-pub fn sending_allowed(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    address_lower: &str,
-) -> Result<bool> {
+pub fn sending_allowed(conn: &mut DbConn, workspace_id: &str, address_lower: &str) -> Result<bool> {
     let domain = name::of_address(address_lower);
     let rows: Vec<(String, String)> = sending_domains::table
         .filter(sending_domains::domain.eq(domain))
@@ -604,11 +609,13 @@ fn record_check(
     let row = sending_domains::table.find(&d.id);
     if holds_record(&d, answer) {
         return match d.status() {
-            DomainStatus::Failed => match set_verified(conn, d, DNS_CHECK, Some("its TXT record is back")) {
-                Ok((_, events)) => Ok(events),
-                Err(Error::NotVerified(_)) => Ok(Vec::new()),
-                Err(e) => Err(e),
-            },
+            DomainStatus::Failed => {
+                match set_verified(conn, d, DNS_CHECK, Some("its TXT record is back")) {
+                    Ok((_, events)) => Ok(events),
+                    Err(Error::NotVerified(_)) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            }
             _ => {
                 diesel::update(row)
                     .set(sending_domains::missing_since.eq(None::<i64>))
@@ -636,7 +643,13 @@ fn record_check(
             db::rfc3339(since)
         );
         let failed = find(conn, &d.id)?;
-        return status_changed(conn, &failed, DomainStatus::Failed, DNS_CHECK, Some(&detail));
+        return status_changed(
+            conn,
+            &failed,
+            DomainStatus::Failed,
+            DNS_CHECK,
+            Some(&detail),
+        );
     }
     Ok(Vec::new())
 }

@@ -115,9 +115,18 @@ mod tests {
     #[test]
     fn names_are_lower_case_a_labels_without_a_trailing_dot() {
         assert_eq!(normalise(" Example.COM. ").unwrap(), "example.com");
-        assert_eq!(normalise("mail.example.co.uk").unwrap(), "mail.example.co.uk");
-        assert_eq!(normalise("Bücher.example").unwrap(), "xn--bcher-kva.example");
-        assert_eq!(normalise("xn--bcher-kva.example").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            normalise("mail.example.co.uk").unwrap(),
+            "mail.example.co.uk"
+        );
+        assert_eq!(
+            normalise("Bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normalise("xn--bcher-kva.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
         assert_eq!(normalise("münchen.de").unwrap(), "xn--mnchen-3ya.de");
         assert_eq!(normalise("例え.jp").unwrap(), "xn--r8jz45g.jp");
     }

@@ -17,11 +17,25 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     db.verified_domain(ws, "mine.test");
     db.verified_domain(&other, "theirs.test");
     add(db, ws, "pending.test");
-    db.json(&["mailbox", "create", "--workspace", &other, "--address", "taken@theirs.test"]);
+    db.json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        &other,
+        "--address",
+        "taken@theirs.test",
+    ]);
     // A domain the other workspace let lapse (failed), now verified here: its
     // old mailbox's address is still taken there.
     db.verified_domain(&other, "lapsed.test");
-    db.json(&["mailbox", "create", "--workspace", &other, "--address", "kept@lapsed.test"]);
+    db.json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        &other,
+        "--address",
+        "kept@lapsed.test",
+    ]);
     db.execute("UPDATE sending_domains SET status = 'failed' WHERE domain = 'lapsed.test'");
     db.verified_domain(ws, "lapsed.test");
     let before = (db.count("mailboxes"), db.count("audit_events"));
@@ -49,7 +63,8 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     let bodies: Vec<String> = outside
         .iter()
         .map(|a| {
-            let r = http.bearer_post_json("/v1/mailboxes", &rw, &format!("{{\"address\":\"{a}\"}}"));
+            let r =
+                http.bearer_post_json("/v1/mailboxes", &rw, &format!("{{\"address\":\"{a}\"}}"));
             r.assert_v1_error(400, "invalid_request_error", "domain_not_verified");
             apart_from(&r.body, a)
         })
@@ -71,13 +86,37 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
         .collect();
     assert!(shown.iter().all(|s| s == &shown[0]), "{shown:?}");
     assert!(shown[0].contains("not in a domain"), "{}", shown[0]);
-    assert_eq!((db.count("mailboxes"), db.count("audit_events")), (before.0, before.1 + 1));
+    assert_eq!(
+        (db.count("mailboxes"), db.count("audit_events")),
+        (before.0, before.1 + 1)
+    );
 
     // In a verified domain: created; taken in the same workspace: said plainly.
-    let m = db.json(&["mailbox", "create", "--workspace", ws, "--address", "Sales@Mine.test"]);
-    db.cli(&["mailbox", "create", "--workspace", ws, "--address", "sales@mine.TEST"])
-        .assert_refused("already taken");
-    let key = db.json(&["authkey", "create", "--mailbox", &s(&m, "id"), "--name", "CRM"]);
+    let m = db.json(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        ws,
+        "--address",
+        "Sales@Mine.test",
+    ]);
+    db.cli(&[
+        "mailbox",
+        "create",
+        "--workspace",
+        ws,
+        "--address",
+        "sales@mine.TEST",
+    ])
+    .assert_refused("already taken");
+    let key = db.json(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &s(&m, "id"),
+        "--name",
+        "CRM",
+    ]);
 
     // Removing the domain deletes its mailboxes (and their keys) as `mailbox delete` does.
     let domain = listed(db, ws, "mine.test");
@@ -88,10 +127,17 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     assert_eq!(db.count("mailbox_auth_keys"), 0);
     let log = actions_on(db, ws, &s(&m, "id"));
     assert_eq!(log, ["mailbox.deleted", "mailbox.created"]);
-    assert_eq!(actions_on(db, ws, &s(&key, "id"))[0], "mailbox_auth_key.deleted");
+    assert_eq!(
+        actions_on(db, ws, &s(&key, "id"))[0],
+        "mailbox_auth_key.deleted"
+    );
     assert_eq!(actions_on(db, ws, &s(&domain, "id"))[0], "domain.removed");
     // The other workspace's mailbox is untouched.
-    assert_eq!(db.json_lines(&["mailbox", "list", "--workspace", &other]).len(), 2);
+    assert_eq!(
+        db.json_lines(&["mailbox", "list", "--workspace", &other])
+            .len(),
+        2
+    );
 }
 
 both_backends!(mailboxes_only_in_verified_domains);

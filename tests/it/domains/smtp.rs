@@ -21,14 +21,30 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
     let d = add(db, ws, "mail.test");
     publish(&mut dns, &[record(&d)]);
     assert_eq!(verify_cli(db, &dns.server(), &s(&d, "id")).code, 0);
-    let m = s(&db.json(&["mailbox", "create", "--workspace", ws, "--address", "team@mail.test"]), "id");
+    let m = s(
+        &db.json(&[
+            "mailbox",
+            "create",
+            "--workspace",
+            ws,
+            "--address",
+            "team@mail.test",
+        ]),
+        "id",
+    );
     let key = |name: &str, extra: &[&str]| {
         let mut args = vec!["authkey", "create", "--mailbox", m.as_str(), "--name", name];
         args.extend_from_slice(extra);
         db.json(&args)
     };
     let plain = s(&key("plain", &[]), "key");
-    let here = s(&key("here", &["--allow-ip", "127.0.0.0/8", "--allow-ip", "2001:db8::/32"]), "key");
+    let here = s(
+        &key(
+            "here",
+            &["--allow-ip", "127.0.0.0/8", "--allow-ip", "2001:db8::/32"],
+        ),
+        "key",
+    );
     let elsewhere_key = key("elsewhere", &["--allow-ip", "192.0.2.0/24"]);
     let elsewhere = s(&elsewhere_key, "key");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -38,20 +54,55 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
         "UPDATE mailbox_auth_keys SET expires_at = 1000 WHERE id = '{}'",
         s(&expired, "id")
     ));
-    db.cli(&["authkey", "create", "--mailbox", &m, "--name", "x", "--expires", "2001-01-01"])
-        .assert_refused("in the past");
-    db.cli(&["authkey", "create", "--mailbox", &m, "--name", "x", "--allow-ip", "10.0.0.1/8"])
-        .assert_refused("host bits");
+    db.cli(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &m,
+        "--name",
+        "x",
+        "--expires",
+        "2001-01-01",
+    ])
+    .assert_refused("in the past");
+    db.cli(&[
+        "authkey",
+        "create",
+        "--mailbox",
+        &m,
+        "--name",
+        "x",
+        "--allow-ip",
+        "10.0.0.1/8",
+    ])
+    .assert_refused("host bits");
 
     let listed_keys = db.json_lines(&["authkey", "list", "--mailbox", &m]);
-    let here_row = listed_keys.iter().find(|k| k["name"] == "here").expect("here");
-    assert_eq!(here_row["allowed_ips"], serde_json::json!(["127.0.0.0/8", "2001:db8::/32"]));
+    let here_row = listed_keys
+        .iter()
+        .find(|k| k["name"] == "here")
+        .expect("here");
+    assert_eq!(
+        here_row["allowed_ips"],
+        serde_json::json!(["127.0.0.0/8", "2001:db8::/32"])
+    );
     assert!(here_row["expires_at"].is_null());
-    let plain_row = listed_keys.iter().find(|k| k["name"] == "plain").expect("plain");
+    let plain_row = listed_keys
+        .iter()
+        .find(|k| k["name"] == "plain")
+        .expect("plain");
     assert!(plain_row["allowed_ips"].is_null());
 
     let postfix = Postfix::start(SocketAddr::from(([127, 0, 0, 1], port)));
-    let login = |k: &str| submit(postfix.smtp, Auth::Plain, "team@mail.test", k, "team@mail.test");
+    let login = |k: &str| {
+        submit(
+            postfix.smtp,
+            Auth::Plain,
+            "team@mail.test",
+            k,
+            "team@mail.test",
+        )
+    };
     let code = |k: &str| login(k).code("AUTH");
     assert_eq!(code(&plain), Some(235), "{}", postfix.maillog());
     assert_eq!(code(&here), Some(235));
@@ -64,11 +115,29 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
     let page = owner.get(&format!("/settings/mailboxes?workspace={ws}&mailbox={m}"));
     assert!(page.body.contains("192.0.2.0/24"), "{}", page.body);
     let token = hidden(&page.body, "csrf_token").expect("csrf");
-    let path = format!("/settings/mailbox-auth-keys/{}/restrict", s(&elsewhere_key, "id"));
-    let r = owner.post_form(&path, &[("csrf_token", &token), ("allowed_ips", "nope"), ("expires", "")]);
-    assert!(flash_error(&r.body).is_some_and(|e| e.contains("not an IP address")), "{}", r.body);
+    let path = format!(
+        "/settings/mailbox-auth-keys/{}/restrict",
+        s(&elsewhere_key, "id")
+    );
+    let r = owner.post_form(
+        &path,
+        &[
+            ("csrf_token", &token),
+            ("allowed_ips", "nope"),
+            ("expires", ""),
+        ],
+    );
+    assert!(
+        flash_error(&r.body).is_some_and(|e| e.contains("not an IP address")),
+        "{}",
+        r.body
+    );
     assert_eq!(code(&elsewhere), Some(535));
-    let ips = [("csrf_token", token.as_str()), ("allowed_ips", "192.0.2.0/24, 127.0.0.1"), ("expires", "")];
+    let ips = [
+        ("csrf_token", token.as_str()),
+        ("allowed_ips", "192.0.2.0/24, 127.0.0.1"),
+        ("expires", ""),
+    ];
     assert_eq!(owner.post_form(&path, &ips).status, 303);
     assert_eq!(code(&elsewhere), Some(235));
 
@@ -90,7 +159,11 @@ fn smtp_follows_domains_allowlists_and_expiry(b: Backend) {
     }));
     assert!(eventually(Duration::from_secs(5), || code(&plain) == Some(235)));
     let log = actions_on(db, ws, &s(&d, "id"));
-    assert_eq!(&log[..3], ["domain.verified", "domain.failed", "domain.verified"], "{log:?}");
+    assert_eq!(
+        &log[..3],
+        ["domain.verified", "domain.failed", "domain.verified"],
+        "{log:?}"
+    );
 
     // The domain removed: its mailbox goes, and so do its keys.
     db.json(&["domain", "remove", &s(&d, "id")]);

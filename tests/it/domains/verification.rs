@@ -15,13 +15,23 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     keys.sort();
     assert_eq!(
         keys,
-        ["domain", "id", "status", "txt_name", "txt_value", "workspace_id"]
+        [
+            "domain",
+            "id",
+            "status",
+            "txt_name",
+            "txt_value",
+            "workspace_id"
+        ]
     );
     assert_eq!(d["domain"], "example.test");
     assert_eq!(d["status"], "pending");
     assert_eq!(d["txt_name"], "_keygate-challenge.example.test");
     let value = s(&d, "txt_value");
-    assert!(value.starts_with("keygate-verification=") && value.len() > 40, "{value}");
+    assert!(
+        value.starts_with("keygate-verification=") && value.len() > 40,
+        "{value}"
+    );
     let id = s(&d, "id");
     let (name, value) = record(&d);
 
@@ -29,9 +39,16 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     let before = db.count("audit_events");
     let out = verify_cli(db, &dns.server(), &id);
     out.assert_refused("no TXT record");
-    assert!(out.stderr.contains(&name) && out.stderr.contains(&value), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&name) && out.stderr.contains(&value),
+        "{}",
+        out.stderr
+    );
     // Another value there: said as such.
-    publish(&mut dns, &[(name.clone(), "keygate-verification=wrong".into())]);
+    publish(
+        &mut dns,
+        &[(name.clone(), "keygate-verification=wrong".into())],
+    );
     let out = verify_cli(db, &dns.server(), &id);
     out.assert_refused("keygate-verification=wrong");
     assert_eq!(listed(db, ws, "example.test")["status"], "pending");
@@ -40,12 +57,18 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     // Published (beside another record): verified.
     publish(
         &mut dns,
-        &[(name.clone(), value.clone()), (name.clone(), "v=spf1 -all".into())],
+        &[
+            (name.clone(), value.clone()),
+            (name.clone(), "v=spf1 -all".into()),
+        ],
     );
     let out = verify_cli(db, &dns.server(), &id);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
-    assert_eq!(v, serde_json::json!({"id": id, "domain": "example.test", "status": "verified"}));
+    assert_eq!(
+        v,
+        serde_json::json!({"id": id, "domain": "example.test", "status": "verified"})
+    );
     let row = listed(db, ws, "example.test");
     assert_eq!(row["status"], "verified");
     assert!(row["verified_at"].is_string(), "{row}");
@@ -61,18 +84,34 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     members.sort();
     assert_eq!(
         members,
-        ["domain", "id", "status", "txt_name", "txt_value", "verified_at"]
+        [
+            "domain",
+            "id",
+            "status",
+            "txt_name",
+            "txt_value",
+            "verified_at"
+        ]
     );
     http.bearer_post_json("/v1/domains", &ro, r#"{"domain":"mail.example.test"}"#)
         .assert_v1_error(403, "permission_error", "insufficient_scope");
     let made = http.bearer_post_json("/v1/domains", &rw, r#"{"domain":"Mail.Example.test"}"#);
     assert_eq!(made.status, 201, "{}", made.body);
     let sub = made.json();
-    assert_eq!((sub["status"].as_str(), sub["verified_at"].is_null()), (Some("pending"), true));
+    assert_eq!(
+        (sub["status"].as_str(), sub["verified_at"].is_null()),
+        (Some("pending"), true)
+    );
     let verify = format!("/v1/domains/{}/verify", s(&sub, "id"));
     let refused = http.bearer_post_json(&verify, &rw, "");
     refused.assert_v1_error(400, "invalid_request_error", "domain_not_verified");
-    assert!(refused.body.contains("_keygate-challenge.mail.example.test"), "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("_keygate-challenge.mail.example.test"),
+        "{}",
+        refused.body
+    );
     publish(&mut dns, &[(name.clone(), value.clone()), record(&sub)]);
     let ok = http.bearer_post_json(&verify, &rw, "");
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -85,7 +124,11 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     let token = csrf(&mut owner, ws);
     let r = owner.post_form(
         "/settings/domains",
-        &[("csrf_token", &token), ("workspace_id", ws), ("domain", "news.example.test")],
+        &[
+            ("csrf_token", &token),
+            ("workspace_id", ws),
+            ("domain", "news.example.test"),
+        ],
     );
     assert_eq!(r.status, 303, "{}", r.body);
     let all = http.bearer_get("/v1/domains", &ro).json();
@@ -99,7 +142,10 @@ fn verified_by_dns_through_cli_v1_and_settings(b: Backend) {
     let path = format!("/settings/domains/{}/verify", s(&news, "id"));
     let r = owner.post_form(&path, &[("csrf_token", &token)]);
     let said = flash_error(&r.body).expect("an error on the page");
-    assert!(said.contains("_keygate-challenge.news.example.test") && said.contains("no TXT record"), "{said}");
+    assert!(
+        said.contains("_keygate-challenge.news.example.test") && said.contains("no TXT record"),
+        "{said}"
+    );
     assert!(owner.post_form(&path, &[("csrf_token", "forged")]).status >= 400);
     publish(&mut dns, &[(name, value), record(&sub), record(&news)]);
     let r = owner.post_form(&path, &[("csrf_token", &token)]);
@@ -156,9 +202,19 @@ fn a_domain_has_one_holder(b: Backend) {
     // is told only that; the operator cannot override it either.
     let out = verify_cli(db, &dns.server(), &s(&theirs, "id"));
     out.assert_refused("cannot be verified for this workspace");
-    assert!(!out.stderr.contains(&s(&theirs, "txt_value")), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains(&s(&theirs, "txt_value")),
+        "{}",
+        out.stderr
+    );
     let forced = db.cli(&[
-        "domain", "add", "--workspace", &third, "--domain", "shared.test", "--verified",
+        "domain",
+        "add",
+        "--workspace",
+        &third,
+        "--domain",
+        "shared.test",
+        "--verified",
     ]);
     forced.assert_refused("cannot be verified for this workspace");
     assert_eq!(listed(db, &second, "shared.test")["status"], "pending");
@@ -166,12 +222,22 @@ fn a_domain_has_one_holder(b: Backend) {
     let none = db.json_lines(&["domain", "list", "--workspace", &third]);
     assert!(none.is_empty(), "{none:?}");
     // The same domain twice in one workspace is refused.
-    db.cli(&["domain", "add", "--workspace", first, "--domain", "SHARED.test"])
-        .assert_refused("already added");
+    db.cli(&[
+        "domain",
+        "add",
+        "--workspace",
+        first,
+        "--domain",
+        "SHARED.test",
+    ])
+    .assert_refused("already added");
 
     // Once the first removes it, the second verifies it.
     let gone = db.json(&["domain", "remove", &s(&mine, "id")]);
-    assert_eq!(gone, serde_json::json!({"id": s(&mine, "id"), "removed": true}));
+    assert_eq!(
+        gone,
+        serde_json::json!({"id": s(&mine, "id"), "removed": true})
+    );
     assert_eq!(verify_cli(db, &dns.server(), &s(&theirs, "id")).code, 0);
 }
 
@@ -202,11 +268,23 @@ fn bad_domains_change_nothing(b: Backend) {
     let token = csrf(&mut owner, ws);
     let r = owner.post_form(
         "/settings/domains",
-        &[("csrf_token", &token), ("workspace_id", ws), ("domain", "аpple.test")],
+        &[
+            ("csrf_token", &token),
+            ("workspace_id", ws),
+            ("domain", "аpple.test"),
+        ],
     );
-    assert!(flash_error(&r.body).is_some_and(|e| e.contains("mixes scripts")), "{}", r.body);
+    assert!(
+        flash_error(&r.body).is_some_and(|e| e.contains("mixes scripts")),
+        "{}",
+        r.body
+    );
     assert_eq!(db.count("sending_domains"), 0);
-    assert_eq!(db.count("audit_events"), before + 1, "an API key made, nothing else");
+    assert_eq!(
+        db.count("audit_events"),
+        before + 1,
+        "an API key made, nothing else"
+    );
     // An internationalized name is kept as its A-label.
     assert_eq!(add(db, ws, "Bücher.test")["domain"], "xn--bcher-kva.test");
 }

@@ -167,6 +167,9 @@ impl Silent {
     }
 
     pub fn server(&self) -> String {
-        format!("127.0.0.1:{}", self.socket.local_addr().expect("addr").port())
+        format!(
+            "127.0.0.1:{}",
+            self.socket.local_addr().expect("addr").port()
+        )
     }
 }
