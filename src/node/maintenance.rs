@@ -26,9 +26,6 @@ pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHand
         .expect("spawn maintenance thread")
 }
 
-/// How often the domain check looks for domains that are due.
-const DOMAIN_CHECK_EVERY: Duration = Duration::from_secs(1);
-
 /// The re-verification of sending domains, on a thread of its own: a DNS
 /// lookup may wait seconds for an answer, which must not hold up the
 /// revocation feed. Every node runs it; each due domain is claimed by one
@@ -40,8 +37,17 @@ fn spawn_domain_checks(svc: Arc<Services>, stop: Arc<AtomicBool>) {
             let dns = crate::mailboxes::domains::dns::Dns::from_config(&svc.config);
             let schedule = crate::mailboxes::domains::Schedule::from_config(&svc.config);
             let connect = || svc.pool.get().map_err(crate::error::Error::from);
+            // How often it looks for due domains: a minute, or less when
+            // the schedule is shorter (tests).
+            let every = Duration::from_secs(schedule.retry_secs().clamp(1, 60) as u64);
+            let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(DOMAIN_CHECK_EVERY);
+                // Short sleeps, so that a stopping node is not held up.
+                std::thread::sleep(Duration::from_millis(200));
+                if last.elapsed() < every {
+                    continue;
+                }
+                last = Instant::now();
                 let cache = &svc.credentials.cache;
                 if let Err(e) =
                     crate::mailboxes::domains::recheck_due(&connect, cache, &dns, schedule)

@@ -76,8 +76,9 @@ impl Schedule {
 
     /// A domain whose last check missed the record is asked again sooner
     /// (hourly by default), so that the 72 h are measured, not rounded up
-    /// to the next day.
-    fn retry_secs(&self) -> i64 {
+    /// to the next day; also how often a node looks for due domains, at most
+    /// a minute.
+    pub fn retry_secs(&self) -> i64 {
         (self.recheck_secs / 24).max(1)
     }
 }
@@ -364,7 +365,7 @@ fn not_found_words(d: &SendingDomain, answer: &TxtAnswer) -> String {
         TxtAnswer::Failed(why) => format!("DNS gave no answer: {why}"),
     };
     format!(
-        "the domain {} is not verified: expected a TXT record at {} with the value {}; {said}",
+        "the domain {} could not be verified: expected a TXT record at {} with the value {}; {said}",
         d.domain,
         d.txt_name(),
         d.txt_value()
@@ -521,8 +522,10 @@ pub fn names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String, Str
 const RECHECK_BATCH: i64 = 20;
 
 /// The background re-verification: looks up the verified and failed domains
-/// (not the operator's) whose check is due, each claimed first so that one
-/// node asks at a time; answers how many it looked up. `connect` gives a
+/// (not the operator's) whose check is due (every `recheck_secs`, or every
+/// `retry_secs` while the record is missing), oldest check first, each
+/// claimed first so that one node asks at a time; answers how many it
+/// looked up. `connect` gives a
 /// connection for each short step; no connection is held during a lookup.
 pub fn recheck_due(
     connect: &dyn Fn() -> Result<db::PooledConn>,
@@ -539,18 +542,20 @@ pub fn recheck_due(
             .filter(
                 sending_domains::checked_at
                     .is_null()
-                    .or(sending_domains::checked_at.le(now - schedule.retry_secs())),
+                    .or(sending_domains::missing_since
+                        .is_null()
+                        .and(sending_domains::checked_at.le(now - schedule.recheck_secs))
+                        .or(sending_domains::missing_since
+                            .is_not_null()
+                            .and(sending_domains::checked_at.le(now - schedule.retry_secs())))),
             )
             .order(sending_domains::checked_at.asc())
-            .limit(RECHECK_BATCH * 4)
+            .limit(RECHECK_BATCH)
             .select(SendingDomain::as_select())
             .load(&mut *conn)?
     };
     let mut looked = 0;
-    for d in due.into_iter().filter(|d| is_due(d, now, schedule)) {
-        if looked as i64 >= RECHECK_BATCH {
-            break;
-        }
+    for d in due {
         if !claim(&mut *connect()?, &d, now)? {
             continue;
         }
@@ -562,16 +567,6 @@ pub fn recheck_due(
         cache.apply(&events);
     }
     Ok(looked)
-}
-
-/// Due: every `recheck_secs`, or every `retry_secs` while the record is missing.
-fn is_due(d: &SendingDomain, now: i64, schedule: Schedule) -> bool {
-    let every = if d.missing_since.is_some() {
-        schedule.retry_secs()
-    } else {
-        schedule.recheck_secs
-    };
-    d.checked_at.is_none_or(|at| now - at >= every)
 }
 
 /// Takes the domain's check for this node: only the node whose update moves

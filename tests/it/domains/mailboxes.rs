@@ -117,6 +117,21 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
         "--name",
         "CRM",
     ]);
+    // Domains are the workspace's: a key restricted to one mailbox sees none.
+    let restricted = db.json(&[
+        "apikey",
+        "create",
+        "--workspace",
+        ws,
+        "--name",
+        "one",
+        "--access",
+        "read_write",
+        "--mailbox",
+        &s(&m, "id"),
+    ]);
+    http.bearer_get("/v1/domains", &s(&restricted, "key"))
+        .assert_v1_error(403, "permission_error", "insufficient_scope");
 
     // Removing the domain deletes its mailboxes (and their keys) as `mailbox delete` does.
     let domain = listed(db, ws, "mine.test");
