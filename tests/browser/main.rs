@@ -456,6 +456,15 @@ fn browser_pages_are_accessible_at_every_size() {
             let (_, member_email) = fx.add_user("member");
             let ws = fx.workspace_id.clone();
             fx.db().verified_domain(&ws, "example.com");
+            // A pending domain too: its record, copy buttons and Verify.
+            fx.db().json(&[
+                "domain",
+                "add",
+                "--workspace",
+                &ws,
+                "--domain",
+                "news.example.com",
+            ]);
             let mailbox = fx.db().json(&[
                 "mailbox",
                 "create",
