@@ -56,14 +56,18 @@ fn expected() -> Vec<(String, String, String, bool)> {
 
 #[test]
 fn existing_mailboxes_get_their_domains_on_sqlite() {
-    let kit = crate::testkit::TestDb::new();
-    let path = kit.url.trim_start_matches("sqlite://").to_string();
+    let dir = std::env::temp_dir().join(format!("keygate-upgrade-{}", new_id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("keygate.db").display().to_string();
     let mut raw = SqliteConnection::establish(&path).expect("sqlite");
     migrate_before(&mut raw, SQLITE_MIGRATIONS);
     raw.batch_execute(BEFORE).expect("old rows");
     drop(raw);
-    let mut conn = kit.conn();
-    assert_eq!(rows(&mut conn), expected());
+    let mut conn = connect_single(&format!("sqlite://{path}")).expect("migrated");
+    let found = rows(&mut conn);
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found, expected());
 }
 
 #[test]

@@ -260,6 +260,28 @@ fn bad_domains_change_nothing(b: Backend) {
         db.cli(&["domain", "add", "--workspace", ws, "--domain", bad])
             .assert_refused(why);
     }
+    let unknown = uuid::Uuid::now_v7().to_string();
+    for (args, why) in [
+        (vec!["domain", "verify", unknown.as_str()], "no domain"),
+        (vec!["domain", "remove", unknown.as_str()], "no domain"),
+        (
+            vec!["domain", "list", "--workspace", unknown.as_str()],
+            "no workspace",
+        ),
+        (
+            vec![
+                "domain",
+                "add",
+                "--workspace",
+                unknown.as_str(),
+                "--domain",
+                "x.test",
+            ],
+            "no workspace",
+        ),
+    ] {
+        db.cli(&args).assert_refused(why);
+    }
     let mut http = f.server.client();
     let rw = f.api_key("read_write");
     http.bearer_post_json("/v1/domains", &rw, r#"{"domain":"a..b.test"}"#)
