@@ -54,6 +54,11 @@ pub(super) fn domain(
             verified,
         } => {
             let d = domains::add(conn, &workspace, &domain, verified, CLI)?;
+            if verified {
+                // Other workspaces' mailboxes in the domain stop: let every
+                // running node hear it first.
+                await_propagation(config);
+            }
             let human = format!(
                 "added {} ({}), {}: publish a TXT record at {} with the value {}",
                 d.domain,
@@ -66,6 +71,7 @@ pub(super) fn domain(
         }
         DomainCmd::Verify { id } => {
             let d = domains::verify_blocking(conn, &cache, &Dns::from_config(config), &id, CLI)?;
+            await_propagation(config);
             out.emit(
                 &DomainVerifiedOut::from(&d),
                 format!("{} ({}) is verified", d.domain, d.id),

@@ -155,4 +155,68 @@ fn mailboxes_only_in_verified_domains(b: Backend) {
     );
 }
 
-both_backends!(mailboxes_only_in_verified_domains);
+/// After the upgrade, a domain two workspaces' mailboxes shared is pending in
+/// both (the migration's data step, recreated here): the start says so in the
+/// log, both keep sending until one verifies it by DNS, then only that one.
+fn the_upgrade_keeps_shared_domains_sending_until_one_verifies(b: Backend) {
+    let mut dns = Dnsmasq::start(&[]);
+    let db = TestDb::new(b);
+    let (one, two) = (db.create_workspace("One"), db.create_workspace("Two"));
+    let mut keys = Vec::new();
+    for (ws, address) in [(&one, "a@shared.test"), (&two, "b@shared.test")] {
+        db.verified_domain(ws, "shared.test");
+        let m = db.json(&["mailbox", "create", "--workspace", ws, "--address", address]);
+        let k = db.json(&[
+            "authkey",
+            "create",
+            "--mailbox",
+            &s(&m, "id"),
+            "--name",
+            "CRM",
+        ]);
+        keys.push((address, s(&k, "key")));
+        db.execute(&format!(
+            "UPDATE sending_domains SET status = 'pending', by_operator = FALSE, \
+             verified_at = NULL, created_by = 'upgrade' WHERE workspace_id = '{ws}'"
+        ));
+    }
+    let port = crate::postfix::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("KEYGATE_SASL_BIND", bind.as_str()),
+        ("KEYGATE_DNS_SERVER", &dns.server()),
+    ];
+    let server = Server::start_with(db, &env);
+    let logs = server.logs();
+    assert!(
+        logs.contains("sending domain shared.test needs attention"),
+        "{logs}"
+    );
+    let login = |(address, key): &(&str, String)| {
+        crate::mailboxes::smtp::sasl_auth(port, "192.0.2.1", address, key).0
+    };
+    assert!(
+        keys.iter().all(|k| login(k).starts_with("OK")),
+        "both keep sending"
+    );
+
+    // One verifies it by DNS: its mailbox sends, the other's is refused.
+    let db = &server.db;
+    let theirs = listed(db, &one, "shared.test");
+    let token = db
+        .text(&format!(
+            "SELECT token AS v FROM sending_domains WHERE id = '{}'",
+            s(&theirs, "id")
+        ))
+        .expect("token");
+    let name = "_keygate-challenge.shared.test".to_string();
+    publish(&mut dns, &[(name, format!("keygate-verification={token}"))]);
+    assert_eq!(verify_cli(db, &dns.server(), &s(&theirs, "id")).code, 0);
+    assert!(login(&keys[0]).starts_with("OK"));
+    assert!(login(&keys[1]).starts_with("FAIL"), "{}", login(&keys[1]));
+}
+
+both_backends!(
+    mailboxes_only_in_verified_domains,
+    the_upgrade_keeps_shared_domains_sending_until_one_verifies,
+);

@@ -20,7 +20,7 @@ fn sasl_addr(port: u16) -> SocketAddr {
 
 /// One `AUTH PLAIN` straight to the SASL listener, as Postfix would send it, with
 /// the client address `rip`. Returns the answer line and how long it took.
-fn sasl_auth(port: u16, rip: &str, user: &str, key: &str) -> (String, Duration) {
+pub(crate) fn sasl_auth(port: u16, rip: &str, user: &str, key: &str) -> (String, Duration) {
     let s = TcpStream::connect(sasl_addr(port)).expect("connect to the SASL listener");
     s.set_read_timeout(Some(Duration::from_secs(15))).ok();
     let mut reader = BufReader::new(s.try_clone().expect("clone"));
