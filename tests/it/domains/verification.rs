@@ -301,6 +301,19 @@ fn bad_domains_change_nothing(b: Backend) {
         "{}",
         r.body
     );
+    // A member may not add one (owners and admins only).
+    let (_, member_email) = f.add_user("member");
+    let mut member = f.signed_in(&member_email);
+    let mine = csrf(&mut member, ws);
+    let r = member.post_form(
+        "/settings/domains",
+        &[
+            ("csrf_token", &mine),
+            ("workspace_id", ws),
+            ("domain", "ok.test"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(db.count("sending_domains"), 0);
     assert_eq!(
         db.count("audit_events"),
