@@ -90,6 +90,16 @@ pub struct Config {
     /// `KEYGATE_LEAK_REPORT_KEYS` (serving only): the file of keys leak reports
     /// must be signed with; `None`: `POST /api-keys/leaks` does not exist.
     pub leak_report_keys_file: Option<PathBuf>,
+    /// `KEYGATE_DNS_SERVER` (`IP:PORT`): the DNS server sending domains are
+    /// verified through (UDP, and TCP for truncated answers); `None` for the
+    /// system's resolver. The server and the CLI alike.
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// `KEYGATE_DOMAIN_RECHECK_SECS` (serving only): how long after its last
+    /// check a verified domain is looked up again (24 h).
+    pub domain_recheck_secs: i64,
+    /// `KEYGATE_DOMAIN_FAIL_AFTER_SECS` (serving only): how long a verified
+    /// domain's record may be missing before it is failed (72 h).
+    pub domain_fail_after_secs: i64,
     /// `KEYGATE_TEST_PANIC_ROUTE=1` (serving only): routes that panic, for the
     /// tests of the panic boundary; never set it in production.
     pub test_panic_routes: bool,
@@ -279,6 +289,9 @@ impl Config {
             outbound_ca_files: Vec::new(),
             cimd_cache_ttl_secs: None,
             leak_report_keys_file: None,
+            dns_server: None,
+            domain_recheck_secs: 24 * 3600,
+            domain_fail_after_secs: 72 * 3600,
             test_panic_routes: false,
             oidc: None,
             password_login: true,
@@ -348,8 +361,17 @@ impl Config {
             Some("off") => false,
             Some(other) => return Err(format!("KEYGATE_CIMD must be on or off, not {other:?}")),
         };
+        let dns_server = match env("KEYGATE_DNS_SERVER") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                format!(
+                    "KEYGATE_DNS_SERVER must be IP:PORT (e.g. 127.0.0.1:53 or [::1]:53), not {v:?}"
+                )
+            })?),
+        };
         let d = Config::defaults(database_url, issuer);
         Ok(Config {
+            dns_server,
             bind,
             access_token_ttl: env_i64("KEYGATE_ACCESS_TOKEN_TTL", d.access_token_ttl)?,
             refresh_token_ttl: env_i64("KEYGATE_REFRESH_TOKEN_TTL", d.refresh_token_ttl)?,
@@ -416,6 +438,12 @@ impl Config {
         self.sasl_max_connections = env_count("KEYGATE_SASL_MAX_CONNECTIONS")?;
         self.sasl_max_connections_per_peer = env_count("KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER")?;
         self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
+        self.domain_recheck_secs =
+            env_i64("KEYGATE_DOMAIN_RECHECK_SECS", self.domain_recheck_secs)?;
+        self.domain_fail_after_secs = env_i64(
+            "KEYGATE_DOMAIN_FAIL_AFTER_SECS",
+            self.domain_fail_after_secs,
+        )?;
         self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
         self.oidc = oidc_settings(
             env("KEYGATE_OIDC_ISSUER"),

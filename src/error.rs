@@ -12,6 +12,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A sending domain that is not verified for the workspace (or an address
+    /// outside its verified domains): `/v1`'s `domain_not_verified`.
+    #[error("{0}")]
+    NotVerified(String),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
     #[error("database unavailable: {0}")]
@@ -33,6 +37,9 @@ impl Error {
     }
     pub fn forbidden(msg: impl Into<String>) -> Self {
         Error::Forbidden(msg.into())
+    }
+    pub fn not_verified(msg: impl Into<String>) -> Self {
+        Error::NotVerified(msg.into())
     }
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())

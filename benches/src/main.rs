@@ -654,7 +654,16 @@ fn run(opts: Opts) -> Result<(), String> {
         routes: &["GET /tags tags:read".to_string()],
     };
     keygate::resources::create(&mut conn, &format!("{issuer}/v1"), &gateway_resource).map_err(e)?;
-    // A mailbox and its auth key, for the SMTP AUTH scenario.
+    // A mailbox and its auth key, for the SMTP AUTH scenario, in a domain
+    // verified on the operator's word.
+    keygate::mailboxes::domains::add(
+        &mut conn,
+        &ws.id,
+        "bench.example",
+        true,
+        keygate::accounts::audit::CLI,
+    )
+    .map_err(e)?;
     let mailbox = keygate::mailboxes::lifecycle::create(
         &mut conn,
         &ws.id,

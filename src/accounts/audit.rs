@@ -182,7 +182,7 @@ impl Kind {
             Kind::Keys => &["api_key"],
             Kind::Apps => &["app", "access_token"],
             Kind::Team => &["member"],
-            Kind::Mailboxes => &["mailbox", "mailbox_auth_key"],
+            Kind::Mailboxes => &["mailbox", "mailbox_auth_key", "domain"],
         }
     }
 
@@ -298,6 +298,8 @@ pub enum Named {
     Mailbox,
     /// A mailbox auth key, as `name (address)`.
     MailboxAuthKey,
+    /// A sending domain, by its name.
+    Domain,
     /// An OAuth client acting, by its name.
     Client,
 }
@@ -321,6 +323,7 @@ struct Names {
     people: HashMap<String, String>,
     mailboxes: HashMap<String, String>,
     auth_keys: HashMap<String, String>,
+    domains: HashMap<String, String>,
     clients: HashMap<String, String>,
 }
 
@@ -343,6 +346,7 @@ impl Names {
             people: super::emails_of(conn, &people_ids)?,
             mailboxes: source.names(conn, Named::Mailbox, &mailbox_ids)?,
             auth_keys: source.names(conn, Named::MailboxAuthKey, &mailbox_ids)?,
+            domains: source.names(conn, Named::Domain, &mailbox_ids)?,
             clients: source.names(conn, Named::Client, &actors)?,
         })
     }
@@ -355,6 +359,7 @@ impl Names {
             Kind::Mailboxes if e.action.starts_with("mailbox_auth_key.") => {
                 self.auth_keys.get(&e.subject)
             }
+            Kind::Mailboxes if e.action.starts_with("domain.") => self.domains.get(&e.subject),
             Kind::Mailboxes => self.mailboxes.get(&e.subject),
         };
         found.cloned()

@@ -40,6 +40,8 @@ fn event_of(action: &str) -> Option<(&'static str, &'static str, Option<Named>)>
         a if a.starts_with("member.added_") => ("member.added", "person", None),
         a if a.starts_with("member.role_") => ("member.role_changed", "person", None),
         "member.removed" => ("member.removed", "person", None),
+        "domain.verified" => ("domain.verified", "domain", Some(Named::Domain)),
+        "domain.failed" => ("domain.failed", "domain", Some(Named::Domain)),
         _ => return None,
     })
 }

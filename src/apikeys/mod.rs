@@ -26,7 +26,7 @@ use crate::credentials::key_format::API_KEY;
 use crate::credentials::revocation::{self, Event};
 use crate::db::schema::api_keys;
 use crate::db::{self, DbConn};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use diesel::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -142,46 +142,8 @@ pub fn set_plan(
     })
 }
 
-/// `--expires YYYY-MM-DD` is the last day the key works: it ends at 24:00 UTC
-/// that day. A day already past is refused.
-pub fn parse_expiry(raw: Option<&str>) -> Result<Option<i64>> {
-    let Some(raw) = raw
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && *s != "never")
-    else {
-        return Ok(None);
-    };
-    let well_formed = raw.len() == 10
-        && raw.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .ok()
-        .filter(|_| well_formed)
-        .ok_or_else(|| {
-            Error::invalid(format!("invalid expiry date {raw:?}: expected YYYY-MM-DD"))
-        })?;
-    if day.format("%Y").to_string().as_str() > "9998" {
-        return Err(Error::invalid(format!(
-            "the expiry date {raw} is too far in the future"
-        )));
-    }
-    let today = chrono::Utc::now().date_naive();
-    if day < today {
-        return Err(Error::invalid(format!(
-            "the expiry date {raw} is in the past"
-        )));
-    }
-    let end = day
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .ok_or_else(|| Error::invalid(format!("invalid expiry date {raw:?}")))?;
-    Ok(Some(end.and_utc().timestamp()))
-}
+/// `--expires`: the one rule of API keys and mailbox auth keys alike.
+pub use crate::credentials::expiry::parse_expiry;
 
 pub use crate::credentials::key_format::validate_key_name;
 

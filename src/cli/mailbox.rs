@@ -40,13 +40,19 @@ pub(super) enum MailboxCmd {
 pub(super) enum AuthkeyCmd {
     /// Create an auth key for a mailbox; the full key is printed once.
     #[command(
-        after_help = "Example:\n  keygate authkey create --mailbox MAILBOX_ID --name 'Outreach Primary'"
+        after_help = "Examples:\n  keygate authkey create --mailbox MAILBOX_ID --name 'Outreach Primary'\n  keygate authkey create --mailbox MAILBOX_ID --name crm --allow-ip 203.0.113.0/24 --expires 2027-01-31"
     )]
     Create {
         #[arg(long)]
         mailbox: String,
         #[arg(long)]
         name: String,
+        /// Usable only from this client address or CIDR (repeatable; IPv4 or IPv6).
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
+        /// The last day the key works (YYYY-MM-DD, UTC); omit for never.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        expires: Option<String>,
     },
     /// List a mailbox's auth keys, newest first.
     #[command(after_help = "Example:\n  keygate --json authkey list --mailbox MAILBOX_ID")]
@@ -129,7 +135,20 @@ pub(super) fn authkey(
 ) -> Result<(), Error> {
     let cache = CredentialCache::detached();
     match cmd {
-        AuthkeyCmd::Create { mailbox, name } => create_authkey(conn, out, &mailbox, &name),
+        AuthkeyCmd::Create {
+            mailbox,
+            name,
+            allow_ip,
+            expires,
+        } => {
+            if expires.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                return Err(Error::invalid(
+                    "--expires needs a date (YYYY-MM-DD); omit it for a key that never expires",
+                ));
+            }
+            let limits = auth_keys::Restrictions::parse(&allow_ip, expires.as_deref())?;
+            create_authkey(conn, out, &mailbox, &name, &limits)
+        }
         AuthkeyCmd::List { mailbox } => list_authkeys(conn, out, &mailbox),
         AuthkeyCmd::Disable { id } => {
             let k = auth_keys::disable(conn, &cache, &id, CLI)?;
@@ -153,8 +172,14 @@ pub(super) fn authkey(
     }
 }
 
-fn create_authkey(conn: &mut DbConn, out: &Out, mailbox: &str, name: &str) -> Result<(), Error> {
-    let issued = auth_keys::create(conn, mailbox, name, CLI)?;
+fn create_authkey(
+    conn: &mut DbConn,
+    out: &Out,
+    mailbox: &str,
+    name: &str,
+    limits: &auth_keys::Restrictions,
+) -> Result<(), Error> {
+    let issued = auth_keys::create_restricted(conn, mailbox, name, limits, CLI)?;
     let k = &issued.key;
     out.emit(
         &AuthKeyCreatedOut::from(&issued),

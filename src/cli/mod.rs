@@ -3,6 +3,7 @@
 
 mod admin;
 mod apikey;
+mod domain;
 mod issuer;
 mod mailbox;
 mod ops;
@@ -12,6 +13,7 @@ mod resource;
 pub mod serve;
 
 use self::apikey::ApikeyCmd;
+use self::domain::DomainCmd;
 use self::issuer::{AppsCmd, ClientCmd, KeysCmd};
 use self::mailbox::{AuthkeyCmd, MailboxCmd};
 use self::ops::{completions, AuditCmd};
@@ -105,6 +107,12 @@ enum Command {
         after_help = "Examples:\n  keygate mailbox create --workspace WS_ID --address sales@example.com\n  keygate --json mailbox list --workspace WS_ID\n  keygate mailbox delete MAILBOX_ID"
     )]
     Mailbox(MailboxCmd),
+    /// Sending domains: a workspace's mailboxes may only be in domains it has verified by DNS.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate domain add --workspace WS_ID --domain example.com\n  keygate domain verify DOMAIN_ID\n  keygate --json domain list --workspace WS_ID\n  keygate domain remove DOMAIN_ID"
+    )]
+    Domain(DomainCmd),
     /// Mailbox auth keys: the SMTP password of one mailbox, one per sending tool.
     #[command(
         subcommand,
@@ -276,6 +284,7 @@ fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
         Command::Client(cmd) => with_conn(cfg, |c| issuer::client(c, cfg, out, cmd)),
         Command::Apikey(cmd) => with_conn(cfg, |c| apikey::apikey(c, cfg, out, cmd)),
         Command::Mailbox(cmd) => with_conn(cfg, |c| mailbox::mailbox(c, cfg, out, cmd)),
+        Command::Domain(cmd) => with_conn(cfg, |c| domain::domain(c, cfg, out, cmd)),
         Command::Authkey(cmd) => with_conn(cfg, |c| mailbox::authkey(c, cfg, out, cmd)),
         Command::Apps(cmd) => with_conn(cfg, |c| issuer::apps(c, cfg, out, cmd)),
         Command::Resource(cmd) => with_conn(cfg, |c| resource::resource(c, cfg, out, cmd)),

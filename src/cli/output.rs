@@ -11,6 +11,7 @@ use crate::apikeys::{ApiKey, KeyRow};
 use crate::credentials::scopes;
 use crate::db::rfc3339;
 use crate::mailboxes::auth_keys::{AuthKeyRow, IssuedAuthKey};
+use crate::mailboxes::domains::SendingDomain;
 use crate::mailboxes::lifecycle::{Mailbox, MailboxRow};
 use crate::mailboxes::MailboxAuthKey;
 use crate::oauth::authorizations::AppRow;
@@ -555,7 +556,9 @@ impl From<&IssuedAuthKey> for AuthKeyCreatedOut {
 #[derive(Serialize)]
 #[cfg_attr(test, derive(Default))]
 pub(super) struct AuthKeyOut {
+    pub allowed_ips: Option<Vec<String>>,
     pub created_at: String,
+    pub expires_at: Option<String>,
     pub id: String,
     pub last_used_at: Option<String>,
     pub mailbox_id: String,
@@ -568,8 +571,15 @@ pub(super) struct AuthKeyOut {
 impl From<&AuthKeyRow> for AuthKeyOut {
     fn from(row: &AuthKeyRow) -> Self {
         let k = &row.key;
+        let allowed = k.allowed_ips.as_deref().map(|s| {
+            crate::credentials::address::IpAllowList::from_storage(s)
+                .map(|l| l.to_strings())
+                .unwrap_or_else(|_| vec![s.to_string()])
+        });
         AuthKeyOut {
+            allowed_ips: allowed,
             created_at: rfc3339(k.created_at),
+            expires_at: time(k.expires_at),
             id: k.id.clone(),
             last_used_at: time(k.last_used_at),
             mailbox_id: k.mailbox_id.clone(),
@@ -588,6 +598,92 @@ pub(super) struct AuthKeyRotatedOut {
     pub id: String,
     pub key: String,
     pub prefix: String,
+}
+
+// ---- sending domains ----
+
+/// `domain add`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct DomainAddedOut {
+    pub domain: String,
+    pub id: String,
+    pub status: String,
+    pub txt_name: String,
+    pub txt_value: String,
+    pub workspace_id: String,
+}
+
+impl From<&SendingDomain> for DomainAddedOut {
+    fn from(d: &SendingDomain) -> Self {
+        DomainAddedOut {
+            domain: d.domain.clone(),
+            id: d.id.clone(),
+            status: d.status.clone(),
+            txt_name: d.txt_name(),
+            txt_value: d.txt_value(),
+            workspace_id: d.workspace_id.clone(),
+        }
+    }
+}
+
+/// `domain verify`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct DomainVerifiedOut {
+    pub domain: String,
+    pub id: String,
+    pub status: String,
+}
+
+impl From<&SendingDomain> for DomainVerifiedOut {
+    fn from(d: &SendingDomain) -> Self {
+        DomainVerifiedOut {
+            domain: d.domain.clone(),
+            id: d.id.clone(),
+            status: d.status.clone(),
+        }
+    }
+}
+
+/// `domain list`: one line per domain.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct DomainOut {
+    pub domain: String,
+    pub id: String,
+    pub status: String,
+    pub verified_at: Option<String>,
+    pub workspace_id: String,
+}
+
+impl From<&SendingDomain> for DomainOut {
+    fn from(d: &SendingDomain) -> Self {
+        DomainOut {
+            domain: d.domain.clone(),
+            id: d.id.clone(),
+            status: d.status.clone(),
+            verified_at: time(d.verified_at),
+            workspace_id: d.workspace_id.clone(),
+        }
+    }
+}
+
+/// `domain remove`: `{"id","removed":true}`.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(Default))]
+pub(super) struct DomainRemovedOut {
+    pub id: String,
+    pub removed: bool,
+}
+
+impl DomainRemovedOut {
+    pub fn new(id: &str) -> Self {
+        DomainRemovedOut {
+            id: id.to_string(),
+            removed: true,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -638,6 +734,10 @@ mod tests {
         assert_sorted(&AuthKeyCreatedOut::default());
         assert_sorted(&AuthKeyOut::default());
         assert_sorted(&AuthKeyRotatedOut::default());
+        assert_sorted(&DomainAddedOut::default());
+        assert_sorted(&DomainVerifiedOut::default());
+        assert_sorted(&DomainOut::default());
+        assert_sorted(&DomainRemovedOut::default());
         // The one member that is left out when empty, present.
         assert_sorted(&ClientCreatedOut {
             client_secret: Some("s".into()),

@@ -28,6 +28,9 @@ pub fn run(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     let services = Arc::new(Services::new(config, pool)?);
+    if let Ok(mut conn) = services.pool.get() {
+        crate::mailboxes::domains::upgrade::report(&mut conn);
+    }
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     log::info!(
         "keygate listening on http://{addr} (issuer {})",

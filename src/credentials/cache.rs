@@ -60,6 +60,10 @@ pub struct CachedAuthKey {
     pub address: String,
     /// What the SMTP username is compared with.
     pub address_lower: String,
+    /// The key's address allowlist, checked against Postfix's `rip`.
+    pub addresses: AddressRule,
+    /// The end of the key's last day; `None`: never.
+    pub expires_at: Option<i64>,
 }
 
 /// How far memory is trusted.
@@ -385,6 +389,8 @@ mod tests {
             workspace_id: "w1".into(),
             address: "A@example.com".into(),
             address_lower: "a@example.com".into(),
+            addresses: AddressRule::Anywhere,
+            expires_at: None,
         };
         c.put_auth_key(c.fill(), [1; 32], key("a1", "m1"));
         c.put_auth_key(c.fill(), [2; 32], key("a2", "m1"));

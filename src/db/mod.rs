@@ -469,6 +469,9 @@ pub fn rfc3339(t: i64) -> String {
 }
 
 #[cfg(test)]
+mod upgrade_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -292,10 +292,29 @@ diesel::table! {
         rotated_at -> Nullable<BigInt>,
         usage_count -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        allowed_ips -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sending_domains (id) {
+        id -> Text,
+        workspace_id -> Text,
+        domain -> Text,
+        status -> Text,
+        token -> Text,
+        by_operator -> Bool,
+        created_by -> Text,
+        created_at -> BigInt,
+        verified_at -> Nullable<BigInt>,
+        checked_at -> Nullable<BigInt>,
+        missing_since -> Nullable<BigInt>,
     }
 }
 
 diesel::joinable!(mailboxes -> workspaces (workspace_id));
+diesel::joinable!(sending_domains -> workspaces (workspace_id));
 diesel::joinable!(mailbox_auth_keys -> mailboxes (mailbox_id));
 
 // Only the new pairs: a pair listed twice would implement its traits twice.
@@ -380,3 +399,5 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+diesel::allow_tables_to_appear_in_same_query!(sending_domains, workspaces);
+diesel::allow_tables_to_appear_in_same_query!(sending_domains, mailboxes);

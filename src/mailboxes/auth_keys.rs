@@ -9,6 +9,7 @@
 //! old secret fails at the next authentication on every node.
 
 use crate::accounts::audit::Actor;
+use crate::credentials::address::{AddressRule, IpAllowList};
 use crate::credentials::cache::{CachedAuthKey, CredentialCache};
 use crate::credentials::change::{Change, Made};
 use crate::credentials::key_format::SecretFormat;
@@ -38,6 +39,49 @@ pub struct MailboxAuthKey {
     pub rotated_at: Option<i64>,
     pub usage_count: i64,
     pub last_used_at: Option<i64>,
+    /// The address allowlist in its storage form (`IpAllowList`); `None`:
+    /// usable from anywhere.
+    pub allowed_ips: Option<String>,
+    /// The end of the key's last day; `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+/// Where and until when a key works (`--allow-ip`, `--expires`): the API
+/// keys' rules (`credentials::address`, `credentials::expiry`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    pub allowed_ips: Option<IpAllowList>,
+    pub expires_at: Option<i64>,
+}
+
+impl Restrictions {
+    /// From the `--allow-ip` values (none: anywhere) and the `--expires` day
+    /// (none or empty: never).
+    pub fn parse<S: AsRef<str>>(allow_ip: &[S], expires: Option<&str>) -> Result<Restrictions> {
+        let allowed_ips = if !allow_ip.is_empty() {
+            let list = IpAllowList::parse_entries(allow_ip)
+                .map_err(|e| Error::invalid(format!("--allow-ip: {e}")))?;
+            Some(list)
+        } else {
+            None
+        };
+        Ok(Restrictions {
+            allowed_ips,
+            expires_at: crate::credentials::expiry::parse_expiry(expires)?,
+        })
+    }
+
+    /// In words, for the security log; `None` when there are none.
+    fn words(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(list) = &self.allowed_ips {
+            parts.push(format!("only from {list}"));
+        }
+        if let Some(end) = self.expires_at {
+            parts.push(format!("until {}", crate::db::rfc3339(end)));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +139,18 @@ pub fn validate_key_name(raw: &str) -> Result<String> {
 }
 
 pub fn create(conn: &mut DbConn, mailbox_id: &str, name: &str, by: Actor) -> Result<IssuedAuthKey> {
+    create_restricted(conn, mailbox_id, name, &Restrictions::default(), by)
+}
+
+/// A new key, usable only from `limits.allowed_ips` and until
+/// `limits.expires_at` when they are set.
+pub fn create_restricted(
+    conn: &mut DbConn,
+    mailbox_id: &str,
+    name: &str,
+    limits: &Restrictions,
+    by: Actor,
+) -> Result<IssuedAuthKey> {
     let name = validate_key_name(name)?;
     db::write_tx(conn, |conn| {
         let mailbox = lifecycle::find(conn, mailbox_id)?;
@@ -112,12 +168,14 @@ pub fn create(conn: &mut DbConn, mailbox_id: &str, name: &str, by: Actor) -> Res
             rotated_at: None,
             usage_count: 0,
             last_used_at: None,
+            allowed_ips: limits.allowed_ips.as_ref().map(IpAllowList::to_storage),
+            expires_at: limits.expires_at,
         };
         db::insert_new(conn, mailbox_auth_keys::table, &key, |_| name_taken(&name))?;
         Change::new(&key.id, "mailbox_auth_key.created", by).record(
             conn,
             &mailbox.workspace_id,
-            None,
+            limits.words().as_deref(),
         )?;
         Ok(IssuedAuthKey {
             key,
@@ -296,47 +354,73 @@ pub fn delete(
     })
 }
 
+/// Replaces where and until when a key works; every node reads the key
+/// again at its next use.
+pub fn restrict(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    limits: &Restrictions,
+    by: Actor,
+) -> Result<MailboxAuthKey> {
+    let words = limits.words().unwrap_or_else(|| "none".to_string());
+    let again = [Event::mailbox_auth_key(id)];
+    let restricting = Change::new(id, "mailbox_auth_key.restricted", by).with_events(&again);
+    let out = restricting.commit(conn, cache, |conn| {
+        let (_, mailbox) = find_with_mailbox(conn, id)?;
+        diesel::update(mailbox_auth_keys::table.find(id))
+            .set((
+                mailbox_auth_keys::allowed_ips
+                    .eq(limits.allowed_ips.as_ref().map(IpAllowList::to_storage)),
+                mailbox_auth_keys::expires_at.eq(limits.expires_at),
+            ))
+            .execute(conn)?;
+        let mut made = Made::new(find(conn, id)?, mailbox.workspace_id);
+        made.detail = Some(format!("restrictions: {words}"));
+        Ok(made)
+    })?;
+    Ok(out)
+}
+
 /// The SMTP side's database path: the key if it is well formed, known, matches
-/// in constant time, is active and its workspace's plan includes API access.
+/// in constant time, is active, its workspace's plan includes API access and
+/// its mailbox's domain may send (`domains::sending_allowed`). Its address
+/// allowlist and expiry come with it, for the caller to check per login.
 /// Whether it belongs to the address the client logged in as is the caller's
 /// check. The pooled connection is held for the read only.
 pub fn lookup(pool: &Pool, presented: &str) -> Result<Option<CachedAuthKey>> {
     let Some(public_id) = MAILBOX_AUTH_KEY.parse(presented) else {
         return Ok(None);
     };
-    type Row = (String, String, Option<i64>, String, String, String, String);
     let mut conn = pool.get()?;
-    let row: Option<Row> = mailbox_auth_keys::table
+    let row: Option<(MailboxAuthKey, Mailbox)> = mailbox_auth_keys::table
         .inner_join(mailboxes::table)
         .filter(mailbox_auth_keys::public_id.eq(public_id))
-        .select((
-            mailbox_auth_keys::id,
-            mailbox_auth_keys::secret_hash,
-            mailbox_auth_keys::disabled_at,
-            mailboxes::id,
-            mailboxes::workspace_id,
-            mailboxes::address,
-            mailboxes::address_lower,
-        ))
+        .select((MailboxAuthKey::as_select(), Mailbox::as_select()))
         .first(&mut conn)
         .optional()?;
-    let Some((id, secret_hash, disabled_at, mailbox_id, workspace_id, address, address_lower)) =
-        row
-    else {
+    let Some((key, mailbox)) = row else {
         return Ok(None);
     };
-    if !crypto::ct_eq(&crypto::sha256_hex(presented), &secret_hash)
-        || disabled_at.is_some()
-        || !crate::accounts::has_api_access(&mut conn, &workspace_id)?
+    if !crypto::ct_eq(&crypto::sha256_hex(presented), &key.secret_hash)
+        || key.disabled_at.is_some()
+        || !crate::accounts::has_api_access(&mut conn, &mailbox.workspace_id)?
+        || !super::domains::sending_allowed(
+            &mut conn,
+            &mailbox.workspace_id,
+            &mailbox.address_lower,
+        )?
     {
         return Ok(None);
     }
     Ok(Some(CachedAuthKey {
-        id,
-        mailbox_id,
-        workspace_id,
-        address,
-        address_lower,
+        id: key.id,
+        mailbox_id: mailbox.id,
+        workspace_id: mailbox.workspace_id,
+        address: mailbox.address,
+        address_lower: mailbox.address_lower,
+        addresses: AddressRule::from_column(key.allowed_ips.as_deref()),
+        expires_at: key.expires_at,
     }))
 }
 

@@ -8,6 +8,9 @@
 //! - A cache miss reads the database off the async thread, holding a pooled
 //!   connection only for that read. A database that cannot answer is
 //!   [`Verdict::Unavailable`] (the SMTP client is told to retry), never a `FAIL`.
+//! - A key with an address allowlist works only from the client address
+//!   Postfix reports (`rip`), and a key with an expiry only until the end of
+//!   its last day; both are checked on every login, cached or not.
 //! - Success is counted (usage count and last use, batched like the API keys').
 //! - Failures are limited per (mailbox address, client address `rip`). The key
 //!   is checked first and only failures are throttled, so a right key is never
@@ -80,7 +83,7 @@ async fn decide<N: Node>(node: Arc<N>, attempt: Attempt) -> Verdict {
         return Verdict::Fail;
     }
     match verify(&node, attempt.password).await {
-        Ok(Some(key)) if key.address_lower == wanted => {
+        Ok(Some(key)) if usable(&key, &wanted, attempt.remote_ip) => {
             node.credentials().usage.auth_key_used(&key.id, db::now());
             count("ok");
             Verdict::Ok { user: key.address }
@@ -105,6 +108,15 @@ async fn decide<N: Node>(node: Arc<N>, attempt: Attempt) -> Verdict {
             Verdict::Unavailable
         }
     }
+}
+
+/// Whether a valid key logs in as `wanted` from `rip` now: the key's own
+/// mailbox, inside its address allowlist, before the end of its last day.
+/// Each failure is the same `FAIL`.
+fn usable(key: &CachedAuthKey, wanted: &str, rip: Option<std::net::IpAddr>) -> bool {
+    key.address_lower == wanted
+        && key.addresses.allows(rip)
+        && key.expires_at.is_none_or(|end| db::now() < end)
 }
 
 /// The key if it is a valid, active mailbox auth key (of whichever mailbox).

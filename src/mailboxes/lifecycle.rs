@@ -94,26 +94,62 @@ pub fn validate_address(raw: &str) -> Result<(String, String)> {
     Ok((address.to_string(), address.to_ascii_lowercase()))
 }
 
+/// A new mailbox: the address must be in a domain the workspace has
+/// verified (`domains`); one taken in another workspace is refused in the
+/// same words as one outside them, so nothing tells what another has.
 pub fn create(conn: &mut DbConn, workspace_id: &str, address: &str, by: Actor) -> Result<Mailbox> {
     let (address, address_lower) = validate_address(address)?;
     db::write_tx(conn, |conn| {
         super::require_api_access(conn, workspace_id)?;
+        super::domains::require_verified(conn, workspace_id, &address, &address_lower)?;
+        if let Some(holder) = holder_of(conn, &address_lower)? {
+            return Err(taken(workspace_id, &holder, &address));
+        }
         let mailbox = Mailbox {
             id: db::new_id(),
             workspace_id: workspace_id.to_string(),
             address: address.clone(),
-            address_lower,
+            address_lower: address_lower.clone(),
             created_at: db::now(),
             created_by: by.id.to_string(),
         };
         db::insert_new(conn, mailboxes::table, &mailbox, |_| {
-            Error::conflict(format!(
-                "the address {address} is already taken by a mailbox"
-            ))
+            super::domains::not_in_verified_domain(&address)
         })?;
         Change::new(&mailbox.id, "mailbox.created", by).record(conn, workspace_id, None)?;
         Ok(mailbox)
     })
+}
+
+/// The workspace of the mailbox at `address_lower`, if there is one.
+fn holder_of(conn: &mut DbConn, address_lower: &str) -> Result<Option<String>> {
+    Ok(mailboxes::table
+        .filter(mailboxes::address_lower.eq(address_lower))
+        .select(mailboxes::workspace_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// An address already taken: said plainly in its own workspace, and as any
+/// address outside its verified domains in another.
+fn taken(workspace_id: &str, holder: &str, address: &str) -> Error {
+    if holder == workspace_id {
+        Error::conflict(format!(
+            "the address {address} is already taken by a mailbox"
+        ))
+    } else {
+        super::domains::not_in_verified_domain(address)
+    }
+}
+
+/// The ids of a workspace's mailboxes in `domain` (a stored domain: lower
+/// case, letters, digits, dots and hyphens, so no LIKE wildcard).
+pub fn ids_in_domain(conn: &mut DbConn, workspace_id: &str, domain: &str) -> Result<Vec<String>> {
+    Ok(mailboxes::table
+        .filter(mailboxes::workspace_id.eq(workspace_id))
+        .filter(mailboxes::address_lower.like(format!("%@{domain}")))
+        .select(mailboxes::id)
+        .load(conn)?)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Mailbox> {
@@ -216,37 +252,47 @@ pub fn delete(
     by: Actor,
     dependents: &dyn Dependents,
 ) -> Result<Mailbox> {
-    let (mailbox, events) = db::write_tx(conn, |conn| {
-        let mailbox = find(conn, id)?;
-        let keys: Vec<String> = mailbox_auth_keys::table
-            .filter(mailbox_auth_keys::mailbox_id.eq(id))
-            .select(mailbox_auth_keys::id)
-            .load(conn)?;
-        diesel::delete(mailbox_auth_keys::table.filter(mailbox_auth_keys::mailbox_id.eq(id)))
-            .execute(conn)?;
-        for key in &keys {
-            Change::new(key, "mailbox_auth_key.deleted", by).record(
-                conn,
-                &mailbox.workspace_id,
-                None,
-            )?;
-        }
-        let mut events = dependents.end_with(conn, id, by)?;
-        let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
-        if n == 0 {
-            return Err(Error::not_found(format!("no mailbox with id {id:?}")));
-        }
-        let deleted = Change::new(id, "mailbox.deleted", by).ending(Event::mailbox);
-        events.extend(deleted.record(conn, &mailbox.workspace_id, None)?);
-        Ok((mailbox, events))
-    })?;
+    let (mailbox, events) = db::write_tx(conn, |conn| delete_in_tx(conn, id, by, dependents))?;
     cache.apply(&events);
+    Ok(mailbox)
+}
+
+/// [`delete`] inside the caller's transaction (a domain's removal deletes
+/// its mailboxes so); returns the revocation events, to apply to the cache
+/// once committed.
+pub fn delete_in_tx(
+    conn: &mut DbConn,
+    id: &str,
+    by: Actor,
+    dependents: &dyn Dependents,
+) -> Result<(Mailbox, Vec<Event>)> {
+    let mailbox = find(conn, id)?;
+    let keys: Vec<String> = mailbox_auth_keys::table
+        .filter(mailbox_auth_keys::mailbox_id.eq(id))
+        .select(mailbox_auth_keys::id)
+        .load(conn)?;
+    diesel::delete(mailbox_auth_keys::table.filter(mailbox_auth_keys::mailbox_id.eq(id)))
+        .execute(conn)?;
+    for key in &keys {
+        Change::new(key, "mailbox_auth_key.deleted", by).record(
+            conn,
+            &mailbox.workspace_id,
+            None,
+        )?;
+    }
+    let mut events = dependents.end_with(conn, id, by)?;
+    let n = diesel::delete(mailboxes::table.find(id)).execute(conn)?;
+    if n == 0 {
+        return Err(Error::not_found(format!("no mailbox with id {id:?}")));
+    }
+    let deleted = Change::new(id, "mailbox.deleted", by).ending(Event::mailbox);
+    events.extend(deleted.record(conn, &mailbox.workspace_id, None)?);
     let m = &crate::metrics::METRICS.revocations;
     m.with_label_values(&["mailbox"]).inc();
     // Every event but the mailbox's own is an API key restricted to it.
     let api_keys = events.len().saturating_sub(1) as u64;
     m.with_label_values(&["api_key"]).inc_by(api_keys);
-    Ok(mailbox)
+    Ok((mailbox, events))
 }
 
 /// The addresses of the mailboxes among `ids`, for the security log.

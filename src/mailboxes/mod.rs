@@ -1,6 +1,8 @@
 //! Mailboxes: sending identities of a workspace, and the credentials outside
 //! sending tools present for them over SMTP.
 //!
+//! - `domains`: sending domains a workspace has shown it controls (a TXT
+//!   record), the only domains its mailboxes may be in;
 //! - `lifecycle`: mailboxes (an address unique across the server, compared
 //!   without case, in exactly one workspace): create, find, list, delete;
 //! - `auth_keys`: mailbox auth keys (`kgm_…`, the API key's format with its own
@@ -17,6 +19,7 @@
 
 pub mod auth_keys;
 pub mod authenticator;
+pub mod domains;
 pub mod leaks;
 pub mod lifecycle;
 

@@ -19,10 +19,46 @@ const PROBE_BUDGET: Duration = Duration::from_millis(500);
 static FAILING_SINCE_BUCKET: AtomicU64 = AtomicU64::new(u64::MAX);
 
 pub fn spawn(svc: Arc<Services>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    spawn_domain_checks(svc.clone(), stop.clone());
     std::thread::Builder::new()
         .name("keygate-maintenance".into())
         .spawn(move || run(&svc, &stop))
         .expect("spawn maintenance thread")
+}
+
+/// The re-verification of sending domains, on a thread of its own: a DNS
+/// lookup may wait seconds for an answer, which must not hold up the
+/// revocation feed. Every node runs it; each due domain is claimed by one
+/// (`mailboxes::domains::recheck_due`), so it is idempotent.
+fn spawn_domain_checks(svc: Arc<Services>, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("keygate-domains".into())
+        .spawn(move || {
+            let dns = crate::mailboxes::domains::dns::Dns::from_config(&svc.config);
+            let schedule = crate::mailboxes::domains::Schedule::from_config(&svc.config);
+            let connect = || svc.pool.get().map_err(crate::error::Error::from);
+            // How often it looks for due domains: a minute, or less when
+            // the schedule is shorter (tests).
+            let every = Duration::from_secs(schedule.retry_secs().clamp(1, 60) as u64);
+            let mut last = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                // Short sleeps, so that a stopping node is not held up.
+                std::thread::sleep(Duration::from_millis(200));
+                if last.elapsed() < every {
+                    continue;
+                }
+                last = Instant::now();
+                let cache = &svc.credentials.cache;
+                if let Err(e) =
+                    crate::mailboxes::domains::recheck_due(&connect, cache, &dns, schedule)
+                {
+                    log::warn!("checking sending domains failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the sending-domain checks: {e}");
+    }
 }
 
 fn run(svc: &Services, stop: &AtomicBool) {

@@ -25,6 +25,7 @@ impl NameSource for AreaNames {
             Named::Client => crate::oauth::clients::names_of(conn, ids),
             Named::Mailbox => crate::mailboxes::lifecycle::addresses_of(conn, ids),
             Named::MailboxAuthKey => crate::mailboxes::auth_keys::names_of(conn, ids),
+            Named::Domain => crate::mailboxes::domains::names_of(conn, ids),
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum V1Error {
     InvalidBody,
     PayloadTooLarge,
     AddressTaken(String),
+    /// A sending domain not verified, or an address outside the workspace's
+    /// verified domains (or taken in another workspace: the same words).
+    DomainNotVerified(String),
     ResourceAlreadyExists(String),
     ResourceMissing(String),
     NotFound(&'static str),
@@ -58,6 +61,7 @@ impl V1Error {
             V1Error::InvalidBody => "invalid_body",
             V1Error::PayloadTooLarge => "payload_too_large",
             V1Error::AddressTaken(_) => "address_taken",
+            V1Error::DomainNotVerified(_) => "domain_not_verified",
             V1Error::ResourceAlreadyExists(_) => "resource_already_exists",
             V1Error::ResourceMissing(_) => "resource_missing",
             V1Error::NotFound(_) => "not_found",
@@ -92,6 +96,7 @@ impl V1Error {
             | V1Error::ParameterInvalid(m)
             | V1Error::ParameterMissing(m)
             | V1Error::AddressTaken(m)
+            | V1Error::DomainNotVerified(m)
             | V1Error::ResourceAlreadyExists(m)
             | V1Error::ResourceMissing(m) => Cow::Borrowed(m),
         }
@@ -113,6 +118,7 @@ impl From<crate::error::Error> for V1Error {
             Error::Conflict(m) => V1Error::ResourceAlreadyExists(m),
             Error::Invalid(m) => V1Error::ParameterInvalid(m),
             Error::NotFound(m) => V1Error::ResourceMissing(m),
+            Error::NotVerified(m) => V1Error::DomainNotVerified(format!("{m}.")),
             e if e.is_unavailable() => V1Error::ServiceUnavailable,
             e => {
                 log::error!("internal error on /v1: {e}");

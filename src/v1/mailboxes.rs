@@ -28,6 +28,7 @@ fn mailbox_error(e: Error) -> V1Error {
         Error::NotFound(_) => V1Error::NotFound("No such mailbox."),
         Error::Invalid(m) => V1Error::ParameterInvalid(format!("{m}.")),
         Error::Conflict(m) => V1Error::AddressTaken(format!("{m}.")),
+        Error::NotVerified(m) => V1Error::DomainNotVerified(format!("{m}.")),
         Error::Forbidden(m) => V1Error::PlanUpgradeRequired(format!("{m}.")),
         e => e.into(),
     }
@@ -126,6 +127,8 @@ mod tests {
     async fn a_restricted_key_sees_only_its_mailbox() {
         let n = node();
         let mut conn = n.pool.get().unwrap();
+        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER)
+            .unwrap();
         let ours = lifecycle::create(&mut conn, &n.workspace, "sales@example.com", OWNER).unwrap();
         let other = lifecycle::create(&mut conn, &n.workspace, "ops@example.com", OWNER).unwrap();
         drop(conn);
@@ -168,11 +171,17 @@ mod tests {
     #[tokio::test]
     async fn mailbox_rules_answer_in_the_contracts_codes() {
         let n = node();
+        let mut conn = n.pool.get().unwrap();
+        crate::mailboxes::domains::add(&mut conn, &n.workspace, "example.com", true, OWNER)
+            .unwrap();
+        drop(conn);
         let (_, secret) = n.key(Access::ReadWrite, None);
         let p = check(&n, Presented::Bearer(&secret), None, None, "any")
             .await
             .unwrap();
         let from = || "192.0.2.1".to_string();
+        let outside = create(&n, &p, "a@elsewhere.example".into(), from()).await;
+        assert_eq!(outside.unwrap_err().code(), "domain_not_verified");
         let made = create(&n, &p, "Sales@Example.com".into(), from())
             .await
             .unwrap();

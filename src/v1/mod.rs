@@ -12,6 +12,7 @@
 //! and maps the result.
 
 pub mod check;
+pub mod domains;
 pub mod error;
 pub mod mailboxes;
 pub mod resources;
@@ -35,6 +36,10 @@ pub trait Node: Send + Sync + 'static {
     fn credentials(&self) -> &Credentials;
     /// Failed bearer checks per client address; `None` when abuse limits are off.
     fn bearer_failures(&self) -> Option<&dyn FailureLimit>;
+    /// Where sending domains are looked up.
+    fn dns(&self) -> crate::mailboxes::domains::dns::Dns {
+        crate::mailboxes::domains::dns::Dns::default()
+    }
 }
 
 /// Runs `f` with a pooled connection off the async thread, so that only a

@@ -40,3 +40,15 @@ pub struct MailboxBody {
     pub address: String,
     pub created_at: String,
 }
+
+/// A sending domain: `{"id", "domain", "status", "txt_name", "txt_value",
+/// "verified_at"}`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct DomainBody {
+    pub id: String,
+    pub domain: String,
+    pub status: String,
+    pub txt_name: String,
+    pub txt_value: String,
+    pub verified_at: Option<String>,
+}

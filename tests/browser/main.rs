@@ -463,6 +463,16 @@ fn browser_pages_are_accessible_at_every_size() {
             let key_id = key["id"].as_str().expect("key id").to_string();
             let (_, member_email) = fx.add_user("member");
             let ws = fx.workspace_id.clone();
+            fx.db().verified_domain(&ws, "example.com");
+            // A pending domain too: its record, copy buttons and Verify.
+            fx.db().json(&[
+                "domain",
+                "add",
+                "--workspace",
+                &ws,
+                "--domain",
+                "news.example.com",
+            ]);
             let mailbox = fx.db().json(&[
                 "mailbox",
                 "create",
@@ -716,6 +726,7 @@ fn browser_api_keys_by_keyboard_only() {
 #[test]
 fn browser_mailboxes_tab() {
     browser_test("browser_mailboxes_tab", |fx, b| async move {
+        fx.db().verified_domain(&fx.workspace_id, "example.com");
         let address = "sales@example.com";
         let name = "Outreach Primary";
         b.goto(&format!("{}/settings/mailboxes", fx.server.base))
@@ -926,6 +937,7 @@ fn browser_long_names_wrap_and_phone_cells_line_up() {
                 fx.db()
                     .create_api_key(&ws, &format!("worker-{i}"), "read_write");
             }
+            fx.db().verified_domain(&ws, "example.com");
             let mailbox = fx.db().json(&[
                 "mailbox",
                 "create",

@@ -13,6 +13,7 @@ mod cimd_flow;
 mod cimd_limits;
 mod cli;
 mod developer_apps;
+mod domains;
 mod faults;
 mod https_server;
 mod login_limits;

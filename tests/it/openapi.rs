@@ -179,6 +179,7 @@ fn responses_match_the_openapi_document(b: Backend) {
         ),
     );
 
+    f.db().verified_domain(&f.workspace_id, "example.com");
     let created = http.bearer_post_json("/v1/mailboxes", &rw, r#"{"address":"doc@example.com"}"#);
     conforms(&doc, "/v1/mailboxes", "post", &created);
     for (key, body) in [

@@ -743,6 +743,7 @@ fn sasl_idle_connections_cannot_lock_postfix_out(b: crate::support::Backend) {
         ],
     ));
     let db = f.db();
+    db.verified_domain(&f.workspace_id, "example.test");
     let address = "idle@example.test";
     let mailbox = db.json(&[
         "mailbox",

@@ -70,7 +70,7 @@ impl Stop {
         Stop::Answer(Page::Refused(status, msg.into()))
     }
 
-    fn settle(self) -> Result<Page, Error> {
+    pub(super) fn settle(self) -> Result<Page, Error> {
         match self {
             Stop::Answer(page) => Ok(page),
             Stop::Failed(e) => Err(e),

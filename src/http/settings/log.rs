@@ -173,6 +173,11 @@ fn action_words(action: &str) -> &'static str {
         "app.revoked_person_disabled" => "App revoked: the person who approved it was disabled",
         "app.revoked_person_deleted" => "App revoked: the person who approved it was deleted",
         "app.revoked_workspace_deleted" => "App revoked: the workspace was deleted",
+        "mailbox_auth_key.restricted" => "Mailbox auth key restrictions changed",
+        "domain.added" => "Sending domain added",
+        "domain.verified" => "Sending domain verified",
+        "domain.failed" => "Sending domain failed: its TXT record is missing",
+        "domain.removed" => "Sending domain removed",
         _ => "Other",
     }
 }

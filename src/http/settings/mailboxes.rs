@@ -1,8 +1,9 @@
 //! The Mailboxes page: a workspace's mailboxes, and per mailbox its auth keys
 //! (create, disable, enable, rotate, delete) and the SMTP connection details.
 
+use super::domains::DomainLine;
 use super::*;
-use crate::mailboxes::auth_keys::{self, AuthKeyRow};
+use crate::mailboxes::auth_keys::{self, AuthKeyRow, Restrictions};
 use crate::mailboxes::{lifecycle, IssuedAuthKey, Mailbox, MailboxRow};
 
 struct MailboxLine {
@@ -24,6 +25,10 @@ struct AuthKeyLine {
     chart: String,
     last_used: String,
     status: &'static str,
+    /// The allowlist as typed back into its field (`,`-separated), or empty.
+    allowed_ips: String,
+    /// The last day (YYYY-MM-DD), or empty for never.
+    expires: String,
 }
 
 struct Selected {
@@ -44,6 +49,8 @@ struct MailboxesTemplate<'a> {
     error: Option<&'a str>,
     form_address: &'a str,
     form_key_name: &'a str,
+    domains: Vec<DomainLine>,
+    form_domain: &'a str,
 }
 
 framed!(MailboxesTemplate);
@@ -84,7 +91,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn notice_text(code: Option<&str>) -> Option<&'static str> {
-    match code? {
+    let code = code?;
+    if let Some(text) = super::domains::notice_text(code) {
+        return Some(text);
+    }
+    match code {
         "mailbox_created" => {
             Some("Mailbox created. Create an auth key for each tool that sends as it.")
         }
@@ -96,6 +107,9 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "auth_key_disabled" => Some("Auth key disabled. It can no longer be used until enabled."),
         "auth_key_enabled" => Some("Auth key enabled. It works again."),
         "auth_key_deleted" => Some("Auth key deleted."),
+        "auth_key_restricted" => {
+            Some("Auth key restrictions saved. They apply from its next login.")
+        }
         _ => None,
     }
 }
@@ -103,6 +117,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
 /// What the page shows: the workspace's mailboxes, and the one selected with
 /// its keys and their usage.
 struct View {
+    domains: Vec<crate::mailboxes::domains::SendingDomain>,
     mailboxes: Vec<MailboxRow>,
     selected: Option<(Mailbox, Vec<AuthKeyRow>)>,
     usage: Vec<(String, i64, i64)>,
@@ -111,6 +126,11 @@ struct View {
 /// The mailboxes of `ctx`'s workspace for owners and admins (members see
 /// none), with `mailbox` selected when it is one of them.
 fn load_view(conn: &mut DbConn, ctx: &Context, mailbox: Option<&str>) -> Result<View, Error> {
+    let domains = if ctx.role.can_manage() {
+        crate::mailboxes::domains::list(conn, &ctx.current.id)?
+    } else {
+        Vec::new()
+    };
     let (mailboxes, selected) = if ctx.role.can_manage() {
         let rows = lifecycle::list(conn, &ctx.current.id)?;
         let chosen = rows
@@ -131,6 +151,7 @@ fn load_view(conn: &mut DbConn, ctx: &Context, mailbox: Option<&str>) -> Result<
         .collect();
     let usage = load_usage(conn, crate::credentials::usage::MAILBOX_AUTH_KEY, ids)?;
     Ok(View {
+        domains,
         mailboxes,
         selected,
         usage,
@@ -143,6 +164,32 @@ struct Form<'a> {
     error: Option<&'a str>,
     address: &'a str,
     key_name: &'a str,
+    domain: &'a str,
+}
+
+/// What the Domains section's refused form left to show again.
+#[derive(Default)]
+pub(super) struct DomainForm<'a> {
+    pub(super) typed: &'a str,
+}
+
+/// The page with a refusal of the Domains section (bad input, a domain not
+/// verified with what DNS answered) and what was typed.
+pub(super) fn render_refused(
+    svc: &Services,
+    conn: &mut DbConn,
+    ctx: &Context,
+    e: Error,
+    typed: DomainForm,
+) -> Result<Page, Stop> {
+    let error = refusal_words(e)?;
+    let view = load_view(conn, ctx, None)?;
+    let form = Form {
+        error: Some(&error),
+        domain: typed.typed,
+        ..Form::default()
+    };
+    Ok(render(svc, ctx, &view, None, form))
 }
 
 /// The page for `ctx`, with a notice, or a refused form.
@@ -175,6 +222,8 @@ fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form
         error: form.error,
         form_address: form.address,
         form_key_name: form.key_name,
+        domains: view.domains.iter().map(DomainLine::of).collect(),
+        form_domain: form.domain,
     };
     Page::render(form_status(ctx.role, form.error.is_some()), &page)
 }
@@ -190,7 +239,24 @@ fn key_line(view: &View, r: &AuthKeyRow) -> AuthKeyLine {
         chart: chart(&view.usage, &r.key.id),
         last_used: day(r.key.last_used_at, "never"),
         status: r.key.status().as_str(),
+        allowed_ips: r.key.allowed_ips.clone().unwrap_or_default(),
+        expires: match r.key.expires_at {
+            Some(_) => last_day(r.key.expires_at),
+            None => String::new(),
+        },
     }
+}
+
+/// The restrictions typed into a key's form: the allowlist (one field,
+/// comma-separated; empty: anywhere) and the last day (empty: never).
+fn typed_restrictions(form: &Params) -> Result<Restrictions, Error> {
+    let ips = field(form, "allowed_ips");
+    let list: Vec<&str> = if ips.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![ips.as_str()]
+    };
+    Restrictions::parse(&list, Some(&field(form, "expires")))
 }
 
 async fn mailboxes_page(svc: Svc, req: HttpRequest) -> HttpResponse {
@@ -328,7 +394,10 @@ async fn create_auth_key(svc: Svc, path: web::Path<String>, post: FormPost) -> H
     on_post(svc, post, move |svc, conn, post| {
         let (ctx, m) = managed_mailbox(conn, post, &path)?;
         let name = field(&post.form, "name");
-        match auth_keys::create(conn, &m.id, &name, by(&ctx, post)) {
+        let created = typed_restrictions(&post.form).and_then(|limits| {
+            auth_keys::create_restricted(conn, &m.id, &name, &limits, by(&ctx, post))
+        });
+        match created {
             Ok(issued) => Ok(show_secret(svc, &issued, "auth_key_created")),
             Err(e) => refused_on_page(svc, conn, post, &ctx, Some(&m.id), e, &name),
         }
@@ -380,6 +449,10 @@ fn apply_key_action(
         "rotate" => {
             let issued = auth_keys::rotate(conn, cache, id, by)?;
             return Ok(show_secret(svc, &issued, "auth_key_rotated"));
+        }
+        "restrict" => {
+            let limits = typed_restrictions(&post.form)?;
+            auth_keys::restrict(conn, cache, id, &limits, by).map(|_| "auth_key_restricted")?
         }
         "delete" if field(&post.form, "confirm_name").trim() == key.name => {
             auth_keys::delete(conn, cache, id, by).map(|_| "auth_key_deleted")?

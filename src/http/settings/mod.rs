@@ -18,6 +18,7 @@ use askama::Template;
 
 mod apps;
 mod developer_apps;
+mod domains;
 mod form;
 mod key_page;
 mod keys;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     keys::routes(cfg);
     key_page::routes(cfg);
     mailboxes::routes(cfg);
+    domains::routes(cfg);
     apps::routes(cfg);
     log::routes(cfg);
     team::routes(cfg);

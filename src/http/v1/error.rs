@@ -63,7 +63,8 @@ pub fn status_of(e: &V1Error) -> StatusCode {
         | V1Error::InvalidContentType
         | V1Error::InvalidJson(_)
         | V1Error::InvalidBody
-        | V1Error::AddressTaken(_) => StatusCode::BAD_REQUEST,
+        | V1Error::AddressTaken(_)
+        | V1Error::DomainNotVerified(_) => StatusCode::BAD_REQUEST,
     }
 }
 

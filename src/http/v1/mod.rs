@@ -54,6 +54,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(delete_mailbox))
                     .default_service(web::to(|| async { not_allowed("GET, DELETE") })),
             )
+            .service(
+                web::resource("/domains")
+                    .route(web::get().to(list_domains))
+                    .route(web::post().to(create_domain))
+                    .default_service(web::to(|| async { not_allowed("GET, POST") })),
+            )
+            .service(
+                web::resource("/domains/{id}/verify")
+                    .route(web::post().to(verify_domain))
+                    .default_service(web::to(|| async { not_allowed("POST") })),
+            )
             .default_service(web::to(not_found)),
     );
 }
@@ -68,6 +79,9 @@ impl area::Node for Services {
     }
     fn bearer_failures(&self) -> Option<&dyn FailureLimit> {
         self.limits.as_ref().map(|l| &l.bearer_address as _)
+    }
+    fn dns(&self) -> crate::mailboxes::domains::dns::Dns {
+        crate::mailboxes::domains::dns::Dns::from_config(&self.config)
     }
 }
 
@@ -164,6 +178,36 @@ async fn delete_mailbox(
     let from = client_address(&svc, &req);
     area::mailboxes::delete(&svc, &caller.principal, path.into_inner(), from).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_domains(svc: Svc, caller: Caller<MailboxesRead>, req: HttpRequest) -> Answer {
+    let query = body::list_query(&req)?;
+    let page = area::domains::list(&svc, &caller.principal, query).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn create_domain(
+    svc: Svc,
+    caller: Caller<MailboxesWrite>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Answer {
+    let domain = body::field(&req, payload, "domain").await?;
+    let from = client_address(&svc, &req);
+    let made = area::domains::create(&svc, &caller.principal, domain, from).await?;
+    Ok(HttpResponse::Created().json(made))
+}
+
+async fn verify_domain(
+    svc: Svc,
+    caller: Caller<MailboxesWrite>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Answer {
+    let from = client_address(&svc, &req);
+    let id = path.into_inner();
+    let verified = area::domains::verify(&svc, &caller.principal, id, from).await?;
+    Ok(HttpResponse::Ok().json(verified))
 }
 
 async fn not_found() -> HttpResponse {

@@ -328,6 +328,7 @@ fn a_reported_mailbox_auth_key_stops_for_good(b: Backend) {
     let reporter = Reporter::new();
     let f = Fixture::with_server(Server::start_with(TestDb::new(b), &[reporter.env()]));
     let ws = &f.workspace_id;
+    f.db().verified_domain(ws, "example.com");
     let mailbox = f.db().json(&[
         "mailbox",
         "create",

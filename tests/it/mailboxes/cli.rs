@@ -7,6 +7,7 @@ use super::*;
 
 fn mailbox_cli_lifecycle(b: Backend) {
     let f = Fixture::new(b);
+    f.db().verified_domain(&f.workspace_id, "example.com");
     let db = f.db();
     let ws = &f.workspace_id;
 
@@ -59,6 +60,8 @@ fn mailbox_cli_lifecycle(b: Backend) {
     assert_eq!(
         members(&listed),
         sorted(&[
+            "allowed_ips",
+            "expires_at",
             "id",
             "mailbox_id",
             "name",
@@ -136,6 +139,7 @@ fn mailbox_cli_refusals_change_nothing(b: Backend) {
         &db.json(&["workspace", "create", "--name", "Free", "--plan", "free"]),
         "id",
     );
+    db.verified_domain(&ws, "example.com");
     let mb = create_mailbox(db, &ws, "ops@example.com");
     let (kid, _) = create_auth_key(db, &mb, "CRM");
     db.json(&["authkey", "disable", &kid]);
@@ -200,7 +204,7 @@ fn mailbox_cli_refusals_change_nothing(b: Backend) {
                 "--address",
                 "ops@example.com",
             ],
-            "already taken",
+            "not in a domain this workspace has verified",
         ),
         (
             vec![

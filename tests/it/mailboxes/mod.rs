@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod cli;
 mod settings;
-mod smtp;
+pub(crate) mod smtp;
 mod v1;
 
 /// The member names of a JSON object, sorted.

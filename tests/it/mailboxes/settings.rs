@@ -15,6 +15,7 @@ fn mailbox_of(location: &str) -> String {
 
 fn settings_mailboxes_tab(b: Backend) {
     let f = Fixture::new(b);
+    f.db().verified_domain(&f.workspace_id, "example.com");
     let db = f.db();
     let ws = f.workspace_id.clone();
     let mut owner = f.owner();

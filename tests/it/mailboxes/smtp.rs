@@ -10,6 +10,7 @@ fn fixture_with_sasl(b: Backend, extra: &[(&str, &str)]) -> (Fixture, u16) {
     let mut env = vec![("KEYGATE_SASL_BIND", bind.as_str())];
     env.extend_from_slice(extra);
     let f = Fixture::with_server(Server::start_with(TestDb::new(b), &env));
+    f.db().verified_domain(&f.workspace_id, "example.test");
     (f, port)
 }
 
@@ -19,7 +20,7 @@ fn sasl_addr(port: u16) -> SocketAddr {
 
 /// One `AUTH PLAIN` straight to the SASL listener, as Postfix would send it, with
 /// the client address `rip`. Returns the answer line and how long it took.
-fn sasl_auth(port: u16, rip: &str, user: &str, key: &str) -> (String, Duration) {
+pub(crate) fn sasl_auth(port: u16, rip: &str, user: &str, key: &str) -> (String, Duration) {
     let s = TcpStream::connect(sasl_addr(port)).expect("connect to the SASL listener");
     s.set_read_timeout(Some(Duration::from_secs(15))).ok();
     let mut reader = BufReader::new(s.try_clone().expect("clone"));

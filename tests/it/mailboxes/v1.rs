@@ -6,6 +6,7 @@ use super::*;
 
 fn v1_mailboxes(b: Backend) {
     let f = Fixture::new(b);
+    f.db().verified_domain(&f.workspace_id, "example.com");
     let db = f.db();
     let mut http = f.server.client();
     let rw = f.api_key("read_write");
@@ -61,7 +62,8 @@ fn v1_mailboxes(b: Backend) {
 
     // Another workspace's mailbox is as unknown as a made-up id.
     let other_ws = s(&db.json(&["workspace", "create", "--name", "Other"]), "id");
-    let theirs = create_mailbox(db, &other_ws, "theirs@example.com");
+    db.verified_domain(&other_ws, "other.example");
+    let theirs = create_mailbox(db, &other_ws, "theirs@other.example");
     let unknown = uuid::Uuid::now_v7().to_string();
     for path in [
         format!("/v1/mailboxes/{theirs}"),
@@ -125,6 +127,7 @@ fn v1_mailbox_restricted_keys(b: Backend) {
     let f = Fixture::new(b);
     let db = f.db();
     let ws = &f.workspace_id;
+    db.verified_domain(ws, "example.com");
     let mut http = f.server.client();
     let mine = create_mailbox(db, ws, "mine@example.com");
     let sibling = create_mailbox(db, ws, "sibling@example.com");

@@ -34,8 +34,19 @@ impl TestDb {
     }
 
     pub fn cli_stdin(&self, args: &[&str], stdin: Option<&str>) -> CliOut {
+        self.cli_full(args, stdin, &[])
+    }
+
+    /// Runs `keygate` against this database with more environment (e.g.
+    /// `KEYGATE_DNS_SERVER`).
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> CliOut {
+        self.cli_full(args, None, env)
+    }
+
+    fn cli_full(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> CliOut {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .env_remove("DATABASE_URL")
             .env("KEYGATE_DATABASE_URL", &self.url)
@@ -147,6 +158,22 @@ impl TestDb {
         ];
         args.extend_from_slice(extra);
         self.json(&args)
+    }
+
+    /// `domain add --workspace WS --domain DOMAIN --verified`: a sending
+    /// domain verified on the operator's word, so that the workspace may
+    /// create mailboxes in it (tests of the DNS check itself use
+    /// `support::dns`).
+    pub fn verified_domain(&self, workspace: &str, domain: &str) -> Value {
+        self.json(&[
+            "domain",
+            "add",
+            "--workspace",
+            workspace,
+            "--domain",
+            domain,
+            "--verified",
+        ])
     }
 
     /// `client create --name NAME --redirect-uri URI`: a confidential client

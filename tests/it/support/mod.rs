@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod cli;
 pub mod db;
+pub mod dns;
 pub mod fixture;
 pub mod http;
 pub mod oidc;
