@@ -37,8 +37,8 @@ pub mod metrics;
 pub mod node;
 pub mod oauth;
 pub mod outbound;
-pub mod signin;
 pub mod resources;
+pub mod signin;
 pub mod smtp;
 #[cfg(test)]
 pub mod testkit;

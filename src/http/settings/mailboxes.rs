@@ -19,13 +19,10 @@ struct AuthKeyLine {
     id: String,
     name: String,
     prefix: String,
-    creator: String,
-    created: String,
-    usage_count: i64,
-    chart: String,
+    /// When last used, as a `<time>` element (see `view::When`).
     last_used: String,
     status: &'static str,
-    /// The allowlist as typed back into its field (`,`-separated), or empty.
+    /// The allowlist (`,`-separated), or empty.
     allowed_ips: String,
     /// The last day (YYYY-MM-DD), or empty for never.
     expires: String,
@@ -115,12 +112,11 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
 }
 
 /// What the page shows: the workspace's mailboxes, and the one selected with
-/// its keys and their usage.
+/// its keys (their usage is on each key's page).
 struct View {
     domains: Vec<crate::mailboxes::domains::SendingDomain>,
     mailboxes: Vec<MailboxRow>,
     selected: Option<(Mailbox, Vec<AuthKeyRow>)>,
-    usage: Vec<(String, i64, i64)>,
 }
 
 /// The mailboxes of `ctx`'s workspace for owners and admins (members see
@@ -145,16 +141,10 @@ fn load_view(conn: &mut DbConn, ctx: &Context, mailbox: Option<&str>) -> Result<
     } else {
         (Vec::new(), None)
     };
-    let ids = selected
-        .iter()
-        .flat_map(|(_, keys)| keys.iter().map(|k| k.key.id.clone()))
-        .collect();
-    let usage = load_usage(conn, crate::credentials::usage::MAILBOX_AUTH_KEY, ids)?;
     Ok(View {
         domains,
         mailboxes,
         selected,
-        usage,
     })
 }
 
@@ -202,7 +192,7 @@ fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form
             id: r.mailbox.id.clone(),
             address: r.mailbox.address.clone(),
             creator: r.creator.clone(),
-            created: day(Some(r.mailbox.created_at), ""),
+            created: when_html(Some(r.mailbox.created_at), ""),
             active_keys: r.active_keys,
             selected: Some(r.mailbox.id.as_str()) == selected_id,
         })
@@ -210,7 +200,7 @@ fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form
     let selected = view.selected.as_ref().map(|(m, keys)| Selected {
         id: m.id.clone(),
         address: m.address.clone(),
-        keys: keys.iter().map(|r| key_line(view, r)).collect(),
+        keys: keys.iter().map(|r| key_line(r)).collect(),
     });
     let page = MailboxesTemplate {
         frame: Frame::of(ctx, "mailboxes"),
@@ -228,16 +218,12 @@ fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form
     Page::render(form_status(ctx.role, form.error.is_some()), &page)
 }
 
-fn key_line(view: &View, r: &AuthKeyRow) -> AuthKeyLine {
+fn key_line(r: &AuthKeyRow) -> AuthKeyLine {
     AuthKeyLine {
         id: r.key.id.clone(),
         name: r.key.name.clone(),
         prefix: r.key.prefix(),
-        creator: r.creator.clone(),
-        created: day(Some(r.key.created_at), ""),
-        usage_count: r.key.usage_count,
-        chart: chart(&view.usage, &r.key.id),
-        last_used: day(r.key.last_used_at, "never"),
+        last_used: when_html(r.key.last_used_at, "never"),
         status: r.key.status().as_str(),
         allowed_ips: r.key.allowed_ips.clone().unwrap_or_default(),
         expires: match r.key.expires_at {

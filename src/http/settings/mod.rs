@@ -17,6 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 mod apps;
+mod auth_key_page;
 mod developer_apps;
 mod domains;
 mod form;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings/api-access", web::get().to(api_access_alias));
     keys::routes(cfg);
     key_page::routes(cfg);
+    auth_key_page::routes(cfg);
     mailboxes::routes(cfg);
     domains::routes(cfg);
     apps::routes(cfg);

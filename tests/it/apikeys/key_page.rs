@@ -52,7 +52,7 @@ fn page_shows_the_key_and_edits_it_without_rotating(b: Backend) {
         "Any address",
         "Never expires",
         "keygate CLI",
-        "1 in all, 1 in the last 30 days",
+        "id=\"usage-total\">1</span> in all, 1 in the last 30 days",
         "<time datetime=",
         "from <code>127.0.0.1</code>",
         "API key generated",

@@ -84,8 +84,9 @@ fn usage_counts_and_last_used(b: Backend) {
     let page = f.owner().get(&format!("/settings/api-keys/{busy_id}"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
-        page.body
-            .contains(&format!("{n} in all, {n} in the last 30 days")),
+        page.body.contains(&format!(
+            "id=\"usage-total\">{n}</span> in all, {n} in the last 30 days"
+        )),
         "{}",
         page.body
     );

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+mod auth_key_page;
 mod cli;
 mod settings;
 pub(crate) mod smtp;
