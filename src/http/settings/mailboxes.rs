@@ -200,7 +200,7 @@ fn render(svc: &Services, ctx: &Context, view: &View, notice: Option<&str>, form
     let selected = view.selected.as_ref().map(|(m, keys)| Selected {
         id: m.id.clone(),
         address: m.address.clone(),
-        keys: keys.iter().map(|r| key_line(r)).collect(),
+        keys: keys.iter().map(key_line).collect(),
     });
     let page = MailboxesTemplate {
         frame: Frame::of(ctx, "mailboxes"),
