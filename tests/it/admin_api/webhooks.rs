@@ -321,10 +321,13 @@ fn apps_and_mailbox_auth_keys_send_their_events(b: Backend) {
         json!([
             "authorization.created",
             "authorization.revoked",
-            "mailbox_auth_key.created"
+            "mailbox_auth_key.created",
+            "domain.verified"
         ]),
     );
     f.tokens("workspace:read");
+    // A domain the operator verifies: domain.verified, by the CLI.
+    let domain = f.db().verified_domain(&f.workspace_id, "example.com");
     let app = s(&f.apps()[0], "id");
     f.db().json(&["apps", "revoke", &app]);
     let mailbox = f.db().json(&[
@@ -343,7 +346,7 @@ fn apps_and_mailbox_auth_keys_send_their_events(b: Backend) {
         "--name",
         "CRM",
     ]);
-    let got = wait_for(&receiver, 3, 10);
+    let got = wait_for(&receiver, 4, 10);
     let bodies: Vec<Value> = got.iter().map(|r| verified(&secret, r)).collect();
     let of = |t: &str| {
         bodies
@@ -364,6 +367,13 @@ fn apps_and_mailbox_auth_keys_send_their_events(b: Backend) {
         of("mailbox_auth_key.created")["data"]["mailbox_auth_key"]["name"],
         "CRM (sales@example.com)"
     );
+    let verified_event = of("domain.verified");
+    assert_eq!(verified_event["workspace_id"], f.workspace_id.as_str());
+    assert_eq!(
+        verified_event["data"]["domain"],
+        json!({"id": domain["id"], "name": "example.com"})
+    );
+    assert_eq!(verified_event["data"]["actor"]["kind"], "cli");
     for r in &got {
         let raw = String::from_utf8_lossy(&r.body);
         assert!(!raw.contains("kgm_") && !raw.contains("eyJ"), "{raw}");
