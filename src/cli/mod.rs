@@ -3,6 +3,7 @@
 
 mod apikey;
 mod issuer;
+mod machine;
 mod mailbox;
 mod ops;
 mod output;

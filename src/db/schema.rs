@@ -108,6 +108,7 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        jkt -> Nullable<Text>,
     }
 }
 
@@ -271,3 +272,24 @@ diesel::allow_tables_to_appear_in_same_query!(mailboxes, users);
 diesel::allow_tables_to_appear_in_same_query!(mailboxes, api_keys);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, users);
+
+diesel::table! {
+    used_jtis (key) {
+        key -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    trusted_issuers (id) {
+        id -> Text,
+        workspace_id -> Text,
+        issuer -> Text,
+        jwks_uri -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(trusted_issuers -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(trusted_issuers, workspaces);
+diesel::allow_tables_to_appear_in_same_query!(trusted_issuers, memberships);

@@ -26,6 +26,9 @@ pub enum ClientKind {
     Dynamic,
     /// A client ID metadata document: the `client_id` is the document's URL.
     MetadataDocument,
+    /// A service of one workspace (`client_credentials`), made by the
+    /// operator or the workspace's owners and admins.
+    Service,
 }
 
 impl ClientKind {
@@ -35,6 +38,7 @@ impl ClientKind {
             ClientKind::Developer => "developer",
             ClientKind::Dynamic => "dynamic",
             ClientKind::MetadataDocument => "metadata_document",
+            ClientKind::Service => "service",
         }
     }
 
@@ -44,13 +48,14 @@ impl ClientKind {
             "operator" => ClientKind::Operator,
             "developer" => ClientKind::Developer,
             "metadata_document" => ClientKind::MetadataDocument,
+            "service" => ClientKind::Service,
             _ => ClientKind::Dynamic,
         }
     }
 
     /// Nobody who runs keygate looked at it before people were asked to trust it.
     pub fn unreviewed(self) -> bool {
-        self != ClientKind::Operator
+        !matches!(self, ClientKind::Operator | ClientKind::Service)
     }
 }
 

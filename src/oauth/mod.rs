@@ -12,6 +12,7 @@ pub mod introspect;
 pub mod metadata;
 pub mod registration;
 pub mod revoke;
+pub mod service_clients;
 pub mod token;
 
 #[cfg(test)]

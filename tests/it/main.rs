@@ -15,6 +15,7 @@ mod developer_apps;
 mod faults;
 mod https_server;
 mod login_limits;
+mod machine;
 mod mailboxes;
 mod mcp_sdk;
 mod membership;

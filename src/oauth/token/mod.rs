@@ -18,8 +18,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 mod authorization_code;
+mod client_credentials;
 mod refresh_token;
 pub use authorization_code::authorization_code;
+pub use client_credentials::client_credentials;
 pub use refresh_token::refresh_token;
 
 #[derive(Serialize, Debug)]
@@ -466,7 +468,7 @@ pub fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.get("grant_type").ok().flatten();
     let label = match grant_type {
-        Some(g @ ("authorization_code" | "refresh_token")) => g,
+        Some(g @ ("authorization_code" | "refresh_token" | "client_credentials")) => g,
         Some(_) => "other",
         None => "none",
     };
@@ -488,6 +490,7 @@ pub fn grant(
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => authorization_code(conn, &cx, params),
             Some("refresh_token") => refresh_token(conn, &cx, params),
+            Some("client_credentials") => client_credentials(conn, &cx, params),
             Some(other) => Err(plain(OAuthError::unsupported_grant_type(format!(
                 "grant_type {other:?} is not supported"
             )))),

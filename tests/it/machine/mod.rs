@@ -1,0 +1,4 @@
+//! Machine clients and agents: client credentials, private_key_jwt, DPoP and
+//! identity assertion grants, through the real server.
+
+mod client_credentials;
