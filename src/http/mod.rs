@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod leaks;
+mod machine;
 pub mod oauth;
 pub mod observe;
 pub mod pages;

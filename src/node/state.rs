@@ -74,6 +74,8 @@ pub struct Services {
     pub writes: crate::db::group::Group,
     /// Client ID metadata documents, fetched (and cached) by client id URL.
     pub documents: Fetcher,
+    /// JWK Sets of clients and trusted identity providers, by URL.
+    pub jwks: crate::oauth::jwks::JwksCache,
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
@@ -117,6 +119,12 @@ impl Services {
             Offered::new(crate::credentials::scopes::all_names()),
         )
         .map_err(|e| e.to_string())?;
+        let jwks = crate::outbound::Client::new(
+            &config.cimd_allowed_hosts,
+            config.cimd_ca_file.as_deref(),
+        )
+        .map(crate::oauth::jwks::JwksCache::new)
+        .map_err(|e| e.to_string())?;
         // Clients are trusted in memory as long as credentials are.
         let clients = ClientCache::new(Bounds::from_config(&config).max_age);
         let credentials = Credentials {
@@ -136,6 +144,7 @@ impl Services {
             clients,
             writes: Default::default(),
             documents,
+            jwks,
             limits,
             trusted_proxies,
             leak_report_keys,
@@ -169,6 +178,7 @@ impl Services {
             credentials: &self.credentials,
             clients: &self.clients,
             writes: &self.writes,
+            extras: None,
         }
     }
 }

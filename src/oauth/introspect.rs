@@ -71,6 +71,10 @@ pub fn from_memory(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> Option<std::result::Result<Introspection, OAuthError>> {
+    // An assertion is checked against the database (its jti is single use).
+    if params.get("client_assertion").ok().flatten().is_some() {
+        return None;
+    }
     let client = match super::client_auth::authenticate_from_memory(
         issuer.clients,
         authorization_header,

@@ -83,6 +83,7 @@ impl Node {
             credentials: &self.credentials,
             clients: &self.clients,
             writes: &self.writes,
+            extras: None,
         }
     }
 

@@ -7,7 +7,12 @@ use serde_json::{json, Value};
 
 pub fn authorization_server(config: &Config) -> Value {
     let i = &config.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        "private_key_jwt",
+    ];
     let mut metadata = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/oauth/authorize"),
@@ -22,7 +27,10 @@ pub fn authorization_server(config: &Config) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{i}/openapi.json"),
         // draft-ietf-oauth-client-id-metadata-document: an https client_id

@@ -3,12 +3,14 @@
 
 pub mod authorizations;
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod clients;
 pub mod engine;
 pub mod error;
 pub mod housekeeping;
 pub mod introspect;
+pub mod jwks;
 pub mod metadata;
 pub mod registration;
 pub mod revoke;
@@ -29,6 +31,17 @@ pub struct Issuer<'a> {
     pub clients: &'a clients::ClientCache,
     /// The grants' shared write transactions.
     pub writes: &'a crate::db::group::Group,
+    /// What the HTTP layer prepared for this request, if anything.
+    pub extras: Option<&'a Extras>,
+}
+
+/// What the HTTP layer prepares for a request before its blocking work: the
+/// keys of a client that sent an assertion (fetched), a DPoP proof's key.
+#[derive(Default, Debug, Clone)]
+pub struct Extras {
+    pub assertion_keys: Option<client_assertion::AssertionKeys>,
+    /// A valid DPoP proof's JWK thumbprint, at the token endpoint.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Issuer<'_> {
@@ -41,6 +54,15 @@ impl Issuer<'_> {
         params: &Params,
         allow: client_auth::Allow,
     ) -> Result<clients::Client, OAuthError> {
+        if let Some(assertion) = client_assertion::presented(params)? {
+            return client_assertion::authenticate(
+                self,
+                conn,
+                authorization_header,
+                params,
+                assertion,
+            );
+        }
         client_auth::authenticate_with_cache(
             self.clients,
             conn,

@@ -2,3 +2,4 @@
 //! identity assertion grants, through the real server.
 
 mod client_credentials;
+mod private_key_jwt;

@@ -11,12 +11,14 @@ pub mod cli;
 pub mod db;
 pub mod fixture;
 pub mod http;
+pub mod jose;
 pub mod server;
 
 pub use cli::*;
 pub use db::*;
 pub use fixture::*;
 pub use http::*;
+pub use jose::*;
 pub use server::*;
 
 use std::time::{Duration, Instant};
