@@ -516,6 +516,7 @@ fn seed_bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, St
                 iat: now,
                 exp: now + 3600,
                 workspace_id: t.0.clone(),
+                cnf: None,
             };
             seeded
                 .access_tokens

@@ -7,6 +7,7 @@ pub mod address;
 pub mod bearer;
 pub mod cache;
 pub mod change;
+pub mod dpop;
 pub mod jose;
 pub mod key_format;
 pub mod leaked;

@@ -5,21 +5,65 @@
 //! a DPoP proof.
 
 use super::{with_conn, Svc};
+use crate::credentials::dpop;
 use crate::oauth::client_assertion::{self, AssertionKeys, KeySource};
 use crate::oauth::error::OAuthError;
 use crate::oauth::{Extras, Params};
+use actix_web::HttpRequest;
 use std::sync::Arc;
 
-/// The extras of a request; `None` when it needs none.
-pub(super) async fn extras(svc: &Svc, params: &Params) -> Result<Option<Extras>, OAuthError> {
-    let Some((client_id, kid)) = client_assertion::claimed(params) else {
+/// The extras of a request; `None` when it needs none. `dpop_url`: the URL
+/// a DPoP proof must name (the token endpoint), where proofs are read.
+pub(super) async fn extras(
+    svc: &Svc,
+    req: &HttpRequest,
+    params: &Params,
+    dpop_url: Option<&str>,
+) -> Result<Option<Extras>, OAuthError> {
+    let mut extras = Extras::default();
+    if let Some(url) = dpop_url {
+        extras.dpop_jkt = token_endpoint_proof(svc, req, url).await?;
+    }
+    if let Some((client_id, kid)) = client_assertion::claimed(params) {
+        extras.assertion_keys = assertion_keys(svc, &client_id, kid.as_deref()).await?;
+    }
+    let needed = extras.dpop_jkt.is_some() || extras.assertion_keys.is_some();
+    Ok(needed.then_some(extras))
+}
+
+/// RFC 9449 §5: the key of the request's DPoP proof, if it sent one; a bad
+/// proof (or several) is `invalid_dpop_proof`.
+async fn token_endpoint_proof(
+    svc: &Svc,
+    req: &HttpRequest,
+    url: &str,
+) -> Result<Option<String>, OAuthError> {
+    let mut proofs = req.headers().get_all("dpop");
+    let Some(first) = proofs.next() else {
         return Ok(None);
     };
-    let assertion_keys = assertion_keys(svc, &client_id, kid.as_deref()).await?;
-    Ok(Some(Extras {
-        assertion_keys,
-        ..Extras::default()
-    }))
+    if proofs.next().is_some() {
+        return Err(OAuthError::invalid_dpop_proof("send one DPoP proof"));
+    }
+    let proof = first
+        .to_str()
+        .map_err(|_| OAuthError::invalid_dpop_proof("unreadable DPoP header"))?;
+    let expected = dpop::Expected {
+        htm: "POST",
+        htu: url,
+        access_token: None,
+        jkt: None,
+    };
+    let proven = dpop::check_proof(proof, &expected, crate::db::now())
+        .map_err(OAuthError::invalid_dpop_proof)?;
+    let jkt = proven.jkt.clone();
+    let fresh = with_conn(svc, move |_, conn| dpop::use_jti(conn, &proven)).await?;
+    if !fresh {
+        return Err(OAuthError::invalid_dpop_proof(
+            "this proof (its jti) was already used",
+        ));
+    }
+    Ok(Some(jkt))
 }
 
 /// The keys of the client an assertion names; `None` when keygate knows no

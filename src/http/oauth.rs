@@ -162,9 +162,11 @@ fn presented_client_id(header: Option<&str>, params: &Params) -> Option<String> 
 /// The extras of a request (`http::machine`), or the answer to its failure.
 async fn request_extras(
     svc: &Svc,
+    req: &HttpRequest,
     r: &ClientRequest,
+    dpop_url: Option<&str>,
 ) -> Result<Option<crate::oauth::Extras>, HttpResponse> {
-    super::machine::extras(svc, &r.params)
+    super::machine::extras(svc, req, &r.params, dpop_url)
         .await
         .map_err(|e| failure_response(svc, &r.key, &e))
 }
@@ -354,7 +356,8 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
             },
         },
     };
-    let extras = match request_extras(&svc, &r).await {
+    let token_url = format!("{}/oauth/token", svc.config.issuer);
+    let extras = match request_extras(&svc, &req, &r, Some(&token_url)).await {
         Ok(e) => e,
         Err(refused) => return refused,
     };
@@ -388,7 +391,7 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
     if let Some(refused) = documents_off(&svc, &r) {
         return refused;
     }
-    let extras = match request_extras(&svc, &r).await {
+    let extras = match request_extras(&svc, &req, &r, None).await {
         Ok(e) => e,
         Err(refused) => return refused,
     };
@@ -410,7 +413,7 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
         Some(Ok(v)) => v.respond(),
         Some(Err(e)) => failure_response(&svc, &r.key, &e),
         None => {
-            let extras = match request_extras(&svc, &r).await {
+            let extras = match request_extras(&svc, &req, &r, None).await {
                 Ok(e) => e,
                 Err(refused) => return refused,
             };

@@ -37,6 +37,9 @@ pub struct Introspection {
     pub token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// RFC 9449 §6.2: the DPoP key a bound token needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::credentials::signing_keys::Confirmation>,
 }
 
 impl Introspection {
@@ -59,8 +62,12 @@ fn describe(issuer: &Issuer, client: &Client, t: &CachedToken) -> Introspection 
         iss: Some(issuer.config.issuer.clone()),
         aud: Some(issuer.config.resource()),
         jti: Some(t.jti.clone()),
-        token_type: Some("Bearer"),
+        token_type: Some(if t.jkt.is_some() { "DPoP" } else { "Bearer" }),
         workspace_id: Some(t.workspace_id.clone()),
+        cnf: t
+            .jkt
+            .clone()
+            .map(|jkt| crate::credentials::signing_keys::Confirmation { jkt }),
     }
 }
 
@@ -209,6 +216,7 @@ fn refresh(
                 jti: None,
                 token_type: Some("refresh_token"),
                 workspace_id: Some(workspace_id),
+                cnf: None,
             }
         }
         _ => Introspection::inactive(),

@@ -31,6 +31,7 @@ pub fn authorization_server(config: &Config) -> Value {
         "token_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
         "revocation_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "dpop_signing_alg_values_supported": crate::credentials::dpop::ALGORITHMS,
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{i}/openapi.json"),
         // draft-ietf-oauth-client-id-metadata-document: an https client_id

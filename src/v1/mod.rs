@@ -12,6 +12,7 @@
 //! and maps the result.
 
 pub mod check;
+pub mod dpop;
 pub mod error;
 pub mod mailboxes;
 pub mod resources;

@@ -5,6 +5,7 @@
 
 mod body;
 mod caller;
+pub mod dpop;
 pub mod error;
 
 use super::{client_address, Svc};

@@ -54,6 +54,7 @@ pub(super) fn issue_standing(
     authorization: &Authorization,
     prepared: Prepared,
 ) -> GrantResult {
+    let prepared = bind(prepared, cx);
     let outcome = redeem(conn, cx.writes, authorization.clone(), prepared, |_| {
         Ok(true)
     })

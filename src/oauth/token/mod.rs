@@ -44,6 +44,8 @@ pub struct Grant<'a> {
     keys: &'a KeyRing,
     client: &'a Client,
     writes: &'a db::group::Group,
+    /// The key of the request's DPoP proof (RFC 9449 §5), if it sent one.
+    dpop_jkt: Option<&'a str>,
 }
 
 /// What a grant produced: the response, or an error plus revocation events to
@@ -70,6 +72,8 @@ struct RefreshRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    /// The DPoP key a public client's refresh token is bound to.
+    jkt: Option<String>,
 }
 
 /// What a grant spends once: an authorization code or a refresh token.
@@ -215,6 +219,7 @@ fn spend<R: SingleUse>(
     prepared: Prepared,
 ) -> GrantResult {
     let owned_hash = hash.to_string();
+    let prepared = bind(prepared, cx);
     let outcome = redeem(
         conn,
         cx.writes,
@@ -320,6 +325,22 @@ struct NewRefresh {
     hash: String,
     scopes: String,
     expires_at: i64,
+    /// The DPoP key it is bound to (public clients, RFC 9449 §5).
+    jkt: Option<String>,
+}
+
+/// RFC 9449 §5: with a DPoP proof, the access token is bound to its key
+/// (`cnf.jkt`), and so is a public client's refresh token.
+fn bind(mut prepared: Prepared, cx: &Grant) -> Prepared {
+    if let Some(jkt) = cx.dpop_jkt {
+        prepared.claims.cnf = Some(crate::credentials::signing_keys::Confirmation {
+            jkt: jkt.to_string(),
+        });
+        if let (Some(refresh), true) = (prepared.refresh.as_mut(), cx.client.is_public) {
+            refresh.jkt = Some(jkt.to_string());
+        }
+    }
+    prepared
 }
 
 /// `refresh_scopes`: the scopes of a new refresh token, or `None` when the
@@ -338,6 +359,7 @@ fn prepare(
             token,
             scopes: scopes.to_string(),
             expires_at: now + config.refresh_token_ttl,
+            jkt: None,
         }
     });
     Prepared {
@@ -352,6 +374,7 @@ fn prepare(
             iat: now,
             exp: now + config.access_token_ttl,
             workspace_id: authorization.workspace_id.clone(),
+            cnf: None,
         },
     }
 }
@@ -369,6 +392,7 @@ impl Prepared {
                     refresh_tokens::scopes.eq(&refresh.scopes),
                     refresh_tokens::created_at.eq(now),
                     refresh_tokens::expires_at.eq(refresh.expires_at),
+                    refresh_tokens::jkt.eq(&refresh.jkt),
                 ))
                 .execute(conn)?;
         }
@@ -389,7 +413,11 @@ impl Prepared {
         let access_token = keys.sign(&self.claims)?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if self.claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: config.access_token_ttl,
             refresh_token: self.refresh.map(|r| r.token),
             scope: self.claims.scope,
@@ -486,6 +514,7 @@ pub fn grant(
             keys: &issuer.credentials.keys,
             client: &client,
             writes: issuer.writes,
+            dpop_jkt: issuer.extras.and_then(|e| e.dpop_jkt.as_deref()),
         };
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => authorization_code(conn, &cx, params),

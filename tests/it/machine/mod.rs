@@ -2,4 +2,5 @@
 //! identity assertion grants, through the real server.
 
 mod client_credentials;
+mod dpop;
 mod private_key_jwt;
