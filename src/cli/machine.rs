@@ -90,3 +90,88 @@ fn emit_created(out: &Out, id: String, secret: Option<String>) {
         human,
     );
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub(super) enum TrustCmd {
+    /// Trust an identity provider for identity assertion grants (ID-JAG).
+    #[command(
+        after_help = "Example:\n  keygate trust add --workspace WS_ID --idp-issuer https://idp.example.com --jwks-uri https://idp.example.com/jwks"
+    )]
+    Add {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        idp_issuer: String,
+        #[arg(long)]
+        jwks_uri: String,
+    },
+    /// List a workspace's trusted identity providers.
+    #[command(after_help = "Example:\n  keygate --json trust list --workspace WS_ID")]
+    List {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Stop trusting an identity provider.
+    #[command(after_help = "Example:\n  keygate trust remove TRUST_ID")]
+    Remove { id: String },
+}
+
+#[derive(serde::Serialize)]
+struct TrustOut<'a> {
+    id: &'a str,
+    workspace_id: &'a str,
+    issuer: &'a str,
+    jwks_uri: &'a str,
+    created_at: String,
+}
+
+#[derive(serde::Serialize)]
+struct RemovedOut<'a> {
+    id: &'a str,
+    removed: bool,
+}
+
+fn emit_trust(out: &Out, t: &crate::oauth::trust::TrustedIssuer) {
+    let human = format!("{}  {}  {}", t.id, t.issuer, t.jwks_uri);
+    out.emit(
+        &TrustOut {
+            id: &t.id,
+            workspace_id: &t.workspace_id,
+            issuer: &t.issuer,
+            jwks_uri: &t.jwks_uri,
+            created_at: crate::db::rfc3339(t.created_at),
+        },
+        human,
+    );
+}
+
+pub(super) fn trust(conn: &mut DbConn, out: &Out, cmd: TrustCmd) -> Result<(), Error> {
+    use crate::oauth::trust;
+    match cmd {
+        TrustCmd::Add {
+            workspace,
+            idp_issuer,
+            jwks_uri,
+        } => emit_trust(
+            out,
+            &trust::add(conn, &workspace, &idp_issuer, &jwks_uri, audit::CLI)?,
+        ),
+        TrustCmd::List { workspace } => {
+            for t in trust::list(conn, &workspace)? {
+                emit_trust(out, &t);
+            }
+        }
+        TrustCmd::Remove { id } => {
+            let t = trust::remove(conn, &id, audit::CLI)?;
+            let human = format!("no longer trusted: {}", t.issuer);
+            out.emit(
+                &RemovedOut {
+                    id: &t.id,
+                    removed: true,
+                },
+                human,
+            );
+        }
+    }
+    Ok(())
+}

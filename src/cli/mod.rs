@@ -115,6 +115,12 @@ enum Command {
         after_help = "Examples:\n  keygate --json apps list --workspace WS_ID\n  keygate apps revoke AUTHORIZATION_ID"
     )]
     Apps(AppsCmd),
+    /// Identity providers a workspace trusts for identity assertion grants.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate trust add --workspace WS_ID --idp-issuer https://idp.example.com --jwks-uri https://idp.example.com/jwks\n  keygate --json trust list --workspace WS_ID\n  keygate trust remove TRUST_ID"
+    )]
+    Trust(machine::TrustCmd),
     /// Access-token signing keys.
     #[command(subcommand, after_help = "Example:\n  keygate keys rotate")]
     Keys(KeysCmd),
@@ -254,6 +260,7 @@ fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
         Command::Mailbox(cmd) => with_conn(cfg, |c| mailbox::mailbox(c, cfg, out, cmd)),
         Command::Authkey(cmd) => with_conn(cfg, |c| mailbox::authkey(c, cfg, out, cmd)),
         Command::Apps(cmd) => with_conn(cfg, |c| issuer::apps(c, cfg, out, cmd)),
+        Command::Trust(cmd) => with_conn(cfg, |c| machine::trust(c, out, cmd)),
         Command::Keys(cmd) => with_conn(cfg, |c| issuer::keys(c, cfg, out, cmd)),
         Command::Audit(cmd) => with_conn(cfg, |c| ops::audit(c, out, cmd)),
         Command::Backup { to } => ops::backup(cfg, out, &to),

@@ -27,8 +27,35 @@ pub(super) async fn extras(
     if let Some((client_id, kid)) = client_assertion::claimed(params) {
         extras.assertion_keys = assertion_keys(svc, &client_id, kid.as_deref()).await?;
     }
-    let needed = extras.dpop_jkt.is_some() || extras.assertion_keys.is_some();
+    if let Some((issuer, kid)) = crate::oauth::token::jwt_bearer::claimed_issuer(params) {
+        extras.idp_keys = idp_keys(svc, issuer, kid).await?;
+    }
+    let needed =
+        extras.dpop_jkt.is_some() || extras.assertion_keys.is_some() || !extras.idp_keys.is_empty();
     Ok(needed.then_some(extras))
+}
+
+/// The key sets of every workspace's trust of `issuer` that could be
+/// fetched (a set that could not be is left out: the grant then finds no key).
+async fn idp_keys(
+    svc: &Svc,
+    issuer: String,
+    kid: Option<String>,
+) -> Result<Vec<(String, Arc<jsonwebtoken::jwk::JwkSet>)>, OAuthError> {
+    let rows = with_conn(svc, move |_, conn| {
+        crate::oauth::trust::trusting(conn, &issuer)
+    })
+    .await?;
+    let mut urls: Vec<String> = rows.into_iter().map(|r| r.jwks_uri).collect();
+    urls.sort();
+    urls.dedup();
+    let mut sets = Vec::new();
+    for url in urls.into_iter().take(5) {
+        if let Ok(set) = svc.jwks.get(&url, kid.as_deref()).await {
+            sets.push((url, set));
+        }
+    }
+    Ok(sets)
 }
 
 /// RFC 9449 §5: the key of the request's DPoP proof, if it sent one; a bad

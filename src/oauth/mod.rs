@@ -16,6 +16,7 @@ pub mod registration;
 pub mod revoke;
 pub mod service_clients;
 pub mod token;
+pub mod trust;
 
 #[cfg(test)]
 mod logic_tests;
@@ -42,6 +43,9 @@ pub struct Extras {
     pub assertion_keys: Option<client_assertion::AssertionKeys>,
     /// A valid DPoP proof's JWK thumbprint, at the token endpoint.
     pub dpop_jkt: Option<String>,
+    /// The key sets of an identity assertion's issuer, by JWK Set URL (one
+    /// per distinct URL the workspaces trusting it gave).
+    pub idp_keys: Vec<(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)>,
 }
 
 impl Issuer<'_> {

@@ -18,10 +18,12 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 mod authorization_code;
-mod client_credentials;
+pub(crate) mod client_credentials;
+pub mod jwt_bearer;
 mod refresh_token;
 pub use authorization_code::authorization_code;
 pub use client_credentials::client_credentials;
+pub use jwt_bearer::jwt_bearer;
 pub use refresh_token::refresh_token;
 
 #[derive(Serialize, Debug)]
@@ -46,6 +48,8 @@ pub struct Grant<'a> {
     writes: &'a db::group::Group,
     /// The key of the request's DPoP proof (RFC 9449 §5), if it sent one.
     dpop_jkt: Option<&'a str>,
+    /// An identity assertion's issuer keys, fetched for the request.
+    idp_keys: &'a [(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)],
 }
 
 /// What a grant produced: the response, or an error plus revocation events to
@@ -497,6 +501,7 @@ pub fn grant(
     let grant_type = params.get("grant_type").ok().flatten();
     let label = match grant_type {
         Some(g @ ("authorization_code" | "refresh_token" | "client_credentials")) => g,
+        Some(jwt_bearer::GRANT) => "jwt_bearer",
         Some(_) => "other",
         None => "none",
     };
@@ -515,11 +520,13 @@ pub fn grant(
             client: &client,
             writes: issuer.writes,
             dpop_jkt: issuer.extras.and_then(|e| e.dpop_jkt.as_deref()),
+            idp_keys: issuer.extras.map_or(&[], |e| e.idp_keys.as_slice()),
         };
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => authorization_code(conn, &cx, params),
             Some("refresh_token") => refresh_token(conn, &cx, params),
             Some("client_credentials") => client_credentials(conn, &cx, params),
+            Some(jwt_bearer::GRANT) => jwt_bearer(conn, &cx, params),
             Some(other) => Err(plain(OAuthError::unsupported_grant_type(format!(
                 "grant_type {other:?} is not supported"
             )))),

@@ -3,4 +3,5 @@
 
 mod client_credentials;
 mod dpop;
+mod id_jag;
 mod private_key_jwt;
