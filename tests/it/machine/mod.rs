@@ -4,4 +4,5 @@
 mod client_credentials;
 mod dpop;
 mod id_jag;
+mod openid_client;
 mod private_key_jwt;
