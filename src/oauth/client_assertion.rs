@@ -75,6 +75,12 @@ pub fn claimed(params: &Params) -> Option<(String, Option<String>)> {
 /// Where the keys of a client registered for private_key_jwt are; `None`
 /// for any other client.
 pub fn key_source(client: &Client) -> Option<KeySource> {
+    // A metadata document keeps a jwks_uri only when it lists
+    // private_key_jwt (it may list none as well).
+    let document = client.kind() == super::clients::ClientKind::MetadataDocument;
+    if client.token_endpoint_auth_method != "private_key_jwt" && !document {
+        return None;
+    }
     let metadata = client.metadata_json();
     if let Some(url) = metadata.get("jwks_uri").and_then(|v| v.as_str()) {
         return Some(KeySource::Url(url.to_string()));

@@ -306,6 +306,8 @@ pub fn create_developer_app(
 /// token (hashed).
 pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Result<NewClient> {
     let public = validated.is_public();
+    // A private_key_jwt client proves itself with its keys: no secret.
+    let keyed = validated.token_endpoint_auth_method == registration::AuthMethod::PrivateKeyJwt;
     let (mut client, secret) = base_row(
         ClientKind::Dynamic,
         validated.client_name.clone(),
@@ -317,6 +319,10 @@ pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Resul
     client.registration_token_hash = Some(crypto::sha256_hex(&token));
     client.token_endpoint_auth_method = validated.token_endpoint_auth_method.as_str().to_string();
     client.grant_types = to_json(&validated.grant_types);
+    let secret = secret.filter(|_| !keyed);
+    if keyed {
+        client.secret_hash = None;
+    }
     insert(conn, &client)?;
     Ok(NewClient {
         client,
@@ -399,6 +405,7 @@ fn sync_document(conn: &mut DbConn, doc: &ClientDocument, create: bool) -> Resul
                         clients::redirect_uris.eq(&fresh.redirect_uris),
                         clients::metadata.eq(&fresh.metadata),
                         clients::grant_types.eq(&fresh.grant_types),
+                        clients::token_endpoint_auth_method.eq(&fresh.token_endpoint_auth_method),
                         clients::updated_at.eq(now),
                     ))
                     .execute(conn)?;

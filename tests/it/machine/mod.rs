@@ -6,3 +6,4 @@ mod dpop;
 mod id_jag;
 mod openid_client;
 mod private_key_jwt;
+mod registered_keys;

@@ -35,9 +35,18 @@ fn openid_client_with_private_key_jwt_and_dpop(b: Backend) {
     let path = std::env::temp_dir().join(format!("jwks-{}.json", unique()));
     std::fs::write(&path, keys["jwks"].to_string()).unwrap();
     let created = f.db().json(&[
-        "client", "create", "--name", "Node agent", "--workspace", &f.workspace_id,
-        "--grant", "client_credentials", "--scope", "workspace:read",
-        "--jwks-file", path.to_str().unwrap(),
+        "client",
+        "create",
+        "--name",
+        "Node agent",
+        "--workspace",
+        &f.workspace_id,
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "workspace:read",
+        "--jwks-file",
+        path.to_str().unwrap(),
     ]);
     let _ = std::fs::remove_file(&path);
     let stdin = child.stdin.as_mut().unwrap();
@@ -46,13 +55,26 @@ fn openid_client_with_private_key_jwt_and_dpop(b: Backend) {
     let out = next();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(out.get("error").is_none(), "openid-client failed: {}", out["error"]);
-    assert_eq!(out["token_type"].as_str().map(str::to_lowercase).as_deref(), Some("dpop"));
+    assert!(
+        out.get("error").is_none(),
+        "openid-client failed: {}",
+        out["error"]
+    );
+    assert_eq!(
+        out["token_type"].as_str().map(str::to_lowercase).as_deref(),
+        Some("dpop")
+    );
     assert_eq!(out["api_status"], 200);
     assert_eq!(out["workspace_id"], f.workspace_id.as_str());
     assert_eq!(out["active"], true);
     assert!(out["jkt"].as_str().is_some_and(|j| !j.is_empty()), "{out}");
-    assert_eq!(out["ps256_token_type"].as_str().map(str::to_lowercase).as_deref(), Some("dpop"));
+    assert_eq!(
+        out["ps256_token_type"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("dpop")
+    );
     assert_eq!(out["eddsa_api_status"], 200);
 }
 
