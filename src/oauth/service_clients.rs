@@ -44,9 +44,7 @@ pub struct NewService<'a> {
 /// The scopes of a service client, checked against the catalogue, in its order.
 fn checked_scopes(given: &[String]) -> Result<String> {
     if given.is_empty() {
-        return Err(Error::invalid(
-            "a service client needs at least one scope (--scope)",
-        ));
+        return Err(Error::invalid("a service client needs at least one scope"));
     }
     let joined = given.join(" ");
     let parsed = scopes::parse(Some(&joined)).map_err(|e| Error::invalid(e.0))?;

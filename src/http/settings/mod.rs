@@ -21,6 +21,7 @@ mod developer_apps;
 mod form;
 mod keys;
 mod log;
+mod machine;
 mod mailboxes;
 mod team;
 mod view;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     apps::routes(cfg);
     log::routes(cfg);
     team::routes(cfg);
+    machine::routes(cfg);
     developer_apps::routes(cfg);
     // Every URL nothing else answers: a page that says so, in the frame.
     cfg.default_service(web::to(not_found));

@@ -7,3 +7,4 @@ mod id_jag;
 mod openid_client;
 mod private_key_jwt;
 mod registered_keys;
+mod settings;
