@@ -56,7 +56,18 @@ pub async fn binding<N: Node>(
         log::debug!("DPoP proof refused: {why}");
         INVALID_PROOF
     })?;
-    let fresh = on_conn(node, move |_, conn| Ok(dpop::use_jti(conn, &proven)?)).await?;
+    let fresh = on_conn(node, move |node, conn| {
+        // SQLite: in the node's shared transaction, one commit for the proofs
+        // that arrive together. PostgreSQL: one statement of its own (a
+        // duplicate key would abort a surrounding transaction).
+        match (node.writes(), &*conn) {
+            (Some(writes), crate::db::DbConn::Sqlite(_)) => {
+                Ok(writes.run(conn, move |conn| dpop::use_jti(conn, &proven))?)
+            }
+            _ => Ok(dpop::use_jti(conn, &proven)?),
+        }
+    })
+    .await?;
     if !fresh {
         return Err(INVALID_PROOF);
     }

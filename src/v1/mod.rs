@@ -36,6 +36,11 @@ pub trait Node: Send + Sync + 'static {
     fn credentials(&self) -> &Credentials;
     /// Failed bearer checks per client address; `None` when abuse limits are off.
     fn bearer_failures(&self) -> Option<&dyn FailureLimit>;
+    /// The node's shared write transactions (SQLite group commit), where a
+    /// DPoP proof's `jti` is recorded; `None`: each its own write.
+    fn writes(&self) -> Option<&crate::db::group::Group> {
+        None
+    }
 }
 
 /// Runs `f` with a pooled connection off the async thread, so that only a

@@ -70,6 +70,9 @@ impl area::Node for Services {
     fn bearer_failures(&self) -> Option<&dyn FailureLimit> {
         self.limits.as_ref().map(|l| &l.bearer_address as _)
     }
+    fn writes(&self) -> Option<&crate::db::group::Group> {
+        Some(&self.writes)
+    }
 }
 
 /// `/v1`'s RFC 9728 protected resource metadata, which a `401` names.
