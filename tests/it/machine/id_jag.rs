@@ -107,6 +107,16 @@ fn identity_assertion_grants_a_token(b: Backend) {
     // Under an authorization row owners see and revoke.
     let row = f.app_row(&f.client_id);
     assert_eq!(row["scopes"], json!(["tags:read"]));
+    let page = f.owner().get(&format!(
+        "/settings/authorized-apps?workspace={}",
+        f.workspace_id
+    ));
+    assert!(
+        page.body
+            .contains("via identity provider https://idp.example.com"),
+        "{}",
+        page.body
+    );
     f.db().json(&["apps", "revoke", &s(&row, "id")]);
     assert_eq!(f.server.client().bearer_get("/v1/tags", &token).status, 401);
     // None asked: the assertion's scope.

@@ -42,6 +42,12 @@ fn services_and_trust_in_the_settings_pages(b: Backend) {
     let access = s(&token.json(), "access_token");
     let listed = owner.get(&format!("{PAGE}?workspace={ws}"));
     assert!(listed.body.contains("Billing sync") && !listed.body.contains(&secret));
+    let apps = owner.get(&format!("/settings/authorized-apps?workspace={ws}"));
+    assert!(
+        apps.body.contains("Service of this workspace"),
+        "{}",
+        apps.body
+    );
 
     // A plain member changes nothing.
     let (_, member_email) = f.add_user("member");
