@@ -221,3 +221,77 @@ pub fn audience_has(claims: &serde_json::Map<String, Value>, wanted: &[&str]) ->
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    fn token(header: Value) -> String {
+        format!("{}.{}.c2ln", b64(&header), b64(&json!({"sub": "x"})))
+    }
+
+    #[test]
+    fn only_the_four_algorithms_are_accepted() {
+        for alg in ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"] {
+            assert!(parse(&token(json!({"alg": alg}))).is_ok(), "{alg}");
+        }
+        assert_eq!(accepted_alg("Ed25519"), Some(Algorithm::EdDSA));
+        for alg in ["none", "HS256", "HS512", "ES384", "RS512", "", "NONE"] {
+            assert!(
+                matches!(
+                    parse(&token(json!({"alg": alg}))),
+                    Err(JoseError::Algorithm(_))
+                ),
+                "{alg}"
+            );
+        }
+        assert!(parse("a.b").is_err());
+        assert!(parse("a.b.c.d").is_err());
+        assert!(parse(&"x".repeat(MAX_JWT_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn private_and_symmetric_keys_are_refused() {
+        let ec = json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        assert!(public_jwk(&ec).is_ok());
+        let mut private = ec.clone();
+        private["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+        assert!(public_jwk(&private).is_err());
+        assert!(public_jwk(&json!({"kty": "oct", "k": "c2VjcmV0"})).is_err());
+        // A newer `alg` value jsonwebtoken may not know is left out.
+        let mut named = ec.clone();
+        named["alg"] = json!("ESP256");
+        assert!(public_jwk(&named).is_ok());
+    }
+
+    #[test]
+    fn a_key_of_another_family_never_verifies() {
+        let ec = json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let jwk = public_jwk(&ec).unwrap();
+        let t = parse(&token(json!({"alg": "EdDSA"}))).unwrap();
+        assert_eq!(
+            verify(&t, &jwk),
+            Err(JoseError::Key("the key does not fit the algorithm"))
+        );
+        let t = parse(&token(json!({"alg": "ES256"}))).unwrap();
+        assert_eq!(verify(&t, &jwk), Err(JoseError::Signature));
+    }
+
+    #[test]
+    fn jwks_uri_is_https_without_fragment() {
+        assert!(check_jwks_uri("https://idp.example.com/jwks").is_ok());
+        assert!(check_jwks_uri("http://idp.example.com/jwks").is_err());
+        assert!(check_jwks_uri("https://idp.example.com/jwks#x").is_err());
+        assert!(check_jwks_uri("not a url").is_err());
+        assert!(check_jwks(&json!({"keys": []})).is_err());
+    }
+}

@@ -22,7 +22,7 @@ pub(super) async fn extras(
 ) -> Result<Option<Extras>, OAuthError> {
     let mut extras = Extras::default();
     if let Some(url) = dpop_url {
-        extras.dpop_jkt = token_endpoint_proof(svc, req, url).await?;
+        extras.dpop = token_endpoint_proof(req, url)?;
     }
     if let Some((client_id, kid)) = client_assertion::claimed(params) {
         extras.assertion_keys = assertion_keys(svc, &client_id, kid.as_deref()).await?;
@@ -31,7 +31,7 @@ pub(super) async fn extras(
         extras.idp_keys = idp_keys(svc, issuer, kid).await?;
     }
     let needed =
-        extras.dpop_jkt.is_some() || extras.assertion_keys.is_some() || !extras.idp_keys.is_empty();
+        extras.dpop.is_some() || extras.assertion_keys.is_some() || !extras.idp_keys.is_empty();
     Ok(needed.then_some(extras))
 }
 
@@ -58,13 +58,10 @@ async fn idp_keys(
     Ok(sets)
 }
 
-/// RFC 9449 §5: the key of the request's DPoP proof, if it sent one; a bad
-/// proof (or several) is `invalid_dpop_proof`.
-async fn token_endpoint_proof(
-    svc: &Svc,
-    req: &HttpRequest,
-    url: &str,
-) -> Result<Option<String>, OAuthError> {
+/// RFC 9449 §5: the request's DPoP proof, if it sent one, checked (its `jti`
+/// is recorded by the grant once the client has authenticated); a bad proof
+/// (or several) is `invalid_dpop_proof`.
+fn token_endpoint_proof(req: &HttpRequest, url: &str) -> Result<Option<dpop::Proven>, OAuthError> {
     let mut proofs = req.headers().get_all("dpop");
     let Some(first) = proofs.next() else {
         return Ok(None);
@@ -81,16 +78,9 @@ async fn token_endpoint_proof(
         access_token: None,
         jkt: None,
     };
-    let proven = dpop::check_proof(proof, &expected, crate::db::now())
-        .map_err(OAuthError::invalid_dpop_proof)?;
-    let jkt = proven.jkt.clone();
-    let fresh = with_conn(svc, move |_, conn| dpop::use_jti(conn, &proven)).await?;
-    if !fresh {
-        return Err(OAuthError::invalid_dpop_proof(
-            "this proof (its jti) was already used",
-        ));
-    }
-    Ok(Some(jkt))
+    dpop::check_proof(proof, &expected, crate::db::now())
+        .map(Some)
+        .map_err(OAuthError::invalid_dpop_proof)
 }
 
 /// The keys of the client an assertion names; `None` when keygate knows no

@@ -41,8 +41,9 @@ pub struct Issuer<'a> {
 #[derive(Default, Debug, Clone)]
 pub struct Extras {
     pub assertion_keys: Option<client_assertion::AssertionKeys>,
-    /// A valid DPoP proof's JWK thumbprint, at the token endpoint.
-    pub dpop_jkt: Option<String>,
+    /// A DPoP proof that passed its checks at the token endpoint; its `jti`
+    /// is recorded once the client has authenticated.
+    pub dpop: Option<crate::credentials::dpop::Proven>,
     /// The key sets of an identity assertion's issuer, by JWK Set URL (one
     /// per distinct URL the workspaces trusting it gave).
     pub idp_keys: Vec<(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)>,

@@ -489,6 +489,22 @@ enum Redeemed {
     ApproverGone,
 }
 
+/// RFC 9449 §11.1: a DPoP proof at the token endpoint is used once; its
+/// `jti` is recorded once the client has authenticated (a stranger's proofs
+/// write nothing).
+fn spend_dpop_proof(issuer: &super::Issuer, conn: &mut DbConn) -> Result<(), OAuthError> {
+    let Some(proof) = issuer.extras.and_then(|e| e.dpop.as_ref()) else {
+        return Ok(());
+    };
+    if crate::credentials::dpop::use_jti(conn, proof)? {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_dpop_proof(
+            "this proof (its jti) was already used",
+        ))
+    }
+}
+
 /// The token endpoint (RFC 6749 §3.2): authenticates the client, dispatches on
 /// `grant_type`, applies what a refused grant revoked (a replayed code or
 /// refresh token) to this node's cache, and counts the outcome.
@@ -514,12 +530,16 @@ pub fn grant(
                 super::client_auth::Allow::PublicToo,
             )
             .map_err(plain)?;
+        spend_dpop_proof(issuer, conn).map_err(plain)?;
         let cx = Grant {
             config: issuer.config,
             keys: &issuer.credentials.keys,
             client: &client,
             writes: issuer.writes,
-            dpop_jkt: issuer.extras.and_then(|e| e.dpop_jkt.as_deref()),
+            dpop_jkt: issuer
+                .extras
+                .and_then(|e| e.dpop.as_ref())
+                .map(|p| p.jkt.as_str()),
             idp_keys: issuer.extras.map_or(&[], |e| e.idp_keys.as_slice()),
         };
         match params.get("grant_type").map_err(plain)? {
