@@ -221,7 +221,43 @@ fn client_credentials_refusals(b: Backend) {
     assert_eq!(f.db().count("clients"), clients);
 }
 
+/// RFC 8414: the grants, methods and algorithms of machine clients.
+fn metadata_lists_the_machine_features(b: Backend) {
+    let f = Fixture::new(b);
+    let meta = f
+        .server
+        .client()
+        .get("/.well-known/oauth-authorization-server")
+        .json();
+    let has = |k: &str, v: &str| meta[k].as_array().unwrap().iter().any(|x| x == v);
+    assert!(has("grant_types_supported", "client_credentials"));
+    assert!(has(
+        "grant_types_supported",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    ));
+    for k in [
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+    ] {
+        assert!(has(k, "private_key_jwt"), "{k}");
+    }
+    for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+        assert!(
+            has("token_endpoint_auth_signing_alg_values_supported", alg),
+            "{alg}"
+        );
+    }
+    assert!(!has(
+        "token_endpoint_auth_signing_alg_values_supported",
+        "HS256"
+    ));
+    assert!(has("dpop_signing_alg_values_supported", "ES256"));
+    assert!(has("dpop_signing_alg_values_supported", "EdDSA"));
+}
+
 both_backends!(
     client_credentials_with_the_oauth2_crate,
-    client_credentials_refusals
+    client_credentials_refusals,
+    metadata_lists_the_machine_features
 );
