@@ -19,6 +19,7 @@
 //!   HTTPS client for requests to URLs others chose (with its SSRF rules).
 
 pub mod accounts;
+pub mod admin;
 pub mod apikeys;
 pub mod cli;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mailboxes;
 pub mod metrics;
@@ -37,3 +39,4 @@ pub mod smtp;
 #[cfg(test)]
 pub mod testkit;
 pub mod v1;
+pub mod webhooks;

@@ -34,15 +34,23 @@ pub const SIGNED_IN_WITH_PROVIDER: &str = "member.signed_in_with_provider";
 pub const IDENTITY_LINKED: &str = "member.identity_linked";
 
 /// Who acted (or created something), in words: the person's email, else the
-/// actor itself, the command line as `keygate CLI`.
+/// actor itself, the command line as `keygate CLI`, an admin token by name.
 pub fn actor_label(actor: &str, email: Option<String>) -> String {
     email.unwrap_or_else(|| {
         if actor == CLI_ACTOR {
             "keygate CLI".to_string()
+        } else if let Some((_, name)) = admin_token_of(actor) {
+            format!("admin token {name}")
         } else {
             actor.to_string()
         }
     })
+}
+
+/// The (id, name) of the admin token in an actor id made by
+/// [`admin_token_actor`].
+pub fn admin_token_of(actor: &str) -> Option<(&str, &str)> {
+    actor.strip_prefix(ADMIN_TOKEN_PREFIX)?.split_once(':')
 }
 
 /// Who made a change and from where: a person's id (or [`CLI_ACTOR`],
@@ -52,6 +60,13 @@ pub struct Actor<'a> {
     pub id: &'a str,
     pub client_address: Option<&'a str>,
 }
+
+/// The actor id of changes made with an admin token: `admin_token:{id}:{name}`,
+/// so the log names the token (its name) and events can say which it was.
+pub fn admin_token_actor(id: &str, name: &str) -> String {
+    format!("{ADMIN_TOKEN_PREFIX}{id}:{name}")
+}
+pub const ADMIN_TOKEN_PREFIX: &str = "admin_token:";
 
 /// The operator at the command line.
 pub const CLI: Actor<'static> = Actor {
@@ -71,8 +86,11 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    /// Writes the row; call inside the transaction that makes the change.
+    /// Writes the row, and the outgoing event of its action if it has one
+    /// (see [`crate::events`]); call inside the transaction that makes the
+    /// change.
     pub fn record(&self, conn: &mut DbConn) -> Result<()> {
+        super::outbox::record_for(conn, self)?;
         diesel::insert_into(audit_events::table)
             .values(&AuditEvent {
                 id: db::new_id(),

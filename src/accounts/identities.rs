@@ -49,18 +49,17 @@ pub fn link(conn: &mut DbConn, user_id: &str, issuer: &str, subject: &str) -> Re
         user_id: user_id.to_string(),
         created_at: db::now(),
     };
-    match diesel::insert_into(identities::table)
+    // No unique violation to recover from: on PostgreSQL it would abort the
+    // transaction the link is part of (two first sign-ins at once).
+    diesel::insert_into(identities::table)
         .values(&row)
-        .execute(conn)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if db::is_unique_violation(&e) => match find_user(conn, issuer, subject)? {
-            Some(owner) if owner == user_id => Ok(()),
-            _ => Err(Error::conflict(
-                "that identity is already linked to another person",
-            )),
-        },
-        Err(e) => Err(e.into()),
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    match find_user(conn, issuer, subject)? {
+        Some(owner) if owner == user_id => Ok(()),
+        _ => Err(Error::conflict(
+            "that identity is already linked to another person",
+        )),
     }
 }
 

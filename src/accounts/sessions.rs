@@ -63,3 +63,8 @@ pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<()> {
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
     Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?)
 }
+
+/// Ends every session of a person (disabled or deleted).
+pub fn end_all_of(conn: &mut DbConn, user_id: &str) -> Result<usize> {
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
+}

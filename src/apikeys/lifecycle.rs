@@ -479,3 +479,49 @@ fn edit_detail(
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }
+
+/// The most keys announced as expiring in one pass (the next pass takes the rest).
+const EXPIRING_BATCH: i64 = 100;
+
+/// Writes `api_key.expiring` once per active key whose last day begins
+/// within 7 days ([`super::EXPIRING_SOON_SECS`] before it), marking the key
+/// in the same transaction so no pass on any node writes it twice.
+pub fn announce_expiring(conn: &mut DbConn, now: i64) -> Result<usize> {
+    let horizon = now + super::EXPIRING_SOON_SECS + 86_400;
+    let due: Vec<ApiKey> = api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::expiring_sent_at.is_null())
+        .filter(api_keys::expires_at.gt(now))
+        .filter(api_keys::expires_at.le(horizon))
+        .limit(EXPIRING_BATCH)
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    let mut sent = 0;
+    for key in due {
+        sent += db::write_tx(conn, |conn| {
+            let marked = diesel::update(
+                api_keys::table
+                    .find(&key.id)
+                    .filter(api_keys::expiring_sent_at.is_null()),
+            )
+            .set(api_keys::expiring_sent_at.eq(now))
+            .execute(conn)?;
+            if marked == 1 {
+                let data = serde_json::json!({
+                    "api_key": {"id": key.id, "name": key.name, "prefix": key.prefix()},
+                    "expires_at": key.expires_at.map(db::rfc3339),
+                });
+                let actor = crate::events::Actor::system("keygate", Some("keygate".into()));
+                crate::events::record(
+                    conn,
+                    Some(&key.workspace_id),
+                    "api_key.expiring",
+                    &actor,
+                    data,
+                )?;
+            }
+            Ok::<_, Error>(marked)
+        })?;
+    }
+    Ok(sent)
+}

@@ -8,6 +8,7 @@ diesel::table! {
         plan -> Text,
         created_at -> BigInt,
         external_id -> Nullable<Text>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -19,6 +20,7 @@ diesel::table! {
         created_at -> BigInt,
         external_id -> Nullable<Text>,
         disabled_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -191,6 +193,7 @@ diesel::table! {
         previous_secret_hash -> Nullable<Text>,
         previous_secret_expires_at -> Nullable<BigInt>,
         mailbox_id -> Nullable<Text>,
+        expiring_sent_at -> Nullable<BigInt>,
         description -> Text,
     }
 }
@@ -300,3 +303,65 @@ diesel::allow_tables_to_appear_in_same_query!(mailboxes, users);
 diesel::allow_tables_to_appear_in_same_query!(mailboxes, api_keys);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, users);
+
+diesel::table! {
+    admin_tokens (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (token_id, path, idem_key) {
+        token_id -> Text,
+        path -> Text,
+        idem_key -> Text,
+        body_hash -> Text,
+        status -> Integer,
+        response -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        workspace_id -> Nullable<Text>,
+        event_type -> Text,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        event_types -> Text,
+        secret_sealed -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_status_code -> Nullable<Integer>,
+        next_attempt_at -> BigInt,
+        lease_until -> BigInt,
+        lease_owner -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_endpoints, events);

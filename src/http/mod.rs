@@ -1,6 +1,7 @@
 //! HTTP: thin handlers that parse, call one function of an area, and map the
 //! result. One `configure` serves `main` and the tests.
 
+pub mod admin;
 pub mod demo;
 pub mod leaks;
 pub mod oauth;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     // The router tries services in order: `/v1` first, so the busiest routes
     // are matched before every page and settings pattern is tried.
     v1::configure(cfg);
+    admin::configure(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     registration::configure(cfg);

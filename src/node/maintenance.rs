@@ -310,6 +310,9 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     total += crate::apikeys::stored::end_grace_periods(conn, now)?;
+    total += crate::apikeys::announce_expiring(conn, now)?;
+    total += crate::events::prune(conn, now)?;
+    total += crate::admin::prune(conn, now)?;
     Ok(total)
 }
 

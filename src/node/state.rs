@@ -90,6 +90,7 @@ pub struct Services {
 
 impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
+        crate::accounts::install_names(&super::names::AreaNames);
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
         for net in trusted_proxies.wide() {

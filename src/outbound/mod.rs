@@ -28,7 +28,7 @@
 
 pub mod ssrf;
 
-pub use ssrf::{is_special_use, parse_allowed_hosts};
+pub use ssrf::{check_saved_url, is_special_use, parse_allowed_hosts};
 
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Bytes};
@@ -155,18 +155,6 @@ impl Client {
             tls,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         })
-    }
-
-    /// Whether `url` is one this client would send to: `https` with a host
-    /// that resolves only to addresses it may reach (special-use addresses
-    /// only for allowed hosts). What a webhook URL must pass to be saved.
-    pub async fn check_url(&self, url: &Url) -> Result<(), OutboundError> {
-        if url.scheme() != "https" || url.host().is_none() {
-            return Err(OutboundError::BadUrl(url.to_string()));
-        }
-        let port = url.port_or_known_default().unwrap_or(443);
-        ssrf::resolve_checked(url, port, &self.allowed_hosts).await?;
-        Ok(())
     }
 
     /// `request` once a place among the requests in flight is free, all

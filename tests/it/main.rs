@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod support;
 
+mod admin_api;
 mod apikey_features;
 mod apikeys;
 mod architecture;

@@ -163,6 +163,15 @@ fn action_words(action: &str) -> &'static str {
         "mailbox_auth_key.enabled" => "Mailbox auth key enabled",
         "mailbox_auth_key.rotated" => "Mailbox auth key rotated",
         "mailbox_auth_key.deleted" => "Mailbox auth key deleted",
+        "workspace.created" => "Workspace created",
+        "workspace.updated" => "Workspace changed",
+        "workspace.deleted" => "Workspace deleted",
+        "person.email_changed" => "Person's email changed",
+        "person.disabled" => "Person disabled",
+        "person.enabled" => "Person enabled",
+        "app.revoked_person_disabled" => "App revoked: the person who approved it was disabled",
+        "app.revoked_person_deleted" => "App revoked: the person who approved it was deleted",
+        "app.revoked_workspace_deleted" => "App revoked: the workspace was deleted",
         _ => "Other",
     }
 }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod cli;
 pub mod db;
 pub mod fixture;
@@ -15,6 +16,7 @@ pub mod oidc;
 pub mod server;
 pub mod tls;
 
+pub use admin::*;
 pub use cli::*;
 pub use db::*;
 pub use fixture::*;
