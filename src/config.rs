@@ -76,13 +76,14 @@ pub struct Config {
     /// `KEYGATE_DB_POOL_SIZE` (serving only): the pool's connections; `None`
     /// for 8 on SQLite, 16 on PostgreSQL.
     pub db_pool_size: Option<u32>,
-    /// `KEYGATE_CIMD_ALLOWED_HOSTS` (serving only): hosts the outbound HTTPS
-    /// client fetches from even when they resolve to special-use addresses,
+    /// `KEYGATE_OUTBOUND_ALLOWED_HOSTS` and `KEYGATE_CIMD_ALLOWED_HOSTS`
+    /// together (the second is the first's older name): hosts the outbound
+    /// HTTPS client reaches even when they resolve to special-use addresses,
     /// e.g. `127.0.0.1,localhost` in tests.
-    pub cimd_allowed_hosts: Vec<String>,
-    /// `KEYGATE_CIMD_CA_FILE` (serving only): a PEM file of extra trusted root
-    /// CAs for the outbound HTTPS client.
-    pub cimd_ca_file: Option<PathBuf>,
+    pub outbound_allowed_hosts: Vec<String>,
+    /// `KEYGATE_OUTBOUND_CA_FILE` and `KEYGATE_CIMD_CA_FILE` (either or both):
+    /// PEM files of extra trusted root CAs for the outbound HTTPS client.
+    pub outbound_ca_files: Vec<PathBuf>,
     /// `KEYGATE_CIMD_CACHE_TTL` (serving only): the most seconds a good client
     /// metadata document is cached; `None` for the fetcher's default (24 h).
     pub cimd_cache_ttl_secs: Option<u64>,
@@ -92,6 +93,41 @@ pub struct Config {
     /// `KEYGATE_TEST_PANIC_ROUTE=1` (serving only): routes that panic, for the
     /// tests of the panic boundary; never set it in production.
     pub test_panic_routes: bool,
+    /// `KEYGATE_OIDC_*` (serving only): the product's identity provider
+    /// people sign in through; `None` when not configured.
+    pub oidc: Option<OidcSettings>,
+    /// `KEYGATE_PASSWORD_LOGIN=on|off` (serving only, default on): off, the
+    /// login page has no password form and password posts are refused.
+    pub password_login: bool,
+}
+
+/// The product's OpenID provider (`KEYGATE_OIDC_*`), checked at start.
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// `KEYGATE_OIDC_ISSUER` as written: the discovery document's `issuer`
+    /// and the ID token's `iss` must equal it exactly.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `KEYGATE_OIDC_NAME`: shown on the button; default the issuer's host.
+    pub name: String,
+    /// `KEYGATE_OIDC_SCOPES` (default `openid email profile`), `openid` first.
+    pub scopes: Vec<String>,
+    /// `KEYGATE_OIDC_CREATE_PEOPLE=on`: a verified email no person has makes
+    /// a new person (default off).
+    pub create_people: bool,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("create_people", &self.create_people)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `KEYGATE_MASTER_KEY` as the key it stands for: the SHA-256 of the trimmed
@@ -105,11 +141,15 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-/// The environment variable naming hosts that may resolve to special-use
-/// addresses (comma-separated).
-pub const ENV_CIMD_ALLOWED_HOSTS: &str = "KEYGATE_CIMD_ALLOWED_HOSTS";
-/// The environment variable naming a PEM file of extra trusted root CAs.
-pub const ENV_CIMD_CA_FILE: &str = "KEYGATE_CIMD_CA_FILE";
+/// The environment variables naming hosts that may resolve to special-use
+/// addresses (comma-separated); both count.
+pub const ENV_OUTBOUND_ALLOWED_HOSTS: [&str; 2] = [
+    "KEYGATE_OUTBOUND_ALLOWED_HOSTS",
+    "KEYGATE_CIMD_ALLOWED_HOSTS",
+];
+/// The environment variables naming a PEM file of extra trusted root CAs;
+/// both count.
+pub const ENV_OUTBOUND_CA_FILE: [&str; 2] = ["KEYGATE_OUTBOUND_CA_FILE", "KEYGATE_CIMD_CA_FILE"];
 /// The environment variable naming the leak-report keys file; unset, the
 /// endpoint is off.
 pub const ENV_LEAK_REPORT_KEYS: &str = "KEYGATE_LEAK_REPORT_KEYS";
@@ -235,11 +275,13 @@ impl Config {
             smtp_host: None,
             master_key: None,
             db_pool_size: None,
-            cimd_allowed_hosts: Vec::new(),
-            cimd_ca_file: None,
+            outbound_allowed_hosts: Vec::new(),
+            outbound_ca_files: Vec::new(),
             cimd_cache_ttl_secs: None,
             leak_report_keys_file: None,
             test_panic_routes: false,
+            oidc: None,
+            password_login: true,
         }
     }
 
@@ -337,6 +379,16 @@ impl Config {
             smtp_host: env("KEYGATE_SMTP_HOST"),
             master_key: env("KEYGATE_MASTER_KEY")
                 .map(|v| MasterKey(crate::crypto::sha256(v.trim().as_bytes()))),
+            outbound_allowed_hosts: ENV_OUTBOUND_ALLOWED_HOSTS
+                .iter()
+                .flat_map(|name| {
+                    crate::outbound::parse_allowed_hosts(&std::env::var(name).unwrap_or_default())
+                })
+                .collect(),
+            outbound_ca_files: ENV_OUTBOUND_CA_FILE
+                .iter()
+                .filter_map(|name| path_env(name))
+                .collect(),
             ..d
         })
     }
@@ -355,10 +407,6 @@ impl Config {
             },
             _ => None,
         };
-        self.cimd_allowed_hosts = crate::outbound::parse_allowed_hosts(
-            &std::env::var(ENV_CIMD_ALLOWED_HOSTS).unwrap_or_default(),
-        );
-        self.cimd_ca_file = path_env(ENV_CIMD_CA_FILE);
         self.cimd_cache_ttl_secs = match env("KEYGATE_CIMD_CACHE_TTL") {
             None => None,
             Some(v) => Some(v.trim().parse().map_err(|_| {
@@ -369,6 +417,22 @@ impl Config {
         self.sasl_max_connections_per_peer = env_count("KEYGATE_SASL_MAX_CONNECTIONS_PER_PEER")?;
         self.leak_report_keys_file = path_env(ENV_LEAK_REPORT_KEYS);
         self.test_panic_routes = std::env::var("KEYGATE_TEST_PANIC_ROUTE").as_deref() == Ok("1");
+        self.oidc = oidc_settings(
+            env("KEYGATE_OIDC_ISSUER"),
+            env("KEYGATE_OIDC_CLIENT_ID"),
+            env("KEYGATE_OIDC_CLIENT_SECRET"),
+            env("KEYGATE_OIDC_NAME"),
+            env("KEYGATE_OIDC_SCOPES"),
+            on_off("KEYGATE_OIDC_CREATE_PEOPLE", false)?,
+        )?;
+        self.password_login = on_off("KEYGATE_PASSWORD_LOGIN", true)?;
+        if !self.password_login && self.oidc.is_none() {
+            return Err(
+                "KEYGATE_PASSWORD_LOGIN=off needs KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID \
+                 and KEYGATE_OIDC_CLIENT_SECRET: nobody could sign in"
+                    .to_string(),
+            );
+        }
         Ok(self)
     }
 
@@ -389,6 +453,98 @@ impl Config {
     /// The one protected resource: `{issuer}/v1`.
     pub fn resource(&self) -> String {
         format!("{}/v1", self.issuer)
+    }
+}
+
+/// `on` or `off` (unset: `default`).
+fn on_off(name: &str, default: bool) -> Result<bool, String> {
+    match env(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
+    }
+}
+
+/// The identity provider's settings: all of issuer, client id and secret, or
+/// none of them (then nothing else may be set either).
+fn oidc_settings(
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    name: Option<String>,
+    scopes: Option<String>,
+    create_people: bool,
+) -> Result<Option<OidcSettings>, String> {
+    let (issuer, client_id, client_secret) = match (issuer, client_id, client_secret) {
+        (None, None, None) => {
+            if name.is_some() || scopes.is_some() || create_people {
+                return Err("KEYGATE_OIDC_NAME, KEYGATE_OIDC_SCOPES and KEYGATE_OIDC_CREATE_PEOPLE \
+                     need KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET"
+                    .to_string());
+            }
+            return Ok(None);
+        }
+        (Some(i), Some(c), Some(s)) => (i.trim().to_string(), c.trim().to_string(), s),
+        _ => {
+            return Err(
+                "KEYGATE_OIDC_ISSUER, KEYGATE_OIDC_CLIENT_ID and KEYGATE_OIDC_CLIENT_SECRET \
+                 must be set together"
+                    .to_string(),
+            )
+        }
+    };
+    let parsed = url::Url::parse(&issuer)
+        .map_err(|e| format!("KEYGATE_OIDC_ISSUER {issuer:?} is not a URL: {e}"))?;
+    if parsed.scheme() != "https" || parsed.host_str().is_none() {
+        return Err(format!(
+            "KEYGATE_OIDC_ISSUER {issuer:?} must be an https URL (OpenID Connect Discovery §3)"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "KEYGATE_OIDC_ISSUER {issuer:?} must have no query or fragment"
+        ));
+    }
+    let name = match name {
+        Some(n) => n.trim().to_string(),
+        None => host_as_written(&issuer),
+    };
+    let mut scopes: Vec<String> = scopes
+        .as_deref()
+        .unwrap_or("openid email profile")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = scopes.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    }) {
+        return Err(format!(
+            "KEYGATE_OIDC_SCOPES: {bad:?} is not a scope (RFC 6749 §3.3)"
+        ));
+    }
+    scopes.retain(|s| s != "openid");
+    scopes.insert(0, "openid".to_string());
+    Ok(Some(OidcSettings {
+        issuer,
+        client_id,
+        client_secret,
+        name,
+        scopes,
+        create_people,
+    }))
+}
+
+/// The host of a URL as written in it (without user info, port or path, case
+/// kept): `https://Login.Example.com:8443/x` gives `Login.Example.com`.
+fn host_as_written(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or(v6)),
+        None => host_port.split(':').next().unwrap_or(host_port).to_string(),
     }
 }
 
@@ -420,5 +576,49 @@ mod tests {
         );
         assert!(normalise_issuer("ftp://x").is_err());
         assert!(normalise_issuer("https://x/?a=b").is_err());
+    }
+
+    fn oidc(issuer: &str, scopes: Option<&str>) -> Result<Option<OidcSettings>, String> {
+        let s = |v: &str| Some(v.to_string());
+        oidc_settings(
+            s(issuer),
+            s("kg"),
+            s("secret"),
+            None,
+            scopes.map(str::to_string),
+            false,
+        )
+    }
+
+    #[test]
+    fn the_identity_provider_settings_are_all_or_nothing_and_checked() {
+        let ok = oidc("https://Login.Example.com:8443/tenant", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.name, "Login.Example.com");
+        assert_eq!(host_as_written("https://u@[::1]:8443/t"), "[::1]");
+        assert_eq!(ok.scopes, ["openid", "email", "profile"]);
+        assert_eq!(ok.issuer, "https://Login.Example.com:8443/tenant");
+        let s = oidc("https://idp.test", Some("email openid groups"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.scopes, ["openid", "email", "groups"]);
+        assert!(oidc("http://idp.test", None).is_err());
+        assert!(oidc("not a url", None).is_err());
+        assert!(oidc("https://idp.test?x=1", None).is_err());
+        assert!(oidc("https://idp.test", Some("a\u{7f}b")).is_err());
+        let partial = oidc_settings(
+            Some("https://idp.test".into()),
+            None,
+            None,
+            None,
+            None,
+            false,
+        );
+        assert!(partial.is_err());
+        assert!(oidc_settings(None, None, None, None, None, false)
+            .unwrap()
+            .is_none());
+        assert!(oidc_settings(None, None, None, Some("Acme".into()), None, false).is_err());
     }
 }

@@ -9,7 +9,8 @@
 //!   else in keygate: `mailboxes` implements its `Authenticator`);
 //! - `node`: what one running node holds (services, caches, abuse limits) and
 //!   its background tasks;
-//! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources);
+//! - the areas: `oauth` (the issuer), `apikeys`, `v1` (the workspace resources),
+//!   `signin` (people signing in through the product's identity provider);
 //! - `credentials` (what a presented credential is: key formats, signing keys,
 //!   the one bearer check, its cache, revocation events, usage) and `accounts`
 //!   (workspaces, people, roles, sessions, the security log);
@@ -18,6 +19,7 @@
 //!   HTTPS client for requests to URLs others chose (with its SSRF rules).
 
 pub mod accounts;
+pub mod admin;
 pub mod apikeys;
 pub mod cli;
 pub mod config;
@@ -25,13 +27,16 @@ pub mod credentials;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mailboxes;
 pub mod metrics;
 pub mod node;
 pub mod oauth;
 pub mod outbound;
+pub mod signin;
 pub mod smtp;
 #[cfg(test)]
 pub mod testkit;
 pub mod v1;
+pub mod webhooks;

@@ -19,7 +19,7 @@
   function copy(b) {
     var el = document.getElementById(b.getAttribute("data-copy"));
     if (!el) return;
-    var text = el.value || el.textContent;
+    var text = (b.getAttribute("data-copy-prefix") || "") + (el.value || el.textContent);
     function done(msg) { b.textContent = msg; }
     function fallback() {
       if (el.select) el.select();

@@ -27,16 +27,30 @@ pub const CLI_ACTOR: &str = "cli";
 /// The actor of revocations that a leaked-key report caused.
 pub const LEAK_REPORT_ACTOR: &str = "leak-report";
 
+/// A person signed in through the product's identity provider (written in
+/// each of their workspaces; the detail names the identity).
+pub const SIGNED_IN_WITH_PROVIDER: &str = "member.signed_in_with_provider";
+/// A person's identity at the product's identity provider was linked to them.
+pub const IDENTITY_LINKED: &str = "member.identity_linked";
+
 /// Who acted (or created something), in words: the person's email, else the
-/// actor itself, the command line as `keygate CLI`.
+/// actor itself, the command line as `keygate CLI`, an admin token by name.
 pub fn actor_label(actor: &str, email: Option<String>) -> String {
     email.unwrap_or_else(|| {
         if actor == CLI_ACTOR {
             "keygate CLI".to_string()
+        } else if let Some((_, name)) = admin_token_of(actor) {
+            format!("admin token {name}")
         } else {
             actor.to_string()
         }
     })
+}
+
+/// The (id, name) of the admin token in an actor id made by
+/// [`admin_token_actor`].
+pub fn admin_token_of(actor: &str) -> Option<(&str, &str)> {
+    actor.strip_prefix(ADMIN_TOKEN_PREFIX)?.split_once(':')
 }
 
 /// Who made a change and from where: a person's id (or [`CLI_ACTOR`],
@@ -46,6 +60,13 @@ pub struct Actor<'a> {
     pub id: &'a str,
     pub client_address: Option<&'a str>,
 }
+
+/// The actor id of changes made with an admin token: `admin_token:{id}:{name}`,
+/// so the log names the token (its name) and events can say which it was.
+pub fn admin_token_actor(id: &str, name: &str) -> String {
+    format!("{ADMIN_TOKEN_PREFIX}{id}:{name}")
+}
+pub const ADMIN_TOKEN_PREFIX: &str = "admin_token:";
 
 /// The operator at the command line.
 pub const CLI: Actor<'static> = Actor {
@@ -65,8 +86,11 @@ pub struct Entry<'a> {
 }
 
 impl Entry<'_> {
-    /// Writes the row; call inside the transaction that makes the change.
+    /// Writes the row, and the outgoing event of its action if it has one
+    /// (see [`crate::events`]); call inside the transaction that makes the
+    /// change.
     pub fn record(&self, conn: &mut DbConn) -> Result<()> {
+        super::outbox::record_for(conn, self)?;
         diesel::insert_into(audit_events::table)
             .values(&AuditEvent {
                 id: db::new_id(),
@@ -234,6 +258,32 @@ pub fn page(
         })
         .collect();
     Ok(Page { events, has_older })
+}
+
+/// The newest `limit` events done to `subject` in a workspace, named.
+pub fn of_subject(
+    conn: &mut DbConn,
+    names: &dyn NameSource,
+    workspace_id: &str,
+    subject: &str,
+    limit: i64,
+) -> Result<Vec<NamedEvent>> {
+    let events: Vec<AuditEvent> = audit_events::table
+        .filter(audit_events::workspace_id.eq(workspace_id))
+        .filter(audit_events::subject.eq(subject))
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?;
+    let names = Names::load(conn, names, &events)?;
+    Ok(events
+        .into_iter()
+        .map(|e| NamedEvent {
+            subject_name: names.subject(&e),
+            actor_name: names.actor(&e.actor),
+            event: e,
+        })
+        .collect())
 }
 
 /// What the log names but does not own. Each is named by the area that

@@ -96,7 +96,8 @@ fn keep_an_owner(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result
     Ok(())
 }
 
-/// Adds an existing user, found by email, with a role.
+/// Adds an existing user, found by email, with a role (the settings pages'
+/// team form; the same insert and log row as [`add_in_tx`]).
 pub fn add_by_email(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -106,6 +107,10 @@ pub fn add_by_email(
     client_address: Option<&str>,
 ) -> Result<Member> {
     let email = super::validate_email(email)?;
+    let by = audit::Actor {
+        id: actor,
+        client_address,
+    };
     db::write_tx(conn, |conn| {
         find_workspace(conn, workspace_id)?;
         let user = find_user_by_email(conn, &email)?.ok_or_else(|| {
@@ -113,32 +118,12 @@ pub fn add_by_email(
                 "no keygate account uses {email}; they must sign up before they can be added"
             ))
         })?;
-        let m = Membership {
-            workspace_id: workspace_id.to_string(),
-            user_id: user.id.clone(),
-            role: role.as_str().to_string(),
-            created_at: db::now(),
-        };
-        match diesel::insert_into(memberships::table)
-            .values(&m)
-            .execute(conn)
-        {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::conflict(format!(
-                    "{email} is already a member of this workspace"
-                )))
+        let m = add_in_tx(conn, workspace_id, &user.id, role, by).map_err(|e| match e {
+            Error::Conflict(_) => {
+                Error::conflict(format!("{email} is already a member of this workspace"))
             }
-            Err(e) => return Err(e.into()),
-        }
-        audit::record(
-            conn,
-            workspace_id,
-            actor,
-            &format!("member.added_{}", role.as_str()),
-            &user.id,
-            client_address,
-        )?;
+            e => e,
+        })?;
         Ok(Member {
             user_id: user.id,
             email: user.email,
@@ -146,6 +131,43 @@ pub fn add_by_email(
             joined_at: m.created_at,
         })
     })
+}
+
+/// Inside a transaction: adds a person (who exists) to a workspace with a
+/// role, logged as `member.added_{role}` by `by` (the event `member.added`).
+/// Every way of adding a member comes here.
+pub fn add_in_tx(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+    by: audit::Actor,
+) -> Result<Membership> {
+    let m = Membership {
+        workspace_id: workspace_id.to_string(),
+        user_id: user_id.to_string(),
+        role: role.as_str().to_string(),
+        created_at: db::now(),
+    };
+    match diesel::insert_into(memberships::table)
+        .values(&m)
+        .execute(conn)
+    {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => return Err(Error::conflict(
+            "that user is already a member of the workspace (remove them first to change the role)",
+        )),
+        Err(e) => return Err(e.into()),
+    }
+    audit::Entry {
+        workspace_id,
+        actor: by,
+        action: &format!("member.added_{}", role.as_str()),
+        subject: user_id,
+        detail: None,
+    }
+    .record(conn)?;
+    Ok(m)
 }
 
 /// Inside a transaction: changes a member's role (the last owner keeps
@@ -191,4 +213,75 @@ pub fn remove_membership(conn: &mut DbConn, workspace_id: &str, user_id: &str) -
     keep_an_owner(conn, workspace_id, user_id)?;
     diesel::delete(memberships::table.find((workspace_id, user_id))).execute(conn)?;
     Ok(())
+}
+
+/// A page of a workspace's members, newest membership first; the cursor is
+/// `{created_at}:{user_id}` of the last one shown.
+pub fn page(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    paging: &crate::db::paging::Paging,
+) -> Result<crate::db::paging::Listed<Member>> {
+    find_workspace(conn, workspace_id)?;
+    let mut q = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .into_boxed();
+    if let Some(c) = &paging.cursor {
+        let (at, user) = c
+            .split_once(':')
+            .and_then(|(a, u)| Some((a.parse::<i64>().ok()?, u.to_string())))
+            .ok_or_else(|| Error::invalid("cursor is not one this API gave"))?;
+        q = q.filter(
+            memberships::created_at.lt(at).or(memberships::created_at
+                .eq(at)
+                .and(memberships::user_id.lt(user))),
+        );
+    }
+    let rows: Vec<(String, String, String, i64)> = q
+        .order((memberships::created_at.desc(), memberships::user_id.desc()))
+        .limit(paging.fetch())
+        .select((
+            memberships::user_id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .load(conn)?;
+    let members = rows
+        .into_iter()
+        .filter_map(|(user_id, email, role, joined_at)| {
+            Some(Member {
+                user_id,
+                email,
+                role: Role::parse(&role).ok()?,
+                joined_at,
+            })
+        })
+        .collect();
+    Ok(paging.page(members, |m| format!("{}:{}", m.joined_at, m.user_id)))
+}
+
+/// One member of a workspace, if they are one.
+pub fn one(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<Option<Member>> {
+    let row: Option<(String, String, String, i64)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(workspace_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((
+            memberships::user_id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(user_id, email, role, joined_at)| {
+        Some(Member {
+            user_id,
+            email,
+            role: Role::parse(&role).ok()?,
+            joined_at,
+        })
+    }))
 }

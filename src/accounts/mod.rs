@@ -8,10 +8,14 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 pub mod audit;
+pub mod directory;
+pub mod identities;
 pub mod members;
+mod outbox;
 pub mod sessions;
 
 pub use members::remove_membership;
+pub use outbox::install_names;
 
 #[derive(Queryable, Selectable, Insertable, Serialize, Clone, Debug)]
 #[diesel(table_name = workspaces)]
@@ -20,6 +24,11 @@ pub struct Workspace {
     pub name: String,
     pub plan: String,
     pub created_at: i64,
+    /// The product's own id for the workspace (unique; admin API).
+    pub external_id: Option<String>,
+    /// Set when the workspace was deleted: it is then found by no lookup, and
+    /// no credential of it works; its security log is kept.
+    pub deleted_at: Option<i64>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -27,8 +36,34 @@ pub struct Workspace {
 pub struct User {
     pub id: String,
     pub email: String,
+    /// An argon2id hash, or [`NO_PASSWORD`] for a person who signs in only
+    /// through the product's identity provider.
     pub password_hash: String,
     pub created_at: i64,
+    /// The product's own id for the person (unique; admin API).
+    pub external_id: Option<String>,
+    /// Set while the person is disabled: they cannot sign in at all.
+    pub disabled_at: Option<i64>,
+    /// Set when the person was deleted: found by no lookup, signs in no way.
+    pub deleted_at: Option<i64>,
+}
+
+/// The `password_hash` of a person without a password: an empty string is no
+/// argon2 hash, so no password ever verifies against it (and
+/// [`check_password`] does not even try).
+pub const NO_PASSWORD: &str = "";
+
+impl User {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+    pub fn has_password(&self) -> bool {
+        self.password_hash != NO_PASSWORD
+    }
+    /// Whether this person may sign in at all (any way).
+    pub fn may_sign_in(&self) -> bool {
+        !self.is_disabled() && self.deleted_at.is_none()
+    }
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -148,22 +183,16 @@ pub fn validate_name(what: &str, raw: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// `keygate workspace create`: a workspace without an external id (see
+/// `directory::create_workspace`, which the admin API calls, for the rule).
 pub fn create_workspace(conn: &mut DbConn, name: &str, plan: Plan) -> Result<Workspace> {
-    let ws = Workspace {
-        id: db::new_id(),
-        name: validate_name("workspace name", name)?,
-        plan: plan.as_str().to_string(),
-        created_at: db::now(),
-    };
-    diesel::insert_into(workspaces::table)
-        .values(&ws)
-        .execute(conn)?;
-    Ok(ws)
+    directory::create_workspace(conn, name, plan, None, audit::CLI)
 }
 
 pub fn find_workspace(conn: &mut DbConn, id: &str) -> Result<Workspace> {
     workspaces::table
         .find(id)
+        .filter(workspaces::deleted_at.is_null())
         .select(Workspace::as_select())
         .first(conn)
         .optional()?
@@ -186,6 +215,7 @@ pub(crate) fn lock_workspace_row(conn: &mut DbConn, workspace_id: &str) -> Resul
 pub fn has_api_access(conn: &mut DbConn, id: &str) -> Result<bool> {
     let plan: Option<String> = workspaces::table
         .find(id)
+        .filter(workspaces::deleted_at.is_null())
         .select(workspaces::plan)
         .first(conn)
         .optional()?;
@@ -233,37 +263,33 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 pub fn create_user(conn: &mut DbConn, email: &str, password: &str) -> Result<User> {
-    let email = validate_email(email)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(Error::invalid(format!(
-            "the password must be at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(Error::invalid("the password must be at most 1024 bytes"));
-    }
-    let user = User {
-        id: db::new_id(),
-        email,
-        password_hash: crate::crypto::hash_password(password),
-        created_at: db::now(),
-    };
-    match diesel::insert_into(users::table)
-        .values(&user)
-        .execute(conn)
-    {
-        Ok(_) => Ok(user),
-        Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(format!(
-            "a user with email {:?} already exists",
-            user.email
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    directory::create_person(
+        conn,
+        &directory::NewPerson {
+            email,
+            password: Some(password),
+            external_id: None,
+        },
+    )
+}
+
+/// A person without a password, who signs in only through the product's
+/// identity provider (`signin`, with `KEYGATE_OIDC_CREATE_PEOPLE=on`).
+pub fn create_user_without_password(conn: &mut DbConn, email: &str) -> Result<User> {
+    directory::create_person(
+        conn,
+        &directory::NewPerson {
+            email,
+            password: None,
+            external_id: None,
+        },
+    )
 }
 
 pub fn find_user(conn: &mut DbConn, id: &str) -> Result<User> {
     users::table
         .find(id)
+        .filter(users::deleted_at.is_null())
         .select(User::as_select())
         .first(conn)
         .optional()?
@@ -307,12 +333,15 @@ pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> Result<Option<User>
 }
 
 /// Checks a password against the account read by `find_user_by_email`; the
-/// same work is done whether or not the account exists. It takes no database
-/// connection: argon2id costs about 15 ms, and holding a pooled connection
-/// meanwhile would let a few dozen failed logins exhaust the pool (OWASP
-/// Denial of Service Cheat Sheet: keep expensive work away from shared
+/// same work is done whether or not the account exists, and whether or not it
+/// may sign in with a password (a disabled person, a person without a
+/// password): each of those fails exactly as a wrong password does. It takes
+/// no database connection: argon2id costs about 15 ms, and holding a pooled
+/// connection meanwhile would let a few dozen failed logins exhaust the pool
+/// (OWASP Denial of Service Cheat Sheet: keep expensive work away from shared
 /// resources).
 pub fn check_password(user: Option<User>, password: &str) -> Option<User> {
+    let user = user.filter(|u| u.may_sign_in() && u.has_password());
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.as_str())
@@ -321,28 +350,29 @@ pub fn check_password(user: Option<User>, password: &str) -> Option<User> {
     user.filter(|_| ok)
 }
 
+/// Adds a person to a workspace as the command line (see [`add_member_by`]).
 pub fn add_member(
     conn: &mut DbConn,
     workspace_id: &str,
     user_id: &str,
     role: Role,
 ) -> Result<Membership> {
+    add_member_by(conn, workspace_id, user_id, role, audit::CLI)
+}
+
+/// Adds a person to a workspace with a role, logged as `member.added_{role}`
+/// by `by` (the event `member.added`).
+pub fn add_member_by(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+    by: audit::Actor,
+) -> Result<Membership> {
     db::write_tx(conn, |conn| {
         find_workspace(conn, workspace_id)?;
         find_user(conn, user_id)?;
-        let m = Membership {
-            workspace_id: workspace_id.to_string(),
-            user_id: user_id.to_string(),
-            role: role.as_str().to_string(),
-            created_at: db::now(),
-        };
-        match diesel::insert_into(memberships::table).values(&m).execute(conn) {
-            Ok(_) => Ok(m),
-            Err(e) if db::is_unique_violation(&e) => Err(Error::conflict(
-                "that user is already a member of the workspace (remove them first to change the role)",
-            )),
-            Err(e) => Err(e.into()),
-        }
+        members::add_in_tx(conn, workspace_id, user_id, role, by)
     })
 }
 
@@ -396,6 +426,7 @@ pub fn workspaces_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<(Workspace,
     let rows: Vec<(Workspace, String)> = memberships::table
         .inner_join(workspaces::table)
         .filter(memberships::user_id.eq(user_id))
+        .filter(workspaces::deleted_at.is_null())
         .order(workspaces::name.asc())
         .select((Workspace::as_select(), memberships::role))
         .load(conn)?;
@@ -412,4 +443,35 @@ pub fn managed_workspaces(conn: &mut DbConn, user_id: &str) -> Result<Vec<Worksp
         .filter(|(_, r)| r.can_manage())
         .map(|(w, _)| w)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(password: Option<&str>, disabled: bool) -> User {
+        User {
+            id: db::new_id(),
+            email: "ada@example.test".into(),
+            password_hash: password
+                .map(crate::crypto::hash_password)
+                .unwrap_or_else(|| NO_PASSWORD.to_string()),
+            created_at: 0,
+            external_id: None,
+            disabled_at: disabled.then_some(1),
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_password_signs_in_only_an_enabled_person_who_has_one() {
+        let pw = "correct horse";
+        assert!(check_password(Some(person(Some(pw), false)), pw).is_some());
+        assert!(check_password(Some(person(Some(pw), false)), "wrong one").is_none());
+        assert!(check_password(Some(person(Some(pw), true)), pw).is_none());
+        assert!(check_password(Some(person(None, false)), "").is_none());
+        assert!(check_password(Some(person(None, false)), pw).is_none());
+        assert!(check_password(None, pw).is_none());
+        assert!(!crate::crypto::verify_password("", NO_PASSWORD));
+    }
 }

@@ -46,7 +46,11 @@ pub fn resolve(conn: &mut DbConn, cookie: &str) -> Result<Option<(Session, User)
     let Some(session) = session.filter(|s| s.expires_at > db::now()) else {
         return Ok(None);
     };
-    let user = accounts::find_user(conn, &session.user_id).ok();
+    // A disabled person's sessions end when they are disabled; this check
+    // holds even for one started a moment before.
+    let user = accounts::find_user(conn, &session.user_id)
+        .ok()
+        .filter(User::may_sign_in);
     Ok(user.map(|u| (session, u)))
 }
 
@@ -58,4 +62,9 @@ pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<()> {
 /// Deletes the sessions that have ended; returns how many.
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
     Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn)?)
+}
+
+/// Ends every session of a person (disabled or deleted).
+pub fn end_all_of(conn: &mut DbConn, user_id: &str) -> Result<usize> {
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?)
 }

@@ -135,6 +135,7 @@ pub fn create_key(conn: &mut DbConn, spec: &NewKey<'_>, by: Actor) -> Result<Iss
             previous_secret_hash: None,
             previous_secret_expires_at: None,
             mailbox_id: spec.mailbox_id.map(str::to_string),
+            description: String::new(),
         };
         db::insert_new(conn, api_keys::table, &key, |conn| {
             name_taken(conn, workspace_id, &name)
@@ -184,13 +185,19 @@ pub struct KeyRow {
 pub const EXPIRING: &str = "expiring";
 
 /// The status filter values, for error messages.
-pub const STATUS_FILTERS: &[&str] = &["active", "expired", "revoked", EXPIRING];
+pub const STATUS_FILTERS: &[&str] = &["active", "expired", "revoked", EXPIRING, NEVER_USED, UNUSED];
+
+/// The list's filter of active keys never used.
+pub const NEVER_USED: &str = "never_used";
+
+/// The list's filter of active keys used once but not in the last 30 days.
+pub const UNUSED: &str = "unused";
 
 #[derive(Default, Clone, Debug)]
 pub struct ListFilter {
     /// Matches name, creator, workspace name or purpose (the name says the purpose).
     pub query: Option<String>,
-    /// `active`, `expired`, `revoked` or `expiring`.
+    /// One of [`STATUS_FILTERS`].
     pub status: Option<String>,
 }
 
@@ -230,6 +237,10 @@ pub fn list(conn: &mut DbConn, workspace_id: &str, filter: &ListFilter) -> Resul
         .filter(|(row, _)| match filter.status.as_deref() {
             None | Some("") => true,
             Some(EXPIRING) => row.key.expiring_soon(now),
+            Some(NEVER_USED) => {
+                row.key.status_at(now) == KeyStatus::Active && row.key.last_used_at.is_none()
+            }
+            Some(UNUSED) => row.key.unused_for_30_days(now),
             Some(s) => row.key.status_at(now).as_str() == s,
         })
         .map(|(row, _)| row)
@@ -344,4 +355,173 @@ pub fn revoke_restricted_to_in_tx(
         events.extend(revoked.record(conn, &workspace_id, None)?);
     }
     Ok(events)
+}
+
+/// The most characters of a key's description.
+pub const MAX_DESCRIPTION_LEN: usize = 500;
+
+/// What an edit sets on a key without touching its secret.
+#[derive(Clone, Debug)]
+pub struct KeyEdit<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    /// `None` keeps the access level (a mailbox-restricted key's is fixed).
+    pub access: Option<Access>,
+    /// `None`: usable from anywhere.
+    pub allowed_ips: Option<IpAllowList>,
+}
+
+/// A description: trimmed, at most [`MAX_DESCRIPTION_LEN`] characters, lines
+/// allowed, no other control or invisible formatting characters.
+pub fn validate_description(raw: &str) -> Result<String> {
+    let text = raw.trim();
+    if text.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(Error::invalid(format!(
+            "the description must be at most {MAX_DESCRIPTION_LEN} characters"
+        )));
+    }
+    let bad =
+        |c: char| (c.is_control() && c != '\n' && c != '\r') || accounts::is_invisible_format(c);
+    if let Some(c) = text.chars().find(|&c| bad(c)) {
+        return Err(Error::invalid(format!(
+            "the description must not contain control or invisible formatting characters (found U+{:04X})",
+            c as u32
+        )));
+    }
+    Ok(text.replace("\r\n", "\n"))
+}
+
+/// Changes a key's name, description, scopes and allowed addresses, keeping
+/// its secret. A revoked key is not edited. Every node drops the key from its
+/// cache (the change's event), so new scopes and addresses apply within the
+/// revocation bound.
+pub fn edit(
+    conn: &mut DbConn,
+    cache: &CredentialCache,
+    id: &str,
+    edit: &KeyEdit<'_>,
+    by: Actor,
+) -> Result<ApiKey> {
+    let name = validate_key_name(edit.name)?;
+    let description = validate_description(edit.description)?;
+    let events = [Event::api_key(id)];
+    Change::new(id, "api_key.updated", by)
+        .with_events(&events)
+        .commit(conn, cache, |conn| {
+            let key = find(conn, id)?;
+            if key.revoked_at.is_some() {
+                return Err(Error::conflict("a revoked key cannot be edited"));
+            }
+            let access = edit_access(&key, edit.access.as_ref())?;
+            if name != key.name {
+                let taken: i64 = api_keys::table
+                    .filter(api_keys::workspace_id.eq(&key.workspace_id))
+                    .filter(api_keys::name.eq(&name))
+                    .filter(api_keys::revoked_at.is_null())
+                    .filter(api_keys::id.ne(id))
+                    .count()
+                    .get_result(conn)?;
+                if taken > 0 {
+                    return Err(name_taken(conn, &key.workspace_id, &name));
+                }
+            }
+            diesel::update(api_keys::table.find(id))
+                .set((
+                    api_keys::name.eq(&name),
+                    api_keys::description.eq(&description),
+                    api_keys::access.eq(access.as_str()),
+                    api_keys::scopes.eq(access.stored_scopes()),
+                    api_keys::allowed_ips
+                        .eq(edit.allowed_ips.as_ref().map(IpAllowList::to_storage)),
+                ))
+                .execute(conn)?;
+            let detail = edit_detail(&key, &name, &access, edit.allowed_ips.as_ref());
+            Ok(Made {
+                detail,
+                ..Made::new(find(conn, id)?, key.workspace_id)
+            })
+        })
+}
+
+/// The access an edit leaves: a mailbox-restricted key keeps its own.
+fn edit_access(key: &ApiKey, wanted: Option<&Access>) -> Result<Access> {
+    let current = key.access_level();
+    match wanted {
+        None => Ok(current),
+        Some(a) if key.mailbox_id.is_some() && a.as_str() != current.as_str() => Err(Error::invalid(
+            "a key restricted to one mailbox keeps its access level; generate a new key for other access",
+        )),
+        Some(a) => Ok(a.clone()),
+    }
+}
+
+/// What an edit changed, for its security-log row.
+fn edit_detail(
+    before: &ApiKey,
+    name: &str,
+    access: &Access,
+    allowed: Option<&IpAllowList>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if before.name != name {
+        parts.push(format!("renamed from {:?}", before.name));
+    }
+    let old = before.access_level();
+    if old.as_str() != access.as_str() || old.scopes() != access.scopes() {
+        parts.push(format!("access {}", access.scopes().join(" ")));
+    }
+    let allowed_now = allowed.map(IpAllowList::to_storage);
+    if allowed_now != before.allowed_ips {
+        match allowed {
+            Some(list) => parts.push(format!("only from {list}")),
+            None => parts.push("from any address".to_string()),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The most keys announced as expiring in one pass (the next pass takes the rest).
+const EXPIRING_BATCH: i64 = 100;
+
+/// Writes `api_key.expiring` once per active key whose last day begins
+/// within 7 days ([`super::EXPIRING_SOON_SECS`] before it), marking the key
+/// in the same transaction so no pass on any node writes it twice.
+pub fn announce_expiring(conn: &mut DbConn, now: i64) -> Result<usize> {
+    let horizon = now + super::EXPIRING_SOON_SECS + 86_400;
+    let due: Vec<ApiKey> = api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::expiring_sent_at.is_null())
+        .filter(api_keys::expires_at.gt(now))
+        .filter(api_keys::expires_at.le(horizon))
+        .limit(EXPIRING_BATCH)
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    let mut sent = 0;
+    for key in due {
+        sent += db::write_tx(conn, |conn| {
+            let marked = diesel::update(
+                api_keys::table
+                    .find(&key.id)
+                    .filter(api_keys::expiring_sent_at.is_null()),
+            )
+            .set(api_keys::expiring_sent_at.eq(now))
+            .execute(conn)?;
+            if marked == 1 {
+                let data = serde_json::json!({
+                    "api_key": {"id": key.id, "name": key.name, "prefix": key.prefix()},
+                    "expires_at": key.expires_at.map(db::rfc3339),
+                });
+                let actor = crate::events::Actor::system("keygate", Some("keygate".into()));
+                crate::events::record(
+                    conn,
+                    Some(&key.workspace_id),
+                    "api_key.expiring",
+                    &actor,
+                    data,
+                )?;
+            }
+            Ok::<_, Error>(marked)
+        })?;
+    }
+    Ok(sent)
 }

@@ -66,6 +66,8 @@ pub struct ApiKey {
     pub previous_secret_expires_at: Option<i64>,
     /// The one mailbox a restricted key may see on `/v1`; `None` for a workspace key.
     pub mailbox_id: Option<String>,
+    /// What the key is for, in its owner's words (empty when not given).
+    pub description: String,
 }
 
 impl ApiKey {
@@ -94,6 +96,19 @@ impl ApiKey {
             })
     }
     /// Active and ending within [`EXPIRING_SOON_SECS`].
+    /// Active, used once but not in the last 30 days (a key never used is
+    /// marked so on its own).
+    pub fn unused_for_30_days(&self, now: i64) -> bool {
+        const DAYS_30: i64 = 30 * 86_400;
+        if self.status_at(now) != KeyStatus::Active {
+            return false;
+        }
+        match self.last_used_at {
+            Some(t) => now - t >= DAYS_30,
+            None => false,
+        }
+    }
+
     pub fn expiring_soon(&self, now: i64) -> bool {
         self.status_at(now) == KeyStatus::Active
             && self

@@ -1,6 +1,7 @@
 //! The `keygate` command line: serving, and the admin commands of the contract.
 //! Bad input exits non-zero with one line on stderr and changes nothing.
 
+mod admin;
 mod apikey;
 mod issuer;
 mod machine;
@@ -130,6 +131,19 @@ enum Command {
         after_help = "Example:\n  keygate --json audit list --workspace WS_ID --limit 20"
     )]
     Audit(AuditCmd),
+    /// Admin tokens: the bearer tokens of the admin API (/admin/v1).
+    #[command(
+        subcommand,
+        name = "admin-token",
+        after_help = "Examples:\n  keygate --json admin-token create --name product-backend\n  keygate admin-token revoke TOKEN_ID"
+    )]
+    AdminToken(admin::AdminTokenCmd),
+    /// Webhook endpoints: where events are delivered.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate --json webhook create --url https://hooks.example.com/keygate\n  keygate --json webhook deliveries ENDPOINT_ID"
+    )]
+    Webhook(admin::WebhookCmd),
     /// Copy the SQLite database to a new file; safe while keygate serves.
     #[command(
         after_help = "Example:\n  keygate --json backup --to /var/backups/keygate-2027-01-31.db\n\nSQLite only; for PostgreSQL use pg_dump -Fc."
@@ -239,6 +253,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Command::Completions { shell } = cli.command {
         return completions(shell);
     }
+    // Events written by commands name what they are about.
+    crate::accounts::install_names(&crate::node::names::AreaNames);
     let mut config = Config::resolve(cli.database_url, cli.issuer, cli.bind)?;
     if cli.sasl_bind.is_some() {
         config.sasl_bind = cli.sasl_bind;
@@ -263,6 +279,8 @@ fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
         Command::Trust(cmd) => with_conn(cfg, |c| machine::trust(c, out, cmd)),
         Command::Keys(cmd) => with_conn(cfg, |c| issuer::keys(c, cfg, out, cmd)),
         Command::Audit(cmd) => with_conn(cfg, |c| ops::audit(c, out, cmd)),
+        Command::AdminToken(cmd) => with_conn(cfg, |c| admin::admin_token(c, out, cmd)),
+        Command::Webhook(cmd) => with_conn(cfg, |c| admin::webhook(c, cfg, out, cmd)),
         Command::Backup { to } => ops::backup(cfg, out, &to),
         Command::Restore { from } => ops::restore(cfg, out, &from),
         Command::Completions { shell } => completions(shell),

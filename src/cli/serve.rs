@@ -76,7 +76,14 @@ async fn serve_all(
         Some((bind, limits)) => Some(start_sasl(&bind, services.clone(), limits).await?),
         None => None,
     };
+    let deliverer = crate::webhooks::delivery::Deliverer {
+        pool: services.pool.clone(),
+        client: services.outbound.clone(),
+        master_key: services.config.master_key,
+    };
+    let webhooks = actix_web::rt::spawn(crate::webhooks::delivery::run(deliverer));
     let result = serve_http(services, listener).await;
+    webhooks.abort();
     if let Some(task) = smtp_auth {
         // Dropping the listener's future ends its connections (and removes
         // a unix socket).

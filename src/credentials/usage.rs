@@ -151,6 +151,59 @@ pub fn sparkline(points: &[(i64, i64)], today: i64, days: i64) -> String {
     svg
 }
 
+/// The usage of one credential over `days` days to `today` as a labelled bar
+/// chart (for its own page): a bar a day with its count in its tooltip, the
+/// busiest day's count on the axis and the first and last dates below.
+pub fn bar_chart(points: &[(i64, i64)], today: i64, days: i64) -> String {
+    let start = today - days + 1;
+    let in_range = || points.iter().filter(move |p| p.0 >= start && p.0 <= today);
+    let max = in_range().map(|p| p.1).max().unwrap_or(0).max(1);
+    let total: i64 = in_range().map(|p| p.1).sum();
+    let (slot, plot_h, left, top) = (18, 120, 44, 8);
+    let w = left + days * slot;
+    let h = top + plot_h + 24;
+    let date = |d: i64| {
+        chrono::DateTime::from_timestamp(d * 86_400, 0)
+            .map(|t| t.format("%b %-d").to_string())
+            .unwrap_or_default()
+    };
+    let mut svg = format!(
+        "<svg class=\"usage-chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" \
+         aria-label=\"{total} requests in the last {days} days; the busiest day had {max}\">\
+         <title>{total} requests in the last {days} days</title>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"axis\">{max}</text>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"axis\">0</text>\
+         <rect x=\"{left}\" y=\"{}\" width=\"{}\" height=\"1\" class=\"base\"/>",
+        left - 6,
+        top + 10,
+        left - 6,
+        top + plot_h,
+        top + plot_h,
+        days * slot
+    );
+    for &(day, count) in in_range() {
+        let bh = ((count as f64 / max as f64) * plot_h as f64)
+            .ceil()
+            .max(1.0) as i64;
+        let x = left + (day - start) * slot + 2;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{bh}\" class=\"bar\"><title>{}: {count}</title></rect>",
+            top + plot_h - bh,
+            slot - 4,
+            date(day)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{left}\" y=\"{}\" class=\"axis\">{}</text>\
+         <text x=\"{w}\" y=\"{}\" text-anchor=\"end\" class=\"axis\">{}</text></svg>",
+        h - 6,
+        date(start),
+        h - 6,
+        date(today)
+    ));
+    svg
+}
+
 /// How many independently locked parts each map of the recorder has: every
 /// `/v1` request counts a use, and with one lock the workers would queue on it.
 const SHARDS: usize = 16;

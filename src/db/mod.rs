@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod group;
+pub mod paging;
 mod pool;
 pub mod schema;
 mod sqlite_c;

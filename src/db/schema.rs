@@ -7,6 +7,8 @@ diesel::table! {
         name -> Text,
         plan -> Text,
         created_at -> BigInt,
+        external_id -> Nullable<Text>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 
@@ -15,6 +17,32 @@ diesel::table! {
         id -> Text,
         email -> Text,
         password_hash -> Text,
+        created_at -> BigInt,
+        external_id -> Nullable<Text>,
+        disabled_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    identities (issuer, subject) {
+        issuer -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(identities -> users (user_id));
+
+diesel::table! {
+    pending_sign_ins (state_hash) {
+        state_hash -> Text,
+        browser_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        next -> Text,
+        client_address -> Text,
         created_at -> BigInt,
     }
 }
@@ -166,6 +194,8 @@ diesel::table! {
         previous_secret_hash -> Nullable<Text>,
         previous_secret_expires_at -> Nullable<BigInt>,
         mailbox_id -> Nullable<Text>,
+        expiring_sent_at -> Nullable<BigInt>,
+        description -> Text,
     }
 }
 
@@ -224,6 +254,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     tags,
     forms,
     audit_events,
+    identities,
+    pending_sign_ins,
 );
 
 diesel::table! {
@@ -272,6 +304,68 @@ diesel::allow_tables_to_appear_in_same_query!(mailboxes, users);
 diesel::allow_tables_to_appear_in_same_query!(mailboxes, api_keys);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(mailbox_auth_keys, users);
+
+diesel::table! {
+    admin_tokens (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (token_id, path, idem_key) {
+        token_id -> Text,
+        path -> Text,
+        idem_key -> Text,
+        body_hash -> Text,
+        status -> Integer,
+        response -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        workspace_id -> Nullable<Text>,
+        event_type -> Text,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        event_types -> Text,
+        secret_sealed -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_status_code -> Nullable<Integer>,
+        next_attempt_at -> BigInt,
+        lease_until -> BigInt,
+        lease_owner -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(webhook_deliveries, webhook_endpoints, events);
 
 diesel::table! {
     used_jtis (key) {

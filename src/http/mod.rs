@@ -1,6 +1,7 @@
 //! HTTP: thin handlers that parse, call one function of an area, and map the
 //! result. One `configure` serves `main` and the tests.
 
+pub mod admin;
 pub mod demo;
 pub mod leaks;
 mod machine;
@@ -10,6 +11,7 @@ pub mod pages;
 pub mod panic;
 pub mod registration;
 pub mod settings;
+pub mod signin;
 pub mod v1;
 pub mod wellknown;
 
@@ -40,10 +42,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     // The router tries services in order: `/v1` first, so the busiest routes
     // are matched before every page and settings pattern is tried.
     v1::configure(cfg);
+    admin::configure(cfg);
     wellknown::configure(cfg);
     oauth::configure(cfg);
     registration::configure(cfg);
     pages::configure(cfg);
+    signin::configure(cfg);
     settings::configure(cfg);
     leaks::configure(cfg);
 }

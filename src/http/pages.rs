@@ -12,22 +12,26 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-const SESSION_COOKIE: &str = "keygate_session";
-const LOGIN_CSRF_COOKIE: &str = "keygate_login_csrf";
+pub(super) const SESSION_COOKIE: &str = "keygate_session";
+pub(super) const LOGIN_CSRF_COOKIE: &str = "keygate_login_csrf";
+/// Binds a sign-in through the identity provider to the browser that
+/// started it (`signin::pending`).
+pub(super) const SIGNIN_COOKIE: &str = "keygate_signin";
 
 /// A cookie's name: with the `__Host-` prefix when the issuer is https, so
 /// that a browser takes it only from this host, over TLS, for every path
 /// (RFC 6265bis §4.1.3.2): no other host of the domain can set or shadow it.
-fn cookie_name(name: &'static str, secure: bool) -> &'static str {
+pub(super) fn cookie_name(name: &'static str, secure: bool) -> &'static str {
     match (secure, name) {
         (true, SESSION_COOKIE) => "__Host-keygate_session",
         (true, LOGIN_CSRF_COOKIE) => "__Host-keygate_login_csrf",
+        (true, SIGNIN_COOKIE) => "__Host-keygate_signin",
         _ => name,
     }
 }
 
 /// Whether this server's issuer is https (its cookies are `Secure`).
-fn secure_cookies(req: &HttpRequest) -> bool {
+pub(super) fn secure_cookies(req: &HttpRequest) -> bool {
     req.app_data::<Svc>().is_some_and(|svc| svc.config.https())
 }
 
@@ -89,7 +93,7 @@ pub fn session_cookie(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+pub(super) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
     Cookie::build(cookie_name(name, secure), value)
         .path("/")
         .http_only(true)
@@ -98,7 +102,7 @@ fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
         .finish()
 }
 
-fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+pub(super) fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
     let mut c = cookie(name, String::new(), secure);
     c.make_removal();
     c
@@ -127,6 +131,10 @@ struct LoginTemplate<'a> {
     next: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    /// "Sign in with NAME" when the identity provider is configured.
+    provider_name: Option<&'a str>,
+    /// Whether the password form is shown (`KEYGATE_PASSWORD_LOGIN`).
+    password_login: bool,
 }
 
 fn render_login(
@@ -142,6 +150,8 @@ fn render_login(
         next,
         email,
         error,
+        provider_name: svc.signin.as_ref().map(|p| p.settings.name.as_str()),
+        password_login: svc.config.password_login,
     }
     .render() else {
         return crate::http::render_failed();
@@ -178,11 +188,11 @@ async fn login_page(svc: Svc, req: HttpRequest, q: web::Query<NextQuery>) -> Htt
     render_login(&svc, StatusCode::OK, &next, "", None)
 }
 
-fn form_of(body: &[u8]) -> Params {
+pub(super) fn form_of(body: &[u8]) -> Params {
     Params::parse(body)
 }
 
-fn field<'a>(p: &'a Params, name: &str) -> &'a str {
+pub(super) fn field<'a>(p: &'a Params, name: &str) -> &'a str {
     p.get(name).ok().flatten().unwrap_or("")
 }
 
@@ -193,14 +203,19 @@ struct LoginForm {
     password: String,
 }
 
-/// The login form, and whether its CSRF token matches the login cookie.
-fn login_form(req: &HttpRequest, body: &[u8]) -> (LoginForm, bool) {
-    let form = form_of(body);
+/// Whether a login page form's CSRF token matches the login cookie.
+pub(super) fn login_csrf_ok(req: &HttpRequest, form: &Params) -> bool {
     let expected = req
         .cookie(cookie_name(LOGIN_CSRF_COOKIE, secure_cookies(req)))
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    let csrf_ok = !expected.is_empty() && crypto::ct_eq(&expected, field(&form, "csrf_token"));
+    !expected.is_empty() && crypto::ct_eq(&expected, field(form, "csrf_token"))
+}
+
+/// The login form, and whether its CSRF token matches the login cookie.
+fn login_form(req: &HttpRequest, body: &[u8]) -> (LoginForm, bool) {
+    let form = form_of(body);
+    let csrf_ok = login_csrf_ok(req, &form);
     let login = LoginForm {
         next: safe_next(Some(field(&form, "next"))),
         email: field(&form, "email").trim().to_lowercase(),
@@ -240,6 +255,12 @@ async fn login_submit(svc: Svc, req: HttpRequest, payload: web::Payload) -> Http
     };
     let (form, csrf_ok) = login_form(&req, &body);
     let again = |status, why| render_login(&svc, status, &form.next, &form.email, Some(why));
+    if !svc.config.password_login {
+        return again(
+            StatusCode::FORBIDDEN,
+            "Signing in with a password is turned off here.",
+        );
+    }
     if !csrf_ok {
         return again(
             StatusCode::FORBIDDEN,
@@ -307,7 +328,7 @@ async fn verified(
 
 /// The answer to a good login: the session cookie, the login's CSRF cookie
 /// removed, and on to `next`.
-fn signed_in(svc: &Svc, next: &str, session: String) -> HttpResponse {
+pub(super) fn signed_in(svc: &Svc, next: &str, session: String) -> HttpResponse {
     let mut resp = redirect(StatusCode::SEE_OTHER, next);
     let secure = svc.config.https();
     let _ = resp.add_cookie(&cookie(SESSION_COOKIE, session, secure));

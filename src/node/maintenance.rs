@@ -302,6 +302,7 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     let mut total = 0;
     total += crate::oauth::housekeeping::prune(conn, now)?;
     total += crate::accounts::sessions::prune(conn, now)?;
+    total += crate::signin::pending::prune(conn, now)?;
     total += crate::credentials::replay::prune(conn, now)?;
     let retention_ms = i64::try_from(config.revocation_retention_secs)
         .unwrap_or(i64::MAX / 1000)
@@ -310,6 +311,9 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     total += crate::oauth::clients::remove_unused(conn, now)?;
     total += crate::credentials::usage::prune(conn, crate::credentials::usage::day_of(now))?;
     total += crate::apikeys::stored::end_grace_periods(conn, now)?;
+    total += crate::apikeys::announce_expiring(conn, now)?;
+    total += crate::events::prune(conn, now)?;
+    total += crate::admin::prune(conn, now)?;
     Ok(total)
 }
 

@@ -76,16 +76,23 @@ pub struct Services {
     pub documents: Fetcher,
     /// JWK Sets of clients and trusted identity providers, by URL.
     pub jwks: crate::oauth::jwks::JwksCache,
+    /// The one outbound HTTPS client (SSRF rules, bounded in flight): client
+    /// metadata documents, webhook deliveries, the identity provider.
+    pub outbound: crate::outbound::Client,
     pub limits: Option<Limits>,
     /// Whose `X-Forwarded-For` names the client (`KEYGATE_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
     /// The keys leak reports must be signed with (`KEYGATE_LEAK_REPORT_KEYS`,
     /// read once at start); `None`: `POST /api-keys/leaks` does not exist.
     pub leak_report_keys: Option<LeakReportKeys>,
+    /// The product's identity provider (`KEYGATE_OIDC_*`); `None` when not
+    /// configured.
+    pub signin: Option<crate::signin::Provider>,
 }
 
 impl Services {
     pub fn new(config: Config, pool: Pool) -> Result<Services, String> {
+        crate::accounts::install_names(&super::names::AreaNames);
         let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| format!("KEYGATE_TRUSTED_PROXIES: {e}"))?;
         for net in trusted_proxies.wide() {
@@ -114,17 +121,15 @@ impl Services {
         let cursor = crate::credentials::revocation::start(&mut conn)
             .map_err(|e| format!("cannot read the revocation feed: {e}"))?;
         let limits = config.rate_limits.as_ref().map(Limits::new);
-        let documents = Fetcher::new(
+        let outbound =
+            crate::outbound::Client::new(&config.outbound_allowed_hosts, &config.outbound_ca_files)
+                .map_err(|e| e.to_string())?;
+        let documents = Fetcher::with_client(
             cimd_config(&config),
             Offered::new(crate::credentials::scopes::all_names()),
-        )
-        .map_err(|e| e.to_string())?;
-        let jwks = crate::outbound::Client::new(
-            &config.cimd_allowed_hosts,
-            config.cimd_ca_file.as_deref(),
-        )
-        .map(crate::oauth::jwks::JwksCache::new)
-        .map_err(|e| e.to_string())?;
+            outbound.clone(),
+        );
+        let jwks = crate::oauth::jwks::JwksCache::new(outbound.clone());
         // Clients are trusted in memory as long as credentials are.
         let clients = ClientCache::new(Bounds::from_config(&config).max_age);
         let credentials = Credentials {
@@ -137,7 +142,11 @@ impl Services {
                 tokens: &crate::oauth::authorizations::TOKENS,
             },
         };
+        let signin = config.oidc.clone().map(|settings| {
+            crate::signin::Provider::new(settings, &config.issuer, outbound.clone())
+        });
         Ok(Services {
+            signin,
             config,
             pool,
             credentials,
@@ -145,6 +154,7 @@ impl Services {
             writes: Default::default(),
             documents,
             jwks,
+            outbound,
             limits,
             trusted_proxies,
             leak_report_keys,
@@ -152,15 +162,11 @@ impl Services {
     }
 }
 
-/// The fetcher's defaults with the outbound client's allowed hosts and CA
-/// file, and `cimd_cache_ttl_secs` as the most seconds a good document is
+/// The fetcher's defaults (its client is the node's outbound client), with
+/// `cimd_cache_ttl_secs` as the most seconds a good document is
 /// cached (default 24 h; `Cache-Control` may ask for less).
 fn cimd_config(config: &Config) -> CimdConfig {
-    let mut cimd = CimdConfig {
-        allowed_hosts: config.cimd_allowed_hosts.clone(),
-        ca_file: config.cimd_ca_file.clone(),
-        ..CimdConfig::default()
-    };
+    let mut cimd = CimdConfig::default();
     if let Some(secs) = config.cimd_cache_ttl_secs {
         let ttl = std::time::Duration::from_secs(secs);
         cimd.max_ttl = ttl;

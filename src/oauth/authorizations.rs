@@ -351,3 +351,32 @@ pub fn app_names_of(conn: &mut DbConn, ids: &[String]) -> Result<HashMap<String,
         named.select((authorizations::id, clients::name)),
     )?)
 }
+
+/// Inside a transaction: revokes every active authorization of a workspace
+/// (`workspace_id`), or that a person approved in any workspace (`user_id`),
+/// each logged as `action` by `by`. Returns the events recorded.
+pub fn revoke_all_of(
+    conn: &mut DbConn,
+    workspace_id: Option<&str>,
+    user_id: Option<&str>,
+    action: &str,
+    by: Actor,
+) -> Result<Vec<Event>> {
+    let mut q = authorizations::table
+        .filter(authorizations::revoked_at.is_null())
+        .into_boxed();
+    if let Some(ws) = workspace_id {
+        q = q.filter(authorizations::workspace_id.eq(ws.to_string()));
+    }
+    if let Some(user) = user_id {
+        q = q.filter(authorizations::user_id.eq(user.to_string()));
+    }
+    let rows: Vec<(String, String)> = q
+        .select((authorizations::id, authorizations::workspace_id))
+        .load(conn)?;
+    let mut events = Vec::new();
+    for (id, ws) in &rows {
+        events.extend(revoke_in_tx(conn, id, ws, action, by)?);
+    }
+    Ok(events)
+}

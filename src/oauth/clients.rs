@@ -235,10 +235,34 @@ fn base_row(
     (client, secret)
 }
 
+/// A new client and its `client.registered` event, in one transaction.
 fn insert(conn: &mut DbConn, client: &Client) -> Result<()> {
+    db::write_tx(conn, |conn| insert_in_tx(conn, client))
+}
+
+/// Inside a transaction: writes a new client's row and its
+/// `client.registered` event (of no workspace: clients are the server's).
+fn insert_in_tx(conn: &mut DbConn, client: &Client) -> Result<()> {
     diesel::insert_into(clients::table)
         .values(client)
         .execute(conn)?;
+    let actor = match (&client.owner_user_id, client.kind()) {
+        (Some(owner), _) => crate::events::Actor {
+            kind: "person",
+            id: owner.clone(),
+            name: crate::accounts::emails_of(conn, std::slice::from_ref(owner))?.remove(owner),
+        },
+        (None, ClientKind::Operator) => crate::events::Actor {
+            kind: "cli",
+            id: crate::accounts::audit::CLI_ACTOR.to_string(),
+            name: Some("keygate CLI".into()),
+        },
+        (None, kind) => crate::events::Actor::system(kind.as_str(), None),
+    };
+    let data = serde_json::json!({
+        "client": {"id": client.id, "name": client.name, "kind": client.kind, "public": client.is_public},
+    });
+    crate::events::record(conn, None, "client.registered", &actor, data)?;
     Ok(())
 }
 
@@ -411,7 +435,7 @@ fn sync_document(conn: &mut DbConn, doc: &ClientDocument, create: bool) -> Resul
                     .execute(conn)?;
             }
             None if !create => return Ok(None),
-            None => match db::write_tx(conn, |conn| insert(conn, &fresh)) {
+            None => match db::write_tx(conn, |conn| insert_in_tx(conn, &fresh)) {
                 Ok(()) => return Ok(Some(fresh)),
                 // Another request made the row first: read it again.
                 Err(Error::Db(e)) if db::is_unique_violation(&e) => continue,

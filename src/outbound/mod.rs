@@ -8,9 +8,11 @@
 //!   ([`ssrf`]: special-use addresses are refused before connecting, except for
 //!   allow-listed hosts), with no second DNS lookup to rebind;
 //! * follows no redirects;
-//! * bounds connect and total time and the bytes of body read ([`Limits`]);
-//! * verifies TLS against the webpki roots plus, optionally, the roots of one
-//!   PEM file (for tests and private deployments).
+//! * bounds connect and total time and the bytes of body read ([`Limits`]),
+//!   and the requests in flight at once on this node ([`MAX_IN_FLIGHT`]; a
+//!   request waiting for its turn counts against its own total time);
+//! * verifies TLS against the webpki roots plus, optionally, the roots of
+//!   some PEM files (for tests and private deployments).
 //!
 //! # Why this HTTP stack
 //!
@@ -26,7 +28,7 @@
 
 pub mod ssrf;
 
-pub use ssrf::{is_special_use, parse_allowed_hosts};
+pub use ssrf::{check_saved_url, is_special_use, parse_allowed_hosts};
 
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Bytes};
@@ -44,6 +46,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use url::Url;
+
+/// The most outbound requests one node has in flight at once (every client
+/// clone shares them).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// The bounds of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +125,7 @@ impl Response {
 pub struct Client {
     allowed_hosts: Arc<HashSet<String>>,
     tls: Arc<ClientConfig>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Client {
@@ -132,10 +139,13 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client for which `allowed_hosts` (as in a URL, case-insensitive; IPv6
     /// with or without brackets) may resolve to special-use addresses, and
-    /// which trusts the certificates of `ca_file` as roots besides webpki's.
-    /// Fails only if the CA file cannot be read or holds no certificate.
-    pub fn new(allowed_hosts: &[String], ca_file: Option<&Path>) -> Result<Self, OutboundError> {
-        let tls = tls_config(ca_file)?;
+    /// which trusts the certificates of `ca_files` as roots besides webpki's.
+    /// Fails only if a CA file cannot be read or holds no certificate.
+    pub fn new<P: AsRef<Path>>(
+        allowed_hosts: &[String],
+        ca_files: &[P],
+    ) -> Result<Self, OutboundError> {
+        let tls = tls_config(ca_files)?;
         let allowed_hosts = allowed_hosts
             .iter()
             .filter_map(|h| ssrf::normalise_host(h))
@@ -143,18 +153,50 @@ impl Client {
         Ok(Client {
             allowed_hosts: Arc::new(allowed_hosts),
             tls,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         })
+    }
+
+    /// `request` once a place among the requests in flight is free, all
+    /// within `limits.total_timeout`.
+    async fn bounded<F>(&self, limits: &Limits, request: F) -> Result<Response, OutboundError>
+    where
+        F: Future<Output = Result<Response, OutboundError>>,
+    {
+        let run = async {
+            let _permit = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|e| OutboundError::Http(e.to_string()))?;
+            request.await
+        };
+        tokio::time::timeout(limits.total_timeout, run)
+            .await
+            .unwrap_or(Err(OutboundError::Timeout))
     }
 
     /// `GET` of a JSON document (`Accept: application/json`): only a `200`
     /// answer is one ([`OutboundError::Redirect`] for a `3xx`,
     /// [`OutboundError::Status`] otherwise). The body is not parsed.
     pub async fn get_json(&self, url: &Url, limits: &Limits) -> Result<Response, OutboundError> {
-        let accept = [(header::ACCEPT, HeaderValue::from_static("application/json"))];
+        self.get_json_with(url, &[], limits).await
+    }
+
+    /// [`Client::get_json`] with more request headers (an `Authorization`
+    /// for an OpenID provider's UserInfo endpoint).
+    pub async fn get_json_with(
+        &self,
+        url: &Url,
+        headers: &[(HeaderName, HeaderValue)],
+        limits: &Limits,
+    ) -> Result<Response, OutboundError> {
+        let mut all = vec![(header::ACCEPT, HeaderValue::from_static("application/json"))];
+        all.extend_from_slice(headers);
         let request = self.send(
             url,
             Method::GET,
-            &accept,
+            &all,
             Empty::<Bytes>::new(),
             limits,
             |status| match status {
@@ -163,9 +205,7 @@ impl Client {
                 _ => Err(OutboundError::Status(status)),
             },
         );
-        tokio::time::timeout(limits.total_timeout, request)
-            .await
-            .unwrap_or(Err(OutboundError::Timeout))
+        self.bounded(limits, request).await
     }
 
     /// `POST` of `body` with `headers` (a webhook delivery, a token request):
@@ -185,9 +225,7 @@ impl Client {
             limits,
             |_| Ok(()),
         );
-        tokio::time::timeout(limits.total_timeout, request)
-            .await
-            .unwrap_or(Err(OutboundError::Timeout))
+        self.bounded(limits, request).await
     }
 
     /// One request to `url`, over a connection of its own to a checked
@@ -340,12 +378,13 @@ async fn connect_any(
 }
 
 /// TLS for outbound requests: aws-lc-rs, rustls' safe defaults, HTTP/1.1, the
-/// webpki roots plus those of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, OutboundError> {
+/// webpki roots plus those of `ca_files`.
+fn tls_config<P: AsRef<Path>>(ca_files: &[P]) -> Result<Arc<ClientConfig>, OutboundError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(path) = ca_file {
+    for path in ca_files {
+        let path = path.as_ref();
         let display = path.display();
         let certs = CertificateDer::pem_file_iter(path)
             .map_err(|e| OutboundError::Config(format!("cannot read {display}: {e}")))?;
@@ -383,15 +422,15 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_a_config_error() {
         let missing = PathBuf::from("/nonexistent/keygate-ca.pem");
         assert!(matches!(
-            Client::new(&[], Some(&missing)),
+            Client::new(&[], &[&missing]),
             Err(OutboundError::Config(_))
         ));
         let path =
             std::env::temp_dir().join(format!("keygate-empty-ca-{}.pem", std::process::id()));
         std::fs::write(&path, "not a pem\n").unwrap();
-        let r = Client::new(&[], Some(&path));
+        let r = Client::new(&[], &[&path]);
         let _ = std::fs::remove_file(&path);
         assert!(matches!(r, Err(OutboundError::Config(_))));
-        assert!(Client::new(&[], None).is_ok());
+        assert!(Client::new::<&Path>(&[], &[]).is_ok());
     }
 }

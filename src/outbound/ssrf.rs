@@ -69,6 +69,53 @@ pub(super) async fn resolve_checked(
     Ok(addrs)
 }
 
+/// What a URL saved for later requests (a webhook endpoint) must pass when
+/// it is saved: `https`, a host and no credentials, and a host that resolves
+/// now to no special-use address unless it is in `allowed` (as written in
+/// the settings). Blocking (the system resolver); each request checks again.
+pub fn check_saved_url(url: &Url, allowed: &[String]) -> Result<(), OutboundError> {
+    if url.scheme() != "https"
+        || url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(OutboundError::BadUrl(url.to_string()));
+    }
+    let host_str = url.host_str().unwrap_or_default().to_string();
+    let allowed = normalise_host(&host_str).is_some_and(|h| {
+        allowed
+            .iter()
+            .filter_map(|a| normalise_host(a))
+            .any(|a| a == h)
+    });
+    if allowed {
+        return Ok(());
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+        Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+        _ => std::net::ToSocketAddrs::to_socket_addrs(&(host_str.as_str(), port))
+            .map_err(|e| OutboundError::Resolve {
+                host: host_str.clone(),
+                reason: e.to_string(),
+            })?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    match addrs.iter().find(|ip| is_special_use(**ip)) {
+        Some(bad) => Err(OutboundError::ForbiddenAddress {
+            host: host_str,
+            addr: *bad,
+        }),
+        None if addrs.is_empty() => Err(OutboundError::Resolve {
+            host: host_str,
+            reason: "no addresses".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Whether an address is special-use and never fetched (unless its host is
 /// allow-listed): RFC 6890's registries as updated since, and everything in IPv6
 /// outside global unicast `2000::/3`.

@@ -10,6 +10,7 @@
 
 #[path = "../it/require.rs"]
 mod require;
+mod signin;
 /// The it suite's support (server, database, CLI, HTTP client, fixture), shared.
 #[path = "../it/support/mod.rs"]
 mod support;
@@ -171,7 +172,7 @@ fn browser_deny() {
 
 /// The row of the keys table for a key name.
 fn key_row(name: &str) -> String {
-    format!("//table//tr[td[1][normalize-space()='{name}']]")
+    format!("//table//tr[td[1][normalize-space()='{name}'] or td[1]/a[normalize-space()='{name}']]")
 }
 
 /// Reads the show-once page: the key, from #new-key.
@@ -333,17 +334,24 @@ fn browser_api_key_lifecycle() {
             .unwrap();
         assert!(forms.is_empty(), "a revoked key still offers actions");
 
-        // Usage is written in batches (about every second): the list catches up
-        // with the four successful calls, and the failed ones do not count.
-        let usage = b.wait_usage(&key_row(name), 4).await;
-        assert_eq!(usage, 4, "usage count of the key");
-        let last_used = b
-            .wait_xpath(&format!("{}/td[7]", key_row(name)))
+        // Usage is written in batches (about every second): the key's page
+        // catches up with the four successful calls, and the failed ones do
+        // not count.
+        row.find(fantoccini::Locator::Css("a[href^='/settings/api-keys/']"))
             .await
-            .text()
+            .unwrap()
+            .click()
             .await
             .unwrap();
-        assert_ne!(last_used, "never", "the key was used");
+        b.wait_url("the key's page", move |u| u.path().ends_with(&id))
+            .await;
+        let usage = b.wait_usage(4).await;
+        assert_eq!(usage, 4, "usage count of the key");
+        let last_used = b.wait_css("#last-used").await.text().await.unwrap();
+        assert!(
+            !last_used.contains("never"),
+            "the key was used: {last_used}"
+        );
         b.screenshot("").await;
         assert_rejected(&fx, &second, "the revoked key");
     });
@@ -517,6 +525,7 @@ fn browser_pages_are_accessible_at_every_size() {
                     format!("/settings/mailboxes?workspace={ws}&mailbox={mailbox_id}"),
                 ),
                 ("developer-apps", "/settings/developer-apps".to_string()),
+                ("api-key", format!("/settings/api-keys/{key_id}")),
             ];
             for (width, height) in [(390, 844), (1280, 900)] {
                 b.set_width(width, height).await;
@@ -1207,4 +1216,60 @@ fn browser_unreviewed_app_note_wraps() {
         );
         check_page(&b, "authorized-apps with an unreviewed app at 390px").await;
     });
+}
+
+/// Issue 32: a key's own page, reached from the list, edits the key without
+/// rotating it; the error of a refused edit shows in the form, with what was
+/// typed kept; the page has no clipped content at a phone's width.
+#[test]
+fn browser_key_page_edits_without_rotating() {
+    browser_test(
+        "browser_key_page_edits_without_rotating",
+        |fx, b| async move {
+            let key = fx.db().create_api_key(
+                &fx.workspace_id,
+                "prod-main-app-eu-west-1-2026-primary",
+                "read_write",
+            );
+            let secret = key["key"].as_str().expect("key").to_string();
+            b.set_width(390, 844).await;
+            b.goto(&fx.server.url("/login")).await;
+            b.wait_css("#email").await;
+            b.sign_in(&fx).await;
+            b.wait_url("the API keys page", |u| u.path() == "/settings/api-keys")
+                .await;
+            b.click("td[data-label='Actions'] a.button").await;
+            b.wait_css("#edit-name").await;
+            b.assert_nothing_clipped("the key's page at 390px").await;
+            // A bad address: the error in the form, the typed values kept.
+            b.type_into("#edit-description", "Nightly export").await;
+            b.type_into("#edit-ips", "10.0.0.0/99").await;
+            b.click("form.stack button[type='submit']").await;
+            b.wait_text("#edit-error", "Allowed addresses").await;
+            let kept = b
+                .wait_css("#edit-description")
+                .await
+                .prop("value")
+                .await
+                .unwrap();
+            assert_eq!(kept.as_deref(), Some("Nightly export"));
+            // A good edit: saved, and the same secret still works.
+            b.wait_css("#edit-ips").await.clear().await.unwrap();
+            b.wait_css("#edit-access")
+                .await
+                .select_by_value("read_only")
+                .await
+                .unwrap();
+            b.click("form.stack button[type='submit']").await;
+            b.wait_text("p.flash.ok", "Its secret is unchanged").await;
+            b.wait_text("main", "Nightly export").await;
+            b.screenshot("").await;
+            assert_workspace(&fx, &secret);
+            let r = fx
+                .server
+                .client()
+                .bearer_post_json("/v1/tags", &secret, r#"{"name":"t"}"#);
+            assert_eq!(r.status, 403, "read-only after the edit: {}", r.body);
+        },
+    );
 }

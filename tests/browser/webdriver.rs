@@ -217,25 +217,31 @@ impl ChromeDriver {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
-    async fn connect(&self) -> Client {
+    async fn connect(&self, extra_args: &[String]) -> Client {
         let profile = self.dir.0.join("profile");
+        let user_data = format!("--user-data-dir={}", profile.display());
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            &user_data,
+            "--window-size=1200,900",
+        ]
+        .into_iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra_args.iter().cloned());
         let caps = json!({
             "browserName": "chrome",
             "timeouts": { "pageLoad": 30000, "script": 30000, "implicit": 0 },
             "goog:chromeOptions": {
                 "binary": self.chromium,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.display()),
-                    "--window-size=1200,900",
-                ],
+                "args": args,
                 // No password-manager bubbles over the pages under test.
                 "prefs": {
                     "credentials_enable_service": false,
@@ -431,14 +437,13 @@ impl Browser {
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
-    /// Reloads the API keys page until the usage column of a row reaches `at_least`;
+    /// Reloads an API key's page until its usage count reaches `at_least`;
     /// returns the count shown then.
-    pub async fn wait_usage(&self, row_xpath: &str, at_least: i64) -> i64 {
-        let cell = format!("{row_xpath}/td[6]");
+    pub async fn wait_usage(&self, at_least: i64) -> i64 {
         let deadline = Instant::now() + WAIT;
         loop {
             let shown = self
-                .wait_xpath(&cell)
+                .wait_css("#usage-total")
                 .await
                 .text()
                 .await
@@ -667,19 +672,35 @@ where
     F: FnOnce(Arc<Fixture>, Browser) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
+    browser_test_with(
+        test,
+        &[],
+        |redirect_uri| Fixture::with_redirect(Server::start(Backend::Sqlite), redirect_uri),
+        body,
+    )
+}
+
+/// [`browser_test`] with more Chromium arguments and a fixture of its own,
+/// made for the callback server's redirect URI.
+pub fn browser_test_with<F, Fut>(
+    test: &'static str,
+    chrome_args: &[String],
+    fixture: impl FnOnce(&str) -> Fixture,
+    body: F,
+) where
+    F: FnOnce(Arc<Fixture>, Browser) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let driver = ChromeDriver::start();
     let callback = Callback::start();
-    let fx = Arc::new(Fixture::with_redirect(
-        Server::start(Backend::Sqlite),
-        &callback.uri,
-    ));
+    let fx = Arc::new(fixture(&callback.uri));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let outcome = runtime.block_on(async {
-        let client = driver.connect().await;
+        let client = driver.connect(chrome_args).await;
         let browser = Browser {
             client: client.clone(),
             driver: driver.url.clone(),

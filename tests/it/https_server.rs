@@ -87,9 +87,29 @@ impl Reply {
     }
 }
 
+/// A request as it arrived: its headers (names lower-cased) and body.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The most requests kept per path.
+const MAX_RECORDED: usize = 1000;
+
 struct Shared {
     routes: Mutex<HashMap<String, Reply>>,
     hits: Mutex<HashMap<String, usize>>,
+    recorded: Mutex<HashMap<String, Vec<Recorded>>>,
     connections: AtomicUsize,
     stop: AtomicBool,
     tls: Arc<rustls::ServerConfig>,
@@ -119,6 +139,7 @@ impl HttpsServer {
         let shared = Arc::new(Shared {
             routes: Mutex::new(HashMap::new()),
             hits: Mutex::new(HashMap::new()),
+            recorded: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             tls,
@@ -180,6 +201,14 @@ impl HttpsServer {
         lock(&self.shared.hits).get(path).copied().unwrap_or(0)
     }
 
+    /// The requests for `path` read so far (headers and body), oldest first.
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        lock(&self.shared.recorded)
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// How many TCP connections were accepted.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -200,43 +229,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn make_certificates() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "keygate test CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
-
-    let leaf_key = rcgen::KeyPair::generate().expect("server key");
-    let mut leaf_params = rcgen::CertificateParams::new(vec![
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-        "localhost".to_string(),
-    ])
-    .expect("server params");
-    leaf_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &*ca)
-        .expect("server certificate");
-
+    let issued = crate::support::tls::issue();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf.der().clone(), CertificateDer::from(ca.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            vec![
+                CertificateDer::from(issued.leaf_der.clone()),
+                CertificateDer::from(issued.ca_der.clone()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.key_der.clone())),
         )
         .expect("server TLS config");
-    (ca.pem(), Arc::new(config))
+    (issued.ca_pem, Arc::new(config))
 }
 
 fn serve(tcp: TcpStream, shared: &Shared) {
@@ -259,7 +266,30 @@ fn serve(tcp: TcpStream, shared: &Shared) {
             return;
         }
     }
-    let head = String::from_utf8_lossy(&head);
+    let split = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 4);
+    let mut body = head[split..].to_vec();
+    let head = String::from_utf8_lossy(&head[..split]).to_string();
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1024 * 1024);
+    while body.len() < length {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
     let target = head
         .lines()
         .next()
@@ -267,6 +297,13 @@ fn serve(tcp: TcpStream, shared: &Shared) {
         .unwrap_or("")
         .to_string();
     *lock(&shared.hits).entry(target.clone()).or_insert(0) += 1;
+    {
+        let mut recorded = lock(&shared.recorded);
+        let list = recorded.entry(target.clone()).or_default();
+        if list.len() < MAX_RECORDED {
+            list.push(Recorded { headers, body });
+        }
+    }
     let reply = lock(&shared.routes)
         .get(&target)
         .cloned()

@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod support;
 
+mod admin_api;
 mod apikey_features;
 mod apikeys;
 mod architecture;
@@ -32,5 +33,7 @@ mod revocation_clients;
 mod sasl;
 mod security;
 mod settings_ui;
+mod signin_provider;
+mod signin_refusals;
 mod team;
 mod v1_api;

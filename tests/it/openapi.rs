@@ -60,7 +60,7 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
 }
 
 /// Checks one response against the document.
-fn conforms(doc: &Value, path: &str, method: &str, r: &Resp) {
+pub(crate) fn conforms(doc: &Value, path: &str, method: &str, r: &Resp) {
     let op = &doc["paths"][path][method];
     assert!(op.is_object(), "{method} {path} is not documented");
     let status = r.status.to_string();

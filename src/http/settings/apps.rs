@@ -87,8 +87,8 @@ fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result
         .map(|r| AppLine {
             id: r.authorization.id.clone(),
             permissions: permission_words(&r.authorization.scopes),
-            authorized_at: day(Some(r.authorization.created_at), ""),
-            last_used: day(r.authorization.last_used_at, "never"),
+            authorized_at: when_html(Some(r.authorization.created_at), ""),
+            last_used: when_html(r.authorization.last_used_at, "never"),
             chart: chart(&usage, &r.authorization.id),
             status: r.authorization.status(),
             unreviewed: crate::http::pages::unreviewed_note(&r.client),

@@ -22,6 +22,7 @@ struct DevAppsTemplate<'a> {
     current: Option<&'a Workspace>,
     user_email: &'a str,
     csrf_token: &'a str,
+    identity: Option<super::view::LinkedIdentity>,
     apps: Vec<DevAppLine>,
     notice: Option<&'a str>,
     error: Option<&'a str>,
@@ -43,6 +44,7 @@ struct DevSecretTemplate<'a> {
 struct DevView {
     session: Session,
     user: User,
+    identity: Option<super::view::LinkedIdentity>,
     workspaces: Vec<Workspace>,
     apps: Vec<Client>,
 }
@@ -77,8 +79,10 @@ fn load(conn: &mut DbConn, cookie: Option<String>) -> Result<Option<DevView>, Er
         .map(|(w, _)| w)
         .collect();
     let apps = clients::list_developer_apps(conn, &user.id)?;
+    let identity = super::view::LinkedIdentity::load(conn, &user.id)?;
     Ok(Some(DevView {
         session,
+        identity,
         user,
         workspaces,
         apps,
@@ -117,7 +121,7 @@ fn render(view: &DevView, notice: Option<&str>, form: Form) -> Page {
             },
             confidential: !c.is_public,
             redirect_uris: c.redirect_uri_list(),
-            created: day(Some(c.created_at), ""),
+            created: when_html(Some(c.created_at), ""),
         })
         .collect();
     let page = DevAppsTemplate {
@@ -126,6 +130,7 @@ fn render(view: &DevView, notice: Option<&str>, form: Form) -> Page {
         current: view.workspaces.first(),
         user_email: &view.user.email,
         csrf_token: &view.session.csrf_token,
+        identity: view.identity.clone(),
         apps,
         notice,
         error: form.error,

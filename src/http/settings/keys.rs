@@ -1,5 +1,6 @@
 //! The API keys page: generate, rotate, revoke.
 
+use super::view::When;
 use super::*;
 use crate::apikeys::grace::parse_grace;
 
@@ -8,16 +9,12 @@ struct KeyLine {
     name: String,
     prefix: String,
     access: &'static str,
-    /// A custom key's scopes; empty for the fixed levels.
-    custom_scopes: Vec<String>,
     /// The address allowlist as CIDRs; empty for anywhere.
     allowed_ips: Vec<String>,
-    creator: String,
-    created: String,
-    usage_count: i64,
-    chart: String,
-    last_used: String,
-    last_used_ip: String,
+    last_used: When,
+    never_used: bool,
+    /// Used once, not in the last 30 days.
+    unused: bool,
     expires: String,
     /// Active and ending within seven days: shown in words, not colour alone.
     expiring_soon: bool,
@@ -28,10 +25,26 @@ struct KeyLine {
     mailbox: String,
 }
 
-/// A scope checkbox of the generate form.
-struct ScopeChoice {
-    name: &'static str,
-    description: &'static str,
+/// A scope checkbox of the generate and edit forms.
+pub(super) struct ScopeChoice {
+    pub(super) name: &'static str,
+    pub(super) description: &'static str,
+}
+
+/// Every scope as a checkbox.
+pub(super) fn scope_choices() -> Vec<ScopeChoice> {
+    scopes::SCOPES
+        .iter()
+        .map(|s| ScopeChoice {
+            name: s.name,
+            description: s.description,
+        })
+        .collect()
+}
+
+/// The rotate form's grace periods.
+pub(super) fn grace_choices() -> &'static [(&'static str, &'static str)] {
+    GRACE_CHOICES
 }
 
 /// What the generate form was sent with, shown again after a refusal so
@@ -42,6 +55,8 @@ struct GenerateForm {
     access: String,
     scopes: Vec<String>,
     expires: String,
+    /// The expiry preset chosen (`EXPIRY_CHOICES`); empty before a post.
+    expiry: String,
     allowed_ips: String,
     mailbox_id: String,
 }
@@ -53,6 +68,7 @@ impl GenerateForm {
             access: field(form, "access"),
             scopes: form.all("scope").into_iter().map(str::to_string).collect(),
             expires: field(form, "expires"),
+            expiry: field(form, "expiry"),
             allowed_ips: field(form, "allowed_ips"),
             mailbox_id: field(form, "mailbox_id"),
         }
@@ -60,6 +76,15 @@ impl GenerateForm {
 
     fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether `value` is the chosen expiry preset (90 days before a post).
+    fn expiry_is(&self, value: &str) -> bool {
+        match self.expiry.as_str() {
+            "" if self.expires.is_empty() => value == "90",
+            "" => value == "date",
+            chosen => chosen == value,
+        }
     }
 }
 
@@ -91,6 +116,7 @@ struct KeysTemplate<'a> {
     form: &'a GenerateForm,
     scope_choices: Vec<ScopeChoice>,
     grace_choices: &'a [(&'a str, &'a str)],
+    expiry_choices: &'a [(&'a str, &'a str)],
     /// The mailboxes a new key may be restricted to.
     mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
@@ -109,11 +135,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/settings/api-keys/{id}/revoke", web::post().to(revoke_key));
 }
 
-/// What the page lists: the workspace's keys with their usage, and its
+/// What the page lists: the workspace's keys, and its
 /// mailboxes (a key may be restricted to one).
 struct KeysView {
     rows: Vec<apikeys::KeyRow>,
-    usage: Vec<(String, i64, i64)>,
     mailboxes: Vec<crate::mailboxes::MailboxRow>,
 }
 
@@ -132,13 +157,7 @@ fn load_keys(conn: &mut DbConn, ctx: &Context, q: &KeysQuery) -> Result<KeysView
     } else {
         (Vec::new(), Vec::new())
     };
-    let ids = rows.iter().map(|r| r.key.id.clone()).collect();
-    let usage = load_usage(conn, crate::credentials::usage::API_KEY, ids)?;
-    Ok(KeysView {
-        rows,
-        usage,
-        mailboxes,
-    })
+    Ok(KeysView { rows, mailboxes })
 }
 
 /// Where a refusal is shown: above the list (a row's action), or in the
@@ -171,14 +190,9 @@ fn render_keys(ctx: &Context, view: &KeysView, q: &KeysQuery, refusal: Refusal) 
         error,
         form_error,
         form,
-        scope_choices: scopes::SCOPES
-            .iter()
-            .map(|s| ScopeChoice {
-                name: s.name,
-                description: s.description,
-            })
-            .collect(),
+        scope_choices: scope_choices(),
         grace_choices: GRACE_CHOICES,
+        expiry_choices: EXPIRY_CHOICES,
         mailboxes: view.mailboxes.clone(),
     };
     let refused = page.error.is_some() || page.form_error.is_some();
@@ -187,23 +201,16 @@ fn render_keys(ctx: &Context, view: &KeysView, q: &KeysQuery, refusal: Refusal) 
 
 /// One key's row of the list, as of `now`.
 fn key_line(view: &KeysView, r: &apikeys::KeyRow, now: i64) -> KeyLine {
-    let access = r.key.access_level();
+    let active = r.key.status_at(now) == apikeys::KeyStatus::Active;
     KeyLine {
         id: r.key.id.clone(),
         name: r.key.name.clone(),
         prefix: r.key.prefix(),
-        access: access.label(),
-        custom_scopes: match access {
-            Access::Custom(_) => access.scopes(),
-            _ => Vec::new(),
-        },
+        access: r.key.access_level().label(),
         allowed_ips: r.key.allowed_ip_list().unwrap_or_default(),
-        creator: r.creator.clone(),
-        created: day(Some(r.key.created_at), ""),
-        usage_count: r.key.usage_count,
-        chart: chart(&view.usage, &r.key.id),
-        last_used: day(r.key.last_used_at, "never"),
-        last_used_ip: r.key.last_used_ip.clone().unwrap_or_default(),
+        last_used: When::of(r.key.last_used_at, now, "never"),
+        never_used: active && r.key.last_used_at.is_none(),
+        unused: r.key.unused_for_30_days(now),
         expires: last_day(r.key.expires_at),
         expiring_soon: r.key.expiring_soon(now),
         grace_until: day(r.key.grace_ends_at(now), ""),
@@ -292,34 +299,15 @@ async fn generate_key(svc: Svc, post: FormPost) -> HttpResponse {
 
 /// The generate form as a new key: the access level (a checkbox per scope for
 /// custom; the boxes are ignored for the fixed levels, which a person may pick
-/// after ticking some), the expiry, and the allowed addresses (separated by
-/// commas, spaces or lines; empty for anywhere).
+/// after ticking some), the expiry, and the allowed addresses.
 fn new_key_from<'a>(
     form: &'a Params,
     ws: &'a str,
     name: &'a str,
 ) -> Result<apikeys::NewKey<'a>, Error> {
-    let level = field(form, "access");
-    let chosen = if level == "custom" {
-        form.all("scope")
-    } else {
-        Vec::new()
-    };
-    let access = Access::with_scopes(&level, &chosen)?;
-    let expires_at = apikeys::parse_expiry(Some(&field(form, "expires")))?;
-    let raw_ips = field(form, "allowed_ips");
-    let entries: Vec<&str> = raw_ips
-        .split([',', ' ', '\t', '\r', '\n'])
-        .filter(|e| !e.is_empty())
-        .collect();
-    let allowed_ips = if entries.is_empty() {
-        None
-    } else {
-        Some(
-            apikeys::IpAllowList::parse_entries(&entries)
-                .map_err(|e| Error::invalid(format!("Allowed addresses: {e}")))?,
-        )
-    };
+    let access = access_from(form)?;
+    let expires_at = apikeys::parse_expiry(Some(&chosen_expiry(form)?))?;
+    let allowed_ips = allowed_ips_from(form)?;
     let mailbox_id = form.get("mailbox_id").ok().flatten();
     Ok(apikeys::NewKey {
         workspace_id: ws,
@@ -329,6 +317,62 @@ fn new_key_from<'a>(
         mailbox_id,
         allowed_ips,
     })
+}
+
+/// The access level a form chose (`access`, and the ticked `scope`s for custom).
+pub(super) fn access_from(form: &Params) -> Result<Access, Error> {
+    let level = field(form, "access");
+    let chosen = if level == "custom" {
+        form.all("scope")
+    } else {
+        Vec::new()
+    };
+    Access::with_scopes(&level, &chosen)
+}
+
+/// The allowed addresses a form gave (separated by commas, spaces or lines;
+/// empty for anywhere).
+pub(super) fn allowed_ips_from(form: &Params) -> Result<Option<apikeys::IpAllowList>, Error> {
+    let raw_ips = field(form, "allowed_ips");
+    let entries: Vec<&str> = raw_ips
+        .split([',', ' ', '\t', '\r', '\n'])
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    apikeys::IpAllowList::parse_entries(&entries)
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("Allowed addresses: {e}")))
+}
+
+/// The expiry presets of the generate form: a value of `expiry` and its words.
+const EXPIRY_CHOICES: &[(&str, &str)] = &[
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+    ("date", "On a date I choose"),
+    ("never", "Never expires"),
+];
+
+/// The last day the form chose, as `YYYY-MM-DD`, or empty for never: a preset
+/// (`expiry` = days from today, `never`) or a date (`expiry=date`, `expires`).
+/// A form without `expiry` (older pages, scripts) reads `expires` alone.
+fn chosen_expiry(form: &Params) -> Result<String, Error> {
+    let preset = field(form, "expiry");
+    match preset.as_str() {
+        "" | "date" => Ok(field(form, "expires")),
+        "never" => Ok(String::new()),
+        days => {
+            let days: i64 = days
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| Error::invalid("Expiration: choose one of the offered periods"))?;
+            let last = chrono::Utc::now().date_naive() + chrono::Days::new(days as u64);
+            Ok(last.format("%Y-%m-%d").to_string())
+        }
+    }
 }
 
 const MANAGE: Guard = Guard {

@@ -3,16 +3,16 @@
 use super::*;
 use crate::accounts::audit::{self, Kind, NamedEvent};
 
-struct LogLine {
-    when: String,
-    action: &'static str,
+pub(super) struct LogLine {
+    pub(super) when: String,
+    pub(super) action: &'static str,
     /// The key, app, person or mailbox, by name (its id when it is gone).
-    subject: String,
+    pub(super) subject: String,
     /// Whether `subject` is an id, not a name.
-    subject_is_id: bool,
-    detail: String,
-    actor: String,
-    address: String,
+    pub(super) subject_is_id: bool,
+    pub(super) detail: String,
+    pub(super) actor: String,
+    pub(super) address: String,
 }
 
 /// A filter link: its label, the `kind` value ("" for all), and whether chosen.
@@ -65,7 +65,7 @@ fn kind_label(kind: Option<Kind>) -> &'static str {
     }
 }
 
-fn line(e: NamedEvent) -> LogLine {
+pub(super) fn line(e: NamedEvent) -> LogLine {
     let NamedEvent {
         event: e,
         subject_name,
@@ -78,7 +78,7 @@ fn line(e: NamedEvent) -> LogLine {
         None => e.actor.clone(),
     };
     LogLine {
-        when: day(Some(e.created_at), ""),
+        when: when_html(Some(e.created_at), ""),
         action: action_words(&e.action),
         subject_is_id: subject_name.is_none(),
         subject: subject_name.unwrap_or(e.subject),
@@ -130,6 +130,7 @@ fn action_words(action: &str) -> &'static str {
     match action {
         "api_key.generated" => "API key generated",
         "api_key.rotated" => "API key rotated",
+        "api_key.updated" => "API key edited",
         "api_key.revoked" => "API key revoked",
         "api_key.revoked_leaked" => "API key revoked: reported leaked",
         "app.authorized" => "App authorized",
@@ -152,6 +153,8 @@ fn action_words(action: &str) -> &'static str {
         "member.role_owner" => "Role changed to owner",
         "member.role_admin" => "Role changed to admin",
         "member.role_member" => "Role changed to member",
+        audit::SIGNED_IN_WITH_PROVIDER => "Signed in through the identity provider",
+        audit::IDENTITY_LINKED => "Identity provider account linked",
         "app.revoked_client_deleted" => "App revoked: its developer deleted it",
         "mailbox.created" => "Mailbox created",
         "mailbox.deleted" => "Mailbox deleted",
@@ -160,6 +163,15 @@ fn action_words(action: &str) -> &'static str {
         "mailbox_auth_key.enabled" => "Mailbox auth key enabled",
         "mailbox_auth_key.rotated" => "Mailbox auth key rotated",
         "mailbox_auth_key.deleted" => "Mailbox auth key deleted",
+        "workspace.created" => "Workspace created",
+        "workspace.updated" => "Workspace changed",
+        "workspace.deleted" => "Workspace deleted",
+        "person.email_changed" => "Person's email changed",
+        "person.disabled" => "Person disabled",
+        "person.enabled" => "Person enabled",
+        "app.revoked_person_disabled" => "App revoked: the person who approved it was disabled",
+        "app.revoked_person_deleted" => "App revoked: the person who approved it was deleted",
+        "app.revoked_workspace_deleted" => "App revoked: the workspace was deleted",
         _ => "Other",
     }
 }

@@ -19,6 +19,7 @@ use askama::Template;
 mod apps;
 mod developer_apps;
 mod form;
+mod key_page;
 mod keys;
 mod log;
 mod machine;
@@ -30,7 +31,7 @@ use form::{
     by, check_csrf, confirmed, field, managed, manager_of_posted, on_post, refusal_words,
     refused_conflict, FormPost, Guard, Stop,
 };
-use view::{chart, day, framed, last_day, load_usage, Frame};
+use view::{chart, day, framed, last_day, load_usage, when_html, Frame};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // The product's own name for the API keys page.
     cfg.route("/settings/api-access", web::get().to(api_access_alias));
     keys::routes(cfg);
+    key_page::routes(cfg);
     mailboxes::routes(cfg);
     apps::routes(cfg);
     log::routes(cfg);
@@ -85,6 +87,8 @@ struct Context {
     workspaces: Vec<Workspace>,
     current: Workspace,
     role: Role,
+    /// The person's identity at the product's identity provider.
+    identity: Option<view::LinkedIdentity>,
 }
 
 enum Access_ {
@@ -114,12 +118,14 @@ fn context(
         return Ok(Access_::NoWorkspace);
     };
     let workspaces = all.into_iter().map(|(w, _)| w).collect();
+    let identity = view::LinkedIdentity::load(conn, &user.id)?;
     Ok(Access_::Ok(Box::new(Context {
         session,
         user,
         workspaces,
         current,
         role,
+        identity,
     })))
 }
 
@@ -138,6 +144,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
             Some("API key rotated. The old secret keeps working until the end of its grace period.")
         }
         "key_revoked" => Some("API key revoked. It can no longer be used."),
+        "key_updated" => Some("API key updated. Its secret is unchanged."),
         "app_revoked" => Some("App access revoked. Its tokens no longer work."),
         "member_added" => Some("Member added."),
         "role_changed" => Some("Role changed."),

@@ -63,7 +63,7 @@ fn render_team(
             user_id: m.user_id,
             email: m.email,
             role: m.role.as_str(),
-            joined: day(Some(m.joined_at), ""),
+            joined: when_html(Some(m.joined_at), ""),
         })
         .collect();
     let status = match error {

@@ -451,15 +451,22 @@ impl Fetcher {
     /// Builds a fetcher; fails only if the CA file cannot be read or holds no
     /// certificate.
     pub fn new(config: CimdConfig, offered: Offered) -> Result<Self, CimdError> {
-        let client = outbound::Client::new(&config.allowed_hosts, config.ca_file.as_deref())?;
-        Ok(Fetcher {
+        let ca_files: Vec<&std::path::Path> = config.ca_file.iter().map(|p| p.as_path()).collect();
+        let client = outbound::Client::new(&config.allowed_hosts, &ca_files)?;
+        Ok(Self::with_client(config, offered, client))
+    }
+
+    /// A fetcher over the node's one outbound client (whose allowed hosts and
+    /// CA files are then the ones that count, not `config`'s).
+    pub fn with_client(config: CimdConfig, offered: Offered, client: outbound::Client) -> Self {
+        Fetcher {
             inner: Arc::new(Inner {
                 config,
                 offered,
                 client,
                 state: Mutex::new(State::default()),
             }),
-        })
+        }
     }
 
     pub fn config(&self) -> &CimdConfig {

@@ -91,11 +91,14 @@ fn settings_forms_for_the_new_features(b: Backend) {
         &["--access", "read_only", "--expires", &soon],
     );
     let page = keys_page(&mut owner, &ws, "");
-    assert!(page.body.contains("Expires soon"));
+    assert!(page.body.contains("ends within 7 days"));
     let filtered = keys_page(&mut owner, &ws, "&status=expiring");
-    assert!(filtered.body.contains(">ends-soon</td>"));
-    assert!(!filtered.body.contains(">page-custom</td>"));
-    assert_eq!(filtered.body.matches("Expires soon</span>").count(), 1);
+    assert!(filtered.body.contains(">ends-soon</a>"));
+    assert!(!filtered.body.contains(">page-custom</a>"));
+    assert_eq!(
+        filtered.body.matches("ends within 7 days</span>").count(),
+        1
+    );
     let cli = db.json_lines(&["apikey", "list", "--workspace", &ws, "--status", "expiring"]);
     assert_eq!(cli.len(), 1);
     assert_eq!(cli[0]["name"], "ends-soon");
@@ -121,12 +124,15 @@ fn settings_forms_for_the_new_features(b: Backend) {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("30 days"));
     assert_eq!(http.bearer_get("/v1/tags", &new).status, 200);
-    // The last address shows in the list.
-    assert!(eventually(Duration::from_secs(5), || keys_page(
-        &mut owner, &ws, ""
-    )
-    .body
-    .contains("<code>127.0.0.1</code>")));
+    // The last address shows on the key's page, with its scopes and addresses.
+    let key_page = format!("/settings/api-keys/{id}");
+    assert!(eventually(Duration::from_secs(5), || owner
+        .get(&key_page)
+        .body
+        .contains("from <code>127.0.0.1</code>")));
+    let page = owner.get(&key_page);
+    assert!(page.body.contains("<code>tags:write</code>"));
+    assert!(page.body.contains("127.0.0.1/32, 2001:db8::/32"));
 }
 
 both_backends!(settings_forms_for_the_new_features,);

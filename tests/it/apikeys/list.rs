@@ -27,7 +27,7 @@ fn search_and_filter_the_list(b: Backend) {
         assert_eq!(page.status, 200, "{query}: {}", page.body);
         for name in all {
             assert_eq!(
-                page.body.contains(&cell(name)),
+                page.body.contains(&name_cell(name)),
                 expected.contains(&name),
                 "{query}: {name}"
             );

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 mod create;
+mod key_page;
 mod list;
 mod refusals;
 mod rotate_revoke;
@@ -91,14 +92,18 @@ fn works(http: &mut Http, key: &str) -> bool {
 /// The table row of the key with that name in the keys page.
 fn row(html: &str, name: &str) -> String {
     let at = html
-        .find(&cell(name))
+        .find(&name_cell(name))
         .unwrap_or_else(|| panic!("no row for {name:?}"));
     let start = html[..at].rfind("<tr>").expect("<tr>");
     let end = at + html[at..].find("</tr>").expect("</tr>");
     html[start..end].to_string()
 }
 
-/// A table cell as the keys page renders it.
+/// A key's name as the list shows it: a link to the key's page.
+fn name_cell(name: &str) -> String {
+    format!(">{name}</a>")
+}
+
 /// A table cell's text, whatever the cell's attributes.
 fn cell(text: &str) -> String {
     format!(">{text}</td>")

@@ -75,9 +75,20 @@ fn usage_counts_and_last_used(b: Backend) {
     let idle = listed(db, &ws, "idle");
     assert_eq!(idle["usage_count"], 0);
     assert_eq!(idle["last_used_at"], Value::Null);
-    // The page shows the count, and the 30-day chart holds the same requests.
-    let page = keys_page(&mut f.owner(), &ws);
-    assert!(page.body.contains(&format!(">{n}<br>")), "{}", page.body);
+    // The key's page shows the count, and the 30-day chart holds the same
+    // requests; the list marks the idle key as never used.
+    let list_page = keys_page(&mut f.owner(), &ws);
+    assert!(row(&list_page.body, "idle").contains("never used"));
+    assert!(!row(&list_page.body, "busy").contains("never used"));
+    let busy_id = s(&listed(db, &ws, "busy"), "id");
+    let page = f.owner().get(&format!("/settings/api-keys/{busy_id}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("{n} in all, {n} in the last 30 days")),
+        "{}",
+        page.body
+    );
     assert!(
         page.body
             .contains(&format!("{n} requests in the last 30 days")),

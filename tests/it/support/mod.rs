@@ -7,18 +7,23 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod admin;
 pub mod cli;
 pub mod db;
 pub mod fixture;
 pub mod http;
 pub mod jose;
+pub mod oidc;
 pub mod server;
+pub mod tls;
 
+pub use admin::*;
 pub use cli::*;
 pub use db::*;
 pub use fixture::*;
 pub use http::*;
 pub use jose::*;
+pub use oidc::*;
 pub use server::*;
 
 use std::time::{Duration, Instant};
