@@ -6,6 +6,7 @@ use crate::db::schema::identities;
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -51,10 +52,23 @@ pub fn link(conn: &mut DbConn, user_id: &str, issuer: &str, subject: &str) -> Re
     };
     // No unique violation to recover from: on PostgreSQL it would abort the
     // transaction the link is part of (two first sign-ins at once).
-    diesel::insert_into(identities::table)
-        .values(&row)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
+    db::write_values(
+        conn,
+        [&row],
+        4,
+        |values| {
+            format!(
+                "INSERT INTO identities (issuer, subject, user_id, created_at) VALUES {values} \
+                 ON CONFLICT (issuer, subject) DO NOTHING"
+            )
+        },
+        |q, r| {
+            q.bind::<Text, _>(r.issuer.clone())
+                .bind::<Text, _>(r.subject.clone())
+                .bind::<Text, _>(r.user_id.clone())
+                .bind::<BigInt, _>(r.created_at)
+        },
+    )?;
     match find_user(conn, issuer, subject)? {
         Some(owner) if owner == user_id => Ok(()),
         _ => Err(Error::conflict(

@@ -242,7 +242,7 @@ fn insert(conn: &mut DbConn, client: &Client) -> Result<()> {
 
 /// Inside a transaction: writes a new client's row and its
 /// `client.registered` event (of no workspace: clients are the server's).
-fn insert_in_tx(conn: &mut DbConn, client: &Client) -> Result<()> {
+pub(super) fn insert_in_tx(conn: &mut DbConn, client: &Client) -> Result<()> {
     diesel::insert_into(clients::table)
         .values(client)
         .execute(conn)?;

@@ -102,9 +102,7 @@ pub fn create(
             updated_at: now,
             deleted_at: None,
         };
-        diesel::insert_into(clients::table)
-            .values(&client)
-            .execute(conn)?;
+        super::clients::insert_in_tx(conn, &client)?;
         let authorization = Authorization {
             id: db::new_id(),
             client_id: client.id.clone(),
@@ -206,8 +204,11 @@ pub fn create_with_keys(
         "token_endpoint_auth_method".into(),
         "private_key_jwt".into(),
     );
+    // The client is made (its own transaction, with its event), then given
+    // its keys; the keys were checked above, so only the database can fail
+    // in between.
+    let mut made = super::clients::create(conn, name, redirect_uris, false)?;
     db::write_tx(conn, |conn| {
-        let mut made = super::clients::create(conn, name, redirect_uris, false)?;
         let client = &mut made.client;
         client.secret_hash = None;
         client.metadata = Some(serde_json::Value::Object(metadata.clone()).to_string());
@@ -219,7 +220,8 @@ pub fn create_with_keys(
                 clients::token_endpoint_auth_method.eq(&client.token_endpoint_auth_method),
             ))
             .execute(conn)?;
-        made.secret = None;
-        Ok(made)
-    })
+        Ok::<(), Error>(())
+    })?;
+    made.secret = None;
+    Ok(made)
 }

@@ -136,10 +136,9 @@ pub fn trusting(conn: &mut DbConn, issuer: &str) -> Result<Vec<TrustedIssuer>> {
         .load(conn)?)
 }
 
-/// The person linked to (`issuer`, `subject`), when keygate links people to
-/// identity providers' subjects. No such links are kept yet (the identities
-/// of a sign-in provider come with the admin work): until then a person is
-/// found by email only, and this answers `None`.
-pub fn linked_person(_conn: &mut DbConn, _issuer: &str, _subject: &str) -> Result<Option<String>> {
-    Ok(None)
+/// The person linked to (`issuer`, `subject`) (`accounts::identities`, the
+/// links sign-in through an identity provider makes); `None` when there is
+/// no such link (the grant then looks for the person by email).
+pub fn linked_person(conn: &mut DbConn, issuer: &str, subject: &str) -> Result<Option<String>> {
+    crate::accounts::identities::find_user(conn, issuer, subject)
 }

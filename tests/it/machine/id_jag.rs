@@ -122,6 +122,15 @@ fn identity_assertion_grants_a_token(b: Backend) {
     // None asked: the assertion's scope.
     let all = grant(&t, &sign(&t, &claims(&t, &f.owner_email)), &[]);
     assert_eq!(all.json()["scope"], "workspace:read tags:read");
+    // The person linked to (iss, sub) needs no email.
+    f.db().execute(&format!(
+        "INSERT INTO identities (issuer, subject, user_id, created_at) VALUES ('{IDP}', 'linked-sub', '{}', 0)",
+        f.owner_id
+    ));
+    let mut linked = claims(&t, "nobody@example.com");
+    linked["sub"] = json!("linked-sub");
+    let r = grant(&t, &sign(&t, &linked), &[]);
+    assert_eq!(r.status, 200, "the linked person: {}", r.body);
     // Removing the trust refuses its assertions.
     let id = s(&listed[0], "id");
     let removed = f.db().json(&["trust", "remove", &id]);
