@@ -10,6 +10,7 @@
 //! Each scenario reports the server process's own CPU time per request (from
 //! /proc/<pid>/stat) beside req/s and latency, and its ratio to /healthz's.
 
+mod dpop;
 mod sasl;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -516,6 +517,7 @@ fn seed_bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, St
                 iat: now,
                 exp: now + 3600,
                 workspace_id: t.0.clone(),
+                cnf: None,
             };
             seeded
                 .access_tokens
@@ -679,6 +681,27 @@ fn run(opts: Opts) -> Result<(), String> {
     )
     .map_err(e)?
     .secret;
+    // A service client, for the DPoP scenario's tokens.
+    let service = keygate::oauth::service_clients::create(
+        &mut conn,
+        &keygate::oauth::service_clients::NewService {
+            workspace_id: &ws.id,
+            name: "Bench service",
+            scopes: &["workspace:read".to_string()],
+            keys: keygate::oauth::service_clients::ClientKeys::Secret,
+        },
+        keygate::accounts::audit::CLI,
+    )
+    .map_err(e)?
+    .0;
+    let service_basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            service.client.id,
+            service.secret.unwrap_or_default()
+        ))
+    );
     drop(conn);
     let sasl_addr = {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -881,6 +904,48 @@ fn run(opts: Opts) -> Result<(), String> {
                 },
             ));
         }
+    }
+    // DPoP (RFC 9449): a bound token per connection, and a fresh proof
+    // (signed here, on the client) for every request: the server verifies
+    // one more signature and records the proof's jti.
+    if wanted("/v1/workspace (JWT with DPoP)") {
+        let mut states = Vec::new();
+        for _ in 0..n {
+            let key = dpop::Key::new().ok_or("cannot make a DPoP key")?;
+            let proof = key.proof("POST", &format!("{issuer}/oauth/token"), None);
+            let r = c.send(
+                "POST",
+                "/oauth/token",
+                &[
+                    ("Authorization", &service_basic),
+                    ("DPoP", &proof),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                "grant_type=client_credentials",
+            );
+            let token = r.json()["access_token"].as_str().unwrap_or("").to_string();
+            states.push((key, token));
+        }
+        let url = format!("{issuer}/v1/workspace");
+        results.push(load(
+            "/v1/workspace (JWT with DPoP)",
+            pid,
+            &addr,
+            n,
+            dur,
+            states,
+            move |c, (key, token)| {
+                let proof = key.proof("GET", &url, Some(token));
+                let auth = format!("DPoP {token}");
+                let r = c.send(
+                    "GET",
+                    "/v1/workspace",
+                    &[("Authorization", &auth), ("DPoP", &proof)],
+                    "",
+                );
+                Some(r.status == 200)
+            },
+        ));
     }
     let introspect_states: Vec<(String, String)> = token_pairs
         .iter()

@@ -372,3 +372,23 @@ impl Names {
             .cloned()
     }
 }
+
+/// The detail of the `action` events of `subjects` in a workspace's log
+/// (subject → detail), for those that have one: one query for a page.
+pub fn details_of(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    action: &str,
+    subjects: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, Option<String>)> = audit_events::table
+        .filter(audit_events::workspace_id.eq(workspace_id))
+        .filter(audit_events::action.eq(action))
+        .filter(audit_events::subject.eq_any(subjects))
+        .select((audit_events::subject, audit_events::detail))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, d)| Some((s, d?)))
+        .collect())
+}

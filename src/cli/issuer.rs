@@ -23,11 +23,29 @@ pub(super) enum ClientCmd {
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long = "redirect-uri", required = true)]
+        #[arg(long = "redirect-uri", required_unless_present = "grant")]
         redirect_uris: Vec<String>,
         /// A public client (no secret; PKCE only), for native and browser apps.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "grant")]
         public: bool,
+        /// A service of one workspace: `client_credentials` (with --workspace
+        /// and --scope).
+        #[arg(long, requires_all = ["workspace", "scopes"], conflicts_with = "redirect_uris")]
+        grant: Option<String>,
+        /// The workspace a service client acts for.
+        #[arg(long, requires = "grant")]
+        workspace: Option<String>,
+        /// A scope the service client may get (repeat for more).
+        #[arg(long = "scope", requires = "grant")]
+        scopes: Vec<String>,
+        /// The URL of the client's JWK Set: it authenticates with
+        /// private_key_jwt instead of a secret.
+        #[arg(long, conflicts_with = "jwks_file")]
+        jwks_uri: Option<String>,
+        /// A file holding the client's JWK Set: it authenticates with
+        /// private_key_jwt instead of a secret.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
     },
     /// List every client: the operator's, developer apps, and apps that
     /// registered themselves (RFC 7591 or a client ID metadata document).
@@ -113,16 +131,46 @@ pub(super) fn client(
 ) -> Result<(), Error> {
     match cmd {
         ClientCmd::Create {
+            grant: Some(grant),
+            workspace,
+            scopes,
+            jwks_uri,
+            jwks_file,
+            name,
+            ..
+        } => super::machine::create_service(
+            conn,
+            out,
+            super::machine::ServiceArgs {
+                grant,
+                workspace: workspace.unwrap_or_default(),
+                name,
+                scopes,
+                jwks_uri,
+                jwks_file,
+            },
+        ),
+        ClientCmd::Create {
             name,
             redirect_uris,
             public,
-        } => create_client(conn, out, &name, &redirect_uris, public),
+            jwks_uri,
+            jwks_file,
+            ..
+        } => super::machine::create_client_with_keys(
+            conn,
+            out,
+            &name,
+            &redirect_uris,
+            public,
+            (jwks_uri, jwks_file),
+        ),
         ClientCmd::List => list_clients(conn, out),
         ClientCmd::Delete { client_id } => delete_client(conn, config, out, &client_id),
     }
 }
 
-fn create_client(
+pub(super) fn create_client(
     conn: &mut DbConn,
     out: &Out,
     name: &str,

@@ -5,6 +5,7 @@ mod admin;
 mod apikey;
 mod domain;
 mod issuer;
+mod machine;
 mod mailbox;
 mod ops;
 mod output;
@@ -132,6 +133,12 @@ enum Command {
         after_help = "Examples:\n  keygate resource create --identifier https://api.example.com --name 'Acme API' --route 'GET /tags tags:read'\n  keygate --json resource list\n  keygate resource delete RESOURCE_ID"
     )]
     Resource(ResourceCmd),
+    /// Identity providers a workspace trusts for identity assertion grants.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  keygate trust add --workspace WS_ID --idp-issuer https://idp.example.com --jwks-uri https://idp.example.com/jwks\n  keygate --json trust list --workspace WS_ID\n  keygate trust remove TRUST_ID"
+    )]
+    Trust(machine::TrustCmd),
     /// Access-token signing keys.
     #[command(subcommand, after_help = "Example:\n  keygate keys rotate")]
     Keys(KeysCmd),
@@ -288,6 +295,7 @@ fn dispatch(command: Command, config: Config, out: &Out) -> Result<(), String> {
         Command::Authkey(cmd) => with_conn(cfg, |c| mailbox::authkey(c, cfg, out, cmd)),
         Command::Apps(cmd) => with_conn(cfg, |c| issuer::apps(c, cfg, out, cmd)),
         Command::Resource(cmd) => with_conn(cfg, |c| resource::resource(c, cfg, out, cmd)),
+        Command::Trust(cmd) => with_conn(cfg, |c| machine::trust(c, out, cmd)),
         Command::Keys(cmd) => with_conn(cfg, |c| issuer::keys(c, cfg, out, cmd)),
         Command::Audit(cmd) => with_conn(cfg, |c| ops::audit(c, out, cmd)),
         Command::AdminToken(cmd) => with_conn(cfg, |c| admin::admin_token(c, out, cmd)),

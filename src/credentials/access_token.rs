@@ -87,6 +87,7 @@ pub fn stored(
         scopes: super::scopes::known(&claims.scope),
         iat: claims.iat,
         exp: claims.exp,
+        jkt: claims.cnf.map(|c| c.jkt),
     });
     creds
         .cache

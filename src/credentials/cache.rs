@@ -33,6 +33,8 @@ pub struct CachedToken {
     pub scopes: Vec<&'static str>,
     pub iat: i64,
     pub exp: i64,
+    /// The DPoP key the token is bound to (`cnf.jkt`), if any.
+    pub jkt: Option<String>,
 }
 
 #[derive(Clone, Debug)]

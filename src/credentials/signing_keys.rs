@@ -39,6 +39,15 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub workspace_id: String,
+    /// RFC 9449 §6: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 `cnf` with RFC 9449's `jkt`: the SHA-256 thumbprint of the key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 struct Signer {

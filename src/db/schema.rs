@@ -138,6 +138,7 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        jkt -> Nullable<Text>,
     }
 }
 
@@ -401,3 +402,24 @@ diesel::table! {
 }
 diesel::allow_tables_to_appear_in_same_query!(sending_domains, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(sending_domains, mailboxes);
+
+diesel::table! {
+    used_jtis (key) {
+        key -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    trusted_issuers (id) {
+        id -> Text,
+        workspace_id -> Text,
+        issuer -> Text,
+        jwks_uri -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(trusted_issuers -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(trusted_issuers, workspaces);
+diesel::allow_tables_to_appear_in_same_query!(trusted_issuers, memberships);

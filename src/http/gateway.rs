@@ -3,7 +3,7 @@
 //! the proxy forwarded, calls `resources::gateway::check`, answers: `200`
 //! with the identity headers, or exactly what `/v1` would answer.
 
-use super::v1::caller::bearer_credential;
+use super::v1::caller::{bearer_credential, token_shaped};
 use super::v1::error;
 use super::{client_ip, Svc};
 use crate::credentials::bearer::Principal;
@@ -69,15 +69,19 @@ async fn check(svc: Svc, req: HttpRequest) -> HttpResponse {
         Ok(r) => r,
         Err(e) => return error::response(&e, None),
     };
-    let presented = match bearer_credential(&req) {
-        Ok(Some(credential)) => Presented::Bearer(credential),
-        Ok(None) => Presented::Nothing,
-        Err(()) => Presented::Malformed,
+    let method = header_text(&req, &["x-forwarded-method", "x-original-method"]);
+    let uri = header_text(&req, &["x-forwarded-uri", "x-original-uri"]);
+    let dpop = super::v1::dpop::forwarded(&req, method, uri);
+    let presented = match (&dpop, bearer_credential(&req)) {
+        (Some(d), _) if token_shaped(d.presented().token) => Presented::Dpop(d.presented()),
+        (_, Ok(Some(credential))) => Presented::Bearer(credential),
+        (_, Ok(None)) => Presented::Nothing,
+        (_, Err(())) => Presented::Malformed,
     };
     let forwarded = Forwarded {
         resource: resource.as_deref(),
-        method: header_text(&req, &["x-forwarded-method", "x-original-method"]),
-        uri: header_text(&req, &["x-forwarded-uri", "x-original-uri"]),
+        method,
+        uri,
         presented,
         client: client_ip(&svc, &req),
     };

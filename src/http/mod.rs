@@ -5,6 +5,7 @@ pub mod admin;
 pub mod demo;
 pub mod gateway;
 pub mod leaks;
+mod machine;
 pub mod oauth;
 pub mod observe;
 pub mod pages;

@@ -156,6 +156,19 @@ fn presented_client_id(header: Option<&str>, params: &Params) -> Option<String> 
         .and_then(client_auth::basic_credentials)
         .map(|(id, _)| id)
         .or_else(|| params.get("client_id").ok().flatten().map(str::to_string))
+        .or_else(|| crate::oauth::client_assertion::claimed(params).map(|(sub, _)| sub))
+}
+
+/// The extras of a request (`http::machine`), or the answer to its failure.
+async fn request_extras(
+    svc: &Svc,
+    req: &HttpRequest,
+    r: &ClientRequest,
+    dpop_url: Option<&str>,
+) -> Result<Option<crate::oauth::Extras>, HttpResponse> {
+    super::machine::extras(svc, req, &r.params, dpop_url)
+        .await
+        .map_err(|e| failure_response(svc, &r.key, &e))
 }
 
 /// A `client_id` that names a client ID metadata document, while keygate
@@ -343,11 +356,18 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
             },
         },
     };
+    let token_url = format!("{}/oauth/token", svc.config.issuer);
+    let extras = match request_extras(&svc, &req, &r, Some(&token_url)).await {
+        Ok(e) => e,
+        Err(refused) => return refused,
+    };
     client_endpoint(svc, r, move |svc, conn, auth, params| {
         if let Some(doc) = &document {
             client_auth::document_client(&svc.clients, conn, doc)?;
         }
-        token::grant(&svc.issuer(), conn, auth, params)
+        let mut issuer = svc.issuer();
+        issuer.extras = extras.as_ref();
+        token::grant(&issuer, conn, auth, params)
     })
     .await
 }
@@ -371,8 +391,14 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
     if let Some(refused) = documents_off(&svc, &r) {
         return refused;
     }
-    client_endpoint(svc, r, |svc, conn, auth, params| {
-        revoke::request(&svc.issuer(), conn, auth, params)
+    let extras = match request_extras(&svc, &req, &r, None).await {
+        Ok(e) => e,
+        Err(refused) => return refused,
+    };
+    client_endpoint(svc, r, move |svc, conn, auth, params| {
+        let mut issuer = svc.issuer();
+        issuer.extras = extras.as_ref();
+        revoke::request(&issuer, conn, auth, params)
     })
     .await
 }
@@ -387,8 +413,14 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
         Some(Ok(v)) => v.respond(),
         Some(Err(e)) => failure_response(&svc, &r.key, &e),
         None => {
-            client_endpoint(svc, r, |svc, conn, auth, params| {
-                introspect::request(&svc.issuer(), conn, auth, params)
+            let extras = match request_extras(&svc, &req, &r, None).await {
+                Ok(e) => e,
+                Err(refused) => return refused,
+            };
+            client_endpoint(svc, r, move |svc, conn, auth, params| {
+                let mut issuer = svc.issuer();
+                issuer.extras = extras.as_ref();
+                introspect::request(&issuer, conn, auth, params)
             })
             .await
         }

@@ -468,7 +468,7 @@ pub fn consent_page(view: &ConsentView, query: &str) -> HttpResponse {
 pub fn unreviewed_note(client: &crate::oauth::clients::Client) -> Option<String> {
     use crate::oauth::clients::ClientKind;
     match client.kind() {
-        ClientKind::Operator => None,
+        ClientKind::Operator | ClientKind::Service => None,
         ClientKind::Developer => Some(
             "This app was registered by a keygate user in their developer settings; it has not been reviewed."
                 .into(),

@@ -345,6 +345,7 @@ pub fn housekeeping(conn: &mut DbConn, config: &Config) -> Result<usize> {
     total += crate::oauth::housekeeping::prune(conn, now)?;
     total += crate::accounts::sessions::prune(conn, now)?;
     total += crate::signin::pending::prune(conn, now)?;
+    total += crate::credentials::replay::prune(conn, now)?;
     let retention_ms = i64::try_from(config.revocation_retention_secs)
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000);

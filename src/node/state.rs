@@ -74,6 +74,8 @@ pub struct Services {
     pub writes: crate::db::group::Group,
     /// Client ID metadata documents, fetched (and cached) by client id URL.
     pub documents: Fetcher,
+    /// JWK Sets of clients and trusted identity providers, by URL.
+    pub jwks: crate::oauth::jwks::JwksCache,
     /// The one outbound HTTPS client (SSRF rules, bounded in flight): client
     /// metadata documents, webhook deliveries, the identity provider.
     pub outbound: crate::outbound::Client,
@@ -129,6 +131,7 @@ impl Services {
             Offered::new(crate::credentials::scopes::all_names()),
             outbound.clone(),
         );
+        let jwks = crate::oauth::jwks::JwksCache::new(outbound.clone());
         // Clients are trusted in memory as long as credentials are.
         let clients = ClientCache::new(Bounds::from_config(&config).max_age);
         let credentials = Credentials {
@@ -153,6 +156,7 @@ impl Services {
             clients,
             writes: Default::default(),
             documents,
+            jwks,
             outbound,
             limits,
             trusted_proxies,
@@ -185,6 +189,7 @@ impl Services {
             clients: &self.clients,
             writes: &self.writes,
             resources: &self.resources,
+            extras: None,
         }
     }
 }

@@ -99,6 +99,10 @@ pub fn authenticate_with(
         (false, _) => Err(failed()),
         // A public client has no secret; some libraries still send Basic with an
         // empty one, which identifies the client just as `client_id` does.
+        // A document that lists private_key_jwt and not none must use it.
+        (true, _) if client.token_endpoint_auth_method == "private_key_jwt" => Err(
+            OAuthError::invalid_client("this client authenticates with private_key_jwt"),
+        ),
         (true, None) if allow == Allow::PublicToo => Ok(client),
         (true, Some(s)) if s.is_empty() && allow == Allow::PublicToo => Ok(client),
         (true, None) => Err(OAuthError::invalid_client(

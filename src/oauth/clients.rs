@@ -26,6 +26,9 @@ pub enum ClientKind {
     Dynamic,
     /// A client ID metadata document: the `client_id` is the document's URL.
     MetadataDocument,
+    /// A service of one workspace (`client_credentials`), made by the
+    /// operator or the workspace's owners and admins.
+    Service,
 }
 
 impl ClientKind {
@@ -35,6 +38,7 @@ impl ClientKind {
             ClientKind::Developer => "developer",
             ClientKind::Dynamic => "dynamic",
             ClientKind::MetadataDocument => "metadata_document",
+            ClientKind::Service => "service",
         }
     }
 
@@ -44,13 +48,14 @@ impl ClientKind {
             "operator" => ClientKind::Operator,
             "developer" => ClientKind::Developer,
             "metadata_document" => ClientKind::MetadataDocument,
+            "service" => ClientKind::Service,
             _ => ClientKind::Dynamic,
         }
     }
 
     /// Nobody who runs keygate looked at it before people were asked to trust it.
     pub fn unreviewed(self) -> bool {
-        self != ClientKind::Operator
+        !matches!(self, ClientKind::Operator | ClientKind::Service)
     }
 }
 
@@ -237,7 +242,7 @@ fn insert(conn: &mut DbConn, client: &Client) -> Result<()> {
 
 /// Inside a transaction: writes a new client's row and its
 /// `client.registered` event (of no workspace: clients are the server's).
-fn insert_in_tx(conn: &mut DbConn, client: &Client) -> Result<()> {
+pub(super) fn insert_in_tx(conn: &mut DbConn, client: &Client) -> Result<()> {
     diesel::insert_into(clients::table)
         .values(client)
         .execute(conn)?;
@@ -325,6 +330,8 @@ pub fn create_developer_app(
 /// token (hashed).
 pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Result<NewClient> {
     let public = validated.is_public();
+    // A private_key_jwt client proves itself with its keys: no secret.
+    let keyed = validated.token_endpoint_auth_method == registration::AuthMethod::PrivateKeyJwt;
     let (mut client, secret) = base_row(
         ClientKind::Dynamic,
         validated.client_name.clone(),
@@ -336,6 +343,10 @@ pub fn register_dynamic(conn: &mut DbConn, validated: &ValidatedClient) -> Resul
     client.registration_token_hash = Some(crypto::sha256_hex(&token));
     client.token_endpoint_auth_method = validated.token_endpoint_auth_method.as_str().to_string();
     client.grant_types = to_json(&validated.grant_types);
+    let secret = secret.filter(|_| !keyed);
+    if keyed {
+        client.secret_hash = None;
+    }
     insert(conn, &client)?;
     Ok(NewClient {
         client,
@@ -418,6 +429,7 @@ fn sync_document(conn: &mut DbConn, doc: &ClientDocument, create: bool) -> Resul
                         clients::redirect_uris.eq(&fresh.redirect_uris),
                         clients::metadata.eq(&fresh.metadata),
                         clients::grant_types.eq(&fresh.grant_types),
+                        clients::token_endpoint_auth_method.eq(&fresh.token_endpoint_auth_method),
                         clients::updated_at.eq(now),
                     ))
                     .execute(conn)?;

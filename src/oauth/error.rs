@@ -17,6 +17,8 @@ pub enum OAuthError {
     UnsupportedTokenType(String),
     InvalidScope(String),
     InvalidTarget(String),
+    /// RFC 9449 §5: a DPoP proof at the token endpoint that does not pass.
+    InvalidDpopProof(String),
     AccessDenied(String),
     SlowDown(String),
     ServerError(String),
@@ -53,6 +55,7 @@ codes! {
     unsupported_token_type => UnsupportedTokenType, "unsupported_token_type";
     invalid_scope => InvalidScope, "invalid_scope";
     invalid_target => InvalidTarget, "invalid_target";
+    invalid_dpop_proof => InvalidDpopProof, "invalid_dpop_proof";
     access_denied => AccessDenied, "access_denied";
     slow_down => SlowDown, "slow_down";
     server_error => ServerError, "server_error";

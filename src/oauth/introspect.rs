@@ -40,6 +40,9 @@ pub struct Introspection {
     /// An API key's id, for a resource's introspection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// RFC 9449 §6.2: the DPoP key a bound token needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::credentials::signing_keys::Confirmation>,
 }
 
 impl Introspection {
@@ -62,9 +65,13 @@ fn describe(issuer: &Issuer, client: &Client, t: &CachedToken) -> Introspection 
         iss: Some(issuer.config.issuer.clone()),
         aud: Some(t.aud.clone()),
         jti: Some(t.jti.clone()),
-        token_type: Some("Bearer"),
+        token_type: Some(if t.jkt.is_some() { "DPoP" } else { "Bearer" }),
         workspace_id: Some(t.workspace_id.clone()),
         key_id: None,
+        cnf: t
+            .jkt
+            .clone()
+            .map(|jkt| crate::credentials::signing_keys::Confirmation { jkt }),
     }
 }
 
@@ -75,6 +82,10 @@ pub fn from_memory(
     authorization_header: Option<&str>,
     params: &Params,
 ) -> Option<std::result::Result<Introspection, OAuthError>> {
+    // An assertion is checked against the database (its jti is single use).
+    if params.get("client_assertion").ok().flatten().is_some() {
+        return None;
+    }
     if let Some(by_resource) =
         super::resource_clients::introspect_from_memory(issuer, authorization_header, params)
     {
@@ -223,6 +234,7 @@ fn refresh(
                 token_type: Some("refresh_token"),
                 workspace_id: Some(workspace_id),
                 key_id: None,
+                cnf: None,
             }
         }
         _ => Introspection::inactive(),

@@ -86,6 +86,7 @@ impl Node {
             clients: &self.clients,
             writes: &self.writes,
             resources: &self.resources,
+            extras: None,
         }
     }
 

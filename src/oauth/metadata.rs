@@ -7,7 +7,12 @@ use serde_json::{json, Value};
 
 pub fn authorization_server(config: &Config) -> Value {
     let i = &config.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        "private_key_jwt",
+    ];
     let mut metadata = json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/oauth/authorize"),
@@ -18,11 +23,20 @@ pub fn authorization_server(config: &Config) -> Value {
         "scopes_supported": scopes::all_names(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            crate::oauth::token::jwt_bearer::GRANT,
+        ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::credentials::jose::ALGORITHMS,
+        "dpop_signing_alg_values_supported": crate::credentials::dpop::ALGORITHMS,
         "authorization_response_iss_parameter_supported": true,
         "service_documentation": format!("{i}/openapi.json"),
         // draft-ietf-oauth-client-id-metadata-document: an https client_id

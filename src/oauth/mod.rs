@@ -3,17 +3,21 @@
 
 pub mod authorizations;
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod clients;
 pub mod engine;
 pub mod error;
 pub mod housekeeping;
 pub mod introspect;
+pub mod jwks;
 pub mod metadata;
 pub mod registration;
 pub mod resource_clients;
 pub mod revoke;
+pub mod service_clients;
 pub mod token;
+pub mod trust;
 
 #[cfg(test)]
 mod logic_tests;
@@ -31,6 +35,21 @@ pub struct Issuer<'a> {
     pub writes: &'a crate::db::group::Group,
     /// The registered protected resources (RFC 8707), and their credentials.
     pub resources: &'a crate::resources::Registry,
+    /// What the HTTP layer prepared for this request, if anything.
+    pub extras: Option<&'a Extras>,
+}
+
+/// What the HTTP layer prepares for a request before its blocking work: the
+/// keys of a client that sent an assertion (fetched), a DPoP proof's key.
+#[derive(Default, Debug, Clone)]
+pub struct Extras {
+    pub assertion_keys: Option<client_assertion::AssertionKeys>,
+    /// A DPoP proof that passed its checks at the token endpoint; its `jti`
+    /// is recorded once the client has authenticated.
+    pub dpop: Option<crate::credentials::dpop::Proven>,
+    /// The key sets of an identity assertion's issuer, by JWK Set URL (one
+    /// per distinct URL the workspaces trusting it gave).
+    pub idp_keys: Vec<(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)>,
 }
 
 impl Issuer<'_> {
@@ -43,6 +62,15 @@ impl Issuer<'_> {
         params: &Params,
         allow: client_auth::Allow,
     ) -> Result<clients::Client, OAuthError> {
+        if let Some(assertion) = client_assertion::presented(params)? {
+            return client_assertion::authenticate(
+                self,
+                conn,
+                authorization_header,
+                params,
+                assertion,
+            );
+        }
         client_auth::authenticate_with_cache(
             self.clients,
             conn,

@@ -25,6 +25,7 @@ mod tests {
             iat: now,
             exp: now + exp_offset,
             workspace_id: "ws".into(),
+            cnf: None,
         }
     }
 

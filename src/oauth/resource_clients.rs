@@ -98,8 +98,9 @@ fn describe(resource: &Resource, principal: &Principal) -> Introspection {
             jti: Some(t.jti.clone()),
             token_type: Some("access_token"),
             workspace_id: Some(t.workspace_id.clone()),
-            // DPoP (RFC 9449 §6.2): a bound token's `cnf` (`{"jkt": …}`)
-            // goes here once `CachedToken` carries its key's thumbprint.
+            // DPoP (RFC 9449 §6.2): a bound token's key, which the
+            // resource checks the request's proof against.
+            cnf: (t.jkt.clone()).map(|jkt| crate::credentials::signing_keys::Confirmation { jkt }),
             ..Introspection::inactive()
         },
         Principal::AccessToken(_) => Introspection::inactive(),

@@ -32,6 +32,8 @@ pub enum Presented<'a> {
     Malformed,
     /// A bearer credential: an API key or an access token.
     Bearer(&'a str),
+    /// `Authorization: DPoP <token>` with the request's proof (RFC 9449 §7).
+    Dpop(super::dpop::DpopPresented<'a>),
 }
 
 /// Checks `presented` from the client address `client` for `scope` (`None`:
@@ -69,6 +71,7 @@ pub async fn authenticate<N: Node>(
         }
         Presented::Malformed => return Err(failed(&**node, client)),
         Presented::Bearer(credential) => credential,
+        Presented::Dpop(d) => d.token,
     };
     let m = &*crate::metrics::V1;
     let Some(principal) = verify(node, credential).await? else {
@@ -83,6 +86,7 @@ pub async fn authenticate<N: Node>(
             credential_sent: true,
         });
     }
+    super::dpop::binding(node, &principal, presented).await?;
     let allowed = principal.allows_address(client);
     m.outcome(principal.kind(), allowed).inc();
     if !allowed {

@@ -11,6 +11,11 @@ pub enum V1Error {
     InvalidApiKey {
         credential_sent: bool,
     },
+    /// An access token bound to a DPoP key (RFC 9449 §7) presented without
+    /// a good proof, or a DPoP presentation of a credential bound to no key:
+    /// the `error` of the `DPoP` challenge (`invalid_token` or
+    /// `invalid_dpop_proof`).
+    InvalidDpop(&'static str),
     /// Too many failed checks from this client address; retry after that many seconds.
     RateLimited {
         retry_after: u64,
@@ -47,7 +52,7 @@ impl V1Error {
     /// The `code` on the wire.
     pub fn code(&self) -> &'static str {
         match self {
-            V1Error::InvalidApiKey { .. } => "invalid_api_key",
+            V1Error::InvalidApiKey { .. } | V1Error::InvalidDpop(_) => "invalid_api_key",
             V1Error::RateLimited { .. } => "rate_limited",
             V1Error::IpNotAllowed => "ip_not_allowed",
             V1Error::InsufficientScope(_) | V1Error::NoRoute => "insufficient_scope",
@@ -73,6 +78,9 @@ impl V1Error {
     pub fn message(&self) -> Cow<'_, str> {
         match self {
             V1Error::InvalidApiKey { .. } => "A valid workspace API key is required.".into(),
+            V1Error::InvalidDpop(_) => {
+                "This access token is bound to a key: send it as DPoP with a valid proof.".into()
+            }
             V1Error::RateLimited { .. } => {
                 "Too many failed authentication attempts. Retry later.".into()
             }

@@ -13,6 +13,7 @@
 
 pub mod check;
 pub mod domains;
+pub mod dpop;
 pub mod error;
 pub mod mailboxes;
 pub mod resources;
@@ -39,6 +40,12 @@ pub trait Node: Send + Sync + 'static {
     /// Where sending domains are looked up.
     fn dns(&self) -> crate::mailboxes::domains::dns::Dns {
         crate::mailboxes::domains::dns::Dns::default()
+    }
+
+    /// The node's shared write transactions (SQLite group commit), where a
+    /// DPoP proof's `jti` is recorded; `None`: each its own write.
+    fn writes(&self) -> Option<&crate::db::group::Group> {
+        None
     }
 }
 

@@ -491,9 +491,36 @@ fn browser_pages_are_accessible_at_every_size() {
                 "Outreach Primary",
             ]);
             let _ = fx.code(SCOPE);
+            // A service and a trusted identity provider for the machine page.
+            fx.db().json(&[
+                "client",
+                "create",
+                "--name",
+                "Nightly sync",
+                "--workspace",
+                &ws,
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "workspace:read",
+            ]);
+            fx.db().json(&[
+                "trust",
+                "add",
+                "--workspace",
+                &ws,
+                "--idp-issuer",
+                "https://idp.example.com",
+                "--jwks-uri",
+                "https://idp.example.com/jwks",
+            ]);
             let (verifier, challenge) = pkce();
             let _ = verifier;
             let pages = [
+                (
+                    "machine-access",
+                    format!("/settings/machine-access?workspace={ws}"),
+                ),
                 (
                     "authorized-apps",
                     format!("/settings/authorized-apps?workspace={ws}"),

@@ -17,6 +17,7 @@ mod domains;
 mod faults;
 mod https_server;
 mod login_limits;
+mod machine;
 mod mailboxes;
 mod mcp_sdk;
 mod membership;

@@ -15,6 +15,9 @@ struct AppLine {
     /// codes go.
     unreviewed: Option<String>,
     code_goes_to: String,
+    /// How it was authorized, when not through the consent page: a service
+    /// (client credentials), or through an identity provider.
+    how: Option<String>,
 }
 
 #[derive(Template)]
@@ -55,6 +58,20 @@ fn code_goes_to(client: &crate::oauth::clients::Client) -> String {
     all.join(", ")
 }
 
+/// How an authorization was made, when not through the consent page.
+fn how_authorized(
+    row: &authorizations::AppRow,
+    details: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    if row.client.kind() == crate::oauth::clients::ClientKind::Service {
+        return Some("Service of this workspace (client credentials)".into());
+    }
+    details
+        .get(&row.authorization.id)
+        .filter(|d| d.starts_with("via "))
+        .cloned()
+}
+
 /// The page for `ctx`: the workspace's authorizations with their usage.
 fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result<Page, Error> {
     let rows = if ctx.role.can_manage() {
@@ -62,7 +79,8 @@ fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result
     } else {
         Vec::new()
     };
-    let ids = rows.iter().map(|r| r.authorization.id.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.authorization.id.clone()).collect();
+    let vias = crate::accounts::audit::details_of(conn, &ctx.current.id, "app.authorized", &ids)?;
     let usage = load_usage(conn, crate::credentials::usage::AUTHORIZATION, ids)?;
     let apps = rows
         .into_iter()
@@ -75,6 +93,7 @@ fn render_apps(conn: &mut DbConn, ctx: &Context, notice: Option<&str>) -> Result
             status: r.authorization.status(),
             unreviewed: crate::http::pages::unreviewed_note(&r.client),
             code_goes_to: code_goes_to(&r.client),
+            how: how_authorized(&r, &vias),
             app_name: r.app_name,
             authorized_by: r.authorized_by,
         })

@@ -24,6 +24,7 @@ mod form;
 mod key_page;
 mod keys;
 mod log;
+mod machine;
 mod mailboxes;
 mod team;
 mod view;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     apps::routes(cfg);
     log::routes(cfg);
     team::routes(cfg);
+    machine::routes(cfg);
     developer_apps::routes(cfg);
     // Every URL nothing else answers: a page that says so, in the frame.
     cfg.default_service(web::to(not_found));

@@ -54,10 +54,12 @@ impl<S: Scope> FromRequest for Caller<S> {
                 .app_data::<super::Svc>()
                 .cloned()
                 .ok_or(V1Error::InternalError)?;
-            let presented = match bearer_credential(&req) {
-                Ok(Some(credential)) => Presented::Bearer(credential),
-                Ok(None) => Presented::Nothing,
-                Err(()) => Presented::Malformed,
+            let dpop = super::dpop::from_request(&req, &svc.config.issuer);
+            let presented = match (&dpop, bearer_credential(&req)) {
+                (Some(d), _) if token_shaped(d.presented().token) => Presented::Dpop(d.presented()),
+                (_, Ok(Some(credential))) => Presented::Bearer(credential),
+                (_, Ok(None)) => Presented::Nothing,
+                (_, Err(())) => Presented::Malformed,
             };
             let client = super::super::client_ip(&svc, &req);
             let audience = svc.config.resource();
@@ -70,6 +72,11 @@ impl<S: Scope> FromRequest for Caller<S> {
             }
         })
     }
+}
+
+/// A credential in the form a bearer credential must have.
+pub(crate) fn token_shaped(credential: &str) -> bool {
+    !credential.is_empty() && !credential.contains(' ') && credential.len() <= 4096
 }
 
 /// The credential, only from `Authorization: Bearer <credential>`.

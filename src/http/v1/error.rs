@@ -46,7 +46,7 @@ struct ErrorBody<'a> {
 
 pub fn status_of(e: &V1Error) -> StatusCode {
     match e {
-        V1Error::InvalidApiKey { .. } => StatusCode::UNAUTHORIZED,
+        V1Error::InvalidApiKey { .. } | V1Error::InvalidDpop(_) => StatusCode::UNAUTHORIZED,
         V1Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         V1Error::IpNotAllowed
         | V1Error::InsufficientScope(_)
@@ -87,6 +87,14 @@ fn www_authenticate(e: &V1Error, resource_metadata: Option<&str>) -> Option<Stri
             if *credential_sent {
                 w.push_str(", error=\"invalid_token\", error_description=\"The credential is invalid, expired or revoked\"");
             }
+            if let Some(url) = resource_metadata {
+                w.push_str(&format!(", resource_metadata=\"{url}\""));
+            }
+            Some(w)
+        }
+        V1Error::InvalidDpop(error) => {
+            let algs = crate::credentials::dpop::ALGORITHMS.join(" ");
+            let mut w = format!("DPoP error=\"{error}\", algs=\"{algs}\"");
             if let Some(url) = resource_metadata {
                 w.push_str(&format!(", resource_metadata=\"{url}\""));
             }

@@ -5,6 +5,7 @@
 
 mod body;
 pub(crate) mod caller;
+pub mod dpop;
 pub mod error;
 
 use super::{client_address, Svc};
@@ -82,6 +83,10 @@ impl area::Node for Services {
     }
     fn dns(&self) -> crate::mailboxes::domains::dns::Dns {
         crate::mailboxes::domains::dns::Dns::from_config(&self.config)
+    }
+
+    fn writes(&self) -> Option<&crate::db::group::Group> {
+        Some(&self.writes)
     }
 }
 

@@ -200,12 +200,29 @@ pub struct ClientDocument {
     pub scope: Option<String>,
     #[serde(flatten)]
     pub links: ClientLinks,
+    /// Where the client publishes its keys, when it lists `private_key_jwt`
+    /// (RFC 7523 §2.2): an assertion it sends is verified with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Whether the document lets the client authenticate with `none` (else
+    /// it must send an assertion).
+    #[serde(default = "yes")]
+    pub none_allowed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ClientDocument {
-    /// Always [`AuthMethod::None`].
+    /// [`AuthMethod::None`], or [`AuthMethod::PrivateKeyJwt`] for a document
+    /// that does not allow `none`.
     pub fn token_endpoint_auth_method(&self) -> AuthMethod {
-        AuthMethod::None
+        if self.none_allowed {
+            AuthMethod::None
+        } else {
+            AuthMethod::PrivateKeyJwt
+        }
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -237,6 +254,7 @@ struct DocumentWire {
     links: ClientLinks,
     client_secret: Option<serde_json::Value>,
     client_secret_expires_at: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
 }
 
 /// Validates a fetched document for `client_id` (draft §"Client ID Metadata
@@ -277,18 +295,36 @@ pub fn validate_document(
         ));
     }
 
-    let public_ok = doc
-        .token_endpoint_auth_methods_supported
-        .as_deref()
-        .is_some_and(|list| list.iter().any(|m| m == "none"))
+    let lists = |method: &str| {
+        doc.token_endpoint_auth_methods_supported
+            .as_deref()
+            .is_some_and(|list| list.iter().any(|m| m == method))
+    };
+    let public_ok = lists("none")
         || matches!(
             doc.token_endpoint_auth_method.as_deref(),
             None | Some("none")
         );
-    if !public_ok {
+    let keyed = lists("private_key_jwt")
+        || doc.token_endpoint_auth_method.as_deref() == Some("private_key_jwt");
+    // A document that asks for private_key_jwt and does not name none
+    // anywhere must authenticate with its keys.
+    let public_ok = public_ok
+        && !(keyed && !lists("none") && doc.token_endpoint_auth_method.as_deref() != Some("none"));
+    let jwks_uri = match (keyed, doc.jwks_uri.as_deref()) {
+        (true, Some(uri)) => {
+            crate::credentials::jose::check_jwks_uri(uri).map_err(invalid)?;
+            Some(uri.to_string())
+        }
+        (true, None) if !public_ok => {
+            return Err(invalid("private_key_jwt needs a jwks_uri".into()));
+        }
+        _ => None,
+    };
+    if !public_ok && jwks_uri.is_none() {
         return Err(invalid(format!(
             "token_endpoint_auth_method {} is not accepted: a client known by its \
-             metadata document is public (none)",
+             metadata document is public (none) or uses private_key_jwt with a jwks_uri",
             quoted(doc.token_endpoint_auth_method.as_deref().unwrap_or(""))
         )));
     }
@@ -349,6 +385,8 @@ pub fn validate_document(
         grant_types,
         scope,
         links: doc.links.validated().map_err(CimdError::InvalidDocument)?,
+        none_allowed: public_ok,
+        jwks_uri,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct ClientMetadataRequest {
     pub contacts: Option<Vec<String>>,
     pub software_id: Option<String>,
     pub software_version: Option<String>,
+    /// RFC 7591 §2: the client's keys, for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientMetadataRequest {
@@ -111,6 +114,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with one of the client's keys (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -119,6 +124,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -127,6 +133,7 @@ impl AuthMethod {
             "none" => Some(AuthMethod::None),
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -199,6 +206,11 @@ pub struct ValidatedClient {
     pub software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The keys of a `private_key_jwt` client: one of the two, never both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 impl ValidatedClient {
@@ -247,7 +259,7 @@ pub fn validate(
         Some(m) => AuthMethod::parse(m).ok_or_else(|| {
             RegistrationError::metadata(format!(
                 "token_endpoint_auth_method {} is not supported; use none, \
-                 client_secret_basic or client_secret_post",
+                 client_secret_basic, client_secret_post or private_key_jwt",
                 quoted(m)
             ))
         })?,
@@ -339,7 +351,10 @@ pub fn validate(
         }
     };
 
+    let (jwks, jwks_uri) = validate_keys(req, token_endpoint_auth_method)?;
     Ok(ValidatedClient {
+        jwks,
+        jwks_uri,
         redirect_uris,
         client_name,
         client_name_derived,
@@ -352,6 +367,34 @@ pub fn validate(
         software_id: optional_text("software_id", req.software_id.as_deref())?,
         software_version: optional_text("software_version", req.software_version.as_deref())?,
     })
+}
+
+/// RFC 7591 §2 `jwks` and `jwks_uri`: a `private_key_jwt` client gives
+/// exactly one of them; any other client's are not kept (it authenticates
+/// otherwise).
+type Keys = (Option<serde_json::Value>, Option<String>);
+
+fn validate_keys(
+    req: &ClientMetadataRequest,
+    method: AuthMethod,
+) -> Result<Keys, RegistrationError> {
+    if method != AuthMethod::PrivateKeyJwt {
+        return Ok((None, None));
+    }
+    match (&req.jwks, &req.jwks_uri) {
+        (Some(_), Some(_)) => Err(RegistrationError::metadata(
+            "give jwks or jwks_uri, not both (RFC 7591 §2)",
+        )),
+        (None, None) => Err(RegistrationError::metadata(
+            "private_key_jwt needs the client's keys: jwks or jwks_uri",
+        )),
+        (Some(jwks), None) => crate::credentials::jose::check_jwks(jwks)
+            .map(|()| (Some(jwks.clone()), None))
+            .map_err(RegistrationError::metadata),
+        (None, Some(uri)) => crate::credentials::jose::check_jwks_uri(uri)
+            .map(|()| (None, Some(uri.clone())))
+            .map_err(RegistrationError::metadata),
+    }
 }
 
 /// The kind of a valid redirect URI, and where its code goes (for the consent

@@ -18,8 +18,12 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 mod authorization_code;
+pub(crate) mod client_credentials;
+pub mod jwt_bearer;
 mod refresh_token;
 pub use authorization_code::authorization_code;
+pub use client_credentials::client_credentials;
+pub use jwt_bearer::jwt_bearer;
 pub use refresh_token::refresh_token;
 
 #[derive(Serialize, Debug)]
@@ -42,6 +46,10 @@ pub struct Grant<'a> {
     keys: &'a KeyRing,
     client: &'a Client,
     writes: &'a db::group::Group,
+    /// The key of the request's DPoP proof (RFC 9449 §5), if it sent one.
+    dpop_jkt: Option<&'a str>,
+    /// An identity assertion's issuer keys, fetched for the request.
+    idp_keys: &'a [(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)],
 }
 
 /// What a grant produced: the response, or an error plus revocation events to
@@ -68,6 +76,8 @@ struct RefreshRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    /// The DPoP key a public client's refresh token is bound to.
+    jkt: Option<String>,
 }
 
 /// What a grant spends once: an authorization code or a refresh token.
@@ -213,6 +223,7 @@ fn spend<R: SingleUse>(
     prepared: Prepared,
 ) -> GrantResult {
     let owned_hash = hash.to_string();
+    let prepared = bind(prepared, cx);
     let outcome = redeem(
         conn,
         cx.writes,
@@ -246,6 +257,24 @@ fn same_resource(
         _ => Err(plain(OAuthError::invalid_target(
             "name one resource per request (RFC 8707)",
         ))),
+    }
+}
+
+/// The resource a machine grant's token is for (RFC 8707): `None` for
+/// `{issuer}/v1` (none named), else the identifier of the registered resource
+/// `named` (an unknown one is `invalid_target`).
+fn machine_resource(
+    conn: &mut DbConn,
+    config: &Config,
+    named: Option<&str>,
+) -> Result<Option<String>, (OAuthError, Vec<Event>)> {
+    match named {
+        None => Ok(None),
+        Some(r) if crate::resources::identifier::same(r, &config.resource()) => Ok(None),
+        Some(r) => {
+            let found = crate::oauth::registered_resource(conn, r).map_err(plain)?;
+            Ok(Some(found.identifier))
+        }
     }
 }
 
@@ -338,6 +367,22 @@ struct NewRefresh {
     hash: String,
     scopes: String,
     expires_at: i64,
+    /// The DPoP key it is bound to (public clients, RFC 9449 §5).
+    jkt: Option<String>,
+}
+
+/// RFC 9449 §5: with a DPoP proof, the access token is bound to its key
+/// (`cnf.jkt`), and so is a public client's refresh token.
+fn bind(mut prepared: Prepared, cx: &Grant) -> Prepared {
+    if let Some(jkt) = cx.dpop_jkt {
+        prepared.claims.cnf = Some(crate::credentials::signing_keys::Confirmation {
+            jkt: jkt.to_string(),
+        });
+        if let (Some(refresh), true) = (prepared.refresh.as_mut(), cx.client.is_public) {
+            refresh.jkt = Some(jkt.to_string());
+        }
+    }
+    prepared
 }
 
 /// `refresh_scopes`: the scopes of a new refresh token, or `None` when the
@@ -356,6 +401,7 @@ fn prepare(
             token,
             scopes: scopes.to_string(),
             expires_at: now + config.refresh_token_ttl,
+            jkt: None,
         }
     });
     Prepared {
@@ -374,6 +420,7 @@ fn prepare(
             iat: now,
             exp: now + config.access_token_ttl,
             workspace_id: authorization.workspace_id.clone(),
+            cnf: None,
         },
     }
 }
@@ -391,6 +438,7 @@ impl Prepared {
                     refresh_tokens::scopes.eq(&refresh.scopes),
                     refresh_tokens::created_at.eq(now),
                     refresh_tokens::expires_at.eq(refresh.expires_at),
+                    refresh_tokens::jkt.eq(&refresh.jkt),
                 ))
                 .execute(conn)?;
         }
@@ -411,7 +459,11 @@ impl Prepared {
         let access_token = keys.sign(&self.claims)?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if self.claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: config.access_token_ttl,
             refresh_token: self.refresh.map(|r| r.token),
             scope: self.claims.scope,
@@ -479,6 +531,22 @@ enum Redeemed {
     ApproverGone,
 }
 
+/// RFC 9449 §11.1: a DPoP proof at the token endpoint is used once; its
+/// `jti` is recorded once the client has authenticated (a stranger's proofs
+/// write nothing).
+fn spend_dpop_proof(issuer: &super::Issuer, conn: &mut DbConn) -> Result<(), OAuthError> {
+    let Some(proof) = issuer.extras.and_then(|e| e.dpop.as_ref()) else {
+        return Ok(());
+    };
+    if crate::credentials::dpop::use_jti(conn, proof)? {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_dpop_proof(
+            "this proof (its jti) was already used",
+        ))
+    }
+}
+
 /// The token endpoint (RFC 6749 §3.2): authenticates the client, dispatches on
 /// `grant_type`, applies what a refused grant revoked (a replayed code or
 /// refresh token) to this node's cache, and counts the outcome.
@@ -490,7 +558,8 @@ pub fn grant(
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.get("grant_type").ok().flatten();
     let label = match grant_type {
-        Some(g @ ("authorization_code" | "refresh_token")) => g,
+        Some(g @ ("authorization_code" | "refresh_token" | "client_credentials")) => g,
+        Some(jwt_bearer::GRANT) => "jwt_bearer",
         Some(_) => "other",
         None => "none",
     };
@@ -512,15 +581,23 @@ pub fn grant(
                 super::client_auth::Allow::PublicToo,
             )
             .map_err(plain)?;
+        spend_dpop_proof(issuer, conn).map_err(plain)?;
         let cx = Grant {
             config: issuer.config,
             keys: &issuer.credentials.keys,
             client: &client,
             writes: issuer.writes,
+            dpop_jkt: issuer
+                .extras
+                .and_then(|e| e.dpop.as_ref())
+                .map(|p| p.jkt.as_str()),
+            idp_keys: issuer.extras.map_or(&[], |e| e.idp_keys.as_slice()),
         };
         match params.get("grant_type").map_err(plain)? {
             Some("authorization_code") => authorization_code(conn, &cx, params),
             Some("refresh_token") => refresh_token(conn, &cx, params),
+            Some("client_credentials") => client_credentials(conn, &cx, params),
+            Some(jwt_bearer::GRANT) => jwt_bearer(conn, &cx, params),
             Some(other) => Err(plain(OAuthError::unsupported_grant_type(format!(
                 "grant_type {other:?} is not supported"
             )))),

@@ -19,6 +19,12 @@ pub fn refresh_token(conn: &mut DbConn, cx: &Grant, params: &Params) -> GrantRes
     let hash = crypto::sha256_hex(token);
     let (row, authorization) = find_spendable::<RefreshRow>(conn, cx.client, &hash)?;
     same_resource(params, cx.config, &authorization)?;
+    // RFC 9449 §5: a bound refresh token needs a proof with its key.
+    if row.jkt.is_some() && row.jkt.as_deref() != cx.dpop_jkt {
+        return Err(plain(OAuthError::invalid_grant(
+            "this refresh token is bound to a DPoP key: send a proof signed with it",
+        )));
+    }
     // RFC 6749 §6: a narrower scope may be asked for; never a wider one.
     let granted = scopes::split(&row.scopes);
     let access_scopes = match requested_scope {

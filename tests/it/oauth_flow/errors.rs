@@ -40,8 +40,9 @@ fn token_endpoint_request_errors(b: Backend) {
     let h = [("Authorization", auth.as_str())];
     http.post_form_with("/oauth/token", &[("grant_type", "password")], &h)
         .assert_oauth_error(400, "unsupported_grant_type");
+    // Offered to service clients only: this client did not register it.
     http.post_form_with("/oauth/token", &[("grant_type", "client_credentials")], &h)
-        .assert_oauth_error(400, "unsupported_grant_type");
+        .assert_oauth_error(400, "unauthorized_client");
     http.post_form_with("/oauth/token", &[], &h)
         .assert_oauth_error(400, "invalid_request");
     http.post_form_with("/oauth/token", &[("grant_type", "refresh_token")], &h)
