@@ -1,6 +1,7 @@
 //! Machine clients and agents: client credentials, private_key_jwt, DPoP and
 //! identity assertion grants, through the real server.
 
+mod at_resources;
 mod client_credentials;
 mod dpop;
 mod id_jag;
