@@ -198,6 +198,9 @@ struct Stats {
     p99_ms: f64,
     /// CPU seconds (user + system) the server process spent in the scenario.
     server_cpu: f64,
+    /// CPU seconds PostgreSQL's backends of the bench database spent in it
+    /// (0 on SQLite).
+    db_cpu: f64,
 }
 
 impl Stats {
@@ -209,6 +212,48 @@ impl Stats {
         let n = (self.requests + self.errors).max(1) as f64;
         self.server_cpu * 1e6 / n
     }
+    /// PostgreSQL's CPU time per answered request, in microseconds.
+    fn db_us(&self) -> f64 {
+        let n = (self.requests + self.errors).max(1) as f64;
+        self.db_cpu * 1e6 / n
+    }
+}
+
+/// The PostgreSQL URL of the run (unset on SQLite).
+static PG_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// CPU seconds so far of each PostgreSQL backend serving the bench database
+/// (the server's pooled connections: their pids from `pg_stat_activity`,
+/// their times from /proc, so PostgreSQL must run on this machine). The
+/// server's background writer and checkpointer are not in it.
+fn db_cpu_by_backend() -> std::collections::HashMap<u32, f64> {
+    use diesel::prelude::*;
+    let Some(url) = PG_URL.get() else {
+        return Default::default();
+    };
+    let Ok(mut conn) = diesel::PgConnection::establish(url) else {
+        return Default::default();
+    };
+    diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .load::<i32>(&mut conn)
+    .unwrap_or_default()
+    .into_iter()
+    .map(|pid| (pid as u32, server_cpu_secs(pid as u32)))
+    .collect()
+}
+
+/// What the backends in `after` spent since `before` (a backend that
+/// started in between counts whole).
+fn db_cpu_spent(
+    before: &std::collections::HashMap<u32, f64>,
+    after: &std::collections::HashMap<u32, f64>,
+) -> f64 {
+    after
+        .iter()
+        .map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0.0))
+        .sum()
 }
 
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, fields
@@ -285,10 +330,12 @@ fn load<S: Send + 'static>(
             p50_ms: 0.0,
             p99_ms: 0.0,
             server_cpu: 0.0,
+            db_cpu: 0.0,
         };
     }
     let stop = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
+    let db_before = db_cpu_by_backend();
     let cpu_before = server_cpu_secs(server);
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(0usize));
@@ -327,6 +374,7 @@ fn load<S: Send + 'static>(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let server_cpu = server_cpu_secs(server) - cpu_before;
+    let db_cpu = db_cpu_spent(&db_before, &db_cpu_by_backend());
     let mut l = std::mem::take(&mut *latencies.lock().unwrap());
     l.sort_unstable();
     let pct = |p: f64| percentile_ms(&l, p);
@@ -339,6 +387,7 @@ fn load<S: Send + 'static>(
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         server_cpu,
+        db_cpu,
     }
 }
 
@@ -613,6 +662,9 @@ fn run(opts: Opts) -> Result<(), String> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+    if url.starts_with("postgres") {
+        let _ = PG_URL.set(url.clone());
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -1060,6 +1112,7 @@ fn run(opts: Opts) -> Result<(), String> {
             p50_ms: pct(0.5),
             p99_ms: pct(0.99),
             server_cpu: server_cpu_secs(pid) - cpu_before,
+            db_cpu: 0.0,
         });
     }
 
@@ -1100,7 +1153,7 @@ fn run(opts: Opts) -> Result<(), String> {
     if opts.json {
         let rows: Vec<Value> = results
             .iter()
-            .map(|s| json!({"scenario": s.name, "requests": s.requests, "errors": s.errors, "req_per_s": s.rate(), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "ratio_to_healthz": s.rate() / base, "server_us_per_request": s.server_us(), "server_us_ratio_to_healthz": s.server_us() / base_us}))
+            .map(|s| json!({"scenario": s.name, "requests": s.requests, "errors": s.errors, "req_per_s": s.rate(), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "ratio_to_healthz": s.rate() / base, "server_us_per_request": s.server_us(), "server_us_ratio_to_healthz": s.server_us() / base_us, "db_us_per_request": s.db_us()}))
             .collect();
         println!(
             "{}",
@@ -1120,11 +1173,11 @@ fn run(opts: Opts) -> Result<(), String> {
             cores
         );
         println!("{placement}");
-        println!("| scenario | req/s | p50 ms | p99 ms | server µs/req | µs vs /healthz | req/s vs /healthz | errors |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| scenario | req/s | p50 ms | p99 ms | server µs/req | µs vs /healthz | req/s vs /healthz | PostgreSQL µs/req | errors |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for s in &results {
             println!(
-                "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {} |",
                 s.name,
                 s.rate(),
                 s.p50_ms,
@@ -1132,6 +1185,7 @@ fn run(opts: Opts) -> Result<(), String> {
                 s.server_us(),
                 s.server_us() / base_us,
                 s.rate() / base,
+                s.db_us(),
                 s.errors
             );
         }

@@ -23,7 +23,7 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub use pool::{Health, Pool, PoolError, PooledConn};
+pub use pool::{Health, Pool, PoolError, Pooled, PooledConn};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -83,25 +83,28 @@ pub enum ConnectError {
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConn;
+    type Connection = Pooled;
     type Error = ConnectError;
 
-    fn connect(&self) -> Result<DbConn, ConnectError> {
+    fn connect(&self) -> Result<Pooled, ConnectError> {
         let opened = self.open();
         match &opened {
             Ok(_) => self.health.connected(),
             Err(e) => self.health.failed(e),
         }
-        opened
+        Ok(Pooled::new(opened?))
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), ConnectError> {
         conn.batch_execute("SELECT 1")?;
         Ok(())
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    /// No query: a connection is broken when one of its queries failed
+    /// because the connection itself failed (see [`Pooled`]), or when a
+    /// transaction could not be ended.
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.has_broken()
     }
 }
 
@@ -179,9 +182,11 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
-        // A SQLite connection cannot go away under us; a PostgreSQL one can (a
-        // restarted server), and is checked before use so the pool replaces it.
-        .test_on_check_out(!parsed.is_sqlite())
+        // No probe query on every checkout (a round trip per request on
+        // PostgreSQL): a connection whose query failed at the connection
+        // level is dropped when it comes back, and one idle for a while is
+        // probed when it is handed out (see `Pool::get`).
+        .test_on_check_out(false)
         // A request waits at most this long for a connection before it is
         // answered 503 (the database is away or saturated).
         .connection_timeout(Duration::from_secs(3))
@@ -205,7 +210,8 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
 /// process exits.
 pub fn connect_single(url: &str) -> Result<DbConn, String> {
     let mgr = ConnectionManager::new(DatabaseUrl::parse(url)?);
-    let mut conn = r2d2::ManageConnection::connect(&mgr)
+    let mut conn = mgr
+        .open()
         .map_err(|e| format!("cannot open the database: {e}"))?;
     if let DbConn::Sqlite(_) = conn {
         // WAL lets readers run beside the one writer; the mode persists in the file.

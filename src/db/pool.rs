@@ -13,12 +13,95 @@
 //! every connection is busy while new ones open (the pool is saturated, the
 //! database answers) marks nothing, and neither does a refused connection
 //! while pooled ones still serve.
+//!
+//! A checkout costs no query: a PostgreSQL connection whose query failed at
+//! the connection level (the server restarted, the backend was ended) is
+//! marked and dropped when it comes back to the pool, and one that sat idle
+//! longer than [`PROBE_IF_IDLE`] is probed with `SELECT 1` before it is
+//! handed out (so a connection the server closed while nobody used it costs
+//! no request), the way HikariCP bypasses its alive check for a connection
+//! used within the last half second.
 
-use super::ConnectionManager;
-use diesel::connection::SimpleConnection;
+use super::{ConnectionManager, DbConn};
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, SimpleConnection};
+use diesel::r2d2::R2D2Connection;
+use diesel::result::{DatabaseErrorKind, Error as DbError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A connection handed out after this long unused is probed first.
+const PROBE_IF_IDLE: Duration = Duration::from_secs(1);
+
+/// A pooled connection: the database connection, and whether it failed.
+pub struct Pooled {
+    conn: DbConn,
+    /// Set when one of its queries failed because the connection failed.
+    lost: Arc<AtomicBool>,
+    /// When the pool last handed it out.
+    handed_out: Instant,
+}
+
+impl Pooled {
+    pub(super) fn new(mut conn: DbConn) -> Pooled {
+        let lost = Arc::new(AtomicBool::new(false));
+        if let DbConn::Postgresql(_) = conn {
+            conn.set_instrumentation(LostWatch(lost.clone()));
+        }
+        Pooled {
+            conn,
+            lost,
+            handed_out: Instant::now(),
+        }
+    }
+
+    pub(super) fn has_broken(&mut self) -> bool {
+        self.lost.load(Ordering::Acquire) || self.conn.is_broken()
+    }
+
+    /// Whether to probe it before handing it out.
+    fn stale(&self) -> bool {
+        matches!(self.conn, DbConn::Postgresql(_)) && self.handed_out.elapsed() > PROBE_IF_IDLE
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
+}
+
+/// Marks a connection lost when a query fails at the connection level.
+struct LostWatch(Arc<AtomicBool>);
+
+impl Instrumentation for LostWatch {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { error: Some(e), .. } = event {
+            if is_connection_error(e) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// An error of the connection rather than of the query (libpq reports a
+/// connection it found closed as `ClosedConnection`).
+fn is_connection_error(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | DbError::BrokenTransactionManager
+    )
+}
 
 /// Whether the database is known to be away, shared by the pool and its
 /// connection manager (which sees every connection attempt).
@@ -83,6 +166,17 @@ impl Pool {
     pub fn get(&self) -> Result<PooledConn, PoolError> {
         if self.health.is_away() {
             return Err(PoolError::Away);
+        }
+        // Every stale connection the pool holds may be probed, and one more
+        // checkout is then taken as it comes.
+        for _ in 0..=self.inner.max_size() {
+            let mut conn = self.inner.get().map_err(|e| self.timed_out(e))?;
+            if !conn.stale() || conn.batch_execute("SELECT 1").is_ok() {
+                conn.handed_out = Instant::now();
+                return Ok(conn);
+            }
+            // Dropped as broken on its way back (its error marked it).
+            conn.lost.store(true, Ordering::Release);
         }
         self.inner.get().map_err(|e| self.timed_out(e))
     }

@@ -397,7 +397,7 @@ pub fn lookup(pool: &Pool, presented: &str) -> Result<Option<CachedAuthKey>> {
         .inner_join(mailboxes::table)
         .filter(mailbox_auth_keys::public_id.eq(public_id))
         .select((MailboxAuthKey::as_select(), Mailbox::as_select()))
-        .first(&mut conn)
+        .first(&mut **conn)
         .optional()?;
     let Some((key, mailbox)) = row else {
         return Ok(None);

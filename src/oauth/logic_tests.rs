@@ -21,6 +21,8 @@ use crate::error::Error;
 use base64::Engine;
 use sha2::Digest;
 
+mod statements;
+
 const ISSUER: &str = crate::testkit::ISSUER;
 const REDIRECT: &str = "https://crm.example.test/callback";
 const SCOPE: &str = "workspace:read tags:write";
@@ -187,10 +189,21 @@ impl Node {
     }
 
     fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuthError> {
-        self.token(&[
+        self.refresh_on(&mut self.conn(), refresh_token)
+    }
+
+    /// [`Node::refresh`] on a connection of the caller's.
+    fn refresh_on(
+        &self,
+        conn: &mut db::DbConn,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut all = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
-        ])
+        ];
+        all.extend(Node::auth(&self.client));
+        token::grant(&self.issuer(), conn, None, &form(&all))
     }
 
     /// An approved and exchanged authorization: (access, refresh, authorization id).

@@ -93,7 +93,7 @@ pub fn recheck_due(
             .order(sending_domains::checked_at.asc())
             .limit(RECHECK_BATCH)
             .select(SendingDomain::as_select())
-            .load(&mut *conn)?
+            .load(&mut **conn)?
     };
     let mut looked = 0;
     for d in due {

@@ -321,7 +321,8 @@ fn replayed(conn: &mut DbConn, authorization_id: &str, spent: Spent) -> (OAuthEr
 }
 
 /// Inside a grant's transaction: whether the person who approved the app is
-/// still an owner or admin of its workspace. A removal revokes what they
+/// still an owner or admin of its workspace (the grant's UPDATE of the
+/// authorization carries the same rule as `accounts::manages`). A removal revokes what they
 /// approved, but a grant must not rest on that alone (a role changed outside
 /// keygate, or a removal that raced the approval). A plain read, no lock: the
 /// grant already holds the authorization row, which a removal locks after the
@@ -491,13 +492,14 @@ where
     writes.run(conn, move |conn| {
         // The authorization row first: a revocation locks it first too, so the
         // two never wait on each other in opposite orders.
-        if !touch_active(conn, &authorization.id)? {
-            return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                "the authorization has been revoked",
-            )));
-        }
-        if !approver_still_manages(conn, &authorization)? {
-            return Ok(Redeemed::ApproverGone);
+        match touch_active(conn, &authorization)? {
+            Active::Yes => {}
+            Active::Revoked => {
+                return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+                    "the authorization has been revoked",
+                )))
+            }
+            Active::ApproverGone => return Ok(Redeemed::ApproverGone),
         }
         if !consume(conn)? {
             return Ok(Redeemed::Replayed);
@@ -507,18 +509,47 @@ where
     })
 }
 
-/// Inside a transaction: marks the authorization used if it is still active.
-/// The row lock this takes orders the grant against a concurrent revocation,
-/// which locks the same row first.
-fn touch_active(conn: &mut DbConn, authorization_id: &str) -> Result<bool, OAuthError> {
+/// What [`touch_active`] found.
+enum Active {
+    Yes,
+    Revoked,
+    ApproverGone,
+}
+
+/// Inside a transaction: marks the authorization used if it is still active
+/// and the person who approved it still manages its workspace (one UPDATE
+/// carries both, see [`approver_still_manages`]); only when it does not
+/// match, a second read tells which of the two failed. The row lock the
+/// UPDATE takes orders the grant against a concurrent revocation, which locks
+/// the same row first.
+fn touch_active(conn: &mut DbConn, authorization: &Authorization) -> Result<Active, OAuthError> {
     let n = diesel::update(
         authz::table
-            .find(authorization_id)
-            .filter(authz::revoked_at.is_null()),
+            .find(&authorization.id)
+            .filter(authz::revoked_at.is_null())
+            .filter(crate::accounts::manages(
+                &authorization.workspace_id,
+                &authorization.user_id,
+            )),
     )
     .set(authz::last_used_at.eq(db::now()))
     .execute(conn)?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(Active::Yes);
+    }
+    let active = authz::table
+        .find(&authorization.id)
+        .filter(authz::revoked_at.is_null())
+        .count()
+        .get_result::<i64>(conn)?;
+    if active == 0 {
+        return Ok(Active::Revoked);
+    }
+    match approver_still_manages(conn, authorization)? {
+        // The membership came back between the two reads: a refusal all the same.
+        true => Ok(Active::Revoked),
+        false => Ok(Active::ApproverGone),
+    }
 }
 
 enum Redeemed {

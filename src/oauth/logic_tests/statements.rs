@@ -1,0 +1,51 @@
+//! What a grant costs in statements (counted, never timed): on PostgreSQL
+//! each one is a round trip, so the hot path of a refresh is kept to the
+//! lookup and one short transaction (docs/performance.md).
+
+use super::Node;
+use diesel::connection::{Connection, InstrumentationEvent};
+use std::sync::{Arc, Mutex};
+
+/// The statements `f` runs on `conn`, in order.
+fn statements(conn: &mut crate::db::DbConn, f: impl FnOnce(&mut crate::db::DbConn)) -> Vec<String> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            log.lock().expect("log").push(query.to_string());
+        }
+    });
+    f(conn);
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    let out = seen.lock().expect("log").clone();
+    out
+}
+
+#[test]
+fn a_refresh_is_a_lookup_and_one_short_transaction() {
+    let n = Node::new();
+    let (_, refresh, _) = n.tokens(&n.owner);
+    let mut conn = n.conn();
+    let mut next = None;
+    let run = statements(&mut conn, |conn| {
+        next = Some(n.refresh_on(conn, &refresh).expect("the refresh"));
+    });
+    let writes: Vec<&String> = run
+        .iter()
+        .filter(|s| s.starts_with("UPDATE") || s.starts_with("INSERT"))
+        .collect();
+    // The authorization (active, and its approver still manages the
+    // workspace: one UPDATE), the refresh token spent, the two new rows.
+    assert_eq!(writes.len(), 4, "{run:#?}");
+    assert!(
+        !run.iter()
+            .any(|s| s.contains("FROM \"memberships\"") && s.starts_with("SELECT")),
+        "the membership check rides in the authorization's UPDATE: {run:#?}"
+    );
+    assert!(run.len() <= 7, "{run:#?}");
+    // And the rotated token works, once.
+    let rotated = next
+        .and_then(|t| t.refresh_token)
+        .expect("a new refresh token");
+    assert!(n.refresh(&rotated).is_ok());
+}
