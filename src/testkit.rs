@@ -63,5 +63,6 @@ pub fn credentials(stored: Stored, bounds: Option<Bounds>) -> Credentials {
         usage: UsageRecorder::default(),
         access_token_ttl: 3600,
         stored,
+        proof_uses: Default::default(),
     }
 }

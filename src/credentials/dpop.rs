@@ -4,7 +4,8 @@
 //! that window on any node (`replay`), and, with an access token, its hash
 //! (`ath`) and the key it is bound to (`cnf.jkt`). The check is CPU only
 //! (one signature verification); the replay check is the caller's one
-//! database write ([`use_jti`]). The token endpoint, `/v1` and the gateway
+//! database write ([`use_jti`]), or its share of a write for the proofs that
+//! arrive together on one node ([`proof_use`], `replay::Queue`). The token endpoint, `/v1` and the gateway
 //! check all use [`check_proof`]; the gateway passes the original request's
 //! method and URL.
 
@@ -123,6 +124,12 @@ pub fn use_jti(conn: &mut DbConn, proven: &Proven) -> Result<bool> {
         &proven.jti,
         until,
     )
+}
+
+/// A proof's use, to be recorded with others ([`replay::Queue`]).
+pub fn proof_use(proven: &Proven) -> replay::Use {
+    let until = proven.iat.max(crate::db::now()) + WINDOW;
+    replay::Use::new(replay::Kind::DpopProof, &proven.jkt, &proven.jti, until)
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub struct Credentials {
     pub access_token_ttl: i64,
     /// The rows behind the bearer check's slow path.
     pub stored: Stored,
+    /// DPoP proofs' `jti`s waiting for their shared record (`replay`).
+    pub proof_uses: replay::Queue,
 }
 
 /// The tables the bearer check reads on a cache miss, through the areas that

@@ -143,6 +143,7 @@ impl Services {
                 keys: &crate::apikeys::stored::KEYS,
                 tokens: &crate::oauth::authorizations::TOKENS,
             },
+            proof_uses: Default::default(),
         };
         let signin = config.oidc.clone().map(|settings| {
             crate::signin::Provider::new(settings, &config.issuer, outbound.clone())

@@ -7,7 +7,7 @@
 
 use super::{on_conn, Node, V1Error};
 use crate::credentials::bearer::Principal;
-use crate::credentials::dpop::{self, Expected};
+use crate::credentials::dpop::{self, Expected, Proven};
 use std::sync::Arc;
 
 /// What a `DPoP` presentation carried.
@@ -25,7 +25,7 @@ const INVALID_TOKEN: V1Error = V1Error::InvalidDpop("invalid_token");
 const INVALID_PROOF: V1Error = V1Error::InvalidDpop("invalid_dpop_proof");
 
 /// Whether the credential may be used as it was presented: one signature
-/// verification, and one write for the proof's `jti`.
+/// verification, and the proof's `jti` recorded (a share of one write).
 pub async fn binding<N: Node>(
     node: &Arc<N>,
     principal: &Principal,
@@ -56,20 +56,74 @@ pub async fn binding<N: Node>(
         log::debug!("DPoP proof refused: {why}");
         INVALID_PROOF
     })?;
-    let fresh = on_conn(node, move |node, conn| {
-        // SQLite: in the node's shared transaction, one commit for the proofs
-        // that arrive together. PostgreSQL: one statement of its own (a
-        // duplicate key would abort a surrounding transaction).
-        match (node.writes(), &*conn) {
-            (Some(writes), crate::db::DbConn::Sqlite(_)) => {
-                Ok(writes.run(conn, move |conn| dpop::use_jti(conn, &proven))?)
-            }
-            _ => Ok(dpop::use_jti(conn, &proven)?),
-        }
-    })
-    .await?;
+    let fresh = record_use(node, proven).await?;
     if !fresh {
         return Err(INVALID_PROOF);
     }
     Ok(())
+}
+
+/// Records the proof's `jti` on every node's shared record before the request
+/// is answered, so that a replay is refused on any node at once. The proofs
+/// that arrive together share one write (`replay::Queue`): the first starts
+/// it off the request's own path, each waits for its own answer.
+async fn record_use<N: Node>(node: &Arc<N>, proven: Proven) -> Result<bool, V1Error> {
+    use crate::credentials::replay::Queued;
+    let proof_use = dpop::proof_use(&proven);
+    let waiting = match node.credentials().proof_uses.enqueue(proof_use) {
+        Queued::Lead(waiting) => {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let drained = on_conn(&node, |node, conn| {
+                    let queue = &node.credentials().proof_uses;
+                    queue.drain(conn, |conn, uses| write_uses(node, conn, uses));
+                    Ok(())
+                })
+                .await;
+                if drained.is_err() {
+                    node.credentials()
+                        .proof_uses
+                        .fail_all("no database connection for proof uses");
+                }
+            });
+            waiting
+        }
+        Queued::Follow(waiting) => waiting,
+        // Too many waiting: this one is recorded on its own.
+        Queued::Full => {
+            return on_conn(node, move |node, conn| {
+                Ok(write_uses(node, conn, &[dpop::proof_use(&proven)])?[0])
+            })
+            .await;
+        }
+    };
+    match waiting.await {
+        Ok(Ok(fresh)) => Ok(fresh),
+        Ok(Err(why)) => {
+            log::warn!("a DPoP proof's use was not recorded: {why}");
+            Err(crate::error::Error::internal("the proof's use was not recorded").into())
+        }
+        Err(_) => Err(crate::error::Error::internal("the proof's use was not recorded").into()),
+    }
+}
+
+/// One batch of proof uses: on SQLite in the node's shared transaction (one
+/// commit for the writes that arrive together); on PostgreSQL one statement
+/// of its own.
+fn write_uses<N: Node>(
+    node: &N,
+    conn: &mut crate::db::DbConn,
+    uses: &[crate::credentials::replay::Use],
+) -> crate::error::Result<Vec<bool>> {
+    use crate::credentials::replay::use_each;
+    match (node.writes(), &*conn) {
+        (Some(writes), crate::db::DbConn::Sqlite(_)) => {
+            let uses = uses.to_vec();
+            writes.run(conn, move |conn| use_each(conn, &uses))
+        }
+        (None, crate::db::DbConn::Sqlite(_)) => {
+            crate::db::write_tx(conn, |conn| use_each(conn, uses))
+        }
+        _ => use_each(conn, uses),
+    }
 }

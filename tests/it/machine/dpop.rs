@@ -232,7 +232,74 @@ fn public_clients_get_bound_refresh_tokens(b: Backend) {
     refresh(&next, None).assert_oauth_error(400, "invalid_grant");
 }
 
+/// A proof is used once across every node, at once: its use is recorded in
+/// the shared database before the request is answered, so the same proof at
+/// another node a moment later is a replay; and of the same proof sent to
+/// both nodes at the same time, exactly one request passes.
+fn a_proof_is_used_once_across_nodes(b: Backend) {
+    let f = Fixture::new(b);
+    let created = service(&f, &["workspace:read"]);
+    let (id, secret) = (s(&created, "client_id"), s(&created, "client_secret"));
+    let key = TestKey::es256("dpop");
+    let token = s(&bound_token(&f, &id, &secret, &key).json(), "access_token");
+    let node_b = crate::support::second_node(&f, &[]);
+    // Proofs name the issuer's URL, whichever node serves them.
+    let url = f.server.url("/v1/workspace");
+    let at = |node: &Server, p: &str| {
+        let auth = format!("DPoP {token}");
+        node.client()
+            .get_with("/v1/workspace", &[("Authorization", &auth), ("DPoP", p)])
+    };
+
+    let p = proof(&key, "GET", &url, Some(&token));
+    assert_eq!(at(&f.server, &p).status, 200);
+    assert_dpop_refused(&at(&node_b, &p), "invalid_dpop_proof", "replay at node B");
+    let p = proof(&key, "GET", &url, Some(&token));
+    assert_eq!(at(&node_b, &p).status, 200);
+    assert_dpop_refused(&at(&f.server, &p), "invalid_dpop_proof", "replay at node A");
+
+    // Concurrent uses: distinct proofs all pass; one proof sent many times
+    // at once, to both nodes, passes once.
+    let nodes = [&f.server, &node_b];
+    for round in 0..3 {
+        let same = proof(&key, "GET", &url, Some(&token));
+        let statuses: Vec<(bool, u16)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|i| {
+                    let (node, same, key, url) = (nodes[i % 2], &same, &key, &url);
+                    let (at, token) = (&at, &token);
+                    scope.spawn(move || {
+                        let replay = i % 4 != 0;
+                        let p = if replay {
+                            same.clone()
+                        } else {
+                            proof(key, "GET", url, Some(token))
+                        };
+                        (replay, at(node, &p).status)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let fresh_ok = statuses.iter().filter(|(r, st)| !r && *st == 200).count();
+        assert_eq!(
+            fresh_ok, 4,
+            "round {round}: every distinct proof passes: {statuses:?}"
+        );
+        let same_ok = statuses.iter().filter(|(r, st)| *r && *st == 200).count();
+        assert_eq!(
+            same_ok, 1,
+            "round {round}: one proof passes once: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|(_, st)| *st == 200 || *st == 401),
+            "round {round}: {statuses:?}"
+        );
+    }
+}
+
 both_backends!(
+    a_proof_is_used_once_across_nodes,
     dpop_bound_tokens_on_v1,
     bad_proofs_at_the_token_endpoint,
     public_clients_get_bound_refresh_tokens
