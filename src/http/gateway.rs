@@ -3,7 +3,7 @@
 //! the proxy forwarded, calls `resources::gateway::check`, answers: `200`
 //! with the identity headers, or exactly what `/v1` would answer.
 
-use super::v1::caller::{bearer_credential, token_shaped};
+use super::v1::caller::{authorization, Authorization};
 use super::v1::error;
 use super::{client_ip, Svc};
 use crate::credentials::bearer::Principal;
@@ -71,12 +71,15 @@ async fn check(svc: Svc, req: HttpRequest) -> HttpResponse {
     };
     let method = header_text(&req, &["x-forwarded-method", "x-original-method"]);
     let uri = header_text(&req, &["x-forwarded-uri", "x-original-uri"]);
-    let dpop = super::v1::dpop::forwarded(&req, method, uri);
-    let presented = match (&dpop, bearer_credential(&req)) {
-        (Some(d), _) if token_shaped(d.presented().token) => Presented::Dpop(d.presented()),
-        (_, Ok(Some(credential))) => Presented::Bearer(credential),
-        (_, Ok(None)) => Presented::Nothing,
-        (_, Err(())) => Presented::Malformed,
+    let dpop;
+    let presented = match authorization(&req) {
+        Authorization::Bearer(credential) => Presented::Bearer(credential),
+        Authorization::Dpop(token) => {
+            dpop = super::v1::dpop::forwarded(&req, token, method, uri);
+            Presented::Dpop(dpop.presented())
+        }
+        Authorization::Nothing => Presented::Nothing,
+        Authorization::Malformed => Presented::Malformed,
     };
     let forwarded = Forwarded {
         resource: resource.as_deref(),

@@ -67,6 +67,9 @@ impl Limits {
 
 pub struct Services {
     pub config: Config,
+    /// `/v1`'s resource indicator and token audience (`{issuer}/v1`), made
+    /// once.
+    pub v1_resource: String,
     pub pool: Pool,
     pub credentials: Credentials,
     pub clients: ClientCache,
@@ -150,6 +153,7 @@ impl Services {
         });
         let resources = crate::resources::Registry::new(Bounds::from_config(&config).max_age);
         Ok(Services {
+            v1_resource: config.resource(),
             signin,
             config,
             pool,

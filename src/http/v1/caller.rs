@@ -1,6 +1,7 @@
-//! The `/v1` extractor: gathers what the request presented (only
-//! `Authorization: Bearer <credential>`) and the client address, and asks
-//! `v1::check` with the scope the endpoint needs.
+//! The `/v1` extractor: gathers what the request presented
+//! (`Authorization: Bearer <credential>`, or `DPoP <token>` with its proof)
+//! and the client address, and asks `v1::check` with the scope the endpoint
+//! needs.
 
 use super::error::ApiError;
 use crate::credentials::bearer::Principal;
@@ -54,16 +55,19 @@ impl<S: Scope> FromRequest for Caller<S> {
                 .app_data::<super::Svc>()
                 .cloned()
                 .ok_or(V1Error::InternalError)?;
-            let dpop = super::dpop::from_request(&req, &svc.config.issuer);
-            let presented = match (&dpop, bearer_credential(&req)) {
-                (Some(d), _) if token_shaped(d.presented().token) => Presented::Dpop(d.presented()),
-                (_, Ok(Some(credential))) => Presented::Bearer(credential),
-                (_, Ok(None)) => Presented::Nothing,
-                (_, Err(())) => Presented::Malformed,
+            let dpop;
+            let presented = match authorization(&req) {
+                Authorization::Bearer(credential) => Presented::Bearer(credential),
+                Authorization::Dpop(token) => {
+                    dpop = super::dpop::from_request(&req, token, &svc.config.issuer);
+                    Presented::Dpop(dpop.presented())
+                }
+                Authorization::Nothing => Presented::Nothing,
+                Authorization::Malformed => Presented::Malformed,
             };
             let client = super::super::client_ip(&svc, &req);
-            let audience = svc.config.resource();
-            match check::check(&svc, presented, client, Some(S::NAME), &audience).await {
+            let audience = &svc.v1_resource;
+            match check::check(&svc, presented, client, Some(S::NAME), audience).await {
                 Ok(principal) => Ok(Caller {
                     principal,
                     scope: PhantomData,
@@ -74,34 +78,91 @@ impl<S: Scope> FromRequest for Caller<S> {
     }
 }
 
-/// A credential in the form a bearer credential must have.
-pub(crate) fn token_shaped(credential: &str) -> bool {
-    !credential.is_empty() && !credential.contains(' ') && credential.len() <= 4096
+/// What a request's `Authorization` header presents, read in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Authorization<'a> {
+    /// No `Authorization` header.
+    Nothing,
+    /// `Bearer <credential>`.
+    Bearer(&'a str),
+    /// `DPoP <token>` (RFC 9449 §7.1).
+    Dpop(&'a str),
+    /// Anything else: another scheme, no credential, a space inside it,
+    /// bytes that are not visible ASCII, or longer than 4096 bytes.
+    Malformed,
 }
 
-/// The credential, only from `Authorization: Bearer <credential>`.
-pub(crate) fn bearer_credential(req: &HttpRequest) -> Result<Option<&str>, ()> {
+/// The longest credential `/v1` reads.
+const MAX_CREDENTIAL: usize = 4096;
+
+/// The request's `Authorization` header, checked once: a scheme, one space,
+/// and a credential of visible ASCII (spaces around it are ignored).
+pub(crate) fn authorization(req: &HttpRequest) -> Authorization<'_> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return Authorization::Nothing;
     };
-    let value = value.to_str().map_err(|_| ())?;
-    let (scheme, credential) = value.split_once(' ').ok_or(())?;
-    let credential = credential.trim();
-    if !scheme.eq_ignore_ascii_case("bearer")
-        || credential.is_empty()
-        || credential.contains(' ')
-        || credential.len() > 4096
-    {
-        return Err(());
+    let bytes = value.as_bytes();
+    let Some(space) = bytes.iter().position(|b| *b == b' ') else {
+        return Authorization::Malformed;
+    };
+    let (scheme, rest) = (&bytes[..space], &bytes[space + 1..]);
+    let credential = rest.trim_ascii();
+    let shaped = !credential.is_empty()
+        && credential.len() <= MAX_CREDENTIAL
+        && credential.iter().all(|b| (0x21..=0x7e).contains(b));
+    // Visible ASCII throughout, so the bytes are a `str`.
+    let Ok(credential) = std::str::from_utf8(credential) else {
+        return Authorization::Malformed;
+    };
+    match shaped {
+        true if scheme.eq_ignore_ascii_case(b"bearer") => Authorization::Bearer(credential),
+        true if scheme.eq_ignore_ascii_case(b"dpop") => Authorization::Dpop(credential),
+        _ => Authorization::Malformed,
     }
-    Ok(Some(credential))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_credential;
+    use super::{authorization, Authorization};
     use actix_web::http::header::{HeaderValue, AUTHORIZATION};
     use proptest::prelude::*;
+
+    fn read(value: &[u8]) -> Authorization<'static> {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((AUTHORIZATION, HeaderValue::from_bytes(value).unwrap()))
+            .to_http_request();
+        match authorization(&req) {
+            Authorization::Bearer(c) => Authorization::Bearer(c.to_string().leak()),
+            Authorization::Dpop(c) => Authorization::Dpop(c.to_string().leak()),
+            Authorization::Nothing => Authorization::Nothing,
+            Authorization::Malformed => Authorization::Malformed,
+        }
+    }
+
+    #[test]
+    fn the_header_is_read_once_and_strictly() {
+        let none = actix_web::test::TestRequest::default().to_http_request();
+        assert_eq!(authorization(&none), Authorization::Nothing);
+        assert_eq!(read(b"Bearer abc.def"), Authorization::Bearer("abc.def"));
+        assert_eq!(read(b"bearer  abc "), Authorization::Bearer("abc"));
+        assert_eq!(read(b"DPoP tok"), Authorization::Dpop("tok"));
+        assert_eq!(read(b"dpop tok"), Authorization::Dpop("tok"));
+        for bad in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"Bearer a b",
+            b"Basic YTpi",
+            b"Bearer caf\xc3\xa9",
+            b"Bearer a\tb",
+            b"Token abc",
+        ] {
+            assert_eq!(read(bad), Authorization::Malformed, "{bad:?}");
+        }
+        let long = format!("Bearer {}", "a".repeat(4097));
+        assert_eq!(read(long.as_bytes()), Authorization::Malformed);
+        let longest = format!("Bearer {}", "a".repeat(4096));
+        assert!(matches!(read(longest.as_bytes()), Authorization::Bearer(_)));
+    }
 
     proptest! {
         // The Authorization header of /v1, as any bytes a client can send.
@@ -115,7 +176,10 @@ mod tests {
                 let req = actix_web::test::TestRequest::default()
                     .insert_header((AUTHORIZATION, v))
                     .to_http_request();
-                let _ = bearer_credential(&req);
+                let read = authorization(&req);
+                if let Authorization::Bearer(c) | Authorization::Dpop(c) = read {
+                    prop_assert!(!c.is_empty() && c.len() <= 4096 && !c.contains(' '));
+                }
             }
         }
     }

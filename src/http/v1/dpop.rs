@@ -3,7 +3,6 @@
 //! name (the issuer's origin and path with the request's path).
 
 use crate::v1::dpop::DpopPresented;
-use actix_web::http::header;
 use actix_web::HttpRequest;
 
 /// A DPoP presentation, owned until the check borrows it.
@@ -25,15 +24,14 @@ impl DpopRequest {
     }
 }
 
-/// The request's DPoP presentation; `None` when its scheme is not `DPoP`.
-pub fn from_request(req: &HttpRequest, issuer: &str) -> Option<DpopRequest> {
-    let (token, proof) = token_and_proof(req)?;
-    Some(DpopRequest {
-        token,
-        proof,
+/// The request's DPoP presentation of `token` (from `Authorization: DPoP`).
+pub fn from_request(req: &HttpRequest, token: &str, issuer: &str) -> DpopRequest {
+    DpopRequest {
+        token: token.to_string(),
+        proof: proof(req),
         htm: req.method().as_str().to_string(),
         htu: format!("{issuer}{}", req.path()),
-    })
+    }
 }
 
 /// At the gateway check, the proof names the original request (RFC 9449
@@ -42,10 +40,10 @@ pub fn from_request(req: &HttpRequest, issuer: &str) -> Option<DpopRequest> {
 /// its query. Without a host the URL is empty, which no proof names.
 pub fn forwarded(
     req: &HttpRequest,
+    token: &str,
     method: Option<&str>,
     uri: Option<&str>,
-) -> Option<DpopRequest> {
-    let (token, proof) = token_and_proof(req)?;
+) -> DpopRequest {
     let first = |name: &str| {
         let value = req.headers().get(name)?.to_str().ok()?;
         value
@@ -62,26 +60,20 @@ pub fn forwarded(
         ),
         None => String::new(),
     };
-    Some(DpopRequest {
-        token,
-        proof,
+    DpopRequest {
+        token: token.to_string(),
+        proof: proof(req),
         htm: method.unwrap_or("").to_string(),
         htu,
-    })
+    }
 }
 
-/// The token of `Authorization: DPoP <token>` and the one `DPoP` header
-/// (`None` when there is none, or more than one).
-fn token_and_proof(req: &HttpRequest) -> Option<(String, Option<String>)> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("dpop") {
-        return None;
-    }
+/// The request's one `DPoP` header (`None` when there is none, or more than
+/// one).
+fn proof(req: &HttpRequest) -> Option<String> {
     let mut proofs = req.headers().get_all("dpop");
-    let proof = match (proofs.next(), proofs.next()) {
+    match (proofs.next(), proofs.next()) {
         (Some(p), None) => p.to_str().ok().map(str::to_string),
         _ => None,
-    };
-    Some((token.trim().to_string(), proof))
+    }
 }
