@@ -388,42 +388,26 @@ pub fn membership(
         .optional()?)
 }
 
-/// The filter "the person `user` is an owner or admin of `workspace`"
+/// The condition "the person `user` is an owner or admin of `workspace`"
 /// ([`Role::can_manage`] as SQL), for another area's statement to carry: the
 /// token grant folds it into its one UPDATE of the authorization, a round
 /// trip saved per grant on PostgreSQL. A plain read of the membership, no
-/// lock.
-pub fn manages<'a>(workspace: &'a str, user: &'a str) -> Manages<'a> {
-    diesel::dsl::exists(
-        memberships::table.filter(
-            memberships::workspace_id
-                .eq(workspace)
-                .and(memberships::user_id.eq(user))
-                .and(
-                    memberships::role
-                        .eq(Role::Owner.as_str())
-                        .or(memberships::role.eq(Role::Admin.as_str())),
-                ),
-        ),
-    )
+/// lock. Written as the pieces of a statement kept prepared (`db::Kept`:
+/// diesel would parse a statement with its `EXISTS` afresh each time).
+pub fn manages<'a>(workspace: &'a str, user: &'a str) -> [crate::db::Piece<'a>; 9] {
+    use crate::db::Piece::{Sql, Text};
+    [
+        Sql("EXISTS (SELECT 1 FROM memberships WHERE memberships.workspace_id = "),
+        Text(workspace),
+        Sql(" AND memberships.user_id = "),
+        Text(user),
+        Sql(" AND memberships.role IN ("),
+        Text(Role::Owner.as_str()),
+        Sql(", "),
+        Text(Role::Admin.as_str()),
+        Sql("))"),
+    ]
 }
-
-/// The type of [`manages`].
-pub type Manages<'a> = diesel::dsl::exists<
-    diesel::dsl::Filter<
-        memberships::table,
-        diesel::dsl::And<
-            diesel::dsl::And<
-                diesel::dsl::Eq<memberships::workspace_id, &'a str>,
-                diesel::dsl::Eq<memberships::user_id, &'a str>,
-            >,
-            diesel::dsl::Or<
-                diesel::dsl::Eq<memberships::role, &'static str>,
-                diesel::dsl::Eq<memberships::role, &'static str>,
-            >,
-        >,
-    >,
->;
 
 /// The person's role in a workspace, if any.
 pub fn role_in(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<Option<Role>> {

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod group;
+pub mod kept;
 pub mod paging;
 mod pool;
 pub mod schema;
@@ -23,6 +24,7 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
+pub use kept::{Kept, Piece};
 pub use pool::{Health, Pool, PoolError, Pooled, PooledConn};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -100,6 +100,11 @@ impl Node {
         }
     }
 
+    /// A connection of its own, outside the pool.
+    fn fresh_conn(&self) -> db::DbConn {
+        self._db.conn()
+    }
+
     fn conn(&self) -> r2d2::PooledConnection<db::ConnectionManager> {
         self.pool.get().expect("connection")
     }

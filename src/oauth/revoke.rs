@@ -86,14 +86,11 @@ fn revoke_access(
     }
     let client_id = client.id.clone();
     issuer.writes.run(conn, move |conn| {
-        let n = diesel::update(
-            access_tokens::table
-                .find(&claims.jti)
-                .filter(access_tokens::client_id.eq(&client_id))
-                .filter(access_tokens::revoked_at.is_null()),
-        )
-        .set(access_tokens::revoked_at.eq(db::now()))
-        .execute(conn)?;
+        let live = access_tokens::jti
+            .eq(&claims.jti)
+            .and(access_tokens::client_id.eq(&client_id))
+            .and(access_tokens::revoked_at.is_null());
+        let n = db::kept::update(conn, "access_tokens", "revoked_at", db::now(), &live)?;
         if n == 0 {
             return Ok(Vec::new());
         }

@@ -48,3 +48,65 @@ fn a_refresh_is_a_lookup_and_one_short_transaction() {
         .expect("a new refresh token");
     assert!(n.refresh(&rotated).is_ok());
 }
+
+/// The statements `f` runs, and those it prepared and kept for the next run.
+fn prepared(
+    conn: &mut crate::db::DbConn,
+    f: impl FnOnce(&mut crate::db::DbConn),
+) -> (Vec<String>, Vec<String>) {
+    let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        let mut log = log.lock().expect("log");
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                // Its SQL, without the binds diesel appends.
+                let text = query.to_string();
+                log.0
+                    .push(text.split(" -- binds: ").next().unwrap_or("").to_string())
+            }
+            InstrumentationEvent::CacheQuery { sql, .. } => log.1.push(sql.to_string()),
+            _ => {}
+        }
+    });
+    f(conn);
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    let out = seen.lock().expect("log").clone();
+    out
+}
+
+#[test]
+fn a_refresh_prepares_its_statements_once_per_connection() {
+    let n = Node::new();
+    let (_, refresh, _) = n.tokens(&n.owner);
+    // A connection that has run nothing yet.
+    let mut conn = n.fresh_conn();
+    let mut next = None;
+    let (run, kept) = prepared(&mut conn, |conn| {
+        next = n
+            .refresh_on(conn, &refresh)
+            .expect("the refresh")
+            .refresh_token;
+    });
+    // Every statement of the first refresh was kept prepared (diesel keeps
+    // no UPDATE and, on SQLite, no INSERT of its own accord).
+    let statements: Vec<&String> = run
+        .iter()
+        .filter(|s| {
+            ["SELECT", "UPDATE", "INSERT"]
+                .iter()
+                .any(|k| s.starts_with(k))
+        })
+        .collect();
+    assert!(statements.len() >= 5, "{run:#?}");
+    for s in &statements {
+        assert!(kept.contains(s), "not kept prepared: {s}\n{kept:#?}");
+    }
+    // The next refresh on the connection prepares nothing new.
+    let next = next.expect("a rotated refresh token");
+    let (again, kept) = prepared(&mut conn, |conn| {
+        n.refresh_on(conn, &next).expect("the second refresh");
+    });
+    assert!(again.len() >= statements.len(), "{again:#?}");
+    assert!(kept.is_empty(), "prepared again: {kept:#?}");
+}

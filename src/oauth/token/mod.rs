@@ -156,9 +156,8 @@ macro_rules! single_use {
             }
 
             fn consume(conn: &mut DbConn, hash: &str) -> QueryResult<bool> {
-                let n = diesel::update($table::table.find(hash)$(.filter($unspent))+)
-                    .set($table::used_at.eq(db::now()))
-                    .execute(conn)?;
+                let unspent = diesel::Table::primary_key(&$table::table).eq(hash)$(.and($unspent))+;
+                let n = db::kept::update(conn, stringify!($table), "used_at", db::now(), &unspent)?;
                 Ok(n == 1)
             }
         }
@@ -429,29 +428,44 @@ fn prepare(
 impl Prepared {
     /// Inside the transaction: the refresh token's and the access token's rows.
     fn store(&self, conn: &mut DbConn, authorization_id: &str) -> Result<(), OAuthError> {
+        use db::Piece::{Int, OptText, Text};
+        use diesel::Column;
         let now = self.claims.iat;
         if let Some(refresh) = &self.refresh {
-            diesel::insert_into(refresh_tokens::table)
-                .values((
-                    refresh_tokens::token_hash.eq(&refresh.hash),
-                    refresh_tokens::authorization_id.eq(authorization_id),
-                    refresh_tokens::client_id.eq(&self.claims.client_id),
-                    refresh_tokens::scopes.eq(&refresh.scopes),
-                    refresh_tokens::created_at.eq(now),
-                    refresh_tokens::expires_at.eq(refresh.expires_at),
-                    refresh_tokens::jkt.eq(&refresh.jkt),
-                ))
-                .execute(conn)?;
+            db::kept::insert(
+                conn,
+                "refresh_tokens",
+                &[
+                    (refresh_tokens::token_hash::NAME, Text(&refresh.hash)),
+                    (
+                        refresh_tokens::authorization_id::NAME,
+                        Text(authorization_id),
+                    ),
+                    (
+                        refresh_tokens::client_id::NAME,
+                        Text(&self.claims.client_id),
+                    ),
+                    (refresh_tokens::scopes::NAME, Text(&refresh.scopes)),
+                    (refresh_tokens::created_at::NAME, Int(now)),
+                    (refresh_tokens::expires_at::NAME, Int(refresh.expires_at)),
+                    (refresh_tokens::jkt::NAME, OptText(refresh.jkt.as_deref())),
+                ],
+            )?;
         }
-        diesel::insert_into(access_tokens::table)
-            .values((
-                access_tokens::jti.eq(&self.claims.jti),
-                access_tokens::authorization_id.eq(authorization_id),
-                access_tokens::client_id.eq(&self.claims.client_id),
-                access_tokens::created_at.eq(now),
-                access_tokens::expires_at.eq(self.claims.exp),
-            ))
-            .execute(conn)?;
+        db::kept::insert(
+            conn,
+            "access_tokens",
+            &[
+                (access_tokens::jti::NAME, Text(&self.claims.jti)),
+                (
+                    access_tokens::authorization_id::NAME,
+                    Text(authorization_id),
+                ),
+                (access_tokens::client_id::NAME, Text(&self.claims.client_id)),
+                (access_tokens::created_at::NAME, Int(now)),
+                (access_tokens::expires_at::NAME, Int(self.claims.exp)),
+            ],
+        )?;
         Ok(())
     }
 
@@ -523,17 +537,17 @@ enum Active {
 /// UPDATE takes orders the grant against a concurrent revocation, which locks
 /// the same row first.
 fn touch_active(conn: &mut DbConn, authorization: &Authorization) -> Result<Active, OAuthError> {
-    let n = diesel::update(
-        authz::table
-            .find(&authorization.id)
-            .filter(authz::revoked_at.is_null())
-            .filter(crate::accounts::manages(
-                &authorization.workspace_id,
-                &authorization.user_id,
-            )),
-    )
-    .set(authz::last_used_at.eq(db::now()))
-    .execute(conn)?;
+    let active = authz::id
+        .eq(&authorization.id)
+        .and(authz::revoked_at.is_null());
+    let manages = crate::accounts::manages(&authorization.workspace_id, &authorization.user_id);
+    let approver = db::Kept(&manages);
+    let still = db::Kept(&[
+        db::Piece::Fragment(&active),
+        db::Piece::Sql(" AND "),
+        db::Piece::Fragment(&approver),
+    ]);
+    let n = db::kept::update(conn, "authorizations", "last_used_at", db::now(), &still)?;
     if n == 1 {
         return Ok(Active::Yes);
     }

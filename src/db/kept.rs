@@ -1,0 +1,182 @@
+//! Statements kept prepared that diesel would prepare afresh at every run.
+//!
+//! diesel keeps a prepared statement only when it can tell that its SQL never
+//! changes; it never keeps an `UPDATE` (a changeset may leave columns out),
+//! and through a connection that serves both engines no `INSERT` either (any
+//! value might be `DEFAULT`).
+//! For the statements a grant runs at every request that costs a parse and a
+//! plan each time (SQLite's parser, PostgreSQL's unnamed statements). A
+//! [`Kept`] statement is written as SQL text, bind values and nested diesel
+//! fragments; diesel keeps it prepared, keyed by its SQL text and bind types,
+//! so a statement whose text differs is never mistaken for another. A nested
+//! fragment that diesel would not keep (an `IN` list) makes the whole
+//! statement not kept, as before.
+
+use super::MultiBackend;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::RunQueryDsl;
+
+/// One piece of a [`Kept`] statement.
+pub enum Piece<'a> {
+    /// SQL text, written as it is.
+    Sql(&'static str),
+    /// A text bind value.
+    Text(&'a str),
+    /// A text bind value that may be NULL.
+    OptText(Option<&'a str>),
+    /// An integer bind value.
+    Int(i64),
+    /// A diesel fragment (a condition another area builds, say).
+    Fragment(&'a dyn QueryFragment<MultiBackend>),
+}
+
+/// A statement kept prepared across runs; see the module.
+pub struct Kept<'a>(pub &'a [Piece<'a>]);
+
+impl QueryFragment<MultiBackend> for Kept<'_> {
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        for piece in self.0 {
+            match piece {
+                Piece::Sql(sql) => pass.push_sql(sql),
+                Piece::Text(value) => pass.push_bind_param::<Text, _>(value)?,
+                Piece::OptText(value) => pass.push_bind_param::<Nullable<Text>, _>(value)?,
+                Piece::Int(value) => pass.push_bind_param::<BigInt, _>(value)?,
+                Piece::Fragment(fragment) => fragment.walk_ast(pass.reborrow())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl QueryId for Kept<'_> {
+    type QueryId = ();
+    // No static id: the cache key is the SQL text with its bind types.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Kept<'_> {}
+
+/// `UPDATE table SET column = value WHERE condition`, kept prepared; how
+/// many rows it changed. `condition` is diesel's (its columns qualified by
+/// the table, as diesel writes them).
+pub fn update(
+    conn: &mut super::DbConn,
+    table: &'static str,
+    column: &'static str,
+    value: i64,
+    condition: &dyn QueryFragment<MultiBackend>,
+) -> QueryResult<usize> {
+    Kept(&[
+        Piece::Sql("UPDATE "),
+        Piece::Sql(table),
+        Piece::Sql(" SET "),
+        Piece::Sql(column),
+        Piece::Sql(" = "),
+        Piece::Int(value),
+        Piece::Sql(" WHERE "),
+        Piece::Fragment(condition),
+    ])
+    .execute(conn)
+}
+
+/// `INSERT INTO table (columns) VALUES (values)`, kept prepared.
+pub fn insert(
+    conn: &mut super::DbConn,
+    table: &'static str,
+    row: &[(&'static str, Piece<'_>)],
+) -> QueryResult<usize> {
+    let mut pieces = Vec::with_capacity(4 * row.len() + 4);
+    pieces.extend([
+        Piece::Sql("INSERT INTO "),
+        Piece::Sql(table),
+        Piece::Sql(" ("),
+    ]);
+    for (i, (column, _)) in row.iter().enumerate() {
+        if i > 0 {
+            pieces.push(Piece::Sql(", "));
+        }
+        pieces.push(Piece::Sql(column));
+    }
+    pieces.push(Piece::Sql(") VALUES ("));
+    for (i, (_, value)) in row.iter().enumerate() {
+        if i > 0 {
+            pieces.push(Piece::Sql(", "));
+        }
+        pieces.push(value.reborrow());
+    }
+    pieces.push(Piece::Sql(")"));
+    Kept(&pieces).execute(conn)
+}
+
+impl<'a> Piece<'a> {
+    fn reborrow(&self) -> Piece<'a> {
+        match *self {
+            Piece::Sql(s) => Piece::Sql(s),
+            Piece::Text(t) => Piece::Text(t),
+            Piece::OptText(t) => Piece::OptText(t),
+            Piece::Int(n) => Piece::Int(n),
+            Piece::Fragment(f) => Piece::Fragment(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_statement_of_every_kind_of_piece_is_prepared_once() {
+        let db = crate::testkit::TestDb::new();
+        let mut conn = db.conn();
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("CREATE TABLE kept_probe (a TEXT, b TEXT, c BIGINT)")
+            .unwrap();
+        let (b, c) = ("b".to_string(), 3i64);
+        let condition = Kept(&[Piece::Sql("c = "), Piece::Int(c)]);
+        let run = |conn: &mut super::super::DbConn, a: &str, b: Option<&str>| {
+            let row = [
+                ("a", Piece::Text(a)),
+                ("b", Piece::OptText(b)),
+                ("c", Piece::Int(c)),
+            ];
+            let inserted = cached_by(conn, |conn| insert(conn, "kept_probe", &row));
+            let updated = cached_by(conn, |conn| update(conn, "kept_probe", "c", 4, &condition));
+            (inserted, updated)
+        };
+        assert_eq!(run(&mut conn, "x", Some(&b)), (1, 1), "prepared and kept");
+        assert_eq!(
+            run(&mut conn, "y", None),
+            (0, 0),
+            "kept: not prepared again"
+        );
+        // The rows are what was bound.
+        let n: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM kept_probe WHERE c = 4 AND (b = 'b' OR b IS NULL))",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    /// How many statements `f` prepared and kept.
+    fn cached_by(
+        conn: &mut super::super::DbConn,
+        f: impl FnOnce(&mut super::super::DbConn) -> QueryResult<usize>,
+    ) -> usize {
+        let seen = Arc::new(Mutex::new(0));
+        let log = seen.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { .. } = event {
+                *log.lock().unwrap() += 1;
+            }
+        });
+        f(conn).expect("runs");
+        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        let n = *seen.lock().unwrap();
+        n
+    }
+}
