@@ -1,0 +1,87 @@
+//! The results as docs/performance.md shows them (Markdown tables), or as
+//! JSON with `--json` for comparing runs.
+
+use crate::load::Stats;
+use serde_json::{json, Value};
+
+/// What a run was: the same for every table of it.
+pub struct Setting {
+    pub postgres: bool,
+    pub scale: usize,
+    pub connections: usize,
+    pub duration_s: u64,
+    pub cores: usize,
+}
+
+impl Setting {
+    fn backend(&self) -> (&'static str, &'static str) {
+        match self.postgres {
+            true => ("postgresql", "PostgreSQL"),
+            false => ("sqlite", "SQLite"),
+        }
+    }
+}
+
+/// One run of the table on a set of nodes.
+pub struct Run {
+    pub pinned: bool,
+    pub placement: String,
+    /// The scenarios that ran, `/healthz` first.
+    pub results: Vec<Stats>,
+    /// Each node's peak RSS over the run, in KiB.
+    pub peak_rss_kib: Vec<Option<u64>>,
+    /// Each node's cache and group commit counters (`/metrics` lines).
+    pub counters: Vec<Vec<String>>,
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1}", k as f64 / 1024.0))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The table of one node, each scenario against `/healthz` of the same run.
+pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
+    let base = &run.results[0];
+    let (base_rate, base_us) = (base.rate(), base.server_us());
+    let (backend, backend_name) = s.backend();
+    let rss = run.peak_rss_kib.first().copied().flatten();
+    if json {
+        let rows: Vec<Value> = run
+            .results
+            .iter()
+            .map(|r| json!({"scenario": r.name, "requests": r.requests, "errors": r.errors, "req_per_s": r.rate(), "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "ratio_to_healthz": r.rate() / base_rate, "server_us_per_request": r.server_us(), "server_us_ratio_to_healthz": r.server_us() / base_us, "db_us_per_request": r.db_us()}))
+            .collect();
+        println!(
+            "{}",
+            json!({"backend": backend, "scale": s.scale, "working_set": working_set, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": rss, "results": rows})
+        );
+        return;
+    }
+    println!(
+        "backend {backend_name}, scale {}, {} connections, {} s per scenario, {} cores",
+        s.scale, s.connections, s.duration_s, s.cores
+    );
+    println!("{}", run.placement);
+    println!("| scenario | req/s | p50 ms | p99 ms | server µs/req | µs vs /healthz | req/s vs /healthz | PostgreSQL µs/req | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &run.results {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {} |",
+            r.name,
+            r.rate(),
+            r.p50_ms,
+            r.p99_ms,
+            r.server_us(),
+            r.server_us() / base_us,
+            r.rate() / base_rate,
+            r.db_us(),
+            r.errors
+        );
+    }
+    if rss.is_some() {
+        println!("server peak RSS: {} MiB", mib(rss));
+    }
+    for l in run.counters.iter().flatten() {
+        println!("{l}");
+    }
+}
