@@ -3,13 +3,19 @@
 //! (the fixture the scenarios use), and `--scale` rows of each kind for the
 //! large working set.
 
+use crate::flows::pkce;
+use crate::http::form;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use keygate::accounts::{self, audit, Plan, Role};
 use keygate::apikeys::{self, Access};
-use keygate::credentials::key_format::API_KEY;
-use keygate::credentials::signing_keys::{AccessClaims, KeyRing};
 use keygate::db::{self, DbConn};
+use keygate::error::Error;
+use keygate::node::state::Services;
+use keygate::oauth::authorize::{self, Answer, Answered};
+use keygate::oauth::{clients, token, Params};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// The redirect URI of every seeded client (nothing listens there: the flow
 /// reads the code from the redirect).
@@ -34,11 +40,16 @@ pub struct Fixture {
     pub auth_key: String,
 }
 
-/// Seeds an empty database (migrating it first) for a server whose issuer
-/// is `issuer`.
+/// Seeds an empty database (migrating it first) for servers whose issuer
+/// is `issuer`, as a node of theirs would: the same configuration from the
+/// environment (the master key that seals the signing key among it).
 pub fn seed(url: &str, issuer: &str, scale: usize) -> Result<(Fixture, Seeded), String> {
-    let mut conn = db::connect_single(url)?;
-    let seeded = bulk(&mut conn, scale, issuer)?;
+    let mut config = keygate::config::Config::resolve(Some(url.into()), Some(issuer.into()), None)?;
+    config.rate_limits = None;
+    let pool = db::connect(url, Some(WRITERS as u32 + 1))?;
+    let node = Services::new(config, pool)?;
+    let seeded = bulk(&node, scale)?;
+    let mut conn = node.pool.get().map_err(|e| e.to_string())?;
     let fixture = fixture(&mut conn, issuer).map_err(|e| e.to_string())?;
     Ok((fixture, seeded))
 }
@@ -90,140 +101,152 @@ fn fixture(conn: &mut DbConn, issuer: &str) -> keygate::error::Result<Fixture> {
     })
 }
 
-/// Credentials of the seeded rows, for the large-working-set scenarios.
-#[derive(Default)]
+/// The credentials of the bulk rows, for the large-working-set scenarios.
 pub struct Seeded {
     pub api_keys: Vec<String>,
     pub access_tokens: Vec<String>,
 }
 
-/// Bulk rows for `--scale`, written as multi-row INSERTs in one transaction:
-/// per row a workspace, owner, client, authorization, a real API key and a
-/// signed access token (with its record), so that the large working set is
-/// made of credentials the server accepts.
-fn bulk(conn: &mut DbConn, scale: usize, issuer: &str) -> Result<Seeded, String> {
-    use diesel::connection::SimpleConnection;
-    // Sealed as the server will find them: under the master key of the
-    // environment the server inherits.
-    let master_key = keygate::config::Config::resolve(None, None, None)?.master_key;
-    let ring = KeyRing::load(conn, issuer, 3600, master_key).map_err(|e| e.to_string())?;
-    let mut seeded = Seeded::default();
-    let now = db::now();
-    let hash = keygate::crypto::hash_password(PASSWORD);
-    let mut stmts: Vec<String> = Vec::new();
-    let chunk = 500;
-    let mut i = 0;
-    while i < scale {
-        let n = chunk.min(scale - i);
-        let ids: Vec<(String, String, String, String, String)> = (0..n)
-            .map(|_| {
-                (
-                    db::new_id(),
-                    db::new_id(),
-                    db::new_id(),
-                    db::new_id(),
-                    db::new_id(),
-                )
-            })
-            .collect();
-        let ws: Vec<String> = ids
-            .iter()
-            .enumerate()
-            .map(|(k, t)| format!("('{}','bench {}','pro',{now})", t.0, i + k))
-            .collect();
-        let us: Vec<String> = ids
-            .iter()
-            .map(|t| format!("('{}','{}@bench.example','{hash}',{now})", t.1, t.1))
-            .collect();
-        let ms: Vec<String> = ids
-            .iter()
-            .map(|t| format!("('{}','{}','owner',{now})", t.0, t.1))
-            .collect();
-        let cs: Vec<String> = ids
-            .iter()
-            .map(|t| format!("('{}','bench app',NULL,true,'[\"{REDIRECT}\"]',{now})", t.2))
-            .collect();
-        let az: Vec<String> = ids
-            .iter()
-            .map(|t| {
-                format!(
-                    "('{}','{}','{}','{}','workspace:read',{now},NULL,NULL)",
-                    t.3, t.2, t.0, t.1
-                )
-            })
-            .collect();
-        let mut ks = Vec::with_capacity(n);
-        for t in &ids {
-            let public_id = API_KEY.new_public_id();
-            let key = API_KEY.new_secret(&public_id);
-            ks.push(format!(
-                "('{}','{}','bench key {}','{public_id}','{}','read_only','cli',{now},0)",
-                t.4,
-                t.0,
-                t.4,
-                keygate::crypto::sha256_hex(&key)
-            ));
-            seeded.api_keys.push(key);
-        }
-        let mut ts = Vec::with_capacity(n);
-        for t in &ids {
-            let jti = db::new_id();
-            let claims = AccessClaims {
-                iss: issuer.to_string(),
-                sub: t.1.clone(),
-                aud: format!("{issuer}/v1"),
-                client_id: t.2.clone(),
-                scope: "workspace:read".into(),
-                jti: jti.clone(),
-                iat: now,
-                exp: now + 3600,
-                workspace_id: t.0.clone(),
-                cnf: None,
-            };
-            seeded
-                .access_tokens
-                .push(ring.sign(&claims).map_err(|e| e.to_string())?);
-            ts.push(format!(
-                "('{jti}','{}','{}',{now},{})",
-                t.3,
-                t.2,
-                now + 3600
-            ));
-        }
-        stmts.push(format!(
-            "INSERT INTO workspaces (id, name, plan, created_at) VALUES {};",
-            ws.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO users (id, email, password_hash, created_at) VALUES {};",
-            us.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES {};",
-            ms.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO clients (id, name, secret_hash, is_public, redirect_uris, created_at) VALUES {};",
-            cs.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO authorizations (id, client_id, workspace_id, user_id, scopes, created_at, revoked_at, last_used_at) VALUES {};",
-            az.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO api_keys (id, workspace_id, name, public_id, secret_hash, access, created_by, created_at, usage_count) VALUES {};",
-            ks.join(",")
-        ));
-        stmts.push(format!(
-            "INSERT INTO access_tokens (jti, authorization_id, client_id, created_at, expires_at) VALUES {};",
-            ts.join(",")
-        ));
-        i += n;
-    }
-    let sql = stmts.join("\n");
-    db::write_tx(conn, |c| {
-        c.batch_execute(&sql).map_err(keygate::error::Error::from)
+/// `scale` bulk rows, each through the areas' functions as the CLI, the
+/// authorization endpoint and the token endpoint make them: a workspace, its
+/// owner (without a password: no bulk person signs in, and argon2 for each
+/// would take hours), a public client, an API key, and an authorization of
+/// the client by the owner with its access token. Every credential is one
+/// the servers accept.
+fn bulk(node: &Services, scale: usize) -> Result<Seeded, String> {
+    let rows = rows(node, scale, |conn, i| {
+        let ws = accounts::create_workspace(conn, &format!("bench {i}"), Plan::Pro)?;
+        let email = format!("person{i}@bulk.bench.example");
+        let owner = accounts::create_user_without_password(conn, &email)?;
+        accounts::add_member(conn, &ws.id, &owner.id, Role::Owner)?;
+        let client = clients::create(conn, "bench app", &[REDIRECT.to_string()], true)?;
+        let key = apikeys::create(
+            conn,
+            &ws.id,
+            "bench key",
+            Access::ReadOnly,
+            None,
+            audit::CLI,
+        )?;
+        let token = authorized(node, conn, &client.client.id, &owner.id, &ws.id)?;
+        Ok((key.secret, token))
+    })?;
+    let (api_keys, access_tokens) = rows.into_iter().unzip();
+    Ok(Seeded {
+        api_keys,
+        access_tokens,
     })
-    .map_err(|e| e.to_string())?;
-    Ok(seeded)
+}
+
+/// Bulk rows committed together on PostgreSQL.
+const CHUNK: usize = 250;
+/// Connections seeding at once on PostgreSQL.
+const WRITERS: usize = 4;
+
+/// Makes rows 0..n with `row`, in order. SQLite: one after another, each
+/// area function committing alone (they open their transactions with `BEGIN
+/// IMMEDIATE`, which cannot nest; a commit costs no sync there: WAL,
+/// `synchronous = NORMAL`). PostgreSQL: each [`CHUNK`] of rows is one
+/// transaction (an area function's own is a savepoint in it), on
+/// [`WRITERS`] connections at once, since a row is some thirty round trips.
+fn rows<T: Send>(
+    node: &Services,
+    n: usize,
+    row: impl Fn(&mut DbConn, usize) -> Result<T, Error> + Sync,
+) -> Result<Vec<T>, String> {
+    use diesel::Connection;
+    let started = Instant::now();
+    let done = AtomicUsize::new(0);
+    let progress = |k: usize| {
+        let before = done.fetch_add(k, Ordering::Relaxed);
+        if (before + k) / 10_000 > before / 10_000 {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("  {} of {n} in {secs:.0} s", before + k);
+        }
+    };
+    let sqlite = node.config.database_url.starts_with("sqlite");
+    let writers = if sqlite { 1 } else { WRITERS };
+    let chunks: Vec<Vec<(usize, T)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (row, progress) = (&row, &progress);
+                scope.spawn(move || -> Result<Vec<Vec<(usize, T)>>, Error> {
+                    let mut conn = node.pool.get()?;
+                    let conn: &mut DbConn = &mut conn;
+                    let mut mine = Vec::new();
+                    for start in (w * CHUNK..n).step_by(writers * CHUNK) {
+                        let end = n.min(start + CHUNK);
+                        let chunk = |conn: &mut DbConn| -> Result<Vec<(usize, T)>, Error> {
+                            (start..end).map(|i| Ok((i, row(conn, i)?))).collect()
+                        };
+                        mine.push(match sqlite {
+                            true => chunk(conn)?,
+                            false => conn.transaction(chunk)?,
+                        });
+                        progress(end - start);
+                    }
+                    Ok(mine)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            let mine = h
+                .join()
+                .map_err(|_| "a seeding thread panicked".to_string())?;
+            all.extend(mine.map_err(|e| e.to_string())?);
+        }
+        Ok::<_, String>(all)
+    })?;
+    let mut all: Vec<(usize, T)> = chunks.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, t)| t).collect())
+}
+
+/// The session the bulk approvals are held for (no one signs in with it).
+const SEED_SESSION: &str = "keygate-bench seed";
+
+/// The client authorized by `owner` for `workspace_id` with the scope
+/// `workspace:read`, as the authorization endpoint records an approval
+/// (validate, hold, answer) and the token endpoint exchanges its code;
+/// returns the access token.
+fn authorized(
+    node: &Services,
+    conn: &mut DbConn,
+    client_id: &str,
+    owner: &str,
+    workspace_id: &str,
+) -> Result<String, Error> {
+    let (verifier, challenge) = pkce();
+    let request = params(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "workspace:read"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let (config, writes) = (&node.config, &node.writes);
+    let request = authorize::validate(conn, config, &request)
+        .map_err(|r| Error::internal(format!("the seeded request was refused: {r:?}")))?;
+    let held = authorize::hold(conn, writes, config, SEED_SESSION, &request)?;
+    let approve = Answer::Approve { workspace_id };
+    let code = match authorize::answer(conn, writes, config, SEED_SESSION, owner, &held, approve)? {
+        Answered::Approved(_, approved) => approved.code,
+        _ => return Err(Error::internal("the seeded approval was not recorded")),
+    };
+    let exchange = params(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+        ("client_id", client_id),
+    ]);
+    let tokens = token::grant(&node.issuer(), conn, None, &exchange)
+        .map_err(|e| Error::internal(format!("the seeded code exchange failed: {e}")))?;
+    Ok(tokens.access_token)
+}
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::parse(form(pairs).as_bytes())
 }
