@@ -35,6 +35,8 @@ pub struct Stats {
     pub requests: usize,
     /// Unexpected answers, and connections that could not be opened.
     pub errors: usize,
+    /// Requests answered as expected, per node.
+    pub per_node: Vec<usize>,
     pub elapsed: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -48,6 +50,14 @@ pub struct Stats {
 impl Stats {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed
+    }
+
+    /// Each node's rate.
+    pub fn node_rates(&self) -> Vec<f64> {
+        self.per_node
+            .iter()
+            .map(|&n| n as f64 / self.elapsed)
+            .collect()
     }
 
     /// The nodes' CPU time per request, in microseconds.
@@ -113,9 +123,11 @@ pub fn run<C: Connection, S: Send + 'static>(
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut per_node = vec![0; nodes.len()];
     for h in handles {
         match h.join() {
-            Ok((_node, latencies, errs)) => {
+            Ok((node, latencies, errs)) => {
+                per_node[node] += latencies.len();
                 all.extend(latencies);
                 errors += errs;
             }
@@ -130,6 +142,7 @@ pub fn run<C: Connection, S: Send + 'static>(
         name: name.to_string(),
         requests: all.len(),
         errors,
+        per_node,
         elapsed,
         p50_ms: measure::percentile_ms(&all, 0.5),
         p99_ms: measure::percentile_ms(&all, 0.99),

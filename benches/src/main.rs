@@ -6,9 +6,13 @@
 //!
 //!   cargo run --release -p keygate-bench -- [--database-url URL] [--scale N]
 //!       [--working-set N] [--connections C] [--duration SECS] [--pin] [--json]
+//!       [--only TEXT] [--nodes N,N,…]
 //!
 //! Each scenario reports the server process's own CPU time per request (from
 //! /proc/<pid>/stat) beside req/s and latency, and its ratio to /healthz's.
+//! With `--nodes 1,2,4` it starts that many servers on one PostgreSQL for each
+//! count in turn, spreads the connections round robin over them, and reports
+//! the `/v1` and grant scenarios per node count and as a curve.
 //!
 //! The scenarios are a table (`scenarios`): each a name, a setup that
 //! prepares one state per connection and a request, all loaded by one runner
@@ -49,9 +53,9 @@ struct Opts {
     duration: u64,
     #[arg(long)]
     json: bool,
-    /// Run the server on CPU 0 and the load generator on CPU 1 (when the
-    /// machine has two or more), so that each scenario's server CPU time is
-    /// its own.
+    /// Run the load generator on the last CPU and the servers on the others
+    /// (on two CPUs: the server on CPU 0, the load generator on CPU 1), so
+    /// that each scenario's server CPU time is its own.
     #[arg(long)]
     pin: bool,
     /// How many of the seeded API keys and access tokens the large-working-set
@@ -62,6 +66,11 @@ struct Opts {
     /// base of the ratios): to profile one path, e.g. `--only JWT`.
     #[arg(long)]
     only: Option<String>,
+    /// Node counts to run the /v1 and grant scenarios at, e.g. `1,2,4`: as
+    /// many keygate servers on one PostgreSQL, the connections spread round
+    /// robin over them (above 1: PostgreSQL only).
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<usize>,
     /// Internal: run as the server.
     #[arg(long, hide = true)]
     serve: bool,
@@ -93,14 +102,41 @@ fn wanted(only: Option<&str>, name: &str) -> bool {
     }
 }
 
+/// The directory of the run's SQLite file, removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let name = format!("keygate-bench-{}", uuid::Uuid::new_v4().simple());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn run(opts: Opts) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("keygate-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = TempDir::new()?;
     let url = opts
         .database_url
         .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+        .unwrap_or_else(|| format!("sqlite://{}", dir.0.join("bench.db").display()));
     let postgres = url.starts_with("postgres");
+    if opts.nodes.contains(&0) {
+        return Err("--nodes: a run has at least 1 node".into());
+    }
+    if !postgres && opts.nodes.iter().any(|&n| n > 1) {
+        return Err(
+            "--nodes above 1 needs PostgreSQL (--database-url postgres://…): \
+                    the nodes of a deployment share one PostgreSQL, a SQLite file is one node's"
+                .into(),
+        );
+    }
     let port = nodes::free_port()?;
     let issuer = format!("http://127.0.0.1:{port}");
 
@@ -115,38 +151,19 @@ fn run(opts: Opts) -> Result<(), String> {
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
 
     let working_set = opts.working_set.min(opts.scale);
-    let table: Vec<_> = scenarios::table(working_set)
-        .into_iter()
-        .filter(|s| wanted(opts.only.as_deref(), s.name()))
-        .collect();
     let launch = Launch {
         database_url: &url,
         issuer: &issuer,
         pin: opts.pin,
     };
-    let nodes = Nodes::start(&launch, 1, Some(port))?;
-    let cx = scenarios::Ctx::new(
-        &nodes,
-        &issuer,
-        &fixture,
-        &seeded,
-        opts.connections,
-        Duration::from_secs(opts.duration),
+    let bench = scenarios::Bench {
+        issuer: &issuer,
+        fixture: &fixture,
+        seeded: &seeded,
+        connections: opts.connections,
+        duration: Duration::from_secs(opts.duration),
         working_set,
-    );
-    let mut results = Vec::new();
-    for scenario in &table {
-        results.push(scenario.run(&cx)?);
-    }
-    let run = report::Run {
-        pinned: nodes.pinned,
-        placement: nodes.placement.clone(),
-        results,
-        peak_rss_kib: nodes.peak_rss_kib(),
-        counters: nodes.counters(),
     };
-    drop(nodes);
-    let _ = std::fs::remove_dir_all(&dir);
     let setting = report::Setting {
         postgres,
         scale: opts.scale,
@@ -154,6 +171,52 @@ fn run(opts: Opts) -> Result<(), String> {
         duration_s: opts.duration,
         cores: measure::cores(),
     };
-    report::one_node(&setting, &run, working_set, opts.json);
+    let only = opts.only.as_deref();
+    let table = scenarios::table(working_set);
+    if opts.nodes.is_empty() {
+        let rows: Vec<&dyn scenarios::Row> = table
+            .iter()
+            .map(|s| s.as_ref())
+            .filter(|s| wanted(only, s.name()))
+            .collect();
+        let nodes = Nodes::start(&launch, 1, Some(port))?;
+        let run = run_table(&nodes, bench, &rows)?;
+        report::one_node(&setting, &run, working_set, opts.json);
+    } else {
+        let rows: Vec<&dyn scenarios::Row> = table
+            .iter()
+            .map(|s| s.as_ref())
+            .filter(|s| s.runs() == scenarios::Runs::AcrossNodes && wanted(only, s.name()))
+            .collect();
+        let mut runs = Vec::new();
+        for &count in &opts.nodes {
+            eprintln!("{count} node(s)…");
+            let nodes = Nodes::start(&launch, count, None)?;
+            runs.push(run_table(&nodes, bench, &rows)?);
+        }
+        report::across_nodes(&setting, &runs, opts.json);
+    }
     Ok(())
+}
+
+/// Runs the scenarios of `rows` in order on `nodes`, then reads what the
+/// nodes say of the run.
+fn run_table(
+    nodes: &Nodes,
+    bench: scenarios::Bench,
+    rows: &[&dyn scenarios::Row],
+) -> Result<report::Run, String> {
+    let cx = scenarios::Ctx::new(nodes, bench);
+    let mut results = Vec::new();
+    for scenario in rows {
+        results.push(scenario.run(&cx)?);
+    }
+    Ok(report::Run {
+        nodes: nodes.len(),
+        pinned: nodes.pinned,
+        placement: nodes.placement.clone(),
+        results,
+        peak_rss_kib: nodes.peak_rss_kib(),
+        counters: nodes.counters(),
+    })
 }

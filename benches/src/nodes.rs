@@ -135,6 +135,10 @@ impl Nodes {
         };
     }
 
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The node a connection goes to: connections are spread round robin.
     pub fn node_of(&self, connection: usize) -> usize {
         connection % self.nodes.len()

@@ -24,6 +24,7 @@ impl Setting {
 
 /// One run of the table on a set of nodes.
 pub struct Run {
+    pub nodes: usize,
     pub pinned: bool,
     pub placement: String,
     /// The scenarios that ran, `/healthz` first.
@@ -83,5 +84,86 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
     }
     for l in run.counters.iter().flatten() {
         println!("{l}");
+    }
+}
+
+/// A table per node count, then the curve: each scenario's req/s by node count.
+pub fn across_nodes(s: &Setting, runs: &[Run], json: bool) {
+    let (backend, backend_name) = s.backend();
+    if json {
+        let runs: Vec<Value> = runs
+            .iter()
+            .map(|run| {
+                let rows: Vec<Value> = run
+                    .results
+                    .iter()
+                    .map(|r| json!({"scenario": r.name, "requests": r.requests, "errors": r.errors, "req_per_s": r.rate(), "req_per_s_per_node": r.node_rates(), "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "server_us_per_request": r.server_us(), "db_us_per_request": r.db_us()}))
+                    .collect();
+                json!({"nodes": run.nodes, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": run.peak_rss_kib, "results": rows})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"backend": backend, "scale": s.scale, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "runs": runs})
+        );
+        return;
+    }
+    println!(
+        "backend {backend_name}, scale {}, {} connections spread round robin over the nodes, {} s per scenario, {} cores",
+        s.scale, s.connections, s.duration_s, s.cores
+    );
+    for run in runs {
+        let plural = if run.nodes == 1 { "" } else { "s" };
+        println!();
+        println!("{} node{plural}, {}", run.nodes, run.placement);
+        println!("| scenario | req/s | req/s per node | p50 ms | p99 ms | server µs/req (all nodes) | PostgreSQL µs/req | errors |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &run.results {
+            let per_node: Vec<String> = r.node_rates().iter().map(|n| format!("{n:.0}")).collect();
+            println!(
+                "| {} | {:.0} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
+                r.name,
+                r.rate(),
+                per_node.join(" / "),
+                r.p50_ms,
+                r.p99_ms,
+                r.server_us(),
+                r.db_us(),
+                r.errors
+            );
+        }
+        let rss: Vec<String> = run.peak_rss_kib.iter().map(|k| mib(*k)).collect();
+        println!("peak RSS per node: {} MiB", rss.join(" / "));
+        for (i, lines) in run.counters.iter().enumerate() {
+            for l in lines {
+                println!("node {}: {l}", i + 1);
+            }
+        }
+    }
+    let Some(first) = runs.first() else { return };
+    println!();
+    let names: Vec<&str> = first.results.iter().map(|r| r.name.as_str()).collect();
+    println!(
+        "| nodes | {} | largest peak RSS of a node, MiB |",
+        names
+            .iter()
+            .map(|n| format!("{n} req/s"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---:|{}---:|", "---:|".repeat(names.len()));
+    for run in runs {
+        let rates: Vec<String> = run
+            .results
+            .iter()
+            .map(|r| format!("{:.0}", r.rate()))
+            .collect();
+        let largest = run.peak_rss_kib.iter().flatten().max().copied();
+        println!(
+            "| {} | {} | {} |",
+            run.nodes,
+            rates.join(" | "),
+            mib(largest)
+        );
     }
 }

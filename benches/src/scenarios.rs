@@ -19,10 +19,21 @@ use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Which runs a scenario is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The table of one node only.
+    OneNode,
+    /// Also each node count of `--nodes`: the base, the `/v1` checks and
+    /// the grants.
+    AcrossNodes,
+}
+
 /// One row of the table, for connections of type `C` with per-connection
 /// state `S`.
 pub struct Scenario<C, S> {
     pub name: String,
+    pub runs: Runs,
     /// Prepares one state per connection (fewer: fewer connections).
     pub setup: fn(&Ctx) -> Result<Vec<S>, String>,
     /// One request: `Some(true)` answered as expected, `Some(false)` not,
@@ -33,6 +44,7 @@ pub struct Scenario<C, S> {
 /// A scenario of any connection and state type, as the table holds it.
 pub trait Row {
     fn name(&self) -> &str;
+    fn runs(&self) -> Runs;
     /// Sets the scenario up and loads it for `cx.duration`.
     fn run(&self, cx: &Ctx) -> Result<Stats, String>;
 }
@@ -40,6 +52,9 @@ pub trait Row {
 impl<C: Connection, S: Send + 'static> Row for Scenario<C, S> {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn runs(&self) -> Runs {
+        self.runs
     }
     fn run(&self, cx: &Ctx) -> Result<Stats, String> {
         let states = (self.setup)(cx)?;
@@ -55,11 +70,13 @@ impl<C: Connection, S: Send + 'static> Row for Scenario<C, S> {
 
 fn row<C: Connection, S: Send + 'static>(
     name: &str,
+    runs: Runs,
     setup: fn(&Ctx) -> Result<Vec<S>, String>,
     request: fn(&mut C, &mut S) -> Option<bool>,
 ) -> Box<dyn Row> {
     Box::new(Scenario {
         name: name.to_string(),
+        runs,
         setup,
         request,
     })
@@ -71,46 +88,73 @@ pub const BASE: &str = "/healthz";
 /// The table, in the order the scenarios run; `working_set` > 0 adds the
 /// large-working-set scenarios.
 pub fn table(working_set: usize) -> Vec<Box<dyn Row>> {
+    use Runs::*;
     let mut t = vec![
-        row(BASE, nothing, healthz),
-        row("/v1/workspace (API key)", api_key, workspace),
+        row(BASE, AcrossNodes, nothing, healthz),
+        row("/v1/workspace (API key)", AcrossNodes, api_key, workspace),
         // What nginx's auth_request asks for each request of the product's
         // API: the /v1 check with a route's scope (it should cost what /v1 costs).
-        row("/gateway/check (API key)", api_key, gateway_check),
+        row("/gateway/check (API key)", OneNode, api_key, gateway_check),
         // The same bytes on the wire as the JWT scenario without the check:
         // what carrying a JWT costs the server before keygate looks at it.
         row(
             "/healthz (with a JWT's Authorization header)",
+            OneNode,
             jwt,
             healthz_with,
         ),
-        row("/v1/workspace (JWT)", jwt, workspace),
+        row("/v1/workspace (JWT)", AcrossNodes, jwt, workspace),
     ];
     if working_set > 0 {
         t.push(row(
             &format!("/v1/workspace (API key, {working_set} in rotation)"),
+            OneNode,
             api_keys_in_rotation,
             workspace_in_rotation,
         ));
         t.push(row(
             &format!("/v1/workspace (JWT, {working_set} in rotation)"),
+            OneNode,
             access_tokens_in_rotation,
             workspace_in_rotation,
         ));
     }
     t.extend([
-        row("/v1/workspace (JWT with DPoP)", dpop, workspace_dpop),
-        row("introspection", introspection, introspect),
-        row(REFRESH, refresh_tokens, refresh),
-        row("authorize → consent → token", flow, authorize_consent_token),
-        row("revocation", minted, revoke),
+        row(
+            "/v1/workspace (JWT with DPoP)",
+            OneNode,
+            dpop,
+            workspace_dpop,
+        ),
+        row("introspection", OneNode, introspection, introspect),
+        row(REFRESH, AcrossNodes, refresh_tokens, refresh),
+        row(
+            "authorize → consent → token",
+            AcrossNodes,
+            flow,
+            authorize_consent_token,
+        ),
+        row("revocation", AcrossNodes, minted, revoke),
         // SMTP AUTH over the SASL socket: Postfix's requests, as fast as answered.
-        row("SMTP AUTH (SASL, PLAIN)", mailbox, smtp_auth),
+        row("SMTP AUTH (SASL, PLAIN)", OneNode, mailbox, smtp_auth),
     ]);
     t
 }
 
 const REFRESH: &str = "refresh grant";
+
+/// What every run of the table is given.
+#[derive(Clone, Copy)]
+pub struct Bench<'a> {
+    /// The issuer of every node.
+    pub issuer: &'a str,
+    pub fixture: &'a Fixture,
+    pub seeded: &'a Seeded,
+    pub connections: usize,
+    pub duration: Duration,
+    /// How many of the seeded credentials the rotation scenarios use.
+    pub working_set: usize,
+}
 
 /// What the setups of one run work with: the nodes, what was seeded, and
 /// what the scenarios of the run share (prepared at the first that needs it).
@@ -121,7 +165,6 @@ pub struct Ctx<'a> {
     pub duration: Duration,
     pub fixture: &'a Fixture,
     pub seeded: &'a Seeded,
-    /// How many of the seeded credentials the rotation scenarios use.
     pub working_set: usize,
     /// The owner signed in, for the flows.
     flow: OnceCell<Arc<Flow>>,
@@ -132,23 +175,15 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(
-        nodes: &'a Nodes,
-        issuer: &'a str,
-        fixture: &'a Fixture,
-        seeded: &'a Seeded,
-        connections: usize,
-        duration: Duration,
-        working_set: usize,
-    ) -> Ctx<'a> {
+    pub fn new(nodes: &'a Nodes, b: Bench<'a>) -> Ctx<'a> {
         Ctx {
             nodes,
-            issuer,
-            connections,
-            duration,
-            fixture,
-            seeded,
-            working_set,
+            issuer: b.issuer,
+            connections: b.connections,
+            duration: b.duration,
+            fixture: b.fixture,
+            seeded: b.seeded,
+            working_set: b.working_set,
             flow: OnceCell::new(),
             tokens: OnceCell::new(),
             minted: Arc::default(),
