@@ -2,6 +2,7 @@
 //! JSON with `--json` for comparing runs.
 
 use crate::load::Stats;
+use crate::scenarios;
 use serde_json::{json, Value};
 
 /// What a run was: the same for every table of it.
@@ -46,6 +47,17 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
     let (base_rate, base_us) = (base.rate(), base.server_us());
     let (backend, backend_name) = s.backend();
     let rss = run.peak_rss_kib.first().copied().flatten();
+    // What the node had in its credential cache at its peak: the working
+    // set of each large-working-set scenario that ran.
+    let in_rotation = |credentials: &str| {
+        let name = scenarios::in_rotation_name(credentials, working_set);
+        match run.results.iter().any(|r| r.name == name) {
+            true => working_set,
+            false => 0,
+        }
+    };
+    let keys = in_rotation(scenarios::API_KEYS);
+    let tokens = in_rotation(scenarios::ACCESS_TOKENS);
     if json {
         let rows: Vec<Value> = run
             .results
@@ -54,7 +66,7 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
             .collect();
         println!(
             "{}",
-            json!({"backend": backend, "scale": s.scale, "working_set": working_set, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": rss, "results": rows})
+            json!({"backend": backend, "scale": s.scale, "working_set": working_set, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": rss, "api_keys_in_rotation": keys, "access_tokens_in_rotation": tokens, "results": rows})
         );
         return;
     }
@@ -79,9 +91,11 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
             r.errors
         );
     }
-    if rss.is_some() {
-        println!("server peak RSS: {} MiB", mib(rss));
-    }
+    println!(
+        "server peak RSS: {} MiB, with {keys} API keys and {tokens} access tokens in rotation ({} of each seeded)",
+        mib(rss),
+        s.scale
+    );
     for l in run.counters.iter().flatten() {
         println!("{l}");
     }
@@ -133,7 +147,11 @@ pub fn across_nodes(s: &Setting, runs: &[Run], json: bool) {
             );
         }
         let rss: Vec<String> = run.peak_rss_kib.iter().map(|k| mib(*k)).collect();
-        println!("peak RSS per node: {} MiB", rss.join(" / "));
+        println!(
+            "peak RSS per node: {} MiB ({} of each seeded)",
+            rss.join(" / "),
+            s.scale
+        );
         for (i, lines) in run.counters.iter().enumerate() {
             for l in lines {
                 println!("node {}: {l}", i + 1);

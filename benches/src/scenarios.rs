@@ -107,13 +107,13 @@ pub fn table(working_set: usize) -> Vec<Box<dyn Row>> {
     ];
     if working_set > 0 {
         t.push(row(
-            &format!("/v1/workspace (API key, {working_set} in rotation)"),
+            &in_rotation_name(API_KEYS, working_set),
             OneNode,
             api_keys_in_rotation,
             workspace_in_rotation,
         ));
         t.push(row(
-            &format!("/v1/workspace (JWT, {working_set} in rotation)"),
+            &in_rotation_name(ACCESS_TOKENS, working_set),
             OneNode,
             access_tokens_in_rotation,
             workspace_in_rotation,
@@ -142,6 +142,16 @@ pub fn table(working_set: usize) -> Vec<Box<dyn Row>> {
 }
 
 const REFRESH: &str = "refresh grant";
+
+/// The credentials of the two large-working-set scenarios, as their names
+/// say them.
+pub const API_KEYS: &str = "API key";
+pub const ACCESS_TOKENS: &str = "JWT";
+
+/// The name of the large-working-set scenario of `credentials`, `n` in rotation.
+pub fn in_rotation_name(credentials: &str, n: usize) -> String {
+    format!("/v1/workspace ({credentials}, {n} in rotation)")
+}
 
 /// What every run of the table is given.
 #[derive(Clone, Copy)]
