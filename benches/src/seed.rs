@@ -14,7 +14,7 @@ use keygate::error::Error;
 use keygate::node::state::Services;
 use keygate::oauth::authorize::{self, Answer, Answered};
 use keygate::oauth::{clients, token, Params};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The redirect URI of every seeded client (nothing listens there: the flow
@@ -148,7 +148,8 @@ const WRITERS: usize = 4;
 /// IMMEDIATE`, which cannot nest; a commit costs no sync there: WAL,
 /// `synchronous = NORMAL`). PostgreSQL: each [`CHUNK`] of rows is one
 /// transaction (an area function's own is a savepoint in it), on
-/// [`WRITERS`] connections at once, since a row is some thirty round trips.
+/// [`WRITERS`] connections at once, since each row is many round trips. The
+/// first error stops every writer at its next chunk.
 fn rows<T: Send>(
     node: &Services,
     n: usize,
@@ -164,25 +165,31 @@ fn rows<T: Send>(
             eprintln!("  {} of {n} in {secs:.0} s", before + k);
         }
     };
-    let sqlite = node.config.database_url.starts_with("sqlite");
+    let sqlite = db::DatabaseUrl::parse(&node.config.database_url)?.is_sqlite();
+    let failed = AtomicBool::new(false);
     let writers = if sqlite { 1 } else { WRITERS };
     let chunks: Vec<Vec<(usize, T)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
             .map(|w| {
-                let (row, progress) = (&row, &progress);
+                let (row, progress, failed) = (&row, &progress, &failed);
                 scope.spawn(move || -> Result<Vec<Vec<(usize, T)>>, Error> {
                     let mut conn = node.pool.get()?;
                     let conn: &mut DbConn = &mut conn;
                     let mut mine = Vec::new();
                     for start in (w * CHUNK..n).step_by(writers * CHUNK) {
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
                         let end = n.min(start + CHUNK);
                         let chunk = |conn: &mut DbConn| -> Result<Vec<(usize, T)>, Error> {
                             (start..end).map(|i| Ok((i, row(conn, i)?))).collect()
                         };
-                        mine.push(match sqlite {
-                            true => chunk(conn)?,
-                            false => conn.transaction(chunk)?,
-                        });
+                        let made = match sqlite {
+                            true => chunk(conn),
+                            false => conn.transaction(chunk),
+                        };
+                        failed.fetch_or(made.is_err(), Ordering::Relaxed);
+                        mine.push(made?);
                         progress(end - start);
                     }
                     Ok(mine)
