@@ -1,36 +1,25 @@
-//! The SMTP AUTH scenario: Postfix's side of Dovecot's authentication protocol
-//! spoken to keygate's SASL listener, as fast as it answers. Each connection
-//! does the handshake once (as Postfix does per smtpd process), then sends
-//! `AUTH … PLAIN` requests one after another with a good address and key.
+//! The SMTP AUTH scenario's client: Postfix's side of Dovecot's authentication
+//! protocol spoken to keygate's SASL listener. Each connection does the
+//! handshake once (as Postfix does per smtpd process), then sends
+//! `AUTH … PLAIN` requests one after another.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// What one run measured: answered authentications, failures, seconds and
-/// per-request latencies in microseconds.
-pub struct Run {
-    pub ok: usize,
-    pub failed: usize,
-    pub elapsed: f64,
-    pub latencies_us: Vec<u32>,
-}
-
-struct Client {
+struct Session {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
-impl Client {
-    fn open(addr: &str) -> std::io::Result<Client> {
+impl Session {
+    fn open(addr: &str) -> std::io::Result<Session> {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(15)))?;
-        let mut c = Client {
+        let mut c = Session {
             reader: BufReader::new(s.try_clone()?),
             writer: s,
         };
@@ -48,7 +37,6 @@ impl Client {
         }
     }
 
-    /// One PLAIN authentication; `true` for `OK`.
     fn auth(&mut self, id: u64, resp: &str) -> std::io::Result<bool> {
         let req = format!(
             "AUTH\t{id}\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tresp={resp}\n"
@@ -62,56 +50,43 @@ impl Client {
     }
 }
 
-/// Drives `connections` clients for `duration` against the listener at `addr`.
-pub fn run(addr: &str, connections: usize, duration: Duration, address: &str, key: &str) -> Run {
-    let resp = STANDARD.encode(format!("\0{address}\0{key}"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let all = Arc::new(Mutex::new((0usize, 0usize, Vec::new())));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..connections)
-        .map(|_| {
-            let (stop, all, resp, addr) =
-                (stop.clone(), all.clone(), resp.clone(), addr.to_string());
-            std::thread::spawn(move || {
-                let (mut ok, mut failed, mut lat) = (0, 0, Vec::with_capacity(100_000));
-                let Ok(mut c) = Client::open(&addr) else {
-                    all.lock().unwrap().1 += 1;
-                    return;
-                };
-                let mut id = 1u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    match c.auth(id, &resp) {
-                        Ok(true) => {
-                            ok += 1;
-                            lat.push(t.elapsed().as_micros() as u32);
-                        }
-                        Ok(false) => failed += 1,
-                        Err(_) => {
-                            failed += 1;
-                            break;
-                        }
-                    }
-                    id += 1;
-                }
-                let mut a = all.lock().unwrap();
-                a.0 += ok;
-                a.1 += failed;
-                a.2.extend(lat);
-            })
+/// One connection to the SASL listener, opened again after a failure.
+pub struct Client {
+    addr: String,
+    session: Option<Session>,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn open(addr: &str) -> std::io::Result<Client> {
+        Ok(Client {
+            addr: addr.to_string(),
+            session: Some(Session::open(addr)?),
+            next_id: 1,
         })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let (ok, failed, latencies_us) = std::mem::take(&mut *all.lock().unwrap());
-    Run {
-        ok,
-        failed,
-        elapsed,
-        latencies_us,
+
+    /// One PLAIN authentication with `resp` (see [`plain`]); `true` for `OK`.
+    pub fn auth(&mut self, resp: &str) -> bool {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.session.is_none() {
+            self.session = Session::open(&self.addr).ok();
+        }
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        match session.auth(id, resp) {
+            Ok(ok) => ok,
+            Err(_) => {
+                self.session = None;
+                false
+            }
+        }
     }
+}
+
+/// The initial response of SASL PLAIN (RFC 4616) for `address` and `key`.
+pub fn plain(address: &str, key: &str) -> String {
+    STANDARD.encode(format!("\0{address}\0{key}"))
 }
