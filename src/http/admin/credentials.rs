@@ -95,7 +95,7 @@ async fn rotate_key(
     payload: web::Payload,
 ) -> Answer {
     let caller = caller(&svc, &req).await?;
-    let raw = crate::http::read_body(payload).await.unwrap_or_default();
+    let raw = super::raw_body(payload).await?;
     let id = id.into_inner();
     post(&svc, &req, caller, raw, move |svc, conn, by| {
         let issued = apikeys::rotate(conn, &svc.credentials.cache, &id, by)?;
@@ -111,7 +111,7 @@ async fn revoke_key(
     payload: web::Payload,
 ) -> Answer {
     let caller = caller(&svc, &req).await?;
-    let raw = crate::http::read_body(payload).await.unwrap_or_default();
+    let raw = super::raw_body(payload).await?;
     let id = id.into_inner();
     post(&svc, &req, caller, raw, move |svc, conn, by| {
         let key = apikeys::revoke(conn, &svc.credentials.cache, &id, by)?;
@@ -150,7 +150,7 @@ async fn revoke_app(
     payload: web::Payload,
 ) -> Answer {
     let caller = caller(&svc, &req).await?;
-    let raw = crate::http::read_body(payload).await.unwrap_or_default();
+    let raw = super::raw_body(payload).await?;
     let id = id.into_inner();
     post(&svc, &req, caller, raw, move |svc, conn, by| {
         let a = authorizations::revoke(conn, &svc.credentials.cache, &id, Cause::Person(by))?;

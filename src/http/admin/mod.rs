@@ -178,6 +178,15 @@ fn list_query(req: &HttpRequest) -> Result<(Paging, ListQuery), AdminError> {
 
 /// A JSON object body as `T` (unknown members, wrong types and bodies over
 /// 64 KiB are `400`), and its bytes (for `Idempotency-Key`).
+/// A body the endpoint does not read but `Idempotency-Key` compares: up to
+/// 64 KiB, else `400` like any other admin request.
+async fn raw_body(payload: web::Payload) -> Result<web::Bytes, AdminError> {
+    read_body(payload).await.map_err(|e| match e {
+        BodyError::TooLarge => AdminError::invalid("The request body is larger than 64 KiB."),
+        BodyError::Broken => AdminError::invalid("The request body could not be read."),
+    })
+}
+
 async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
@@ -187,10 +196,7 @@ async fn json_body<T: DeserializeOwned>(
             "The request body must be JSON (Content-Type: application/json).",
         ));
     }
-    let raw = read_body(payload).await.map_err(|e| match e {
-        BodyError::TooLarge => AdminError::invalid("The request body is larger than 64 KiB."),
-        BodyError::Broken => AdminError::invalid("The request body could not be read."),
-    })?;
+    let raw = raw_body(payload).await?;
     let value: Value = serde_json::from_slice(&raw)
         .map_err(|_| AdminError::invalid("The request body is not valid JSON."))?;
     if !value.is_object() {

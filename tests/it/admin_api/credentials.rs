@@ -26,6 +26,14 @@ fn api_keys_are_made_rotated_and_revoked(b: Backend) {
     assert!(listed["data"][0].get("key").is_none());
 
     let id = s(&made, "id");
+    // A body over 64 KiB is refused like on any admin POST, and rotates
+    // nothing (with or without an Idempotency-Key).
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    for extra in [&[][..], &[("Idempotency-Key", "big-body")][..]] {
+        let refused = admin.send_raw("POST", &format!("/api-keys/{id}/rotate"), &huge, extra);
+        assert_admin_error(&refused, 400, "invalid_request");
+        assert_eq!(f.server.v1_status(&key), 200, "the key was not rotated");
+    }
     let rotated = admin.send("POST", &format!("/api-keys/{id}/rotate"), &json!({}), &[]);
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_key = s(&rotated.json(), "key");
