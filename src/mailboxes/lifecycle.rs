@@ -9,7 +9,7 @@
 use crate::accounts::audit::Actor;
 use crate::credentials::cache::CredentialCache;
 use crate::credentials::change::Change;
-use crate::credentials::revocation::Event;
+use crate::credentials::revocation::{Event, EventKind};
 use crate::db::schema::{mailbox_auth_keys, mailboxes};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
@@ -253,13 +253,27 @@ pub fn delete(
     dependents: &dyn Dependents,
 ) -> Result<Mailbox> {
     let (mailbox, events) = db::write_tx(conn, |conn| delete_in_tx(conn, id, by, dependents))?;
-    cache.apply(&events);
+    committed(cache, &events);
     Ok(mailbox)
 }
 
+/// After the commit of one or more [`delete_in_tx`]: the cache forgets what
+/// ended, and the revocations are counted (never for a rolled-back delete).
+pub fn committed(cache: &CredentialCache, events: &[Event]) {
+    cache.apply(events);
+    let m = &crate::metrics::METRICS.revocations;
+    for (kind, label) in [
+        (EventKind::Mailbox, "mailbox"),
+        (EventKind::ApiKey, "api_key"),
+    ] {
+        let n = events.iter().filter(|e| e.kind == kind).count() as u64;
+        m.with_label_values(&[label]).inc_by(n);
+    }
+}
+
 /// [`delete`] inside the caller's transaction (a domain's removal deletes
-/// its mailboxes so); returns the revocation events, to apply to the cache
-/// once committed.
+/// its mailboxes so); returns the revocation events, for [`committed`] once
+/// the transaction is.
 pub fn delete_in_tx(
     conn: &mut DbConn,
     id: &str,
@@ -287,11 +301,6 @@ pub fn delete_in_tx(
     }
     let deleted = Change::new(id, "mailbox.deleted", by).ending(Event::mailbox);
     events.extend(deleted.record(conn, &mailbox.workspace_id, None)?);
-    let m = &crate::metrics::METRICS.revocations;
-    m.with_label_values(&["mailbox"]).inc();
-    // Every event but the mailbox's own is an API key restricted to it.
-    let api_keys = events.len().saturating_sub(1) as u64;
-    m.with_label_values(&["api_key"]).inc_by(api_keys);
     Ok((mailbox, events))
 }
 

@@ -416,7 +416,7 @@ pub fn remove(
         events.extend(removal.record(conn, &d.workspace_id, Some(&d.domain))?);
         Ok::<_, Error>((d, events))
     })?;
-    cache.apply(&events);
+    lifecycle::committed(cache, &events);
     Ok(d)
 }
 
