@@ -6,19 +6,9 @@ use super::Node;
 use diesel::connection::{Connection, InstrumentationEvent};
 use std::sync::{Arc, Mutex};
 
-/// The statements `f` runs on `conn`, in order.
+/// The statements `f` runs on `conn`, in order (their SQL, without binds).
 fn statements(conn: &mut crate::db::DbConn, f: impl FnOnce(&mut crate::db::DbConn)) -> Vec<String> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            log.lock().expect("log").push(query.to_string());
-        }
-    });
-    f(conn);
-    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-    let out = seen.lock().expect("log").clone();
-    out
+    prepared(conn, f).0
 }
 
 #[test]
