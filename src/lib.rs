@@ -40,7 +40,5 @@ pub mod outbound;
 pub mod resources;
 pub mod signin;
 pub mod smtp;
-#[cfg(test)]
-pub mod testkit;
 pub mod v1;
 pub mod webhooks;

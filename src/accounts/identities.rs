@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn an_identity_links_one_person_and_is_found_by_issuer_and_subject() {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let mut conn = db.conn();
         let ada = crate::accounts::create_user(&mut conn, "ada@example.test", "password1").unwrap();
         let bob = crate::accounts::create_user(&mut conn, "bob@example.test", "password1").unwrap();

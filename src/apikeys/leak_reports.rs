@@ -188,8 +188,8 @@ mod tests {
     use crate::apikeys::stored as api_key;
     use crate::apikeys::{self, Access};
 
-    fn fresh() -> (DbConn, crate::testkit::TestDb) {
-        let db = crate::testkit::TestDb::new();
+    fn fresh() -> (DbConn, crate::db::testkit::TestDb) {
+        let db = crate::db::testkit::TestDb::new();
         (db.conn(), db)
     }
 

@@ -17,6 +17,8 @@ pub mod revocation;
 pub mod scopes;
 pub mod sealing;
 pub mod signing_keys;
+#[cfg(test)]
+pub mod testkit;
 pub mod usage;
 
 use crate::db::DbConn;

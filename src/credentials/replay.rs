@@ -279,7 +279,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::TestDb;
+    use crate::db::testkit::TestDb;
 
     fn proof(jti: &str, expires_at: i64) -> Use {
         Use::new(Kind::DpopProof, "jkt", jti, expires_at)

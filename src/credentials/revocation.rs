@@ -290,8 +290,8 @@ mod tests {
     use super::*;
 
     /// A migrated SQLite database of its own, removed afterwards.
-    fn temp_db() -> (crate::testkit::TestDb, DbConn) {
-        let db = crate::testkit::TestDb::new();
+    fn temp_db() -> (crate::db::testkit::TestDb, DbConn) {
+        let db = crate::db::testkit::TestDb::new();
         let conn = db.conn();
         (db, conn)
     }

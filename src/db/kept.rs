@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_statement_of_every_kind_of_piece_is_prepared_once() {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let mut conn = db.conn();
         use diesel::connection::SimpleConnection;
         conn.batch_execute("CREATE TABLE kept_probe (a TEXT, b TEXT, c BIGINT)")

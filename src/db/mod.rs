@@ -477,6 +477,8 @@ pub fn rfc3339(t: i64) -> String {
 }
 
 #[cfg(test)]
+pub mod testkit;
+#[cfg(test)]
 mod upgrade_tests;
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use sha2::Digest;
 
 mod statements;
 
-const ISSUER: &str = crate::testkit::ISSUER;
+const ISSUER: &str = crate::credentials::testkit::ISSUER;
 const REDIRECT: &str = "https://crm.example.test/callback";
 const SCOPE: &str = "workspace:read tags:write";
 const PASSWORD: &str = "correct horse battery";
@@ -33,7 +33,7 @@ const PASSWORD: &str = "correct horse battery";
 /// clients.
 struct Node {
     /// The database, removed when the node is dropped.
-    _db: crate::testkit::TestDb,
+    _db: crate::db::testkit::TestDb,
     pool: Pool,
     config: Config,
     credentials: Credentials,
@@ -48,7 +48,7 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let pool = db.pool();
         let config = Config::defaults(db.url.clone(), ISSUER.to_string());
         let stored = crate::credentials::Stored {
@@ -57,7 +57,7 @@ impl Node {
         };
         let credentials = Credentials {
             access_token_ttl: config.access_token_ttl,
-            ..crate::testkit::credentials(stored, None)
+            ..crate::credentials::testkit::credentials(stored, None)
         };
         let mut conn = pool.get().expect("connection");
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();

@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn an_attempt_is_taken_once_and_only_by_its_browser() {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let mut conn = db.conn();
         let s = start(&mut conn, "/settings", "192.0.2.1").unwrap().unwrap();
         assert_eq!(take(&mut conn, &s.state, "another browser").unwrap(), None);
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn one_address_holds_a_bounded_number_and_expired_ones_are_pruned() {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let mut conn = db.conn();
         for _ in 0..MAX_PER_ADDRESS {
             assert!(start(&mut conn, "/settings", "192.0.2.1")

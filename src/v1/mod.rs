@@ -162,7 +162,7 @@ pub(crate) mod testkit {
         pub failures: FailureLimiter,
         pub workspace: String,
         /// The database, removed when the node is dropped.
-        _db: crate::testkit::TestDb,
+        _db: crate::db::testkit::TestDb,
     }
 
     impl Node for TestNode {
@@ -179,7 +179,7 @@ pub(crate) mod testkit {
 
     /// `stale_after`: how long the node's revocation feed counts as read.
     pub fn node_with(stale_after: Duration) -> Arc<TestNode> {
-        let db = crate::testkit::TestDb::new();
+        let db = crate::db::testkit::TestDb::new();
         let pool = db.pool();
         let bounds = Bounds {
             max_age: Duration::from_secs(60),
@@ -189,7 +189,7 @@ pub(crate) mod testkit {
             keys: &crate::apikeys::stored::KEYS,
             tokens: &crate::oauth::authorizations::TOKENS,
         };
-        let credentials = crate::testkit::credentials(stored, Some(bounds));
+        let credentials = crate::credentials::testkit::credentials(stored, Some(bounds));
         credentials.cache.feed_read();
         let mut conn = pool.get().expect("connection");
         let ws = accounts::create_workspace(&mut conn, "Acme", Plan::Pro).unwrap();

@@ -1,5 +1,5 @@
 use super::*;
-use crate::testkit::TestDb;
+use crate::db::testkit::TestDb;
 
 const IDP: &str = "https://idp.example.test";
 
