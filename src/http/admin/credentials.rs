@@ -1,6 +1,6 @@
 //! `/admin/v1/…/api-keys` and `…/authorizations`.
 
-use super::{caller, json_body, list_query, post, read, to_value, Answer, Made};
+use super::{action, caller, json_body, list_query, post, read, to_value, Answer, Made};
 use crate::apikeys::{self, Access, ApiKey, NewKey};
 use crate::db::paging::{Listed, Paging};
 use crate::db::rfc3339;
@@ -94,11 +94,8 @@ async fn rotate_key(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Answer {
-    let caller = caller(&svc, &req).await?;
-    let raw = super::raw_body(payload).await?;
-    let id = id.into_inner();
-    post(&svc, &req, caller, raw, move |svc, conn, by| {
-        let issued = apikeys::rotate(conn, &svc.credentials.cache, &id, by)?;
+    action(&svc, &req, id, payload, |svc, conn, by, id| {
+        let issued = apikeys::rotate(conn, &svc.credentials.cache, id, by)?;
         Ok(Made::ok(key_json(&issued.key, Some(&issued.secret))).secret("key"))
     })
     .await
@@ -110,11 +107,8 @@ async fn revoke_key(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Answer {
-    let caller = caller(&svc, &req).await?;
-    let raw = super::raw_body(payload).await?;
-    let id = id.into_inner();
-    post(&svc, &req, caller, raw, move |svc, conn, by| {
-        let key = apikeys::revoke(conn, &svc.credentials.cache, &id, by)?;
+    action(&svc, &req, id, payload, |svc, conn, by, id| {
+        let key = apikeys::revoke(conn, &svc.credentials.cache, id, by)?;
         Ok(Made::ok(key_json(&key, None)))
     })
     .await
@@ -149,11 +143,8 @@ async fn revoke_app(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Answer {
-    let caller = caller(&svc, &req).await?;
-    let raw = super::raw_body(payload).await?;
-    let id = id.into_inner();
-    post(&svc, &req, caller, raw, move |svc, conn, by| {
-        let a = authorizations::revoke(conn, &svc.credentials.cache, &id, Cause::Person(by))?;
+    action(&svc, &req, id, payload, |svc, conn, by, id| {
+        let a = authorizations::revoke(conn, &svc.credentials.cache, id, Cause::Person(by))?;
         Ok(Made::ok(json!({"id": a.id, "status": a.status()})))
     })
     .await

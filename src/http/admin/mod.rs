@@ -246,6 +246,28 @@ fn json(status: StatusCode, body: &Value) -> HttpResponse {
         .json(body)
 }
 
+/// A POST that acts on the resource its path names and takes no body of its
+/// own (rotate, revoke): the body is read, up to 64 KiB, only for
+/// `Idempotency-Key`.
+async fn action<F>(
+    svc: &Svc,
+    req: &HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    act: F,
+) -> Answer
+where
+    F: FnOnce(&Services, &mut DbConn, Actor, &str) -> Result<Made, Error> + Send + 'static,
+{
+    let caller = caller(svc, req).await?;
+    let raw = raw_body(payload).await?;
+    let id = id.into_inner();
+    post(svc, req, caller, raw, move |svc, conn, by| {
+        act(svc, conn, by, &id)
+    })
+    .await
+}
+
 /// Runs a `POST`'s change, honouring `Idempotency-Key` (scoped to the admin
 /// token and the path).
 async fn post<F>(svc: &Svc, req: &HttpRequest, caller: Caller, raw: web::Bytes, make: F) -> Answer
