@@ -116,14 +116,7 @@ pub fn ath(access_token: &str) -> String {
 /// Records a proof's `jti` for the window it could be replayed in; `false`
 /// for a replay (seen on this node or another).
 pub fn use_jti(conn: &mut DbConn, proven: &Proven) -> Result<bool> {
-    let until = proven.iat.max(crate::db::now()) + WINDOW;
-    replay::use_once(
-        conn,
-        replay::Kind::DpopProof,
-        &proven.jkt,
-        &proven.jti,
-        until,
-    )
+    Ok(replay::use_each(conn, &[proof_use(proven)])?[0])
 }
 
 /// A proof's use, to be recorded with others ([`replay::Queue`]).

@@ -39,28 +39,8 @@ pub fn use_once(
     jti: &str,
     expires_at: i64,
 ) -> Result<bool> {
-    let key = Use::new(kind, issuer, jti, expires_at).key;
-    let inserted = diesel::insert_into(used_jtis::table)
-        .values((
-            used_jtis::key.eq(&key),
-            used_jtis::expires_at.eq(expires_at),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(e) if db::is_unique_violation(&e) => {
-            // A row left past its expiry (not yet pruned) is no replay.
-            let n = diesel::update(
-                used_jtis::table
-                    .find(&key)
-                    .filter(used_jtis::expires_at.lt(db::now())),
-            )
-            .set(used_jtis::expires_at.eq(expires_at))
-            .execute(conn)?;
-            Ok(n == 1)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let used = use_each(conn, &[Use::new(kind, issuer, jti, expires_at)])?;
+    Ok(used[0])
 }
 
 /// Deletes the uses that have expired; returns how many.
