@@ -121,7 +121,9 @@ pub fn use_jti(conn: &mut DbConn, proven: &Proven) -> Result<bool> {
 
 /// A proof's use, to be recorded with others ([`replay::Queue`]).
 pub fn proof_use(proven: &Proven) -> replay::Use {
-    let until = proven.iat.max(crate::db::now()) + WINDOW;
+    // The last moment the proof is accepted (`check_proof`), from the proof
+    // alone: a replay of it names the same.
+    let until = proven.iat + WINDOW;
     replay::Use::new(replay::Kind::DpopProof, &proven.jkt, &proven.jti, until)
 }
 

@@ -1,11 +1,15 @@
 //! Single use of JWT ids across every node (RFC 7523 §3 `jti`, RFC 9449 §11.1):
 //! a client assertion, DPoP proof or identity assertion is accepted once. Each
-//! use is a row keyed by the SHA-256 of its kind, issuer and `jti`, kept until
-//! the JWT could no longer be accepted anyway, then pruned.
+//! use is a row keyed by when the JWT stops being acceptable and the SHA-256 of
+//! its kind, issuer and `jti`, kept until then (and [`PRUNE_MARGIN`] more),
+//! then pruned. Both parts come from the JWT itself, so a replay of it is the
+//! same row: inserting a row that is already there is the refusal. The rows are
+//! in expiry order, so the uses recorded together share a few pages and the
+//! prune deletes from one end.
 
 use crate::crypto;
 use crate::db::schema::used_jtis;
-use crate::db::{self, DbConn};
+use crate::db::DbConn;
 use crate::error::Result;
 use diesel::prelude::*;
 
@@ -27,11 +31,14 @@ impl Kind {
     }
 }
 
-/// Rows deleted per statement when pruning.
-const BATCH: i64 = 500;
+/// How long a use is kept past its expiry: for nodes whose clocks disagree
+/// (one that runs behind may still accept the JWT after another's clock has
+/// passed its expiry).
+pub const PRUNE_MARGIN: i64 = 60;
 
-/// Records the use of `jti` by `issuer`, kept until `expires_at`; `false`
-/// when it was used before (a replay), on this node or any other.
+/// Records the use of `jti` by `issuer`, a JWT acceptable until `expires_at`
+/// (a time the JWT itself names, so that a replay names it too); `false` when
+/// it was used before (a replay), on this node or any other.
 pub fn use_once(
     conn: &mut DbConn,
     kind: Kind,
@@ -43,35 +50,38 @@ pub fn use_once(
     Ok(used[0])
 }
 
-/// Deletes the uses that have expired; returns how many.
+/// Deletes the uses expired more than [`PRUNE_MARGIN`] ago, one second of
+/// expiries per statement (each a range at the table's start); returns how
+/// many.
 pub fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
+    let cutoff = now - PRUNE_MARGIN;
     let mut total = 0;
     loop {
-        let keys: Vec<String> = used_jtis::table
-            .filter(used_jtis::expires_at.lt(now))
-            .select(used_jtis::key)
-            .limit(BATCH)
-            .load(conn)?;
-        if keys.is_empty() {
-            return Ok(total);
+        let oldest: Option<i64> = used_jtis::table
+            .select(diesel::dsl::min(used_jtis::expires_at))
+            .first(conn)?;
+        match oldest {
+            Some(second) if second < cutoff => {
+                total += diesel::delete(used_jtis::table.filter(used_jtis::expires_at.le(second)))
+                    .execute(conn)?;
+            }
+            _ => return Ok(total),
         }
-        total +=
-            diesel::delete(used_jtis::table.filter(used_jtis::key.eq_any(&keys))).execute(conn)?;
     }
 }
 
-/// One use to record: the row's key and how long it is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One use to record: the JWT's expiry and the digest of what names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Use {
-    key: String,
     expires_at: i64,
+    key: [u8; 32],
 }
 
 impl Use {
     pub fn new(kind: Kind, issuer: &str, jti: &str, expires_at: i64) -> Use {
         Use {
-            key: crypto::sha256_hex(&format!("{}\n{issuer}\n{jti}", kind.tag())),
             expires_at,
+            key: crypto::sha256(format!("{}\n{issuer}\n{jti}", kind.tag()).as_bytes()),
         }
     }
 }
@@ -82,63 +92,50 @@ impl Use {
 /// a conflict is skipped, not an error); on SQLite one statement per use, in
 /// the caller's transaction.
 pub fn use_each(conn: &mut DbConn, uses: &[Use]) -> Result<Vec<bool>> {
-    let mut first = std::collections::HashSet::with_capacity(uses.len());
-    let unique: Vec<&Use> = uses.iter().filter(|u| first.insert(&u.key)).collect();
-    let inserted: std::collections::HashSet<String> = match conn {
+    use std::collections::HashSet;
+    let mut first = HashSet::with_capacity(uses.len());
+    let unique: Vec<&Use> = uses.iter().filter(|u| first.insert(**u)).collect();
+    let row = |u: &&Use| {
+        (
+            used_jtis::expires_at.eq(u.expires_at),
+            used_jtis::key.eq(u.key.to_vec()),
+        )
+    };
+    let inserted: HashSet<Use> = match conn {
         DbConn::Postgresql(pg) => {
-            let rows: Vec<_> = unique
-                .iter()
-                .map(|u| {
-                    (
-                        used_jtis::key.eq(u.key.as_str()),
-                        used_jtis::expires_at.eq(u.expires_at),
-                    )
-                })
-                .collect();
+            let rows: Vec<_> = unique.iter().map(row).collect();
             diesel::insert_into(used_jtis::table)
                 .values(&rows)
                 .on_conflict_do_nothing()
-                .returning(used_jtis::key)
-                .get_results::<String>(pg)?
+                .returning((used_jtis::expires_at, used_jtis::key))
+                .get_results::<(i64, Vec<u8>)>(pg)?
                 .into_iter()
+                .filter_map(|(expires_at, key)| {
+                    Some(Use {
+                        expires_at,
+                        key: key.try_into().ok()?,
+                    })
+                })
                 .collect()
         }
         DbConn::Sqlite(lite) => {
-            let mut fresh = std::collections::HashSet::new();
+            let mut fresh = HashSet::with_capacity(unique.len());
             for u in &unique {
                 let n = diesel::insert_or_ignore_into(used_jtis::table)
-                    .values((
-                        used_jtis::key.eq(u.key.as_str()),
-                        used_jtis::expires_at.eq(u.expires_at),
-                    ))
+                    .values(row(u))
                     .execute(lite)?;
                 if n == 1 {
-                    fresh.insert(u.key.clone());
+                    fresh.insert(**u);
                 }
             }
             fresh
         }
     };
-    let mut answered = std::collections::HashSet::with_capacity(uses.len());
-    let mut out = Vec::with_capacity(uses.len());
-    for u in uses {
-        if !answered.insert(u.key.as_str()) {
-            out.push(false);
-        } else if inserted.contains(&u.key) {
-            out.push(true);
-        } else {
-            // Seen before, unless the row is one left past its expiry.
-            let n = diesel::update(
-                used_jtis::table
-                    .find(&u.key)
-                    .filter(used_jtis::expires_at.lt(db::now())),
-            )
-            .set(used_jtis::expires_at.eq(u.expires_at))
-            .execute(conn)?;
-            out.push(n == 1);
-        }
-    }
-    Ok(out)
+    let mut answered = HashSet::with_capacity(uses.len());
+    Ok(uses
+        .iter()
+        .map(|u| answered.insert(*u) && inserted.contains(u))
+        .collect())
 }
 
 /// Uses waiting to be recorded on one node, so that the requests that arrive
@@ -259,6 +256,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db;
     use crate::db::testkit::TestDb;
 
     fn proof(jti: &str, expires_at: i64) -> Use {
@@ -286,16 +284,31 @@ mod tests {
     }
 
     #[test]
-    fn a_row_left_past_its_expiry_is_no_replay() {
+    fn a_use_is_kept_until_its_expiry_and_the_margin_then_pruned() {
         let db = TestDb::new();
         let mut conn = db.conn();
-        let past = db::now() - 1;
-        assert_eq!(use_each(&mut conn, &[proof("old", past)]).unwrap(), [true]);
-        let later = db::now() + 300;
-        assert_eq!(use_each(&mut conn, &[proof("old", later)]).unwrap(), [true]);
+        let now = db::now();
+        let gone = now - PRUNE_MARGIN - 1;
+        let kept = now - PRUNE_MARGIN + 1;
+        let uses = [
+            proof("gone", gone),
+            proof("kept", kept),
+            proof("later", now + 300),
+        ];
+        assert_eq!(use_each(&mut conn, &uses).unwrap(), [true, true, true]);
+        assert_eq!(prune(&mut conn, now).unwrap(), 1);
+        // Within the margin a replay is still refused; the pruned one could
+        // no longer be accepted anyway.
         assert_eq!(
-            use_each(&mut conn, &[proof("old", later)]).unwrap(),
-            [false]
+            use_each(&mut conn, &[proof("kept", kept), proof("later", now + 300)]).unwrap(),
+            [false, false]
+        );
+        assert_eq!(prune(&mut conn, now).unwrap(), 0);
+        // The same jti with another expiry is another JWT (only its signer
+        // could make one), not a replay of this one.
+        assert_eq!(
+            use_each(&mut conn, &[proof("later", now + 299)]).unwrap(),
+            [true]
         );
     }
 

@@ -404,9 +404,9 @@ diesel::allow_tables_to_appear_in_same_query!(sending_domains, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(sending_domains, mailboxes);
 
 diesel::table! {
-    used_jtis (key) {
-        key -> Text,
+    used_jtis (expires_at, key) {
         expires_at -> BigInt,
+        key -> Binary,
     }
 }
 

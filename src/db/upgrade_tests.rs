@@ -1,6 +1,8 @@
-//! The upgrade to sending domains (`2026-12-07-150000_domains`) on data made
-//! before it, on SQLite and (with KEYGATE_TEST_POSTGRES_URL) PostgreSQL:
-//! each workspace's own domains become verified, shared ones pending in each.
+//! Upgrades on data made before them, on SQLite and (with
+//! KEYGATE_TEST_POSTGRES_URL) PostgreSQL: to sending domains
+//! (`2026-12-07-150000_domains`: each workspace's own domains become verified,
+//! shared ones pending in each), and to single-use JWT ids in time order
+//! (`2026-12-07-190000`: a use recorded before is still a replay after).
 
 use super::*;
 use diesel::connection::SimpleConnection;
@@ -8,15 +10,15 @@ use diesel::migration::MigrationSource;
 
 const DOMAINS: &str = "2026-12-07-150000";
 
-/// Runs the migrations before the domains' one.
-fn migrate_before<C, B>(c: &mut C, source: EmbeddedMigrations)
+/// Runs the migrations before the one whose name starts with `upgrade`.
+fn migrate_before<C, B>(c: &mut C, source: EmbeddedMigrations, upgrade: &str)
 where
     C: MigrationHarness<B>,
     B: diesel::backend::Backend,
     EmbeddedMigrations: MigrationSource<B>,
 {
     for m in c.pending_migrations(source).expect("pending") {
-        if m.name().to_string().starts_with(DOMAINS) {
+        if m.name().to_string().starts_with(upgrade) {
             break;
         }
         c.run_migration(&*m).expect("an older migration");
@@ -54,24 +56,21 @@ fn expected() -> Vec<(String, String, String, bool)> {
     .collect()
 }
 
-#[test]
-fn existing_mailboxes_get_their_domains_on_sqlite() {
+/// Runs `check` on a database migrated up to `upgrade`, given `before`'s
+/// rows, then upgraded: SQLite, and PostgreSQL when there is one.
+fn upgraded(upgrade: &str, before: &str, check: impl Fn(&mut DbConn)) {
     let dir = std::env::temp_dir().join(format!("keygate-upgrade-{}", new_id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("keygate.db").display().to_string();
     let mut raw = SqliteConnection::establish(&path).expect("sqlite");
-    migrate_before(&mut raw, SQLITE_MIGRATIONS);
-    raw.batch_execute(BEFORE).expect("old rows");
+    migrate_before(&mut raw, SQLITE_MIGRATIONS, upgrade);
+    raw.batch_execute(before).expect("old rows");
     drop(raw);
     let mut conn = connect_single(&format!("sqlite://{path}")).expect("migrated");
-    let found = rows(&mut conn);
+    check(&mut conn);
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(found, expected());
-}
 
-#[test]
-fn existing_mailboxes_get_their_domains_on_postgres() {
     let Ok(admin_url) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
         eprintln!("KEYGATE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
         return;
@@ -84,12 +83,37 @@ fn existing_mailboxes_get_their_domains_on_postgres() {
     let mut url = url::Url::parse(&admin_url).expect("url");
     url.set_path(&name);
     let mut raw = PgConnection::establish(url.as_str()).expect("the new database");
-    migrate_before(&mut raw, POSTGRES_MIGRATIONS);
-    raw.batch_execute(BEFORE).expect("old rows");
+    migrate_before(&mut raw, POSTGRES_MIGRATIONS, upgrade);
+    raw.batch_execute(before).expect("old rows");
     drop(raw);
     let mut conn = connect_single(url.as_str()).expect("migrated");
-    let found = rows(&mut conn);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut conn)));
     drop(conn);
     let _ = admin.batch_execute(&format!("DROP DATABASE {name}"));
-    assert_eq!(found, expected());
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn existing_mailboxes_get_their_domains() {
+    upgraded(DOMAINS, BEFORE, |conn| assert_eq!(rows(conn), expected()));
+}
+
+#[test]
+fn a_jwt_used_before_the_time_ordered_table_is_still_a_replay_after() {
+    use crate::credentials::replay::{use_once, Kind};
+    let exp = now() + 600;
+    let key = crate::crypto::sha256_hex(&format!("client_assertion\nclient-1\nj-1"));
+    let before = format!(
+        "INSERT INTO used_jtis (key, expires_at) VALUES ('{key}', {exp}), ('not hex', {exp});"
+    );
+    upgraded("2026-12-07-190000", &before, |conn| {
+        let used = |conn: &mut DbConn, jti: &str| {
+            use_once(conn, Kind::ClientAssertion, "client-1", jti, exp).expect("recorded")
+        };
+        assert!(!used(conn, "j-1"), "the use recorded before the upgrade");
+        assert!(used(conn, "j-2"));
+        assert!(!used(conn, "j-2"));
+    });
 }
