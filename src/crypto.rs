@@ -33,12 +33,7 @@ pub fn random_alphanumeric(len: usize) -> String {
 
 /// SHA-256 as lowercase hex: how codes, tokens, keys and client secrets are stored.
 pub fn sha256_hex(data: &str) -> String {
-    let digest = Sha256::digest(data.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    base16ct::lower::encode_string(&Sha256::digest(data.as_bytes()))
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -40,13 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &crate::config::Config) {
     if config.test_panic_routes {
         panic::configure_test_routes(cfg);
     }
-    // The router tries services in order: `/v1` first, so the busiest routes
-    // are matched before every page and settings pattern is tried.
+    // The router tries services in order: the busiest first (`/v1`, the
+    // OAuth endpoints, the gateway check), so that they are matched before
+    // any pattern with a variable part (a regular expression) is tried.
     v1::configure(cfg);
-    admin::configure(cfg);
-    gateway::configure(cfg);
-    wellknown::configure(cfg);
     oauth::configure(cfg);
+    gateway::configure(cfg);
+    admin::configure(cfg);
+    wellknown::configure(cfg);
     registration::configure(cfg);
     pages::configure(cfg);
     signin::configure(cfg);

@@ -27,13 +27,15 @@ pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
     let decoded = STANDARD.decode(rest.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+    // One form-urlencoded value each: `+` is a space, then `%XX` escapes.
+    let unescape = |s: &str| -> Option<String> {
+        let spaced = s.replace('+', " ");
+        let value = percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .ok()?;
+        Some(value.into_owned())
     };
-    Some((unescape(id), unescape(secret)))
+    Some((unescape(id)?, unescape(secret)?))
 }
 
 /// Who is calling, looking the client up in the database.
@@ -213,5 +215,14 @@ mod tests {
         );
         assert_eq!(basic_credentials("Bearer abc"), None);
         assert_eq!(basic_credentials("Basic !!!"), None);
+        // Each part is one value: `&` and `=` are characters of it.
+        let h = format!("Basic {}", STANDARD.encode("a&b=c:x=y&z%26"));
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("a&b=c".into(), "x=y&z&".into()))
+        );
+        // An escape that is no UTF-8 is a malformed header.
+        let h = format!("Basic {}", STANDARD.encode("id:%FF"));
+        assert_eq!(basic_credentials(&h), None);
     }
 }
