@@ -15,7 +15,10 @@ use crate::db::DbConn;
 use crate::error::Result;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How far from now a proof's `iat` may be, either way.
 pub const WINDOW: i64 = 300;
@@ -47,13 +50,51 @@ pub struct Proven {
     pub iat: i64,
 }
 
-/// Checks a proof against `expected` at `now`; `Err` says why, for the log
-/// and the `error_description`.
-pub fn check_proof(
-    proof: &str,
-    expected: &Expected,
-    now: i64,
-) -> std::result::Result<Proven, String> {
+/// The keys of proofs verified on this node, by their header's text: a
+/// client signs each proof with one key in the same header, so its next
+/// proofs skip reading the header, the JWK and the thumbprint again (the
+/// signature is verified every time). An entry is only made by a proof whose
+/// signature verified; bounded at [`ProofKeys::MAX`], emptied when full.
+#[derive(Default)]
+pub struct ProofKeys {
+    keys: std::sync::Mutex<HashMap<String, Arc<ProofKey>>>,
+}
+
+/// What a proof's header says, once read and its key made.
+struct ProofKey {
+    alg: Algorithm,
+    key: DecodingKey,
+    jkt: String,
+}
+
+impl ProofKeys {
+    /// Headers kept at most.
+    pub const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ProofKey>>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, header: &str) -> Option<Arc<ProofKey>> {
+        self.lock().get(header).cloned()
+    }
+
+    fn keep(&self, header: &str, key: Arc<ProofKey>) {
+        let mut keys = self.lock();
+        if keys.len() >= Self::MAX {
+            keys.clear();
+        }
+        keys.insert(header.to_string(), key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Reads a proof's header: its `typ`, algorithm and key.
+fn header_key(proof: &str) -> std::result::Result<ProofKey, String> {
     let token = jose::parse(proof).map_err(|e| e.to_string())?;
     if !token
         .header
@@ -69,23 +110,49 @@ pub fn check_proof(
         .as_ref()
         .ok_or("the proof's header has no jwk")?;
     let jwk = jose::public_jwk(raw).map_err(|e| e.to_string())?;
-    jose::verify(&token, &jwk).map_err(|e| e.to_string())?;
+    let key = jose::decoding_key(&jwk, token.alg).map_err(|e| e.to_string())?;
     let jkt = jose::thumbprint(&jwk).ok_or("the proof's key has no thumbprint")?;
-    let c = &token.claims;
-    let jti = jose::str_claim(c, "jti").filter(|j| !j.is_empty() && j.len() <= 256);
+    Ok(ProofKey {
+        alg: token.alg,
+        key,
+        jkt,
+    })
+}
+
+/// Checks a proof against `expected` at `now`; `Err` says why, for the log
+/// and the `error_description`. `keys`: the node's [`ProofKeys`].
+pub fn check_proof(
+    keys: &ProofKeys,
+    proof: &str,
+    expected: &Expected,
+    now: i64,
+) -> std::result::Result<Proven, String> {
+    let (header, claims, signature) = jose::split(proof).map_err(|e| e.to_string())?;
+    let signing_input = &proof[..header.len() + 1 + claims.len()];
+    let (key, known) = match keys.get(header) {
+        Some(key) => (key, true),
+        None => (Arc::new(header_key(proof)?), false),
+    };
+    let c = jose::claims_of(claims).map_err(|e| e.to_string())?;
+    jose::verify_with(signing_input, signature, key.alg, &key.key).map_err(|e| e.to_string())?;
+    if !known {
+        keys.keep(header, key.clone());
+    }
+    let jkt = key.jkt.clone();
+    let jti = jose::str_claim(&c, "jti").filter(|j| !j.is_empty() && j.len() <= 256);
     let jti = jti.ok_or("the proof has no jti")?.to_string();
-    if jose::str_claim(c, "htm") != Some(expected.htm) {
+    if jose::str_claim(&c, "htm") != Some(expected.htm) {
         return Err("the proof is for another method (htm)".into());
     }
-    if !same_url(jose::str_claim(c, "htu").unwrap_or(""), expected.htu) {
+    if !same_url(jose::str_claim(&c, "htu").unwrap_or(""), expected.htu) {
         return Err("the proof is for another URL (htu)".into());
     }
-    let iat = jose::int_claim(c, "iat").ok_or("the proof has no iat")?;
+    let iat = jose::int_claim(&c, "iat").ok_or("the proof has no iat")?;
     if (now - iat).abs() > WINDOW {
         return Err("the proof is too old or too far ahead (iat)".into());
     }
     if let Some(token) = expected.access_token {
-        if jose::str_claim(c, "ath") != Some(ath(token).as_str()) {
+        if jose::str_claim(&c, "ath") != Some(ath(token).as_str()) {
             return Err("the proof is for another access token (ath)".into());
         }
     }
@@ -135,7 +202,81 @@ pub fn proof_use(proven: &Proven) -> replay::Use {
 
 #[cfg(test)]
 mod tests {
-    use super::same_url;
+    use super::*;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use jsonwebtoken::{EncodingKey, Header};
+
+    /// An Ed25519 key and its public JWK.
+    fn key() -> (EncodingKey, serde_json::Value) {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+        (EncodingKey::from_ed_der(pkcs8.as_ref()), jwk)
+    }
+
+    const URL: &str = "https://id.example.com/v1/workspace";
+
+    /// A proof signed by `signer` whose header carries `jwk`.
+    fn proof(signer: &EncodingKey, jwk: &serde_json::Value, jti: &str) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TYP.into());
+        header.jwk = Some(serde_json::from_value(jwk.clone()).expect("jwk"));
+        let claims =
+            serde_json::json!({"jti": jti, "htm": "GET", "htu": URL, "iat": crate::db::now()});
+        jsonwebtoken::encode(&header, &claims, signer).expect("signed")
+    }
+
+    fn expected() -> Expected<'static> {
+        Expected {
+            htm: "GET",
+            htu: URL,
+            access_token: None,
+            jkt: None,
+        }
+    }
+
+    #[test]
+    fn a_known_header_skips_reading_its_key_but_never_the_signature() {
+        let keys = ProofKeys::default();
+        let now = crate::db::now();
+        let (signer, jwk) = key();
+        let first = check_proof(&keys, &proof(&signer, &jwk, "a"), &expected(), now).unwrap();
+        assert_eq!(keys.len(), 1, "the verified proof's header is kept");
+        let second = check_proof(&keys, &proof(&signer, &jwk, "b"), &expected(), now).unwrap();
+        assert_eq!((second.jkt, second.jti.as_str()), (first.jkt, "b"));
+        // Someone else's key signing under the known header: refused.
+        let (thief, _) = key();
+        let forged = proof(&thief, &jwk, "c");
+        assert!(check_proof(&keys, &forged, &expected(), now).is_err());
+        // A proof that fails its signature leaves nothing behind.
+        let (other, other_jwk) = key();
+        let bad = proof(&other, &other_jwk, "d");
+        let (h, c, _) = jose::split(&bad).unwrap();
+        let tampered = format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]));
+        assert!(check_proof(&keys, &tampered, &expected(), now).is_err());
+        assert_eq!(keys.len(), 1);
+        // A known header does not excuse the claims.
+        let other_url = Expected {
+            htu: "https://id.example.com/v1/tags",
+            ..expected()
+        };
+        assert!(check_proof(&keys, &proof(&signer, &jwk, "e"), &other_url, now).is_err());
+    }
+
+    #[test]
+    fn the_known_headers_are_bounded() {
+        let keys = ProofKeys::default();
+        let (signer, jwk) = key();
+        let kept = Arc::new(header_key(&proof(&signer, &jwk, "x")).unwrap());
+        for i in 0..ProofKeys::MAX {
+            keys.keep(&i.to_string(), kept.clone());
+        }
+        assert_eq!(keys.len(), ProofKeys::MAX);
+        keys.keep("one more", kept);
+        assert_eq!(keys.len(), 1, "emptied when full");
+    }
 
     #[test]
     fn htu_ignores_query_fragment_and_case_of_host() {

@@ -85,21 +85,31 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Splits and decodes a compact JWS; refuses any algorithm but the accepted
-/// ones before a key is even looked for.
-pub fn parse(token: &str) -> Result<Unverified, JoseError> {
+/// A compact JWS's three parts (header, claims, signature), within
+/// [`MAX_JWT_BYTES`].
+pub fn split(token: &str) -> Result<(&str, &str, &str), JoseError> {
     if token.len() > MAX_JWT_BYTES {
         return Err(JoseError::Malformed("too long"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JoseError::Malformed("not three parts"));
-    };
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(c), Some(s), None) => Ok((h, c, s)),
+        _ => Err(JoseError::Malformed("not three parts")),
+    }
+}
+
+/// The claims part of a JWS, decoded.
+pub fn claims_of(part: &str) -> Result<serde_json::Map<String, Value>, JoseError> {
+    decode_json(part).ok_or(JoseError::Malformed("bad claims"))
+}
+
+/// Splits and decodes a compact JWS; refuses any algorithm but the accepted
+/// ones before a key is even looked for.
+pub fn parse(token: &str) -> Result<Unverified, JoseError> {
+    let (h, c, s) = split(token)?;
     let header: JoseHeader = decode_json(h).ok_or(JoseError::Malformed("bad header"))?;
     let alg = accepted_alg(&header.alg).ok_or_else(|| JoseError::Algorithm(header.alg.clone()))?;
-    let claims = decode_json(c).ok_or(JoseError::Malformed("bad claims"))?;
+    let claims = claims_of(c)?;
     Ok(Unverified {
         header,
         alg,
@@ -131,16 +141,28 @@ pub fn public_jwk(v: &Value) -> Result<Jwk, JoseError> {
 
 /// Verifies the signature with `jwk` (whose family must be the algorithm's).
 pub fn verify(token: &Unverified, jwk: &Jwk) -> Result<(), JoseError> {
+    let key = decoding_key(jwk, token.alg)?;
+    verify_with(&token.signing_input, &token.signature, token.alg, &key)
+}
+
+/// The key of `jwk` for `alg`, whose family it must be.
+pub fn decoding_key(jwk: &Jwk, alg: Algorithm) -> Result<DecodingKey, JoseError> {
     let key = DecodingKey::from_jwk(jwk).map_err(|_| JoseError::Key("unusable key"))?;
-    if key.family() != token.alg.family() {
+    if key.family() != alg.family() {
         return Err(JoseError::Key("the key does not fit the algorithm"));
     }
-    match jsonwebtoken::crypto::verify(
-        &token.signature,
-        token.signing_input.as_bytes(),
-        &key,
-        token.alg,
-    ) {
+    Ok(key)
+}
+
+/// Verifies `signature` over `signing_input` (`header.claims`) with a key
+/// from [`decoding_key`].
+pub fn verify_with(
+    signing_input: &str,
+    signature: &str,
+    alg: Algorithm,
+    key: &DecodingKey,
+) -> Result<(), JoseError> {
+    match jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), key, alg) {
         Ok(true) => Ok(()),
         _ => Err(JoseError::Signature),
     }

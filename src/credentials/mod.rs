@@ -38,6 +38,8 @@ pub struct Credentials {
     pub stored: Stored,
     /// DPoP proofs' `jti`s waiting for their shared record (`replay`).
     pub proof_uses: replay::Queue,
+    /// The keys of the DPoP proofs verified on this node.
+    pub proof_keys: dpop::ProofKeys,
 }
 
 /// The tables the bearer check reads on a cache miss, through the areas that

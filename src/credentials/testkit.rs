@@ -23,5 +23,6 @@ pub fn credentials(stored: Stored, bounds: Option<Bounds>) -> Credentials {
         access_token_ttl: 3600,
         stored,
         proof_uses: Default::default(),
+        proof_keys: Default::default(),
     }
 }

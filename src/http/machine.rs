@@ -22,7 +22,7 @@ pub(super) async fn extras(
 ) -> Result<Option<Extras>, OAuthError> {
     let mut extras = Extras::default();
     if let Some(url) = dpop_url {
-        extras.dpop = token_endpoint_proof(req, url)?;
+        extras.dpop = token_endpoint_proof(&svc.credentials.proof_keys, req, url)?;
     }
     if let Some((client_id, kid)) = client_assertion::claimed(params) {
         extras.assertion_keys = assertion_keys(svc, &client_id, kid.as_deref()).await?;
@@ -61,7 +61,11 @@ async fn idp_keys(
 /// RFC 9449 §5: the request's DPoP proof, if it sent one, checked (its `jti`
 /// is recorded by the grant once the client has authenticated); a bad proof
 /// (or several) is `invalid_dpop_proof`.
-fn token_endpoint_proof(req: &HttpRequest, url: &str) -> Result<Option<dpop::Proven>, OAuthError> {
+fn token_endpoint_proof(
+    keys: &dpop::ProofKeys,
+    req: &HttpRequest,
+    url: &str,
+) -> Result<Option<dpop::Proven>, OAuthError> {
     let mut proofs = req.headers().get_all("dpop");
     let Some(first) = proofs.next() else {
         return Ok(None);
@@ -78,7 +82,7 @@ fn token_endpoint_proof(req: &HttpRequest, url: &str) -> Result<Option<dpop::Pro
         access_token: None,
         jkt: None,
     };
-    dpop::check_proof(proof, &expected, crate::db::now())
+    dpop::check_proof(keys, proof, &expected, crate::db::now())
         .map(Some)
         .map_err(OAuthError::invalid_dpop_proof)
 }

@@ -147,6 +147,7 @@ impl Services {
                 tokens: &crate::oauth::authorizations::TOKENS,
             },
             proof_uses: Default::default(),
+            proof_keys: Default::default(),
         };
         let signin = config.oidc.clone().map(|settings| {
             crate::signin::Provider::new(settings, &config.issuer, outbound.clone())

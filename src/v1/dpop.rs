@@ -52,7 +52,13 @@ pub async fn binding<N: Node>(
         access_token: Some(d.token),
         jkt: Some(jkt),
     };
-    let proven = dpop::check_proof(proof, &expected, crate::db::now()).map_err(|why| {
+    let proven = dpop::check_proof(
+        &node.credentials().proof_keys,
+        proof,
+        &expected,
+        crate::db::now(),
+    )
+    .map_err(|why| {
         log::debug!("DPoP proof refused: {why}");
         INVALID_PROOF
     })?;
