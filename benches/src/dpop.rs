@@ -49,3 +49,38 @@ impl Key {
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap_or_default()
     }
 }
+
+/// The server CPU time of one Ed25519 verification of a proof, in µs, as
+/// keygate makes it (jsonwebtoken's verify with a key from the proof's JWK),
+/// timed on `cpu` (the server's, between scenarios): the "one signature
+/// verification" of the DPoP check's budget, taken in the same run.
+pub fn verification_us(cpu: Option<usize>) -> Option<f64> {
+    const ROUNDS: u32 = 2_000;
+    let key = Key::new()?;
+    let proof = key.proof("GET", "https://bench.example/v1/workspace", Some("token"));
+    let (input, signature) = proof.rsplit_once('.')?;
+    let (input, signature) = (input.to_string(), signature.to_string());
+    let jwk = key.jwk.clone();
+    std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            crate::measure::pin(0, cpu);
+        }
+        let started = crate::measure::thread_cpu();
+        for _ in 0..ROUNDS {
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+            let ok = jsonwebtoken::crypto::verify(
+                &signature,
+                input.as_bytes(),
+                &decoding,
+                Algorithm::EdDSA,
+            );
+            if !matches!(ok, Ok(true)) {
+                return None;
+            }
+        }
+        Some((crate::measure::thread_cpu() - started).as_secs_f64() * 1e6 / f64::from(ROUNDS))
+    })
+    .join()
+    .ok()
+    .flatten()
+}

@@ -181,7 +181,14 @@ fn run(opts: Opts) -> Result<(), String> {
             .collect();
         let nodes = Nodes::start(&launch, 1, Some(port))?;
         let run = run_table(&nodes, bench, &rows)?;
-        report::one_node(&setting, &run, working_set, opts.json);
+        // The DPoP check's budget: one signature verification, timed on the
+        // server's CPU once the load is over.
+        let signature_us = rows
+            .iter()
+            .any(|r| r.name() == scenarios::DPOP)
+            .then(|| dpop::verification_us(nodes.pinned.then_some(0)))
+            .flatten();
+        report::one_node(&setting, &run, working_set, signature_us, opts.json);
     } else {
         let rows: Vec<&dyn scenarios::Row> = table
             .iter()

@@ -96,3 +96,11 @@ pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
         n => sorted_us[((n - 1) as f64 * p) as usize] as f64 / 1000.0,
     }
 }
+
+/// The calling thread's CPU time so far.
+pub fn thread_cpu() -> std::time::Duration {
+    // SAFETY: clock_gettime writes the timespec it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}

@@ -42,7 +42,7 @@ fn mib(kib: Option<u64>) -> String {
 }
 
 /// The table of one node, each scenario against `/healthz` of the same run.
-pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
+pub fn one_node(s: &Setting, run: &Run, working_set: usize, signature_us: Option<f64>, json: bool) {
     let base = &run.results[0];
     let (base_rate, base_us) = (base.rate(), base.server_us());
     let (backend, backend_name) = s.backend();
@@ -66,7 +66,7 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
             .collect();
         println!(
             "{}",
-            json!({"backend": backend, "scale": s.scale, "working_set": working_set, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": rss, "api_keys_in_rotation": keys, "access_tokens_in_rotation": tokens, "results": rows})
+            json!({"backend": backend, "scale": s.scale, "working_set": working_set, "connections": s.connections, "duration_s": s.duration_s, "cores": s.cores, "pinned": run.pinned, "placement": run.placement, "peak_rss_kib": rss, "api_keys_in_rotation": keys, "access_tokens_in_rotation": tokens, "ed25519_verification_us": signature_us, "results": rows})
         );
         return;
     }
@@ -96,9 +96,31 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, json: bool) {
         mib(rss),
         s.scale
     );
+    dpop_budget(run, signature_us);
     for l in run.counters.iter().flatten() {
         println!("{l}");
     }
+}
+
+/// The DPoP check against its budget (#30): Bearer's request plus one
+/// signature verification, each taken in this run.
+fn dpop_budget(run: &Run, signature_us: Option<f64>) {
+    let us = |name: &str| {
+        run.results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.server_us())
+    };
+    let (Some(dpop), Some(bearer), Some(signature)) =
+        (us(scenarios::DPOP), us(scenarios::BEARER_JWT), signature_us)
+    else {
+        return;
+    };
+    let budget = bearer + signature;
+    println!(
+        "DPoP: {dpop:.1} µs a request; budget {budget:.1} µs = Bearer {bearer:.1} + one Ed25519 verification {signature:.1} (timed on the server's CPU); {:+.1} µs against it",
+        dpop - budget
+    );
 }
 
 /// A table per node count, then the curve: each scenario's req/s by node count.

@@ -84,6 +84,9 @@ fn row<C: Connection, S: Send + 'static>(
 
 /// The name of the base of the ratios, run first in every table.
 pub const BASE: &str = "/healthz";
+/// The DPoP scenario, and the Bearer one its budget starts from.
+pub const DPOP: &str = "/v1/workspace (JWT with DPoP)";
+pub const BEARER_JWT: &str = "/v1/workspace (JWT)";
 
 /// The table, in the order the scenarios run; `working_set` > 0 adds the
 /// large-working-set scenarios.
@@ -129,12 +132,7 @@ pub fn table(working_set: usize) -> Vec<Box<dyn Row>> {
             dpop_cycled,
             healthz_dpop,
         ),
-        row(
-            "/v1/workspace (JWT with DPoP)",
-            OneNode,
-            dpop,
-            workspace_dpop,
-        ),
+        row(DPOP, OneNode, dpop, workspace_dpop),
         row("introspection", OneNode, introspection, introspect),
         row(REFRESH, AcrossNodes, refresh_tokens, refresh),
         row(
