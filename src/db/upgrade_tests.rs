@@ -104,7 +104,7 @@ fn existing_mailboxes_get_their_domains() {
 fn a_jwt_used_before_the_time_ordered_table_is_still_a_replay_after() {
     use crate::credentials::replay::{use_once, Kind};
     let exp = now() + 600;
-    let key = crate::crypto::sha256_hex(&format!("client_assertion\nclient-1\nj-1"));
+    let key = crate::crypto::sha256_hex("client_assertion\nclient-1\nj-1");
     let before = format!(
         "INSERT INTO used_jtis (key, expires_at) VALUES ('{key}', {exp}), ('not hex', {exp});"
     );
