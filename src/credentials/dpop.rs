@@ -50,14 +50,15 @@ pub struct Proven {
     pub iat: i64,
 }
 
-/// The keys of proofs verified on this node, by their header's text: a
+/// The keys of proofs verified on this node, by the SHA-256 of their
+/// header's text (a header may be kilobytes; its digest is 32 bytes): a
 /// client signs each proof with one key in the same header, so its next
 /// proofs skip reading the header, the JWK and the thumbprint again (the
 /// signature is verified every time). An entry is only made by a proof whose
 /// signature verified; bounded at [`ProofKeys::MAX`], emptied when full.
 #[derive(Default)]
 pub struct ProofKeys {
-    keys: std::sync::Mutex<HashMap<String, Arc<ProofKey>>>,
+    keys: std::sync::Mutex<HashMap<[u8; 32], Arc<ProofKey>>>,
 }
 
 /// What a proof's header says, once read and its key made.
@@ -71,20 +72,20 @@ impl ProofKeys {
     /// Headers kept at most.
     pub const MAX: usize = 4096;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ProofKey>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<ProofKey>>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, header: &str) -> Option<Arc<ProofKey>> {
+    fn get(&self, header: &[u8; 32]) -> Option<Arc<ProofKey>> {
         self.lock().get(header).cloned()
     }
 
-    fn keep(&self, header: &str, key: Arc<ProofKey>) {
+    fn keep(&self, header: [u8; 32], key: Arc<ProofKey>) {
         let mut keys = self.lock();
         if keys.len() >= Self::MAX {
             keys.clear();
         }
-        keys.insert(header.to_string(), key);
+        keys.insert(header, key);
     }
 
     #[cfg(test)]
@@ -129,7 +130,8 @@ pub fn check_proof(
 ) -> std::result::Result<Proven, String> {
     let (header, claims, signature) = jose::split(proof).map_err(|e| e.to_string())?;
     let signing_input = &proof[..header.len() + 1 + claims.len()];
-    let (key, known) = match keys.get(header) {
+    let header = Sha256::digest(header.as_bytes()).into();
+    let (key, known) = match keys.get(&header) {
         Some(key) => (key, true),
         None => (Arc::new(header_key(proof)?), false),
     };
@@ -271,10 +273,10 @@ mod tests {
         let (signer, jwk) = key();
         let kept = Arc::new(header_key(&proof(&signer, &jwk, "x")).unwrap());
         for i in 0..ProofKeys::MAX {
-            keys.keep(&i.to_string(), kept.clone());
+            keys.keep(crate::crypto::sha256(&i.to_le_bytes()), kept.clone());
         }
         assert_eq!(keys.len(), ProofKeys::MAX);
-        keys.keep("one more", kept);
+        keys.keep(crate::crypto::sha256(b"one more"), kept);
         assert_eq!(keys.len(), 1, "emptied when full");
     }
 

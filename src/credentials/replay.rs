@@ -312,6 +312,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_jwt_used_before_the_time_ordered_table_is_still_a_replay_after() {
+        let exp = db::now() + 600;
+        let key = crypto::sha256_hex("client_assertion\nclient-1\nj-1");
+        let before = format!(
+            "INSERT INTO used_jtis (key, expires_at) VALUES ('{key}', {exp}), ('not hex', {exp});"
+        );
+        db::upgrade_tests::upgraded("2026-12-07-190000", &before, |conn| {
+            let used = |conn: &mut DbConn, jti: &str| {
+                use_once(conn, Kind::ClientAssertion, "client-1", jti, exp).expect("recorded")
+            };
+            assert!(!used(conn, "j-1"), "the use recorded before the upgrade");
+            assert!(used(conn, "j-2"));
+            assert!(!used(conn, "j-2"));
+        });
+    }
+
     fn answer(w: Waiting) -> std::result::Result<bool, String> {
         w.blocking_recv().expect("answered")
     }

@@ -479,7 +479,7 @@ pub fn rfc3339(t: i64) -> String {
 #[cfg(test)]
 pub mod testkit;
 #[cfg(test)]
-mod upgrade_tests;
+pub(crate) mod upgrade_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,7 @@
 //! Upgrades on data made before them, on SQLite and (with
 //! KEYGATE_TEST_POSTGRES_URL) PostgreSQL: to sending domains
 //! (`2026-12-07-150000_domains`: each workspace's own domains become verified,
-//! shared ones pending in each), and to single-use JWT ids in time order
-//! (`2026-12-07-190000`: a use recorded before is still a replay after).
+//! shared ones pending in each); [`upgraded`] runs any upgrade so.
 
 use super::*;
 use diesel::connection::SimpleConnection;
@@ -57,8 +56,9 @@ fn expected() -> Vec<(String, String, String, bool)> {
 }
 
 /// Runs `check` on a database migrated up to `upgrade`, given `before`'s
-/// rows, then upgraded: SQLite, and PostgreSQL when there is one.
-fn upgraded(upgrade: &str, before: &str, check: impl Fn(&mut DbConn)) {
+/// rows, then upgraded: SQLite, and PostgreSQL when there is one. The areas'
+/// own upgrade tests use it too.
+pub(crate) fn upgraded(upgrade: &str, before: &str, check: impl Fn(&mut DbConn)) {
     let dir = std::env::temp_dir().join(format!("keygate-upgrade-{}", new_id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("keygate.db").display().to_string();
@@ -98,22 +98,4 @@ fn upgraded(upgrade: &str, before: &str, check: impl Fn(&mut DbConn)) {
 #[test]
 fn existing_mailboxes_get_their_domains() {
     upgraded(DOMAINS, BEFORE, |conn| assert_eq!(rows(conn), expected()));
-}
-
-#[test]
-fn a_jwt_used_before_the_time_ordered_table_is_still_a_replay_after() {
-    use crate::credentials::replay::{use_once, Kind};
-    let exp = now() + 600;
-    let key = crate::crypto::sha256_hex("client_assertion\nclient-1\nj-1");
-    let before = format!(
-        "INSERT INTO used_jtis (key, expires_at) VALUES ('{key}', {exp}), ('not hex', {exp});"
-    );
-    upgraded("2026-12-07-190000", &before, |conn| {
-        let used = |conn: &mut DbConn, jti: &str| {
-            use_once(conn, Kind::ClientAssertion, "client-1", jti, exp).expect("recorded")
-        };
-        assert!(!used(conn, "j-1"), "the use recorded before the upgrade");
-        assert!(used(conn, "j-2"));
-        assert!(!used(conn, "j-2"));
-    });
 }
