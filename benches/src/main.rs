@@ -20,6 +20,7 @@
 //! servers, `report` prints; `http`, `flows`, `dpop` and `sasl` are the
 //! clients' sides.
 
+mod comparison;
 mod dpop;
 mod flows;
 mod http;
@@ -180,7 +181,14 @@ fn run(opts: Opts) -> Result<(), String> {
             .filter(|s| wanted(only, s.name()))
             .collect();
         let nodes = Nodes::start(&launch, 1, Some(port))?;
-        let run = run_table(&nodes, bench, &rows)?;
+        let mut run = run_table(&nodes, bench, &rows)?;
+        // node-oidc-provider's introspection beside keygate's, placed alike.
+        if rows.iter().any(|r| r.name() == scenarios::INTROSPECTION) {
+            let duration = Duration::from_secs(opts.duration);
+            if let Some(theirs) = comparison::introspection(opts.pin, opts.connections, duration)? {
+                run.results.push(theirs);
+            }
+        }
         // The DPoP check's budget: one signature verification, timed on the
         // server's CPU once the load is over.
         let signature_us = rows

@@ -139,6 +139,23 @@ impl Nodes {
         self.nodes.len()
     }
 
+    /// Another server (a comparator, already started and listening at
+    /// `http`), measured and placed as a node is.
+    pub fn external(child: Child, http: String, pin: bool) -> Nodes {
+        let endpoint = Endpoint {
+            sasl: http.clone(),
+            http,
+        };
+        let mut nodes = Nodes {
+            nodes: vec![Node { child, endpoint }],
+            pg_url: None,
+            pinned: false,
+            placement: String::new(),
+        };
+        nodes.place(pin);
+        nodes
+    }
+
     /// The node a connection goes to: connections are spread round robin.
     pub fn node_of(&self, connection: usize) -> usize {
         connection % self.nodes.len()

@@ -97,6 +97,7 @@ pub fn one_node(s: &Setting, run: &Run, working_set: usize, signature_us: Option
         s.scale
     );
     dpop_budget(run, signature_us);
+    introspection_against_node(run);
     for l in run.counters.iter().flatten() {
         println!("{l}");
     }
@@ -121,6 +122,24 @@ fn dpop_budget(run: &Run, signature_us: Option<f64>) {
         "DPoP: {dpop:.1} µs a request; budget {budget:.1} µs = Bearer {bearer:.1} + one Ed25519 verification {signature:.1} (timed on the server's CPU); {:+.1} µs against it",
         dpop - budget
     );
+}
+
+/// keygate's introspection against node-oidc-provider's, per request (the
+/// issue's target: at least 10 times less CPU).
+fn introspection_against_node(run: &Run) {
+    let us = |name: &str| {
+        run.results
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.server_us())
+    };
+    if let (Some(ours), Some(theirs)) = (us(scenarios::INTROSPECTION), us(crate::comparison::NAME))
+    {
+        println!(
+            "introspection: node-oidc-provider {theirs:.1} µs a request, keygate {ours:.1} µs: {:.1} × less CPU (target ≥ 10 ×)",
+            theirs / ours
+        );
+    }
 }
 
 /// A table per node count, then the curve: each scenario's req/s by node count.

@@ -87,6 +87,9 @@ pub const BASE: &str = "/healthz";
 /// The DPoP scenario, and the Bearer one its budget starts from.
 pub const DPOP: &str = "/v1/workspace (JWT with DPoP)";
 pub const BEARER_JWT: &str = "/v1/workspace (JWT)";
+/// keygate's introspection, which the benchmark also asks of
+/// node-oidc-provider (`comparison`).
+pub const INTROSPECTION: &str = "introspection";
 
 /// The table, in the order the scenarios run; `working_set` > 0 adds the
 /// large-working-set scenarios.
@@ -133,7 +136,7 @@ pub fn table(working_set: usize) -> Vec<Box<dyn Row>> {
             healthz_dpop,
         ),
         row(DPOP, OneNode, dpop, workspace_dpop),
-        row("introspection", OneNode, introspection, introspect),
+        row(INTROSPECTION, OneNode, introspection, introspect),
         row(REFRESH, AcrossNodes, refresh_tokens, refresh),
         row(
             "authorize → consent → token",
