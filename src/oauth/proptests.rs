@@ -34,7 +34,41 @@ mod tests {
         RING.get_or_init(|| KeyRing::ephemeral(ISSUER).expect("key ring"))
     }
 
+    /// What the form parser alone makes of `body`.
+    fn by_the_form_parser(body: &[u8]) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(body).into_owned().collect()
+    }
+
+    #[test]
+    fn a_body_that_escapes_nothing_reads_as_the_form_parser_reads_it() {
+        for body in [
+            &b""[..],
+            b"&",
+            b"&&a=1&&",
+            b"a",
+            b"a=",
+            b"=b",
+            b"a=b=c&d",
+            b"grant_type=refresh_token&refresh_token=abc.def-ghi_jkl",
+            "n\u{e9}=\u{2603}".as_bytes(),
+            b"a=%41&b=+",
+            b"bad=\xff\xfe",
+        ] {
+            let params = Params::parse(body);
+            assert_eq!(params.pairs(), by_the_form_parser(body), "{body:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn params_read_as_the_form_parser_reads_them(body in proptest::collection::vec(
+            prop_oneof![Just(b'&'), Just(b'='), Just(b'%'), Just(b'+'), Just(b'a'), Just(b'4'), Just(0xc3u8), Just(0xa9u8), any::<u8>()],
+            0..40,
+        )) {
+            let params = Params::parse(&body);
+            prop_assert_eq!(params.pairs(), by_the_form_parser(&body));
+        }
+
         // The authorize query and the token request: any bytes parse, and every
         // lookup answers without panicking.
         #[test]
