@@ -33,7 +33,12 @@ pub fn random_alphanumeric(len: usize) -> String {
 
 /// SHA-256 as lowercase hex: how codes, tokens, keys and client secrets are stored.
 pub fn sha256_hex(data: &str) -> String {
-    base16ct::lower::encode_string(&Sha256::digest(data.as_bytes()))
+    hex(&Sha256::digest(data.as_bytes()))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    base16ct::lower::encode_string(bytes)
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -131,8 +131,5 @@ pub(super) fn prune(conn: &mut DbConn, now: i64) -> Result<usize> {
 }
 
 fn hex_sha256(body: &[u8]) -> String {
-    crate::crypto::sha256(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&crate::crypto::sha256(body))
 }

@@ -55,7 +55,6 @@ use p256::pkcs8::DecodePublicKey;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
@@ -401,14 +400,7 @@ impl LeakReport {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::crypto::hex(&crate::crypto::sha256(data))
 }
 
 /// A report element, which must be a JSON object: serde's derived structs

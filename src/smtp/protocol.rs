@@ -29,7 +29,7 @@ impl Connection {
     /// here) and `DONE`, the order Postfix checks.
     pub(super) fn handshake(&mut self) {
         let cookie: [u8; 16] = rand::random();
-        let cookie: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
+        let cookie = crate::crypto::hex(&cookie);
         let cuid = NEXT_CUID.fetch_add(1, Ordering::Relaxed);
         let mut hello = String::from("VERSION\t1\t2\n");
         for m in [Mechanism::Plain, Mechanism::Login] {
