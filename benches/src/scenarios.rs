@@ -506,13 +506,14 @@ fn dpop_request(c: &mut Conn, s: &mut DpopState, path: &str) -> Option<bool> {
     Some(c.send("GET", path, &headers, "").status == 200)
 }
 
-fn introspect(c: &mut Conn, (basic, body): &mut (String, String)) -> Option<bool> {
-    let r = c.send(
-        "POST",
-        "/oauth/introspect",
-        &[("Authorization", basic), FORM],
-        body,
-    );
+fn introspect(c: &mut Conn, state: &mut (String, String)) -> Option<bool> {
+    introspect_at(c, "/oauth/introspect", state)
+}
+
+/// An introspection request at `path` with the client's Basic header and the
+/// form `body`; `true` when the token is active.
+pub fn introspect_at(c: &mut Conn, path: &str, (basic, body): &(String, String)) -> Option<bool> {
+    let r = c.send("POST", path, &[("Authorization", basic), FORM], body);
     Some(r.status == 200 && r.body.starts_with(b"{\"active\":true"))
 }
 

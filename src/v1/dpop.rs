@@ -98,7 +98,7 @@ async fn record_use<N: Node>(node: &Arc<N>, proven: Proven) -> Result<bool, V1Er
         // Too many waiting: this one is recorded on its own.
         Queued::Full => {
             return on_conn(node, move |node, conn| {
-                Ok(write_uses(node, conn, &[dpop::proof_use(&proven)])?[0])
+                Ok(write_uses(node, conn, &[proof_use])?[0])
             })
             .await;
         }
