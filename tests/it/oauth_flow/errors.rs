@@ -12,10 +12,20 @@ fn client_authentication_failures(b: Backend) {
         ("code_verifier", verifier.as_str()),
     ];
     let mut http = f.server.client();
+    // An escape that decodes to no UTF-8: a malformed header, not a secret.
+    let not_utf8 = {
+        use base64::Engine;
+        let raw = format!("{}:%FF%FE", f.client_id);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
     for auth in [
         basic(&f.client_id, "wrong"),
         basic("nobody", "x"),
         "Basic !!!".to_string(),
+        not_utf8,
     ] {
         let r = http.post_form_with("/oauth/token", &form, &[("Authorization", &auth)]);
         r.assert_oauth_error(401, "invalid_client");
