@@ -68,7 +68,20 @@ pub fn update(
     value: i64,
     condition: &dyn QueryFragment<MultiBackend>,
 ) -> QueryResult<usize> {
-    Kept(&[
+    let mut pieces = Vec::with_capacity(8);
+    push_update(&mut pieces, table, column, value, condition);
+    Kept(&pieces).execute(conn)
+}
+
+/// Appends [`update`]'s statement to `pieces` (to nest it in a larger one).
+pub fn push_update<'a>(
+    pieces: &mut Vec<Piece<'a>>,
+    table: &'static str,
+    column: &'static str,
+    value: i64,
+    condition: &'a dyn QueryFragment<MultiBackend>,
+) {
+    pieces.extend([
         Piece::Sql("UPDATE "),
         Piece::Sql(table),
         Piece::Sql(" SET "),
@@ -77,8 +90,7 @@ pub fn update(
         Piece::Int(value),
         Piece::Sql(" WHERE "),
         Piece::Fragment(condition),
-    ])
-    .execute(conn)
+    ]);
 }
 
 /// `INSERT INTO table (columns) VALUES (values)`, kept prepared.
@@ -88,6 +100,19 @@ pub fn insert(
     row: &[(&'static str, Piece<'_>)],
 ) -> QueryResult<usize> {
     let mut pieces = Vec::with_capacity(4 * row.len() + 4);
+    push_insert(&mut pieces, table, row, None);
+    Kept(&pieces).execute(conn)
+}
+
+/// Appends [`insert`]'s statement to `pieces`; with `only_if`, the row is
+/// inserted only when that condition holds (`INSERT … SELECT values WHERE
+/// only_if`).
+pub fn push_insert<'a>(
+    pieces: &mut Vec<Piece<'a>>,
+    table: &'static str,
+    row: &[(&'static str, Piece<'a>)],
+    only_if: Option<&'static str>,
+) {
     pieces.extend([
         Piece::Sql("INSERT INTO "),
         Piece::Sql(table),
@@ -99,16 +124,48 @@ pub fn insert(
         }
         pieces.push(Piece::Sql(column));
     }
-    pieces.push(Piece::Sql(") VALUES ("));
+    pieces.push(Piece::Sql(match only_if {
+        None => ") VALUES (",
+        Some(_) => ") SELECT ",
+    }));
     for (i, (_, value)) in row.iter().enumerate() {
         if i > 0 {
             pieces.push(Piece::Sql(", "));
         }
         pieces.push(value.reborrow());
     }
-    pieces.push(Piece::Sql(")"));
-    Kept(&pieces).execute(conn)
+    match only_if {
+        None => pieces.push(Piece::Sql(")")),
+        Some(condition) => pieces.extend([Piece::Sql(" WHERE "), Piece::Sql(condition)]),
+    }
 }
+
+/// A [`Kept`] statement that answers one row of the SQL types `ST` (read
+/// with diesel's `get_result`).
+pub struct Returning<'a, ST>(pub Kept<'a>, std::marker::PhantomData<ST>);
+
+impl<'a, ST> Returning<'a, ST> {
+    pub fn new(pieces: &'a [Piece<'a>]) -> Self {
+        Returning(Kept(pieces), std::marker::PhantomData)
+    }
+}
+
+impl<ST> QueryFragment<MultiBackend> for Returning<'_, ST> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+}
+
+impl<ST> QueryId for Returning<'_, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<ST: diesel::sql_types::SqlType> diesel::query_builder::Query for Returning<'_, ST> {
+    type SqlType = ST;
+}
+
+impl<Conn, ST> RunQueryDsl<Conn> for Returning<'_, ST> {}
 
 impl<'a> Piece<'a> {
     fn reborrow(&self) -> Piece<'a> {

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 pub struct TestDb {
     dir: PathBuf,
     pub url: String,
+    /// For a PostgreSQL database: the server's URL and the database's name,
+    /// to drop it when the test ends.
+    postgres: Option<(String, String)>,
 }
 
 impl Default for TestDb {
@@ -22,7 +25,33 @@ impl TestDb {
         let dir = std::env::temp_dir().join(format!("keygate-test-{}", db::new_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("keygate.db").display());
-        TestDb { dir, url }
+        TestDb {
+            dir,
+            url,
+            postgres: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database on the server of
+    /// `KEYGATE_TEST_POSTGRES_URL`, or `None` when it is not set (the test's
+    /// PostgreSQL variant is then skipped, as the integration tests' are).
+    pub fn postgres() -> Option<TestDb> {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let Ok(server) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
+            eprintln!("KEYGATE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+            return None;
+        };
+        let name = format!("keygate_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&server).expect("postgres");
+        (admin.batch_execute(&format!("CREATE DATABASE {name}"))).expect("create database");
+        let mut url = url::Url::parse(&server).expect("url");
+        url.set_path(&name);
+        Some(TestDb {
+            dir: std::env::temp_dir().join(format!("keygate-test-{}", db::new_id())),
+            url: url.to_string(),
+            postgres: Some((server, name)),
+        })
     }
 
     /// A pool over it (opening it runs the migrations).
@@ -39,5 +68,12 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((server, name)) = &self.postgres {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            if let Ok(mut admin) = diesel::PgConnection::establish(server) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"));
+            }
+        }
     }
 }

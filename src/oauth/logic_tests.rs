@@ -48,7 +48,15 @@ struct Node {
 
 impl Node {
     fn new() -> Node {
-        let db = crate::db::testkit::TestDb::new();
+        Node::on(crate::db::testkit::TestDb::new())
+    }
+
+    /// The same on a fresh PostgreSQL database, when the tests have one.
+    fn postgres() -> Option<Node> {
+        crate::db::testkit::TestDb::postgres().map(Node::on)
+    }
+
+    fn on(db: crate::db::testkit::TestDb) -> Node {
         let pool = db.pool();
         let config = Config::defaults(db.url.clone(), ISSUER.to_string());
         let stored = crate::credentials::Stored {

@@ -61,10 +61,7 @@ pub(super) fn issue_standing(
     prepared: Prepared,
 ) -> GrantResult {
     let prepared = bind(prepared, cx);
-    let outcome = redeem(conn, cx.writes, authorization.clone(), prepared, |_| {
-        Ok(true)
-    })
-    .map_err(plain)?;
+    let outcome = redeem(conn, cx.writes, authorization.clone(), prepared, None).map_err(plain)?;
     match outcome {
         Redeemed::Issued(p) => p.finish(cx.config, cx.keys).map_err(plain),
         Redeemed::Refused(e) => Err(plain(e)),

@@ -15,6 +15,7 @@ use crate::db::schema::{access_tokens, auth_codes, authorizations as authz, refr
 use crate::db::{self, DbConn};
 use crate::oauth::clients::Client;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 use serde::Serialize;
 
 mod authorization_code;
@@ -121,10 +122,17 @@ trait SingleUse: Sized {
     /// it never changes).
     fn find(conn: &mut DbConn, hash: &str) -> QueryResult<Option<(Self, Authorization)>>;
     fn state(&self) -> Spendable<'_>;
-    /// Inside the grant's transaction: marks it used if it still is unused,
-    /// and answers whether it was (a conditional UPDATE: of two concurrent
-    /// grants, one wins and the other sees a replay).
-    fn consume(conn: &mut DbConn, hash: &str) -> QueryResult<bool>;
+    /// How the grant spends the row of `hash`.
+    fn spending(hash: String) -> Spending;
+}
+
+/// How a grant spends a code or refresh token: a conditional UPDATE that
+/// marks its row used only while it is still unused, so that of two
+/// concurrent grants one wins and the other sees a replay.
+struct Spending {
+    table: &'static str,
+    /// Its row, still unspent.
+    unspent: Box<dyn QueryFragment<db::MultiBackend> + Send>,
 }
 
 /// `SingleUse` for the row type `$row` of the table `$table`; `$revoked`
@@ -155,10 +163,12 @@ macro_rules! single_use {
                 }
             }
 
-            fn consume(conn: &mut DbConn, hash: &str) -> QueryResult<bool> {
+            fn spending(hash: String) -> Spending {
                 let unspent = diesel::Table::primary_key(&$table::table).eq(hash)$(.and($unspent))+;
-                let n = db::kept::update(conn, stringify!($table), "used_at", db::now(), &unspent)?;
-                Ok(n == 1)
+                Spending {
+                    table: stringify!($table),
+                    unspent: Box::new(unspent),
+                }
             }
         }
     };
@@ -221,14 +231,14 @@ fn spend<R: SingleUse>(
     hash: &str,
     prepared: Prepared,
 ) -> GrantResult {
-    let owned_hash = hash.to_string();
     let prepared = bind(prepared, cx);
+    let spending = R::spending(hash.to_string());
     let outcome = redeem(
         conn,
         cx.writes,
         authorization.clone(),
         prepared,
-        move |conn| R::consume(conn, &owned_hash).map_err(OAuthError::from),
+        Some(spending),
     )
     .map_err(plain)?;
     match outcome {
@@ -426,46 +436,55 @@ fn prepare(
 }
 
 impl Prepared {
-    /// Inside the transaction: the refresh token's and the access token's rows.
-    fn store(&self, conn: &mut DbConn, authorization_id: &str) -> Result<(), OAuthError> {
+    /// The rows to store: the refresh token's (if any) and the access token's.
+    #[allow(clippy::type_complexity)]
+    fn rows<'a>(
+        &'a self,
+        authorization_id: &'a str,
+    ) -> (
+        Option<[(&'static str, db::Piece<'a>); 7]>,
+        [(&'static str, db::Piece<'a>); 5],
+    ) {
         use db::Piece::{Int, OptText, Text};
         use diesel::Column;
         let now = self.claims.iat;
-        if let Some(refresh) = &self.refresh {
-            db::kept::insert(
-                conn,
-                "refresh_tokens",
-                &[
-                    (refresh_tokens::token_hash::NAME, Text(&refresh.hash)),
-                    (
-                        refresh_tokens::authorization_id::NAME,
-                        Text(authorization_id),
-                    ),
-                    (
-                        refresh_tokens::client_id::NAME,
-                        Text(&self.claims.client_id),
-                    ),
-                    (refresh_tokens::scopes::NAME, Text(&refresh.scopes)),
-                    (refresh_tokens::created_at::NAME, Int(now)),
-                    (refresh_tokens::expires_at::NAME, Int(refresh.expires_at)),
-                    (refresh_tokens::jkt::NAME, OptText(refresh.jkt.as_deref())),
-                ],
-            )?;
-        }
-        db::kept::insert(
-            conn,
-            "access_tokens",
-            &[
-                (access_tokens::jti::NAME, Text(&self.claims.jti)),
+        let refresh = self.refresh.as_ref().map(|refresh| {
+            [
+                (refresh_tokens::token_hash::NAME, Text(&refresh.hash)),
                 (
-                    access_tokens::authorization_id::NAME,
+                    refresh_tokens::authorization_id::NAME,
                     Text(authorization_id),
                 ),
-                (access_tokens::client_id::NAME, Text(&self.claims.client_id)),
-                (access_tokens::created_at::NAME, Int(now)),
-                (access_tokens::expires_at::NAME, Int(self.claims.exp)),
-            ],
-        )?;
+                (
+                    refresh_tokens::client_id::NAME,
+                    Text(&self.claims.client_id),
+                ),
+                (refresh_tokens::scopes::NAME, Text(&refresh.scopes)),
+                (refresh_tokens::created_at::NAME, Int(now)),
+                (refresh_tokens::expires_at::NAME, Int(refresh.expires_at)),
+                (refresh_tokens::jkt::NAME, OptText(refresh.jkt.as_deref())),
+            ]
+        });
+        let access = [
+            (access_tokens::jti::NAME, Text(&self.claims.jti)),
+            (
+                access_tokens::authorization_id::NAME,
+                Text(authorization_id),
+            ),
+            (access_tokens::client_id::NAME, Text(&self.claims.client_id)),
+            (access_tokens::created_at::NAME, Int(now)),
+            (access_tokens::expires_at::NAME, Int(self.claims.exp)),
+        ];
+        (refresh, access)
+    }
+
+    /// Inside the transaction: stores the refresh token's and the access token's rows.
+    fn store(&self, conn: &mut DbConn, authorization_id: &str) -> Result<(), OAuthError> {
+        let (refresh, access) = self.rows(authorization_id);
+        if let Some(refresh) = refresh {
+            db::kept::insert(conn, "refresh_tokens", &refresh)?;
+        }
+        db::kept::insert(conn, "access_tokens", &access)?;
         Ok(())
     }
 
@@ -487,83 +506,141 @@ impl Prepared {
     }
 }
 
-/// The write of a code exchange or refresh, in a transaction shared with
-/// the grants that arrive with it (`db::group`): checks the authorization and
-/// its approver, consumes the code or refresh token (`consume`, which answers
-/// whether it was still unused) and stores the new tokens' rows. It is
+/// The write of a grant: checks the authorization and its approver, spends
+/// the code or refresh token if the grant spends one (answering a replay
+/// when it was no longer unspent) and stores the new tokens' rows. It is
 /// answered only once committed; the JWT is signed after that, so the write
-/// lock is held for database work only.
-fn redeem<C>(
+/// lock is held for database work only. On SQLite it runs in a transaction
+/// shared with the grants that arrive with it (`db::group`); on PostgreSQL
+/// it is one statement ([`redeem_at_once`]).
+fn redeem(
     conn: &mut DbConn,
     writes: &db::group::Group,
     authorization: Authorization,
     prepared: Prepared,
-    consume: C,
-) -> Result<Redeemed, OAuthError>
-where
-    C: FnOnce(&mut DbConn) -> Result<bool, OAuthError> + Send + 'static,
-{
+    spending: Option<Spending>,
+) -> Result<Redeemed, OAuthError> {
+    if let DbConn::Postgresql(_) = conn {
+        return redeem_at_once(conn, &authorization, prepared, spending);
+    }
     writes.run(conn, move |conn| {
         // The authorization row first: a revocation locks it first too, so the
         // two never wait on each other in opposite orders.
-        match touch_active(conn, &authorization)? {
-            Active::Yes => {}
-            Active::Revoked => {
-                return Ok(Redeemed::Refused(OAuthError::invalid_grant(
-                    "the authorization has been revoked",
-                )))
-            }
-            Active::ApproverGone => return Ok(Redeemed::ApproverGone),
+        let touched = still_active(&authorization, |still| {
+            db::kept::update(conn, "authorizations", "last_used_at", db::now(), still)
+        })?;
+        if touched == 0 {
+            return why_inactive(conn, &authorization);
         }
-        if !consume(conn)? {
-            return Ok(Redeemed::Replayed);
+        if let Some(spending) = spending {
+            let spent = db::kept::update(
+                conn,
+                spending.table,
+                "used_at",
+                db::now(),
+                &*spending.unspent,
+            )?;
+            if spent == 0 {
+                return Ok(Redeemed::Replayed);
+            }
         }
         prepared.store(conn, &authorization.id)?;
         Ok(Redeemed::Issued(Box::new(prepared)))
     })
 }
 
-/// What [`touch_active`] found.
-enum Active {
-    Yes,
-    Revoked,
-    ApproverGone,
+/// PostgreSQL: [`redeem`]'s write as one statement, a data-modifying `WITH`
+/// whose parts run in the same order and each only if the one before
+/// matched (`a`: the authorization touched, `c`: the code or refresh token
+/// spent, then the new rows): one round trip instead of six (`BEGIN`, four
+/// writes, `COMMIT`), atomic as every statement, and kept prepared.
+fn redeem_at_once(
+    conn: &mut DbConn,
+    authorization: &Authorization,
+    prepared: Prepared,
+    spending: Option<Spending>,
+) -> Result<Redeemed, OAuthError> {
+    use db::Piece::{Fragment, Sql};
+    let now = db::now();
+    let (refresh, access) = prepared.rows(&authorization.id);
+    let (touched, spent) = still_active(authorization, |still| {
+        let guarded;
+        let spend;
+        let mut pieces = Vec::with_capacity(80);
+        pieces.push(Sql("WITH a AS ("));
+        db::kept::push_update(&mut pieces, "authorizations", "last_used_at", now, still);
+        pieces.push(Sql(" RETURNING 1), c AS ("));
+        match &spending {
+            Some(spending) => {
+                guarded = [
+                    Fragment(&*spending.unspent),
+                    Sql(" AND EXISTS (SELECT 1 FROM a)"),
+                ];
+                spend = db::Kept(&guarded);
+                db::kept::push_update(&mut pieces, spending.table, "used_at", now, &spend);
+                pieces.push(Sql(" RETURNING 1)"));
+            }
+            None => pieces.push(Sql("SELECT 1 FROM a)")),
+        }
+        const SPENT: Option<&str> = Some("EXISTS (SELECT 1 FROM c)");
+        if let Some(refresh) = &refresh {
+            pieces.push(Sql(", r AS ("));
+            db::kept::push_insert(&mut pieces, "refresh_tokens", refresh, SPENT);
+            pieces.push(Sql(")"));
+        }
+        pieces.push(Sql(", t AS ("));
+        db::kept::push_insert(&mut pieces, "access_tokens", &access, SPENT);
+        pieces.push(Sql(
+            ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM c)",
+        ));
+        db::kept::Returning::<(diesel::sql_types::BigInt, diesel::sql_types::BigInt)>::new(&pieces)
+            .get_result::<(i64, i64)>(conn)
+    })?;
+    if touched == 0 {
+        return why_inactive(conn, authorization);
+    }
+    if spent == 0 {
+        return Ok(Redeemed::Replayed);
+    }
+    Ok(Redeemed::Issued(Box::new(prepared)))
 }
 
-/// Inside a transaction: marks the authorization used if it is still active
-/// and the person who approved it still manages its workspace (one UPDATE
-/// carries both, see [`approver_still_manages`]); only when it does not
-/// match, a second read tells which of the two failed. The row lock the
-/// UPDATE takes orders the grant against a concurrent revocation, which locks
-/// the same row first.
-fn touch_active(conn: &mut DbConn, authorization: &Authorization) -> Result<Active, OAuthError> {
+/// `f` given the condition of the authorization still active with its
+/// approver still managing the workspace (see [`approver_still_manages`]):
+/// the grant's UPDATE of the authorization carries both, and the row lock it
+/// takes orders the grant against a concurrent revocation, which locks the
+/// same row first.
+fn still_active<T>(
+    authorization: &Authorization,
+    f: impl FnOnce(&dyn QueryFragment<db::MultiBackend>) -> T,
+) -> T {
     let active = authz::id
         .eq(&authorization.id)
         .and(authz::revoked_at.is_null());
     let manages = crate::accounts::manages(&authorization.workspace_id, &authorization.user_id);
     let approver = db::Kept(&manages);
-    let still = db::Kept(&[
+    f(&db::Kept(&[
         db::Piece::Fragment(&active),
         db::Piece::Sql(" AND "),
         db::Piece::Fragment(&approver),
-    ]);
-    let n = db::kept::update(conn, "authorizations", "last_used_at", db::now(), &still)?;
-    if n == 1 {
-        return Ok(Active::Yes);
-    }
+    ]))
+}
+
+/// When the authorization's UPDATE matched no row: a second read tells a
+/// revoked authorization from an approver who no longer manages the workspace.
+fn why_inactive(conn: &mut DbConn, authorization: &Authorization) -> Result<Redeemed, OAuthError> {
     let active = authz::table
         .find(&authorization.id)
         .filter(authz::revoked_at.is_null())
         .count()
         .get_result::<i64>(conn)?;
-    if active == 0 {
-        return Ok(Active::Revoked);
+    if active == 0 || approver_still_manages(conn, authorization)? {
+        // (The membership came back between the two reads: a refusal all the same.)
+        return Ok(Redeemed::Refused(OAuthError::invalid_grant(
+            "the authorization has been revoked",
+        )));
     }
-    match approver_still_manages(conn, authorization)? {
-        // The membership came back between the two reads: a refusal all the same.
-        true => Ok(Active::Revoked),
-        false => Ok(Active::ApproverGone),
-    }
+    Ok(Redeemed::ApproverGone)
 }
 
 enum Redeemed {
