@@ -91,21 +91,40 @@ impl Entry<'_> {
     /// change.
     pub fn record(&self, conn: &mut DbConn) -> Result<()> {
         super::outbox::record_for(conn, self)?;
-        diesel::insert_into(audit_events::table)
-            .values(&AuditEvent {
-                id: db::new_id(),
-                workspace_id: self.workspace_id.to_string(),
-                actor: self.actor.id.to_string(),
-                action: self.action.to_string(),
-                subject: self.subject.to_string(),
-                client_address: self.actor.client_address.map(str::to_string),
-                created_at: db::now(),
-                detail: self.detail.map(str::to_string),
-            })
-            .execute(conn)?;
+        // Kept prepared: every change writes one.
+        let id = db::new_id();
+        db::kept::insert(conn, TABLE, &self.row(&id, db::now()))?;
         Ok(())
     }
+
+    /// Whether its action has an outgoing event, which [`Entry::record`]
+    /// writes too (and [`Entry::row`] alone does not).
+    pub fn has_event(&self) -> bool {
+        super::outbox::event_of(self.action).is_some()
+    }
+
+    /// Its row in [`TABLE`], with this id and time: for a statement that
+    /// writes it together with the change it records, when it has no outgoing
+    /// event ([`Entry::has_event`]).
+    pub fn row<'a>(&'a self, id: &'a str, now: i64) -> [(&'static str, db::Piece<'a>); 8] {
+        use audit_events as a;
+        use db::Piece::{Int, OptText, Text};
+        use diesel::Column;
+        [
+            (a::id::NAME, Text(id)),
+            (a::workspace_id::NAME, Text(self.workspace_id)),
+            (a::actor::NAME, Text(self.actor.id)),
+            (a::action::NAME, Text(self.action)),
+            (a::subject::NAME, Text(self.subject)),
+            (a::client_address::NAME, OptText(self.actor.client_address)),
+            (a::created_at::NAME, Int(now)),
+            (a::detail::NAME, OptText(self.detail)),
+        ]
+    }
 }
+
+/// The security log's table.
+pub const TABLE: &str = "audit_events";
 
 /// Writes a row without a detail (see [`Entry`]).
 pub fn record(

@@ -21,7 +21,7 @@ pub fn install_names(source: &'static (dyn NameSource + Sync)) {
 
 /// The event type of a log action, what its subject is called in `data`,
 /// and how its name is found.
-fn event_of(action: &str) -> Option<(&'static str, &'static str, Option<Named>)> {
+pub(super) fn event_of(action: &str) -> Option<(&'static str, &'static str, Option<Named>)> {
     let key = Some(Named::ApiKey);
     let app = Some(Named::Authorization);
     let auth_key = Some(Named::MailboxAuthKey);

@@ -8,6 +8,7 @@ use super::revocation::{self, Event};
 use crate::accounts::audit::{Actor, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
+use diesel::RunQueryDsl;
 
 /// A change to make: who makes it, and how the security log names it.
 #[derive(Clone, Copy)]
@@ -81,9 +82,7 @@ impl<'a> Change<'a> {
         workspace_id: &str,
         detail: Option<&str>,
     ) -> Result<Vec<Event>> {
-        let events: Vec<Event> = (self.ends.iter().map(|event| event(self.id)))
-            .chain(self.events.iter().cloned())
-            .collect();
+        let events = self.all_events();
         revocation::record(conn, &events)?;
         Entry {
             workspace_id,
@@ -94,6 +93,83 @@ impl<'a> Change<'a> {
         }
         .record(conn)?;
         Ok(events)
+    }
+
+    /// The revocation events it writes.
+    fn all_events(&self) -> Vec<Event> {
+        (self.ends.iter().map(|event| event(self.id)))
+            .chain(self.events.iter().cloned())
+            .collect()
+    }
+
+    /// Makes the change by one conditional UPDATE (`update`) and, only if it
+    /// changed a row, [records](Change::record) it: `None` when it changed
+    /// none (nothing is recorded). On SQLite, call it inside a write
+    /// transaction; on PostgreSQL it needs none: the UPDATE, the events and
+    /// the log row are one statement (a data-modifying `WITH` whose inserts
+    /// run only if the UPDATE matched), or, when the log row has an outgoing
+    /// event to write or the change more than a few events, a transaction of
+    /// its own.
+    pub fn record_update(
+        &self,
+        conn: &mut DbConn,
+        update: db::kept::Update<'_>,
+        workspace_id: &str,
+        detail: Option<&str>,
+    ) -> Result<Option<Vec<Event>>> {
+        /// The names of the event inserts in the statement: as many events at most.
+        const EVENTS: [&str; 4] = [", e0 AS (", ", e1 AS (", ", e2 AS (", ", e3 AS ("];
+        const CHANGED: Option<&str> = Some("EXISTS (SELECT 1 FROM u)");
+        let entry = Entry {
+            workspace_id,
+            actor: self.actor,
+            action: self.action,
+            subject: self.id,
+            detail,
+        };
+        let events = self.all_events();
+        match conn {
+            DbConn::Postgresql(_) if !entry.has_event() && events.len() <= EVENTS.len() => {
+                use db::Piece::Sql;
+                let now_ms = db::now_ms();
+                let rows: Vec<_> = events.iter().map(|e| revocation::row(e, now_ms)).collect();
+                let id = db::new_id();
+                let logged = entry.row(&id, db::now());
+                let mut pieces = Vec::with_capacity(32 + 12 * rows.len());
+                pieces.push(Sql("WITH u AS ("));
+                update.push(&mut pieces);
+                pieces.push(Sql(" RETURNING 1)"));
+                for (name, row) in EVENTS.iter().zip(&rows) {
+                    pieces.push(Sql(name));
+                    db::kept::push_insert(&mut pieces, revocation::TABLE, row, CHANGED);
+                    pieces.push(Sql(")"));
+                }
+                pieces.push(Sql(", l AS ("));
+                db::kept::push_insert(&mut pieces, crate::accounts::audit::TABLE, &logged, CHANGED);
+                pieces.push(Sql(") SELECT count(*) FROM u"));
+                let changed = db::kept::Returning::<diesel::sql_types::BigInt>::new(&pieces)
+                    .get_result::<i64>(conn)?;
+                Ok((changed > 0).then_some(events))
+            }
+            DbConn::Postgresql(_) => db::write_tx(conn, |conn| {
+                self.update_and_record(conn, update, workspace_id, detail)
+            }),
+            DbConn::Sqlite(_) => self.update_and_record(conn, update, workspace_id, detail),
+        }
+    }
+
+    /// [`Change::record_update`] as separate statements, in the caller's transaction.
+    fn update_and_record(
+        &self,
+        conn: &mut DbConn,
+        update: db::kept::Update<'_>,
+        workspace_id: &str,
+        detail: Option<&str>,
+    ) -> Result<Option<Vec<Event>>> {
+        if update.run(conn)? == 0 {
+            return Ok(None);
+        }
+        self.record(conn, workspace_id, detail).map(Some)
     }
 
     /// Makes the change with `make` in a write transaction and

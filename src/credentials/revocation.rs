@@ -106,13 +106,20 @@ impl Event {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = revocation_events)]
-struct NewEvent<'a> {
-    kind: &'a str,
-    subject: &'a str,
-    expires_at: i64,
-    created_at_ms: i64,
+/// The table of the events.
+pub const TABLE: &str = "revocation_events";
+
+/// An event's row in [`TABLE`] (`txid` is the column's default): for a
+/// statement that writes it together with the change that makes it.
+pub fn row(e: &Event, created_at_ms: i64) -> [(&'static str, db::Piece<'_>); 4] {
+    use db::Piece::{Int, Text};
+    use diesel::Column;
+    [
+        (revocation_events::kind::NAME, Text(e.kind.as_str())),
+        (revocation_events::subject::NAME, Text(&e.subject)),
+        (revocation_events::expires_at::NAME, Int(e.expires_at)),
+        (revocation_events::created_at_ms::NAME, Int(created_at_ms)),
+    ]
 }
 
 /// Writes events; call inside the transaction that made the change, so that the
@@ -122,16 +129,10 @@ pub fn record(conn: &mut DbConn, events: &[Event]) -> Result<()> {
         return Ok(());
     }
     let now_ms = db::now_ms();
-    // One row per statement: batch inserts do not go through a MultiConnection.
+    // One row per statement, kept prepared: batch inserts do not go through
+    // a MultiConnection.
     for e in events {
-        diesel::insert_into(revocation_events::table)
-            .values(NewEvent {
-                kind: e.kind.as_str(),
-                subject: &e.subject,
-                expires_at: e.expires_at,
-                created_at_ms: now_ms,
-            })
-            .execute(conn)?;
+        db::kept::insert(conn, TABLE, &row(e, now_ms))?;
     }
     Ok(())
 }

@@ -101,6 +101,23 @@ impl Group {
         }
     }
 
+    /// [`run`](Group::run) for work that is atomic on its own on PostgreSQL
+    /// (one statement, or a transaction it opens itself when it needs one): it
+    /// runs there without a `BEGIN` and `COMMIT` around it (two round trips
+    /// fewer); on SQLite it shares a transaction with the writes waiting, as
+    /// any other.
+    pub fn run_one<T, E, F>(&self, conn: &mut DbConn, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+    {
+        match conn {
+            DbConn::Sqlite(_) => self.run(conn, f),
+            _ => f(conn),
+        }
+    }
+
     /// Queues `work`, waits to be answered or to lead, and answers how its
     /// batch ended.
     fn submit(&self, conn: &mut DbConn, work: Work) -> Result<(), String> {

@@ -73,6 +73,27 @@ pub fn update(
     Kept(&pieces).execute(conn)
 }
 
+/// An [`update`] to run, or to nest in a larger statement.
+#[derive(Clone, Copy)]
+pub struct Update<'a> {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub value: i64,
+    pub condition: &'a dyn QueryFragment<MultiBackend>,
+}
+
+impl<'a> Update<'a> {
+    /// Runs it; how many rows it changed.
+    pub fn run(self, conn: &mut super::DbConn) -> QueryResult<usize> {
+        update(conn, self.table, self.column, self.value, self.condition)
+    }
+
+    /// Appends it to `pieces`.
+    pub fn push(self, pieces: &mut Vec<Piece<'a>>) {
+        push_update(pieces, self.table, self.column, self.value, self.condition)
+    }
+}
+
 /// Appends [`update`]'s statement to `pieces` (to nest it in a larger one).
 pub fn push_update<'a>(
     pieces: &mut Vec<Piece<'a>>,

@@ -27,6 +27,43 @@ pub struct Authorization {
 }
 
 impl Authorization {
+    /// Inside the approval's transaction: records a new, active authorization
+    /// of `client_id` for the workspace, approved by `user_id` (kept
+    /// prepared: the flow writes one per approval).
+    pub fn record(
+        conn: &mut DbConn,
+        client_id: &str,
+        (workspace_id, user_id): (&str, &str),
+        scopes: &str,
+        resource: Option<String>,
+    ) -> QueryResult<Authorization> {
+        use authorizations as a;
+        use db::Piece::{Int, OptText, Text};
+        use diesel::Column;
+        let (id, now) = (db::new_id(), db::now());
+        let row = [
+            (a::id::NAME, Text(&id)),
+            (a::client_id::NAME, Text(client_id)),
+            (a::workspace_id::NAME, Text(workspace_id)),
+            (a::user_id::NAME, Text(user_id)),
+            (a::scopes::NAME, Text(scopes)),
+            (a::created_at::NAME, Int(now)),
+            (a::resource::NAME, OptText(resource.as_deref())),
+        ];
+        db::kept::insert(conn, "authorizations", &row)?;
+        Ok(Authorization {
+            id,
+            client_id: client_id.to_string(),
+            workspace_id: workspace_id.to_string(),
+            user_id: user_id.to_string(),
+            scopes: scopes.to_string(),
+            created_at: now,
+            revoked_at: None,
+            last_used_at: None,
+            resource,
+        })
+    }
+
     pub fn status(&self) -> &'static str {
         if self.revoked_at.is_some() {
             "revoked"

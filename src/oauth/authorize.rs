@@ -9,7 +9,7 @@ use crate::credentials::change::Change;
 use crate::credentials::scopes;
 use crate::crypto;
 use crate::db::group::Group;
-use crate::db::schema::{auth_codes, authorizations, consent_requests};
+use crate::db::schema::{auth_codes, consent_requests};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use crate::oauth::clients::{self, Client};
@@ -237,10 +237,27 @@ pub fn hold(
             .and_then(|d| serde_json::to_string(d).ok()),
         resource: req.resource.as_ref().map(|r| r.identifier.clone()),
     };
-    writes.run(conn, move |conn| {
-        diesel::insert_into(consent_requests::table)
-            .values(&row)
-            .execute(conn)?;
+    writes.run_one(conn, move |conn| {
+        use consent_requests as c;
+        use db::Piece::{Int, OptText, Text};
+        use diesel::Column;
+        let values = [
+            (c::id_hash::NAME, Text(&row.id_hash)),
+            (c::session_hash::NAME, Text(&row.session_hash)),
+            (c::client_id::NAME, Text(&row.client_id)),
+            (c::redirect_uri::NAME, Text(&row.redirect_uri)),
+            (c::scopes::NAME, Text(&row.scopes)),
+            (c::state::NAME, OptText(row.state.as_deref())),
+            (c::code_challenge::NAME, Text(&row.code_challenge)),
+            (c::created_at::NAME, Int(row.created_at)),
+            (c::expires_at::NAME, Int(row.expires_at)),
+            (
+                c::client_document::NAME,
+                OptText(row.client_document.as_deref()),
+            ),
+            (c::resource::NAME, OptText(row.resource.as_deref())),
+        ];
+        db::kept::insert(conn, "consent_requests", &values)?;
         Ok::<_, Error>(())
     })?;
     Ok(id)
@@ -302,20 +319,13 @@ fn record_approval(
         }
     }
     let now = db::now();
-    let authorization = Authorization {
-        id: db::new_id(),
-        client_id: held.client_id.clone(),
-        workspace_id: workspace_id.to_string(),
-        user_id: user_id.to_string(),
-        scopes: held.scopes.clone(),
-        created_at: now,
-        revoked_at: None,
-        last_used_at: None,
-        resource: held.resource.clone(),
-    };
-    diesel::insert_into(authorizations::table)
-        .values(&authorization)
-        .execute(conn)?;
+    let authorization = Authorization::record(
+        conn,
+        &held.client_id,
+        (workspace_id, user_id),
+        &held.scopes,
+        held.resource.clone(),
+    )?;
     let code = crypto::random_token(32);
     diesel::insert_into(auth_codes::table)
         .values((

@@ -784,3 +784,63 @@ fn deleting_a_resource_ends_its_authorizations_and_credentials() {
     let again = n.register(API);
     assert!(!n.introspect_as(&again, &t.access_token).active);
 }
+
+/// A client revoking its access token: the token stops, its revocation event
+/// and its log row are written once, and a foreign or repeated revocation
+/// writes nothing; on both engines (PostgreSQL writes it as one statement).
+fn revoking_an_access_token_writes_its_event_and_row_once(n: Node) {
+    let (access, _, id) = n.tokens(&n.owner);
+    let events = || {
+        crate::credentials::revocation::read(&mut n.conn(), Default::default())
+            .expect("the feed")
+            .events
+            .len()
+    };
+    let before = events();
+    let revoke_as = |c: &NewClient, conn: &mut db::DbConn| {
+        let mut all = vec![("token", access.as_str())];
+        all.extend(Node::auth(c));
+        revoke::request(&n.issuer(), conn, None, &form(&all))
+    };
+    revoke_as(&n.other, &mut n.conn()).expect("a foreign token is no error");
+    assert!(n.stored(&access).is_some());
+    assert_eq!(events(), before);
+
+    let mut conn = n.conn();
+    let run = statements::run(&mut conn, |conn| {
+        revoke_as(&n.client, conn).expect("revoked")
+    });
+    if n._db.url.starts_with("postgres") {
+        // The client's lookup aside, the revocation is one statement.
+        let writes: Vec<_> = run.iter().filter(|s| !s.starts_with("SELECT")).collect();
+        assert_eq!(writes.len(), 1, "{run:#?}");
+        assert!(
+            writes[0].starts_with("WITH u AS (UPDATE access_tokens"),
+            "{run:#?}"
+        );
+    }
+    drop(conn);
+    assert!(n.stored(&access).is_none(), "revoked");
+    assert!(!n.cached_valid(&access), "revoked in this node's cache");
+    assert_eq!(events(), before + 1);
+    let log = n.log("access_token.revoked_by_client");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].actor, n.client.client.id);
+    assert!(n.revoked_at(&id).is_none(), "the authorization lives on");
+
+    revoke_as(&n.client, &mut n.conn()).expect("revoked again");
+    assert_eq!(events(), before + 1);
+    assert_eq!(n.log("access_token.revoked_by_client").len(), 1);
+}
+
+#[test]
+fn revoking_an_access_token_on_sqlite() {
+    revoking_an_access_token_writes_its_event_and_row_once(Node::new());
+}
+
+#[test]
+fn revoking_an_access_token_on_postgresql() {
+    if let Some(n) = Node::postgres() {
+        revoking_an_access_token_writes_its_event_and_row_once(n);
+    }
+}

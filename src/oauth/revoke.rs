@@ -85,23 +85,26 @@ fn revoke_access(
         return Ok(Vec::new());
     }
     let client_id = client.id.clone();
-    issuer.writes.run(conn, move |conn| {
+    issuer.writes.run_one(conn, move |conn| {
         let live = access_tokens::jti
             .eq(&claims.jti)
             .and(access_tokens::client_id.eq(&client_id))
             .and(access_tokens::revoked_at.is_null());
-        let n = db::kept::update(conn, "access_tokens", "revoked_at", db::now(), &live)?;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
+        let update = db::kept::Update {
+            table: "access_tokens",
+            column: "revoked_at",
+            value: db::now(),
+            condition: &live,
+        };
         let by = crate::accounts::audit::Actor {
             id: &client_id,
             client_address: None,
         };
         let ended = [Event::access_token(&claims.jti, claims.exp)];
-        Change::new(&claims.jti, "access_token.revoked_by_client", by)
-            .with_events(&ended)
-            .record(conn, &claims.workspace_id, None)
+        let change = Change::new(&claims.jti, "access_token.revoked_by_client", by);
+        let made =
+            (change.with_events(&ended)).record_update(conn, update, &claims.workspace_id, None)?;
+        Ok(made.unwrap_or_default())
     })
 }
 

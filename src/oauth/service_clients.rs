@@ -103,21 +103,14 @@ pub fn create(
             deleted_at: None,
         };
         super::clients::insert_in_tx(conn, &client)?;
-        let authorization = Authorization {
-            id: db::new_id(),
-            client_id: client.id.clone(),
-            workspace_id: new.workspace_id.to_string(),
-            user_id: approver,
-            scopes: scope.clone(),
-            created_at: now,
-            revoked_at: None,
-            last_used_at: None,
-            // A service names its resource per token request (RFC 8707).
-            resource: None,
-        };
-        diesel::insert_into(authorizations::table)
-            .values(&authorization)
-            .execute(conn)?;
+        // A service names its resource per token request (RFC 8707).
+        let authorization = Authorization::record(
+            conn,
+            &client.id,
+            (new.workspace_id, &approver),
+            &scope,
+            None,
+        )?;
         Change::new(&authorization.id, "app.authorized", by).record(
             conn,
             new.workspace_id,

@@ -7,6 +7,13 @@ use diesel::connection::{Connection, InstrumentationEvent};
 use std::sync::{Arc, Mutex};
 
 /// The statements `f` runs on `conn`, in order (their SQL, without binds).
+pub(super) fn run(
+    conn: &mut crate::db::DbConn,
+    f: impl FnOnce(&mut crate::db::DbConn),
+) -> Vec<String> {
+    prepared(conn, f).0
+}
+
 fn statements(conn: &mut crate::db::DbConn, f: impl FnOnce(&mut crate::db::DbConn)) -> Vec<String> {
     prepared(conn, f).0
 }

@@ -228,21 +228,14 @@ fn authorize(
     cx: &Grant,
     (trusted, user_id, scope, resource): (&TrustedIssuer, &str, &str, Option<String>),
 ) -> crate::error::Result<Authorization> {
-    let authorization = Authorization {
-        id: db::new_id(),
-        client_id: cx.client.id.clone(),
-        workspace_id: trusted.workspace_id.clone(),
-        user_id: user_id.to_string(),
-        scopes: scope.to_string(),
-        created_at: db::now(),
-        revoked_at: None,
-        last_used_at: None,
-        resource,
-    };
     db::write_tx(conn, |conn| {
-        diesel::insert_into(authz::table)
-            .values(&authorization)
-            .execute(conn)?;
+        let authorization = Authorization::record(
+            conn,
+            &cx.client.id,
+            (&trusted.workspace_id, user_id),
+            scope,
+            resource,
+        )?;
         let by = Actor {
             id: user_id,
             client_address: None,
