@@ -103,6 +103,15 @@ impl Entry<'_> {
         super::outbox::event_of(self.action).is_some()
     }
 
+    /// Whether [`Entry::record`] would write an outgoing event: its action
+    /// has one and an endpoint wants it.
+    pub fn writes_event(&self, conn: &mut DbConn) -> Result<bool> {
+        match super::outbox::event_of(self.action) {
+            Some((event_type, ..)) => crate::events::wanted(conn, event_type),
+            None => Ok(false),
+        }
+    }
+
     /// Its row in [`TABLE`], with this id and time: for a statement that
     /// writes it together with the change it records, when it has no outgoing
     /// event ([`Entry::has_event`]).

@@ -409,6 +409,15 @@ pub fn manages<'a>(workspace: &'a str, user: &'a str) -> [crate::db::Piece<'a>; 
     ]
 }
 
+/// [`manages`], locking the person's membership row while the statement's
+/// transaction lasts (`FOR UPDATE`, PostgreSQL), as [`role_in_locked`] does:
+/// a removal of the person and a decision taken on this condition serialise.
+pub fn manages_locked<'a>(workspace: &'a str, user: &'a str) -> [crate::db::Piece<'a>; 9] {
+    let mut pieces = manages(workspace, user);
+    pieces[8] = crate::db::Piece::Sql(") FOR UPDATE)");
+    pieces
+}
+
 /// The person's role in a workspace, if any.
 pub fn role_in(conn: &mut DbConn, workspace_id: &str, user_id: &str) -> Result<Option<Role>> {
     Ok(membership(conn, workspace_id, user_id)?.and_then(|m| Role::parse(&m.role).ok()))

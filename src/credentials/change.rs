@@ -84,6 +84,12 @@ impl<'a> Change<'a> {
     ) -> Result<Vec<Event>> {
         let events = self.all_events();
         revocation::record(conn, &events)?;
+        self.entry(workspace_id, detail).record(conn)?;
+        Ok(events)
+    }
+
+    /// Its row in `workspace_id`'s security log.
+    pub fn entry<'b>(&'b self, workspace_id: &'b str, detail: Option<&'b str>) -> Entry<'b> {
         Entry {
             workspace_id,
             actor: self.actor,
@@ -91,8 +97,11 @@ impl<'a> Change<'a> {
             subject: self.id,
             detail,
         }
-        .record(conn)?;
-        Ok(events)
+    }
+
+    /// Whether it writes no revocation event (only its log row).
+    pub fn ends_nothing(&self) -> bool {
+        self.ends.is_none() && self.events.is_empty()
     }
 
     /// The revocation events it writes.
@@ -120,13 +129,7 @@ impl<'a> Change<'a> {
         /// The names of the event inserts in the statement: as many events at most.
         const EVENTS: [&str; 4] = [", e0 AS (", ", e1 AS (", ", e2 AS (", ", e3 AS ("];
         const CHANGED: Option<&str> = Some("EXISTS (SELECT 1 FROM u)");
-        let entry = Entry {
-            workspace_id,
-            actor: self.actor,
-            action: self.action,
-            subject: self.id,
-            detail,
-        };
+        let entry = self.entry(workspace_id, detail);
         let events = self.all_events();
         match conn {
             DbConn::Postgresql(_) if !entry.has_event() && events.len() <= EVENTS.len() => {

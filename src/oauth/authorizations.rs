@@ -26,42 +26,52 @@ pub struct Authorization {
     pub resource: Option<String>,
 }
 
+/// The authorizations' table.
+pub const TABLE: &str = "authorizations";
+
 impl Authorization {
-    /// Inside the approval's transaction: records a new, active authorization
-    /// of `client_id` for the workspace, approved by `user_id` (kept
-    /// prepared: the flow writes one per approval).
-    pub fn record(
-        conn: &mut DbConn,
+    /// A new, active authorization of `client_id` for the workspace,
+    /// approved by `user_id`, to [record](Authorization::record).
+    pub fn new(
         client_id: &str,
         (workspace_id, user_id): (&str, &str),
         scopes: &str,
         resource: Option<String>,
-    ) -> QueryResult<Authorization> {
-        use authorizations as a;
-        use db::Piece::{Int, OptText, Text};
-        use diesel::Column;
-        let (id, now) = (db::new_id(), db::now());
-        let row = [
-            (a::id::NAME, Text(&id)),
-            (a::client_id::NAME, Text(client_id)),
-            (a::workspace_id::NAME, Text(workspace_id)),
-            (a::user_id::NAME, Text(user_id)),
-            (a::scopes::NAME, Text(scopes)),
-            (a::created_at::NAME, Int(now)),
-            (a::resource::NAME, OptText(resource.as_deref())),
-        ];
-        db::kept::insert(conn, "authorizations", &row)?;
-        Ok(Authorization {
-            id,
+    ) -> Authorization {
+        Authorization {
+            id: db::new_id(),
             client_id: client_id.to_string(),
             workspace_id: workspace_id.to_string(),
             user_id: user_id.to_string(),
             scopes: scopes.to_string(),
-            created_at: now,
+            created_at: db::now(),
             revoked_at: None,
             last_used_at: None,
             resource,
-        })
+        }
+    }
+
+    /// Inside the approval's transaction: writes a [new](Authorization::new)
+    /// authorization (kept prepared: the flow writes one per approval).
+    pub fn record(self, conn: &mut DbConn) -> QueryResult<Authorization> {
+        db::kept::insert(conn, TABLE, &self.row())?;
+        Ok(self)
+    }
+
+    /// Its row in [`TABLE`], as a new authorization (active, never used).
+    pub fn row(&self) -> [(&'static str, db::Piece<'_>); 7] {
+        use authorizations as a;
+        use db::Piece::{Int, OptText, Text};
+        use diesel::Column;
+        [
+            (a::id::NAME, Text(&self.id)),
+            (a::client_id::NAME, Text(&self.client_id)),
+            (a::workspace_id::NAME, Text(&self.workspace_id)),
+            (a::user_id::NAME, Text(&self.user_id)),
+            (a::scopes::NAME, Text(&self.scopes)),
+            (a::created_at::NAME, Int(self.created_at)),
+            (a::resource::NAME, OptText(self.resource.as_deref())),
+        ]
     }
 
     pub fn status(&self) -> &'static str {

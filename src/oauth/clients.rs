@@ -458,6 +458,17 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Client>> {
         .optional()?)
 }
 
+/// The condition "the client `id` exists and is not deleted" ([`find`]), for
+/// a statement to carry.
+pub fn live(id: &str) -> [db::Piece<'_>; 3] {
+    use db::Piece::{Sql, Text};
+    [
+        Sql("EXISTS (SELECT 1 FROM clients WHERE clients.id = "),
+        Text(id),
+        Sql(" AND clients.deleted_at IS NULL)"),
+    ]
+}
+
 /// A client, deleted or not.
 pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Client>> {
     Ok(clients::table

@@ -138,6 +138,20 @@ impl Node {
         user: &str,
         extra: &[(&str, &str)],
     ) -> Result<(String, String, String), Error> {
+        let (held_id, verifier) = self.hold(extra);
+        match self.answer(user, &held_id) {
+            authorize::Answered::Approved(_, approved) => {
+                Ok((approved.code, verifier, approved.authorization.id))
+            }
+            authorize::Answered::Refused(msg) => Err(Error::Forbidden(msg)),
+            _ => panic!("the held request was not there, once"),
+        }
+    }
+
+    /// The authorization endpoint's first steps for the confidential
+    /// client: validate the request and hold it for the session. Returns the
+    /// held request's id and the PKCE verifier.
+    fn hold(&self, extra: &[(&str, &str)]) -> (String, String) {
         let mut conn = self.conn();
         let verifier = format!("{}{}", db::new_id(), db::new_id());
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -156,25 +170,24 @@ impl Node {
         let req = authorize::validate(&mut conn, &self.config, &query).expect("a valid request");
         let held_id =
             authorize::hold(&mut conn, &self.writes, &self.config, "session-hash", &req).unwrap();
+        (held_id, verifier)
+    }
+
+    /// The held request answered: approved for the workspace as `user`.
+    fn answer(&self, user: &str, held_id: &str) -> authorize::Answered {
         let answer = authorize::Answer::Approve {
             workspace_id: &self.workspace,
         };
-        let answered = authorize::answer(
-            &mut conn,
+        authorize::answer(
+            &mut self.conn(),
             &self.writes,
             &self.config,
             "session-hash",
             user,
-            &held_id,
+            held_id,
             answer,
-        )?;
-        match answered {
-            authorize::Answered::Approved(_, approved) => {
-                Ok((approved.code, verifier, approved.authorization.id))
-            }
-            authorize::Answered::Refused(msg) => Err(Error::Forbidden(msg)),
-            _ => panic!("the held request was not there, once"),
-        }
+        )
+        .expect("answered")
     }
 
     /// `client_id` and `client_secret` of a client, as form parameters.
@@ -842,5 +855,108 @@ fn revoking_an_access_token_on_sqlite() {
 fn revoking_an_access_token_on_postgresql() {
     if let Some(n) = Node::postgres() {
         revoking_an_access_token_writes_its_event_and_row_once(n);
+    }
+}
+
+/// Answering a held request on both engines (PostgreSQL writes an approval
+/// as one statement): each refusal names its reason, spends the request and
+/// writes nothing else; an approval is answered once.
+fn answering_a_held_request(mut n: Node) {
+    use authorize::Answered;
+    let refused = |a: Answered| match a {
+        Answered::Refused(msg) => msg,
+        Answered::Expired => panic!("not refused: expired"),
+        Answered::Denied(_) => panic!("not refused: denied"),
+        Answered::Approved(..) => panic!("not refused: approved"),
+    };
+    let expired = |a: Answered| assert!(matches!(a, Answered::Expired), "not expired");
+    // A plain member may not approve.
+    let member = n.person("member@example.test", Role::Member);
+    let (held, _) = n.hold(&[]);
+    assert!(refused(n.answer(&member, &held)).contains("only owners and admins"));
+    expired(n.answer(&n.owner, &held));
+    // An API deleted while the person decided.
+    let api = n.register(API);
+    let (held, _) = n.hold(&[("resource", API)]);
+    let revoke = authorizations::revoke_for_resource;
+    crate::resources::delete(
+        &mut n.conn(),
+        &n.credentials.cache,
+        &api.resource.id,
+        revoke,
+    )
+    .expect("deleted");
+    n.resources.forget();
+    assert!(refused(n.answer(&n.owner, &held)).contains("The API this application asked for"));
+    expired(n.answer(&n.owner, &held));
+    assert!(n.log("app.authorized").is_empty(), "nothing authorized");
+    // Approved: once, logged once, and the code works.
+    let (held, verifier) = n.hold(&[]);
+    let mut conn = n.conn();
+    let run = statements::run(&mut conn, |conn| {
+        let answer = authorize::Answer::Approve {
+            workspace_id: &n.workspace,
+        };
+        let answered = authorize::answer(
+            conn,
+            &n.writes,
+            &n.config,
+            "session-hash",
+            &n.owner,
+            &held,
+            answer,
+        );
+        let Ok(Answered::Approved(_, approved)) = answered else {
+            panic!("not approved");
+        };
+        assert!(
+            n.exchange(&approved.code, &verifier).is_ok(),
+            "the code works"
+        );
+    });
+    drop(conn);
+    if n._db.url.starts_with("postgres") {
+        // The held request's read, whether a webhook endpoint wants the
+        // event, then the approval: one statement.
+        let approval: Vec<_> = run
+            .iter()
+            .filter(|s| s.starts_with("WITH d AS (DELETE"))
+            .collect();
+        assert_eq!(approval.len(), 1, "{run:#?}");
+        assert!(!run.iter().any(|s| s == "BEGIN"), "{run:#?}");
+    }
+    expired(n.answer(&n.owner, &held));
+    assert_eq!(n.log("app.authorized").len(), 1);
+    // The application deleted while the person decided: its held requests
+    // go with it.
+    let (held, _) = n.hold(&[]);
+    let client = n.client.client.id.clone();
+    clients::delete(
+        &mut n.conn(),
+        &n.clients,
+        &n.credentials.cache,
+        &client,
+        "cli",
+        None,
+    )
+    .expect("deleted");
+    expired(n.answer(&n.owner, &held));
+    // A request answered after it expired.
+    n.config.consent_ttl = -1;
+    n.client = clients::create(&mut n.conn(), "Acme CRM 2", &[REDIRECT.into()], false).unwrap();
+    let (held, _) = n.hold(&[]);
+    expired(n.answer(&n.owner, &held));
+    assert_eq!(n.log("app.authorized").len(), 1);
+}
+
+#[test]
+fn answering_a_held_request_on_sqlite() {
+    answering_a_held_request(Node::new());
+}
+
+#[test]
+fn answering_a_held_request_on_postgresql() {
+    if let Some(n) = Node::postgres() {
+        answering_a_held_request(n);
     }
 }

@@ -104,13 +104,9 @@ pub fn create(
         };
         super::clients::insert_in_tx(conn, &client)?;
         // A service names its resource per token request (RFC 8707).
-        let authorization = Authorization::record(
-            conn,
-            &client.id,
-            (new.workspace_id, &approver),
-            &scope,
-            None,
-        )?;
+        let authorization =
+            Authorization::new(&client.id, (new.workspace_id, &approver), &scope, None)
+                .record(conn)?;
         Change::new(&authorization.id, "app.authorized", by).record(
             conn,
             new.workspace_id,

@@ -174,6 +174,18 @@ pub fn find_by_identifier(conn: &mut DbConn, identifier: &str) -> Result<Option<
     row.map(Resource::try_from).transpose()
 }
 
+/// The condition "a resource of this identifier is registered", for another
+/// area's statement to carry (see [`find_by_identifier`]); `key` is
+/// [`identifier::key`] of the identifier.
+pub fn registered(key: &str) -> [db::Piece<'_>; 3] {
+    use db::Piece::{Sql, Text};
+    [
+        Sql("EXISTS (SELECT 1 FROM resources WHERE resources.identifier_key = "),
+        Text(key),
+        Sql(")"),
+    ]
+}
+
 /// Ends the authorizations granted for a resource (by its identifier), inside
 /// the deleting transaction; returns their revocation events.
 pub type RevokeGranted = fn(&mut DbConn, &str) -> Result<Vec<Event>>;

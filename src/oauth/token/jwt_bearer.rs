@@ -229,13 +229,13 @@ fn authorize(
     (trusted, user_id, scope, resource): (&TrustedIssuer, &str, &str, Option<String>),
 ) -> crate::error::Result<Authorization> {
     db::write_tx(conn, |conn| {
-        let authorization = Authorization::record(
-            conn,
+        let authorization = Authorization::new(
             &cx.client.id,
             (&trusted.workspace_id, user_id),
             scope,
             resource,
-        )?;
+        )
+        .record(conn)?;
         let by = Actor {
             id: user_id,
             client_address: None,
