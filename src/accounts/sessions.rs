@@ -1,9 +1,9 @@
 //! People's sign-in sessions: a random id in an HttpOnly cookie, stored only as
 //! its SHA-256, with a CSRF token for the forms of that session.
 
-use crate::accounts::User;
+use crate::accounts::{self, User};
 use crate::crypto;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::sessions;
 use crate::db::{self, DbConn};
 use crate::error::Result;
 use diesel::prelude::*;
@@ -35,20 +35,23 @@ pub fn start(conn: &mut DbConn, user_id: &str, ttl: i64) -> Result<(String, Sess
     Ok((cookie, session))
 }
 
-/// The live session and its person for a cookie value: one read of both
-/// (every page of a signed-in person starts with it).
+/// The live session and its person for a cookie value.
 pub fn resolve(conn: &mut DbConn, cookie: &str) -> Result<Option<(Session, User)>> {
     let hash = crypto::sha256_hex(cookie);
-    let found: Option<(Session, User)> = sessions::table
+    let session: Option<Session> = sessions::table
         .find(&hash)
-        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
-        .filter(users::deleted_at.is_null())
-        .select((Session::as_select(), User::as_select()))
+        .select(Session::as_select())
         .first(conn)
         .optional()?;
+    let Some(session) = session.filter(|s| s.expires_at > db::now()) else {
+        return Ok(None);
+    };
     // A disabled person's sessions end when they are disabled; this check
     // holds even for one started a moment before.
-    Ok(found.filter(|(s, u)| s.expires_at > db::now() && u.may_sign_in()))
+    let user = accounts::find_user(conn, &session.user_id)
+        .ok()
+        .filter(User::may_sign_in);
+    Ok(user.map(|u| (session, u)))
 }
 
 pub fn end(conn: &mut DbConn, id_hash: &str) -> Result<()> {
