@@ -49,7 +49,7 @@ fn header_text<'r>(req: &'r HttpRequest, names: &[&str]) -> Option<&'r str> {
 }
 
 /// `?resource=`, once; a repeated one names no resource.
-fn resource_param(req: &HttpRequest) -> Result<Option<String>, V1Error> {
+fn resource_param(req: &HttpRequest) -> Result<Option<std::borrow::Cow<'_, str>>, V1Error> {
     let mut found = None;
     for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         if k == "resource" {
@@ -58,7 +58,7 @@ fn resource_param(req: &HttpRequest) -> Result<Option<String>, V1Error> {
                     "The resource parameter must not be repeated.".into(),
                 ));
             }
-            found = Some(v.into_owned());
+            found = Some(v);
         }
     }
     Ok(found)
@@ -96,25 +96,30 @@ async fn check(svc: Svc, req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// The identity headers of an allowed request (names given once, not parsed
+/// at each response).
+const WORKSPACE_ID: header::HeaderName = header::HeaderName::from_static("x-keygate-workspace-id");
+const SCOPES: header::HeaderName = header::HeaderName::from_static("x-keygate-scopes");
+const CREDENTIAL: header::HeaderName = header::HeaderName::from_static("x-keygate-credential");
+const CLIENT_ID: header::HeaderName = header::HeaderName::from_static("x-keygate-client-id");
+const SUBJECT: header::HeaderName = header::HeaderName::from_static("x-keygate-subject");
+
 /// `200`, empty, with who the caller is for the upstream.
 fn allow(allowed: &Allowed) -> HttpResponse {
     let p = &allowed.principal;
     let mut b = HttpResponse::Ok();
     b.insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Keygate-Workspace-Id", p.workspace_id()));
+        .insert_header((WORKSPACE_ID, p.workspace_id()));
     match p {
         Principal::ApiKey(k) => {
-            b.insert_header(("X-Keygate-Scopes", k.scopes.join(" ")))
-                .insert_header(("X-Keygate-Credential", format!("api_key:{}", k.id)));
+            b.insert_header((SCOPES, k.scopes.join(" ")))
+                .insert_header((CREDENTIAL, format!("api_key:{}", k.id)));
         }
         Principal::AccessToken(t) => {
-            b.insert_header(("X-Keygate-Scopes", t.scopes.join(" ")))
-                .insert_header((
-                    "X-Keygate-Credential",
-                    format!("authorization:{}", t.authorization_id),
-                ))
-                .insert_header(("X-Keygate-Client-Id", t.client_id.as_str()))
-                .insert_header(("X-Keygate-Subject", t.sub.as_str()));
+            b.insert_header((SCOPES, t.scopes.join(" ")))
+                .insert_header((CREDENTIAL, format!("authorization:{}", t.authorization_id)))
+                .insert_header((CLIENT_ID, t.client_id.as_str()))
+                .insert_header((SUBJECT, t.sub.as_str()));
         }
     }
     b.finish()

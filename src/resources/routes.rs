@@ -56,7 +56,7 @@ impl Route {
             ));
         }
         let path = match normalise(path) {
-            Ok(p) if !path.contains(['?', '#']) => prefix_form(p),
+            Ok(p) if !path.contains(['?', '#']) => prefix_form(p.into_owned()),
             _ => {
                 return Err(format!(
                     "route {spec:?}: the path must start with / and hold no query, fragment, space or broken %-escape"
@@ -146,6 +146,7 @@ pub fn route_for<'r>(
     raw: &str,
 ) -> Result<Option<&'r Route>, BadPath> {
     let path = normalise(raw)?;
+    let path = path.as_ref();
     Ok(routes
         .iter()
         .filter(|r| r.matches(method, &path))
@@ -154,8 +155,9 @@ pub fn route_for<'r>(
 
 /// RFC 3986 §6.2.2 on an origin-form request target: the query and fragment
 /// dropped, escapes of unreserved characters decoded and the others in upper
-/// case, dot segments removed.
-pub fn normalise(raw: &str) -> Result<String, BadPath> {
+/// case, dot segments removed. A path with no escape and no dot segment is
+/// its own normal form, borrowed.
+pub fn normalise(raw: &str) -> Result<std::borrow::Cow<'_, str>, BadPath> {
     let path = raw.split(['?', '#']).next().unwrap_or("");
     if !path.starts_with('/')
         || path.len() > MAX_PATH
@@ -163,7 +165,10 @@ pub fn normalise(raw: &str) -> Result<String, BadPath> {
     {
         return Err(BadPath::NotAPath);
     }
-    Ok(remove_dot_segments(&decode_unreserved(path)?))
+    if !path.contains('%') && !path.split('/').any(|s| s == "." || s == "..") {
+        return Ok(path.into());
+    }
+    Ok(remove_dot_segments(&decode_unreserved(path)?).into())
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -357,6 +362,18 @@ mod tests {
                 prop_assert_eq!(normalise(&once).unwrap(), once.clone());
                 prop_assert!(once.starts_with('/'));
                 prop_assert!(!once.split('/').any(|s| s == "." || s == ".."));
+            }
+        }
+
+        #[test]
+        fn the_borrowed_fast_path_reads_as_the_full_normalisation(
+            segs in proptest::collection::vec("[a-zA-Z0-9.~%_-]{0,4}", 0..6),
+        ) {
+            let uri = format!("/{}", segs.join("/"));
+            let full = decode_unreserved(&uri).map(|p| remove_dot_segments(&p));
+            match normalise(&uri) {
+                Ok(path) => prop_assert_eq!(path.into_owned(), full.expect("the same reading")),
+                Err(_) => prop_assert!(full.is_err()),
             }
         }
     }
