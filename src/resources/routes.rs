@@ -149,7 +149,7 @@ pub fn route_for<'r>(
     let path = path.as_ref();
     Ok(routes
         .iter()
-        .filter(|r| r.matches(method, &path))
+        .filter(|r| r.matches(method, path))
         .max_by_key(|r| (r.path.len(), r.method != "*")))
 }
 
