@@ -25,6 +25,24 @@ pub enum DbConn {
 }
 
 pub use kept::{Kept, Piece};
+
+/// Runs `$body` with `$c` bound to the engine's own connection, compiled
+/// once for each engine. A statement run through [`DbConn`] (diesel's
+/// multi-connection) writes its SQL text afresh at each run, twice or
+/// more (to check it may be cached, then with its binds), even when the
+/// statement is prepared already; run on the engine's connection, a
+/// statement diesel keeps by its type is found by that type alone. For the
+/// lookups on the hot path of a request.
+#[macro_export]
+macro_rules! on_engine {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgresql($c) => $body,
+        }
+    };
+}
+pub use on_engine;
 pub use pool::{Health, Pool, PoolError, Pooled, PooledConn};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -144,12 +144,12 @@ macro_rules! single_use {
             const SPENT: Spent = $spent;
 
             fn find(conn: &mut DbConn, hash: &str) -> QueryResult<Option<(Self, Authorization)>> {
-                $table::table
+                db::on_engine!(conn, |c| $table::table
                     .find(hash)
                     .inner_join(authz::table.on(authz::id.eq($table::authorization_id)))
                     .select(($row::as_select(), Authorization::as_select()))
-                    .first(conn)
-                    .optional()
+                    .first(c)
+                    .optional())
             }
 
             fn state(&self) -> Spendable<'_> {
