@@ -150,8 +150,8 @@ impl<'a> Change<'a> {
                 pieces.push(Sql(", l AS ("));
                 db::kept::push_insert(&mut pieces, crate::accounts::audit::TABLE, &logged, CHANGED);
                 pieces.push(Sql(") SELECT count(*) FROM u"));
-                let changed = db::kept::Returning::<diesel::sql_types::BigInt>::new(&pieces)
-                    .get_result::<i64>(conn)?;
+                let statement = db::kept::Returning::<diesel::sql_types::BigInt>::new(&pieces);
+                let changed = db::on_engine!(conn, |c| statement.get_result::<i64>(c))?;
                 Ok((changed > 0).then_some(events))
             }
             DbConn::Postgresql(_) => db::write_tx(conn, |conn| {

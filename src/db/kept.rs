@@ -13,10 +13,25 @@
 //! statement not kept, as before.
 
 use super::MultiBackend;
+use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sqlite::Sqlite;
 use diesel::RunQueryDsl;
+
+/// A fragment every engine can write: diesel's expressions are, and so is
+/// a [`Kept`] statement. A statement run on the engine's own connection (see
+/// [`crate::db::on_engine`]) writes its text once, to find it prepared.
+pub trait Fragment:
+    QueryFragment<MultiBackend> + QueryFragment<Sqlite> + QueryFragment<Pg>
+{
+}
+
+impl<T> Fragment for T where
+    T: QueryFragment<MultiBackend> + QueryFragment<Sqlite> + QueryFragment<Pg> + ?Sized
+{
+}
 
 /// One piece of a [`Kept`] statement.
 pub enum Piece<'a> {
@@ -29,26 +44,44 @@ pub enum Piece<'a> {
     /// An integer bind value.
     Int(i64),
     /// A diesel fragment (a condition another area builds, say).
-    Fragment(&'a dyn QueryFragment<MultiBackend>),
+    Fragment(&'a dyn Fragment),
 }
 
 /// A statement kept prepared across runs; see the module.
 pub struct Kept<'a>(pub &'a [Piece<'a>]);
 
-impl QueryFragment<MultiBackend> for Kept<'_> {
-    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
-        for piece in self.0 {
-            match piece {
-                Piece::Sql(sql) => pass.push_sql(sql),
-                Piece::Text(value) => pass.push_bind_param::<Text, _>(value)?,
-                Piece::OptText(value) => pass.push_bind_param::<Nullable<Text>, _>(value)?,
-                Piece::Int(value) => pass.push_bind_param::<BigInt, _>(value)?,
-                Piece::Fragment(fragment) => fragment.walk_ast(pass.reborrow())?,
+/// [`Kept`] and [`Returning`] written for each engine and for the
+/// multi-connection.
+macro_rules! written_for {
+    ($($db:ty),*) => {$(
+        impl QueryFragment<$db> for Kept<'_> {
+            fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, $db>) -> QueryResult<()> {
+                for piece in self.0 {
+                    match piece {
+                        Piece::Sql(sql) => pass.push_sql(sql),
+                        Piece::Text(value) => pass.push_bind_param::<Text, _>(value)?,
+                        Piece::OptText(value) => {
+                            pass.push_bind_param::<Nullable<Text>, _>(value)?
+                        }
+                        Piece::Int(value) => pass.push_bind_param::<BigInt, _>(value)?,
+                        Piece::Fragment(fragment) => {
+                            <dyn Fragment as QueryFragment<$db>>::walk_ast(*fragment, pass.reborrow())?
+                        }
+                    }
+                }
+                Ok(())
             }
         }
-        Ok(())
-    }
+
+        impl<ST> QueryFragment<$db> for Returning<'_, ST> {
+            fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, $db>) -> QueryResult<()> {
+                QueryFragment::<$db>::walk_ast(&self.0, pass)
+            }
+        }
+    )*};
 }
+
+written_for!(MultiBackend, Sqlite, Pg);
 
 impl QueryId for Kept<'_> {
     type QueryId = ();
@@ -66,11 +99,11 @@ pub fn update(
     table: &'static str,
     column: &'static str,
     value: i64,
-    condition: &dyn QueryFragment<MultiBackend>,
+    condition: &dyn Fragment,
 ) -> QueryResult<usize> {
     let mut pieces = Vec::with_capacity(8);
     push_update(&mut pieces, table, column, value, condition);
-    Kept(&pieces).execute(conn)
+    crate::db::on_engine!(conn, |c| Kept(&pieces).execute(c))
 }
 
 /// An [`update`] to run, or to nest in a larger statement.
@@ -79,7 +112,7 @@ pub struct Update<'a> {
     pub table: &'static str,
     pub column: &'static str,
     pub value: i64,
-    pub condition: &'a dyn QueryFragment<MultiBackend>,
+    pub condition: &'a dyn Fragment,
 }
 
 impl<'a> Update<'a> {
@@ -100,7 +133,7 @@ pub fn push_update<'a>(
     table: &'static str,
     column: &'static str,
     value: i64,
-    condition: &'a dyn QueryFragment<MultiBackend>,
+    condition: &'a dyn Fragment,
 ) {
     pieces.extend([
         Piece::Sql("UPDATE "),
@@ -122,7 +155,7 @@ pub fn insert(
 ) -> QueryResult<usize> {
     let mut pieces = Vec::with_capacity(4 * row.len() + 4);
     push_insert(&mut pieces, table, row, None);
-    Kept(&pieces).execute(conn)
+    crate::db::on_engine!(conn, |c| Kept(&pieces).execute(c))
 }
 
 /// Appends [`insert`]'s statement to `pieces`; with `only_if`, the row is
@@ -168,12 +201,6 @@ pub struct Returning<'a, ST>(pub Kept<'a>, std::marker::PhantomData<ST>);
 impl<'a, ST> Returning<'a, ST> {
     pub fn new(pieces: &'a [Piece<'a>]) -> Self {
         Returning(Kept(pieces), std::marker::PhantomData)
-    }
-}
-
-impl<ST> QueryFragment<MultiBackend> for Returning<'_, ST> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
     }
 }
 

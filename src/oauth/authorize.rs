@@ -526,14 +526,9 @@ fn approve_at_once(
         " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f), \
         (SELECT count(*) FROM m), (SELECT count(*) FROM k), (SELECT count(*) FROM r)",
     ));
-    let (taken, fresh, manager, client, approved) = db::kept::Returning::<(
-        BigInt,
-        BigInt,
-        BigInt,
-        BigInt,
-        BigInt,
-    )>::new(&p)
-    .get_result::<(i64, i64, i64, i64, i64)>(conn)?;
+    let statement = db::kept::Returning::<(BigInt, BigInt, BigInt, BigInt, BigInt)>::new(&p);
+    let (taken, fresh, manager, client, approved) = db::on_engine!(conn, |c| statement
+        .get_result::<(i64, i64, i64, i64, i64)>(c))?;
     Ok(Some(match () {
         _ if taken == 0 || fresh == 0 => Answered::Expired,
         _ if manager == 0 => Answered::Refused(NOT_A_MANAGER.into()),

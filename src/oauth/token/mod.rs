@@ -15,7 +15,6 @@ use crate::db::schema::{access_tokens, auth_codes, authorizations as authz, refr
 use crate::db::{self, DbConn};
 use crate::oauth::clients::Client;
 use diesel::prelude::*;
-use diesel::query_builder::QueryFragment;
 use serde::Serialize;
 
 mod authorization_code;
@@ -132,7 +131,7 @@ trait SingleUse: Sized {
 struct Spending {
     table: &'static str,
     /// Its row, still unspent.
-    unspent: Box<dyn QueryFragment<db::MultiBackend> + Send>,
+    unspent: Box<dyn db::kept::Fragment + Send>,
 }
 
 /// `SingleUse` for the row type `$row` of the table `$table`; `$revoked`
@@ -593,8 +592,11 @@ fn redeem_at_once(
         pieces.push(Sql(
             ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM c)",
         ));
-        db::kept::Returning::<(diesel::sql_types::BigInt, diesel::sql_types::BigInt)>::new(&pieces)
-            .get_result::<(i64, i64)>(conn)
+        let statement =
+            db::kept::Returning::<(diesel::sql_types::BigInt, diesel::sql_types::BigInt)>::new(
+                &pieces,
+            );
+        db::on_engine!(conn, |c| statement.get_result::<(i64, i64)>(c))
     })?;
     if touched == 0 {
         return why_inactive(conn, authorization);
@@ -612,7 +614,7 @@ fn redeem_at_once(
 /// same row first.
 fn still_active<T>(
     authorization: &Authorization,
-    f: impl FnOnce(&dyn QueryFragment<db::MultiBackend>) -> T,
+    f: impl FnOnce(&dyn db::kept::Fragment) -> T,
 ) -> T {
     let active = authz::id
         .eq(&authorization.id)
