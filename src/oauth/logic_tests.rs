@@ -21,6 +21,24 @@ use crate::error::Error;
 use base64::Engine;
 use sha2::Digest;
 
+/// Two tests of `$body` (a function of a [`Node`]): on SQLite, and on
+/// PostgreSQL when the tests have one (`KEYGATE_TEST_POSTGRES_URL`).
+macro_rules! on_both_engines {
+    ($sqlite:ident, $postgres:ident, $body:path) => {
+        #[test]
+        fn $sqlite() {
+            $body(Node::new());
+        }
+
+        #[test]
+        fn $postgres() {
+            if let Some(n) = Node::postgres() {
+                $body(n);
+            }
+        }
+    };
+}
+
 mod statements;
 
 const ISSUER: &str = crate::credentials::testkit::ISSUER;
@@ -846,17 +864,11 @@ fn revoking_an_access_token_writes_its_event_and_row_once(n: Node) {
     assert_eq!(n.log("access_token.revoked_by_client").len(), 1);
 }
 
-#[test]
-fn revoking_an_access_token_on_sqlite() {
-    revoking_an_access_token_writes_its_event_and_row_once(Node::new());
-}
-
-#[test]
-fn revoking_an_access_token_on_postgresql() {
-    if let Some(n) = Node::postgres() {
-        revoking_an_access_token_writes_its_event_and_row_once(n);
-    }
-}
+on_both_engines!(
+    revoking_an_access_token_on_sqlite,
+    revoking_an_access_token_on_postgresql,
+    revoking_an_access_token_writes_its_event_and_row_once
+);
 
 /// Answering a held request on both engines (PostgreSQL writes an approval
 /// as one statement): each refusal names its reason, spends the request and
@@ -949,14 +961,8 @@ fn answering_a_held_request(mut n: Node) {
     assert_eq!(n.log("app.authorized").len(), 1);
 }
 
-#[test]
-fn answering_a_held_request_on_sqlite() {
-    answering_a_held_request(Node::new());
-}
-
-#[test]
-fn answering_a_held_request_on_postgresql() {
-    if let Some(n) = Node::postgres() {
-        answering_a_held_request(n);
-    }
-}
+on_both_engines!(
+    answering_a_held_request_on_sqlite,
+    answering_a_held_request_on_postgresql,
+    answering_a_held_request
+);

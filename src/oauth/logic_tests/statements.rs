@@ -98,17 +98,11 @@ fn prepared(
     out
 }
 
-#[test]
-fn a_refresh_prepares_its_statements_once_per_connection() {
-    prepares_once(Node::new());
-}
-
-#[test]
-fn on_postgresql_a_refresh_prepares_its_statements_once_per_connection() {
-    if let Some(n) = Node::postgres() {
-        prepares_once(n);
-    }
-}
+on_both_engines!(
+    a_refresh_prepares_its_statements_once_per_connection,
+    on_postgresql_a_refresh_prepares_its_statements_once_per_connection,
+    prepares_once
+);
 
 fn prepares_once(n: Node) {
     let (_, refresh, _) = n.tokens(&n.owner);
