@@ -647,6 +647,20 @@ impl Node {
         created
     }
 
+    /// Deletes a registered API (ending what was granted for it) and drops
+    /// the node's copy of the registry.
+    fn delete_resource(&self, api: &crate::resources::Created) {
+        let revoke = authorizations::revoke_for_resource;
+        crate::resources::delete(
+            &mut self.conn(),
+            &self.credentials.cache,
+            &api.resource.id,
+            revoke,
+        )
+        .expect("deleted");
+        self.resources.forget();
+    }
+
     /// Introspection with a resource's credentials.
     fn introspect_as(&self, r: &crate::resources::Created, token: &str) -> Introspection {
         let params = form(&[
@@ -792,15 +806,7 @@ fn deleting_a_resource_ends_its_authorizations_and_credentials() {
     let (code, verifier, id) = n.approve_with(&n.owner, &[("resource", API)]).unwrap();
     let t = n.exchange(&code, &verifier).unwrap();
     assert!(n.introspect_as(&api, &t.access_token).active);
-    let revoke = authorizations::revoke_for_resource;
-    crate::resources::delete(
-        &mut n.conn(),
-        &n.credentials.cache,
-        &api.resource.id,
-        revoke,
-    )
-    .expect("deleted");
-    n.resources.forget();
+    n.delete_resource(&api);
     assert!(n.revoked_at(&id).is_some());
     assert!(!n.introspect(&n.client, &t.access_token, None).active);
     assert_eq!(n.log("app.revoked_resource_deleted").len(), 1);
@@ -890,15 +896,7 @@ fn answering_a_held_request(mut n: Node) {
     // An API deleted while the person decided.
     let api = n.register(API);
     let (held, _) = n.hold(&[("resource", API)]);
-    let revoke = authorizations::revoke_for_resource;
-    crate::resources::delete(
-        &mut n.conn(),
-        &n.credentials.cache,
-        &api.resource.id,
-        revoke,
-    )
-    .expect("deleted");
-    n.resources.forget();
+    n.delete_resource(&api);
     assert!(refused(n.answer(&n.owner, &held)).contains("The API this application asked for"));
     expired(n.answer(&n.owner, &held));
     assert!(n.log("app.authorized").is_empty(), "nothing authorized");
