@@ -8,7 +8,6 @@ use super::revocation::{self, Event};
 use crate::accounts::audit::{Actor, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
-use diesel::RunQueryDsl;
 
 /// A change to make: who makes it, and how the security log names it.
 #[derive(Clone, Copy)]
@@ -127,52 +126,33 @@ impl<'a> Change<'a> {
         detail: Option<&str>,
     ) -> Result<Option<Vec<Event>>> {
         /// The names of the event inserts in the statement: as many events at most.
-        const EVENTS: [&str; 4] = [", e0 AS (", ", e1 AS (", ", e2 AS (", ", e3 AS ("];
-        const CHANGED: Option<&str> = Some("EXISTS (SELECT 1 FROM u)");
+        const EVENTS: [&str; 4] = ["e0", "e1", "e2", "e3"];
         let entry = self.entry(workspace_id, detail);
         let events = self.all_events();
+        let apart = |conn: &mut DbConn| {
+            if update.run(conn)? == 0 {
+                return Ok(None);
+            }
+            self.record(conn, workspace_id, detail).map(Some)
+        };
         match conn {
             DbConn::Postgresql(_) if !entry.has_event() && events.len() <= EVENTS.len() => {
-                use db::Piece::Sql;
                 let now_ms = db::now_ms();
                 let rows: Vec<_> = events.iter().map(|e| revocation::row(e, now_ms)).collect();
                 let id = db::new_id();
                 let logged = entry.row(&id, db::now());
-                let mut pieces = Vec::with_capacity(32 + 12 * rows.len());
-                pieces.push(Sql("WITH u AS ("));
-                update.push(&mut pieces);
-                pieces.push(Sql(" RETURNING 1)"));
+                let mut chain = db::kept::Chain::new();
+                chain.update("u", update, None);
                 for (name, row) in EVENTS.iter().zip(&rows) {
-                    pieces.push(Sql(name));
-                    db::kept::push_insert(&mut pieces, revocation::TABLE, row, CHANGED);
-                    pieces.push(Sql(")"));
+                    chain.insert(name, revocation::TABLE, row, "u");
                 }
-                pieces.push(Sql(", l AS ("));
-                db::kept::push_insert(&mut pieces, crate::accounts::audit::TABLE, &logged, CHANGED);
-                pieces.push(Sql(") SELECT count(*) FROM u"));
-                let statement = db::kept::Returning::<diesel::sql_types::BigInt>::new(&pieces);
-                let changed = db::on_engine!(conn, |c| statement.get_result::<i64>(c))?;
+                chain.insert("l", crate::accounts::audit::TABLE, &logged, "u");
+                let [changed] = chain.counts(["u"], conn)?;
                 Ok((changed > 0).then_some(events))
             }
-            DbConn::Postgresql(_) => db::write_tx(conn, |conn| {
-                self.update_and_record(conn, update, workspace_id, detail)
-            }),
-            DbConn::Sqlite(_) => self.update_and_record(conn, update, workspace_id, detail),
+            DbConn::Postgresql(_) => db::write_tx(conn, apart),
+            DbConn::Sqlite(_) => apart(conn),
         }
-    }
-
-    /// [`Change::record_update`] as separate statements, in the caller's transaction.
-    fn update_and_record(
-        &self,
-        conn: &mut DbConn,
-        update: db::kept::Update<'_>,
-        workspace_id: &str,
-        detail: Option<&str>,
-    ) -> Result<Option<Vec<Event>>> {
-        if update.run(conn)? == 0 {
-            return Ok(None);
-        }
-        self.record(conn, workspace_id, detail).map(Some)
     }
 
     /// Makes the change with `make` in a write transaction and

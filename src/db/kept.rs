@@ -101,12 +101,16 @@ pub fn update(
     value: i64,
     condition: &dyn Fragment,
 ) -> QueryResult<usize> {
-    let mut pieces = Vec::with_capacity(8);
-    push_update(&mut pieces, table, column, value, condition);
-    crate::db::on_engine!(conn, |c| Kept(&pieces).execute(c))
+    Update {
+        table,
+        column,
+        value,
+        condition,
+    }
+    .run(conn)
 }
 
-/// An [`update`] to run, or to nest in a larger statement.
+/// An [`update`] to run, or to nest in a [`Chain`].
 #[derive(Clone, Copy)]
 pub struct Update<'a> {
     pub table: &'static str,
@@ -118,33 +122,24 @@ pub struct Update<'a> {
 impl<'a> Update<'a> {
     /// Runs it; how many rows it changed.
     pub fn run(self, conn: &mut super::DbConn) -> QueryResult<usize> {
-        update(conn, self.table, self.column, self.value, self.condition)
+        let pieces = self.pieces();
+        crate::db::on_engine!(conn, |c| Kept(&pieces).execute(c))
     }
 
-    /// Appends it to `pieces`.
-    pub fn push(self, pieces: &mut Vec<Piece<'a>>) {
-        push_update(pieces, self.table, self.column, self.value, self.condition)
+    /// `UPDATE table SET column = value WHERE (condition)`.
+    fn pieces(self) -> [Piece<'a>; 9] {
+        [
+            Piece::Sql("UPDATE "),
+            Piece::Sql(self.table),
+            Piece::Sql(" SET "),
+            Piece::Sql(self.column),
+            Piece::Sql(" = "),
+            Piece::Int(self.value),
+            Piece::Sql(" WHERE ("),
+            Piece::Fragment(self.condition),
+            Piece::Sql(")"),
+        ]
     }
-}
-
-/// Appends [`update`]'s statement to `pieces` (to nest it in a larger one).
-pub fn push_update<'a>(
-    pieces: &mut Vec<Piece<'a>>,
-    table: &'static str,
-    column: &'static str,
-    value: i64,
-    condition: &'a dyn Fragment,
-) {
-    pieces.extend([
-        Piece::Sql("UPDATE "),
-        Piece::Sql(table),
-        Piece::Sql(" SET "),
-        Piece::Sql(column),
-        Piece::Sql(" = "),
-        Piece::Int(value),
-        Piece::Sql(" WHERE "),
-        Piece::Fragment(condition),
-    ]);
 }
 
 /// `INSERT INTO table (columns) VALUES (values)`, kept prepared.
@@ -158,14 +153,14 @@ pub fn insert(
     crate::db::on_engine!(conn, |c| Kept(&pieces).execute(c))
 }
 
-/// Appends [`insert`]'s statement to `pieces`; with `only_if`, the row is
-/// inserted only when that condition holds (`INSERT … SELECT values WHERE
-/// only_if`).
-pub fn push_insert<'a>(
+/// Appends [`insert`]'s statement to `pieces`; with `after`, the row is
+/// inserted only when that part of a [`Chain`] matched a row (`INSERT …
+/// SELECT values WHERE EXISTS (SELECT 1 FROM after)`).
+fn push_insert<'a>(
     pieces: &mut Vec<Piece<'a>>,
     table: &'static str,
     row: &[(&'static str, Piece<'a>)],
-    only_if: Option<&'static str>,
+    after: Option<&'static str>,
 ) {
     pieces.extend([
         Piece::Sql("INSERT INTO "),
@@ -178,7 +173,7 @@ pub fn push_insert<'a>(
         }
         pieces.push(Piece::Sql(column));
     }
-    pieces.push(Piece::Sql(match only_if {
+    pieces.push(Piece::Sql(match after {
         None => ") VALUES (",
         Some(_) => ") SELECT ",
     }));
@@ -188,9 +183,110 @@ pub fn push_insert<'a>(
         }
         pieces.push(value.reborrow());
     }
-    match only_if {
+    match after {
         None => pieces.push(Piece::Sql(")")),
-        Some(condition) => pieces.extend([Piece::Sql(" WHERE "), Piece::Sql(condition)]),
+        Some(part) => pieces.extend(matched(" WHERE ", part)),
+    }
+}
+
+/// `{lead}EXISTS (SELECT 1 FROM part)`: the part of a [`Chain`] matched a row.
+fn matched(lead: &'static str, part: &'static str) -> [Piece<'static>; 4] {
+    [
+        Piece::Sql(lead),
+        Piece::Sql("EXISTS (SELECT 1 FROM "),
+        Piece::Sql(part),
+        Piece::Sql(")"),
+    ]
+}
+
+/// Several writes as one statement on PostgreSQL (a data-modifying `WITH`,
+/// atomic as any statement, one round trip, kept prepared): named parts in
+/// order, each one that follows another running only if that one matched a
+/// row; [`Chain::counts`] answers how many rows chosen parts matched.
+/// SQLite has no data-modifying `WITH`.
+pub struct Chain<'a> {
+    pieces: Vec<Piece<'a>>,
+}
+
+impl<'a> Chain<'a> {
+    pub fn new() -> Self {
+        Chain {
+            pieces: Vec::with_capacity(96),
+        }
+    }
+
+    /// `name AS (part)`: a statement with `RETURNING`, or a `SELECT`.
+    pub fn part(&mut self, name: &'static str, part: impl IntoIterator<Item = Piece<'a>>) {
+        self.open(name);
+        self.pieces.extend(part);
+        self.pieces.push(Piece::Sql(")"));
+    }
+
+    /// `name AS (UPDATE … RETURNING 1)`, only if the part `after` matched.
+    pub fn update(&mut self, name: &'static str, update: Update<'a>, after: Option<&'static str>) {
+        self.open(name);
+        self.pieces.extend(update.pieces());
+        if let Some(part) = after {
+            self.pieces.extend(matched(" AND ", part));
+        }
+        self.pieces.push(Piece::Sql(" RETURNING 1)"));
+    }
+
+    /// `name AS (INSERT …)` of `row` into `table`, only if the part `after` matched.
+    pub fn insert(
+        &mut self,
+        name: &'static str,
+        table: &'static str,
+        row: &[(&'static str, Piece<'a>)],
+        after: &'static str,
+    ) {
+        self.open(name);
+        push_insert(&mut self.pieces, table, row, Some(after));
+        self.pieces.push(Piece::Sql(")"));
+    }
+
+    fn open(&mut self, name: &'static str) {
+        let lead = if self.pieces.is_empty() {
+            "WITH "
+        } else {
+            ", "
+        };
+        self.pieces
+            .extend([Piece::Sql(lead), Piece::Sql(name), Piece::Sql(" AS (")]);
+    }
+
+    /// Runs the statement (on PostgreSQL): how many rows each of `parts`
+    /// matched.
+    pub fn counts<const N: usize>(
+        mut self,
+        parts: [&'static str; N],
+        conn: &mut super::DbConn,
+    ) -> QueryResult<[i64; N]> {
+        for (i, part) in parts.iter().enumerate() {
+            self.pieces.extend([
+                Piece::Sql(if i == 0 { " SELECT ARRAY[" } else { ", " }),
+                Piece::Sql("(SELECT count(*) FROM "),
+                Piece::Sql(part),
+                Piece::Sql(")"),
+            ]);
+        }
+        self.pieces.push(Piece::Sql("]"));
+        let statement = Returning::<diesel::sql_types::Array<BigInt>>::new(&self.pieces);
+        let super::DbConn::Postgresql(pg) = conn else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a chain of writes in one statement needs PostgreSQL".into(),
+            ));
+        };
+        let counts: Vec<i64> = statement.get_result(pg)?;
+        counts.try_into().map_err(|_| {
+            diesel::result::Error::DeserializationError("a count for each part".into())
+        })
+    }
+}
+
+impl Default for Chain<'_> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -71,28 +71,15 @@ pub(crate) fn upgraded(upgrade: &str, before: &str, check: impl Fn(&mut DbConn))
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let Ok(admin_url) = std::env::var("KEYGATE_TEST_POSTGRES_URL") else {
-        eprintln!("KEYGATE_TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+    let Some(db) = super::testkit::TestDb::postgres() else {
         return;
     };
-    let name = format!("keygate_upgrade_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::establish(&admin_url).expect("postgres");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let mut url = url::Url::parse(&admin_url).expect("url");
-    url.set_path(&name);
-    let mut raw = PgConnection::establish(url.as_str()).expect("the new database");
+    let mut raw = PgConnection::establish(&db.url).expect("the new database");
     migrate_before(&mut raw, POSTGRES_MIGRATIONS, upgrade);
     raw.batch_execute(before).expect("old rows");
     drop(raw);
-    let mut conn = connect_single(url.as_str()).expect("migrated");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut conn)));
-    drop(conn);
-    let _ = admin.batch_execute(&format!("DROP DATABASE {name}"));
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let mut conn = connect_single(&db.url).expect("migrated");
+    check(&mut conn);
 }
 
 #[test]

@@ -464,7 +464,6 @@ fn approve_at_once(
     workspace_id: &str,
 ) -> Result<Option<Answered>> {
     use db::Piece::{Int, Sql, Text};
-    use diesel::sql_types::BigInt;
     let authorization = Authorization::new(
         &held.client_id,
         (workspace_id, user_id),
@@ -491,44 +490,40 @@ fn approve_at_once(
     let authorization_row = authorization.row();
     let code_row = code_row(held, &authorization.id, &code_hash, (now, now + code_ttl));
     let log_row = entry.row(&log_id, now);
-    const APPROVED: Option<&str> = Some("EXISTS (SELECT 1 FROM r)");
-    let mut p = vec![
-        Sql("WITH d AS (DELETE FROM consent_requests WHERE consent_requests.id_hash = "),
-        Text(&held.id_hash),
-        Sql(" RETURNING expires_at), f AS (SELECT 1 FROM d WHERE expires_at >= "),
-        Int(now),
-        Sql("), m AS (SELECT 1 FROM f WHERE "),
-    ];
-    p.extend(accounts::manages_locked(workspace_id, user_id));
-    p.push(Sql("), k AS (SELECT 1 FROM m WHERE "));
-    p.extend(clients::live(&held.client_id));
-    p.push(Sql("), r AS (SELECT 1 FROM k"));
-    if let Some(key) = resource_key {
-        p.push(Sql(" WHERE "));
-        p.extend(crate::resources::registered(key));
+    let mut chain = db::kept::Chain::new();
+    chain.part(
+        "d",
+        [
+            Sql("DELETE FROM consent_requests WHERE consent_requests.id_hash = "),
+            Text(&held.id_hash),
+            Sql(" RETURNING expires_at"),
+        ],
+    );
+    chain.part("f", [Sql("SELECT 1 FROM d WHERE expires_at >= "), Int(now)]);
+    let manager = accounts::manages_locked(workspace_id, user_id);
+    chain.part(
+        "m",
+        [Sql("SELECT 1 FROM f WHERE ")].into_iter().chain(manager),
+    );
+    let live = clients::live(&held.client_id);
+    chain.part("k", [Sql("SELECT 1 FROM m WHERE ")].into_iter().chain(live));
+    match resource_key {
+        Some(key) => {
+            let registered = crate::resources::registered(key);
+            chain.part(
+                "r",
+                [Sql("SELECT 1 FROM k WHERE ")]
+                    .into_iter()
+                    .chain(registered),
+            );
+        }
+        None => chain.part("r", [Sql("SELECT 1 FROM k")]),
     }
-    p.push(Sql(")"));
-    let writes = [
-        (
-            ", a AS (",
-            super::authorizations::TABLE,
-            &authorization_row[..],
-        ),
-        (", c AS (", "auth_codes", &code_row[..]),
-        (", l AS (", crate::accounts::audit::TABLE, &log_row[..]),
-    ];
-    for (name, table, row) in writes {
-        p.push(Sql(name));
-        db::kept::push_insert(&mut p, table, row, APPROVED);
-        p.push(Sql(")"));
-    }
-    p.push(Sql(
-        " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM f), \
-        (SELECT count(*) FROM m), (SELECT count(*) FROM k), (SELECT count(*) FROM r)",
-    ));
-    let statement = db::kept::Returning::<(BigInt, BigInt, BigInt, BigInt, BigInt)>::new(&p);
-    let (taken, fresh, manager, client, approved) = db::on_engine!(conn, |c| statement
-        .get_result::<(i64, i64, i64, i64, i64)>(c))?;
+    chain.insert("a", super::authorizations::TABLE, &authorization_row, "r");
+    chain.insert("c", "auth_codes", &code_row, "r");
+    chain.insert("l", crate::accounts::audit::TABLE, &log_row, "r");
+    let [taken, fresh, manager, client, approved] =
+        chain.counts(["d", "f", "m", "k", "r"], conn)?;
     Ok(Some(match () {
         _ if taken == 0 || fresh == 0 => Answered::Expired,
         _ if manager == 0 => Answered::Refused(NOT_A_MANAGER.into()),

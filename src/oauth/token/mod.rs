@@ -559,44 +559,34 @@ fn redeem_at_once(
     prepared: Prepared,
     spending: Option<Spending>,
 ) -> Result<Redeemed, OAuthError> {
-    use db::Piece::{Fragment, Sql};
     let now = db::now();
     let (refresh, access) = prepared.rows(&authorization.id);
-    let (touched, spent) = still_active(authorization, |still| {
-        let guarded;
-        let spend;
-        let mut pieces = Vec::with_capacity(80);
-        pieces.push(Sql("WITH a AS ("));
-        db::kept::push_update(&mut pieces, "authorizations", "last_used_at", now, still);
-        pieces.push(Sql(" RETURNING 1), c AS ("));
+    let [touched, spent] = still_active(authorization, |still| {
+        let mut chain = db::kept::Chain::new();
+        let touch = db::kept::Update {
+            table: "authorizations",
+            column: "last_used_at",
+            value: now,
+            condition: still,
+        };
+        chain.update("a", touch, None);
         match &spending {
             Some(spending) => {
-                guarded = [
-                    Fragment(&*spending.unspent),
-                    Sql(" AND EXISTS (SELECT 1 FROM a)"),
-                ];
-                spend = db::Kept(&guarded);
-                db::kept::push_update(&mut pieces, spending.table, "used_at", now, &spend);
-                pieces.push(Sql(" RETURNING 1)"));
+                let spend = db::kept::Update {
+                    table: spending.table,
+                    column: "used_at",
+                    value: now,
+                    condition: &*spending.unspent,
+                };
+                chain.update("c", spend, Some("a"));
             }
-            None => pieces.push(Sql("SELECT 1 FROM a)")),
+            None => chain.part("c", [db::Piece::Sql("SELECT 1 FROM a")]),
         }
-        const SPENT: Option<&str> = Some("EXISTS (SELECT 1 FROM c)");
         if let Some(refresh) = &refresh {
-            pieces.push(Sql(", r AS ("));
-            db::kept::push_insert(&mut pieces, "refresh_tokens", refresh, SPENT);
-            pieces.push(Sql(")"));
+            chain.insert("r", "refresh_tokens", refresh, "c");
         }
-        pieces.push(Sql(", t AS ("));
-        db::kept::push_insert(&mut pieces, "access_tokens", &access, SPENT);
-        pieces.push(Sql(
-            ") SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM c)",
-        ));
-        let statement =
-            db::kept::Returning::<(diesel::sql_types::BigInt, diesel::sql_types::BigInt)>::new(
-                &pieces,
-            );
-        db::on_engine!(conn, |c| statement.get_result::<(i64, i64)>(c))
+        chain.insert("t", "access_tokens", &access, "c");
+        chain.counts(["a", "c"], conn)
     })?;
     if touched == 0 {
         return why_inactive(conn, authorization);
