@@ -58,4 +58,13 @@ impl Error {
     }
 }
 
+impl From<crate::db::batch::Unanswered> for Error {
+    fn from(e: crate::db::batch::Unanswered) -> Self {
+        match e {
+            crate::db::batch::Unanswered::Pool(e) => Error::Pool(e),
+            crate::db::batch::Unanswered::Failed(e) => Error::Db(e),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -44,23 +44,26 @@ struct Waiter {
     wake: Arc<Condvar>,
 }
 
-/// The writers of one database waiting for a shared transaction.
+/// The writers of one database waiting for a shared transaction: threads
+/// with a connection of their own ([`Group::run`]), and requests served on
+/// the async workers ([`Group::batched`], `db::batch`).
 #[derive(Default)]
 pub struct Group {
     queue: Mutex<VecDeque<Arc<Mutex<Waiter>>>>,
+    pub(super) requests: Arc<super::batch::Requests>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The error a piece of work gets when its batch did not commit, or when the
 /// work itself panicked.
-fn failed(why: String) -> DbError {
+pub(super) fn failed(why: String) -> DbError {
     DbError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(why))
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -80,7 +83,9 @@ impl Group {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
     {
-        if !matches!(conn, DbConn::Sqlite(_)) {
+        // PostgreSQL; or SQLite inside a batch's transaction (`db::batch`),
+        // where this write is a savepoint of it, answered with the batch.
+        if !matches!(conn, DbConn::Sqlite(_)) || super::batch::in_batch(conn) {
             return write_tx(conn, f);
         }
         let result: Arc<Mutex<Option<Result<T, E>>>> = Arc::default();

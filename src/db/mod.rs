@@ -2,6 +2,7 @@
 //! whose manager picks the backend from the URL, and the embedded migrations.
 
 pub mod backup;
+pub mod batch;
 pub mod group;
 pub mod kept;
 pub mod paging;
@@ -212,7 +213,7 @@ pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Pool, String> {
         .connection_timeout(Duration::from_secs(3))
         .build_unchecked(manager);
     match pool.get_timeout(Duration::from_secs(10)) {
-        Ok(_) => Ok(Pool::new(pool, health)),
+        Ok(_) => Ok(Pool::new(pool, health, parsed.is_sqlite())),
         Err(_) => {
             // r2d2 hides the cause; open one connection by hand to report it.
             let mgr = ConnectionManager::new(parsed);
@@ -291,7 +292,7 @@ pub fn migrations_current(conn: &mut DbConn) -> bool {
     matches!(pending, Ok(false))
 }
 
-static SQLITE_WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SQLITE_WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A write transaction. On SQLite it takes the write lock at BEGIN
 /// (`BEGIN IMMEDIATE`), so that a read followed by a write never fails with
@@ -303,6 +304,8 @@ where
 {
     match conn {
         DbConn::Postgresql(_) => conn.transaction(f),
+        // Inside a batch's transaction (`db::batch`): a savepoint of it.
+        DbConn::Sqlite(_) if batch::in_batch(conn) => batch::savepoint(conn, f),
         DbConn::Sqlite(_) => {
             // Writers of this process queue on a mutex, which wakes the next at
             // once; SQLite's own busy handler (left for other processes) sleeps

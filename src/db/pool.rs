@@ -145,6 +145,10 @@ pub enum PoolError {
     /// The database is known to be away: answered without waiting.
     #[error("the database is away")]
     Away,
+    /// No connection for a batch of writes (`db::batch`), said by the
+    /// thread that tried.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
@@ -154,11 +158,25 @@ pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 pub struct Pool {
     inner: r2d2::Pool<ConnectionManager>,
     health: Arc<Health>,
+    sqlite: bool,
 }
 
 impl Pool {
-    pub(super) fn new(inner: r2d2::Pool<ConnectionManager>, health: Arc<Health>) -> Pool {
-        Pool { inner, health }
+    pub(super) fn new(
+        inner: r2d2::Pool<ConnectionManager>,
+        health: Arc<Health>,
+        sqlite: bool,
+    ) -> Pool {
+        Pool {
+            inner,
+            health,
+            sqlite,
+        }
+    }
+
+    /// Whether the database is SQLite (else PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     /// A connection: at once an error while the database is known to be

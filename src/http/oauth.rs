@@ -274,9 +274,20 @@ fn failure_response(svc: &Services, key: &str, e: &OAuthError) -> HttpResponse {
     error_response(e)
 }
 
+/// How a client endpoint's area function runs.
+#[derive(Clone, Copy)]
+enum Run {
+    /// It reads (introspection): on a blocking thread, on a connection of
+    /// the pool.
+    Reads,
+    /// It writes (grants, revocation): in the node's shared write
+    /// transaction (`db::batch`), answered once committed.
+    Writes,
+}
+
 /// Runs one client endpoint's area function off the async workers and maps
 /// its answer; a failed or panicked worker is a 500 in RFC 6749's shape.
-async fn client_endpoint<T, F>(svc: Svc, request: ClientRequest, f: F) -> HttpResponse
+async fn client_endpoint<T, F>(svc: Svc, run: Run, request: ClientRequest, f: F) -> HttpResponse
 where
     T: Send + 'static,
     F: FnOnce(&Services, &mut DbConn, Option<&str>, &Params) -> Result<T, OAuthError>
@@ -288,15 +299,24 @@ where
         params, auth, key, ..
     } = request;
     let svc2 = svc.clone();
-    let result = web::block(move || {
-        let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
-        f(&svc2, &mut conn, auth.as_deref(), &params)
-    })
-    .await;
+    let result = match run {
+        Run::Reads => web::block(move || {
+            let mut conn = svc2.pool.get().map_err(crate::error::Error::from)?;
+            f(&svc2, &mut conn, auth.as_deref(), &params)
+        })
+        .await
+        .unwrap_or_else(|_| Err(OAuthError::server_error("internal error"))),
+        Run::Writes => {
+            let pool = svc.pool.clone();
+            svc.writes
+                .batched(&pool, move |conn| f(&svc2, conn, auth.as_deref(), &params))
+                .await
+                .unwrap_or_else(|e| Err(crate::error::Error::from(e).into()))
+        }
+    };
     match result {
-        Ok(Ok(answer)) => answer.respond(),
-        Ok(Err(e)) => failure_response(&svc, &key, &e),
-        Err(_) => error_response(&OAuthError::server_error("internal error")),
+        Ok(answer) => answer.respond(),
+        Err(e) => failure_response(&svc, &key, &e),
     }
 }
 
@@ -361,7 +381,7 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
         Ok(e) => e,
         Err(refused) => return refused,
     };
-    client_endpoint(svc, r, move |svc, conn, auth, params| {
+    client_endpoint(svc, Run::Writes, r, move |svc, conn, auth, params| {
         if let Some(doc) = &document {
             client_auth::document_client(&svc.clients, conn, doc)?;
         }
@@ -395,7 +415,7 @@ async fn revoke_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> H
         Ok(e) => e,
         Err(refused) => return refused,
     };
-    client_endpoint(svc, r, move |svc, conn, auth, params| {
+    client_endpoint(svc, Run::Writes, r, move |svc, conn, auth, params| {
         let mut issuer = svc.issuer();
         issuer.extras = extras.as_ref();
         revoke::request(&issuer, conn, auth, params)
@@ -417,7 +437,7 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
                 Ok(e) => e,
                 Err(refused) => return refused,
             };
-            client_endpoint(svc, r, move |svc, conn, auth, params| {
+            client_endpoint(svc, Run::Reads, r, move |svc, conn, auth, params| {
                 let mut issuer = svc.issuer();
                 issuer.extras = extras.as_ref();
                 introspect::request(&issuer, conn, auth, params)
