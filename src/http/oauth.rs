@@ -8,7 +8,7 @@ use crate::oauth::client_auth;
 use crate::oauth::error::OAuthError;
 use crate::oauth::introspect::{self, Introspection};
 use crate::oauth::registration::cimd::{self, CimdError, ClientDocument};
-use crate::oauth::token::{self, TokenResponse};
+use crate::oauth::token::{self, Issued};
 use crate::oauth::{revoke, Params};
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
@@ -315,31 +315,35 @@ where
         }
     };
     match result {
-        Ok(answer) => answer.respond(),
+        Ok(answer) => answer.respond(&svc),
         Err(e) => failure_response(&svc, &key, &e),
     }
 }
 
 /// How a client endpoint's success is answered.
 trait ClientAnswer {
-    fn respond(self) -> HttpResponse;
+    fn respond(self, svc: &Services) -> HttpResponse;
 }
 
-impl ClientAnswer for TokenResponse {
-    fn respond(self) -> HttpResponse {
-        no_store_json(&self)
+/// The tokens are signed here, on the worker, once their rows are committed.
+impl ClientAnswer for Issued {
+    fn respond(self, svc: &Services) -> HttpResponse {
+        match self.sign(&svc.credentials.keys) {
+            Ok(response) => no_store_json(&response),
+            Err(e) => error_response(&e),
+        }
     }
 }
 
 impl ClientAnswer for Introspection {
-    fn respond(self) -> HttpResponse {
+    fn respond(self, _: &Services) -> HttpResponse {
         no_store_json(&self)
     }
 }
 
 /// RFC 7009 §2.2: 200 with an empty body.
 impl ClientAnswer for () {
-    fn respond(self) -> HttpResponse {
+    fn respond(self, _: &Services) -> HttpResponse {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()
@@ -387,7 +391,7 @@ async fn token_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) -> Ht
         }
         let mut issuer = svc.issuer();
         issuer.extras = extras.as_ref();
-        token::grant(&issuer, conn, auth, params)
+        token::issue(&issuer, conn, auth, params)
     })
     .await
 }
@@ -430,7 +434,7 @@ async fn introspect_endpoint(svc: Svc, req: HttpRequest, payload: web::Payload) 
     };
     // The steady state needs no database: a known client and a verified token.
     match introspect::from_memory(&svc.issuer(), r.auth.as_deref(), &r.params) {
-        Some(Ok(v)) => v.respond(),
+        Some(Ok(v)) => v.respond(&svc),
         Some(Err(e)) => failure_response(&svc, &r.key, &e),
         None => {
             let extras = match request_extras(&svc, &req, &r, None).await {

@@ -63,7 +63,7 @@ pub(super) fn issue_standing(
     let prepared = bind(prepared, cx);
     let outcome = redeem(conn, cx.writes, authorization.clone(), prepared, None).map_err(plain)?;
     match outcome {
-        Redeemed::Issued(p) => p.finish(cx.config, cx.keys).map_err(plain),
+        Redeemed::Issued(p) => Ok(p.issued(cx.config)),
         Redeemed::Refused(e) => Err(plain(e)),
         Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(plain(OAuthError::invalid_grant("already used"))),

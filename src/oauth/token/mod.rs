@@ -38,12 +38,11 @@ pub struct TokenResponse {
     pub workspace_id: String,
 }
 
-/// What every grant works with: the node's settings and signing keys, and
-/// the client that authenticated.
+/// What every grant works with: the node's settings and the client that
+/// authenticated.
 #[derive(Clone, Copy)]
 pub struct Grant<'a> {
     config: &'a Config,
-    keys: &'a KeyRing,
     client: &'a Client,
     writes: &'a db::group::Group,
     /// The key of the request's DPoP proof (RFC 9449 §5), if it sent one.
@@ -52,9 +51,38 @@ pub struct Grant<'a> {
     idp_keys: &'a [(String, std::sync::Arc<jsonwebtoken::jwk::JwkSet>)],
 }
 
-/// What a grant produced: the response, or an error plus revocation events to
-/// apply (a replayed code or refresh token revokes its authorization).
-pub type GrantResult = Result<TokenResponse, (OAuthError, Vec<Event>)>;
+/// What a grant produced: the tokens issued (stored, the access token still
+/// to sign), or an error plus revocation events to apply (a replayed code or
+/// refresh token revokes its authorization).
+pub type GrantResult = Result<Issued, (OAuthError, Vec<Event>)>;
+
+/// A grant's tokens once their rows are written: the access token's claims,
+/// signed by [`Issued::sign`] after the write has committed (outside the
+/// write transaction, which on SQLite other grants share).
+pub struct Issued {
+    claims: AccessClaims,
+    refresh_token: Option<String>,
+    expires_in: i64,
+}
+
+impl Issued {
+    /// Signs the access token: the token endpoint's response.
+    pub fn sign(self, keys: &KeyRing) -> Result<TokenResponse, OAuthError> {
+        let access_token = keys.sign(&self.claims)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: if self.claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token,
+            scope: self.claims.scope,
+            workspace_id: self.claims.workspace_id,
+        })
+    }
+}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = auth_codes)]
@@ -241,7 +269,7 @@ fn spend<R: SingleUse>(
     )
     .map_err(plain)?;
     match outcome {
-        Redeemed::Issued(p) => p.finish(cx.config, cx.keys).map_err(plain),
+        Redeemed::Issued(p) => Ok(p.issued(cx.config)),
         Redeemed::Refused(e) => Err(plain(e)),
         Redeemed::ApproverGone => Err(approver_gone(conn, &authorization.id)),
         Redeemed::Replayed => Err(replayed(conn, &authorization.id, R::SPENT)),
@@ -487,21 +515,13 @@ impl Prepared {
         Ok(())
     }
 
-    /// After the commit: signs the access token.
-    fn finish(self, config: &Config, keys: &KeyRing) -> Result<TokenResponse, OAuthError> {
-        let access_token = keys.sign(&self.claims)?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: if self.claims.cnf.is_some() {
-                "DPoP"
-            } else {
-                "Bearer"
-            },
-            expires_in: config.access_token_ttl,
+    /// Once its rows are written: the tokens, to sign after the commit.
+    fn issued(self, config: &Config) -> Issued {
+        Issued {
+            claims: self.claims,
             refresh_token: self.refresh.map(|r| r.token),
-            scope: self.claims.scope,
-            workspace_id: self.claims.workspace_id,
-        })
+            expires_in: config.access_token_ttl,
+        }
     }
 }
 
@@ -661,15 +681,28 @@ fn spend_dpop_proof(issuer: &super::Issuer, conn: &mut DbConn) -> Result<(), OAu
     }
 }
 
-/// The token endpoint (RFC 6749 §3.2): authenticates the client, dispatches on
-/// `grant_type`, applies what a refused grant revoked (a replayed code or
-/// refresh token) to this node's cache, and counts the outcome.
+/// The token endpoint (RFC 6749 §3.2), its tokens signed: [`issue`], then
+/// [`Issued::sign`].
 pub fn grant(
     issuer: &super::Issuer,
     conn: &mut DbConn,
     authorization_header: Option<&str>,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
+    issue(issuer, conn, authorization_header, params)?.sign(&issuer.credentials.keys)
+}
+
+/// The token endpoint's work in the database (RFC 6749 §3.2): authenticates
+/// the client, dispatches on `grant_type`, applies what a refused grant
+/// revoked (a replayed code or refresh token) to this node's cache, and
+/// counts the outcome. The access token is left to sign once the write has
+/// committed.
+pub fn issue(
+    issuer: &super::Issuer,
+    conn: &mut DbConn,
+    authorization_header: Option<&str>,
+    params: &Params,
+) -> Result<Issued, OAuthError> {
     let grant_type = params.get("grant_type").ok().flatten();
     let label = match grant_type {
         Some(g @ ("authorization_code" | "refresh_token" | "client_credentials")) => g,
@@ -698,7 +731,6 @@ pub fn grant(
         spend_dpop_proof(issuer, conn).map_err(plain)?;
         let cx = Grant {
             config: issuer.config,
-            keys: &issuer.credentials.keys,
             client: &client,
             writes: issuer.writes,
             dpop_jkt: issuer
