@@ -292,7 +292,7 @@ pub fn migrations_current(conn: &mut DbConn) -> bool {
     matches!(pending, Ok(false))
 }
 
-pub(crate) static SQLITE_WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SQLITE_WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A write transaction. On SQLite it takes the write lock at BEGIN
 /// (`BEGIN IMMEDIATE`), so that a read followed by a write never fails with
