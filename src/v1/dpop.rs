@@ -80,6 +80,9 @@ async fn record_use<N: Node>(node: &Arc<N>, proven: Proven) -> Result<bool, V1Er
         Queued::Lead(waiting) => {
             let node = node.clone();
             tokio::spawn(async move {
+                // After the requests read with this one have queued theirs
+                // (the worker polls its sockets first).
+                tokio::task::yield_now().await;
                 let drained = on_conn(&node, |node, conn| {
                     let queue = &node.credentials().proof_uses;
                     queue.drain(conn, |conn, uses| write_uses(node, conn, uses));
