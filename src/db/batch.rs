@@ -316,6 +316,7 @@ impl Drop for Mark {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::group::tests::rows;
     use crate::db::testkit::TestDb;
     use diesel::prelude::*;
     use std::sync::Arc;
@@ -340,21 +341,6 @@ mod tests {
             )
             .unwrap();
         pool
-    }
-
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-
-    fn rows(conn: &mut DbConn) -> Vec<i64> {
-        diesel::sql_query("SELECT n FROM t ORDER BY n")
-            .load::<N>(conn)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.n)
-            .collect()
     }
 
     /// A job's write, in a write transaction of its own (a savepoint of the

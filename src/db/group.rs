@@ -210,7 +210,7 @@ fn run_batch(conn: &mut DbConn, mut works: Vec<Work>) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use diesel::prelude::*;
     use std::time::Duration;
@@ -272,7 +272,8 @@ mod tests {
         n: i64,
     }
 
-    fn rows(conn: &mut DbConn) -> Vec<i64> {
+    /// The rows of the scratch table `t` (also `db::batch`'s tests').
+    pub(in crate::db) fn rows(conn: &mut DbConn) -> Vec<i64> {
         diesel::sql_query("SELECT n FROM t ORDER BY n")
             .load::<N>(conn)
             .unwrap()
