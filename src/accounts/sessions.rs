@@ -48,9 +48,13 @@ pub fn resolve(conn: &mut DbConn, cookie: &str) -> Result<Option<(Session, User)
     };
     // A disabled person's sessions end when they are disabled; this check
     // holds even for one started a moment before.
-    let user = accounts::find_user(conn, &session.user_id)
-        .ok()
-        .filter(User::may_sign_in);
+    // A person gone is no session; a database that fails is an error, not
+    // a signed-out page.
+    let user = match accounts::find_user(conn, &session.user_id) {
+        Ok(user) => Some(user).filter(User::may_sign_in),
+        Err(crate::error::Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
     Ok(user.map(|u| (session, u)))
 }
 

@@ -121,15 +121,6 @@ impl Group {
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> T + Send + 'static,
     {
-        if !pool.is_sqlite() {
-            return alone(pool, f).await;
-        }
-        // Too many waiting: this one runs on its own. (The check and the
-        // push below are two locks apart: the bound may be passed by as
-        // many jobs as there are workers pushing at that moment.)
-        if lock(&self.requests.state).jobs.len() >= MAX_WAITING {
-            return alone(pool, f).await;
-        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn: Option<&mut DbConn>| {
             let value = conn.map(f);
@@ -143,22 +134,32 @@ impl Group {
                 });
             })
         });
-        let lead = {
+        // Queued (and whether it leads), or handed back to run on its own:
+        // on PostgreSQL, or with too many waiting.
+        let queued: Result<bool, Job> = {
             let mut state = lock(&self.requests.state);
-            state.jobs.push_back(job);
-            !std::mem::replace(&mut state.draining, true)
+            if !pool.is_sqlite() || state.jobs.len() >= MAX_WAITING {
+                Err(job)
+            } else {
+                state.jobs.push_back(job);
+                Ok(!std::mem::replace(&mut state.draining, true))
+            }
         };
-        if lead {
-            // A task of its own, so that a request dropped meanwhile (its
-            // client gone) cannot leave the queue with no drain; it yields
-            // first, letting the requests read with this one queue their
-            // jobs too.
-            let requests = self.requests.clone();
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                tokio::task::yield_now().await;
-                let _ = tokio::task::spawn_blocking(move || requests.drain(&pool)).await;
-            });
+        match queued {
+            Err(job) => alone(pool, job),
+            Ok(false) => {}
+            Ok(true) => {
+                // A task of its own, so that a request dropped meanwhile (its
+                // client gone) cannot leave the queue with no drain; it yields
+                // first, letting the requests read with this one queue their
+                // jobs too.
+                let requests = self.requests.clone();
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    let _ = tokio::task::spawn_blocking(move || requests.drain(&pool)).await;
+                });
+            }
         }
         match rx.await {
             Ok(Ok(value)) => Ok(value),
@@ -177,20 +178,20 @@ impl Group {
 
 /// A job on its own on a blocking thread: its write transactions are its
 /// own, committed before it answers.
-async fn alone<T, F>(pool: &Pool, f: F) -> Result<T, Unanswered>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> T + Send + 'static,
-{
+fn alone(pool: &Pool, job: Job) {
     let pool = pool.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        Ok(f(&mut conn))
-    })
-    .await;
-    match ran {
-        Ok(answer) => answer,
-        Err(e) => Err(Unanswered::Failed(failed(format!("the write failed: {e}")))),
+    tokio::task::spawn_blocking(move || match pool.get() {
+        Ok(mut conn) => job(Some(&mut conn))(Outcome::Committed),
+        Err(e) => job(None)(Outcome::no_connection(&e)),
+    });
+}
+
+impl Outcome {
+    fn no_connection(e: &PoolError) -> Outcome {
+        Outcome::NoConnection {
+            away: matches!(e, PoolError::Away),
+            why: e.to_string(),
+        }
     }
 }
 
@@ -211,13 +212,7 @@ impl Requests {
         let _unwind = Unwind(self);
         let mut conn = match pool.get() {
             Ok(conn) => conn,
-            Err(e) => {
-                let away = matches!(e, PoolError::Away);
-                return self.answer_all(Outcome::NoConnection {
-                    away,
-                    why: e.to_string(),
-                });
-            }
+            Err(e) => return self.answer_all(Outcome::no_connection(&e)),
         };
         loop {
             let jobs: Vec<Job> = {

@@ -306,13 +306,13 @@ where
         })
         .await
         .unwrap_or_else(|_| Err(OAuthError::server_error("internal error"))),
-        Run::Writes => {
-            let pool = svc.pool.clone();
-            svc.writes
-                .batched(&pool, move |conn| f(&svc2, conn, auth.as_deref(), &params))
-                .await
-                .unwrap_or_else(|e| Err(crate::error::Error::from(e).into()))
-        }
+        Run::Writes => svc
+            .writes
+            .batched(&svc.pool, move |conn| {
+                f(&svc2, conn, auth.as_deref(), &params)
+            })
+            .await
+            .unwrap_or_else(|e| Err(crate::error::Error::from(e).into())),
     };
     match result {
         Ok(answer) => answer.respond(&svc),
